@@ -1,0 +1,223 @@
+/*
+ * cmd_bench.c - `lowrank bench`: wall-clock time of the forward pass on
+ * random input (seeded), after warm-up runs, with median and percentiles
+ * and the process's peak resident memory.
+ */
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "model/engine.h"
+#include "model/inspect.h"
+#include "model/onnx.h"
+
+static const char help[] =
+	"usage: lowrank bench MODEL.onnx [--input-shape 1,3,224,224] [--batch N]\n"
+	"                     [--threads N] [--repeat N] [--warmup N] [--seed N] [--json]\n"
+	"\n"
+	"Times the forward pass on random input (uniform in [-1, 1), seeded) after\n"
+	"warm-up runs and prints the median, 10th and 90th percentile in ms and the\n"
+	"peak resident memory of the process.\n"
+	"\n"
+	"  --input-shape S   shape of the first input (default: declared, batch 1)\n"
+	"  --batch N         override the first dimension of the input shape\n"
+	"  --threads N       threads (default: all cores)\n"
+	"  --repeat N        timed runs (default 10)\n"
+	"  --warmup N        untimed runs first (default 2)\n"
+	"  --seed N          seed of the random input (default 0)\n"
+	"  --json            one JSON object: median_ms, p10_ms, p90_ms, peak_rss_bytes, ...\n";
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double percentile(const double *sorted, int n, double p)
+{
+	double pos = p * (double)(n - 1);
+	int lo = (int)pos;
+	double frac = pos - lo;
+
+	if (lo + 1 >= n)
+		return sorted[n - 1];
+	return sorted[lo] * (1.0 - frac) + sorted[lo + 1] * frac;
+}
+
+int lr_cmd_bench(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "input-shape", required_argument, NULL, 's' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "repeat", required_argument, NULL, 'r' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int64_t dims[LR_MAX_DIMS];
+	long batch = 0, threads = 0, repeat = 10, warmup = 2, seed = 0;
+	int ndim = -1, json = 0, opt, rc, status = 1;
+	lr_model *m = NULL;
+	lr_engine *e = NULL;
+	lr_tensor *x = NULL, *y = NULL;
+	double *times = NULL;
+	lr_msg msg = { { 0 } };
+	char sbuf[160];
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			ndim = lr_cli_parse_shape(optarg, dims, LR_MAX_DIMS);
+			if (ndim < 1) {
+				lr_cli_err("bench", "--input-shape '%s' is not a list of positive integers",
+					   optarg);
+				return 2;
+			}
+			break;
+		case 'b':
+			if (lr_cli_parse_int(optarg, 1, 1 << 20, &batch) != 0) {
+				lr_cli_err("bench", "--batch must be a positive integer");
+				return 2;
+			}
+			break;
+		case 't':
+			if (lr_cli_parse_int(optarg, 1, 256, &threads) != 0) {
+				lr_cli_err("bench", "--threads must be an integer from 1 to 256");
+				return 2;
+			}
+			break;
+		case 'r':
+			if (lr_cli_parse_int(optarg, 1, 100000, &repeat) != 0) {
+				lr_cli_err("bench", "--repeat must be a positive integer");
+				return 2;
+			}
+			break;
+		case 'w':
+			if (lr_cli_parse_int(optarg, 0, 100000, &warmup) != 0) {
+				lr_cli_err("bench", "--warmup must be a non-negative integer");
+				return 2;
+			}
+			break;
+		case 'S':
+			if (lr_cli_parse_int(optarg, 0, 2147483647L, &seed) != 0) {
+				lr_cli_err("bench", "--seed must be a non-negative integer");
+				return 2;
+			}
+			break;
+		case 'j': json = 1; break;
+		case 'h': fputs(help, stdout); return 0;
+		default: fputs(help, stderr); return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fputs(help, stderr);
+		return 2;
+	}
+	rc = lr_model_load(argv[optind], NULL, &m, &msg);
+	if (rc != 0)
+		goto fail;
+	if (m->ninputs != 1) {
+		rc = lr_fail(&msg, LR_EUNSUPPORTED, "the model has %d graph inputs; bench feeds exactly one",
+			     m->ninputs);
+		goto fail;
+	}
+	if (ndim < 0 && (ndim = lr_input_shape(m, 0, 1, dims)) < 0) {
+		rc = lr_fail(&msg, LR_EINVAL, "the model does not declare its input shape; pass --input-shape");
+		goto fail;
+	}
+	if (batch > 0)
+		dims[0] = batch;
+	rc = lr_tensor_create(&x, LR_DT_FLOAT, ndim, dims, 1);
+	if (rc != 0) {
+		lr_fail(&msg, rc, "cannot allocate an input of shape %s",
+			lr_shape_str(ndim, dims, sbuf, sizeof(sbuf)));
+		goto fail;
+	}
+	{
+		uint64_t s = 0x9E3779B97F4A7C15ull * (uint64_t)(seed + 1);
+		float *xd = x->data;
+
+		for (int64_t i = 0; i < x->nelem; i++) {
+			s ^= s << 13;
+			s ^= s >> 7;
+			s ^= s << 17;
+			xd[i] = (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+		}
+	}
+	rc = lr_engine_create(&e, m, (int)threads);
+	if (rc != 0)
+		goto fail;
+	times = calloc((size_t)repeat, sizeof(double));
+	if (times == NULL) {
+		rc = LR_ENOMEM;
+		goto fail;
+	}
+	for (long i = 0; i < warmup + repeat; i++) {
+		double t0 = lr_now();
+
+		rc = lr_engine_run(e, &x, 1, &y, 1, 0, &msg);
+		if (rc != 0)
+			goto fail;
+		if (i >= warmup)
+			times[i - warmup] = (lr_now() - t0) * 1e3;
+		lr_tensor_free(y);
+		y = NULL;
+	}
+	qsort(times, (size_t)repeat, sizeof(double), cmp_double);
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON *shape = cJSON_CreateArray();
+		char *text;
+
+		for (int i = 0; i < ndim; i++)
+			cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)dims[i]));
+		cJSON_AddStringToObject(o, "model", argv[optind]);
+		cJSON_AddItemToObject(o, "input_shape", shape);
+		cJSON_AddNumberToObject(o, "threads", lr_engine_threads(e));
+		cJSON_AddNumberToObject(o, "repeat", (double)repeat);
+		cJSON_AddNumberToObject(o, "warmup", (double)warmup);
+		cJSON_AddNumberToObject(o, "seed", (double)seed);
+		cJSON_AddNumberToObject(o, "median_ms", percentile(times, (int)repeat, 0.5));
+		cJSON_AddNumberToObject(o, "p10_ms", percentile(times, (int)repeat, 0.1));
+		cJSON_AddNumberToObject(o, "p90_ms", percentile(times, (int)repeat, 0.9));
+		cJSON_AddNumberToObject(o, "min_ms", times[0]);
+		cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)lr_peak_rss_bytes());
+		cJSON_AddNumberToObject(o, "peak_activation_bytes",
+					(double)lr_engine_peak_bytes(e));
+		text = cJSON_PrintUnformatted(o);
+		if (text)
+			puts(text);
+		free(text);
+		cJSON_Delete(o);
+	} else {
+		printf("model %s, input %s, %d threads, %ld runs after %ld warm-up (seed %ld)\n",
+		       argv[optind], lr_shape_str(ndim, dims, sbuf, sizeof(sbuf)),
+		       lr_engine_threads(e), repeat, warmup, seed);
+		printf("median %.2f ms  p10 %.2f ms  p90 %.2f ms\n", percentile(times, (int)repeat, 0.5),
+		       percentile(times, (int)repeat, 0.1), percentile(times, (int)repeat, 0.9));
+		printf("peak RSS %.1f MiB, peak activations %.1f MiB\n",
+		       (double)lr_peak_rss_bytes() / 1048576.0,
+		       (double)lr_engine_peak_bytes(e) / 1048576.0);
+	}
+	status = 0;
+	goto out;
+fail:
+	lr_cli_err("bench", "%s", msg.text[0] ? msg.text : lr_strerror(rc));
+out:
+	free(times);
+	lr_tensor_free(x);
+	lr_tensor_free(y);
+	lr_engine_free(e);
+	lr_model_free(m);
+	return status;
+}

@@ -1,0 +1,335 @@
+/*
+ * engine.c - executes a loaded model node by node. See engine.h.
+ *
+ * DESIGN. A run keeps one slot per value of the model. Slots of
+ * initializers and graph inputs borrow tensors (never freed here); slots
+ * of node outputs own theirs. Before the run every value gets a count of
+ * its remaining readers; after each node the counts of its inputs drop
+ * and a tensor whose count reaches zero is freed at once (unless it is a
+ * graph output). A kernel may take over the buffer of an input for which
+ * this node is the last reader (see ops.h), which makes activations like
+ * Relu and Reshape free of copies. `live` tracks the bytes of tensors the
+ * engine owns; its maximum over the run is the reported peak.
+ */
+#include "config.h"
+
+#include "model/engine.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model/ops.h"
+#include "model/pool.h"
+
+struct lr_engine {
+	const lr_model *m;              /* borrowed */
+	lr_pool *pool;                  /* worker threads */
+	int nthreads;                   /* pool size */
+	lr_engine_observer observer;    /* optional per-node callback */
+	void *observer_ud;              /* its argument */
+	size_t peak_bytes;              /* peak live bytes of the last run */
+};
+
+int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
+{
+	lr_engine *e;
+
+	*out = NULL;
+	if (nthreads <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		nthreads = n > 0 ? (int)n : 1;
+	}
+	if (nthreads > 256)
+		nthreads = 256;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return LR_ENOMEM;
+	e->m = m;
+	e->nthreads = nthreads;
+	e->pool = lr_pool_create(nthreads);
+	if (e->pool == NULL) {
+		free(e);
+		return LR_ENOMEM;
+	}
+	openblas_set_num_threads(nthreads);
+	*out = e;
+	return 0;
+}
+
+void lr_engine_free(lr_engine *e)
+{
+	if (e == NULL)
+		return;
+	lr_pool_free(e->pool);
+	free(e);
+}
+
+void lr_engine_set_observer(lr_engine *e, lr_engine_observer fn, void *ud)
+{
+	e->observer = fn;
+	e->observer_ud = ud;
+}
+
+size_t lr_engine_peak_bytes(const lr_engine *e)
+{
+	return e->peak_bytes;
+}
+
+int lr_engine_threads(const lr_engine *e)
+{
+	return e->nthreads;
+}
+
+static size_t owned_bytes(const lr_tensor *t)
+{
+	return (t != NULL && t->data != NULL && t->owns_data) ? lr_tensor_bytes(t) : 0;
+}
+
+/* Checks a fed tensor against the graph input's declared type and shape. */
+static int check_input(const lr_value *v, const lr_tensor *t, lr_msg *msg)
+{
+	char got[160], want[160];
+
+	if (t == NULL)
+		return lr_fail(msg, LR_EINVAL, "graph input '%s' was not given", v->name);
+	if (v->elem_type != 0 && (int)t->dtype != v->elem_type &&
+	    !(v->elem_type != 1 && t->dtype == LR_DT_INT64))
+		return lr_fail(msg, LR_ESHAPE, "graph input '%s' expects element type %d, got %s",
+			       v->name, v->elem_type, lr_dtype_name(t->dtype));
+	if (v->ndim < 0)
+		return 0;
+	if (v->ndim != t->ndim)
+		goto bad;
+	for (int i = 0; i < t->ndim; i++)
+		if (v->dims[i] >= 0 && v->dims[i] != t->dims[i])
+			goto bad;
+	return 0;
+bad:
+	{
+		size_t off = 0;
+
+		off += (size_t)snprintf(want + off, sizeof(want) - off, "[");
+		for (int i = 0; i < v->ndim && off < sizeof(want); i++) {
+			if (v->dims[i] >= 0)
+				off += (size_t)snprintf(want + off, sizeof(want) - off, "%s%lld",
+							i ? "," : "", (long long)v->dims[i]);
+			else
+				off += (size_t)snprintf(want + off, sizeof(want) - off, "%s?",
+							i ? "," : "");
+		}
+		if (off < sizeof(want))
+			snprintf(want + off, sizeof(want) - off, "]");
+	}
+	return lr_fail(msg, LR_ESHAPE, "graph input '%s' expects shape %s, got %s", v->name,
+		       want, lr_shape_str(t->ndim, t->dims, got, sizeof(got)));
+}
+
+int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
+		  lr_tensor **outputs, int noutputs, int dry, lr_msg *msg)
+{
+	const lr_model *m = e->m;
+	lr_tensor **slot = NULL;
+	char *owned = NULL;
+	int *remaining = NULL;
+	lr_tensor *in[64], *out[64];
+	lr_tensor **inp = in, **outp = out;
+	size_t live = 0;
+	int rc = 0, maxio = 0;
+
+	e->peak_bytes = 0;
+	for (int i = 0; i < noutputs; i++)
+		outputs[i] = NULL;
+	if (ninputs != m->ninputs)
+		return lr_fail(msg, LR_EINVAL, "the model has %d inputs, %d were given",
+			       m->ninputs, ninputs);
+	slot = calloc((size_t)m->nvalues + 1, sizeof(*slot));
+	owned = calloc((size_t)m->nvalues + 1, 1);
+	remaining = calloc((size_t)m->nvalues + 1, sizeof(int));
+	for (int i = 0; i < m->nnodes; i++) {
+		if (m->nodes[i].nin > maxio)
+			maxio = m->nodes[i].nin;
+		if (m->nodes[i].nout > maxio)
+			maxio = m->nodes[i].nout;
+	}
+	if (maxio > 64) {
+		inp = calloc((size_t)maxio, sizeof(*inp));
+		outp = calloc((size_t)maxio, sizeof(*outp));
+	}
+	if (slot == NULL || owned == NULL || remaining == NULL || inp == NULL ||
+	    outp == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	for (int v = 0; v < m->nvalues; v++) {
+		slot[v] = m->values[v].init;
+		remaining[v] = m->values[v].nconsumers;
+	}
+	for (int i = 0; i < ninputs; i++) {
+		const lr_value *v = &m->values[m->inputs[i]];
+
+		rc = check_input(v, inputs[i], msg);
+		if (rc != 0)
+			goto out;
+		slot[m->inputs[i]] = inputs[i];
+	}
+
+	for (int ni = 0; ni < m->nnodes; ni++) {
+		const lr_node *node = &m->nodes[ni];
+		lr_opctx c;
+		size_t taken = 0;
+
+		memset(&c, 0, sizeof(c));
+		c.node = node;
+		c.opset = m->opset;
+		c.dry = dry;
+		c.pool = e->pool;
+		c.msg = msg;
+		for (int k = 0; k < node->nin; k++) {
+			int v = node->in[k];
+
+			inp[k] = NULL;
+			if (v < 0)
+				continue;
+			if (slot[v] == NULL) {
+				rc = lr_fail(msg, LR_EMODEL,
+					     "node '%s' (%s): input '%s' was not computed (an optional output nobody produced)",
+					     node->name, node->op_type, m->values[v].name);
+				goto out;
+			}
+			inp[k] = slot[v];
+			if (k < 32 && owned[v] && remaining[v] == 1 &&
+			    !m->values[v].graph_output)
+				c.takeable |= 1u << k;
+		}
+		for (int k = 0; k < node->nout; k++)
+			outp[k] = NULL;
+		rc = node->op->run(&c, inp, node->nin, outp, node->nout);
+		if (rc != 0) {
+			for (int k = 0; k < node->nout; k++)
+				lr_tensor_free(outp[k]);
+			if (msg != NULL && msg->text[0] == '\0')
+				lr_fail(msg, rc, "node '%s' (%s): %s", node->name,
+					node->op_type, lr_strerror(rc));
+			goto out;
+		}
+		/* Inputs the kernel took now live on as outputs. */
+		for (int k = 0; k < node->nin; k++) {
+			int v = node->in[k];
+
+			if (v >= 0 && inp[k] == NULL && slot[v] != NULL) {
+				taken += owned_bytes(slot[v]);
+				slot[v] = NULL;
+				owned[v] = 0;
+			}
+		}
+		live -= taken;
+		for (int k = 0; k < node->nout; k++) {
+			int v = node->out[k];
+
+			if (outp[k] == NULL) {
+				if (v >= 0 && (m->values[v].nconsumers > 0 ||
+					       m->values[v].graph_output)) {
+					rc = lr_fail(msg, LR_EUNSUPPORTED,
+						     "node '%s' (%s): output %d is not produced by lowrank's kernel",
+						     node->name, node->op_type, k);
+					goto out;
+				}
+				continue;
+			}
+			if (!dry && outp[k]->data == NULL) {
+				rc = lr_fail(msg, LR_EMODEL, "node '%s' (%s): internal error: output %d has no data",
+					     node->name, node->op_type, k);
+				lr_tensor_free(outp[k]);
+				outp[k] = NULL;
+				goto out;
+			}
+			if (v < 0) {
+				lr_tensor_free(outp[k]);
+				outp[k] = NULL;
+				continue;
+			}
+			live += owned_bytes(outp[k]);
+			slot[v] = outp[k];
+			owned[v] = 1;
+			outp[k] = NULL;
+		}
+		if (live > e->peak_bytes)
+			e->peak_bytes = live;
+		if (e->observer != NULL) {
+			lr_tensor *obs[64];
+			int nobs = node->nout < 64 ? node->nout : 64;
+
+			for (int k = 0; k < nobs; k++)
+				obs[k] = node->out[k] >= 0 ? slot[node->out[k]] : NULL;
+			rc = e->observer(e->observer_ud, m, ni, obs, nobs);
+			if (rc != 0)
+				goto out;
+		}
+		/* Release inputs whose last reader this was, and dead outputs. */
+		for (int k = 0; k < node->nin; k++) {
+			int v = node->in[k];
+
+			if (v < 0 || --remaining[v] > 0 || !owned[v] ||
+			    m->values[v].graph_output)
+				continue;
+			live -= owned_bytes(slot[v]);
+			lr_tensor_free(slot[v]);
+			slot[v] = NULL;
+			owned[v] = 0;
+		}
+		for (int k = 0; k < node->nout; k++) {
+			int v = node->out[k];
+
+			if (v >= 0 && owned[v] && m->values[v].nconsumers == 0 &&
+			    !m->values[v].graph_output) {
+				live -= owned_bytes(slot[v]);
+				lr_tensor_free(slot[v]);
+				slot[v] = NULL;
+				owned[v] = 0;
+			}
+		}
+	}
+
+	for (int i = 0; i < noutputs && i < m->noutputs; i++) {
+		int v = m->outputs[i];
+		int dup = 0;
+
+		for (int j = 0; j < i; j++)
+			dup |= m->outputs[j] == v;
+		if (slot[v] == NULL) {
+			rc = lr_fail(msg, LR_EMODEL, "graph output '%s' was not computed",
+				     m->values[v].name);
+			goto out;
+		}
+		if (owned[v] && !dup) {
+			outputs[i] = slot[v];
+			slot[v] = NULL;
+			owned[v] = 0;
+		} else {
+			rc = lr_tensor_clone(&outputs[i], slot[v]);
+			if (rc != 0)
+				goto out;
+		}
+	}
+out:
+	if (slot != NULL)
+		for (int v = 0; v < m->nvalues; v++)
+			if (owned[v])
+				lr_tensor_free(slot[v]);
+	if (rc != 0)
+		for (int i = 0; i < noutputs; i++) {
+			lr_tensor_free(outputs[i]);
+			outputs[i] = NULL;
+		}
+	if (inp != in)
+		free(inp);
+	if (outp != out)
+		free(outp);
+	free(slot);
+	free(owned);
+	free(remaining);
+	return rc;
+}

@@ -1,0 +1,70 @@
+/*
+ * engine.h - running an ONNX model on float32 NCHW tensors.
+ *
+ * DESIGN. An engine binds a loaded model to a thread pool. A run feeds the
+ * graph inputs, executes nodes in the loader's topological order, and frees
+ * every intermediate tensor right after its last consumer has run, so peak
+ * memory is the widest cut of the graph, not the sum of all activations.
+ * The engine counts the bytes of live activations and reports the peak.
+ * Convolutions and matrix products go through OpenBLAS SGEMM; OpenBLAS's
+ * thread count is set to the engine's thread count at creation (OpenBLAS
+ * keeps one process-wide setting, so engines in one process should agree).
+ *
+ * A dry run propagates shapes only: float tensors carry no data, int64
+ * shape arithmetic is computed for real. It costs microseconds and gives
+ * every tensor's shape for a given input shape (used by `lowrank inspect`
+ * and the solver's cost model).
+ *
+ * An optional observer is called after each node with its outputs, which
+ * is how the solver collects layer responses without a second engine.
+ */
+#ifndef LR_ENGINE_H
+#define LR_ENGINE_H
+
+#include <stddef.h>
+
+#include "model/lr.h"
+#include "model/onnx.h"
+#include "model/tensor.h"
+
+typedef struct lr_engine lr_engine;
+
+/*
+ * Called after node `node_index` ran; `outs` are its outputs (NULL where
+ * omitted). Return 0 to continue, negative to abort the run with that code.
+ * The tensors are owned by the engine and valid only during the call,
+ * except that the observer may keep a reference by cloning.
+ */
+typedef int (*lr_engine_observer)(void *ud, const lr_model *m, int node_index,
+				  lr_tensor *const *outs, int nout);
+
+/*
+ * Creates an engine for `m` (borrowed; must outlive the engine) using
+ * `nthreads` threads (<= 0: number of online CPUs). Returns 0 or LR_ENOMEM.
+ */
+int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads);
+
+/* Frees the engine. NULL is a no-op. */
+void lr_engine_free(lr_engine *e);
+
+/* Installs (or with fn == NULL removes) the per-node observer. */
+void lr_engine_set_observer(lr_engine *e, lr_engine_observer fn, void *ud);
+
+/*
+ * Runs the model. `inputs[i]` feeds m->inputs[i] (borrowed, not modified);
+ * all m->ninputs must be given. On success outputs[i] receives a new
+ * tensor for m->outputs[i] (caller frees each with lr_tensor_free); at most
+ * `noutputs` are returned. With `dry` set only shapes are computed.
+ * Errors name the failing node: LR_ESHAPE, LR_EMODEL, LR_EUNSUPPORTED,
+ * LR_ENOMEM, or an observer's code.
+ */
+int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
+		  lr_tensor **outputs, int noutputs, int dry, lr_msg *msg);
+
+/* Peak bytes of live activations during the last run. */
+size_t lr_engine_peak_bytes(const lr_engine *e);
+
+/* Number of threads the engine uses. */
+int lr_engine_threads(const lr_engine *e);
+
+#endif /* LR_ENGINE_H */

@@ -1,0 +1,1283 @@
+/*
+ * onnx.c - ONNX model loading, validation and saving. See onnx.h.
+ *
+ * DESIGN. Loading is a pipeline in which each stage trusts only what the
+ * previous one checked:
+ *   1. read   - mmap the file (or take the caller's buffer);
+ *   2. scan   - walk the protobuf wire format with the generated
+ *               descriptors, iteratively, refusing nesting deeper than
+ *               LR_ONNX_MAX_DEPTH and length fields past the end;
+ *   3. unpack - protobuf-c with a budgeted allocator (every byte counted);
+ *   4. index  - build the value table (initializers, graph inputs, node
+ *               outputs) with a hash from names, refusing duplicates and
+ *               dangling references;
+ *   5. order  - Kahn's topological sort; leftovers mean a cycle;
+ *   6. check  - opset range, operator support (all unsupported operators
+ *               are listed in one message), input/output counts.
+ * Initializers are converted by lr_tensor_from_proto(), which validates
+ * types and sizes and borrows float32/int64 buffers from the proto.
+ */
+#include "config.h"
+
+#include "model/onnx.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <linux/openat2.h>
+#endif
+
+#include "model/ops.h"
+
+#define DEFAULT_MAX_NODES 100000
+#define MAX_INITIALIZERS 1000000
+
+/* ---- budgeted allocator ------------------------------------------------ */
+
+struct budget {
+	size_t used;       /* bytes currently allocated */
+	size_t limit;      /* refuse allocations beyond this */
+	int exceeded;      /* 1 once an allocation was refused */
+};
+
+#define HDR 16 /* keeps 16-byte alignment of the returned pointer */
+
+static void *budget_alloc(void *ud, size_t size)
+{
+	struct budget *b = ud;
+	unsigned char *p;
+
+	if (size > b->limit - b->used || size > SIZE_MAX - HDR) {
+		b->exceeded = 1;
+		return NULL;
+	}
+	p = malloc(size + HDR);
+	if (p == NULL) {
+		b->exceeded = 1;
+		return NULL;
+	}
+	memcpy(p, &size, sizeof(size));
+	b->used += size;
+	return p + HDR;
+}
+
+static void budget_free(void *ud, void *ptr)
+{
+	struct budget *b = ud;
+	unsigned char *p = ptr;
+	size_t size;
+
+	if (p == NULL)
+		return;
+	p -= HDR;
+	memcpy(&size, p, sizeof(size));
+	b->used -= size;
+	free(p);
+}
+
+/* ---- loader state -------------------------------------------------------- */
+
+struct priv {
+	struct budget budget;          /* protobuf allocations */
+	ProtobufCAllocator alloc;      /* wraps budget */
+	int *hash;                     /* open addressing: value index or -1 */
+	size_t hash_cap;               /* power of two */
+	char *dir;                     /* model directory, or NULL */
+	const char *file;              /* name used in messages */
+};
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static const char *str_or_empty(const char *s)
+{
+	return s ? s : "";
+}
+
+int lr_model_find_value(const lr_model *m, const char *name)
+{
+	const struct priv *pv = m->priv;
+	size_t mask = pv->hash_cap - 1;
+
+	for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+		int v = pv->hash[i];
+
+		if (v < 0)
+			return -1;
+		if (strcmp(m->values[v].name, name) == 0)
+			return v;
+	}
+}
+
+/* Adds a value; returns its index, -1 if the name exists, -2 on OOM. */
+static int add_value(lr_model *m, const char *name)
+{
+	struct priv *pv = m->priv;
+	size_t mask = pv->hash_cap - 1;
+	size_t i;
+	lr_value *v;
+
+	for (i = name_hash(name) & mask; pv->hash[i] >= 0; i = (i + 1) & mask)
+		if (strcmp(m->values[pv->hash[i]].name, name) == 0)
+			return -1;
+	v = &m->values[m->nvalues];
+	memset(v, 0, sizeof(*v));
+	v->name = name;
+	v->producer = -1;
+	v->ndim = -1;
+	pv->hash[i] = m->nvalues;
+	return m->nvalues++;
+}
+
+/* ---- wire-format depth scan -------------------------------------------- */
+
+static int read_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	for (int shift = 0; shift < 64; shift += 7) {
+		uint8_t b;
+
+		if (*pos >= len)
+			return -1;
+		b = p[(*pos)++];
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*out = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Walks the message at buf[0..len) as `desc` without recursion. Sub-message
+ * fields known to the schema are entered (depth + 1); everything else is
+ * skipped by its wire length. Unknown fields are skipped, as protobuf does.
+ */
+static int scan_depth(const uint8_t *buf, size_t len,
+		      const ProtobufCMessageDescriptor *desc, const char *file,
+		      lr_msg *msg)
+{
+	struct frame {
+		const ProtobufCMessageDescriptor *desc;
+		size_t end;
+	} stack[LR_ONNX_MAX_DEPTH + 1];
+	int depth = 0;
+	size_t pos = 0;
+
+	stack[0].desc = desc;
+	stack[0].end = len;
+	for (;;) {
+		uint64_t key, n;
+		unsigned field, wire;
+
+		while (depth > 0 && pos == stack[depth].end)
+			depth--;
+		if (depth == 0 && pos == len)
+			return 0;
+		if (read_varint(buf, stack[depth].end, &pos, &key) != 0)
+			goto bad;
+		field = (unsigned)(key >> 3);
+		wire = (unsigned)(key & 7);
+		if (field == 0)
+			goto bad;
+		switch (wire) {
+		case 0:
+			if (read_varint(buf, stack[depth].end, &pos, &n) != 0)
+				goto bad;
+			break;
+		case 1:
+			if (stack[depth].end - pos < 8)
+				goto bad;
+			pos += 8;
+			break;
+		case 5:
+			if (stack[depth].end - pos < 4)
+				goto bad;
+			pos += 4;
+			break;
+		case 2: {
+			const ProtobufCFieldDescriptor *fd = NULL;
+
+			if (read_varint(buf, stack[depth].end, &pos, &n) != 0 ||
+			    n > stack[depth].end - pos)
+				goto bad;
+			if (stack[depth].desc != NULL)
+				fd = protobuf_c_message_descriptor_get_field(
+					stack[depth].desc, field);
+			if (fd != NULL && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+				if (depth + 1 > LR_ONNX_MAX_DEPTH)
+					return lr_fail(msg, LR_EMODEL,
+						       "%s: protobuf messages are nested deeper than %d levels",
+						       file, LR_ONNX_MAX_DEPTH);
+				depth++;
+				stack[depth].desc = fd->descriptor;
+				stack[depth].end = pos + (size_t)n;
+			} else {
+				pos += (size_t)n;
+			}
+			break;
+		}
+		default:
+			goto bad;
+		}
+	}
+bad:
+	return lr_fail(msg, LR_EMODEL,
+		       "%s: not an ONNX model (invalid protobuf encoding at byte %zu)",
+		       file, pos);
+}
+
+/* ---- tensors ----------------------------------------------------------- */
+
+static const char *onnx_type_name(int dt)
+{
+	static const char *names[] = {
+		"UNDEFINED", "FLOAT", "UINT8", "INT8", "UINT16", "INT16",
+		"INT32", "INT64", "STRING", "BOOL", "FLOAT16", "DOUBLE",
+		"UINT32", "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16",
+		"FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ",
+		"UINT4", "INT4",
+	};
+
+	if (dt >= 0 && dt < (int)(sizeof(names) / sizeof(names[0])))
+		return names[dt];
+	return "unknown";
+}
+
+/* Bytes per element in raw_data for the types we convert; 0 otherwise. */
+static size_t raw_elem_size(int dt)
+{
+	switch (dt) {
+	case 1: case 6: case 12: return 4;
+	case 2: case 3: case 9: return 1;
+	case 4: case 5: case 10: case 16: return 2;
+	case 7: case 11: case 13: return 8;
+	default: return 0;
+	}
+}
+
+static float half_to_float(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+	uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+	float f;
+
+	if (exp == 0) {
+		if (man == 0) {
+			bits = sign;
+		} else { /* subnormal: normalise */
+			exp = 127 - 15 + 1;
+			while (!(man & 0x400)) {
+				man <<= 1;
+				exp--;
+			}
+			man &= 0x3ff;
+			bits = sign | (exp << 23) | (man << 13);
+		}
+	} else if (exp == 31) {
+		bits = sign | 0x7f800000u | (man << 13);
+	} else {
+		bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+	}
+	memcpy(&f, &bits, sizeof(f));
+	return f;
+}
+
+static float bf16_to_float(uint16_t h)
+{
+	uint32_t bits = (uint32_t)h << 16;
+	float f;
+
+	memcpy(&f, &bits, sizeof(f));
+	return f;
+}
+
+/* Converts element i of raw little-endian bytes of ONNX type dt. */
+static void convert_raw(const uint8_t *src, int dt, int64_t n, lr_tensor *t)
+{
+	float *fo = t->data;
+	int64_t *io = t->data;
+
+	for (int64_t i = 0; i < n; i++) {
+		switch (dt) {
+		case 1: memcpy(&fo[i], src + 4 * i, 4); break;
+		case 11: { double d; memcpy(&d, src + 8 * i, 8); fo[i] = (float)d; break; }
+		case 10: { uint16_t h; memcpy(&h, src + 2 * i, 2); fo[i] = half_to_float(h); break; }
+		case 16: { uint16_t h; memcpy(&h, src + 2 * i, 2); fo[i] = bf16_to_float(h); break; }
+		case 7: memcpy(&io[i], src + 8 * i, 8); break;
+		case 6: { int32_t v; memcpy(&v, src + 4 * i, 4); io[i] = v; break; }
+		case 12: { uint32_t v; memcpy(&v, src + 4 * i, 4); io[i] = v; break; }
+		case 13: { uint64_t v; memcpy(&v, src + 8 * i, 8); io[i] = (int64_t)v; break; }
+		case 5: { int16_t v; memcpy(&v, src + 2 * i, 2); io[i] = v; break; }
+		case 4: { uint16_t v; memcpy(&v, src + 2 * i, 2); io[i] = v; break; }
+		case 3: io[i] = (int8_t)src[i]; break;
+		case 2: io[i] = src[i]; break;
+		case 9: io[i] = src[i] != 0; break;
+		default: break;
+		}
+	}
+}
+
+static lr_dtype target_dtype(int dt)
+{
+	return (dt == 1 || dt == 10 || dt == 11 || dt == 16) ? LR_DT_FLOAT
+							      : LR_DT_INT64;
+}
+
+/*
+ * Opens `location` below `dir` without following symlinks or leaving the
+ * directory. Returns an fd or a negative code with a message.
+ */
+static int open_beneath(const char *dir, const char *location,
+			const char *tname, lr_msg *msg)
+{
+	int dfd, fd;
+
+	if (location[0] == '\0' || location[0] == '/' ||
+	    strstr(location, "..") != NULL)
+		return lr_fail(msg, LR_EMODEL,
+			       "tensor '%s': external data location '%s' must be a plain relative path inside the model's directory",
+			       tname, location);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return lr_fail(msg, LR_EIO, "tensor '%s': cannot open the model directory",
+			       tname);
+#if defined(__linux__) && defined(SYS_openat2)
+	{
+		struct open_how how;
+
+		memset(&how, 0, sizeof(how));
+		how.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
+		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+		fd = (int)syscall(SYS_openat2, dfd, location, &how, sizeof(how));
+		if (fd < 0 && errno == ENOSYS)
+			fd = openat(dfd, location, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
+#else
+	fd = openat(dfd, location, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+#endif
+	close(dfd);
+	if (fd < 0)
+		return lr_fail(msg, LR_EMODEL,
+			       "tensor '%s': cannot open external data '%s' inside the model's directory (missing, or a symlink)",
+			       tname, location);
+	return fd;
+}
+
+static int read_external(const Onnx__TensorProto *tp, const char *dir,
+			 size_t want, uint8_t **out, lr_msg *msg)
+{
+	const char *tname = str_or_empty(tp->name);
+	const char *location = NULL;
+	int64_t offset = 0, length = -1;
+	struct stat st;
+	uint8_t *buf = NULL;
+	int fd, rc = 0;
+	size_t got = 0;
+
+	*out = NULL;
+	if (dir == NULL)
+		return lr_fail(msg, LR_EMODEL,
+			       "tensor '%s': external data is not allowed here (no model directory)",
+			       tname);
+	for (size_t i = 0; i < tp->n_external_data; i++) {
+		const char *k = str_or_empty(tp->external_data[i]->key);
+		const char *v = str_or_empty(tp->external_data[i]->value);
+		char *end;
+
+		if (strcmp(k, "location") == 0) {
+			location = v;
+		} else if (strcmp(k, "offset") == 0 || strcmp(k, "length") == 0) {
+			long long x;
+
+			errno = 0;
+			x = strtoll(v, &end, 10);
+			if (errno || *end || end == v || x < 0)
+				return lr_fail(msg, LR_EMODEL,
+					       "tensor '%s': external data %s '%s' is not a non-negative integer",
+					       tname, k, v);
+			if (k[0] == 'o')
+				offset = x;
+			else
+				length = x;
+		} else if (strcmp(k, "checksum") != 0) {
+			return lr_fail(msg, LR_EMODEL,
+				       "tensor '%s': unknown external data key '%s'", tname, k);
+		}
+	}
+	if (location == NULL)
+		return lr_fail(msg, LR_EMODEL, "tensor '%s': external data has no location",
+			       tname);
+	if (length >= 0 && (uint64_t)length != want)
+		return lr_fail(msg, LR_EMODEL,
+			       "tensor '%s': external data length %lld does not match its shape (%zu bytes)",
+			       tname, (long long)length, want);
+	fd = open_beneath(dir, location, tname, msg);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		rc = lr_fail(msg, LR_EMODEL, "tensor '%s': external data '%s' is not a regular file",
+			     tname, location);
+		goto out;
+	}
+	if ((uint64_t)offset > (uint64_t)st.st_size ||
+	    want > (uint64_t)st.st_size - (uint64_t)offset) {
+		rc = lr_fail(msg, LR_EMODEL,
+			     "tensor '%s': external data '%s' is too short (%lld bytes, need %zu at offset %lld)",
+			     tname, location, (long long)st.st_size, want, (long long)offset);
+		goto out;
+	}
+	buf = malloc(want ? want : 1);
+	if (buf == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	while (got < want) {
+		ssize_t r = pread(fd, buf + got, want - got, (off_t)(offset + (int64_t)got));
+
+		if (r <= 0) {
+			rc = lr_fail(msg, LR_EIO, "tensor '%s': reading external data '%s' failed",
+				     tname, location);
+			goto out;
+		}
+		got += (size_t)r;
+	}
+	*out = buf;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int lr_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir,
+			 lr_tensor **out, lr_msg *msg)
+{
+	const char *tname = str_or_empty(tp->name);
+	int dt = tp->has_data_type ? tp->data_type : 0;
+	size_t esz = raw_elem_size(dt);
+	int64_t dims[LR_MAX_DIMS], nelem;
+	size_t want;
+	uint8_t *ext = NULL;
+	lr_tensor *t = NULL;
+	lr_dtype tdt;
+	int rc;
+
+	*out = NULL;
+	if (esz == 0)
+		return lr_fail(msg, LR_EUNSUPPORTED,
+			       "tensor '%s' has data type %s (%d), which lowrank does not support",
+			       tname, onnx_type_name(dt), dt);
+	if (tp->n_dims > LR_MAX_DIMS)
+		return lr_fail(msg, LR_EUNSUPPORTED, "tensor '%s' has rank %zu; at most %d is supported",
+			       tname, tp->n_dims, LR_MAX_DIMS);
+	for (size_t i = 0; i < tp->n_dims; i++) {
+		if (tp->dims[i] < 0)
+			return lr_fail(msg, LR_EMODEL, "tensor '%s': dimension %zu is negative (%lld)",
+				       tname, i, (long long)tp->dims[i]);
+		dims[i] = tp->dims[i];
+	}
+	if (lr_shape_nelem((int)tp->n_dims, dims, &nelem) != 0 ||
+	    lr_mul_size((size_t)nelem, esz, &want) != 0 || want > ((size_t)1 << 40))
+		return lr_fail(msg, LR_EMODEL, "tensor '%s': its shape is too large", tname);
+	if (tp->segment != NULL)
+		return lr_fail(msg, LR_EUNSUPPORTED, "tensor '%s' is segmented, which is not supported",
+			       tname);
+	tdt = target_dtype(dt);
+
+	if (tp->has_data_location &&
+	    tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+		rc = read_external(tp, dir, want, &ext, msg);
+		if (rc != 0)
+			return rc;
+		rc = lr_tensor_create(&t, tdt, (int)tp->n_dims, dims, 1);
+		if (rc != 0)
+			goto fail;
+		convert_raw(ext, dt, nelem, t);
+		free(ext);
+		*out = t;
+		return 0;
+	}
+
+	if (tp->has_raw_data && tp->raw_data.len > 0) {
+		if (tp->raw_data.len != want)
+			return lr_fail(msg, LR_EMODEL,
+				       "tensor '%s': raw_data holds %zu bytes but shape %s of %s needs %zu",
+				       tname, tp->raw_data.len,
+				       lr_shape_str((int)tp->n_dims, dims, (char[160]){0}, 160),
+				       onnx_type_name(dt), want);
+		if ((dt == 1 || dt == 7) && nelem > 0 &&
+		    ((uintptr_t)tp->raw_data.data % esz) == 0)
+			return lr_tensor_wrap(out, tdt, (int)tp->n_dims, dims,
+					      tp->raw_data.data);
+		rc = lr_tensor_create(&t, tdt, (int)tp->n_dims, dims, 1);
+		if (rc != 0)
+			goto fail;
+		convert_raw(tp->raw_data.data, dt, nelem, t);
+		*out = t;
+		return 0;
+	}
+
+	/* Typed fields. */
+	{
+		size_t have;
+		const char *field;
+
+		switch (dt) {
+		case 1: have = tp->n_float_data; field = "float_data"; break;
+		case 11: have = tp->n_double_data; field = "double_data"; break;
+		case 7: have = tp->n_int64_data; field = "int64_data"; break;
+		case 12: case 13: have = tp->n_uint64_data; field = "uint64_data"; break;
+		default: have = tp->n_int32_data; field = "int32_data"; break;
+		}
+		if (have != (size_t)nelem)
+			return lr_fail(msg, LR_EMODEL,
+				       "tensor '%s': %s has %zu values but its shape %s needs %lld",
+				       tname, field, have,
+				       lr_shape_str((int)tp->n_dims, dims, (char[160]){0}, 160),
+				       (long long)nelem);
+		if (dt == 1 && nelem > 0)
+			return lr_tensor_wrap(out, tdt, (int)tp->n_dims, dims, tp->float_data);
+		if (dt == 7 && nelem > 0)
+			return lr_tensor_wrap(out, tdt, (int)tp->n_dims, dims, tp->int64_data);
+		rc = lr_tensor_create(&t, tdt, (int)tp->n_dims, dims, 1);
+		if (rc != 0)
+			goto fail;
+		for (int64_t i = 0; i < nelem; i++) {
+			float *fo = t->data;
+			int64_t *io = t->data;
+
+			switch (dt) {
+			case 11: fo[i] = (float)tp->double_data[i]; break;
+			case 10: fo[i] = half_to_float((uint16_t)tp->int32_data[i]); break;
+			case 16: fo[i] = bf16_to_float((uint16_t)tp->int32_data[i]); break;
+			case 12: case 13: io[i] = (int64_t)tp->uint64_data[i]; break;
+			case 9: io[i] = tp->int32_data[i] != 0; break;
+			case 6: case 5: case 4: case 3: case 2: io[i] = tp->int32_data[i]; break;
+			default: break;
+			}
+		}
+		*out = t;
+		return 0;
+	}
+fail:
+	free(ext);
+	lr_tensor_free(t);
+	if (rc == LR_ENOMEM)
+		return lr_fail(msg, rc, "tensor '%s': out of memory", tname);
+	return lr_fail(msg, rc, "tensor '%s': invalid shape", tname);
+}
+
+/* ---- attributes -------------------------------------------------------- */
+
+const Onnx__AttributeProto *lr_node_attr(const lr_node *n, const char *name)
+{
+	const Onnx__NodeProto *p = n->proto;
+
+	for (size_t i = 0; i < p->n_attribute; i++)
+		if (p->attribute[i]->name && strcmp(p->attribute[i]->name, name) == 0)
+			return p->attribute[i];
+	return NULL;
+}
+
+int64_t lr_node_attr_int(const lr_node *n, const char *name, int64_t def)
+{
+	const Onnx__AttributeProto *a = lr_node_attr(n, name);
+
+	return (a && a->has_i) ? a->i : def;
+}
+
+float lr_node_attr_float(const lr_node *n, const char *name, float def)
+{
+	const Onnx__AttributeProto *a = lr_node_attr(n, name);
+
+	return (a && a->has_f) ? a->f : def;
+}
+
+const char *lr_node_attr_str(const lr_node *n, const char *name,
+			     const char *def, char *buf, size_t len)
+{
+	const Onnx__AttributeProto *a = lr_node_attr(n, name);
+	size_t k;
+
+	if (a == NULL || !a->has_s || len == 0)
+		return def;
+	k = a->s.len < len - 1 ? a->s.len : len - 1;
+	if (k > 0)
+		memcpy(buf, a->s.data, k);
+	buf[k] = '\0';
+	return buf;
+}
+
+int lr_node_attr_ints(const lr_node *n, const char *name, int64_t *buf,
+		      int max, int *count)
+{
+	const Onnx__AttributeProto *a = lr_node_attr(n, name);
+
+	*count = 0;
+	if (a == NULL)
+		return 1;
+	if (a->n_ints > (size_t)max)
+		return LR_EMODEL;
+	for (size_t i = 0; i < a->n_ints; i++)
+		buf[i] = a->ints[i];
+	*count = (int)a->n_ints;
+	return 0;
+}
+
+/* ---- graph index ------------------------------------------------------- */
+
+static void read_value_info(lr_value *v, const Onnx__ValueInfoProto *vi)
+{
+	const Onnx__TypeProto *tp = vi->type;
+	const Onnx__TensorShapeProto *sh;
+
+	if (tp == NULL || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+	    tp->tensor_type == NULL)
+		return;
+	if (tp->tensor_type->has_elem_type)
+		v->elem_type = tp->tensor_type->elem_type;
+	sh = tp->tensor_type->shape;
+	if (sh == NULL || sh->n_dim > LR_MAX_DIMS)
+		return;
+	v->ndim = (int)sh->n_dim;
+	for (size_t i = 0; i < sh->n_dim; i++)
+		v->dims[i] = (sh->dim[i]->value_case ==
+				      ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+			      sh->dim[i]->dim_value >= 0)
+				     ? sh->dim[i]->dim_value
+				     : -1;
+}
+
+static void node_set_name(lr_node *n, int index)
+{
+	const Onnx__NodeProto *p = n->proto;
+
+	if (p->name != NULL && p->name[0] != '\0') {
+		n->name = p->name;
+		return;
+	}
+	if (p->n_output > 0 && p->output[0] != NULL && p->output[0][0] != '\0')
+		snprintf(n->name_buf, sizeof(n->name_buf), "#%d producing '%s'",
+			 index, p->output[0]);
+	else
+		snprintf(n->name_buf, sizeof(n->name_buf), "#%d", index);
+	n->name = n->name_buf;
+}
+
+/* Appends "Op (nodes: a, b, ...)" entries for unsupported operators. */
+static int check_ops(lr_model *m, lr_node *raw, int nraw, lr_msg *msg)
+{
+	char text[900];
+	size_t off = 0;
+	int nbad = 0;
+	char *seen = calloc((size_t)nraw + 1, 1);
+
+	if (seen == NULL)
+		return LR_ENOMEM;
+	text[0] = '\0';
+	for (int i = 0; i < nraw; i++) {
+		const char *op = raw[i].op_type;
+		const char *dom = str_or_empty(raw[i].proto->domain);
+		int shown = 0, count = 0;
+
+		if (seen[i] || raw[i].op != NULL)
+			continue;
+		nbad++;
+		if (off < sizeof(text))
+			off += (size_t)snprintf(text + off, sizeof(text) - off, "%s%s%s%s (nodes: ",
+						nbad > 1 ? "; " : "", dom[0] ? dom : "",
+						dom[0] ? "." : "", op);
+		for (int j = i; j < nraw; j++) {
+			if (raw[j].op != NULL || strcmp(raw[j].op_type, op) != 0 ||
+			    strcmp(str_or_empty(raw[j].proto->domain), dom) != 0)
+				continue;
+			seen[j] = 1;
+			count++;
+			if (shown < 4 && off < sizeof(text)) {
+				off += (size_t)snprintf(text + off, sizeof(text) - off, "%s'%s'",
+							shown ? ", " : "", raw[j].name);
+				shown++;
+			}
+		}
+		if (off < sizeof(text))
+			off += (size_t)snprintf(text + off, sizeof(text) - off, "%s)",
+						count > shown ? ", ..." : "");
+	}
+	free(seen);
+	(void)m;
+	if (nbad == 0)
+		return 0;
+	return lr_fail(msg, LR_EUNSUPPORTED, "unsupported operator%s: %s",
+		       nbad > 1 ? "s" : "", text);
+}
+
+static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
+{
+	struct priv *pv = m->priv;
+	Onnx__GraphProto *g = m->proto->graph;
+	size_t cap;
+	lr_node *raw = NULL;
+	int *indeg = NULL, *queue = NULL, *order_of = NULL;
+	int nraw, rc = 0, max_nodes;
+	size_t nvals;
+
+	max_nodes = opts && opts->max_nodes > 0 ? opts->max_nodes : DEFAULT_MAX_NODES;
+	if (g->n_node > (size_t)max_nodes)
+		return lr_fail(msg, LR_ELIMIT, "%s: the graph has %zu nodes; the limit is %d",
+			       pv->file, g->n_node, max_nodes);
+	if (g->n_initializer > MAX_INITIALIZERS)
+		return lr_fail(msg, LR_ELIMIT, "%s: the graph has too many initializers (%zu)",
+			       pv->file, g->n_initializer);
+	nraw = (int)g->n_node;
+	nvals = g->n_initializer + g->n_input;
+	for (size_t i = 0; i < g->n_node; i++) {
+		if (g->node[i]->n_output > 4096 || g->node[i]->n_input > 4096)
+			return lr_fail(msg, LR_ELIMIT, "%s: node #%zu has too many inputs or outputs",
+				       pv->file, i);
+		nvals += g->node[i]->n_output;
+	}
+	m->values = calloc(nvals + 1, sizeof(lr_value));
+	for (cap = 16; cap < 2 * (nvals + 1); cap *= 2)
+		;
+	pv->hash = malloc(cap * sizeof(int));
+	pv->hash_cap = cap;
+	raw = calloc((size_t)nraw + 1, sizeof(lr_node));
+	if (m->values == NULL || pv->hash == NULL || raw == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	memset(pv->hash, 0xff, cap * sizeof(int));
+
+	/* Initializers. */
+	for (size_t i = 0; i < g->n_initializer; i++) {
+		Onnx__TensorProto *tp = g->initializer[i];
+		const char *name = str_or_empty(tp->name);
+		int v;
+
+		if (name[0] == '\0') {
+			rc = lr_fail(msg, LR_EMODEL, "%s: initializer #%zu has no name", pv->file, i);
+			goto out;
+		}
+		v = add_value(m, name);
+		if (v < 0) {
+			rc = lr_fail(msg, LR_EMODEL, "%s: initializer '%s' is defined twice",
+				     pv->file, name);
+			goto out;
+		}
+		rc = lr_tensor_from_proto(tp, pv->dir, &m->values[v].init, msg);
+		if (rc != 0) {
+			lr_msg_prefix(msg, "%s", pv->file);
+			goto out;
+		}
+		m->values[v].elem_type = tp->data_type;
+	}
+	/* Graph inputs (an input that is also an initializer has a default). */
+	m->inputs = calloc(g->n_input + 1, sizeof(int));
+	m->outputs = calloc(g->n_output + 1, sizeof(int));
+	if (m->inputs == NULL || m->outputs == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < g->n_input; i++) {
+		const char *name = str_or_empty(g->input[i]->name);
+		int v = lr_model_find_value(m, name);
+
+		if (name[0] == '\0') {
+			rc = lr_fail(msg, LR_EMODEL, "%s: graph input #%zu has no name", pv->file, i);
+			goto out;
+		}
+		if (v >= 0 && m->values[v].init != NULL)
+			continue;
+		if (v >= 0) {
+			rc = lr_fail(msg, LR_EMODEL, "%s: graph input '%s' is declared twice",
+				     pv->file, name);
+			goto out;
+		}
+		v = add_value(m, name);
+		m->values[v].graph_input = 1;
+		read_value_info(&m->values[v], g->input[i]);
+		m->inputs[m->ninputs++] = v;
+	}
+	/* Node outputs. */
+	for (int i = 0; i < nraw; i++) {
+		Onnx__NodeProto *p = g->node[i];
+		lr_node *n = &raw[i];
+
+		n->proto = p;
+		n->proto_index = i;
+		n->op_type = str_or_empty(p->op_type);
+		node_set_name(n, i);
+		if (n->op_type[0] == '\0') {
+			rc = lr_fail(msg, LR_EMODEL, "%s: node %s has no op_type", pv->file, n->name);
+			goto out;
+		}
+		n->nin = (int)p->n_input;
+		n->nout = (int)p->n_output;
+		n->in = calloc((size_t)n->nin + 1, sizeof(int));
+		n->out = calloc((size_t)n->nout + 1, sizeof(int));
+		if (n->in == NULL || n->out == NULL) {
+			rc = LR_ENOMEM;
+			goto out;
+		}
+		for (int k = 0; k < n->nout; k++) {
+			const char *name = str_or_empty(p->output[k]);
+			int v;
+
+			n->out[k] = -1;
+			if (name[0] == '\0')
+				continue;
+			v = add_value(m, name);
+			if (v < 0) {
+				int prev = lr_model_find_value(m, name);
+
+				rc = lr_fail(msg, LR_EMODEL,
+					     "%s: node '%s' (%s): output '%s' is already defined%s%s%s",
+					     pv->file, n->name, n->op_type, name,
+					     m->values[prev].producer >= 0 ? " by node '" : " as an initializer or graph input",
+					     m->values[prev].producer >= 0 ? raw[m->values[prev].producer].name : "",
+					     m->values[prev].producer >= 0 ? "'" : "");
+				goto out;
+			}
+			m->values[v].producer = i;
+			n->out[k] = v;
+		}
+		n->op = lr_op_find(p->domain, n->op_type);
+	}
+	/* Node inputs. */
+	for (int i = 0; i < nraw; i++) {
+		lr_node *n = &raw[i];
+
+		for (int k = 0; k < n->nin; k++) {
+			const char *name = str_or_empty(n->proto->input[k]);
+			int v;
+
+			n->in[k] = -1;
+			if (name[0] == '\0')
+				continue;
+			v = lr_model_find_value(m, name);
+			if (v < 0) {
+				rc = lr_fail(msg, LR_EMODEL,
+					     "%s: node '%s' (%s): input '%s' is not produced by any node, initializer or graph input",
+					     pv->file, n->name, n->op_type, name);
+				goto out;
+			}
+			n->in[k] = v;
+			m->values[v].nconsumers++;
+		}
+	}
+	/* Graph outputs. */
+	for (size_t i = 0; i < g->n_output; i++) {
+		const char *name = str_or_empty(g->output[i]->name);
+		int v = lr_model_find_value(m, name);
+
+		if (v < 0) {
+			rc = lr_fail(msg, LR_EMODEL,
+				     "%s: graph output '%s' is not produced by any node, initializer or input",
+				     pv->file, name);
+			goto out;
+		}
+		m->values[v].graph_output = 1;
+		if (m->values[v].elem_type == 0)
+			read_value_info(&m->values[v], g->output[i]);
+		m->outputs[m->noutputs++] = v;
+	}
+	for (size_t i = 0; i < g->n_value_info; i++) {
+		int v = lr_model_find_value(m, str_or_empty(g->value_info[i]->name));
+
+		if (v >= 0 && m->values[v].ndim < 0 && m->values[v].init == NULL)
+			read_value_info(&m->values[v], g->value_info[i]);
+	}
+
+	/* Topological order (Kahn), stable with respect to file order. */
+	indeg = calloc((size_t)nraw + 1, sizeof(int));
+	queue = calloc((size_t)nraw + 1, sizeof(int));
+	order_of = calloc((size_t)nraw + 1, sizeof(int));
+	m->nodes = calloc((size_t)nraw + 1, sizeof(lr_node));
+	if (indeg == NULL || queue == NULL || order_of == NULL || m->nodes == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < nraw; i++)
+		for (int k = 0; k < raw[i].nin; k++)
+			if (raw[i].in[k] >= 0 && m->values[raw[i].in[k]].producer >= 0)
+				indeg[i]++;
+	{
+		int head = 0, tail = 0;
+		size_t nocc = 0;
+		int *start = calloc((size_t)m->nvalues + 2, sizeof(int));
+		int *occ;
+
+		/* CSR of consumers: occ[start[v] .. start[v+1]) are node indices. */
+		if (start == NULL) {
+			rc = LR_ENOMEM;
+			goto out;
+		}
+		for (int i = 0; i < nraw; i++)
+			for (int k = 0; k < raw[i].nin; k++)
+				if (raw[i].in[k] >= 0) {
+					start[raw[i].in[k] + 1]++;
+					nocc++;
+				}
+		for (int v = 0; v < m->nvalues; v++)
+			start[v + 1] += start[v];
+		occ = malloc((nocc + 1) * sizeof(int));
+		if (occ == NULL) {
+			free(start);
+			rc = LR_ENOMEM;
+			goto out;
+		}
+		{
+			int *cur = calloc((size_t)m->nvalues + 1, sizeof(int));
+
+			if (cur == NULL) {
+				free(start);
+				free(occ);
+				rc = LR_ENOMEM;
+				goto out;
+			}
+			for (int i = 0; i < nraw; i++)
+				for (int k = 0; k < raw[i].nin; k++) {
+					int v = raw[i].in[k];
+
+					if (v >= 0)
+						occ[start[v] + cur[v]++] = i;
+				}
+			free(cur);
+		}
+		for (int i = 0; i < nraw; i++)
+			if (indeg[i] == 0)
+				queue[tail++] = i;
+		while (head < tail) {
+			int i = queue[head++];
+
+			order_of[i] = head - 1;
+			for (int k = 0; k < raw[i].nout; k++) {
+				int v = raw[i].out[k];
+
+				if (v < 0)
+					continue;
+				for (int q = start[v]; q < start[v + 1]; q++)
+					if (--indeg[occ[q]] == 0)
+						queue[tail++] = occ[q];
+			}
+		}
+		free(start);
+		free(occ);
+		if (tail < nraw) {
+			for (int i = 0; i < nraw; i++)
+				if (indeg[i] > 0) {
+					rc = lr_fail(msg, LR_EMODEL,
+						     "%s: the graph has a cycle through node '%s' (%s)",
+						     pv->file, raw[i].name, raw[i].op_type);
+					goto out;
+				}
+		}
+	}
+	for (int i = 0; i < nraw; i++) {
+		int pos = order_of[i];
+
+		m->nodes[pos] = raw[i];
+		if (raw[i].name == raw[i].name_buf)
+			m->nodes[pos].name = m->nodes[pos].name_buf;
+		raw[i].in = raw[i].out = NULL; /* moved */
+	}
+	m->nnodes = nraw;
+	for (int v = 0; v < m->nvalues; v++)
+		if (m->values[v].producer >= 0)
+			m->values[v].producer = order_of[m->values[v].producer];
+
+	if (!(opts && opts->skip_op_check)) {
+		rc = check_ops(m, m->nodes, m->nnodes, msg);
+		if (rc != 0) {
+			lr_msg_prefix(msg, "%s", pv->file);
+			goto out;
+		}
+		for (int i = 0; i < m->nnodes; i++) {
+			const lr_node *n = &m->nodes[i];
+
+			if (n->nin < n->op->min_in || n->nin > n->op->max_in ||
+			    n->nout < n->op->min_out || n->nout > n->op->max_out) {
+				rc = lr_fail(msg, LR_EMODEL,
+					     "%s: node '%s' (%s) has %d inputs and %d outputs; expected %d..%d inputs and %d..%d outputs",
+					     pv->file, n->name, n->op_type, n->nin, n->nout,
+					     n->op->min_in, n->op->max_in, n->op->min_out,
+					     n->op->max_out);
+				goto out;
+			}
+		}
+	}
+out:
+	if (raw != NULL) {
+		for (int i = 0; i < nraw; i++) {
+			free(raw[i].in);
+			free(raw[i].out);
+		}
+		free(raw);
+	}
+	free(indeg);
+	free(queue);
+	free(order_of);
+	return rc;
+}
+
+/* ---- load / free / save ------------------------------------------------ */
+
+static int load_common(const uint8_t *buf, size_t len, const char *file,
+		       const char *dir, const lr_load_opts *opts,
+		       lr_model **out, lr_msg *msg)
+{
+	lr_model *m;
+	struct priv *pv;
+	int rc;
+
+	*out = NULL;
+	m = calloc(1, sizeof(*m));
+	pv = calloc(1, sizeof(*pv));
+	if (m == NULL || pv == NULL) {
+		free(m);
+		free(pv);
+		return LR_ENOMEM;
+	}
+	m->priv = pv;
+	pv->file = file;
+	if (dir != NULL && (pv->dir = strdup(dir)) == NULL) {
+		rc = LR_ENOMEM;
+		goto fail;
+	}
+	pv->budget.limit = opts && opts->budget_bytes
+				   ? opts->budget_bytes
+				   : (len > SIZE_MAX / 4 ? SIZE_MAX / 2 : 2 * len + ((size_t)64 << 20));
+	pv->alloc.alloc = budget_alloc;
+	pv->alloc.free = budget_free;
+	pv->alloc.allocator_data = &pv->budget;
+
+	rc = scan_depth(buf, len, &onnx__model_proto__descriptor, file, msg);
+	if (rc != 0)
+		goto fail;
+	m->proto = onnx__model_proto__unpack(&pv->alloc, len, buf);
+	if (m->proto == NULL) {
+		if (pv->budget.exceeded)
+			rc = lr_fail(msg, LR_ELIMIT,
+				     "%s: parsing needs more than the memory budget of %zu bytes",
+				     file, pv->budget.limit);
+		else
+			rc = lr_fail(msg, LR_EMODEL,
+				     "%s: not an ONNX model (the protobuf does not decode as onnx.ModelProto)",
+				     file);
+		goto fail;
+	}
+	if (m->proto->graph == NULL) {
+		rc = lr_fail(msg, LR_EMODEL, "%s: the model has no graph", file);
+		goto fail;
+	}
+	m->ir_version = m->proto->has_ir_version ? m->proto->ir_version : 0;
+	if (m->ir_version < 3) {
+		rc = lr_fail(msg, LR_EUNSUPPORTED,
+			     "%s: IR version %lld is not supported (need 3 or newer)", file,
+			     (long long)m->ir_version);
+		goto fail;
+	}
+	m->opset = -1;
+	for (size_t i = 0; i < m->proto->n_opset_import; i++) {
+		const Onnx__OperatorSetIdProto *os = m->proto->opset_import[i];
+		const char *d = str_or_empty(os->domain);
+
+		if (d[0] == '\0' || strcmp(d, "ai.onnx") == 0)
+			m->opset = os->has_version ? os->version : 1;
+	}
+	if (m->opset < 0) {
+		rc = lr_fail(msg, LR_EMODEL, "%s: the model imports no default-domain opset", file);
+		goto fail;
+	}
+	if (m->opset < LR_ONNX_MIN_OPSET || m->opset > LR_ONNX_MAX_OPSET) {
+		rc = lr_fail(msg, LR_EUNSUPPORTED,
+			     "%s: default-domain opset %lld is not supported (supported: %d to %d)",
+			     file, (long long)m->opset, LR_ONNX_MIN_OPSET, LR_ONNX_MAX_OPSET);
+		goto fail;
+	}
+	rc = build_index(m, opts, msg);
+	if (rc != 0)
+		goto fail;
+	*out = m;
+	return 0;
+fail:
+	lr_model_free(m);
+	return rc;
+}
+
+int lr_model_load_mem(const void *buf, size_t len, const char *name,
+		      const lr_load_opts *opts, lr_model **out, lr_msg *msg)
+{
+	return load_common(buf, len, name ? name : "model", NULL, opts, out, msg);
+}
+
+int lr_model_load(const char *path, const lr_load_opts *opts, lr_model **out,
+		  lr_msg *msg)
+{
+	struct stat st;
+	void *map = MAP_FAILED;
+	char *dir = NULL, *slash;
+	const char *base;
+	int fd, rc;
+
+	*out = NULL;
+	base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return lr_fail(msg, LR_EIO, "%s: cannot open: %s", base, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return lr_fail(msg, LR_EIO, "%s: not a regular file", base);
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		return lr_fail(msg, LR_EMODEL, "%s: the file is empty", base);
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return lr_fail(msg, LR_EIO, "%s: cannot map: %s", base, strerror(errno));
+	dir = strdup(path);
+	if (dir == NULL) {
+		munmap(map, (size_t)st.st_size);
+		return LR_ENOMEM;
+	}
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	rc = load_common(map, (size_t)st.st_size, base, dir, opts, out, msg);
+	munmap(map, (size_t)st.st_size);
+	free(dir);
+	return rc;
+}
+
+void lr_model_free(lr_model *m)
+{
+	struct priv *pv;
+
+	if (m == NULL)
+		return;
+	pv = m->priv;
+	for (int i = 0; i < m->nvalues; i++)
+		lr_tensor_free(m->values[i].init);
+	for (int i = 0; i < m->nnodes; i++) {
+		free(m->nodes[i].in);
+		free(m->nodes[i].out);
+	}
+	free(m->values);
+	free(m->nodes);
+	free(m->inputs);
+	free(m->outputs);
+	if (m->proto != NULL)
+		onnx__model_proto__free_unpacked(m->proto, &pv->alloc);
+	if (pv != NULL) {
+		free(pv->hash);
+		free(pv->dir);
+		free(pv);
+	}
+	free(m);
+}
+
+int lr_model_pack(const lr_model *m, uint8_t **buf, size_t *len)
+{
+	size_t n = onnx__model_proto__get_packed_size(m->proto);
+	uint8_t *b = malloc(n ? n : 1);
+
+	if (b == NULL)
+		return LR_ENOMEM;
+	*len = onnx__model_proto__pack(m->proto, b);
+	*buf = b;
+	return 0;
+}
+
+int lr_model_save(const lr_model *m, const char *path, lr_msg *msg)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0, off = 0;
+	char *tmp = NULL, *dir = NULL, *slash;
+	int fd = -1, rc;
+
+	rc = lr_model_pack(m, &buf, &len);
+	if (rc != 0)
+		return lr_fail(msg, rc, "out of memory serialising the model");
+	tmp = malloc(strlen(path) + 16);
+	dir = strdup(path);
+	if (tmp == NULL || dir == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	sprintf(tmp, "%s.tmpXXXXXX", path);
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		rc = lr_fail(msg, LR_EIO, "cannot create %s: %s", path, strerror(errno));
+		goto out;
+	}
+	while (off < len) {
+		ssize_t w = write(fd, buf + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			rc = lr_fail(msg, LR_EIO, "writing %s failed: %s", path, strerror(errno));
+			goto out;
+		}
+		off += (size_t)w;
+	}
+	if (fchmod(fd, 0644) != 0 || fsync(fd) != 0 || close(fd) != 0) {
+		fd = -1;
+		rc = lr_fail(msg, LR_EIO, "writing %s failed: %s", path, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		rc = lr_fail(msg, LR_EIO, "cannot rename into %s: %s", path, strerror(errno));
+		goto out;
+	}
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	{
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd >= 0) {
+			(void)fsync(dfd);
+			close(dfd);
+		}
+	}
+	free(tmp);
+	tmp = NULL;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (tmp != NULL)
+		unlink(tmp);
+	free(tmp);
+	free(dir);
+	free(buf);
+	return rc;
+}

@@ -1,0 +1,190 @@
+/*
+ * ops.c - the operator registry and helpers shared by all kernels.
+ * See ops.h for the kernel contract.
+ */
+#include "config.h"
+
+#include "model/ops.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const lr_op_def op_table[] = {
+	/* op_type, kernel, min_in, max_in, min_out, max_out */
+	{ "Conv", lr_op_conv, 2, 3, 1, 1 },
+	{ "Gemm", lr_op_gemm, 2, 3, 1, 1 },
+	{ "MatMul", lr_op_matmul, 2, 2, 1, 1 },
+	{ "MaxPool", lr_op_maxpool, 1, 1, 1, 2 },
+	{ "AveragePool", lr_op_averagepool, 1, 1, 1, 1 },
+	{ "GlobalAveragePool", lr_op_globalaveragepool, 1, 1, 1, 1 },
+	{ "GlobalMaxPool", lr_op_globalmaxpool, 1, 1, 1, 1 },
+	{ "Relu", lr_op_relu, 1, 1, 1, 1 },
+	{ "LeakyRelu", lr_op_leakyrelu, 1, 1, 1, 1 },
+	{ "PRelu", lr_op_prelu, 2, 2, 1, 1 },
+	{ "Clip", lr_op_clip, 1, 3, 1, 1 },
+	{ "Sigmoid", lr_op_sigmoid, 1, 1, 1, 1 },
+	{ "HardSigmoid", lr_op_hardsigmoid, 1, 1, 1, 1 },
+	{ "HardSwish", lr_op_hardswish, 1, 1, 1, 1 },
+	{ "Tanh", lr_op_tanh, 1, 1, 1, 1 },
+	{ "Elu", lr_op_elu, 1, 1, 1, 1 },
+	{ "Add", lr_op_add, 2, 2, 1, 1 },
+	{ "Sub", lr_op_sub, 2, 2, 1, 1 },
+	{ "Mul", lr_op_mul, 2, 2, 1, 1 },
+	{ "Div", lr_op_div, 2, 2, 1, 1 },
+	{ "BatchNormalization", lr_op_batchnorm, 5, 5, 1, 5 },
+	{ "LRN", lr_op_lrn, 1, 1, 1, 1 },
+	{ "Softmax", lr_op_softmax, 1, 1, 1, 1 },
+	{ "LogSoftmax", lr_op_logsoftmax, 1, 1, 1, 1 },
+	{ "ReduceMean", lr_op_reducemean, 1, 2, 1, 1 },
+	{ "Resize", lr_op_resize, 1, 4, 1, 1 },
+	{ "Upsample", lr_op_upsample, 1, 2, 1, 1 },
+	{ "Concat", lr_op_concat, 1, 4096, 1, 1 },
+	{ "Split", lr_op_split, 1, 2, 1, 4096 },
+	{ "Flatten", lr_op_flatten, 1, 1, 1, 1 },
+	{ "Reshape", lr_op_reshape, 1, 2, 1, 1 },
+	{ "Transpose", lr_op_transpose, 1, 1, 1, 1 },
+	{ "Squeeze", lr_op_squeeze, 1, 2, 1, 1 },
+	{ "Unsqueeze", lr_op_unsqueeze, 1, 2, 1, 1 },
+	{ "Identity", lr_op_identity, 1, 1, 1, 1 },
+	{ "Dropout", lr_op_dropout, 1, 3, 1, 2 },
+	{ "Constant", lr_op_constant, 0, 0, 1, 1 },
+	{ "Shape", lr_op_shape, 1, 1, 1, 1 },
+	{ "Gather", lr_op_gather, 2, 2, 1, 1 },
+	{ "Slice", lr_op_slice, 1, 5, 1, 1 },
+	{ "Pad", lr_op_pad, 1, 4, 1, 1 },
+	{ "Cast", lr_op_cast, 1, 1, 1, 1 },
+};
+
+static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];
+
+const lr_op_def *lr_op_find(const char *domain, const char *op_type)
+{
+	if (domain != NULL && domain[0] != '\0' && strcmp(domain, "ai.onnx") != 0)
+		return NULL;
+	for (size_t i = 0; i < sizeof(op_table) / sizeof(op_table[0]); i++)
+		if (strcmp(op_table[i].op_type, op_type) == 0)
+			return &op_table[i];
+	return NULL;
+}
+
+const char *const *lr_op_names(void)
+{
+	if (op_names[0] == NULL)
+		for (size_t i = 0; i < sizeof(op_table) / sizeof(op_table[0]); i++)
+			op_names[i] = op_table[i].op_type;
+	return op_names;
+}
+
+int lr_op_fail(lr_opctx *c, int code, const char *fmt, ...)
+{
+	char text[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return lr_fail(c->msg, code, "node '%s' (%s): %s", c->node->name,
+		       c->node->op_type, text);
+}
+
+int lr_op_output(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim,
+		 const int64_t *dims)
+{
+	char buf[160];
+	int rc = lr_tensor_create(out, dt, ndim, dims,
+				  !(c->dry && dt == LR_DT_FLOAT));
+
+	if (rc == LR_ENOMEM)
+		return lr_op_fail(c, rc, "out of memory for an output of shape %s",
+				  lr_shape_str(ndim, dims, buf, sizeof(buf)));
+	if (rc != 0)
+		return lr_op_fail(c, LR_ESHAPE, "invalid output shape %s",
+				  lr_shape_str(ndim > LR_MAX_DIMS ? 0 : ndim,
+					       dims, buf, sizeof(buf)));
+	return 0;
+}
+
+lr_tensor *lr_op_take(lr_opctx *c, lr_tensor **in, int i)
+{
+	lr_tensor *t;
+
+	if (c->dry || i >= 32 || !(c->takeable & (1u << i)) || in[i] == NULL ||
+	    !in[i]->owns_data || in[i]->data == NULL)
+		return NULL;
+	t = in[i];
+	in[i] = NULL;
+	c->takeable &= ~(1u << i);
+	return t;
+}
+
+int lr_op_need(lr_opctx *c, lr_tensor **in, int nin, int i, lr_dtype dt)
+{
+	if (i >= nin || in[i] == NULL)
+		return lr_op_fail(c, LR_EMODEL, "input %d is required", i);
+	if (in[i]->dtype != dt)
+		return lr_op_fail(c, LR_EUNSUPPORTED,
+				  "input %d has type %s, expected %s", i,
+				  lr_dtype_name(in[i]->dtype), lr_dtype_name(dt));
+	return 0;
+}
+
+int lr_op_ints_input(lr_opctx *c, lr_tensor **in, int nin, int i,
+		     int64_t *buf, int max)
+{
+	const lr_tensor *t;
+
+	if (i >= nin || in[i] == NULL)
+		return 0;
+	t = in[i];
+	if (t->data == NULL)
+		return lr_op_fail(c, LR_EUNSUPPORTED,
+				  "input %d must be computable before the run (a constant or shape expression)", i);
+	if (t->ndim > 1)
+		return lr_op_fail(c, LR_ESHAPE, "input %d must be a 1-D vector", i);
+	if (t->nelem > max)
+		return lr_op_fail(c, LR_ESHAPE, "input %d has %lld entries, at most %d allowed",
+				  i, (long long)t->nelem, max);
+	for (int64_t k = 0; k < t->nelem; k++) {
+		if (t->dtype == LR_DT_INT64) {
+			buf[k] = ((const int64_t *)t->data)[k];
+		} else {
+			float f = ((const float *)t->data)[k];
+
+			if (!(f > -9.2e18f && f < 9.2e18f))
+				return lr_op_fail(c, LR_EMODEL, "input %d entry %lld is not a finite integer",
+						  i, (long long)k);
+			buf[k] = (int64_t)f;
+		}
+	}
+	return (int)t->nelem;
+}
+
+int lr_op_axis(lr_opctx *c, int64_t axis, int rank, int *out)
+{
+	if (axis < -(int64_t)rank || axis >= rank)
+		return lr_op_fail(c, LR_EMODEL, "axis %lld is out of range for rank %d",
+				  (long long)axis, rank);
+	*out = (int)(axis < 0 ? axis + rank : axis);
+	return 0;
+}
+
+int lr_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,
+		       int *nout, int64_t *out)
+{
+	int n = na > nb ? na : nb;
+
+	for (int i = 0; i < n; i++) {
+		int64_t da = i < n - na ? 1 : a[i - (n - na)];
+		int64_t db = i < n - nb ? 1 : b[i - (n - nb)];
+
+		if (da == db || db == 1)
+			out[i] = da;
+		else if (da == 1)
+			out[i] = db;
+		else
+			return LR_ESHAPE;
+	}
+	*nout = n;
+	return 0;
+}

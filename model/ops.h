@@ -1,0 +1,167 @@
+/*
+ * ops.h - the operator kernel interface (internal to model/).
+ *
+ * DESIGN. Each ONNX operator is one function with the signature lr_op_fn.
+ * It reads attributes through the node (lr_node_attr_*), checks its inputs'
+ * types and shapes, allocates its outputs with lr_op_output() and computes
+ * them. Shape computation and numeric work are in one function: in a dry
+ * run (c->dry) lr_op_output() gives float outputs no buffer and the kernel
+ * returns right after the shapes are known, while int64 outputs (shape
+ * arithmetic) are always computed, because Reshape or Slice downstream may
+ * need their values. A kernel that wants to write into an input's buffer
+ * asks lr_op_take(); the engine grants it only when that node is the
+ * value's last reader and the buffer belongs to the engine.
+ *
+ * Version differences across opsets 7..21 are handled inside each kernel,
+ * from c->opset and from which optional inputs are present (e.g. Squeeze
+ * axes as an attribute before opset 13 and as an input from 13 on).
+ *
+ * Every failure returns a negative code and, through lr_op_fail(), a
+ * message that names the node and the offending input or attribute.
+ */
+#ifndef LR_OPS_H
+#define LR_OPS_H
+
+#include "model/lr.h"
+#include "model/onnx.h"
+#include "model/pool.h"
+#include "model/tensor.h"
+
+/* The execution context of one kernel call. */
+typedef struct lr_opctx {
+	const lr_node *node;    /* the node being run */
+	int64_t opset;          /* default-domain opset of the model */
+	int dry;                /* 1: shapes only for float outputs */
+	lr_pool *pool;          /* threads for parallel loops (may be NULL) */
+	lr_msg *msg;            /* where errors are written */
+	unsigned takeable;      /* bit i: input i's buffer may be taken */
+} lr_opctx;
+
+/*
+ * A kernel. `in[i]` is NULL for an omitted optional input (i < nin). The
+ * kernel sets out[0..nout-1] (out[i] may stay NULL for an omitted output
+ * whose value nobody reads; the engine tells by c->node->out[i] == -1).
+ * On failure the kernel frees whatever it allocated.
+ */
+typedef int (*lr_op_fn)(lr_opctx *c, lr_tensor **in, int nin,
+			lr_tensor **out, int nout);
+
+typedef struct lr_op_def {
+	const char *op_type;    /* ONNX op_type in the default domain */
+	lr_op_fn run;           /* the kernel */
+	int min_in, max_in;     /* accepted input counts */
+	int min_out, max_out;   /* accepted output counts */
+} lr_op_def;
+
+/* Finds the kernel for (domain, op_type); NULL when unsupported. */
+const lr_op_def *lr_op_find(const char *domain, const char *op_type);
+
+/* NULL-terminated list of the supported op types, for messages/docs. */
+const char *const *lr_op_names(void);
+
+/*
+ * Allocates output tensor `*out` (float outputs get no buffer in a dry
+ * run). Returns 0, LR_ENOMEM, or LR_ESHAPE/LR_ELIMIT for a bad shape
+ * (with a message naming the node).
+ */
+int lr_op_output(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim,
+		 const int64_t *dims);
+
+/*
+ * Returns in[i] for reuse as an output buffer when the engine allows it
+ * (see DESIGN), and sets in[i] to NULL so the engine does not free it;
+ * otherwise returns NULL. Never grants in a dry run.
+ */
+lr_tensor *lr_op_take(lr_opctx *c, lr_tensor **in, int i);
+
+/* Writes "node 'NAME' (OP): <formatted text>" into c->msg, returns code. */
+int lr_op_fail(lr_opctx *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Checks that input i is present with dtype dt; message on failure. */
+int lr_op_need(lr_opctx *c, lr_tensor **in, int nin, int i, lr_dtype dt);
+
+/*
+ * Reads an int64 vector from an optional input (i < nin, in[i] != NULL)
+ * into buf; returns its length, 0 when absent, or a negative error.
+ * Float inputs are accepted and truncated (old exporters). The tensor must
+ * have data (not shape-only).
+ */
+int lr_op_ints_input(lr_opctx *c, lr_tensor **in, int nin, int i,
+		     int64_t *buf, int max);
+
+/* Normalises a possibly negative axis against rank; error when out of range. */
+int lr_op_axis(lr_opctx *c, int64_t axis, int rank, int *out);
+
+/* Numpy-style broadcast of two shapes into (ndim, dims). */
+int lr_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,
+		       int *nout, int64_t *out);
+
+/* Geometry of a 1-D or 2-D convolution or pooling window (1-D: h = 1). */
+struct lr_geom {
+	int64_t n, c, h, w;        /* input batch, channels, height, width */
+	int64_t kh, kw;            /* kernel */
+	int64_t sh, sw;            /* strides */
+	int64_t dh, dw;            /* dilations */
+	int64_t pt, pl, pb, pr;    /* pads: top, left, bottom, right */
+	int64_t oh, ow;            /* output height, width */
+};
+
+/*
+ * Reads strides/dilations/pads/auto_pad of the node for the window
+ * `kernel` over X (rank 3 or 4) and computes the output size; ceil_mode
+ * is for pooling. Errors name the node and attribute.
+ */
+int lr__window_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
+		    int ceil_mode, struct lr_geom *g);
+
+/* Kernels, grouped by file. */
+/* ops_conv.c */
+int lr_op_conv(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_gemm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_matmul(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_pool.c */
+int lr_op_maxpool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_averagepool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_globalaveragepool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_globalmaxpool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_elementwise.c */
+int lr_op_relu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_leakyrelu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_prelu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_clip(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sigmoid(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_hardsigmoid(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_hardswish(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_tanh(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_elu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_add(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sub(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_mul(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_div(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_math.c */
+int lr_op_batchnorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_lrn(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_softmax(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_logsoftmax(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducemean(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_resize(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_upsample(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_shape.c */
+int lr_op_concat(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_split(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_flatten(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reshape(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_transpose(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_squeeze(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_unsqueeze(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_identity(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_dropout(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_constant(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_shape(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_gather(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_slice(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_pad(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_cast(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+
+#endif /* LR_OPS_H */

@@ -1,0 +1,539 @@
+/*
+ * ops_conv.c - Conv, Gemm and MatMul: the kernels that dominate CNN time.
+ *
+ * DESIGN. Convolution is lowered to SGEMM per image and group: the input
+ * patch matrix ("im2col", rows = Cg*kh*kw, cols = OH*OW) is built in a
+ * scratch buffer and multiplied by the group's filters (Mg x Cg*kh*kw)
+ * with OpenBLAS. A 1x1 convolution with unit stride and no padding needs
+ * no im2col: the input plane already is the patch matrix. Depthwise
+ * convolution (one input and one output channel per group) would make
+ * GEMMs with a single row, so it has a direct kernel, parallel over
+ * channel planes. One- and two-dimensional convolutions are supported
+ * (1-D runs as 2-D with height 1). Bias is added while the output is
+ * still in cache. Accumulation is float32 inside SGEMM, as in every
+ * runtime this engine is compared with.
+ */
+#include "config.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/ops.h"
+
+int lr__window_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
+		    int ceil_mode, struct lr_geom *g)
+{
+	int nsp = x->ndim - 2, cnt;
+	int64_t strides[2] = { 1, 1 }, dil[2] = { 1, 1 }, pads[4] = { 0, 0, 0, 0 };
+	int64_t in[2], k[2], pb[2], pe[2], out[2];
+	char ap[32];
+	const char *auto_pad;
+
+	if (nsp < 1 || nsp > 2)
+		return lr_op_fail(c, LR_EUNSUPPORTED,
+				  "input has %d spatial dimensions; only 1-D and 2-D are supported",
+				  nsp < 0 ? 0 : nsp);
+	if (lr_node_attr_ints(c->node, "strides", strides, nsp, &cnt) < 0 ||
+	    (cnt != 0 && cnt != nsp))
+		return lr_op_fail(c, LR_EMODEL, "attribute 'strides' must have %d entries", nsp);
+	if (lr_node_attr_ints(c->node, "dilations", dil, nsp, &cnt) < 0 ||
+	    (cnt != 0 && cnt != nsp))
+		return lr_op_fail(c, LR_EMODEL, "attribute 'dilations' must have %d entries", nsp);
+	if (lr_node_attr_ints(c->node, "pads", pads, 2 * nsp, &cnt) < 0 ||
+	    (cnt != 0 && cnt != 2 * nsp))
+		return lr_op_fail(c, LR_EMODEL, "attribute 'pads' must have %d entries", 2 * nsp);
+	auto_pad = lr_node_attr_str(c->node, "auto_pad", "NOTSET", ap, sizeof(ap));
+	for (int i = 0; i < nsp; i++) {
+		int64_t ext;
+
+		in[i] = x->dims[2 + i];
+		k[i] = kernel[i];
+		pb[i] = pads[i];
+		pe[i] = pads[nsp + i];
+		if (k[i] < 1 || strides[i] < 1 || dil[i] < 1 || pb[i] < 0 || pe[i] < 0 ||
+		    k[i] > (1 << 20) || strides[i] > (1 << 20) || dil[i] > (1 << 20) ||
+		    pb[i] > (1 << 20) || pe[i] > (1 << 20))
+			return lr_op_fail(c, LR_EMODEL,
+					  "kernel %lld, stride %lld, dilation %lld, pads %lld/%lld are invalid",
+					  (long long)k[i], (long long)strides[i], (long long)dil[i],
+					  (long long)pb[i], (long long)pe[i]);
+		ext = dil[i] * (k[i] - 1) + 1;
+		if (strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0) {
+			int64_t total;
+
+			out[i] = (in[i] + strides[i] - 1) / strides[i];
+			total = (out[i] - 1) * strides[i] + ext - in[i];
+			if (total < 0)
+				total = 0;
+			if (auto_pad[5] == 'U') {
+				pb[i] = total / 2;
+				pe[i] = total - pb[i];
+			} else {
+				pe[i] = total / 2;
+				pb[i] = total - pe[i];
+			}
+		} else if (strcmp(auto_pad, "VALID") == 0) {
+			pb[i] = pe[i] = 0;
+			out[i] = in[i] >= ext ? (in[i] - ext) / strides[i] + 1 : 0;
+		} else if (strcmp(auto_pad, "NOTSET") == 0) {
+			int64_t span = in[i] + pb[i] + pe[i] - ext;
+
+			if (span < 0)
+				out[i] = 0;
+			else if (ceil_mode) {
+				out[i] = (span + strides[i] - 1) / strides[i] + 1;
+				/* The last window must start inside the input or left pad. */
+				if ((out[i] - 1) * strides[i] >= in[i] + pb[i])
+					out[i]--;
+			} else {
+				out[i] = span / strides[i] + 1;
+			}
+		} else {
+			return lr_op_fail(c, LR_EMODEL, "unknown auto_pad '%s'", auto_pad);
+		}
+		if (out[i] < 1)
+			return lr_op_fail(c, LR_ESHAPE,
+					  "the window (%lld with dilation %lld) does not fit the input extent %lld plus padding",
+					  (long long)k[i], (long long)dil[i], (long long)in[i]);
+	}
+	g->n = x->dims[0];
+	g->c = x->dims[1];
+	if (nsp == 1) {
+		g->h = 1; g->kh = 1; g->sh = 1; g->dh = 1; g->pt = 0; g->pb = 0; g->oh = 1;
+		g->w = in[0]; g->kw = k[0]; g->sw = strides[0]; g->dw = dil[0];
+		g->pl = pb[0]; g->pr = pe[0]; g->ow = out[0];
+	} else {
+		g->h = in[0]; g->kh = k[0]; g->sh = strides[0]; g->dh = dil[0];
+		g->pt = pb[0]; g->pb = pe[0]; g->oh = out[0];
+		g->w = in[1]; g->kw = k[1]; g->sw = strides[1]; g->dw = dil[1];
+		g->pl = pb[1]; g->pr = pe[1]; g->ow = out[1];
+	}
+	return 0;
+}
+
+/* ---- im2col -------------------------------------------------------------- */
+
+struct im2col_job {
+	const float *x;          /* one image, channels [c0, c0+cg) */
+	float *col;              /* rows = cg*kh*kw, cols = oh*ow */
+	const struct lr_geom *g;
+};
+
+static void im2col_rows(void *arg, int64_t begin, int64_t end)
+{
+	const struct im2col_job *j = arg;
+	const struct lr_geom *g = j->g;
+	int64_t ohw = g->oh * g->ow;
+
+	for (int64_t r = begin; r < end; r++) {
+		int64_t ch = r / (g->kh * g->kw);
+		int64_t ki = (r / g->kw) % g->kh;
+		int64_t kj = r % g->kw;
+		const float *plane = j->x + ch * g->h * g->w;
+		float *dst = j->col + r * ohw;
+
+		for (int64_t oy = 0; oy < g->oh; oy++) {
+			int64_t iy = oy * g->sh - g->pt + ki * g->dh;
+			float *d = dst + oy * g->ow;
+
+			if (iy < 0 || iy >= g->h) {
+				memset(d, 0, (size_t)g->ow * sizeof(float));
+				continue;
+			}
+			const float *src = plane + iy * g->w;
+			int64_t ix0 = -g->pl + kj * g->dw;
+
+			if (g->sw == 1) {
+				/* Contiguous run with zero borders. */
+				int64_t lo = ix0 < 0 ? -ix0 : 0;
+				int64_t hi = g->w - ix0;
+
+				if (hi > g->ow)
+					hi = g->ow;
+				if (lo > g->ow)
+					lo = g->ow;
+				if (hi < lo)
+					hi = lo;
+				if (lo > 0)
+					memset(d, 0, (size_t)lo * sizeof(float));
+				if (hi > lo)
+					memcpy(d + lo, src + ix0 + lo, (size_t)(hi - lo) * sizeof(float));
+				if (g->ow > hi)
+					memset(d + hi, 0, (size_t)(g->ow - hi) * sizeof(float));
+			} else {
+				for (int64_t ox = 0; ox < g->ow; ox++) {
+					int64_t ix = ix0 + ox * g->sw;
+
+					d[ox] = (ix >= 0 && ix < g->w) ? src[ix] : 0.0f;
+				}
+			}
+		}
+	}
+}
+
+/* ---- depthwise ---------------------------------------------------------- */
+
+struct dw_job {
+	const float *x, *w, *b;  /* input, filters [C*mult, 1, kh, kw], bias */
+	float *y;
+	const struct lr_geom *g;
+	int64_t mult;            /* output channels per input channel */
+};
+
+static void depthwise_planes(void *arg, int64_t begin, int64_t end)
+{
+	const struct dw_job *j = arg;
+	const struct lr_geom *g = j->g;
+	int64_t cout = g->c * j->mult;
+
+	for (int64_t p = begin; p < end; p++) {
+		int64_t n = p / cout, oc = p % cout, ic = oc / j->mult;
+		const float *xp = j->x + (n * g->c + ic) * g->h * g->w;
+		const float *wk = j->w + oc * g->kh * g->kw;
+		float *yp = j->y + p * g->oh * g->ow;
+		float bias = j->b ? j->b[oc] : 0.0f;
+
+		for (int64_t oy = 0; oy < g->oh; oy++) {
+			for (int64_t ox = 0; ox < g->ow; ox++)
+				yp[oy * g->ow + ox] = bias;
+			for (int64_t ki = 0; ki < g->kh; ki++) {
+				int64_t iy = oy * g->sh - g->pt + ki * g->dh;
+
+				if (iy < 0 || iy >= g->h)
+					continue;
+				const float *row = xp + iy * g->w;
+				float *out = yp + oy * g->ow;
+
+				for (int64_t kj = 0; kj < g->kw; kj++) {
+					float wv = wk[ki * g->kw + kj];
+					int64_t off = -g->pl + kj * g->dw;
+					/* ox range with 0 <= ox*sw + off < w */
+					int64_t lo = off < 0 ? (-off + g->sw - 1) / g->sw : 0;
+					int64_t hi = (g->w - off + g->sw - 1) / g->sw;
+
+					if (hi > g->ow)
+						hi = g->ow;
+					if (g->sw == 1) {
+						const float *src = row + off;
+
+						for (int64_t ox = lo; ox < hi; ox++)
+							out[ox] += wv * src[ox];
+					} else {
+						for (int64_t ox = lo; ox < hi; ox++)
+							out[ox] += wv * row[ox * g->sw + off];
+					}
+				}
+			}
+		}
+	}
+}
+
+/* ---- bias --------------------------------------------------------------- */
+
+struct bias_job {
+	float *y;
+	const float *b;
+	int64_t channels, plane;
+};
+
+static void add_bias_planes(void *arg, int64_t begin, int64_t end)
+{
+	const struct bias_job *j = arg;
+
+	for (int64_t p = begin; p < end; p++) {
+		float bv = j->b[p % j->channels];
+		float *y = j->y + p * j->plane;
+
+		for (int64_t i = 0; i < j->plane; i++)
+			y[i] += bv;
+	}
+}
+
+int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	const lr_tensor *x, *w, *b = NULL;
+	int64_t kernel[2], group, m, cg, mg, odims[4];
+	struct lr_geom g;
+	float *col = NULL;
+	int rc, nsp, cnt;
+	lr_tensor *y = NULL;
+
+	if ((rc = lr_op_need(c, in, nin, 0, LR_DT_FLOAT)) != 0 ||
+	    (rc = lr_op_need(c, in, nin, 1, LR_DT_FLOAT)) != 0)
+		return rc;
+	x = in[0];
+	w = in[1];
+	if (nin > 2 && in[2] != NULL) {
+		if ((rc = lr_op_need(c, in, nin, 2, LR_DT_FLOAT)) != 0)
+			return rc;
+		b = in[2];
+	}
+	if (x->ndim < 3)
+		return lr_op_fail(c, LR_ESHAPE, "input X must have rank >= 3, got %d", x->ndim);
+	nsp = x->ndim - 2;
+	if (w->ndim != x->ndim)
+		return lr_op_fail(c, LR_ESHAPE, "weight W has rank %d but X has rank %d",
+				  w->ndim, x->ndim);
+	group = lr_node_attr_int(c->node, "group", 1);
+	m = w->dims[0];
+	if (group < 1 || x->dims[1] % group != 0 || m % group != 0 ||
+	    w->dims[1] * group != x->dims[1])
+		return lr_op_fail(c, LR_ESHAPE,
+				  "X has %lld channels, W has shape [%lld,%lld,...] and group is %lld: they do not fit",
+				  (long long)x->dims[1], (long long)w->dims[0],
+				  (long long)w->dims[1], (long long)group);
+	for (int i = 0; i < nsp && i < 2; i++)
+		kernel[i] = w->dims[2 + i];
+	if (nsp <= 2 && lr_node_attr_ints(c->node, "kernel_shape", odims, nsp, &cnt) == 0 &&
+	    cnt == nsp)
+		for (int i = 0; i < nsp; i++)
+			if (odims[i] != kernel[i])
+				return lr_op_fail(c, LR_ESHAPE,
+						  "attribute kernel_shape does not match the weight's shape");
+	if (b != NULL && (b->ndim != 1 || b->dims[0] != m))
+		return lr_op_fail(c, LR_ESHAPE, "bias B must have shape [%lld]", (long long)m);
+	rc = lr__window_geom(c, x, kernel, 0, &g);
+	if (rc != 0)
+		return rc;
+	odims[0] = g.n;
+	odims[1] = m;
+	if (nsp == 1) {
+		odims[2] = g.ow;
+	} else {
+		odims[2] = g.oh;
+		odims[3] = g.ow;
+	}
+	rc = lr_op_output(c, &y, LR_DT_FLOAT, x->ndim, odims);
+	if (rc != 0)
+		return rc;
+	if (y->data == NULL || y->nelem == 0)
+		goto done;
+	cg = x->dims[1] / group;
+	mg = m / group;
+
+	if (cg == 1 && group == x->dims[1]) {
+		struct dw_job j = { x->data, w->data, b ? b->data : NULL, y->data, &g,
+				    m / group };
+
+		lr_pool_run(c->pool, g.n * m, 1, depthwise_planes, &j);
+		goto done;
+	}
+	{
+		int64_t ohw = g.oh * g.ow, krows = cg * g.kh * g.kw;
+		int direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 &&
+			     g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
+		size_t colbytes;
+
+		if (!direct) {
+			if (lr_mul_size((size_t)krows, (size_t)ohw * sizeof(float), &colbytes) != 0 ||
+			    (col = lr_alloc_aligned(colbytes)) == NULL) {
+				rc = lr_op_fail(c, LR_ENOMEM, "out of memory for the im2col buffer");
+				goto fail;
+			}
+		}
+		for (int64_t n = 0; n < g.n; n++) {
+			for (int64_t gi = 0; gi < group; gi++) {
+				const float *xg = (const float *)x->data +
+						  (n * x->dims[1] + gi * cg) * g.h * g.w;
+				const float *wg = (const float *)w->data + gi * mg * krows;
+				float *yg = (float *)y->data + (n * m + gi * mg) * ohw;
+				const float *bmat = xg;
+
+				if (!direct) {
+					struct im2col_job j = { xg, col, &g };
+
+					lr_pool_run(c->pool, krows, 4, im2col_rows, &j);
+					bmat = col;
+				}
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+					    (int)mg, (int)ohw, (int)krows, 1.0f, wg,
+					    (int)krows, bmat, (int)ohw, 0.0f, yg, (int)ohw);
+			}
+		}
+		if (b != NULL) {
+			struct bias_job j = { y->data, b->data, m, ohw };
+
+			lr_pool_run(c->pool, g.n * m, 8, add_bias_planes, &j);
+		}
+	}
+done:
+	lr_free_aligned(col);
+	out[0] = y;
+	return 0;
+fail:
+	lr_free_aligned(col);
+	lr_tensor_free(y);
+	return rc;
+}
+
+/* ---- Gemm ---------------------------------------------------------------- */
+
+int lr_op_gemm(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	const lr_tensor *a, *b, *cc = NULL;
+	int64_t ta, tb, m, k, kb, n, dims[2];
+	float alpha, beta;
+	lr_tensor *y = NULL;
+	int rc;
+
+	if ((rc = lr_op_need(c, in, nin, 0, LR_DT_FLOAT)) != 0 ||
+	    (rc = lr_op_need(c, in, nin, 1, LR_DT_FLOAT)) != 0)
+		return rc;
+	a = in[0];
+	b = in[1];
+	if (nin > 2 && in[2] != NULL) {
+		if ((rc = lr_op_need(c, in, nin, 2, LR_DT_FLOAT)) != 0)
+			return rc;
+		cc = in[2];
+	}
+	if (a->ndim != 2 || b->ndim != 2)
+		return lr_op_fail(c, LR_ESHAPE, "inputs A and B must be 2-D (got ranks %d and %d)",
+				  a->ndim, b->ndim);
+	ta = lr_node_attr_int(c->node, "transA", 0);
+	tb = lr_node_attr_int(c->node, "transB", 0);
+	alpha = lr_node_attr_float(c->node, "alpha", 1.0f);
+	beta = lr_node_attr_float(c->node, "beta", 1.0f);
+	m = ta ? a->dims[1] : a->dims[0];
+	k = ta ? a->dims[0] : a->dims[1];
+	kb = tb ? b->dims[1] : b->dims[0];
+	n = tb ? b->dims[0] : b->dims[1];
+	if (k != kb)
+		return lr_op_fail(c, LR_ESHAPE,
+				  "A is %lldx%lld and B is %lldx%lld after transposition: inner sizes differ",
+				  (long long)m, (long long)k, (long long)kb, (long long)n);
+	if (cc != NULL) {
+		int64_t cm = cc->ndim == 2 ? cc->dims[0] : 1;
+		int64_t cn = cc->ndim >= 1 ? cc->dims[cc->ndim - 1] : 1;
+
+		if (cc->ndim > 2 || (cm != 1 && cm != m) || (cn != 1 && cn != n))
+			return lr_op_fail(c, LR_ESHAPE, "input C does not broadcast to [%lld,%lld]",
+					  (long long)m, (long long)n);
+	}
+	dims[0] = m;
+	dims[1] = n;
+	rc = lr_op_output(c, &y, LR_DT_FLOAT, 2, dims);
+	if (rc != 0)
+		return rc;
+	if (y->data == NULL || y->nelem == 0)
+		goto done;
+	{
+		float *yd = y->data;
+		float bet = 0.0f;
+
+		if (cc != NULL && beta != 0.0f) {
+			const float *cd = cc->data;
+			int64_t cm = cc->ndim == 2 ? cc->dims[0] : 1;
+			int64_t cn = cc->ndim >= 1 ? cc->dims[cc->ndim - 1] : 1;
+
+			for (int64_t i = 0; i < m; i++)
+				for (int64_t j = 0; j < n; j++)
+					yd[i * n + j] = cd[(cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)];
+			bet = beta;
+		}
+		if (k == 0) {
+			if (bet == 0.0f)
+				memset(yd, 0, lr_tensor_bytes(y));
+			else
+				for (int64_t i = 0; i < m * n; i++)
+					yd[i] *= bet;
+		} else {
+			cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+				    tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha,
+				    a->data, (int)a->dims[1], b->data, (int)b->dims[1], bet, yd,
+				    (int)n);
+		}
+	}
+done:
+	out[0] = y;
+	return 0;
+}
+
+/* ---- MatMul (numpy semantics) -------------------------------------------- */
+
+int lr_op_matmul(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	const lr_tensor *a, *b;
+	int64_t ad[LR_MAX_DIMS + 1], bd[LR_MAX_DIMS + 1], od[LR_MAX_DIMS];
+	int an, bn, bat_n, on = 0, rc;
+	int64_t m, k, n, bat[LR_MAX_DIMS], batch = 1;
+	lr_tensor *y = NULL;
+
+	if ((rc = lr_op_need(c, in, nin, 0, LR_DT_FLOAT)) != 0 ||
+	    (rc = lr_op_need(c, in, nin, 1, LR_DT_FLOAT)) != 0)
+		return rc;
+	a = in[0];
+	b = in[1];
+	if (a->ndim < 1 || b->ndim < 1)
+		return lr_op_fail(c, LR_ESHAPE, "inputs must have rank >= 1");
+	/* Promote 1-D operands to matrices as numpy does. */
+	an = a->ndim;
+	bn = b->ndim;
+	memcpy(ad, a->dims, sizeof(int64_t) * (size_t)an);
+	memcpy(bd, b->dims, sizeof(int64_t) * (size_t)bn);
+	if (an == 1) {
+		ad[1] = ad[0];
+		ad[0] = 1;
+		an = 2;
+	}
+	if (bn == 1) {
+		bd[1] = 1;
+		bn = 2;
+	}
+	m = ad[an - 2];
+	k = ad[an - 1];
+	n = bd[bn - 1];
+	if (bd[bn - 2] != k)
+		return lr_op_fail(c, LR_ESHAPE, "inner dimensions differ: %lld vs %lld",
+				  (long long)k, (long long)bd[bn - 2]);
+	rc = lr_broadcast_shape(an - 2, ad, bn - 2, bd, &bat_n, bat);
+	if (rc != 0)
+		return lr_op_fail(c, LR_ESHAPE, "batch dimensions do not broadcast");
+	for (int i = 0; i < bat_n; i++) {
+		od[on++] = bat[i];
+		batch *= bat[i];
+	}
+	if (a->ndim > 1)
+		od[on++] = m;
+	if (b->ndim > 1)
+		od[on++] = n;
+	if (on > LR_MAX_DIMS)
+		return lr_op_fail(c, LR_ESHAPE, "result rank is too large");
+	rc = lr_op_output(c, &y, LR_DT_FLOAT, on, od);
+	if (rc != 0)
+		return rc;
+	if (y->data == NULL || y->nelem == 0)
+		goto done;
+	for (int64_t bi = 0; bi < batch; bi++) {
+		/* Map the flat batch index to offsets in a and b (broadcast). */
+		int64_t rem = bi, aoff = 0, boff = 0, astride = 1, bstride = 1;
+
+		for (int d = bat_n - 1; d >= 0; d--) {
+			int64_t idx = rem % bat[d];
+			int ai = d - (bat_n - (an - 2)), bj = d - (bat_n - (bn - 2));
+
+			rem /= bat[d];
+			if (ai >= 0) {
+				if (ad[ai] != 1)
+					aoff += idx * astride;
+				astride *= ad[ai];
+			}
+			if (bj >= 0) {
+				if (bd[bj] != 1)
+					boff += idx * bstride;
+				bstride *= bd[bj];
+			}
+		}
+		if (k == 0) {
+			memset((float *)y->data + bi * m * n, 0, (size_t)(m * n) * sizeof(float));
+			continue;
+		}
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k,
+			    1.0f, (const float *)a->data + aoff * m * k, (int)k,
+			    (const float *)b->data + boff * k * n, (int)n, 0.0f,
+			    (float *)y->data + bi * m * n, (int)n);
+	}
+done:
+	out[0] = y;
+	return 0;
+}

@@ -1,0 +1,612 @@
+/*
+ * ops_elementwise.c - activations and the four broadcasting arithmetic ops.
+ *
+ * DESIGN. Every kernel here maps elements independently, so the work is
+ * one tight loop per contiguous run, split over the pool in chunks of about
+ * LR_EW_GRAIN elements, and written into the input's buffer when the engine
+ * allows it (lr_op_take()). Loops are written so GCC vectorises them at -O2
+ * (its "very cheap" cost model): the main part runs over a multiple of 16
+ * elements under "GCC ivdep" (an output may be the very buffer of an input,
+ * index for index, never a shifted one), followed by a scalar tail, and every
+ * arithmetic result is computed unconditionally before a select, because
+ * with trapping math GCC will not if-convert a conditional multiply.
+ *
+ * Binary ops (Add, Sub, Mul, Div, and PRelu's slope) never compute a
+ * broadcast index per element. The two shapes are aligned to the output
+ * rank, size-1 output axes are dropped, and adjacent axes where each input
+ * is either full or broadcast in the same way are merged. What remains is a
+ * short list of axes; the innermost is a contiguous run where each input is
+ * either a vector or one repeated scalar, handled by a specialised loop, and
+ * the outer axes are walked with an odometer. The same-shape case becomes a
+ * single run; [N,C,H,W] + [1,C,1,1] becomes N*C runs of H*W with a scalar
+ * operand. int64 variants exist for shape arithmetic; they use wrapping
+ * arithmetic (no undefined behaviour on hostile values), and Div truncates
+ * toward zero like C (as ONNX Runtime does), refusing a zero divisor.
+ */
+#include "config.h"
+
+#include "model/ops.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#define LR_EW_GRAIN 16384 /* elements per parallel chunk */
+#define LR_EW_SEG 16384   /* longest contiguous run handed to one call */
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define LR_IVDEP _Pragma("GCC ivdep")
+#else
+#define LR_IVDEP
+#endif
+
+/*
+ * Runs `stmt` for i in [0, n): the first n & ~15 iterations as a loop GCC
+ * vectorises without alias checks, then the scalar tail.
+ */
+#define LR_EACH(n, i, stmt)                                                 \
+	do {                                                                \
+		int64_t ew_n_ = (n), ew_m_ = ew_n_ & ~(int64_t)15, i;       \
+		LR_IVDEP                                                    \
+		for (i = 0; i < ew_m_; i++) {                               \
+			stmt;                                               \
+		}                                                           \
+		for (; i < ew_n_; i++) {                                    \
+			stmt;                                               \
+		}                                                           \
+	} while (0)
+
+/* ---------------------------------------------------------------------- */
+/* Unary maps                                                               */
+/* ---------------------------------------------------------------------- */
+
+enum unary_kind {
+	U_RELU,
+	U_LEAKY,
+	U_CLIP,
+	U_SIGMOID,
+	U_HARDSIGMOID,
+	U_HARDSWISH,
+	U_TANH,
+	U_ELU,
+};
+
+struct unary_job {
+	enum unary_kind kind;
+	const float *x;
+	float *y;
+	float p0, p1; /* alpha/min/..., beta/max/... */
+};
+
+static void unary_chunk(void *vp, int64_t b, int64_t e)
+{
+	const struct unary_job *j = vp;
+	const float *x = j->x + b;
+	float *y = j->y + b;
+	int64_t n = e - b;
+	float p0 = j->p0, p1 = j->p1;
+
+	switch (j->kind) {
+	case U_RELU:
+		LR_EACH(n, i, float v = x[i]; y[i] = v > 0.f ? v : 0.f);
+		break;
+	case U_LEAKY:
+		LR_EACH(n, i, float v = x[i];
+			y[i] = (v > 0.f ? v : 0.f) + p0 * (v < 0.f ? v : 0.f));
+		break;
+	case U_CLIP:
+		LR_EACH(n, i, float v = x[i]; v = v < p0 ? p0 : v;
+			y[i] = v > p1 ? p1 : v);
+		break;
+	case U_SIGMOID:
+		for (int64_t i = 0; i < n; i++)
+			y[i] = 1.f / (1.f + expf(-x[i]));
+		break;
+	case U_HARDSIGMOID:
+		LR_EACH(n, i, float v = x[i] * p0 + p1; v = v < 0.f ? 0.f : v;
+			y[i] = v > 1.f ? 1.f : v);
+		break;
+	case U_HARDSWISH:
+		/* x * clamp(x/6 + 1/2, 0, 1) == x * clamp(x + 3, 0, 6) / 6 */
+		LR_EACH(n, i, float v = x[i]; float w = v + 3.f;
+			w = w > 0.f ? w : 0.f; w = w < 6.f ? w : 6.f;
+			y[i] = v * w * (1.f / 6.f));
+		break;
+	case U_TANH:
+		for (int64_t i = 0; i < n; i++)
+			y[i] = tanhf(x[i]);
+		break;
+	case U_ELU:
+		for (int64_t i = 0; i < n; i++) {
+			float v = x[i];
+
+			y[i] = v > 0.f ? v : p0 * expm1f(v);
+		}
+		break;
+	}
+}
+
+/*
+ * Common driver of the unary maps: checks input 0 is float, reuses its
+ * buffer when allowed, and runs the map over the pool.
+ */
+static int run_unary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+		     enum unary_kind kind, float p0, float p1)
+{
+	struct unary_job job;
+	lr_tensor *x, *y;
+	int rc;
+
+	rc = lr_op_need(c, in, nin, 0, LR_DT_FLOAT);
+	if (rc != 0)
+		return rc;
+	x = in[0];
+	y = lr_op_take(c, in, 0);
+	if (y == NULL) {
+		rc = lr_op_output(c, out, LR_DT_FLOAT, x->ndim, x->dims);
+		if (rc != 0)
+			return rc;
+		y = *out;
+	} else {
+		*out = y;
+	}
+	if (y->data == NULL || y->nelem == 0)
+		return 0;
+	if (x->data == NULL)
+		return lr_op_fail(c, LR_EINVAL, "input 0 has no data");
+	job.kind = kind;
+	job.x = x->data;
+	job.y = y->data;
+	job.p0 = p0;
+	job.p1 = p1;
+	lr_pool_run(c->pool, y->nelem, LR_EW_GRAIN, unary_chunk, &job);
+	return 0;
+}
+
+/* Relu: y = max(x, 0). Float only. */
+int lr_op_relu(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	return run_unary(c, in, nin, out, U_RELU, 0.f, 0.f);
+}
+
+/* LeakyRelu: y = x < 0 ? alpha * x : x, alpha default 0.01. */
+int lr_op_leakyrelu(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+		    int nout)
+{
+	float alpha = lr_node_attr_float(c->node, "alpha", 0.01f);
+
+	return run_unary(c, in, nin, out, U_LEAKY, alpha, 0.f);
+}
+
+/* Sigmoid: y = 1 / (1 + exp(-x)). */
+int lr_op_sigmoid(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+		  int nout)
+{
+	return run_unary(c, in, nin, out, U_SIGMOID, 0.f, 0.f);
+}
+
+/* HardSigmoid: y = clamp(alpha * x + beta, 0, 1), alpha 0.2, beta 0.5. */
+int lr_op_hardsigmoid(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+		      int nout)
+{
+	float alpha = lr_node_attr_float(c->node, "alpha", 0.2f);
+	float beta = lr_node_attr_float(c->node, "beta", 0.5f);
+
+	return run_unary(c, in, nin, out, U_HARDSIGMOID, alpha, beta);
+}
+
+/* HardSwish (opset 14): y = x * clamp(x / 6 + 0.5, 0, 1). */
+int lr_op_hardswish(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+		    int nout)
+{
+	return run_unary(c, in, nin, out, U_HARDSWISH, 0.f, 0.f);
+}
+
+/* Tanh: y = tanh(x). */
+int lr_op_tanh(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	return run_unary(c, in, nin, out, U_TANH, 0.f, 0.f);
+}
+
+/* Elu: y = x > 0 ? x : alpha * (exp(x) - 1), alpha default 1. */
+int lr_op_elu(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	float alpha = lr_node_attr_float(c->node, "alpha", 1.0f);
+
+	return run_unary(c, in, nin, out, U_ELU, alpha, 0.f);
+}
+
+/* Reads the scalar bound of Clip from optional input i into *v. */
+static int clip_bound(lr_opctx *c, lr_tensor **in, int nin, int i,
+		      const char *what, float *v)
+{
+	const lr_tensor *t;
+
+	if (i >= nin || in[i] == NULL)
+		return 0;
+	t = in[i];
+	if (t->dtype != LR_DT_FLOAT)
+		return lr_op_fail(c, LR_EUNSUPPORTED,
+				  "input %d (%s) has type %s, expected float",
+				  i, what, lr_dtype_name(t->dtype));
+	if (t->nelem != 1) {
+		char buf[128];
+
+		return lr_op_fail(c, LR_ESHAPE,
+				  "input %d (%s) of shape %s must be a scalar",
+				  i, what, lr_shape_str(t->ndim, t->dims, buf,
+							sizeof(buf)));
+	}
+	if (t->data == NULL) {
+		if (c->dry)
+			return 0;
+		return lr_op_fail(c, LR_EINVAL, "input %d (%s) has no data",
+				  i, what);
+	}
+	*v = ((const float *)t->data)[0];
+	return 0;
+}
+
+/*
+ * Clip: y = min(max(x, min), max). Before opset 11 the bounds are the
+ * attributes "min" and "max"; from 11 on they are optional scalar inputs 1
+ * and 2 (either may be omitted). Absent bounds are the float limits, as in
+ * ONNX Runtime. When min > max every element becomes max.
+ */
+int lr_op_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	float lo = -FLT_MAX, hi = FLT_MAX;
+	int rc;
+
+	if (c->opset < 11) {
+		if (nin > 1)
+			return lr_op_fail(c, LR_EMODEL,
+					  "Clip-%lld takes one input (bounds are attributes), got %d",
+					  (long long)c->opset, nin);
+		lo = lr_node_attr_float(c->node, "min", -FLT_MAX);
+		hi = lr_node_attr_float(c->node, "max", FLT_MAX);
+	} else {
+		rc = clip_bound(c, in, nin, 1, "min", &lo);
+		if (rc == 0)
+			rc = clip_bound(c, in, nin, 2, "max", &hi);
+		if (rc != 0)
+			return rc;
+	}
+	return run_unary(c, in, nin, out, U_CLIP, lo, hi);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Broadcasting binary ops                                                  */
+/* ---------------------------------------------------------------------- */
+
+enum bin_kind { B_ADD, B_SUB, B_MUL, B_DIV, B_PRELU, B_NKINDS };
+
+/* How the innermost run reads its operands. */
+enum run_kind {
+	R_VV, /* both vectors */
+	R_VS, /* a vector, b one scalar */
+	R_SV, /* a one scalar, b vector */
+};
+
+typedef void (*run_fn)(void *o, const void *a, const void *b, int64_t n);
+
+#define DEF_RUNS(name, T, expr)                                              \
+	static void name##_vv(void *vo, const void *va, const void *vb,      \
+			      int64_t n)                                     \
+	{                                                                    \
+		T *o = vo;                                                   \
+		const T *a = va, *b = vb;                                    \
+		LR_EACH(n, i, T x = a[i]; T y = b[i]; o[i] = (expr));        \
+	}                                                                    \
+	static void name##_vs(void *vo, const void *va, const void *vb,      \
+			      int64_t n)                                     \
+	{                                                                    \
+		T *o = vo;                                                   \
+		const T *a = va;                                             \
+		T y = *(const T *)vb;                                        \
+		LR_EACH(n, i, T x = a[i]; o[i] = (expr));                    \
+	}                                                                    \
+	static void name##_sv(void *vo, const void *va, const void *vb,      \
+			      int64_t n)                                     \
+	{                                                                    \
+		T *o = vo;                                                   \
+		const T *b = vb;                                             \
+		T x = *(const T *)va;                                        \
+		LR_EACH(n, i, T y = b[i]; o[i] = (expr));                    \
+	}
+
+/* Wrapping int64 arithmetic: no undefined behaviour on overflow. */
+static inline int64_t wrap_add(int64_t x, int64_t y)
+{
+	return (int64_t)((uint64_t)x + (uint64_t)y);
+}
+static inline int64_t wrap_sub(int64_t x, int64_t y)
+{
+	return (int64_t)((uint64_t)x - (uint64_t)y);
+}
+static inline int64_t wrap_mul(int64_t x, int64_t y)
+{
+	return (int64_t)((uint64_t)x * (uint64_t)y);
+}
+/* Truncating division; y != 0 is checked before; INT64_MIN / -1 wraps. */
+static inline int64_t trunc_div(int64_t x, int64_t y)
+{
+	if (y == -1)
+		return wrap_sub(0, x);
+	return y != 0 ? x / y : 0;
+}
+
+DEF_RUNS(addf, float, x + y)
+DEF_RUNS(subf, float, x - y)
+DEF_RUNS(mulf, float, x * y)
+DEF_RUNS(divf, float, x / y)
+DEF_RUNS(preluf, float, (x > 0.f ? x : 0.f) + y * (x < 0.f ? x : 0.f))
+DEF_RUNS(addi, int64_t, wrap_add(x, y))
+DEF_RUNS(subi, int64_t, wrap_sub(x, y))
+DEF_RUNS(muli, int64_t, wrap_mul(x, y))
+DEF_RUNS(divi, int64_t, trunc_div(x, y))
+
+static const run_fn float_runs[B_NKINDS][3] = {
+	[B_ADD] = { addf_vv, addf_vs, addf_sv },
+	[B_SUB] = { subf_vv, subf_vs, subf_sv },
+	[B_MUL] = { mulf_vv, mulf_vs, mulf_sv },
+	[B_DIV] = { divf_vv, divf_vs, divf_sv },
+	[B_PRELU] = { preluf_vv, preluf_vs, preluf_sv },
+};
+
+static const run_fn int_runs[B_NKINDS][3] = {
+	[B_ADD] = { addi_vv, addi_vs, addi_sv },
+	[B_SUB] = { subi_vv, subi_vs, subi_sv },
+	[B_MUL] = { muli_vv, muli_vs, muli_sv },
+	[B_DIV] = { divi_vv, divi_vs, divi_sv },
+};
+
+/*
+ * A broadcast plan: `m` merged axes; the last is the contiguous run. For
+ * each outer axis, sa/sb are the input strides in elements (0 when that
+ * input is broadcast along it).
+ */
+struct bin_plan {
+	int m;
+	int64_t ext[LR_MAX_DIMS];
+	int64_t sa[LR_MAX_DIMS], sb[LR_MAX_DIMS];
+	int64_t inner;          /* ext[m-1] */
+	int a_vec, b_vec;       /* does the run read a / b as a vector */
+	int64_t nseg;           /* pieces the run is cut into */
+	int64_t rows;           /* product of the outer extents */
+	size_t esize;           /* element size in bytes */
+	run_fn fn;
+	char *o;
+	const char *a, *b;
+};
+
+/*
+ * Builds the plan for out = a (op) b, where out has shape (n, od) and a, b
+ * broadcast to it (already checked). At least one input is full along
+ * every axis whose output extent is not 1, so the run is never scalar-scalar.
+ */
+static void plan_build(struct bin_plan *p, int n, const int64_t *od,
+		       const lr_tensor *a, const lr_tensor *b)
+{
+	int typ[LR_MAX_DIMS];
+	int64_t ext[LR_MAX_DIMS];
+	int m = 0;
+
+	for (int i = 0; i < n; i++) {
+		int64_t da = i < n - a->ndim ? 1 : a->dims[i - (n - a->ndim)];
+		int64_t db = i < n - b->ndim ? 1 : b->dims[i - (n - b->ndim)];
+		/* bit 0: a full along this axis, bit 1: b full */
+		int t = (da == od[i] ? 1 : 0) | (db == od[i] ? 2 : 0);
+
+		if (od[i] == 1)
+			continue;
+		if (m > 0 && typ[m - 1] == t) {
+			ext[m - 1] *= od[i];
+		} else {
+			typ[m] = t;
+			ext[m] = od[i];
+			m++;
+		}
+	}
+	if (m == 0) {
+		typ[0] = 3;
+		ext[0] = 1;
+		m = 1;
+	}
+	p->m = m;
+	{
+		int64_t sa = 1, sb = 1;
+
+		for (int k = m - 1; k >= 0; k--) {
+			p->ext[k] = ext[k];
+			p->sa[k] = (typ[k] & 1) ? sa : 0;
+			p->sb[k] = (typ[k] & 2) ? sb : 0;
+			if (typ[k] & 1)
+				sa *= ext[k];
+			if (typ[k] & 2)
+				sb *= ext[k];
+		}
+	}
+	p->inner = ext[m - 1];
+	p->a_vec = (typ[m - 1] & 1) != 0;
+	p->b_vec = (typ[m - 1] & 2) != 0;
+	p->rows = 1;
+	for (int k = 0; k < m - 1; k++)
+		p->rows *= ext[k];
+	p->nseg = (p->inner + LR_EW_SEG - 1) / LR_EW_SEG;
+}
+
+/* Runs units [begin, end): unit k is segment k % nseg of row k / nseg. */
+static void bin_chunk(void *vp, int64_t begin, int64_t end)
+{
+	const struct bin_plan *p = vp;
+	int64_t idx[LR_MAX_DIMS];
+	int64_t row = begin / p->nseg, seg = begin % p->nseg, r = row;
+	int64_t offa = 0, offb = 0;
+	size_t es = p->esize;
+
+	for (int k = p->m - 2; k >= 0; k--) {
+		idx[k] = r % p->ext[k];
+		r /= p->ext[k];
+		offa += idx[k] * p->sa[k];
+		offb += idx[k] * p->sb[k];
+	}
+	for (int64_t u = begin; u < end; u++) {
+		int64_t s0 = seg * LR_EW_SEG;
+		int64_t len = p->inner - s0 < LR_EW_SEG ? p->inner - s0 : LR_EW_SEG;
+
+		p->fn(p->o + (size_t)(row * p->inner + s0) * es,
+		      p->a + (size_t)(offa + (p->a_vec ? s0 : 0)) * es,
+		      p->b + (size_t)(offb + (p->b_vec ? s0 : 0)) * es, len);
+		if (++seg < p->nseg)
+			continue;
+		seg = 0;
+		row++;
+		/* advance the odometer over the outer axes */
+		for (int k = p->m - 2; k >= 0; k--) {
+			offa += p->sa[k];
+			offb += p->sb[k];
+			if (++idx[k] < p->ext[k])
+				break;
+			offa -= idx[k] * p->sa[k];
+			offb -= idx[k] * p->sb[k];
+			idx[k] = 0;
+		}
+	}
+}
+
+static const char *const bin_names[B_NKINDS][2] = {
+	[B_ADD] = { "A", "B" },
+	[B_SUB] = { "A", "B" },
+	[B_MUL] = { "A", "B" },
+	[B_DIV] = { "A", "B" },
+	[B_PRELU] = { "X", "slope" },
+};
+
+/*
+ * Common driver of the binary ops. For PRelu the slope must broadcast to X
+ * (unidirectional), and only float is accepted.
+ */
+static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+		      enum bin_kind kind)
+{
+	const char *na = bin_names[kind][0], *nb = bin_names[kind][1];
+	char sa[160], sb[160];
+	int64_t od[LR_MAX_DIMS];
+	struct bin_plan p;
+	lr_tensor *a, *b, *y = NULL;
+	int n, rc;
+
+	for (int i = 0; i < 2; i++)
+		if (i >= nin || in[i] == NULL)
+			return lr_op_fail(c, LR_EMODEL, "input %d (%s) is required",
+					  i, bin_names[kind][i]);
+	a = in[0];
+	b = in[1];
+	if (a->dtype != b->dtype)
+		return lr_op_fail(c, LR_EMODEL,
+				  "input 0 (%s) has type %s but input 1 (%s) has type %s",
+				  na, lr_dtype_name(a->dtype), nb,
+				  lr_dtype_name(b->dtype));
+	if (kind == B_PRELU && a->dtype != LR_DT_FLOAT)
+		return lr_op_fail(c, LR_EUNSUPPORTED,
+				  "input 0 (X) has type %s, only float is supported",
+				  lr_dtype_name(a->dtype));
+	lr_shape_str(a->ndim, a->dims, sa, sizeof(sa));
+	lr_shape_str(b->ndim, b->dims, sb, sizeof(sb));
+	if (lr_broadcast_shape(a->ndim, a->dims, b->ndim, b->dims, &n, od) != 0)
+		return lr_op_fail(c, LR_ESHAPE,
+				  "input 0 (%s) of shape %s and input 1 (%s) of shape %s do not broadcast",
+				  na, sa, nb, sb);
+	if (kind == B_PRELU &&
+	    (n != a->ndim || memcmp(od, a->dims, (size_t)n * sizeof(int64_t)) != 0))
+		return lr_op_fail(c, LR_ESHAPE,
+				  "input 1 (slope) of shape %s does not broadcast to %s",
+				  sb, sa);
+
+	/* Reuse an input buffer that already has the output's shape. */
+	for (int i = 0; i < 2 && y == NULL; i++) {
+		if (in[i]->ndim == n &&
+		    memcmp(in[i]->dims, od, (size_t)n * sizeof(int64_t)) == 0)
+			y = lr_op_take(c, in, i);
+	}
+	if (y != NULL) {
+		*out = y;
+	} else {
+		rc = lr_op_output(c, out, a->dtype, n, od);
+		if (rc != 0)
+			return rc;
+		y = *out;
+	}
+	if (y->data == NULL || y->nelem == 0)
+		return 0;
+	if (a->data == NULL || b->data == NULL)
+		return lr_op_fail(c, LR_EINVAL, "input %d (%s) has no data",
+				  a->data == NULL ? 0 : 1,
+				  a->data == NULL ? na : nb);
+
+	if (kind == B_DIV && b->dtype == LR_DT_INT64) {
+		const int64_t *bv = b->data;
+
+		for (int64_t k = 0; k < b->nelem; k++)
+			if (bv[k] == 0)
+				return lr_op_fail(c, LR_ENUMERIC,
+						  "integer division by zero: element %lld of input 1 (B) of shape %s is 0",
+						  (long long)k, sb);
+	}
+
+	plan_build(&p, n, od, a, b);
+	p.esize = lr_dtype_size(a->dtype);
+	p.fn = (a->dtype == LR_DT_FLOAT ? float_runs : int_runs)[kind]
+		[p.a_vec ? (p.b_vec ? R_VV : R_VS) : R_SV];
+	p.o = y->data;
+	p.a = a->data;
+	p.b = b->data;
+	{
+		int64_t unit = p.inner < LR_EW_SEG ? p.inner : LR_EW_SEG;
+		int64_t grain = LR_EW_GRAIN / (unit > 0 ? unit : 1);
+
+		if (a->dtype == LR_DT_INT64)
+			grain = INT64_MAX; /* shape arithmetic: tiny, stay inline */
+		lr_pool_run(c->pool, p.rows * p.nseg, grain > 0 ? grain : 1,
+			    bin_chunk, &p);
+	}
+	return 0;
+}
+
+/* Add: C = A + B with numpy broadcasting; float or int64. */
+int lr_op_add(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	return run_binary(c, in, nin, out, B_ADD);
+}
+
+/* Sub: C = A - B with numpy broadcasting; float or int64. */
+int lr_op_sub(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	return run_binary(c, in, nin, out, B_SUB);
+}
+
+/* Mul: C = A * B with numpy broadcasting; float or int64. */
+int lr_op_mul(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	return run_binary(c, in, nin, out, B_MUL);
+}
+
+/*
+ * Div: C = A / B with numpy broadcasting. Float follows IEEE (x/0 = inf);
+ * int64 truncates toward zero and fails with LR_ENUMERIC on a zero divisor.
+ */
+int lr_op_div(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	return run_binary(c, in, nin, out, B_DIV);
+}
+
+/*
+ * PRelu: y = x < 0 ? slope * x : x, where slope broadcasts
+ * unidirectionally to X (e.g. [C,1,1] against [N,C,H,W]).
+ */
+int lr_op_prelu(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+		int nout)
+{
+	return run_binary(c, in, nin, out, B_PRELU);
+}

@@ -1,0 +1,38 @@
+/*
+ * pool.h - a fixed set of worker threads for data-parallel loops.
+ *
+ * DESIGN. Kernels that OpenBLAS does not cover (im2col, depthwise
+ * convolution, pooling, elementwise maps) split an index range into one
+ * contiguous chunk per thread and run the chunks at once. The pool owns
+ * nthreads-1 threads; the calling thread does the first chunk itself, so a
+ * pool of one thread runs everything inline with no synchronisation. One
+ * lr_pool_run() at a time per pool (the engine runs nodes sequentially).
+ */
+#ifndef LR_POOL_H
+#define LR_POOL_H
+
+#include <stdint.h>
+
+typedef struct lr_pool lr_pool;
+
+/* Body of a parallel loop: process indices [begin, end). */
+typedef void (*lr_pool_fn)(void *arg, int64_t begin, int64_t end);
+
+/* Creates a pool of `nthreads` (>= 1). Returns NULL on failure. */
+lr_pool *lr_pool_create(int nthreads);
+
+/* Joins the threads and frees the pool. NULL is a no-op. */
+void lr_pool_free(lr_pool *p);
+
+/* Number of threads (including the caller). A NULL pool has 1. */
+int lr_pool_size(const lr_pool *p);
+
+/*
+ * Runs fn over [0, n) split in contiguous chunks and returns when all are
+ * done. Ranges smaller than `grain` per thread use fewer threads. A NULL
+ * pool runs fn(arg, 0, n) inline.
+ */
+void lr_pool_run(lr_pool *p, int64_t n, int64_t grain, lr_pool_fn fn,
+		 void *arg);
+
+#endif /* LR_POOL_H */

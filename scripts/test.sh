@@ -1,0 +1,34 @@
+#!/bin/sh
+# Set up everything and run every test: the README's test command.
+#   scripts/test.sh            dependencies, build, `make check`, the
+#                              sanitizer build's `make check`, `make distcheck`
+# Environment: WERROR=1 adds -Werror (CI sets it); LR_QUICK=1 skips the
+# sanitizer build and distcheck (for quick local iterations).
+set -eu
+cd "$(dirname "$0")/.."
+top=$(pwd)
+scripts/install-deps.sh
+autoreconf -fi
+export LR_MODEL_DIR="${LR_MODEL_DIR:-$top/_build/tests/models-cache}"
+export LR_ORT_DIR="$top/tests/ort"
+werror=""
+[ "${WERROR:-0}" = 1 ] && werror="-Werror"
+
+mkdir -p _build
+(cd _build && ../configure -q CFLAGS="-O2 -g $werror" && make -j2 && make -j2 check) || {
+	echo "test.sh: make check failed; logs:" >&2
+	find _build/tests -name '*.log' -newer _build/config.status -exec grep -l "^not ok\|^ERROR\|^FAIL" {} \; 2>/dev/null | head -20 >&2
+	exit 1
+}
+[ "${LR_QUICK:-0}" = 1 ] && exit 0
+
+# ASan + UBSan: the whole suite; the ONNX Runtime comparison on a subset of
+# models (the full set is covered above, and sanitized convolutions are slow).
+mkdir -p _build-asan
+(cd _build-asan && ../configure -q --enable-sanitizers CFLAGS="-O1 -g $werror" && make -j2 &&
+	LR_MODELS="resnet18 squeezenet1_1 shufflenet_v2_x1_0 densenet121" \
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 make -j2 check)
+
+# Release tarball builds and passes its own tests out of tree.
+(cd _build && LR_MODELS="resnet18 mobilenet_v2" make distcheck)
+echo "test.sh: all tests passed"

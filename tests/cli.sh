@@ -1,0 +1,69 @@
+#!/bin/sh
+# The `lowrank` CLI on the shipped tiny CNN: inspect, run (checked against
+# PyTorch's own output and ONNX Runtime), bench, and the error paths.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+D="$top_srcdir/tests/data"
+
+"$LOWRANK" --help >/dev/null; ok $? "lowrank --help exits 0"
+for c in inspect run bench; do
+	"$LOWRANK" $c --help | grep -q "usage: lowrank $c"; ok $? "lowrank $c --help"
+done
+
+"$LOWRANK" inspect "$D/tiny_cnn.onnx" --input-shape 1,3,32,32 >"$TMP/inspect.txt"
+ok $? "inspect tiny_cnn"
+grep -q "total .* MFLOPs in 6 Conv/Gemm layers; 4 decomposable" "$TMP/inspect.txt"
+ok $? "inspect counts 6 layers, 4 decomposable"
+grep -q "too few input channels (c=3)" "$TMP/inspect.txt"; ok $? "first conv skipped for c=3"
+"$LOWRANK" inspect "$D/tiny_cnn.onnx" --json >"$TMP/inspect.json"; ok $? "inspect --json"
+"$PYTHON3" - "$TMP/inspect.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+L = j["layers"]
+assert len(L) == 6, len(L)
+# conv 16->32, 3x3 at 32x32: 2*16*32*9*32*32 flops
+c2 = L[1]
+assert (c2["c"], c2["d"], c2["kh"], c2["out_h"]) == (16, 32, 3, 32), c2
+assert abs(c2["mflops"] - 2*16*32*9*32*32/1e6) < 1e-6, c2["mflops"]
+assert abs(sum(l["share"] for l in L) - 1) < 1e-9
+assert L[5]["op_type"] == "Gemm" and not L[5]["decomposable"]
+PY
+ok $? "inspect --json values (c, d, k, output size, MFLOPs, shares)"
+
+"$LOWRANK" run "$D/tiny_cnn.onnx" "$D/tiny_input.npy" -o "$TMP/out.npy" --threads 2
+ok $? "run tiny_cnn"
+"$PYTHON3" "$ORT_DIR/compare.py" "$TMP/out.npy" "$D/tiny_output_torch.npy" --rtol 1e-4 >/dev/null
+ok $? "run output matches PyTorch's"
+"$LOWRANK" run "$D/tiny_cnn.onnx" "$D/tiny_input.npy" -o "$TMP/out_b1.npy" --threads 1 --batch 1
+ok $? "run --batch 1"
+cmp -s "$TMP/out.npy" "$TMP/out_b1.npy" || "$PYTHON3" "$ORT_DIR/compare.py" "$TMP/out_b1.npy" "$D/tiny_output_torch.npy" --rtol 1e-4 >/dev/null
+ok $? "run --batch 1 gives the same result"
+if [ -d "$ORT_DIR/node_modules/onnxruntime-node" ]; then
+	"$NODE" "$ORT_DIR/ort_run.js" run "$D/tiny_cnn.onnx" "$D/tiny_input.npy" "$TMP/ort.npy" >/dev/null
+	ok $? "ONNX Runtime runs tiny_cnn"
+	"$PYTHON3" "$ORT_DIR/compare.py" "$TMP/out.npy" "$TMP/ort.npy" --rtol 1e-4 >/dev/null
+	ok $? "run output matches ONNX Runtime"
+else
+	ok 1 "onnxruntime-node is not installed (run scripts/install-deps.sh)"
+fi
+
+"$LOWRANK" bench "$D/tiny_cnn.onnx" --repeat 3 --warmup 1 --json >"$TMP/bench.json"
+ok $? "bench --json"
+"$PYTHON3" -c "
+import json,sys; j=json.load(open(sys.argv[1]))
+assert 0 < j['p10_ms'] <= j['median_ms'] <= j['p90_ms'], j
+assert j['peak_rss_bytes'] > 1e6 and j['input_shape'] == [1,3,32,32], j" "$TMP/bench.json"
+ok $? "bench reports ordered percentiles and peak RSS"
+
+# Errors: clear message, non-zero exit, no crash.
+expect_fail "cannot open" "missing model file" "$LOWRANK" inspect "$TMP/nope.onnx"
+head -c 1000 "$D/tiny_cnn.onnx" >"$TMP/trunc.onnx"
+expect_fail "trunc.onnx" "truncated model names the file" "$LOWRANK" inspect "$TMP/trunc.onnx"
+printf 'hello' >"$TMP/bad.npy"
+expect_fail "bad.npy" "bad .npy names the file" "$LOWRANK" run "$D/tiny_cnn.onnx" "$TMP/bad.npy" -o "$TMP/o.npy"
+"$PYTHON3" -c "import numpy as np; np.save('$TMP/wrong.npy', np.zeros((1,4,32,32), np.float32))"
+expect_fail "expects shape" "wrong input shape is named" "$LOWRANK" run "$D/tiny_cnn.onnx" "$TMP/wrong.npy" -o "$TMP/o.npy"
+expect_fail "usage" "run without -o" "$LOWRANK" run "$D/tiny_cnn.onnx" "$D/tiny_input.npy"
+expect_fail "--threads" "bad --threads" "$LOWRANK" bench "$D/tiny_cnn.onnx" --threads 0
+expect_fail "unknown command" "unknown command" "$LOWRANK" frobnicate
+
+done_testing

@@ -1,0 +1,48 @@
+# tests/lib.sh - shared helpers for shell tests that print TAP.
+# Source it: . "$top_srcdir/tests/lib.sh"
+set -u
+: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+: "${PYTHON3:=/usr/bin/python3}"
+: "${NODE:=node}"
+LOWRANK="$top_builddir/lowrank"
+ORT_DIR="${LR_ORT_DIR:-$top_srcdir/tests/ort}"
+T_N=0
+T_FAILED=0
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/lrtest.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+ok() { # ok COND_EXIT_STATUS DESCRIPTION
+	T_N=$((T_N + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $T_N - $2"
+	else
+		echo "not ok $T_N - $2"
+		T_FAILED=$((T_FAILED + 1))
+	fi
+}
+
+# expect_fail EXPECTED_SUBSTRING DESCRIPTION CMD...: the command must exit
+# non-zero and print the substring on stderr.
+expect_fail() {
+	want=$1; desc=$2; shift 2
+	if "$@" >"$TMP/out" 2>"$TMP/err"; then
+		ok 1 "$desc (exited 0)"
+	elif grep -q -- "$want" "$TMP/err"; then
+		ok 0 "$desc"
+	else
+		ok 1 "$desc (stderr: $(head -c 300 "$TMP/err"))"
+	fi
+}
+
+diag() { echo "# $*"; }
+
+done_testing() {
+	echo "1..$T_N"
+	[ "$T_FAILED" -eq 0 ]
+}
+
+# Directory of exported torchvision models (generated once, reused).
+model_dir() {
+	echo "${LR_MODEL_DIR:-$top_builddir/tests/models-cache}"
+}

@@ -1,0 +1,324 @@
+/*
+ * opcheck.h - build a one-node ONNX model in memory and run it, for
+ * operator unit tests. The model goes through the real path: protobuf-c
+ * packing, lr_model_load_mem() validation, and the engine.
+ *
+ *   lrt_node n;
+ *   lrt_init(&n, "Conv", 13);            // op_type, default-domain opset
+ *   lrt_attr_ints(&n, "pads", 4, (int64_t[]){1, 1, 1, 1});
+ *   lrt_input(&n, x);                    // graph input (fed at run time)
+ *   lrt_const(&n, w);                    // initializer
+ *   lrt_skip(&n);                        // omitted optional input ("")
+ *   rc = lrt_run(&n, 1, outs, &msg);     // 1 output; caller frees outs[]
+ *   lrt_fini(&n);
+ */
+#ifndef LR_OPCHECK_H
+#define LR_OPCHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/engine.h"
+#include "model/onnx.h"
+
+#define LRT_MAX 16
+
+typedef struct lrt_node {
+	char op_type[64];
+	int64_t opset;
+	int nin;                        /* inputs so far */
+	int kind[LRT_MAX];              /* 0 graph input, 1 initializer, 2 omitted */
+	lr_tensor *t[LRT_MAX];          /* borrowed tensors */
+	int nattr;
+	Onnx__AttributeProto attr[LRT_MAX];
+	Onnx__AttributeProto *attrp[LRT_MAX];
+	char attr_name[LRT_MAX][32];
+	int64_t attr_ints[LRT_MAX][16];
+	float attr_floats[LRT_MAX][16];
+	char attr_str[LRT_MAX][32];
+	Onnx__TensorProto attr_tensor[LRT_MAX];
+} lrt_node;
+
+static inline void lrt_init(lrt_node *n, const char *op_type, int64_t opset)
+{
+	memset(n, 0, sizeof(*n));
+	snprintf(n->op_type, sizeof(n->op_type), "%s", op_type);
+	n->opset = opset;
+}
+
+static inline Onnx__AttributeProto *lrt_attr(lrt_node *n, const char *name,
+					     Onnx__AttributeProto__AttributeType ty)
+{
+	Onnx__AttributeProto *a = &n->attr[n->nattr];
+
+	onnx__attribute_proto__init(a);
+	snprintf(n->attr_name[n->nattr], 32, "%s", name);
+	a->name = n->attr_name[n->nattr];
+	a->has_type = 1;
+	a->type = ty;
+	n->attrp[n->nattr] = a;
+	n->nattr++;
+	return a;
+}
+
+static inline void lrt_attr_int(lrt_node *n, const char *name, int64_t v)
+{
+	Onnx__AttributeProto *a = lrt_attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+
+	a->has_i = 1;
+	a->i = v;
+}
+
+static inline void lrt_attr_float(lrt_node *n, const char *name, float v)
+{
+	Onnx__AttributeProto *a = lrt_attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+
+	a->has_f = 1;
+	a->f = v;
+}
+
+static inline void lrt_attr_ints(lrt_node *n, const char *name, int count,
+				 const int64_t *v)
+{
+	int k = n->nattr;
+	Onnx__AttributeProto *a = lrt_attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+
+	memcpy(n->attr_ints[k], v, (size_t)count * sizeof(int64_t));
+	a->n_ints = (size_t)count;
+	a->ints = n->attr_ints[k];
+}
+
+static inline void lrt_attr_floats(lrt_node *n, const char *name, int count,
+				   const float *v)
+{
+	int k = n->nattr;
+	Onnx__AttributeProto *a = lrt_attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS);
+
+	memcpy(n->attr_floats[k], v, (size_t)count * sizeof(float));
+	a->n_floats = (size_t)count;
+	a->floats = n->attr_floats[k];
+}
+
+static inline void lrt_attr_str(lrt_node *n, const char *name, const char *v)
+{
+	int k = n->nattr;
+	Onnx__AttributeProto *a = lrt_attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+
+	snprintf(n->attr_str[k], 32, "%s", v);
+	a->has_s = 1;
+	a->s.data = (uint8_t *)n->attr_str[k];
+	a->s.len = strlen(n->attr_str[k]);
+}
+
+/* Tensor-valued attribute (Constant's "value"); t is borrowed. */
+static inline void lrt_attr_tensor(lrt_node *n, const char *name, lr_tensor *t)
+{
+	int k = n->nattr;
+	Onnx__AttributeProto *a = lrt_attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR);
+	Onnx__TensorProto *tp = &n->attr_tensor[k];
+
+	onnx__tensor_proto__init(tp);
+	tp->n_dims = (size_t)t->ndim;
+	tp->dims = t->dims;
+	tp->has_data_type = 1;
+	tp->data_type = (int32_t)t->dtype;
+	tp->has_raw_data = 1;
+	tp->raw_data.data = t->data;
+	tp->raw_data.len = lr_tensor_bytes(t);
+	a->t = tp;
+}
+
+static inline void lrt_input(lrt_node *n, lr_tensor *t)
+{
+	n->kind[n->nin] = 0;
+	n->t[n->nin++] = t;
+}
+
+static inline void lrt_const(lrt_node *n, lr_tensor *t)
+{
+	n->kind[n->nin] = 1;
+	n->t[n->nin++] = t;
+}
+
+static inline void lrt_skip(lrt_node *n)
+{
+	n->kind[n->nin] = 2;
+	n->t[n->nin++] = NULL;
+}
+
+static inline void lrt_fini(lrt_node *n)
+{
+	(void)n;
+}
+
+/* Fills a ValueInfoProto for a tensor (type + shape). Storage in *s. */
+struct lrt_vi {
+	Onnx__ValueInfoProto vi;
+	Onnx__TypeProto tp;
+	Onnx__TypeProto__Tensor tt;
+	Onnx__TensorShapeProto sh;
+	Onnx__TensorShapeProto__Dimension dim[LR_MAX_DIMS];
+	Onnx__TensorShapeProto__Dimension *dimp[LR_MAX_DIMS];
+};
+
+static inline void lrt_vi_fill(struct lrt_vi *s, char *name, const lr_tensor *t)
+{
+	onnx__value_info_proto__init(&s->vi);
+	onnx__type_proto__init(&s->tp);
+	onnx__type_proto__tensor__init(&s->tt);
+	s->vi.name = name;
+	s->vi.type = &s->tp;
+	s->tp.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+	s->tp.tensor_type = &s->tt;
+	s->tt.has_elem_type = 1;
+	s->tt.elem_type = t ? (int32_t)t->dtype : 1;
+	if (t != NULL) {
+		onnx__tensor_shape_proto__init(&s->sh);
+		for (int i = 0; i < t->ndim; i++) {
+			onnx__tensor_shape_proto__dimension__init(&s->dim[i]);
+			s->dim[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+			s->dim[i].dim_value = t->dims[i];
+			s->dimp[i] = &s->dim[i];
+		}
+		s->sh.n_dim = (size_t)t->ndim;
+		s->sh.dim = s->dimp;
+		s->tt.shape = &s->sh;
+	}
+}
+
+/*
+ * Builds the model, loads it with lr_model_load_mem(), runs it (2 threads)
+ * and stores `nout` outputs in outs[] (caller frees them). Returns the
+ * first failing code (from loading or running) with the message in *msg.
+ */
+static inline int lrt_run(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg)
+{
+	static char in_names[LRT_MAX][16], out_names[LRT_MAX][16];
+	char *node_in[LRT_MAX], *node_out[LRT_MAX];
+	struct lrt_vi gin[LRT_MAX], gout[LRT_MAX];
+	Onnx__ValueInfoProto *ginp[LRT_MAX], *goutp[LRT_MAX];
+	Onnx__TensorProto init[LRT_MAX], *initp[LRT_MAX];
+	lr_tensor *feeds[LRT_MAX];
+	Onnx__NodeProto node;
+	Onnx__NodeProto *nodep = &node;
+	Onnx__GraphProto graph;
+	Onnx__OperatorSetIdProto opset, *opsetp = &opset;
+	Onnx__ModelProto model;
+	char empty[1] = "";
+	char gname[8] = "g", dom[1] = "";
+	int ngin = 0, ninit = 0, nfeed = 0, rc;
+	uint8_t *buf;
+	size_t len;
+	lr_model *m = NULL;
+	lr_engine *e = NULL;
+
+	for (int i = 0; i < nout; i++)
+		outs[i] = NULL;
+	for (int i = 0; i < n->nin; i++) {
+		snprintf(in_names[i], 16, "in%d", i);
+		if (n->kind[i] == 2) {
+			node_in[i] = empty;
+			continue;
+		}
+		node_in[i] = in_names[i];
+		if (n->kind[i] == 0) {
+			lrt_vi_fill(&gin[ngin], in_names[i], n->t[i]);
+			ginp[ngin] = &gin[ngin].vi;
+			ngin++;
+			feeds[nfeed++] = n->t[i];
+		} else {
+			Onnx__TensorProto *tp = &init[ninit];
+
+			onnx__tensor_proto__init(tp);
+			tp->name = in_names[i];
+			tp->n_dims = (size_t)n->t[i]->ndim;
+			tp->dims = n->t[i]->dims;
+			tp->has_data_type = 1;
+			tp->data_type = (int32_t)n->t[i]->dtype;
+			tp->has_raw_data = 1;
+			tp->raw_data.data = n->t[i]->data;
+			tp->raw_data.len = lr_tensor_bytes(n->t[i]);
+			initp[ninit] = tp;
+			ninit++;
+		}
+	}
+	for (int i = 0; i < nout; i++) {
+		snprintf(out_names[i], 16, "out%d", i);
+		node_out[i] = out_names[i];
+		lrt_vi_fill(&gout[i], out_names[i], NULL);
+		goutp[i] = &gout[i].vi;
+	}
+	onnx__node_proto__init(&node);
+	node.op_type = n->op_type;
+	node.n_input = (size_t)n->nin;
+	node.input = node_in;
+	node.n_output = (size_t)nout;
+	node.output = node_out;
+	node.n_attribute = (size_t)n->nattr;
+	node.attribute = n->attrp;
+	onnx__graph_proto__init(&graph);
+	graph.name = gname;
+	graph.n_node = 1;
+	graph.node = &nodep;
+	graph.n_input = (size_t)ngin;
+	graph.input = ginp;
+	graph.n_output = (size_t)nout;
+	graph.output = goutp;
+	graph.n_initializer = (size_t)ninit;
+	graph.initializer = initp;
+	onnx__operator_set_id_proto__init(&opset);
+	opset.domain = dom;
+	opset.has_version = 1;
+	opset.version = n->opset;
+	onnx__model_proto__init(&model);
+	model.has_ir_version = 1;
+	model.ir_version = 8;
+	model.n_opset_import = 1;
+	model.opset_import = &opsetp;
+	model.graph = &graph;
+
+	len = onnx__model_proto__get_packed_size(&model);
+	buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		return LR_ENOMEM;
+	onnx__model_proto__pack(&model, buf);
+	rc = lr_model_load_mem(buf, len, "opcheck", NULL, &m, msg);
+	free(buf);
+	if (rc != 0)
+		goto out;
+	rc = lr_engine_create(&e, m, 2);
+	if (rc != 0)
+		goto out;
+	rc = lr_engine_run(e, feeds, nfeed, outs, nout, 0, msg);
+out:
+	lr_engine_free(e);
+	lr_model_free(m);
+	return rc;
+}
+
+/* Makes a float tensor from values (copied). Caller frees. */
+static inline lr_tensor *lrt_f(int ndim, const int64_t *dims, const float *v)
+{
+	lr_tensor *t = NULL;
+
+	if (lr_tensor_create(&t, LR_DT_FLOAT, ndim, dims, 1) != 0)
+		abort();
+	if (v != NULL)
+		memcpy(t->data, v, lr_tensor_bytes(t));
+	return t;
+}
+
+/* Makes an int64 tensor from values (copied). Caller frees. */
+static inline lr_tensor *lrt_i(int ndim, const int64_t *dims, const int64_t *v)
+{
+	lr_tensor *t = NULL;
+
+	if (lr_tensor_create(&t, LR_DT_INT64, ndim, dims, 1) != 0)
+		abort();
+	if (v != NULL)
+		memcpy(t->data, v, lr_tensor_bytes(t));
+	return t;
+}
+
+#endif /* LR_OPCHECK_H */

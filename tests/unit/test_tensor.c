@@ -1,0 +1,71 @@
+/*
+ * test_tensor.c - tensor creation limits, cloning, shape strings, and the
+ * thread pool's coverage of index ranges.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/pool.h"
+#include "model/tensor.h"
+#include "tests/unit/tap.h"
+
+static void mark(void *arg, int64_t b, int64_t e)
+{
+	int *hits = arg;
+
+	for (int64_t i = b; i < e; i++)
+		__atomic_add_fetch(&hits[i], 1, __ATOMIC_RELAXED);
+}
+
+int main(void)
+{
+	lr_tensor *t = NULL, *u = NULL;
+	int64_t d[3] = { 2, 3, 4 }, big[2] = { INT64_C(1) << 40, INT64_C(1) << 40 };
+	int64_t neg[2] = { 2, -1 }, n;
+	char buf[64];
+	int hits[1000];
+
+	tap_ok(lr_tensor_create(&t, LR_DT_FLOAT, 3, d, 1) == 0 && t->nelem == 24 &&
+	       t->data != NULL && ((uintptr_t)t->data % 64) == 0,
+	       "create [2,3,4] float: 24 elements, 64-byte aligned");
+	for (int i = 0; i < 24; i++)
+		((float *)t->data)[i] = (float)i * 0.5f;
+	tap_ok(lr_tensor_clone(&u, t) == 0 && u->data != t->data &&
+	       memcmp(u->data, t->data, 96) == 0 && u->ndim == 3 && u->dims[2] == 4,
+	       "clone copies shape and data");
+	tap_ok(strcmp(lr_shape_str(3, d, buf, sizeof(buf)), "[2,3,4]") == 0, "shape string");
+	lr_tensor_free(u);
+	lr_tensor_free(t);
+	tap_ok(lr_tensor_create(&t, LR_DT_FLOAT, 2, big, 1) == LR_ELIMIT && t == NULL,
+	       "overflowing byte size is refused with LR_ELIMIT");
+	tap_ok(lr_tensor_create(&t, LR_DT_FLOAT, 2, neg, 1) == LR_EINVAL, "negative dim refused");
+	tap_ok(lr_tensor_create(&t, LR_DT_FLOAT, LR_MAX_DIMS + 1, d, 0) == LR_EINVAL,
+	       "rank above LR_MAX_DIMS refused");
+	tap_ok(lr_tensor_create(&t, LR_DT_INT64, 0, NULL, 1) == 0 && t->nelem == 1 &&
+	       lr_tensor_bytes(t) == 8, "scalar int64 has one element");
+	lr_tensor_free(t);
+	tap_ok(lr_tensor_create(&t, LR_DT_FLOAT, 3, d, 0) == 0 && t->data == NULL,
+	       "shape-only tensor has no data");
+	lr_tensor_free(t);
+	tap_ok(lr_shape_nelem(2, (int64_t[]){ 0, 5 }, &n) == 0 && n == 0, "empty dimension");
+
+	for (int threads = 1; threads <= 4; threads++) {
+		lr_pool *p = lr_pool_create(threads);
+		int okc = 1;
+
+		memset(hits, 0, sizeof(hits));
+		for (int rep = 0; rep < 50; rep++)
+			lr_pool_run(p, 1000, 1, mark, hits);
+		lr_pool_run(p, 3, 1, mark, hits); /* fewer items than threads */
+		for (int i = 0; i < 1000; i++)
+			okc &= hits[i] == 50 + (i < 3);
+		tap_ok(p != NULL && lr_pool_size(p) == threads && okc,
+		       "pool of %d threads covers every index exactly once per run", threads);
+		lr_pool_free(p);
+	}
+	lr_pool_free(NULL);
+	lr_tensor_free(NULL);
+	return tap_done();
+}
