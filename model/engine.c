@@ -16,6 +16,7 @@
 #include "model/engine.h"
 
 #include <cblas.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@ struct lr_engine {
 	lr_engine_observer observer;    /* optional per-node callback */
 	void *observer_ud;              /* its argument */
 	size_t peak_bytes;              /* peak live bytes of the last run */
+	struct lr_scratch scratch;      /* per-thread kernel scratch */
 };
 
 int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
@@ -54,7 +56,25 @@ int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
 		free(e);
 		return LR_ENOMEM;
 	}
-	openblas_set_num_threads(nthreads);
+	e->scratch.n = nthreads;
+	e->scratch.buf = calloc((size_t)nthreads, sizeof(void *));
+	e->scratch.bytes = calloc((size_t)nthreads, sizeof(size_t));
+	if (e->scratch.buf == NULL || e->scratch.bytes == NULL) {
+		lr_engine_free(e);
+		return LR_ENOMEM;
+	}
+	/*
+	 * Kernels parallelise with the engine's own pool and call SGEMM on
+	 * per-thread tiles, so OpenBLAS itself runs single-threaded.
+	 */
+	openblas_set_num_threads(1);
+	/*
+	 * Keep freed activation buffers in the heap instead of returning them
+	 * to the kernel: every run allocates the same sizes again, and fresh
+	 * mmap'd pages cost a page fault each.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	*out = e;
 	return 0;
 }
@@ -64,6 +84,10 @@ void lr_engine_free(lr_engine *e)
 	if (e == NULL)
 		return;
 	lr_pool_free(e->pool);
+	for (int i = 0; i < e->scratch.n && e->scratch.buf != NULL; i++)
+		lr_free_aligned(e->scratch.buf[i]);
+	free(e->scratch.buf);
+	free(e->scratch.bytes);
 	free(e);
 }
 
@@ -187,6 +211,7 @@ int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		c.dry = dry;
 		c.pool = e->pool;
 		c.msg = msg;
+		c.scratch = &e->scratch;
 		for (int k = 0; k < node->nin; k++) {
 			int v = node->in[k];
 

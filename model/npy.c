@@ -343,7 +343,7 @@ static int lex_dim(struct npy_lex *lx, int64_t *out)
 static int lex_shape(struct npy_lex *lx, struct npy_hdr *hd)
 {
 	int rc, commas = 0;
-	int64_t v;
+	int64_t v = 0;
 
 	if (!lex_peek(lx, '('))
 		return lex_fail(lx, "shape must be a tuple");
@@ -406,7 +406,7 @@ static int npy_descr(struct npy_hdr *hd, const char *name, lr_msg *msg)
 	const char *d = hd->descr;
 	char order = 0;
 
-	if (strchr("<>=|!", d[0]) != NULL && d[0] != '\0')
+	if (d[0] != '\0' && strchr("<>=|!", d[0]) != NULL)
 		order = *d++;
 	if (d[0] == 'O')
 		return lr_fail(msg, LR_ENPY,
@@ -554,7 +554,7 @@ static int npy_parse(const unsigned char *p, size_t n, size_t total,
 		     const char *hdr, const char *name, struct npy_hdr *hd,
 		     lr_msg *msg)
 {
-	size_t hoff, hlen;
+	size_t hoff = 0, hlen = 0;
 	int rc;
 
 	rc = npy_parse_prefix(p, n, total, name, &hoff, &hlen, msg);
@@ -651,7 +651,7 @@ int lr_npy_read(const char *path, lr_tensor **out, lr_msg *msg)
 	struct npy_hdr hd;
 	struct npy_sink sink;
 	struct stat st;
-	size_t total, n, hlen, hoff, done, step;
+	size_t total, n, hlen = 0, hoff = 0, done, step;
 	int fd, rc;
 
 	LR_ASSERT(out != NULL && path != NULL);
@@ -804,7 +804,7 @@ int lr_npy_write(const char *path, const lr_tensor *t, lr_msg *msg)
 	static atomic_uint seq;
 	char hdr[512];
 	char *tmp = NULL;
-	size_t hlen;
+	size_t hlen, tmplen;
 	int fd = -1, created = 0, rc;
 
 	LR_ASSERT(path != NULL && t != NULL);
@@ -815,12 +815,13 @@ int lr_npy_write(const char *path, const lr_tensor *t, lr_msg *msg)
 		return lr_fail(msg, LR_EINVAL, "%s: unsupported dtype %d",
 			       path, (int)t->dtype);
 	hlen = npy_format_header(t, hdr, sizeof(hdr));
-	tmp = malloc(strlen(path) + 64);
+	tmplen = strlen(path) + 64;
+	tmp = malloc(tmplen);
 	if (tmp == NULL)
 		return lr_fail(msg, LR_ENOMEM, "%s: out of memory", path);
 	for (int tries = 0; fd < 0; tries++) {
-		sprintf(tmp, "%s.tmp-%ld-%u", path, (long)getpid(),
-			atomic_fetch_add(&seq, 1u));
+		snprintf(tmp, tmplen, "%s.tmp-%ld-%u", path, (long)getpid(),
+			 atomic_fetch_add(&seq, 1u));
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (fd < 0 && (errno != EEXIST || tries == 100)) {
 			int e = errno;

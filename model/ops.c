@@ -118,6 +118,23 @@ lr_tensor *lr_op_take(lr_opctx *c, lr_tensor **in, int i)
 	return t;
 }
 
+void *lr_op_scratch(lr_opctx *c, int thread, size_t bytes)
+{
+	struct lr_scratch *s = c->scratch;
+
+	if (s == NULL || thread < 0 || thread >= s->n)
+		return NULL;
+	if (s->bytes[thread] < bytes) {
+		lr_free_aligned(s->buf[thread]);
+		s->bytes[thread] = 0;
+		s->buf[thread] = lr_alloc_aligned(bytes);
+		if (s->buf[thread] == NULL)
+			return NULL;
+		s->bytes[thread] = bytes;
+	}
+	return s->buf[thread];
+}
+
 int lr_op_need(lr_opctx *c, lr_tensor **in, int nin, int i, lr_dtype dt)
 {
 	if (i >= nin || in[i] == NULL)

@@ -35,7 +35,15 @@ typedef struct lr_opctx {
 	lr_pool *pool;          /* threads for parallel loops (may be NULL) */
 	lr_msg *msg;            /* where errors are written */
 	unsigned takeable;      /* bit i: input i's buffer may be taken */
+	struct lr_scratch *scratch; /* per-thread scratch buffers (engine-owned) */
 } lr_opctx;
+
+/* Per-thread scratch memory kept by the engine across nodes and runs. */
+struct lr_scratch {
+	int n;                  /* one slot per pool thread */
+	void **buf;             /* 64-byte aligned buffers */
+	size_t *bytes;          /* their sizes */
+};
 
 /*
  * A kernel. `in[i]` is NULL for an omitted optional input (i < nin). The
@@ -73,6 +81,14 @@ int lr_op_output(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim,
  * otherwise returns NULL. Never grants in a dry run.
  */
 lr_tensor *lr_op_take(lr_opctx *c, lr_tensor **in, int i);
+
+/*
+ * Returns thread `thread`'s scratch buffer of at least `bytes` (contents
+ * undefined), growing it when needed; NULL on allocation failure. Valid
+ * until the next call for the same thread. Safe to call concurrently for
+ * different thread indices.
+ */
+void *lr_op_scratch(lr_opctx *c, int thread, size_t bytes);
 
 /* Writes "node 'NAME' (OP): <formatted text>" into c->msg, returns code. */
 int lr_op_fail(lr_opctx *c, int code, const char *fmt, ...)

@@ -114,55 +114,53 @@ int lr__window_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
 
 /* ---- im2col -------------------------------------------------------------- */
 
-struct im2col_job {
-	const float *x;          /* one image, channels [c0, c0+cg) */
-	float *col;              /* rows = cg*kh*kw, cols = oh*ow */
-	const struct lr_geom *g;
-};
-
-static void im2col_rows(void *arg, int64_t begin, int64_t end)
+/*
+ * Writes columns [j0, j0+cols) of the patch matrix of one image/group into
+ * col (row-major, rows = cg*kh*kw, leading dimension cols). Column j is
+ * output position (j / ow, j % ow).
+ */
+static void im2col_tile(const float *x, float *col, const struct lr_geom *g,
+			int64_t krows, int64_t j0, int64_t cols)
 {
-	const struct im2col_job *j = arg;
-	const struct lr_geom *g = j->g;
-	int64_t ohw = g->oh * g->ow;
+	int64_t oy0 = j0 / g->ow, oy1 = (j0 + cols - 1) / g->ow;
 
-	for (int64_t r = begin; r < end; r++) {
+	for (int64_t r = 0; r < krows; r++) {
 		int64_t ch = r / (g->kh * g->kw);
 		int64_t ki = (r / g->kw) % g->kh;
 		int64_t kj = r % g->kw;
-		const float *plane = j->x + ch * g->h * g->w;
-		float *dst = j->col + r * ohw;
+		const float *plane = x + ch * g->h * g->w;
+		float *dst = col + r * cols - j0;
+		int64_t ix0 = -g->pl + kj * g->dw;
 
-		for (int64_t oy = 0; oy < g->oh; oy++) {
+		for (int64_t oy = oy0; oy <= oy1; oy++) {
 			int64_t iy = oy * g->sh - g->pt + ki * g->dh;
+			int64_t a = oy == oy0 ? j0 - oy * g->ow : 0;
+			int64_t b = oy == oy1 ? j0 + cols - oy * g->ow : g->ow;
 			float *d = dst + oy * g->ow;
+			const float *src;
 
 			if (iy < 0 || iy >= g->h) {
-				memset(d, 0, (size_t)g->ow * sizeof(float));
+				memset(d + a, 0, (size_t)(b - a) * sizeof(float));
 				continue;
 			}
-			const float *src = plane + iy * g->w;
-			int64_t ix0 = -g->pl + kj * g->dw;
-
+			src = plane + iy * g->w;
 			if (g->sw == 1) {
-				/* Contiguous run with zero borders. */
-				int64_t lo = ix0 < 0 ? -ix0 : 0;
-				int64_t hi = g->w - ix0;
+				/* ox in [a, b) reads src[ix0 + ox]; valid when 0 <= ix0+ox < w */
+				int64_t lo = -ix0 > a ? -ix0 : a;
+				int64_t hi = g->w - ix0 < b ? g->w - ix0 : b;
 
-				if (hi > g->ow)
-					hi = g->ow;
-				if (lo > g->ow)
-					lo = g->ow;
+				if (lo > b)
+					lo = b;
 				if (hi < lo)
 					hi = lo;
-				if (lo > 0)
-					memset(d, 0, (size_t)lo * sizeof(float));
+				if (lo > a)
+					memset(d + a, 0, (size_t)(lo - a) * sizeof(float));
 				if (hi > lo)
 					memcpy(d + lo, src + ix0 + lo, (size_t)(hi - lo) * sizeof(float));
-				if (g->ow > hi)
-					memset(d + hi, 0, (size_t)(g->ow - hi) * sizeof(float));
+				if (b > hi)
+					memset(d + hi, 0, (size_t)(b - hi) * sizeof(float));
 			} else {
-				for (int64_t ox = 0; ox < g->ow; ox++) {
+				for (int64_t ox = a; ox < b; ox++) {
 					int64_t ix = ix0 + ox * g->sw;
 
 					d[ox] = (ix >= 0 && ix < g->w) ? src[ix] : 0.0f;
@@ -229,24 +227,64 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end)
 	}
 }
 
-/* ---- bias --------------------------------------------------------------- */
+/* Bytes of the per-thread im2col tile; about the L2 cache of one core. */
+#define LR_CONV_TILE_BYTES (512u * 1024u)
 
-struct bias_job {
-	float *y;
-	const float *b;
-	int64_t channels, plane;
+struct conv_job {
+	lr_opctx *c;             /* for per-thread scratch */
+	const float *x, *w, *b;  /* input, filters, bias (may be NULL) */
+	float *y;                /* output */
+	const struct lr_geom *g;
+	int64_t group, cg, mg, m;  /* groups, channels per group in/out, out total */
+	int64_t krows, ohw;      /* patch rows (cg*kh*kw), output positions */
+	int64_t nb, ntiles;      /* tile width and tiles per image-group */
+	int direct;              /* 1x1 stride 1 unpadded: no im2col */
+	int failed;              /* set when a scratch allocation failed */
 };
 
-static void add_bias_planes(void *arg, int64_t begin, int64_t end)
+static void conv_tiles(void *arg, int64_t begin, int64_t end, int thread)
 {
-	const struct bias_job *j = arg;
+	struct conv_job *j = arg;
+	const struct lr_geom *g = j->g;
 
-	for (int64_t p = begin; p < end; p++) {
-		float bv = j->b[p % j->channels];
-		float *y = j->y + p * j->plane;
+	for (int64_t t = begin; t < end; t++) {
+		int64_t tile = t % j->ntiles, ng = t / j->ntiles;
+		int64_t gi = ng % j->group, n = ng / j->group;
+		int64_t j0 = tile * j->nb;
+		int64_t cols = j->ohw - j0 < j->nb ? j->ohw - j0 : j->nb;
+		const float *xg = j->x + (n * g->c + gi * j->cg) * g->h * g->w;
+		const float *wg = j->w + gi * j->mg * j->krows;
+		float *yg = j->y + (n * j->m + gi * j->mg) * j->ohw + j0;
+		const float *bm;
+		int64_t ldb;
 
-		for (int64_t i = 0; i < j->plane; i++)
-			y[i] += bv;
+		if (j->direct) {
+			bm = xg + j0;
+			ldb = j->ohw;
+		} else {
+			float *col = lr_op_scratch(j->c, thread,
+						   (size_t)(j->krows * cols) * sizeof(float));
+
+			if (col == NULL) {
+				j->failed = 1;
+				return;
+			}
+			im2col_tile(xg, col, g, j->krows, j0, cols);
+			bm = col;
+			ldb = cols;
+		}
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->mg, (int)cols,
+			    (int)j->krows, 1.0f, wg, (int)j->krows, bm, (int)ldb, 0.0f, yg,
+			    (int)j->ohw);
+		if (j->b != NULL) {
+			for (int64_t r = 0; r < j->mg; r++) {
+				float bv = j->b[gi * j->mg + r];
+				float *row = yg + r * j->ohw;
+
+				for (int64_t q = 0; q < cols; q++)
+					row[q] += bv;
+			}
+		}
 	}
 }
 
@@ -255,7 +293,6 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	const lr_tensor *x, *w, *b = NULL;
 	int64_t kernel[2], group, m, cg, mg, odims[4];
 	struct lr_geom g;
-	float *col = NULL;
 	int rc, nsp, cnt;
 	lr_tensor *y = NULL;
 
@@ -320,49 +357,45 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		goto done;
 	}
 	{
-		int64_t ohw = g.oh * g.ow, krows = cg * g.kh * g.kw;
-		int direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 &&
-			     g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
-		size_t colbytes;
+		struct conv_job j;
+		int64_t per;
 
-		if (!direct) {
-			if (lr_mul_size((size_t)krows, (size_t)ohw * sizeof(float), &colbytes) != 0 ||
-			    (col = lr_alloc_aligned(colbytes)) == NULL) {
-				rc = lr_op_fail(c, LR_ENOMEM, "out of memory for the im2col buffer");
-				goto fail;
-			}
-		}
-		for (int64_t n = 0; n < g.n; n++) {
-			for (int64_t gi = 0; gi < group; gi++) {
-				const float *xg = (const float *)x->data +
-						  (n * x->dims[1] + gi * cg) * g.h * g.w;
-				const float *wg = (const float *)w->data + gi * mg * krows;
-				float *yg = (float *)y->data + (n * m + gi * mg) * ohw;
-				const float *bmat = xg;
-
-				if (!direct) {
-					struct im2col_job j = { xg, col, &g };
-
-					lr_pool_run(c->pool, krows, 4, im2col_rows, &j);
-					bmat = col;
-				}
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-					    (int)mg, (int)ohw, (int)krows, 1.0f, wg,
-					    (int)krows, bmat, (int)ohw, 0.0f, yg, (int)ohw);
-			}
-		}
-		if (b != NULL) {
-			struct bias_job j = { y->data, b->data, m, ohw };
-
-			lr_pool_run(c->pool, g.n * m, 8, add_bias_planes, &j);
+		memset(&j, 0, sizeof(j));
+		j.c = c;
+		j.x = x->data;
+		j.w = w->data;
+		j.b = b ? b->data : NULL;
+		j.y = y->data;
+		j.g = &g;
+		j.group = group;
+		j.cg = cg;
+		j.mg = mg;
+		j.m = m;
+		j.ohw = g.oh * g.ow;
+		j.krows = cg * g.kh * g.kw;
+		j.direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 &&
+			   g.pl == 0 && g.pb == 0 && g.pr == 0 && g.dh == 1 && g.dw == 1;
+		/* Tile width: the patch tile stays near L2 size; at least 64 columns. */
+		per = (int64_t)((getenv("LR_TILE") ? (size_t)atol(getenv("LR_TILE")) : LR_CONV_TILE_BYTES) / sizeof(float)) / j.krows;
+		if (j.direct)
+			per = 1024;
+		per = per < 64 ? 64 : per > (getenv("LR_TMAX") ? atol(getenv("LR_TMAX")) : 4096) ? (getenv("LR_TMAX") ? atol(getenv("LR_TMAX")) : 4096) : per & ~(int64_t)15;
+		/* Enough tiles for every thread when the batch is small. */
+		while (per > 64 && g.n * group * ((j.ohw + per - 1) / per) <
+					   4 * (int64_t)lr_pool_size(c->pool))
+			per /= 2;
+		j.nb = per < j.ohw ? per : j.ohw;
+		j.ntiles = (j.ohw + j.nb - 1) / j.nb;
+		lr_pool_run_indexed(c->pool, g.n * group * j.ntiles, 1, conv_tiles, &j);
+		if (j.failed) {
+			rc = lr_op_fail(c, LR_ENOMEM, "out of memory for the im2col buffer");
+			goto fail;
 		}
 	}
 done:
-	lr_free_aligned(col);
 	out[0] = y;
 	return 0;
 fail:
-	lr_free_aligned(col);
 	lr_tensor_free(y);
 	return rc;
 }

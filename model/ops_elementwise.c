@@ -22,6 +22,13 @@
  * operand. int64 variants exist for shape arithmetic; they use wrapping
  * arithmetic (no undefined behaviour on hostile values), and Div truncates
  * toward zero like C (as ONNX Runtime does), refusing a zero divisor.
+ *
+ * Dry runs: like the data-movement kernels (ops_shape.c), a float output
+ * whose inputs all have data (constants, or shape arithmetic cast to
+ * float) and that has at most LR_EW_DRY_MAX elements is computed anyway,
+ * so float values that decide shapes downstream (Resize scales computed
+ * as Cast(Shape) * 2) survive a dry run. Other float outputs stay
+ * shape-only.
  */
 #include "config.h"
 
@@ -32,6 +39,7 @@
 #include <string.h>
 
 #define LR_EW_GRAIN 16384 /* elements per parallel chunk */
+#define LR_EW_DRY_MAX 65536 /* dry runs compute known float outputs up to this */
 #define LR_EW_SEG 16384   /* longest contiguous run handed to one call */
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -55,6 +63,21 @@
 			stmt;                                               \
 		}                                                           \
 	} while (0)
+
+/*
+ * In a dry run, gives a shape-only float output a buffer when its inputs
+ * are known (`have`) and it is small (see DESIGN). Frees *out on failure.
+ */
+static int dry_values(lr_opctx *c, lr_tensor **out, int have)
+{
+	if ((*out)->data != NULL || !have || (*out)->nelem > LR_EW_DRY_MAX)
+		return 0;
+	if (lr_tensor_alloc_data(*out) == 0)
+		return 0;
+	lr_tensor_free(*out);
+	*out = NULL;
+	return lr_op_fail(c, LR_ENOMEM, "out of memory for a small output");
+}
 
 /* ---------------------------------------------------------------------- */
 /* Unary maps                                                               */
@@ -131,7 +154,7 @@ static void unary_chunk(void *vp, int64_t b, int64_t e)
  * buffer when allowed, and runs the map over the pool.
  */
 static int run_unary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
-		     enum unary_kind kind, float p0, float p1)
+		     enum unary_kind kind, float p0, float p1, int have_bounds)
 {
 	struct unary_job job;
 	lr_tensor *x, *y;
@@ -144,6 +167,8 @@ static int run_unary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	y = lr_op_take(c, in, 0);
 	if (y == NULL) {
 		rc = lr_op_output(c, out, LR_DT_FLOAT, x->ndim, x->dims);
+		if (rc == 0)
+			rc = dry_values(c, out, x->data != NULL && have_bounds);
 		if (rc != 0)
 			return rc;
 		y = *out;
@@ -166,7 +191,7 @@ static int run_unary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 /* Relu: y = max(x, 0). Float only. */
 int lr_op_relu(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
-	return run_unary(c, in, nin, out, U_RELU, 0.f, 0.f);
+	return run_unary(c, in, nin, out, U_RELU, 0.f, 0.f, 1);
 }
 
 /* LeakyRelu: y = x < 0 ? alpha * x : x, alpha default 0.01. */
@@ -175,14 +200,14 @@ int lr_op_leakyrelu(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 {
 	float alpha = lr_node_attr_float(c->node, "alpha", 0.01f);
 
-	return run_unary(c, in, nin, out, U_LEAKY, alpha, 0.f);
+	return run_unary(c, in, nin, out, U_LEAKY, alpha, 0.f, 1);
 }
 
 /* Sigmoid: y = 1 / (1 + exp(-x)). */
 int lr_op_sigmoid(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		  int nout)
 {
-	return run_unary(c, in, nin, out, U_SIGMOID, 0.f, 0.f);
+	return run_unary(c, in, nin, out, U_SIGMOID, 0.f, 0.f, 1);
 }
 
 /* HardSigmoid: y = clamp(alpha * x + beta, 0, 1), alpha 0.2, beta 0.5. */
@@ -192,20 +217,20 @@ int lr_op_hardsigmoid(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	float alpha = lr_node_attr_float(c->node, "alpha", 0.2f);
 	float beta = lr_node_attr_float(c->node, "beta", 0.5f);
 
-	return run_unary(c, in, nin, out, U_HARDSIGMOID, alpha, beta);
+	return run_unary(c, in, nin, out, U_HARDSIGMOID, alpha, beta, 1);
 }
 
 /* HardSwish (opset 14): y = x * clamp(x / 6 + 0.5, 0, 1). */
 int lr_op_hardswish(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		    int nout)
 {
-	return run_unary(c, in, nin, out, U_HARDSWISH, 0.f, 0.f);
+	return run_unary(c, in, nin, out, U_HARDSWISH, 0.f, 0.f, 1);
 }
 
 /* Tanh: y = tanh(x). */
 int lr_op_tanh(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
-	return run_unary(c, in, nin, out, U_TANH, 0.f, 0.f);
+	return run_unary(c, in, nin, out, U_TANH, 0.f, 0.f, 1);
 }
 
 /* Elu: y = x > 0 ? x : alpha * (exp(x) - 1), alpha default 1. */
@@ -213,7 +238,7 @@ int lr_op_elu(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	float alpha = lr_node_attr_float(c->node, "alpha", 1.0f);
 
-	return run_unary(c, in, nin, out, U_ELU, alpha, 0.f);
+	return run_unary(c, in, nin, out, U_ELU, alpha, 0.f, 1);
 }
 
 /* Reads the scalar bound of Clip from optional input i into *v. */
@@ -256,7 +281,7 @@ static int clip_bound(lr_opctx *c, lr_tensor **in, int nin, int i,
 int lr_op_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	float lo = -FLT_MAX, hi = FLT_MAX;
-	int rc;
+	int rc, have = 1;
 
 	if (c->opset < 11) {
 		if (nin > 1)
@@ -271,8 +296,11 @@ int lr_op_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 			rc = clip_bound(c, in, nin, 2, "max", &hi);
 		if (rc != 0)
 			return rc;
+		for (int i = 1; i < nin && i < 3; i++)
+			if (in[i] != NULL && in[i]->data == NULL)
+				have = 0;
 	}
-	return run_unary(c, in, nin, out, U_CLIP, lo, hi);
+	return run_unary(c, in, nin, out, U_CLIP, lo, hi, have);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -534,6 +562,8 @@ static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		*out = y;
 	} else {
 		rc = lr_op_output(c, out, a->dtype, n, od);
+		if (rc == 0)
+			rc = dry_values(c, out, a->data != NULL && b->data != NULL);
 		if (rc != 0)
 			return rc;
 		y = *out;

@@ -236,25 +236,54 @@ static void copy_line(char *dst, int64_t ds, const char *src, int64_t ss,
 }
 
 /*
- * A 2-D transpose-like copy (rows along dimension a, columns along b),
- * walked in square tiles so that both the strided reads and the
- * contiguous writes stay in cache.
+ * One tile of a 2-D transpose-like copy of element type T: rows i along
+ * plan dimension a (unit source stride), columns j along b (unit
+ * destination stride). Wide tiles write rows of the destination; narrow
+ * ones (a few channels) read runs of the source instead.
+ */
+#define TILE_FN(name, T)                                                    \
+	static void name(char *dst, const char *src, const nd_plan *p,      \
+			 int64_t i0, int64_t i1, int64_t j0, int64_t j1)    \
+	{                                                                   \
+		int64_t da = p->ds[p->nd - 2] / (int64_t)sizeof(T);        \
+		int64_t sb = p->ss[p->nd - 1] / (int64_t)sizeof(T);        \
+		T *d = (T *)(void *)dst;                                    \
+		const T *s = (const T *)(const void *)src;                  \
+                                                                            \
+		if (j1 - j0 >= 8) {                                         \
+			for (int64_t i = i0; i < i1; i++)                   \
+				for (int64_t j = j0; j < j1; j++)           \
+					d[i * da + j] = s[i + j * sb];      \
+		} else {                                                    \
+			for (int64_t j = j0; j < j1; j++)                   \
+				for (int64_t i = i0; i < i1; i++)           \
+					d[i * da + j] = s[i + j * sb];      \
+		}                                                           \
+	}
+TILE_FN(tile4, uint32_t)
+TILE_FN(tile8, uint64_t)
+
+/*
+ * A 2-D transpose-like copy over the last two plan dimensions, walked in
+ * tiles (64 rows x 16 columns) so that both the strided reads and the
+ * contiguous writes stay in cache. Needs block 4 or 8, unit source stride
+ * along dimension nd-2 and unit destination stride along nd-1.
  */
 static void copy_tiled(char *dst, const char *src, const nd_plan *p)
 {
-	const int64_t T = 32;
+	const int64_t TA = 64, TB = 16;
 	int a = p->nd - 2, b = p->nd - 1;
 
-	for (int64_t i0 = 0; i0 < p->cnt[a]; i0 += T) {
-		int64_t i1 = i0 + T < p->cnt[a] ? i0 + T : p->cnt[a];
+	for (int64_t i0 = 0; i0 < p->cnt[a]; i0 += TA) {
+		int64_t i1 = i0 + TA < p->cnt[a] ? i0 + TA : p->cnt[a];
 
-		for (int64_t j0 = 0; j0 < p->cnt[b]; j0 += T) {
-			int64_t j1 = j0 + T < p->cnt[b] ? j0 + T : p->cnt[b];
+		for (int64_t j0 = 0; j0 < p->cnt[b]; j0 += TB) {
+			int64_t j1 = j0 + TB < p->cnt[b] ? j0 + TB : p->cnt[b];
 
-			for (int64_t i = i0; i < i1; i++)
-				copy_line(dst + i * p->ds[a] + j0 * p->ds[b], p->ds[b],
-					  src + i * p->ss[a] + j0 * p->ss[b], p->ss[b],
-					  j1 - j0, p->block);
+			if (p->block == 4)
+				tile4(dst, src, p, i0, i1, j0, j1);
+			else
+				tile8(dst, src, p, i0, i1, j0, j1);
 		}
 	}
 }
@@ -275,9 +304,10 @@ static void nd_run(const nd_plan *p, char *dst, const char *src)
 	}
 	/* Strided reads along the last dimension, unit reads along the one
 	 * before it: a transpose, done in tiles. */
-	tiled = nd >= 2 && p->ss[nd - 1] != p->block &&
-		p->ss[nd - 2] == p->block && p->cnt[nd - 1] >= 8 &&
-		p->cnt[nd - 2] >= 8;
+	tiled = nd >= 2 && (p->block == 4 || p->block == 8) &&
+		p->ss[nd - 2] == p->block && p->ds[nd - 1] == p->block &&
+		p->ss[nd - 1] % p->block == 0 && p->ds[nd - 2] % p->block == 0 &&
+		p->cnt[nd - 2] >= 4;
 	outer = tiled ? nd - 2 : nd - 1;
 	for (;;) {
 		int k;

@@ -22,7 +22,8 @@ struct lr_pool {
 	int stop;               /* 1: workers exit */
 	int pending;            /* workers still running this generation */
 	int active;             /* chunks in this run (<= nthreads) */
-	lr_pool_fn fn;          /* current loop body */
+	lr_pool_fn fn;          /* current loop body (plain) */
+	lr_pool_ifn ifn;        /* current loop body (indexed), or NULL */
 	void *arg;              /* its argument */
 	int64_t n;              /* range size */
 };
@@ -57,12 +58,16 @@ static void *worker_main(void *vp)
 		seen = p->generation;
 		if (index < p->active) {
 			lr_pool_fn fn = p->fn;
+			lr_pool_ifn ifn = p->ifn;
 			void *arg = p->arg;
 			int64_t b, e;
 
 			chunk_range(p->n, p->active, index, &b, &e);
 			pthread_mutex_unlock(&p->mu);
-			fn(arg, b, e);
+			if (ifn != NULL)
+				ifn(arg, b, e, index);
+			else
+				fn(arg, b, e);
 			pthread_mutex_lock(&p->mu);
 			if (--p->pending == 0)
 				pthread_cond_signal(&p->done);
@@ -132,8 +137,8 @@ int lr_pool_size(const lr_pool *p)
 	return p ? p->nthreads : 1;
 }
 
-void lr_pool_run(lr_pool *p, int64_t n, int64_t grain, lr_pool_fn fn,
-		 void *arg)
+static void run_common(lr_pool *p, int64_t n, int64_t grain, lr_pool_fn fn,
+		       lr_pool_ifn ifn, void *arg)
 {
 	int parts;
 	int64_t b, e;
@@ -146,11 +151,15 @@ void lr_pool_run(lr_pool *p, int64_t n, int64_t grain, lr_pool_fn fn,
 	if ((int64_t)parts > n / grain)
 		parts = (int)(n / grain);
 	if (parts <= 1) {
-		fn(arg, 0, n);
+		if (ifn != NULL)
+			ifn(arg, 0, n, 0);
+		else
+			fn(arg, 0, n);
 		return;
 	}
 	pthread_mutex_lock(&p->mu);
 	p->fn = fn;
+	p->ifn = ifn;
 	p->arg = arg;
 	p->n = n;
 	p->active = parts;
@@ -160,10 +169,25 @@ void lr_pool_run(lr_pool *p, int64_t n, int64_t grain, lr_pool_fn fn,
 	pthread_mutex_unlock(&p->mu);
 
 	chunk_range(n, parts, 0, &b, &e);
-	fn(arg, b, e);
+	if (ifn != NULL)
+		ifn(arg, b, e, 0);
+	else
+		fn(arg, b, e);
 
 	pthread_mutex_lock(&p->mu);
 	while (p->pending > 0)
 		pthread_cond_wait(&p->done, &p->mu);
 	pthread_mutex_unlock(&p->mu);
+}
+
+void lr_pool_run(lr_pool *p, int64_t n, int64_t grain, lr_pool_fn fn,
+		 void *arg)
+{
+	run_common(p, n, grain, fn, NULL, arg);
+}
+
+void lr_pool_run_indexed(lr_pool *p, int64_t n, int64_t grain, lr_pool_ifn fn,
+			 void *arg)
+{
+	run_common(p, n, grain, NULL, fn, arg);
 }

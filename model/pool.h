@@ -35,4 +35,14 @@ int lr_pool_size(const lr_pool *p);
 void lr_pool_run(lr_pool *p, int64_t n, int64_t grain, lr_pool_fn fn,
 		 void *arg);
 
+/* Body of an indexed parallel loop: also gets the chunk's thread index. */
+typedef void (*lr_pool_ifn)(void *arg, int64_t begin, int64_t end, int thread);
+
+/*
+ * Like lr_pool_run(), but fn also receives the index (0 .. size-1) of the
+ * thread running the chunk, e.g. to pick a per-thread scratch buffer.
+ */
+void lr_pool_run_indexed(lr_pool *p, int64_t n, int64_t grain, lr_pool_ifn fn,
+			 void *arg);
+
 #endif /* LR_POOL_H */

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -847,6 +846,63 @@ static void test_read_file_errors(void)
 	tap_ok(t == NULL, "no tensor is returned on failure");
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Every file of the checked-in fuzz corpus through lr_npy_read(): ok_*
+ * must load, bad_* must be refused with LR_ENPY and a message.
+ */
+static void test_corpus(void)
+{
+	const char *src = getenv("top_srcdir");
+	char dir[4096], path[8192], *names[512];
+	struct dirent *e;
+	int n = 0, nok = 0, nbad = 0, failed = 0;
+	DIR *d;
+
+	if (src == NULL || src[0] == '\0') {
+		tap_diag("top_srcdir is not set: fuzz corpus check skipped");
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s/tests/fuzz/npy.in", src);
+	d = opendir(dir);
+	if (!tap_ok(d != NULL, "open the fuzz corpus %s", dir))
+		return;
+	while ((e = readdir(d)) != NULL && n < 512)
+		if (e->d_name[0] != '.')
+			names[n++] = strdup(e->d_name);
+	closedir(d);
+	qsort(names, (size_t)n, sizeof(names[0]), cmp_name);
+	for (int i = 0; i < n; i++) {
+		int want_ok = strncmp(names[i], "ok_", 3) == 0;
+		int want_bad = strncmp(names[i], "bad_", 4) == 0;
+		lr_tensor *t = NULL;
+		lr_msg m;
+		int rc;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		memset(&m, 0, sizeof(m));
+		rc = lr_npy_read(path, &t, &m);
+		if ((want_ok && (rc != 0 || t == NULL)) ||
+		    (want_bad && (rc != LR_ENPY || t != NULL ||
+				  strncmp(m.text, path, strlen(path)) != 0)) ||
+		    (!want_ok && !want_bad)) {
+			tap_diag("corpus %s: rc %d: %s", names[i], rc, m.text);
+			failed++;
+		}
+		nok += want_ok;
+		nbad += want_bad;
+		lr_tensor_free(t);
+		free(names[i]);
+	}
+	tap_ok(failed == 0 && nok >= 10 && nbad >= 25,
+	       "fuzz corpus: %d ok_* files load, %d bad_* files are refused (%d wrong)",
+	       nok, nbad, failed);
+}
+
 static void rm_tmpdir(void)
 {
 	DIR *d = opendir(tmpdir);
@@ -892,6 +948,7 @@ int main(void)
 	test_good_mem();
 	test_write(have_numpy);
 	test_read_file_errors();
+	test_corpus();
 
 	if (tap_failed)
 		tap_diag("fixtures kept in %s", tmpdir);
