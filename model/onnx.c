@@ -1102,7 +1102,10 @@ static int load_common(const uint8_t *buf, size_t len, const char *file,
 			m->opset = os->has_version ? os->version : 1;
 	}
 	if (m->opset < 0) {
-		rc = lr_fail(msg, LR_EMODEL, "%s: the model imports no default-domain opset", file);
+		/* Valid ONNX (e.g. only a training or vendor domain), not ours. */
+		rc = lr_fail(msg, m->proto->n_opset_import ? LR_EUNSUPPORTED : LR_EMODEL,
+			     "%s: the model imports no default-domain (ai.onnx) opset%s", file,
+			     m->proto->n_opset_import ? "; only other operator domains" : "");
 		goto fail;
 	}
 	if (m->opset < LR_ONNX_MIN_OPSET || m->opset > LR_ONNX_MAX_OPSET) {

@@ -553,9 +553,12 @@ static void test_identity_dropout(void)
 
 /* ---- Transpose ---------------------------------------------------------- */
 
-/* Naive reference transpose of an iota tensor, compared to the kernel. */
-static void transpose_check(int r, const int64_t *dims, const int64_t *perm,
-			    int use_int, const char *name)
+/*
+ * Naive reference transpose of an iota tensor, compared to the kernel.
+ * With name == NULL only returns whether it matched.
+ */
+static int transpose_check(int r, const int64_t *dims, const int64_t *perm,
+			   int use_int, const char *name)
 {
 	lr_tensor *x, *out[1];
 	int64_t od[LR_MAX_DIMS], ist[LR_MAX_DIMS], idx[LR_MAX_DIMS] = { 0 }, s = 1;
@@ -597,10 +600,14 @@ static void transpose_check(int r, const int64_t *dims, const int64_t *perm,
 			idx[k] = 0;
 		}
 	}
-	tap_ok(ok, "%s%s%s", name, rc ? ": " : "", msg.text);
+	if (name != NULL)
+		tap_ok(ok, "%s%s%s", name, rc ? ": " : "", msg.text);
+	else if (!ok)
+		tap_diag("rc %d %s", rc, msg.text);
 	if (rc == 0)
 		lr_tensor_free(out[0]);
 	lr_tensor_free(x);
+	return ok;
 }
 
 static void test_transpose(void)
@@ -858,6 +865,142 @@ static void test_slice(void)
 	lr_tensor_free(e0);
 	lr_tensor_free(z);
 	lr_tensor_free(shp);
+}
+
+/* ---- randomized checks against naive references ------------------------ */
+
+static uint32_t rnd_state = 12345;
+
+static uint32_t rnd(void)
+{
+	rnd_state = rnd_state * 1103515245u + 12345u;
+	return rnd_state >> 8;
+}
+
+/* A random slice (in-range starts, ends that may run past either end). */
+static int slice_random_ok(void)
+{
+	int r = 1 + (int)(rnd() % 5), ns = 0;
+	int64_t dims[LR_MAX_DIMS], st[LR_MAX_DIMS], en[LR_MAX_DIMS], ax[LR_MAX_DIMS];
+	int64_t sp[LR_MAX_DIMS], first[LR_MAX_DIMS], step[LR_MAX_DIMS], od[LR_MAX_DIMS];
+	int64_t ist[LR_MAX_DIMS], idx[LR_MAX_DIMS] = { 0 }, s = 1;
+	lr_tensor *x, *ts, *te, *ta, *tp, *out[1];
+	lr_msg msg = { "" };
+	lrt_node n;
+	int rc, ok;
+
+	for (int k = 0; k < r; k++)
+		dims[k] = 1 + (int64_t)(rnd() % (k == r - 1 ? 40 : 7));
+	for (int k = r - 1; k >= 0; k--) {
+		ist[k] = s;
+		s *= dims[k];
+	}
+	for (int k = 0; k < r; k++) {
+		first[k] = 0;
+		step[k] = 1;
+		od[k] = dims[k];
+		if (rnd() % 3 == 0)
+			continue;
+		/* Reference: walk from b by stp while inside [lo, hi). */
+		int64_t d = dims[k], b = (int64_t)(rnd() % (uint32_t)d);
+		int64_t stp = (int64_t)(rnd() % 3) + 1, e, cnt = 0;
+
+		if (rnd() % 2)
+			stp = -stp;
+		if (stp > 0) {
+			e = b + (int64_t)(rnd() % (uint32_t)(d + 3)); /* may pass the end */
+			for (int64_t i = b; i < e && i < d; i += stp)
+				cnt++;
+		} else {
+			e = b - (int64_t)(rnd() % (uint32_t)(d + 3)); /* may pass 0 */
+			for (int64_t i = b; i > e && i >= 0; i += stp)
+				cnt++;
+		}
+		/* Encode: negative start sometimes, end below 0 as -(d+1)-... */
+		st[ns] = rnd() % 2 ? b - d : b;
+		en[ns] = e < 0 ? e - d - 1000 : (e >= d ? INT64_MAX : e);
+		ax[ns] = rnd() % 2 ? k - r : k;
+		sp[ns] = stp;
+		ns++;
+		first[k] = b;
+		step[k] = stp;
+		od[k] = cnt;
+	}
+	x = iota_f(r, dims);
+	ts = lrt_i(1, (int64_t[]){ ns }, st);
+	te = lrt_i(1, (int64_t[]){ ns }, en);
+	ta = lrt_i(1, (int64_t[]){ ns }, ax);
+	tp = lrt_i(1, (int64_t[]){ ns }, sp);
+	lrt_init(&n, "Slice", 13);
+	lrt_input(&n, x);
+	lrt_const(&n, ts);
+	lrt_const(&n, te);
+	lrt_const(&n, ta);
+	lrt_const(&n, tp);
+	rc = lrt_run(&n, 1, out, &msg);
+	ok = rc == 0 && same_shape(out[0], r, od);
+	for (int64_t i = 0; ok && i < out[0]->nelem; i++) {
+		int64_t src = 0;
+
+		for (int k = 0; k < r; k++)
+			src += (first[k] + idx[k] * step[k]) * ist[k];
+		ok = ((float *)out[0]->data)[i] == (float)src;
+		for (int k = r - 1; k >= 0; k--) {
+			if (++idx[k] < od[k])
+				break;
+			idx[k] = 0;
+		}
+	}
+	if (!ok) {
+		tap_diag("rc %d %s", rc, msg.text);
+		show("input", x);
+		show("starts", ts);
+		show("ends", te);
+		show("axes", ta);
+		show("steps", tp);
+		if (rc == 0)
+			show("got", out[0]);
+	}
+	if (rc == 0)
+		lr_tensor_free(out[0]);
+	lr_tensor_free(x);
+	lr_tensor_free(ts);
+	lr_tensor_free(te);
+	lr_tensor_free(ta);
+	lr_tensor_free(tp);
+	return ok;
+}
+
+static void test_random(void)
+{
+	int ok = 1;
+
+	for (int t = 0; t < 200 && ok; t++) {
+		int r = 1 + (int)(rnd() % 6);
+		int64_t dims[LR_MAX_DIMS], perm[LR_MAX_DIMS];
+
+		for (int k = 0; k < r; k++) {
+			dims[k] = 1 + (int64_t)(rnd() % (rnd() % 4 == 0 ? 40 : 5));
+			perm[k] = k;
+		}
+		for (int k = r - 1; k > 0; k--) {
+			int j = (int)(rnd() % (uint32_t)(k + 1));
+			int64_t tmp = perm[k];
+
+			perm[k] = perm[j];
+			perm[j] = tmp;
+		}
+		ok = transpose_check(r, dims, perm, (int)(rnd() % 2), NULL);
+		if (!ok)
+			tap_diag("failed: rank %d dims %s perm %s", r,
+				 lr_shape_str(r, dims, (char[200]){ 0 }, 200),
+				 lr_shape_str(r, perm, (char[200]){ 0 }, 200));
+	}
+	tap_ok(ok, "200 random transposes match the naive reference");
+	ok = 1;
+	for (int t = 0; t < 300 && ok; t++)
+		ok = slice_random_ok();
+	tap_ok(ok, "300 random slices match the naive reference");
 }
 
 /* ---- Pad ---------------------------------------------------------------- */
@@ -1278,6 +1421,7 @@ int main(void)
 	test_shape();
 	test_gather();
 	test_slice();
+	test_random();
 	test_pad();
 	test_cast();
 	test_dry_chain();
