@@ -115,12 +115,15 @@ static size_t owned_bytes(const lr_tensor *t)
 /* Checks a fed tensor against the graph input's declared type and shape. */
 static int check_input(const lr_value *v, const lr_tensor *t, lr_msg *msg)
 {
-	char got[160], want[160];
+	char got[160], wantshape[160];
 
 	if (t == NULL)
 		return lr_fail(msg, LR_EINVAL, "graph input '%s' was not given", v->name);
-	if (v->elem_type != 0 && (int)t->dtype != v->elem_type &&
-	    !(v->elem_type != 1 && t->dtype == LR_DT_INT64))
+	/* Declared types the loader converts: float16/double/bfloat16 -> float. */
+	int want = v->elem_type == 10 || v->elem_type == 11 || v->elem_type == 16 ? 1 : v->elem_type;
+
+	if (want != 0 && (int)t->dtype != want &&
+	    !(want != 1 && t->dtype == LR_DT_INT64))
 		return lr_fail(msg, LR_ESHAPE, "graph input '%s' expects element type %d, got %s",
 			       v->name, v->elem_type, lr_dtype_name(t->dtype));
 	if (v->ndim < 0)
@@ -135,20 +138,20 @@ bad:
 	{
 		size_t off = 0;
 
-		off += (size_t)snprintf(want + off, sizeof(want) - off, "[");
-		for (int i = 0; i < v->ndim && off < sizeof(want); i++) {
+		off += (size_t)snprintf(wantshape + off, sizeof(wantshape) - off, "[");
+		for (int i = 0; i < v->ndim && off < sizeof(wantshape); i++) {
 			if (v->dims[i] >= 0)
-				off += (size_t)snprintf(want + off, sizeof(want) - off, "%s%lld",
-							i ? "," : "", (long long)v->dims[i]);
+				off += (size_t)snprintf(wantshape + off, sizeof(wantshape) - off,
+							"%s%lld", i ? "," : "", (long long)v->dims[i]);
 			else
-				off += (size_t)snprintf(want + off, sizeof(want) - off, "%s?",
-							i ? "," : "");
+				off += (size_t)snprintf(wantshape + off, sizeof(wantshape) - off,
+							"%s?", i ? "," : "");
 		}
-		if (off < sizeof(want))
-			snprintf(want + off, sizeof(want) - off, "]");
+		if (off < sizeof(wantshape))
+			snprintf(wantshape + off, sizeof(wantshape) - off, "]");
 	}
 	return lr_fail(msg, LR_ESHAPE, "graph input '%s' expects shape %s, got %s", v->name,
-		       want, lr_shape_str(t->ndim, t->dims, got, sizeof(got)));
+		       wantshape, lr_shape_str(t->ndim, t->dims, got, sizeof(got)));
 }
 
 int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
@@ -235,6 +238,12 @@ int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		if (rc != 0) {
 			for (int k = 0; k < node->nout; k++)
 				lr_tensor_free(outp[k]);
+			/* A kernel that took an input and failed has freed it. */
+			for (int k = 0; k < node->nin; k++)
+				if (node->in[k] >= 0 && inp[k] == NULL && owned[node->in[k]]) {
+					slot[node->in[k]] = NULL;
+					owned[node->in[k]] = 0;
+				}
 			if (msg != NULL && msg->text[0] == '\0')
 				lr_fail(msg, rc, "node '%s' (%s): %s", node->name,
 					node->op_type, lr_strerror(rc));

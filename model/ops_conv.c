@@ -227,8 +227,11 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end)
 	}
 }
 
-/* Bytes of the per-thread im2col tile; about the L2 cache of one core. */
-#define LR_CONV_TILE_BYTES (512u * 1024u)
+/*
+ * Bytes of the per-thread im2col tile. OpenBLAS packs the filter matrix
+ * again for every SGEMM call, so tiles must be wide enough to amortise it.
+ */
+#define LR_CONV_TILE_BYTES (8u * 1024u * 1024u)
 
 struct conv_job {
 	lr_opctx *c;             /* for per-thread scratch */
@@ -376,10 +379,10 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		j.direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 &&
 			   g.pl == 0 && g.pb == 0 && g.pr == 0 && g.dh == 1 && g.dw == 1;
 		/* Tile width: the patch tile stays near L2 size; at least 64 columns. */
-		per = (int64_t)((getenv("LR_TILE") ? (size_t)atol(getenv("LR_TILE")) : LR_CONV_TILE_BYTES) / sizeof(float)) / j.krows;
+		per = (int64_t)(LR_CONV_TILE_BYTES / sizeof(float)) / j.krows;
 		if (j.direct)
-			per = 1024;
-		per = per < 64 ? 64 : per > (getenv("LR_TMAX") ? atol(getenv("LR_TMAX")) : 4096) ? (getenv("LR_TMAX") ? atol(getenv("LR_TMAX")) : 4096) : per & ~(int64_t)15;
+			per = 4096;
+		per = per < 64 ? 64 : per & ~(int64_t)15;
 		/* Enough tiles for every thread when the batch is small. */
 		while (per > 64 && g.n * group * ((j.ohw + per - 1) / per) <
 					   4 * (int64_t)lr_pool_size(c->pool))

@@ -542,15 +542,16 @@ static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 				  lr_dtype_name(a->dtype));
 	lr_shape_str(a->ndim, a->dims, sa, sizeof(sa));
 	lr_shape_str(b->ndim, b->dims, sb, sizeof(sb));
-	if (lr_broadcast_shape(a->ndim, a->dims, b->ndim, b->dims, &n, od) != 0)
-		return lr_op_fail(c, LR_ESHAPE,
-				  "input 0 (%s) of shape %s and input 1 (%s) of shape %s do not broadcast",
-				  na, sa, nb, sb);
-	if (kind == B_PRELU &&
-	    (n != a->ndim || memcmp(od, a->dims, (size_t)n * sizeof(int64_t)) != 0))
+	rc = lr_broadcast_shape(a->ndim, a->dims, b->ndim, b->dims, &n, od);
+	if (kind == B_PRELU && (rc != 0 || n != a->ndim ||
+				memcmp(od, a->dims, (size_t)n * sizeof(int64_t)) != 0))
 		return lr_op_fail(c, LR_ESHAPE,
 				  "input 1 (slope) of shape %s does not broadcast to %s",
 				  sb, sa);
+	if (rc != 0)
+		return lr_op_fail(c, LR_ESHAPE,
+				  "input 0 (%s) of shape %s and input 1 (%s) of shape %s do not broadcast",
+				  na, sa, nb, sb);
 
 	/* Reuse an input buffer that already has the output's shape. */
 	for (int i = 0; i < 2 && y == NULL; i++) {

@@ -68,7 +68,7 @@ static void conv_case_run(const struct conv_case *cc, const char *label)
 	lr_tensor *y = NULL;
 	lr_msg msg = { { 0 } };
 	lrt_node nd;
-	double *ref, worst;
+	double *ref, worst = 0;
 	int rc;
 
 	if (cc->auto_pad != NULL && strncmp(cc->auto_pad, "SAME", 4) == 0) {
@@ -133,9 +133,9 @@ static void conv_case_run(const struct conv_case *cc, const char *label)
 	if (cc->auto_pad != NULL)
 		lrt_attr_str(&nd, "auto_pad", cc->auto_pad);
 	rc = lrt_run(&nd, 1, &y, &msg);
+	rc = rc == 0 && close_all(y, ref, cc->n * cc->m * oh * ow, 1e-5, &worst) ? 0 : (rc ? rc : -1);
 	tap_ok(rc == 0 && y->ndim == (cc->one_d ? 3 : 4) &&
-	       y->dims[cc->one_d ? 2 : 3] == ow && (cc->one_d || y->dims[2] == oh) &&
-	       close_all(y, ref, cc->n * cc->m * oh * ow, 1e-5, &worst),
+	       y->dims[cc->one_d ? 2 : 3] == ow && (cc->one_d || y->dims[2] == oh),
 	       "Conv %s: output %lldx%lld matches reference (worst %.2g) %s", label,
 	       (long long)oh, (long long)ow, worst, msg.text);
 	free(ref);
@@ -154,7 +154,7 @@ static void pool_case(const char *op, int64_t h, int64_t w, int64_t k, int64_t s
 	int64_t oh, ow, span = h + 2 * pad - k;
 	lr_msg msg = { { 0 } };
 	lrt_node nd;
-	double *ref, worst;
+	double *ref, worst = 0;
 	int rc;
 
 	oh = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
@@ -195,8 +195,8 @@ static void pool_case(const char *op, int64_t h, int64_t w, int64_t k, int64_t s
 	if (!is_max)
 		lrt_attr_int(&nd, "count_include_pad", include_pad);
 	rc = lrt_run(&nd, 1, &y, &msg);
-	tap_ok(rc == 0 && y->dims[2] == oh && y->dims[3] == ow &&
-	       close_all(y, ref, 6 * oh * ow, 1e-6, &worst),
+	rc = rc == 0 && close_all(y, ref, 6 * oh * ow, 1e-6, &worst) ? 0 : (rc ? rc : -1);
+	tap_ok(rc == 0 && y->dims[2] == oh && y->dims[3] == ow,
 	       "%s %lldx%lld k%lld s%lld pad%lld ceil%d incl%d -> %lldx%lld (worst %.2g) %s", op,
 	       (long long)h, (long long)w, (long long)k, (long long)s, (long long)pad, ceil_mode,
 	       include_pad, (long long)oh, (long long)ow, worst, msg.text);
@@ -214,7 +214,7 @@ static void gemm_case(int64_t m, int64_t k, int64_t n, int ta, int tb, float alp
 	lr_tensor *c = cshape == 1 ? rand_tensor(1, (int64_t[]){ n }) : rand_tensor(2, cd);
 	lr_msg msg = { { 0 } };
 	lrt_node nd;
-	double *ref = calloc((size_t)(m * n), sizeof(double)), worst;
+	double *ref = calloc((size_t)(m * n), sizeof(double)), worst = 0;
 	int rc;
 
 	for (int64_t i = 0; i < m; i++)
@@ -236,7 +236,8 @@ static void gemm_case(int64_t m, int64_t k, int64_t n, int ta, int tb, float alp
 	lrt_attr_float(&nd, "alpha", alpha);
 	lrt_attr_float(&nd, "beta", beta);
 	rc = lrt_run(&nd, 1, &y, &msg);
-	tap_ok(rc == 0 && close_all(y, ref, m * n, 1e-5, &worst),
+	rc = rc == 0 && close_all(y, ref, m * n, 1e-5, &worst) ? 0 : (rc ? rc : -1);
+	tap_ok(rc == 0,
 	       "Gemm %lldx%lldx%lld transA=%d transB=%d alpha=%g beta=%g C%s (worst %.2g) %s",
 	       (long long)m, (long long)k, (long long)n, ta, tb, alpha, beta,
 	       cshape == 1 ? "[N]" : cshape == 2 ? "[M,1]" : "[1,N]", worst, msg.text);
@@ -256,7 +257,7 @@ static void matmul_case(void)
 	lr_tensor *y = NULL;
 	lr_msg msg = { { 0 } };
 	lrt_node nd;
-	double ref[90], worst;
+	double ref[90], worst = 0;
 	int rc;
 
 	for (int i0 = 0; i0 < 2; i0++)
