@@ -164,6 +164,9 @@ static int run_unary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	if (rc != 0)
 		return rc;
 	x = in[0];
+	if (x->data == NULL && !c->dry)
+		return lr_op_fail(c, LR_EINVAL, "input 0 has no data");
+	/* nothing fails after a take: the engine would lose track of it */
 	y = lr_op_take(c, in, 0);
 	if (y == NULL) {
 		rc = lr_op_output(c, out, LR_DT_FLOAT, x->ndim, x->dims);
@@ -177,8 +180,6 @@ static int run_unary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	}
 	if (y->data == NULL || y->nelem == 0)
 		return 0;
-	if (x->data == NULL)
-		return lr_op_fail(c, LR_EINVAL, "input 0 has no data");
 	job.kind = kind;
 	job.x = x->data;
 	job.y = y->data;
@@ -553,7 +554,25 @@ static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 				  "input 0 (%s) of shape %s and input 1 (%s) of shape %s do not broadcast",
 				  na, sa, nb, sb);
 
-	/* Reuse an input buffer that already has the output's shape. */
+	if ((!c->dry || a->dtype == LR_DT_INT64) &&
+	    (a->data == NULL || b->data == NULL))
+		return lr_op_fail(c, LR_EINVAL, "input %d (%s) has no data",
+				  a->data == NULL ? 0 : 1,
+				  a->data == NULL ? na : nb);
+	if (kind == B_DIV && b->dtype == LR_DT_INT64) {
+		const int64_t *bv = b->data;
+
+		for (int64_t k = 0; k < b->nelem; k++)
+			if (bv[k] == 0)
+				return lr_op_fail(c, LR_ENUMERIC,
+						  "integer division by zero: element %lld of input 1 (B) of shape %s is 0",
+						  (long long)k, sb);
+	}
+
+	/*
+	 * Reuse an input buffer that already has the output's shape. Nothing
+	 * fails after a take: the engine would lose track of the buffer.
+	 */
 	for (int i = 0; i < 2 && y == NULL; i++) {
 		if (in[i]->ndim == n &&
 		    memcmp(in[i]->dims, od, (size_t)n * sizeof(int64_t)) == 0)
@@ -571,20 +590,6 @@ static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	}
 	if (y->data == NULL || y->nelem == 0)
 		return 0;
-	if (a->data == NULL || b->data == NULL)
-		return lr_op_fail(c, LR_EINVAL, "input %d (%s) has no data",
-				  a->data == NULL ? 0 : 1,
-				  a->data == NULL ? na : nb);
-
-	if (kind == B_DIV && b->dtype == LR_DT_INT64) {
-		const int64_t *bv = b->data;
-
-		for (int64_t k = 0; k < b->nelem; k++)
-			if (bv[k] == 0)
-				return lr_op_fail(c, LR_ENUMERIC,
-						  "integer division by zero: element %lld of input 1 (B) of shape %s is 0",
-						  (long long)k, sb);
-	}
 
 	plan_build(&p, n, od, a, b);
 	p.esize = lr_dtype_size(a->dtype);

@@ -180,36 +180,35 @@ int lr_op_batchnorm(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 					  lr_shape_str(in[i]->ndim, in[i]->dims, sbuf, sizeof(sbuf)),
 					  xbuf, (long long)np);
 	}
+	/*
+	 * Everything that can fail happens before the output exists: once
+	 * input 0's buffer is taken, the engine must get it back as output.
+	 */
+	if (!c->dry) {
+		for (int i = 0; i < 5; i++)
+			if (in[i]->data == NULL)
+				return lr_op_fail(c, LR_EINVAL, "input %d (%s) has no data",
+						  i, pname[i]);
+		ab = malloc((size_t)(np > 0 ? np : 1) * 2 * sizeof(float));
+		if (ab == NULL)
+			return lr_op_fail(c, LR_ENOMEM, "out of memory for %lld parameters",
+					  (long long)np);
+		{
+			const float *sc = in[1]->data, *bi = in[2]->data;
+			const float *mu = in[3]->data, *va = in[4]->data;
+
+			for (int64_t k = 0; k < np; k++) {
+				double a = (double)sc[k] / sqrt((double)va[k] + (double)eps);
+
+				ab[k] = (float)a;
+				ab[np + k] = (float)((double)bi[k] - (double)mu[k] * a);
+			}
+		}
+	}
 	rc = same_shape_output(c, in, out, 1);
-	if (rc != 0)
-		return rc;
-	x = in[0] != NULL ? in[0] : *out; /* taken: same buffer */
-	if ((*out)->data == NULL || (*out)->nelem == 0)
-		return 0;
-	for (int i = 0; i < 5; i++)
-		if ((i == 0 ? x : in[i])->data == NULL) {
-			rc = lr_op_fail(c, LR_EINVAL, "input %d (%s) has no data",
-					i, pname[i]);
-			goto out;
-		}
-
-	ab = malloc((size_t)np * 2 * sizeof(float));
-	if (ab == NULL) {
-		rc = lr_op_fail(c, LR_ENOMEM, "out of memory for %lld parameters",
-				(long long)np);
+	if (rc != 0 || (*out)->data == NULL || (*out)->nelem == 0)
 		goto out;
-	}
-	{
-		const float *sc = in[1]->data, *bi = in[2]->data;
-		const float *mu = in[3]->data, *va = in[4]->data;
-
-		for (int64_t k = 0; k < np; k++) {
-			double a = (double)sc[k] / sqrt((double)va[k] + (double)eps);
-
-			ab[k] = (float)a;
-			ab[np + k] = (float)((double)bi[k] - (double)mu[k] * a);
-		}
-	}
+	x = in[0] != NULL ? in[0] : *out; /* taken: the same buffer */
 	job.x = x->data;
 	job.y = (*out)->data;
 	job.a = ab;
@@ -223,13 +222,8 @@ int lr_op_batchnorm(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		job.inner = C * S;
 		lr_pool_run(c->pool, N, grain_for(C * S), bn_chunk, &job);
 	}
-	rc = 0;
 out:
 	free(ab);
-	if (rc != 0) {
-		lr_tensor_free(*out);
-		*out = NULL;
-	}
 	return rc;
 }
 
@@ -460,20 +454,16 @@ static int run_softmax(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		job.n = x->dims[axis];
 		job.inner = prod_dims(x->dims, axis + 1, x->ndim);
 	}
+	if (x->data == NULL && !c->dry)
+		return lr_op_fail(c, LR_EINVAL, "input 0 has no data");
+	/* nothing fails after this: the input's buffer may be taken */
 	rc = same_shape_output(c, in, out, 1);
 	if (rc != 0)
 		return rc;
-	if (in[0] != NULL)
-		x = in[0];
-	else
-		x = *out;
+	if (in[0] == NULL)
+		x = *out; /* taken: the same buffer */
 	if ((*out)->data == NULL || (*out)->nelem == 0)
 		return 0;
-	if (x->data == NULL) {
-		lr_tensor_free(*out);
-		*out = NULL;
-		return lr_op_fail(c, LR_EINVAL, "input 0 has no data");
-	}
 	job.x = x->data;
 	job.y = (*out)->data;
 	job.log = log_variant;

@@ -376,6 +376,9 @@ int main(void)
 	gemm_case(5, 7, 3, 0, 1, 1.0f, 1.0f, 1);
 	gemm_case(4, 6, 9, 1, 0, 0.5f, 2.0f, 2);
 	gemm_case(3, 5, 4, 1, 1, 1.5f, 0.0f, 0);
+	gemm_case(1, 300, 130, 0, 1, 1.0f, 1.0f, 1);  /* matrix-vector path */
+	gemm_case(2, 70, 200, 1, 0, 0.5f, 1.0f, 2);
+	gemm_case(1, 64, 100, 1, 1, 2.0f, 0.0f, 0);
 	matmul_case();
 	conv_errors();
 	return tap_done();
