@@ -40,8 +40,26 @@ static void pool_planes(void *arg, int64_t begin, int64_t end)
 		for (int64_t oy = 0; oy < g->oh; oy++) {
 			int64_t y0 = oy * g->sh - g->pt;
 
+			int64_t iy_last = y0 + (g->kh - 1) * g->dh;
+
 			for (int64_t ox = 0; ox < g->ow; ox++) {
 				int64_t x0 = ox * g->sw - g->pl;
+
+				if (j->is_max && y0 >= 0 && x0 >= 0 && iy_last < g->h &&
+				    x0 + (g->kw - 1) * g->dw < g->w) {
+					/* Interior window: no bounds checks. */
+					const float *wp = xp + y0 * g->w + x0;
+					float best = wp[0];
+
+					for (int64_t ki = 0; ki < g->kh; ki++) {
+						const float *rp = wp + ki * g->dh * g->w;
+
+						for (int64_t kj = 0; kj < g->kw; kj++)
+							best = rp[kj * g->dw] > best ? rp[kj * g->dw] : best;
+					}
+					yp[oy * g->ow + ox] = best;
+					continue;
+				}
 				double acc = j->is_max ? -INFINITY : 0.0;
 				int64_t count = 0;
 				float best = -FLT_MAX;
