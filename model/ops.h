@@ -131,6 +131,15 @@ struct lr_geom {
 int lr__window_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
 		    int ceil_mode, struct lr_geom *g);
 
+/*
+ * Runs a 2-D convolution with group 1, 3x3 kernel, stride 1, dilation 1
+ * by Winograd's minimal filtering (conv_winograd.c) into y (allocated,
+ * shape [N, M, oh, ow] from g). Returns 0 when done, 1 when this shape is
+ * better left to im2col (nothing written), LR_ENOMEM on allocation failure.
+ */
+int lr__conv_winograd(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
+		      const lr_tensor *b, lr_tensor *y, const struct lr_geom *g);
+
 /* Kernels, grouped by file. */
 /* ops_conv.c */
 int lr_op_conv(lr_opctx *, lr_tensor **, int, lr_tensor **, int);

@@ -19,7 +19,6 @@ tests/unit/test_onnx.c runs this script into a temporary directory and
 checks the exact error code and message for each file.
 """
 import os
-import struct
 import sys
 
 import numpy as np
@@ -378,6 +377,9 @@ def bad_models():
          N("Relu", ["b"], ["c"], name="loop_relu")], x, [vi("c", [1, 4])])
     out["bad_node_no_op_type"] = model([N("", ["x"], ["y"], name="blank")],
                                        x, y)
+    out["bad_omitted_required_input"] = model(
+        [N("Slice", ["", "st", "en"], ["y"], name="slice")], x, y,
+        [i64("st", [0]), i64("en", [1])])
     out["bad_too_many_inputs"] = model(
         [N("Relu", ["x", "x"], ["y"], name="relu2")], x, y)
     out["bad_no_default_opset"] = relu_model(
