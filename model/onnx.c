@@ -1020,6 +1020,13 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 					     n->op->max_out);
 				goto out;
 			}
+			for (int k = 0; k < n->op->min_in; k++)
+				if (n->in[k] < 0) {
+					rc = lr_fail(msg, LR_EMODEL,
+						     "%s: node '%s' (%s): required input %d is omitted (empty name)",
+						     pv->file, n->name, n->op_type, k);
+					goto out;
+				}
 		}
 	}
 out:

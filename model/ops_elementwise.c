@@ -79,6 +79,59 @@ static int dry_values(lr_opctx *c, lr_tensor **out, int have)
 	return lr_op_fail(c, LR_ENOMEM, "out of memory for a small output");
 }
 
+/*
+ * exp(x) for x <= 0 (x > 0 is treated as 0, NaN and -inf as -87.34), within
+ * about 1 ulp: Cody-Waite reduction by ln 2 and the Cephes polynomial. It
+ * has no branches and clamps on the bits (integer selects cannot trap), so
+ * loops calling it vectorise at -O2. Shared in spirit with ops_math.c,
+ * which keeps an identical copy (static inline: it must inline to vectorise).
+ */
+static inline float exp_neg(float x)
+{
+	union { float f; int32_t i; } u;
+	float t, n, r, p;
+
+	u.f = x;
+	u.i = u.i >= 0 ? 0 : u.i;                       /* x >= +0: 0 */
+	u.i = u.i > (int32_t)0xC2AEAC4F ? (int32_t)0xC2AEAC4F : u.i; /* -87.33654 */
+	x = u.f;
+	t = x * 1.44269504088896341f + 12582912.f;      /* round(x / ln 2) */
+	n = t - 12582912.f;
+	r = x - n * 0.693359375f;
+	r = r - n * -2.12194440e-4f;
+	p = 1.9875691500e-4f;
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1.f;
+	u.i = ((int32_t)n + 127) * (1 << 23);           /* 2^n, n in [-126, 0] */
+	return p * u.f;
+}
+
+/*
+ * 1 / (1 + exp(-x)) from e = exp(-|x|) without branches: x >= 0 gives
+ * 1 / (1 + e), x < 0 gives e / (1 + e); NaN stays NaN. Selects are bit
+ * masks so that GCC does not sink arithmetic into a branch.
+ */
+static inline float sigmoid1(float x)
+{
+	union { float f; uint32_t u; } v, e, num, r;
+	uint32_t neg, nan;
+
+	v.f = x;
+	neg = 0u - (v.u >> 31);
+	nan = 0u - (uint32_t)((v.u & 0x7fffffffu) > 0x7f800000u);
+	e.u = v.u | 0x80000000u;
+	e.f = exp_neg(e.f);
+	num.f = 1.f;
+	num.u = (e.u & neg) | (num.u & ~neg);
+	r.f = num.f / (1.f + e.f);
+	r.u = (r.u & ~nan) | (v.u & nan);
+	return r.f;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Unary maps                                                               */
 /* ---------------------------------------------------------------------- */
@@ -122,8 +175,7 @@ static void unary_chunk(void *vp, int64_t b, int64_t e)
 			y[i] = v > p1 ? p1 : v);
 		break;
 	case U_SIGMOID:
-		for (int64_t i = 0; i < n; i++)
-			y[i] = 1.f / (1.f + expf(-x[i]));
+		LR_EACH(n, i, y[i] = sigmoid1(x[i]));
 		break;
 	case U_HARDSIGMOID:
 		LR_EACH(n, i, float v = x[i] * p0 + p1; v = v < 0.f ? 0.f : v;

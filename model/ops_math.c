@@ -34,6 +34,28 @@
 
 #define LR_MATH_GRAIN 16384 /* elements per parallel chunk */
 
+#if defined(__GNUC__) && !defined(__clang__)
+#define LR_IVDEP _Pragma("GCC ivdep")
+#else
+#define LR_IVDEP
+#endif
+
+/*
+ * Runs `stmt` for i in [0, n): the first n & ~15 iterations as a loop GCC
+ * vectorises at -O2 without alias checks, then the scalar tail.
+ */
+#define LR_EACH(n, i, stmt)                                                 \
+	do {                                                                \
+		int64_t ew_n_ = (n), ew_m_ = ew_n_ & ~(int64_t)15, i;       \
+		LR_IVDEP                                                    \
+		for (i = 0; i < ew_m_; i++) {                               \
+			stmt;                                               \
+		}                                                           \
+		for (; i < ew_n_; i++) {                                    \
+			stmt;                                               \
+		}                                                           \
+	} while (0)
+
 /* Parallel grain in units of `per_unit` elements. */
 static int64_t grain_for(int64_t per_unit)
 {
@@ -78,20 +100,13 @@ struct bn_job {
 };
 
 /*
- * y = x * a + b over n floats (y may be x). The main part runs over a
- * multiple of 16 under "GCC ivdep" so GCC vectorises it at -O2.
+ * y = x * a + b over n floats (y may be x). Not inlined: GCC vectorises
+ * the loop only as a function of its own.
  */
-static __attribute__((noinline)) void axpb(float *y, const float *x, float a, float b, int64_t n)
+static __attribute__((noinline)) void axpb(float *y, const float *x, float a,
+					    float b, int64_t n)
 {
-	int64_t m = n & ~(int64_t)15, i;
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC ivdep
-#endif
-	for (i = 0; i < m; i++)
-		y[i] = x[i] * a + b;
-	for (; i < n; i++)
-		y[i] = x[i] * a + b;
+	LR_EACH(n, i, y[i] = x[i] * a + b);
 }
 
 static void bn_chunk(void *vp, int64_t begin, int64_t end)
@@ -326,6 +341,56 @@ int lr_op_lrn(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 
 #define SM_BLK 64
 
+/*
+ * exp(x) for x <= 0 (x > 0 is treated as 0, NaN and -inf as -87.34), within
+ * about 1 ulp: Cody-Waite reduction by ln 2 and the Cephes polynomial,
+ * branch-free with the clamps done on the bits, so loops calling it
+ * vectorise at -O2. An identical copy lives in ops_elementwise.c.
+ */
+static inline float exp_neg(float x)
+{
+	union { float f; int32_t i; } u;
+	float t, n, r, p;
+
+	u.f = x;
+	u.i = u.i >= 0 ? 0 : u.i;                       /* x >= +0: 0 */
+	u.i = u.i > (int32_t)0xC2AEAC4F ? (int32_t)0xC2AEAC4F : u.i; /* -87.33654 */
+	x = u.f;
+	t = x * 1.44269504088896341f + 12582912.f;      /* round(x / ln 2) */
+	n = t - 12582912.f;
+	r = x - n * 0.693359375f;
+	r = r - n * -2.12194440e-4f;
+	p = 1.9875691500e-4f;
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1.f;
+	u.i = ((int32_t)n + 127) * (1 << 23);           /* 2^n, n in [-126, 0] */
+	return p * u.f;
+}
+
+/* e[i] = exp(x[i] - mx) (e may be x). Not inlined: it must vectorise alone. */
+static __attribute__((noinline)) void exp_shift(float *e, const float *x,
+						float mx, int64_t n)
+{
+	LR_EACH(n, i, e[i] = exp_neg(x[i] - mx));
+}
+
+/* e[i] = exp(x[i] - mx[i]) (e may be x). */
+static __attribute__((noinline)) void exp_shift_v(float *e, const float *x,
+						  const float *mx, int64_t n)
+{
+	LR_EACH(n, i, e[i] = exp_neg(x[i] - mx[i]));
+}
+
+/* y[i] *= s. */
+static __attribute__((noinline)) void scale_f(float *y, float s, int64_t n)
+{
+	LR_EACH(n, i, y[i] *= s);
+}
+
 struct sm_job {
 	const float *x;
 	float *y;
@@ -333,11 +398,12 @@ struct sm_job {
 	int log;
 };
 
-/* Contiguous rows of n (inner == 1). */
+/* Contiguous rows of n (inner == 1). y may be x. */
 static void sm_rows(void *vp, int64_t begin, int64_t end)
 {
 	const struct sm_job *j = vp;
 	int64_t n = j->n;
+	float tmp[256];
 
 	for (int64_t r = begin; r < end; r++) {
 		const float *x = j->x + r * n;
@@ -350,23 +416,21 @@ static void sm_rows(void *vp, int64_t begin, int64_t end)
 		if (j->log) {
 			double lse;
 
-			for (int64_t k = 0; k < n; k++)
-				sum += expf(x[k] - mx);
+			for (int64_t k0 = 0; k0 < n; k0 += 256) {
+				int64_t len = n - k0 < 256 ? n - k0 : 256;
+
+				exp_shift(tmp, x + k0, mx, len);
+				for (int64_t k = 0; k < len; k++)
+					sum += tmp[k];
+			}
 			lse = (double)mx + log(sum);
 			for (int64_t k = 0; k < n; k++)
 				y[k] = (float)((double)x[k] - lse);
 		} else {
-			float inv;
-
-			for (int64_t k = 0; k < n; k++) {
-				float e = expf(x[k] - mx);
-
-				y[k] = e;
-				sum += e;
-			}
-			inv = (float)(1.0 / sum);
+			exp_shift(y, x, mx, n);
 			for (int64_t k = 0; k < n; k++)
-				y[k] *= inv;
+				sum += y[k];
+			scale_f(y, (float)(1.0 / sum), n);
 		}
 	}
 }
@@ -375,7 +439,7 @@ static void sm_rows(void *vp, int64_t begin, int64_t end)
 static void sm_cols(void *vp, int64_t begin, int64_t end)
 {
 	const struct sm_job *j = vp;
-	float mx[SM_BLK];
+	float mx[SM_BLK], tmp[SM_BLK];
 	double sum[SM_BLK];
 
 	for (int64_t u = begin; u < end; u++) {
@@ -395,16 +459,11 @@ static void sm_cols(void *vp, int64_t begin, int64_t end)
 				mx[i] = p[i] > mx[i] ? p[i] : mx[i];
 		}
 		for (int64_t k = 0; k < j->n; k++) {
-			const float *p = x + k * j->inner;
-			float *q = y + k * j->inner;
+			float *e = j->log ? tmp : y + k * j->inner;
 
-			for (int64_t i = 0; i < len; i++) {
-				float e = expf(p[i] - mx[i]);
-
-				if (!j->log)
-					q[i] = e;
-				sum[i] += e;
-			}
+			exp_shift_v(e, x + k * j->inner, mx, len);
+			for (int64_t i = 0; i < len; i++)
+				sum[i] += e[i];
 		}
 		for (int64_t i = 0; i < len; i++)
 			sum[i] = j->log ? (double)mx[i] + log(sum[i]) : 1.0 / sum[i];

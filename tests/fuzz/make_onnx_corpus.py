@@ -260,7 +260,7 @@ def good_models():
            kernel_shape=[2, 2]),
          N("GlobalMaxPool", ["ap"], ["gm"], name="gmp"),
          N("Flatten", ["gm"], ["y"], name="flatten")],
-        [vi("x", [1, 4, 6, 6])], [vi("y", [1, 6])],
+        [vi("x", [1, 4, 6, 6])], [vi("y", [1, 4])],
         [i64("st", [1, 0]), i64("en", [5, 4]), i64("axs", [1, 3]),
          i64("pads", [0, 0, 1, 1, 0, 0, 1, 1]), i64("parts", [2, 4]),
          i64("ax0", [0])])
@@ -384,6 +384,9 @@ def bad_models():
         [N("Relu", ["x", "x"], ["y"], name="relu2")], x, y)
     out["bad_no_default_opset"] = relu_model(
         opsets=[H.make_opsetid("com.microsoft", 1)])
+    m = relu_model()
+    del m.opset_import[:]
+    out["bad_no_opset_import"] = m
     out["bad_opset6"] = relu_model(opset=6)
     out["bad_opset99"] = relu_model(opset=99)
     out["bad_ir_version2"] = relu_model(ir=2)
