@@ -393,9 +393,12 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		if (j.direct)
 			per = 4096;
 		per = per < 64 ? 64 : per & ~(int64_t)15;
-		/* Enough tiles for every thread when the batch is small. */
-		while (per > 64 && g.n * group * ((j.ohw + per - 1) / per) <
-					   4 * (int64_t)lr_pool_size(c->pool))
+		/*
+		 * Enough tiles for every thread when the batch is small; with one
+		 * thread, splitting would only repack the filters more often.
+		 */
+		while (lr_pool_size(c->pool) > 1 && per > 64 &&
+		       g.n * group * ((j.ohw + per - 1) / per) < 2 * (int64_t)lr_pool_size(c->pool))
 			per /= 2;
 		j.nb = per < j.ohw ? per : j.ohw;
 		j.ntiles = (j.ohw + j.nb - 1) / j.nb;

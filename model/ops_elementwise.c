@@ -80,7 +80,7 @@ static int dry_values(lr_opctx *c, lr_tensor **out, int have)
 }
 
 /*
- * exp(x) for x <= 0 (x > 0 is treated as 0, NaN and -inf as -87.34), within
+ * exp(x) for x <= 0 (x > 0 is treated as 0, below -87.34 the result is 0), within
  * about 1 ulp: Cody-Waite reduction by ln 2 and the Cephes polynomial. It
  * has no branches and clamps on the bits (integer selects cannot trap), so
  * loops calling it vectorise at -O2. Shared in spirit with ops_math.c,
@@ -88,13 +88,15 @@ static int dry_values(lr_opctx *c, lr_tensor **out, int have)
  */
 static inline float exp_neg(float x)
 {
-	union { float f; int32_t i; } u;
+	union { float f; int32_t i; uint32_t u; } v, s;
+	uint32_t tiny;
 	float t, n, r, p;
 
-	u.f = x;
-	u.i = u.i >= 0 ? 0 : u.i;                       /* x >= +0: 0 */
-	u.i = u.i > (int32_t)0xC2AEAC4F ? (int32_t)0xC2AEAC4F : u.i; /* -87.33654 */
-	x = u.f;
+	v.f = x;
+	v.i = v.i >= 0 ? INT32_MIN : v.i;               /* x >= +0 (or +NaN): -0 */
+	tiny = 0u - (uint32_t)(v.i > (int32_t)0xC2AEAC4F); /* x < -87.33654: 0 */
+	v.i = v.i > (int32_t)0xC2AEAC4F ? (int32_t)0xC2AEAC4F : v.i;
+	x = v.f;
 	t = x * 1.44269504088896341f + 12582912.f;      /* round(x / ln 2) */
 	n = t - 12582912.f;
 	r = x - n * 0.693359375f;
@@ -106,8 +108,10 @@ static inline float exp_neg(float x)
 	p = p * r + 1.6666665459e-1f;
 	p = p * r + 5.0000001201e-1f;
 	p = p * r * r + r + 1.f;
-	u.i = ((int32_t)n + 127) * (1 << 23);           /* 2^n, n in [-126, 0] */
-	return p * u.f;
+	s.i = ((int32_t)n + 127) * (1 << 23);           /* 2^n, n in [-126, 0] */
+	v.f = p * s.f;
+	v.u &= ~tiny;
+	return v.f;
 }
 
 /*
