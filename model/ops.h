@@ -140,6 +140,73 @@ int lr__window_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
 int lr__conv_winograd(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		      const lr_tensor *b, lr_tensor *y, const struct lr_geom *g);
 
+/*
+ * exp(x) for x <= 0 (x > 0 is treated as 0; below -87.34 the result is 0),
+ * within about 1 ulp: Cody-Waite reduction by ln 2 and the Cephes
+ * polynomial. It has no branches and clamps on the bits, so loops calling
+ * it vectorise at -O2 (it must inline to do so). Used by Sigmoid, Softmax
+ * and LogSoftmax.
+ */
+static inline float lr_exp_neg(float x)
+{
+	union { float f; int32_t i; uint32_t u; } v, s;
+	uint32_t pos, tiny;
+	float t, n, r, p;
+
+	/* masks, not selects: GCC must not turn them into branches */
+	v.f = x;
+	pos = (v.u >> 31) - 1u;                         /* all ones: x >= +0 */
+	v.u = (v.u & ~pos) | (0x80000000u & pos);       /* ... becomes -0 */
+	/* x < -87.33654 (bits 0xC2AEAC4F): negative floats' bits grow with |x| */
+	tiny = 0u - ((uint32_t)(-0x3D5153B1 - v.i) >> 31);
+	v.u = (v.u & ~tiny) | (0xC2AEAC4Fu & tiny);
+	x = v.f;
+	t = x * 1.44269504088896341f + 12582912.f;      /* round(x / ln 2) */
+	n = t - 12582912.f;
+	r = x - n * 0.693359375f;
+	r = r - n * -2.12194440e-4f;
+	p = 1.9875691500e-4f;
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1.f;
+	s.i = ((int32_t)n + 127) * (1 << 23);           /* 2^n, n in [-126, 0] */
+	v.f = p * s.f;
+	v.u &= ~tiny;                                   /* underflow: 0 */
+	return v.f;
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define LR_IVDEP _Pragma("GCC ivdep")
+#else
+#define LR_IVDEP
+#endif
+
+/*
+ * Runs `stmt` for i in [0, n): the first n & ~15 iterations as a loop GCC
+ * vectorises at -O2 without alias checks, then the scalar tail.
+ */
+#define LR_EACH(n, i, stmt)                                                 \
+	do {                                                                \
+		int64_t ew_n_ = (n), ew_m_ = ew_n_ & ~(int64_t)15, i;       \
+		LR_IVDEP                                                    \
+		for (i = 0; i < ew_m_; i++) {                               \
+			stmt;                                               \
+		}                                                           \
+		for (; i < ew_n_; i++) {                                    \
+			stmt;                                               \
+		}                                                           \
+	} while (0)
+
+/*
+ * Dry runs still compute float outputs whose inputs all have data when
+ * they have at most this many elements (Resize scales, Pad values built
+ * from Constant/Mul/Concat chains).
+ */
+#define LR_DRY_VALUES_MAX 65536
+
 /* Kernels, grouped by file. */
 /* ops_conv.c */
 int lr_op_conv(lr_opctx *, lr_tensor **, int, lr_tensor **, int);

@@ -25,7 +25,7 @@
  *
  * Dry runs: like the data-movement kernels (ops_shape.c), a float output
  * whose inputs all have data (constants, or shape arithmetic cast to
- * float) and that has at most LR_EW_DRY_MAX elements is computed anyway,
+ * float) and that has at most LR_DRY_VALUES_MAX elements is computed anyway,
  * so float values that decide shapes downstream (Resize scales computed
  * as Cast(Shape) * 2) survive a dry run. Other float outputs stay
  * shape-only.
@@ -39,30 +39,8 @@
 #include <string.h>
 
 #define LR_EW_GRAIN 16384 /* elements per parallel chunk */
-#define LR_EW_DRY_MAX 65536 /* dry runs compute known float outputs up to this */
 #define LR_EW_SEG 16384   /* longest contiguous run handed to one call */
 
-#if defined(__GNUC__) && !defined(__clang__)
-#define LR_IVDEP _Pragma("GCC ivdep")
-#else
-#define LR_IVDEP
-#endif
-
-/*
- * Runs `stmt` for i in [0, n): the first n & ~15 iterations as a loop GCC
- * vectorises without alias checks, then the scalar tail.
- */
-#define LR_EACH(n, i, stmt)                                                 \
-	do {                                                                \
-		int64_t ew_n_ = (n), ew_m_ = ew_n_ & ~(int64_t)15, i;       \
-		LR_IVDEP                                                    \
-		for (i = 0; i < ew_m_; i++) {                               \
-			stmt;                                               \
-		}                                                           \
-		for (; i < ew_n_; i++) {                                    \
-			stmt;                                               \
-		}                                                           \
-	} while (0)
 
 /*
  * In a dry run, gives a shape-only float output a buffer when its inputs
@@ -70,7 +48,7 @@
  */
 static int dry_values(lr_opctx *c, lr_tensor **out, int have)
 {
-	if ((*out)->data != NULL || !have || (*out)->nelem > LR_EW_DRY_MAX)
+	if ((*out)->data != NULL || !have || (*out)->nelem > LR_DRY_VALUES_MAX)
 		return 0;
 	if (lr_tensor_alloc_data(*out) == 0)
 		return 0;
@@ -79,40 +57,6 @@ static int dry_values(lr_opctx *c, lr_tensor **out, int have)
 	return lr_op_fail(c, LR_ENOMEM, "out of memory for a small output");
 }
 
-/*
- * exp(x) for x <= 0 (x > 0 is treated as 0, below -87.34 the result is 0), within
- * about 1 ulp: Cody-Waite reduction by ln 2 and the Cephes polynomial. It
- * has no branches and clamps on the bits (integer selects cannot trap), so
- * loops calling it vectorise at -O2. Shared in spirit with ops_math.c,
- * which keeps an identical copy (static inline: it must inline to vectorise).
- */
-static inline float exp_neg(float x)
-{
-	union { float f; int32_t i; uint32_t u; } v, s;
-	uint32_t tiny;
-	float t, n, r, p;
-
-	v.f = x;
-	v.i = v.i >= 0 ? INT32_MIN : v.i;               /* x >= +0 (or +NaN): -0 */
-	tiny = 0u - (uint32_t)(v.i > (int32_t)0xC2AEAC4F); /* x < -87.33654: 0 */
-	v.i = v.i > (int32_t)0xC2AEAC4F ? (int32_t)0xC2AEAC4F : v.i;
-	x = v.f;
-	t = x * 1.44269504088896341f + 12582912.f;      /* round(x / ln 2) */
-	n = t - 12582912.f;
-	r = x - n * 0.693359375f;
-	r = r - n * -2.12194440e-4f;
-	p = 1.9875691500e-4f;
-	p = p * r + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	p = p * r * r + r + 1.f;
-	s.i = ((int32_t)n + 127) * (1 << 23);           /* 2^n, n in [-126, 0] */
-	v.f = p * s.f;
-	v.u &= ~tiny;
-	return v.f;
-}
 
 /*
  * 1 / (1 + exp(-x)) from e = exp(-|x|) without branches: x >= 0 gives
@@ -128,7 +72,7 @@ static inline float sigmoid1(float x)
 	neg = 0u - (v.u >> 31);
 	nan = 0u - (uint32_t)((v.u & 0x7fffffffu) > 0x7f800000u);
 	e.u = v.u | 0x80000000u;
-	e.f = exp_neg(e.f);
+	e.f = lr_exp_neg(e.f);
 	num.f = 1.f;
 	num.u = (e.u & neg) | (num.u & ~neg);
 	r.f = num.f / (1.f + e.f);

@@ -34,27 +34,6 @@
 
 #define LR_MATH_GRAIN 16384 /* elements per parallel chunk */
 
-#if defined(__GNUC__) && !defined(__clang__)
-#define LR_IVDEP _Pragma("GCC ivdep")
-#else
-#define LR_IVDEP
-#endif
-
-/*
- * Runs `stmt` for i in [0, n): the first n & ~15 iterations as a loop GCC
- * vectorises at -O2 without alias checks, then the scalar tail.
- */
-#define LR_EACH(n, i, stmt)                                                 \
-	do {                                                                \
-		int64_t ew_n_ = (n), ew_m_ = ew_n_ & ~(int64_t)15, i;       \
-		LR_IVDEP                                                    \
-		for (i = 0; i < ew_m_; i++) {                               \
-			stmt;                                               \
-		}                                                           \
-		for (; i < ew_n_; i++) {                                    \
-			stmt;                                               \
-		}                                                           \
-	} while (0)
 
 /* Parallel grain in units of `per_unit` elements. */
 static int64_t grain_for(int64_t per_unit)
@@ -341,52 +320,55 @@ int lr_op_lrn(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 
 #define SM_BLK 64
 
-/*
- * exp(x) for x <= 0 (x > 0 is treated as 0, below -87.34 the result is 0), within
- * about 1 ulp: Cody-Waite reduction by ln 2 and the Cephes polynomial,
- * branch-free with the clamps done on the bits, so loops calling it
- * vectorise at -O2. An identical copy lives in ops_elementwise.c.
- */
-static inline float exp_neg(float x)
-{
-	union { float f; int32_t i; uint32_t u; } v, s;
-	uint32_t tiny;
-	float t, n, r, p;
-
-	v.f = x;
-	v.i = v.i >= 0 ? INT32_MIN : v.i;               /* x >= +0 (or +NaN): -0 */
-	tiny = 0u - (uint32_t)(v.i > (int32_t)0xC2AEAC4F); /* x < -87.33654: 0 */
-	v.i = v.i > (int32_t)0xC2AEAC4F ? (int32_t)0xC2AEAC4F : v.i;
-	x = v.f;
-	t = x * 1.44269504088896341f + 12582912.f;      /* round(x / ln 2) */
-	n = t - 12582912.f;
-	r = x - n * 0.693359375f;
-	r = r - n * -2.12194440e-4f;
-	p = 1.9875691500e-4f;
-	p = p * r + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	p = p * r * r + r + 1.f;
-	s.i = ((int32_t)n + 127) * (1 << 23);           /* 2^n, n in [-126, 0] */
-	v.f = p * s.f;
-	v.u &= ~tiny;
-	return v.f;
-}
 
 /* e[i] = exp(x[i] - mx) (e may be x). Not inlined: it must vectorise alone. */
 static __attribute__((noinline)) void exp_shift(float *e, const float *x,
 						float mx, int64_t n)
 {
-	LR_EACH(n, i, e[i] = exp_neg(x[i] - mx));
+	LR_EACH(n, i, e[i] = lr_exp_neg(x[i] - mx));
 }
 
 /* e[i] = exp(x[i] - mx[i]) (e may be x). */
 static __attribute__((noinline)) void exp_shift_v(float *e, const float *x,
 						  const float *mx, int64_t n)
 {
-	LR_EACH(n, i, e[i] = exp_neg(x[i] - mx[i]));
+	LR_EACH(n, i, e[i] = lr_exp_neg(x[i] - mx[i]));
+}
+
+/* Sum of n floats in double, four partial sums for throughput. */
+static double sum_f(const float *p, int64_t n)
+{
+	double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+	int64_t i = 0;
+
+	for (; i + 4 <= n; i += 4) {
+		s0 += p[i];
+		s1 += p[i + 1];
+		s2 += p[i + 2];
+		s3 += p[i + 3];
+	}
+	for (; i < n; i++)
+		s0 += p[i];
+	return (s0 + s1) + (s2 + s3);
+}
+
+/* Largest of n >= 1 floats (NaN is skipped unless first), four partials. */
+static float max_f(const float *p, int64_t n)
+{
+	float m0 = p[0], m1 = p[0], m2 = p[0], m3 = p[0];
+	int64_t i = 1;
+
+	for (; i + 4 <= n; i += 4) {
+		m0 = p[i] > m0 ? p[i] : m0;
+		m1 = p[i + 1] > m1 ? p[i + 1] : m1;
+		m2 = p[i + 2] > m2 ? p[i + 2] : m2;
+		m3 = p[i + 3] > m3 ? p[i + 3] : m3;
+	}
+	for (; i < n; i++)
+		m0 = p[i] > m0 ? p[i] : m0;
+	m0 = m1 > m0 ? m1 : m0;
+	m2 = m3 > m2 ? m3 : m2;
+	return m2 > m0 ? m2 : m0;
 }
 
 /* y[i] *= s. */
@@ -412,11 +394,9 @@ static void sm_rows(void *vp, int64_t begin, int64_t end)
 	for (int64_t r = begin; r < end; r++) {
 		const float *x = j->x + r * n;
 		float *y = j->y + r * n;
-		float mx = x[0];
+		float mx = max_f(x, n);
 		double sum = 0.0;
 
-		for (int64_t k = 1; k < n; k++)
-			mx = x[k] > mx ? x[k] : mx;
 		if (j->log) {
 			double lse;
 
@@ -424,16 +404,14 @@ static void sm_rows(void *vp, int64_t begin, int64_t end)
 				int64_t len = n - k0 < 256 ? n - k0 : 256;
 
 				exp_shift(tmp, x + k0, mx, len);
-				for (int64_t k = 0; k < len; k++)
-					sum += tmp[k];
+				sum += sum_f(tmp, len);
 			}
 			lse = (double)mx + log(sum);
 			for (int64_t k = 0; k < n; k++)
 				y[k] = (float)((double)x[k] - lse);
 		} else {
 			exp_shift(y, x, mx, n);
-			for (int64_t k = 0; k < n; k++)
-				sum += y[k];
+			sum = sum_f(y, n);
 			scale_f(y, (float)(1.0 / sum), n);
 		}
 	}
@@ -1446,7 +1424,7 @@ int lr_op_resize(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		rc = lr_node_attr_ints(c->node, "axes", axes_v, LR_MAX_DIMS, &cnt);
 		if (rc < 0)
 			return lr_op_fail(c, LR_EMODEL, "attribute 'axes' has too many entries");
-		if (rc == 0) {
+		if (rc == 0 && cnt > 0) {
 			naxes = cnt;
 			for (int k = 0; k < cnt; k++) {
 				rc = lr_op_axis(c, axes_v[k], p.rank, &axes[k]);

@@ -22,7 +22,7 @@
  * Dry runs: a float output normally gets no buffer (ops.h) and the kernel
  * returns once its shape is known. When all the inputs a float output is
  * computed from have data (constants, initializers) and the output is
- * small (DRY_VALUES_MAX elements), new_out() gives it a buffer anyway and
+ * small (LR_DRY_VALUES_MAX elements), new_out() gives it a buffer anyway and
  * the kernel computes it, so values that decide shapes downstream (Resize
  * scales, Pad constants built from Constant/Concat/Cast) survive a dry
  * run. An int64 output always has a buffer; one whose values would come
@@ -45,7 +45,6 @@
 #include "model/ops.h"
 
 /* Dry runs compute float outputs of known inputs up to this many elements. */
-#define DRY_VALUES_MAX 65536
 
 /* A shape as "[a,b,c]" in a temporary buffer, for messages. */
 #define SHP(nd, d) lr_shape_str((nd), (d), (char[200]){ 0 }, 200)
@@ -66,7 +65,7 @@ static int new_out(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim,
 	if (rc != 0)
 		return rc;
 	if ((*out)->data == NULL) {
-		if (!have || (*out)->nelem > DRY_VALUES_MAX)
+		if (!have || (*out)->nelem > LR_DRY_VALUES_MAX)
 			return 0;
 		if (lr_tensor_alloc_data(*out) == 0)
 			return 0;

@@ -430,6 +430,13 @@ def bad_models():
          N("Gather", ["s", "idx"], ["g"], name="gather", axis=0),
          N("Reshape", ["x", "g"], ["y"], name="reshape")],
         [vi("x", [1, 3, 4, 4])], [vi("y", [48])], [i64("idx", [10])])
+    # Shape arithmetic that would materialise 2**40 int64 values (8 TiB)
+    # in a dry run: must fail with a limit, not try to allocate.
+    out["bad_run_int64_blowup"] = model(
+        [N("Shape", ["x"], ["s"], name="shape"),
+         N("Pad", ["s", "pads"], ["y"], name="pad")],
+        [vi("x", [1, 3, 4, 4])], [vi("y", [2**40 + 4], I64)],
+        [i64("pads", [0, 2**40])])
     return out
 
 

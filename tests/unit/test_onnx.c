@@ -386,6 +386,7 @@ static const struct expect refused[] = {
 /* Load, then fail in a dry run. */
 static const struct expect run_fails[] = {
 	{ "bad_run_conv_weight_shape", LR_ESHAPE, { "node 'conv'", "channels", "[4,2," } },
+	{ "bad_run_int64_blowup", LR_ELIMIT, { "node 'pad'" } },
 	{ "bad_run_gather_out_of_range", LR_EMODEL, { "node 'gather'", "index 10", "out of range" } },
 	{ "bad_run_reshape_impossible", LR_ESHAPE, { "node 'reshape'", "[5,7]" } },
 };

@@ -201,6 +201,41 @@ static void test_unary(void)
 		unary_case("Elu", ELU, 7, NULL, 0, NULL, 0, 1.0, 0, nd, d, 4);
 		unary_case("Elu", ELU, 7, "alpha", 2.0, NULL, 0, 2.0, 0, nd, d, 4);
 	}
+	/* Sigmoid over a wide sweep (the vectorised exp's whole range). */
+	{
+		lr_tensor *x = lrt_f(1, D(4001), NULL), *y = NULL;
+		double *ref = dalloc(4001);
+		lr_msg msg;
+		lrt_node n;
+		int rc;
+
+		for (int i = 0; i <= 4000; i++) {
+			((float *)x->data)[i] = (float)(i - 2000) * 0.05f;
+			ref[i] = 1.0 / (1.0 + exp(-(double)fd(x)[i]));
+		}
+		lrt_init(&n, "Sigmoid", 13);
+		lrt_input(&n, x);
+		rc = run1(&n, &y, &msg);
+		check(y, 1, D(4001), ref, 1e-30, 1e-6, "Sigmoid over [-100, 100] (relative 1e-6)",
+		      rc, &msg);
+		lr_tensor_free(x);
+		lr_tensor_free(y);
+		free(ref);
+	}
+	{
+		lr_tensor *x = lrt_f(1, D(5), F(INFINITY, -INFINITY, NAN, 0.f, -0.f)), *y = NULL;
+		lr_msg msg;
+		lrt_node n;
+		int rc;
+
+		lrt_init(&n, "Sigmoid", 13);
+		lrt_input(&n, x);
+		rc = run1(&n, &y, &msg);
+		tap_ok(rc == 0 && fd(y)[0] == 1.f && fd(y)[1] == 0.f && isnan(fd(y)[2]) &&
+		       fd(y)[3] == 0.5f && fd(y)[4] == 0.5f, "Sigmoid of inf, -inf, NaN, +-0");
+		lr_tensor_free(x);
+		lr_tensor_free(y);
+	}
 	/* Sigmoid saturates without NaN. */
 	{
 		lr_tensor *x = lrt_f(1, D(4), F(-200.f, 200.f, -88.f, 0.f)), *y = NULL;
@@ -745,6 +780,32 @@ static void softmax_case(int lg, int64_t opset, int has_axis, int64_t axis,
 
 static void test_softmax(void)
 {
+	/* -inf entries (masks) get exactly 0; one lane of all -1e30 stays finite */
+	{
+		lr_tensor *x = lrt_f(2, D(2, 4), F(1, -INFINITY, 2, -INFINITY,
+						  -1e30f, -1e30f, -1e30f, -1e30f)), *y = NULL;
+		double e = exp(-1.0), s = 1 + e;
+		lr_msg msg;
+		lrt_node n;
+		int rc;
+
+		lrt_init(&n, "Softmax", 13);
+		lrt_input(&n, x);
+		rc = run1(&n, &y, &msg);
+		tap_ok(rc == 0 && fd(y)[1] == 0.f && fd(y)[3] == 0.f &&
+		       tap_close(fd(y)[0], e / s, 0, 1e-6) && tap_close(fd(y)[2], 1 / s, 0, 1e-6) &&
+		       fd(y)[4] == 0.25f && fd(y)[7] == 0.25f,
+		       "Softmax with -inf entries gives 0 there%s%s", rc ? ": " : "", msg.text);
+		lr_tensor_free(y);
+		y = NULL;
+		lrt_init(&n, "LogSoftmax", 13);
+		lrt_input(&n, x);
+		rc = run1(&n, &y, &msg);
+		tap_ok(rc == 0 && fd(y)[1] == -INFINITY && tap_close(fd(y)[2], -log(s), 0, 1e-6),
+		       "LogSoftmax with -inf entries gives -inf there");
+		lr_tensor_free(y);
+		lr_tensor_free(x);
+	}
 	for (int lg = 0; lg < 2; lg++) {
 		softmax_case(lg, 11, 0, 0, 3, D(2, 3, 4), 3);
 		softmax_case(lg, 11, 1, 1, 3, D(2, 3, 4), 3);
