@@ -207,6 +207,13 @@ static inline float lr_exp_neg(float x)
  */
 #define LR_DRY_VALUES_MAX 65536
 
+/*
+ * Allocates the output of a windowed operator over X: shape
+ * [N, channels, oh, ow] (or [N, channels, ow] for 1-D) from g.
+ */
+int lr__window_output(lr_opctx *c, const lr_tensor *x, const struct lr_geom *g,
+		      int64_t channels, lr_tensor **y);
+
 /* Kernels, grouped by file. */
 /* ops_conv.c */
 int lr_op_conv(lr_opctx *, lr_tensor **, int, lr_tensor **, int);

@@ -112,6 +112,16 @@ int lr__window_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
 	return 0;
 }
 
+int lr__window_output(lr_opctx *c, const lr_tensor *x, const struct lr_geom *g,
+		      int64_t channels, lr_tensor **y)
+{
+	int64_t odims[4] = { g->n, channels, g->oh, g->ow };
+
+	if (x->ndim == 3)
+		odims[2] = g->ow;
+	return lr_op_output(c, y, LR_DT_FLOAT, x->ndim, odims);
+}
+
 /* ---- im2col -------------------------------------------------------------- */
 
 /*
@@ -336,15 +346,7 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	rc = lr__window_geom(c, x, kernel, 0, &g);
 	if (rc != 0)
 		return rc;
-	odims[0] = g.n;
-	odims[1] = m;
-	if (nsp == 1) {
-		odims[2] = g.ow;
-	} else {
-		odims[2] = g.oh;
-		odims[3] = g.ow;
-	}
-	rc = lr_op_output(c, &y, LR_DT_FLOAT, x->ndim, odims);
+	rc = lr__window_output(c, x, &g, m, &y);
 	if (rc != 0)
 		return rc;
 	if (y->data == NULL || y->nelem == 0)

@@ -114,7 +114,7 @@ static int pool_common(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		       int is_max)
 {
 	const lr_tensor *x;
-	int64_t kernel[2], odims[4];
+	int64_t kernel[2];
 	struct lr_geom g;
 	lr_tensor *y = NULL;
 	int rc, cnt, nsp;
@@ -137,15 +137,7 @@ static int pool_common(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	rc = lr__window_geom(c, x, kernel, (int)lr_node_attr_int(c->node, "ceil_mode", 0), &g);
 	if (rc != 0)
 		return rc;
-	odims[0] = g.n;
-	odims[1] = g.c;
-	if (nsp == 1) {
-		odims[2] = g.ow;
-	} else {
-		odims[2] = g.oh;
-		odims[3] = g.ow;
-	}
-	rc = lr_op_output(c, &y, LR_DT_FLOAT, x->ndim, odims);
+	rc = lr__window_output(c, x, &g, g.c, &y);
 	if (rc != 0)
 		return rc;
 	if (y->data != NULL) {
