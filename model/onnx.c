@@ -1045,6 +1045,19 @@ out:
 
 /* ---- load / free / save ------------------------------------------------ */
 
+/* Turns a copy of a path into its directory ("." when it has none). */
+static void to_dirname(char *path)
+{
+	char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		strcpy(path, ".");
+	else if (slash == path)
+		path[1] = '\0';
+	else
+		*slash = '\0';
+}
+
 static int load_common(const uint8_t *buf, size_t len, const char *file,
 		       const char *dir, const lr_load_opts *opts,
 		       lr_model **out, lr_msg *msg)
@@ -1142,7 +1155,7 @@ int lr_model_load(const char *path, const lr_load_opts *opts, lr_model **out,
 {
 	struct stat st;
 	void *map = MAP_FAILED;
-	char *dir = NULL, *slash;
+	char *dir = NULL;
 	const char *base;
 	int fd, rc;
 
@@ -1169,13 +1182,7 @@ int lr_model_load(const char *path, const lr_load_opts *opts, lr_model **out,
 		munmap(map, (size_t)st.st_size);
 		return LR_ENOMEM;
 	}
-	slash = strrchr(dir, '/');
-	if (slash == NULL)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
+	to_dirname(dir);
 	rc = load_common(map, (size_t)st.st_size, base, dir, opts, out, msg);
 	munmap(map, (size_t)st.st_size);
 	free(dir);
@@ -1225,7 +1232,7 @@ int lr_model_save(const lr_model *m, const char *path, lr_msg *msg)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0, off = 0;
-	char *tmp = NULL, *dir = NULL, *slash;
+	char *tmp = NULL, *dir = NULL;
 	int fd = -1, rc;
 
 	rc = lr_model_pack(m, &buf, &len);
@@ -1264,13 +1271,7 @@ int lr_model_save(const lr_model *m, const char *path, lr_msg *msg)
 		rc = lr_fail(msg, LR_EIO, "cannot rename into %s: %s", path, strerror(errno));
 		goto out;
 	}
-	slash = strrchr(dir, '/');
-	if (slash == NULL)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
+	to_dirname(dir);
 	{
 		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
