@@ -151,8 +151,14 @@ int lr_inspect(const lr_model *m, int ndim, const int64_t *dims,
 			rc = lr_fail(msg, LR_EINVAL, "graph input '%s' has no declared shape", v->name);
 			goto out;
 		}
-		rc = lr_tensor_create(&feeds[i], v->elem_type == 7 ? LR_DT_INT64 : LR_DT_FLOAT, nd,
-				      i == 0 ? dims : d, v->elem_type == 7);
+		{
+			/* Integer and bool inputs are int64 inside the engine. */
+			int isint = v->elem_type != 0 && v->elem_type != 1 && v->elem_type != 10 &&
+				    v->elem_type != 11 && v->elem_type != 16;
+
+			rc = lr_tensor_create(&feeds[i], isint ? LR_DT_INT64 : LR_DT_FLOAT, nd,
+					      i == 0 ? dims : d, isint);
+		}
 		if (rc != 0) {
 			rc = lr_fail(msg, rc, "graph input '%s': invalid shape", v->name);
 			goto out;

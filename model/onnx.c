@@ -339,6 +339,22 @@ static lr_dtype target_dtype(int dt)
 							      : LR_DT_INT64;
 }
 
+/* 1 when a path has a ".." component. */
+static int has_dotdot(const char *p)
+{
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return 1;
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	return 0;
+}
+
 /*
  * Opens `location` below `dir` without following symlinks or leaving the
  * directory. Returns an fd or a negative code with a message.
@@ -348,8 +364,7 @@ static int open_beneath(const char *dir, const char *location,
 {
 	int dfd, fd;
 
-	if (location[0] == '\0' || location[0] == '/' ||
-	    strstr(location, "..") != NULL)
+	if (location[0] == '\0' || location[0] == '/' || has_dotdot(location))
 		return lr_fail(msg, LR_EMODEL,
 			       "tensor '%s': external data location '%s' must be a plain relative path inside the model's directory",
 			       tname, location);
@@ -824,7 +839,7 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 		n->op_type = str_or_empty(p->op_type);
 		node_set_name(n, i);
 		if (n->op_type[0] == '\0') {
-			rc = lr_fail(msg, LR_EMODEL, "%s: node %s has no op_type", pv->file, n->name);
+			rc = lr_fail(msg, LR_EMODEL, "%s: node '%s' has no op_type", pv->file, n->name);
 			goto out;
 		}
 		n->nin = (int)p->n_input;

@@ -6,6 +6,9 @@
 
 #include "model/ops.h"
 
+/* Largest int64 tensor a kernel may create (16 Mi elements, 128 MiB). */
+#define LR_INT64_MAX_ELEMS ((int64_t)1 << 24)
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -92,8 +95,19 @@ int lr_op_output(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim,
 		 const int64_t *dims)
 {
 	char buf[160];
-	int rc = lr_tensor_create(out, dt, ndim, dims,
-				  !(c->dry && dt == LR_DT_FLOAT));
+	int64_t n;
+	int rc;
+
+	/*
+	 * int64 tensors are shape arithmetic, computed even in dry runs; a
+	 * hostile graph must not turn them into gigabytes.
+	 */
+	if (dt == LR_DT_INT64 && lr_shape_nelem(ndim, dims, &n) == 0 && n > LR_INT64_MAX_ELEMS)
+		return lr_op_fail(c, LR_ELIMIT,
+				  "int64 output of shape %s is too large (at most %lld elements)",
+				  lr_shape_str(ndim, dims, buf, sizeof(buf)),
+				  (long long)LR_INT64_MAX_ELEMS);
+	rc = lr_tensor_create(out, dt, ndim, dims, !(c->dry && dt == LR_DT_FLOAT));
 
 	if (rc == LR_ENOMEM)
 		return lr_op_fail(c, rc, "out of memory for an output of shape %s",
