@@ -1,0 +1,895 @@
+/*
+ * compress.c - the whole-model compression pipeline. See compress.h.
+ *
+ * Data flow. Calibration inputs are split once (seeded) into a fitting set
+ * and a held-out set. Every decomposable layer gets, for every fitting
+ * input, `samples_per_input` output positions (seeded per layer and input,
+ * the outermost ring skipped), so targets and regressors are paired by
+ * construction. Responses are gathered with an engine observer while the
+ * model runs in batches:
+ *   - targets T_l (n x d_l floats per layer) from the original model, all
+ *     layers in one pass;
+ *   - regressors S_l for an asymmetric method from the current, partly
+ *     decomposed model; the pass stops right after layer l.
+ * Ranks come from the eigenvalues of each T_l's covariance. A layer is
+ * identified by its conv output name, which the rewrite keeps, so it is
+ * found again in every rewritten model.
+ */
+#include "config.h"
+
+#include "solver/compress.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/engine.h"
+#include "model/inspect.h"
+#include "solver/lowrank.h"
+#include "solver/rewrite.h"
+
+#define STOP_AFTER_LAYER (-1000000) /* observer code that ends a pass early */
+
+static const char *method_names[] = {
+	"nonlinear-asymmetric", "nonlinear", "linear-asymmetric", "linear",
+};
+
+int lr_method_parse(const char *s, lr_method *out)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, method_names[i]) == 0) {
+			*out = (lr_method)i;
+			return 0;
+		}
+	return LR_EINVAL;
+}
+
+const char *lr_method_name(lr_method m)
+{
+	return (unsigned)m < 4 ? method_names[m] : "unknown";
+}
+
+void lr_compress_opts_init(lr_compress_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->speedup = 4.0;
+	o->method = LR_METHOD_NONLINEAR_ASYM;
+	o->samples_per_input = 10;
+	o->rank_multiple = 0;
+	o->seed = 0;
+	o->threads = 0;
+	o->holdout = 0.1;
+	o->batch = 8;
+	o->time_runs = 5;
+}
+
+/* ---- small utilities ---------------------------------------------------- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static int canceled(const lr_compress_opts *o)
+{
+	return o->cancel != NULL && *o->cancel;
+}
+
+/* One layer the pipeline works on. */
+struct layer {
+	char *out_name;          /* conv output value name: stable id */
+	char *node_name;         /* for reports */
+	int64_t d, c, kh, kw;    /* output channels, input channels, kernel */
+	int64_t oh, ow;          /* output size at batch 1 */
+	double macs;             /* per input */
+	int decomposable;        /* per inspect + options */
+	int relu;                /* followed only by ReLU */
+	char why[160];           /* skip reason, or the activation note */
+	int64_t rank;            /* chosen d' (0: not decomposed) */
+	int64_t fixed_rank;      /* from the user, 0 if none */
+	int32_t *pos;            /* n_fit * spi positions (oy * ow + ox) */
+	float *T;                /* n x d targets (original model) */
+	double *eig;             /* d eigenvalues of cov(T), descending */
+	double energy;           /* kept energy at the chosen rank */
+	double err_before;       /* nonlinear response error of the init */
+	double err_after;        /* after the solve */
+	double seconds;          /* solve time */
+	const char *solution;    /* "nonlinear" or "linear" */
+};
+
+struct collect {
+	struct layer *L;         /* all layers */
+	int nl;
+	const lr_model *m;       /* model being run */
+	int *node_layer;         /* per node of m: layer index or -1 */
+	float **dst;             /* per layer: destination (T or S), or NULL */
+	int64_t first;           /* fitting index of the batch's first input */
+	int spi;                 /* samples per input */
+	int stop_after;          /* layer index after which to stop, or -1 */
+};
+
+static int collect_observer(void *ud, const lr_model *m, int ni,
+			    lr_tensor *const *outs, int nout)
+{
+	struct collect *cl = ud;
+	int li = cl->node_layer[ni];
+	const lr_tensor *y;
+	struct layer *L;
+	int64_t plane;
+
+	if (li < 0 || cl->dst[li] == NULL || nout < 1 || outs[0] == NULL)
+		return 0;
+	y = outs[0];
+	L = &cl->L[li];
+	if (y->ndim != 4 || y->dims[1] != L->d || y->dims[2] != L->oh || y->dims[3] != L->ow)
+		return LR_ESHAPE;
+	plane = L->oh * L->ow;
+	for (int64_t b = 0; b < y->dims[0]; b++) {
+		int64_t i = cl->first + b;
+		const float *img = (const float *)y->data + b * L->d * plane;
+
+		for (int s = 0; s < cl->spi; s++) {
+			int64_t row = i * cl->spi + s;
+			int32_t p = L->pos[row];
+			float *dst = cl->dst[li] + row * L->d;
+
+			for (int64_t ch = 0; ch < L->d; ch++)
+				dst[ch] = img[ch * plane + p];
+		}
+	}
+	if (cl->stop_after == li)
+		return STOP_AFTER_LAYER;
+	(void)m;
+	return 0;
+}
+
+/* Maps every layer to its current conv node in `m` (by output name). */
+static int map_layers(const lr_model *m, struct layer *L, int nl, int *node_layer,
+		      lr_msg *msg)
+{
+	for (int i = 0; i < m->nnodes; i++)
+		node_layer[i] = -1;
+	for (int l = 0; l < nl; l++) {
+		int v = lr_model_find_value(m, L[l].out_name);
+
+		if (v < 0 || m->values[v].producer < 0)
+			return lr_fail(msg, LR_EMODEL, "internal: layer output '%s' vanished",
+				       L[l].out_name);
+		node_layer[m->values[v].producer] = l;
+	}
+	return 0;
+}
+
+/*
+ * Runs `m` over fitting inputs [0, nfit) in batches and stores sampled
+ * responses of the layers whose dst[] is set. Stops each pass after layer
+ * `stop_after` when >= 0.
+ */
+static int run_collect(const lr_model *m, const lr_tensor *calib, const int64_t *order,
+		       int64_t nfit, struct layer *L, int nl, float **dst, int stop_after,
+		       const lr_compress_opts *o, lr_msg *msg)
+{
+	struct collect cl;
+	lr_engine *e = NULL;
+	lr_tensor *x = NULL, *y = NULL;
+	int64_t item = calib->nelem / calib->dims[0];
+	int *node_layer = malloc(sizeof(int) * (size_t)(m->nnodes + 1));
+	int rc;
+
+	if (node_layer == NULL)
+		return LR_ENOMEM;
+	rc = map_layers(m, L, nl, node_layer, msg);
+	if (rc != 0)
+		goto out;
+	memset(&cl, 0, sizeof(cl));
+	cl.L = L;
+	cl.nl = nl;
+	cl.m = m;
+	cl.node_layer = node_layer;
+	cl.dst = dst;
+	cl.spi = o->samples_per_input;
+	cl.stop_after = stop_after;
+	rc = lr_engine_create(&e, m, o->threads);
+	if (rc != 0)
+		goto out;
+	lr_engine_set_observer(e, collect_observer, &cl);
+	for (int64_t b0 = 0; b0 < nfit; b0 += o->batch) {
+		int64_t bn = nfit - b0 < o->batch ? nfit - b0 : o->batch;
+		int64_t dims[LR_MAX_DIMS];
+
+		if (canceled(o)) {
+			rc = lr_fail(msg, LR_ECANCELED, "canceled");
+			goto out;
+		}
+		memcpy(dims, calib->dims, sizeof(dims));
+		dims[0] = bn;
+		rc = lr_tensor_create(&x, LR_DT_FLOAT, calib->ndim, dims, 1);
+		if (rc != 0)
+			goto out;
+		for (int64_t b = 0; b < bn; b++)
+			memcpy((float *)x->data + b * item,
+			       (const float *)calib->data + order[b0 + b] * item,
+			       (size_t)item * sizeof(float));
+		cl.first = b0;
+		rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
+		lr_tensor_free(y);
+		y = NULL;
+		lr_tensor_free(x);
+		x = NULL;
+		if (rc == STOP_AFTER_LAYER) {
+			rc = 0;
+			if (msg != NULL)
+				msg->text[0] = '\0';
+		}
+		if (rc != 0)
+			goto out;
+	}
+out:
+	lr_tensor_free(x);
+	lr_engine_free(e);
+	free(node_layer);
+	return rc;
+}
+
+/* Runs a model over the given inputs and returns the first output (N x ...). */
+static int run_all(const lr_model *m, const lr_tensor *calib, const int64_t *idx, int64_t n,
+		   const lr_compress_opts *o, lr_tensor **out, lr_msg *msg)
+{
+	lr_engine *e = NULL;
+	lr_tensor *x = NULL, *y = NULL, *all = NULL;
+	int64_t item = calib->nelem / calib->dims[0], oitem = 0;
+	int rc;
+
+	*out = NULL;
+	rc = lr_engine_create(&e, m, o->threads);
+	if (rc != 0)
+		return rc;
+	for (int64_t b0 = 0; b0 < n; b0 += o->batch) {
+		int64_t bn = n - b0 < o->batch ? n - b0 : o->batch;
+		int64_t dims[LR_MAX_DIMS];
+
+		memcpy(dims, calib->dims, sizeof(dims));
+		dims[0] = bn;
+		rc = lr_tensor_create(&x, LR_DT_FLOAT, calib->ndim, dims, 1);
+		if (rc != 0)
+			goto out;
+		for (int64_t b = 0; b < bn; b++)
+			memcpy((float *)x->data + b * item,
+			       (const float *)calib->data + idx[b0 + b] * item,
+			       (size_t)item * sizeof(float));
+		rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
+		lr_tensor_free(x);
+		x = NULL;
+		if (rc != 0)
+			goto out;
+		if (y->dtype != LR_DT_FLOAT || y->ndim < 1 || y->dims[0] != bn) {
+			rc = lr_fail(msg, LR_EUNSUPPORTED,
+				     "the model's first output is not a float tensor with the batch first");
+			goto out;
+		}
+		if (all == NULL) {
+			memcpy(dims, y->dims, sizeof(dims));
+			dims[0] = n;
+			oitem = y->nelem / bn;
+			rc = lr_tensor_create(&all, LR_DT_FLOAT, y->ndim, dims, 1);
+			if (rc != 0)
+				goto out;
+		}
+		memcpy((float *)all->data + b0 * oitem, y->data, (size_t)(bn * oitem) * sizeof(float));
+		lr_tensor_free(y);
+		y = NULL;
+	}
+	*out = all;
+	all = NULL;
+out:
+	lr_tensor_free(x);
+	lr_tensor_free(y);
+	lr_tensor_free(all);
+	lr_engine_free(e);
+	return rc;
+}
+
+/* Median time of `runs` forward passes at batch `bn` (random input, seeded). */
+static double time_model(const lr_model *m, const lr_tensor *calib, int64_t bn, int runs,
+			 const lr_compress_opts *o)
+{
+	lr_engine *e = NULL;
+	lr_tensor *x = NULL, *y = NULL;
+	int64_t dims[LR_MAX_DIMS];
+	double t[64], med = -1;
+	uint64_t s = o->seed ^ 0x5EED;
+
+	if (runs > 64)
+		runs = 64;
+	memcpy(dims, calib->dims, sizeof(dims));
+	dims[0] = bn;
+	if (lr_engine_create(&e, m, o->threads) != 0 ||
+	    lr_tensor_create(&x, LR_DT_FLOAT, calib->ndim, dims, 1) != 0)
+		goto out;
+	for (int64_t i = 0; i < x->nelem; i++)
+		((float *)x->data)[i] = (float)((double)(splitmix(&s) >> 11) / 9007199254740992.0 - 0.5);
+	for (int r = -1; r < runs; r++) {
+		double t0 = lr_now();
+
+		if (lr_engine_run(e, &x, 1, &y, 1, 0, NULL) != 0)
+			goto out;
+		lr_tensor_free(y);
+		y = NULL;
+		if (r >= 0)
+			t[r] = lr_now() - t0;
+	}
+	for (int i = 1; i < runs; i++)
+		for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+			double tmp = t[j];
+
+			t[j] = t[j - 1];
+			t[j - 1] = tmp;
+		}
+	med = t[runs / 2];
+out:
+	lr_tensor_free(x);
+	lr_engine_free(e);
+	return med;
+}
+
+static void report_progress(const lr_compress_opts *o, const char *stage, int layer,
+			    int nlayers, const char *name, double fraction, double t0)
+{
+	lr_progress p;
+	double el = lr_now() - t0;
+
+	if (o->progress == NULL)
+		return;
+	p.stage = stage;
+	p.layer = layer;
+	p.nlayers = nlayers;
+	p.layer_name = name;
+	p.fraction = fraction;
+	p.eta_seconds = fraction > 0.02 ? el * (1.0 - fraction) / fraction : -1.0;
+	o->progress(o->progress_ud, &p);
+}
+
+static int layer_excluded(const lr_compress_opts *o, const struct layer *L)
+{
+	for (int i = 0; i < o->nexclude; i++)
+		if (strcmp(o->exclude[i], L->node_name) == 0 ||
+		    strcmp(o->exclude[i], L->out_name) == 0)
+			return 1;
+	return 0;
+}
+
+/* ---- the pipeline -------------------------------------------------------- */
+
+int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_opts *o,
+		const char *model_sha256, const char *calib_sha256, lr_model **out,
+		cJSON **report, lr_msg *msg)
+{
+	lr_model *m = NULL, *next = NULL;
+	lr_layer_info *info = NULL;
+	struct layer *L = NULL;
+	float **dst = NULL;
+	int64_t *order = NULL, nfit, nhold, ncal;
+	int ninfo = 0, nl = 0, nfolded = 0, rc, spi = o->samples_per_input;
+	double total_macs = 0, t0 = lr_now();
+	int asym = o->method == LR_METHOD_NONLINEAR_ASYM || o->method == LR_METHOD_LINEAR_ASYM;
+	int nonlin = o->method == LR_METHOD_NONLINEAR_ASYM || o->method == LR_METHOD_NONLINEAR;
+	lr_tensor *yref = NULL, *yapp = NULL;
+	float *S = NULL;
+	cJSON *rep = NULL;
+
+	*out = NULL;
+	*report = NULL;
+	/* Options and input checks, before any work. */
+	if (o->speedup != 0 && !(o->speedup > 1.0 && o->speedup < 1000.0))
+		return lr_fail(msg, LR_EINVAL, "speedup must be greater than 1 (got %g)", o->speedup);
+	if (o->speedup == 0 && o->nranks == 0)
+		return lr_fail(msg, LR_EINVAL, "give a target speedup or per-layer ranks");
+	if (spi < 1 || spi > 10000)
+		return lr_fail(msg, LR_EINVAL, "samples_per_input must be 1..10000 (got %d)", spi);
+	if (!(o->holdout >= 0.0 && o->holdout < 1.0))
+		return lr_fail(msg, LR_EINVAL, "holdout must be in [0, 1) (got %g)", o->holdout);
+	if (o->batch < 1)
+		return lr_fail(msg, LR_EINVAL, "batch must be positive");
+	if (m0->ninputs != 1)
+		return lr_fail(msg, LR_EUNSUPPORTED, "the model has %d graph inputs; compress needs exactly one",
+			       m0->ninputs);
+	if (calib->dtype != LR_DT_FLOAT || calib->ndim < 2 || calib->data == NULL)
+		return lr_fail(msg, LR_ESHAPE, "the calibration data must be a float array N x input shape");
+	{
+		const lr_value *v = &m0->values[m0->inputs[0]];
+		char a[160], b[160];
+
+		if (v->ndim >= 0 && v->ndim != calib->ndim)
+			return lr_fail(msg, LR_ESHAPE, "calibration data has shape %s but input '%s' has rank %d",
+				       lr_shape_str(calib->ndim, calib->dims, a, sizeof(a)), v->name, v->ndim);
+		for (int i = 1; v->ndim >= 0 && i < v->ndim; i++)
+			if (v->dims[i] >= 0 && v->dims[i] != calib->dims[i])
+				return lr_fail(msg, LR_ESHAPE,
+					       "calibration data has shape %s but input '%s' needs %s (batch first)",
+					       lr_shape_str(calib->ndim, calib->dims, a, sizeof(a)), v->name,
+					       lr_shape_str(v->ndim, v->dims, b, sizeof(b)));
+	}
+	for (int64_t i = 0; i < calib->nelem; i++)
+		if (!isfinite(((const float *)calib->data)[i]))
+			return lr_fail(msg, LR_ENUMERIC,
+				       "calibration data has a NaN or infinite value at flat index %lld",
+				       (long long)i);
+	ncal = calib->dims[0];
+	nhold = (int64_t)floor(o->holdout * (double)ncal + 0.5);
+	if (o->holdout > 0 && nhold < 1 && ncal >= 2)
+		nhold = 1;
+	nfit = ncal - nhold;
+	if (nfit < 1)
+		return lr_fail(msg, LR_EINVAL, "no calibration inputs left for fitting (%lld inputs, holdout %g)",
+			       (long long)ncal, o->holdout);
+
+	/* Seeded split into fitting and held-out inputs. */
+	order = malloc(sizeof(int64_t) * (size_t)ncal);
+	if (order == NULL)
+		return LR_ENOMEM;
+	{
+		uint64_t s = o->seed;
+
+		for (int64_t i = 0; i < ncal; i++)
+			order[i] = i;
+		for (int64_t i = ncal - 1; i > 0; i--) {
+			int64_t j = (int64_t)(splitmix(&s) % (uint64_t)(i + 1)), t = order[i];
+
+			order[i] = order[j];
+			order[j] = t;
+		}
+	}
+
+	report_progress(o, "folding", 0, 0, NULL, 0.0, t0);
+	rc = lr_rewrite_fold_bn(m0, &m, &nfolded, msg);
+	if (rc != 0)
+		goto out;
+
+	/* Layers and their costs at batch 1. */
+	{
+		int64_t dims[LR_MAX_DIMS];
+
+		memcpy(dims, calib->dims, sizeof(dims));
+		dims[0] = 1;
+		rc = lr_inspect(m, calib->ndim, dims, &info, &ninfo, &total_macs, msg);
+		if (rc != 0)
+			goto out;
+	}
+	L = calloc((size_t)ninfo + 1, sizeof(*L));
+	dst = calloc((size_t)ninfo + 1, sizeof(*dst));
+	if (L == NULL || dst == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < ninfo; i++) {
+		const lr_layer_info *I = &info[i];
+		const lr_node *n = &m->nodes[I->node];
+		struct layer *Y;
+
+		if (strcmp(I->op_type, "Conv") != 0)
+			continue;
+		Y = &L[nl++];
+		Y->out_name = strdup(m->values[n->out[0]].name);
+		Y->node_name = strdup(n->name);
+		if (Y->out_name == NULL || Y->node_name == NULL) {
+			rc = LR_ENOMEM;
+			goto out;
+		}
+		Y->d = I->d;
+		Y->c = I->c;
+		Y->kh = I->kh;
+		Y->kw = I->kw;
+		Y->oh = I->oh;
+		Y->ow = I->ow;
+		Y->macs = I->macs;
+		Y->decomposable = I->decomposable && I->oh * I->ow > 0;
+		snprintf(Y->why, sizeof(Y->why), "%s", I->reason);
+		if (Y->decomposable && layer_excluded(o, Y)) {
+			Y->decomposable = 0;
+			snprintf(Y->why, sizeof(Y->why), "excluded by the user");
+		}
+		if (Y->decomposable) {
+			char why[128] = "";
+
+			Y->relu = lr_conv_activation(m, I->node, why, sizeof(why)) == LR_ACT_RELU;
+			if (!Y->relu)
+				snprintf(Y->why, sizeof(Y->why), "linear solution: %s", why);
+		}
+		for (int r = 0; r < o->nranks; r++)
+			if (strcmp(o->ranks[r].layer, Y->node_name) == 0 ||
+			    strcmp(o->ranks[r].layer, Y->out_name) == 0)
+				Y->fixed_rank = o->ranks[r].rank;
+	}
+	for (int r = 0; r < o->nranks; r++) {
+		int found = 0;
+
+		for (int l = 0; l < nl; l++)
+			found |= strcmp(o->ranks[r].layer, L[l].node_name) == 0 ||
+				 strcmp(o->ranks[r].layer, L[l].out_name) == 0;
+		if (!found) {
+			rc = lr_fail(msg, LR_EINVAL, "ranks: no Conv layer is named '%s'", o->ranks[r].layer);
+			goto out;
+		}
+	}
+
+	/* Positions and targets of every decomposable layer. */
+	for (int l = 0; l < nl; l++) {
+		struct layer *Y = &L[l];
+		uint64_t s = o->seed ^ (0xA5A5ull << 32) ^ (uint64_t)l * 0x100000001B3ull;
+		int64_t y0 = Y->oh > 2 ? 1 : 0, y1 = Y->oh > 2 ? Y->oh - 1 : Y->oh;
+		int64_t x0 = Y->ow > 2 ? 1 : 0, x1 = Y->ow > 2 ? Y->ow - 1 : Y->ow;
+		size_t rows = (size_t)(nfit * spi);
+
+		if (!Y->decomposable)
+			continue;
+		Y->pos = malloc(rows * sizeof(int32_t));
+		Y->T = malloc(rows * (size_t)Y->d * sizeof(float));
+		if (Y->pos == NULL || Y->T == NULL) {
+			rc = lr_fail(msg, LR_ENOMEM,
+				     "out of memory for %zu sampled responses of layer '%s'; use fewer samples per input",
+				     rows, Y->node_name);
+			goto out;
+		}
+		for (size_t r = 0; r < rows; r++) {
+			int64_t oy = y0 + (int64_t)(splitmix(&s) % (uint64_t)(y1 - y0));
+			int64_t ox = x0 + (int64_t)(splitmix(&s) % (uint64_t)(x1 - x0));
+
+			Y->pos[r] = (int32_t)(oy * Y->ow + ox);
+		}
+		dst[l] = Y->T;
+	}
+	report_progress(o, "collecting", 0, nl, NULL, 0.02, t0);
+	rc = run_collect(m, calib, order, nfit, L, nl, dst, -1, o, msg);
+	if (rc != 0)
+		goto out;
+
+	/* Rank selection. */
+	report_progress(o, "ranks", 0, nl, NULL, 0.1, t0);
+	{
+		lr_rank_layer *rl = calloc((size_t)nl + 1, sizeof(*rl));
+		int64_t *ranks = calloc((size_t)nl + 1, sizeof(int64_t));
+		double achieved = 0;
+
+		if (rl == NULL || ranks == NULL) {
+			free(rl);
+			free(ranks);
+			rc = LR_ENOMEM;
+			goto out;
+		}
+		for (int l = 0; l < nl && rc == 0; l++) {
+			struct layer *Y = &L[l];
+
+			rl[l].d = Y->d;
+			rl[l].k2c = Y->kh * Y->kw * Y->c;
+			rl[l].hw = Y->oh * Y->ow;
+			rl[l].decomposable = Y->decomposable;
+			rl[l].fixed_rank = Y->fixed_rank;
+			if (!Y->decomposable)
+				continue;
+			Y->eig = calloc((size_t)Y->d, sizeof(double));
+			if (Y->eig == NULL) {
+				rc = LR_ENOMEM;
+				break;
+			}
+			rc = lr_response_eigenvalues(Y->T, nfit * spi, Y->d, Y->eig, msg);
+			rl[l].eig = Y->eig;
+		}
+		if (rc == 0 && o->speedup > 0) {
+			rc = lr_rank_select(rl, nl, o->speedup, o->rank_multiple, ranks, &achieved, msg);
+		} else if (rc == 0) {
+			/* Only the layers given ranks are decomposed. */
+			for (int l = 0; l < nl; l++) {
+				if (L[l].fixed_rank > 0 && !L[l].decomposable) {
+					rc = lr_fail(msg, LR_EINVAL, "ranks: layer '%s' cannot be decomposed: %s",
+						     L[l].node_name, L[l].why);
+					break;
+				}
+				if (L[l].fixed_rank >= L[l].d) {
+					rc = lr_fail(msg, LR_EINVAL, "ranks: layer '%s' has d=%lld; its rank must be smaller",
+						     L[l].node_name, (long long)L[l].d);
+					break;
+				}
+				ranks[l] = L[l].fixed_rank;
+			}
+		}
+		(void)achieved;
+		for (int l = 0; l < nl && rc == 0; l++) {
+			L[l].rank = ranks[l];
+			if (L[l].rank > 0 && L[l].eig != NULL) {
+				double kept = 0, all = 0;
+
+				for (int64_t a = 0; a < L[l].d; a++) {
+					all += L[l].eig[a] > 0 ? L[l].eig[a] : 0;
+					if (a < L[l].rank)
+						kept += L[l].eig[a] > 0 ? L[l].eig[a] : 0;
+				}
+				L[l].energy = all > 0 ? kept / all : 1.0;
+			}
+		}
+		free(rl);
+		free(ranks);
+		if (rc != 0)
+			goto out;
+	}
+
+	/* Solve shallow to deep, rewriting as we go. */
+	{
+		int nsolve = 0, done = 0;
+
+		for (int l = 0; l < nl; l++)
+			nsolve += L[l].rank > 0;
+		for (int l = 0; l < nl; l++) {
+			struct layer *Y = &L[l];
+			int64_t n = nfit * spi;
+			lr_solve_opts so;
+			lr_solve_result res;
+			lr_decomp dc;
+			int v, ni;
+			const lr_tensor *W, *B = NULL;
+			float *wa = NULL, *ba = NULL, *wb = NULL, *bb = NULL;
+			int64_t k2c = Y->kh * Y->kw * Y->c, r = Y->rank;
+			double ts = lr_now();
+
+			if (r <= 0)
+				continue;
+			if (canceled(o)) {
+				rc = lr_fail(msg, LR_ECANCELED, "canceled");
+				goto out;
+			}
+			done++;
+			report_progress(o, "solving", done, nsolve, Y->node_name,
+					0.15 + 0.7 * (double)(done - 1) / (double)nsolve, t0);
+			if (asym) {
+				free(S);
+				S = malloc((size_t)(n * Y->d) * sizeof(float));
+				if (S == NULL) {
+					rc = LR_ENOMEM;
+					goto out;
+				}
+				for (int q = 0; q < nl; q++)
+					dst[q] = NULL;
+				dst[l] = S;
+				rc = run_collect(m, calib, order, nfit, L, nl, dst, l, o, msg);
+				if (rc != 0)
+					goto out;
+			}
+			memset(&so, 0, sizeof(so));
+			lr_solve_opts_init(&so);
+			so.nonlinear = nonlin && Y->relu;
+			so.cancel = o->cancel;
+			memset(&res, 0, sizeof(res));
+			rc = lr_lowrank_solve(Y->T, asym ? S : Y->T, n, Y->d, r, &so, &res, msg);
+			if (rc != 0) {
+				lr_msg_prefix(msg, "layer '%s'", Y->node_name);
+				goto out;
+			}
+			Y->solution = so.nonlinear ? "nonlinear" : "linear";
+			Y->err_before = res.err_before;
+			Y->err_after = res.err_after;
+
+			/* Factors: A = Qt W (r x k2c), bias Qt b0; B = P (d x r), bias b. */
+			v = lr_model_find_value(m, Y->out_name);
+			ni = m->values[v].producer;
+			W = m->values[m->nodes[ni].in[1]].init;
+			if (m->nodes[ni].nin > 2 && m->nodes[ni].in[2] >= 0)
+				B = m->values[m->nodes[ni].in[2]].init;
+			wa = malloc(sizeof(float) * (size_t)(r * k2c));
+			ba = malloc(sizeof(float) * (size_t)r);
+			wb = malloc(sizeof(float) * (size_t)(Y->d * r));
+			bb = malloc(sizeof(float) * (size_t)Y->d);
+			if (wa == NULL || ba == NULL || wb == NULL || bb == NULL || W == NULL) {
+				rc = W == NULL ? lr_fail(msg, LR_EUNSUPPORTED, "layer '%s': weights are not constant",
+							 Y->node_name) : LR_ENOMEM;
+				goto layer_out;
+			}
+			for (int64_t i = 0; i < r; i++) {
+				double acc = 0;
+
+				for (int64_t k = 0; k < k2c; k++) {
+					double s = 0;
+
+					for (int64_t j = 0; j < Y->d; j++)
+						s += res.Qt[i + j * r] * ((const float *)W->data)[j * k2c + k];
+					wa[i * k2c + k] = (float)s;
+				}
+				for (int64_t j = 0; j < Y->d && B != NULL; j++)
+					acc += res.Qt[i + j * r] * ((const float *)B->data)[j];
+				ba[i] = (float)acc;
+			}
+			for (int64_t j = 0; j < Y->d; j++) {
+				for (int64_t i = 0; i < r; i++)
+					wb[j * r + i] = (float)res.P[j + i * Y->d];
+				bb[j] = (float)res.b[j];
+			}
+			memset(&dc, 0, sizeof(dc));
+			dc.node = ni;
+			dc.r = r;
+			dc.wa = wa;
+			dc.nwa = (size_t)(r * k2c);
+			dc.ba = ba;
+			dc.nba = (size_t)r;
+			dc.wb = wb;
+			dc.nwb = (size_t)(Y->d * r);
+			dc.bb = bb;
+			dc.nbb = (size_t)Y->d;
+			rc = lr_rewrite_decompose(m, &dc, 1, NULL, 0, &next, msg);
+			if (rc == 0) {
+				lr_model_free(m);
+				m = next;
+				next = NULL;
+			}
+layer_out:
+			free(wa);
+			free(ba);
+			free(wb);
+			free(bb);
+			lr_solve_result_free(&res);
+			Y->seconds = lr_now() - ts;
+			if (rc != 0)
+				goto out;
+		}
+	}
+
+	/* Report. */
+	rep = cJSON_CreateObject();
+	{
+		cJSON *layers = cJSON_AddArrayToObject(rep, "layers");
+		double before = 0, after = 0;
+
+		for (int l = 0; l < nl; l++) {
+			struct layer *Y = &L[l];
+			cJSON *j = cJSON_CreateObject();
+			double k2c = (double)(Y->kh * Y->kw * Y->c);
+			double cost = Y->macs, newcost = Y->rank > 0
+				? (double)Y->rank * (k2c + (double)Y->d) * (double)(Y->oh * Y->ow)
+				: Y->macs;
+
+			before += cost;
+			after += newcost;
+			cJSON_AddStringToObject(j, "name", Y->node_name);
+			cJSON_AddStringToObject(j, "output", Y->out_name);
+			cJSON_AddNumberToObject(j, "k", (double)Y->kh);
+			cJSON_AddNumberToObject(j, "c", (double)Y->c);
+			cJSON_AddNumberToObject(j, "d", (double)Y->d);
+			if (Y->rank > 0) {
+				cJSON_AddNumberToObject(j, "rank", (double)Y->rank);
+				cJSON_AddStringToObject(j, "solution", Y->solution);
+				cJSON_AddNumberToObject(j, "energy", Y->energy);
+				cJSON_AddNumberToObject(j, "error_before", Y->err_before);
+				cJSON_AddNumberToObject(j, "error_after", Y->err_after);
+				cJSON_AddNumberToObject(j, "speedup", cost / newcost);
+				cJSON_AddNumberToObject(j, "seconds", Y->seconds);
+				if (!Y->relu)
+					cJSON_AddStringToObject(j, "note", Y->why);
+			} else {
+				cJSON_AddStringToObject(j, "skipped",
+							Y->decomposable ? "no rank below d is faster at this target" : Y->why);
+			}
+			cJSON_AddItemToArray(layers, j);
+		}
+		cJSON_AddNumberToObject(rep, "conv_mflops_before", 2.0 * before / 1e6);
+		cJSON_AddNumberToObject(rep, "conv_mflops_after", 2.0 * after / 1e6);
+		cJSON_AddNumberToObject(rep, "theoretical_speedup", after > 0 ? before / after : 1.0);
+	}
+	cJSON_AddStringToObject(rep, "method", lr_method_name(o->method));
+	cJSON_AddNumberToObject(rep, "target_speedup", o->speedup);
+	cJSON_AddNumberToObject(rep, "seed", (double)o->seed);
+	cJSON_AddNumberToObject(rep, "samples_per_input", spi);
+	cJSON_AddNumberToObject(rep, "fit_inputs", (double)nfit);
+	cJSON_AddNumberToObject(rep, "holdout_inputs", (double)nhold);
+	cJSON_AddNumberToObject(rep, "batchnorm_folded", nfolded);
+
+	/* Fidelity on held-out inputs. */
+	if (nhold > 0) {
+		report_progress(o, "evaluating", 0, 0, NULL, 0.88, t0);
+		rc = run_all(m0, calib, order + nfit, nhold, o, &yref, msg);
+		if (rc == 0)
+			rc = run_all(m, calib, order + nfit, nhold, o, &yapp, msg);
+		if (rc != 0)
+			goto out;
+		{
+			int64_t per = yref->nelem / nhold, agree = 0;
+			double num = 0, den = 0;
+			const float *a = yref->data, *b = yapp->data;
+			cJSON *f = cJSON_AddObjectToObject(rep, "holdout");
+
+			for (int64_t i = 0; i < nhold; i++) {
+				int64_t ia = 0, ib = 0;
+
+				for (int64_t k = 0; k < per; k++) {
+					double dd = (double)a[i * per + k] - (double)b[i * per + k];
+
+					num += dd * dd;
+					den += (double)a[i * per + k] * (double)a[i * per + k];
+					if (a[i * per + k] > a[i * per + ia])
+						ia = k;
+					if (b[i * per + k] > b[i * per + ib])
+						ib = k;
+				}
+				agree += ia == ib;
+			}
+			cJSON_AddNumberToObject(f, "inputs", (double)nhold);
+			cJSON_AddNumberToObject(f, "top1_agreement", (double)agree / (double)nhold);
+			cJSON_AddNumberToObject(f, "relative_output_error", den > 0 ? sqrt(num / den) : 0);
+		}
+	}
+	if (o->time_runs > 0) {
+		cJSON *t = cJSON_AddArrayToObject(rep, "measured");
+		int64_t bs[2] = { 1, 8 };
+
+		report_progress(o, "timing", 0, 0, NULL, 0.94, t0);
+		for (int i = 0; i < 2; i++) {
+			double a = time_model(m0, calib, bs[i], o->time_runs, o);
+			double b = time_model(m, calib, bs[i], o->time_runs, o);
+			cJSON *j = cJSON_CreateObject();
+
+			cJSON_AddNumberToObject(j, "batch", (double)bs[i]);
+			cJSON_AddNumberToObject(j, "original_ms", a * 1e3);
+			cJSON_AddNumberToObject(j, "compressed_ms", b * 1e3);
+			cJSON_AddNumberToObject(j, "speedup", b > 0 ? a / b : 0);
+			cJSON_AddItemToArray(t, j);
+		}
+	}
+	cJSON_AddNumberToObject(rep, "seconds", lr_now() - t0);
+
+	/* Provenance into the model. */
+	{
+		char params[512], *ranks = NULL;
+		lr_meta meta[5];
+		int nm = 0;
+		cJSON *rj = cJSON_CreateObject();
+
+		for (int l = 0; l < nl; l++)
+			if (L[l].rank > 0)
+				cJSON_AddNumberToObject(rj, L[l].node_name, (double)L[l].rank);
+		ranks = cJSON_PrintUnformatted(rj);
+		cJSON_Delete(rj);
+		snprintf(params, sizeof(params),
+			 "{\"method\":\"%s\",\"target_speedup\":%g,\"samples_per_input\":%d,\"seed\":%llu}",
+			 lr_method_name(o->method), o->speedup, spi, (unsigned long long)o->seed);
+		meta[nm++] = (lr_meta){ "lowrank.version", PACKAGE_VERSION };
+		meta[nm++] = (lr_meta){ "lowrank.params", params };
+		meta[nm++] = (lr_meta){ "lowrank.ranks", ranks ? ranks : "{}" };
+		if (model_sha256)
+			meta[nm++] = (lr_meta){ "lowrank.source_sha256", model_sha256 };
+		if (calib_sha256)
+			meta[nm++] = (lr_meta){ "lowrank.calibration_sha256", calib_sha256 };
+		rc = lr_rewrite_decompose(m, NULL, 0, meta, nm, &next, msg);
+		free(ranks);
+		if (rc != 0)
+			goto out;
+		lr_model_free(m);
+		m = next;
+		next = NULL;
+	}
+	report_progress(o, "done", 0, 0, NULL, 1.0, t0);
+	*out = m;
+	m = NULL;
+	*report = rep;
+	rep = NULL;
+out:
+	cJSON_Delete(rep);
+	lr_tensor_free(yref);
+	lr_tensor_free(yapp);
+	free(S);
+	for (int l = 0; L != NULL && l < nl; l++) {
+		free(L[l].out_name);
+		free(L[l].node_name);
+		free(L[l].pos);
+		free(L[l].T);
+		free(L[l].eig);
+	}
+	free(L);
+	free(dst);
+	free(info);
+	free(order);
+	lr_model_free(next);
+	lr_model_free(m);
+	return rc;
+}

@@ -1,0 +1,96 @@
+/*
+ * compress.h - the whole-model pipeline: ONNX + calibration inputs in, a
+ * faster ONNX model and a report out.
+ *
+ * DESIGN. lr_compress() folds BatchNormalization into the convolutions
+ * before it, lists the convolutions (model/inspect.h), samples their
+ * pre-activation responses on the calibration inputs held for fitting,
+ * selects ranks for the target speedup from the responses' PCA energy
+ * (solver/lowrank.h), and then solves the layers shallow to deep. For an
+ * asymmetric method each layer's regressors are collected from the model
+ * in which all shallower layers are already replaced, at the same sampled
+ * positions as the targets, so errors do not pile up. Each solved layer is
+ * written into the graph at once (solver/rewrite.h) and the next layer's
+ * data comes from that graph. Finally the result is compared with the
+ * original on the held-out inputs and both are timed in lowrank's engine.
+ */
+#ifndef LR_COMPRESS_H
+#define LR_COMPRESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "model/lr.h"
+#include "model/onnx.h"
+#include "model/tensor.h"
+
+/* The four methods of the paper. */
+typedef enum lr_method {
+	LR_METHOD_NONLINEAR_ASYM = 0, /* default */
+	LR_METHOD_NONLINEAR,
+	LR_METHOD_LINEAR_ASYM,
+	LR_METHOD_LINEAR,
+} lr_method;
+
+/* Parses "nonlinear-asymmetric" etc.; returns 0 or LR_EINVAL. */
+int lr_method_parse(const char *s, lr_method *out);
+const char *lr_method_name(lr_method m);
+
+/* A user-given rank for one layer (by node name or output name). */
+typedef struct lr_rank_req {
+	const char *layer;      /* node name or conv output name */
+	int64_t rank;           /* d' >= 1 */
+} lr_rank_req;
+
+/* Progress as reported to the caller. */
+typedef struct lr_progress {
+	const char *stage;      /* "folding", "collecting", "ranks", "solving", "evaluating", "timing" */
+	int layer;              /* 1-based layer being solved (0 outside "solving") */
+	int nlayers;            /* layers to solve */
+	const char *layer_name; /* or NULL */
+	double fraction;        /* 0..1 overall */
+	double eta_seconds;     /* estimate, < 0 when unknown */
+} lr_progress;
+
+typedef void (*lr_progress_fn)(void *ud, const lr_progress *p);
+
+typedef struct lr_compress_opts {
+	double speedup;             /* target conv speedup (> 1), or 0 with ranks */
+	lr_method method;
+	int samples_per_input;      /* positions sampled per input and layer (10) */
+	int rank_multiple;          /* round ranks to a multiple (0/1: off) */
+	uint64_t seed;              /* every random choice derives from it */
+	int threads;                /* engine threads (<= 0: all cores) */
+	double holdout;             /* fraction of inputs held out (0.1) */
+	const lr_rank_req *ranks;   /* optional fixed ranks */
+	int nranks;
+	const char *const *exclude; /* layers never decomposed (names) */
+	int nexclude;
+	int batch;                  /* inputs per engine run (8) */
+	int time_runs;              /* timed runs per batch size for the report (5; 0: skip) */
+	lr_progress_fn progress;    /* optional */
+	void *progress_ud;
+	volatile int *cancel;       /* optional; nonzero = stop with LR_ECANCELED */
+} lr_compress_opts;
+
+/* Fills the defaults above. */
+void lr_compress_opts_init(lr_compress_opts *o);
+
+/*
+ * Compresses `m` (borrowed) using `calib` (borrowed; N x input shape,
+ * float). On success *out is the new model (caller frees with
+ * lr_model_free) and *report a cJSON object (caller frees with
+ * cJSON_Delete). `model_sha256` / `calib_sha256` (hex, may be NULL) go
+ * into the provenance metadata. Errors: LR_EINVAL (bad options, message
+ * names the option), LR_ESHAPE (calibration shape), LR_ENUMERIC (NaN/Inf
+ * in the calibration data), LR_ECANCELED, LR_ELAPACK, LR_ENOMEM, and model
+ * errors from the engine.
+ */
+int lr_compress(const lr_model *m, const lr_tensor *calib,
+		const lr_compress_opts *o, const char *model_sha256,
+		const char *calib_sha256, lr_model **out, cJSON **report,
+		lr_msg *msg);
+
+#endif /* LR_COMPRESS_H */
