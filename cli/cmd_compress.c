@@ -279,10 +279,16 @@ int lr_cmd_compress(int argc, char **argv)
 		FILE *f;
 
 		snprintf(tmp, sizeof(tmp), "%s.tmp", report_path);
+		int bad;
+
 		f = text ? fopen(tmp, "w") : NULL;
-		if (f == NULL || fputs(text, f) < 0 || fputc('\n', f) < 0 || fclose(f) != 0 ||
-		    rename(tmp, report_path) != 0)
+		bad = f == NULL || fputs(text, f) < 0 || fputc('\n', f) < 0;
+		if (f != NULL && fclose(f) != 0)
+			bad = 1;
+		if (bad || rename(tmp, report_path) != 0) {
 			rc = lr_fail(&msg, LR_EIO, "cannot write the report %s", report_path);
+			unlink(tmp);
+		}
 		free(text);
 	}
 	if (rc != 0) {

@@ -166,6 +166,26 @@ static int map_layers(const lr_model *m, struct layer *L, int nl, int *node_laye
 	return 0;
 }
 
+/* A batch tensor of inputs idx[b0 .. b0 + bn) of `calib`. */
+static int gather_batch(const lr_tensor *calib, const int64_t *idx, int64_t b0, int64_t bn,
+			lr_tensor **x)
+{
+	int64_t item = calib->nelem / calib->dims[0];
+	int64_t dims[LR_MAX_DIMS];
+	int rc;
+
+	memcpy(dims, calib->dims, sizeof(dims));
+	dims[0] = bn;
+	rc = lr_tensor_create(x, LR_DT_FLOAT, calib->ndim, dims, 1);
+	if (rc != 0)
+		return rc;
+	for (int64_t b = 0; b < bn; b++)
+		memcpy((float *)(*x)->data + b * item,
+		       (const float *)calib->data + idx[b0 + b] * item,
+		       (size_t)item * sizeof(float));
+	return 0;
+}
+
 /*
  * Runs `m` over fitting inputs [0, nfit) in batches and stores sampled
  * responses of the layers whose dst[] is set. Stops each pass after layer
@@ -178,7 +198,6 @@ static int run_collect(const lr_model *m, const lr_tensor *calib, const int64_t 
 	struct collect cl;
 	lr_engine *e = NULL;
 	lr_tensor *x = NULL, *y = NULL;
-	int64_t item = calib->nelem / calib->dims[0];
 	int *node_layer = malloc(sizeof(int) * (size_t)(m->nnodes + 1));
 	int rc;
 
@@ -201,21 +220,14 @@ static int run_collect(const lr_model *m, const lr_tensor *calib, const int64_t 
 	lr_engine_set_observer(e, collect_observer, &cl);
 	for (int64_t b0 = 0; b0 < nfit; b0 += o->batch) {
 		int64_t bn = nfit - b0 < o->batch ? nfit - b0 : o->batch;
-		int64_t dims[LR_MAX_DIMS];
 
 		if (canceled(o)) {
 			rc = lr_fail(msg, LR_ECANCELED, "canceled");
 			goto out;
 		}
-		memcpy(dims, calib->dims, sizeof(dims));
-		dims[0] = bn;
-		rc = lr_tensor_create(&x, LR_DT_FLOAT, calib->ndim, dims, 1);
+		rc = gather_batch(calib, order, b0, bn, &x);
 		if (rc != 0)
 			goto out;
-		for (int64_t b = 0; b < bn; b++)
-			memcpy((float *)x->data + b * item,
-			       (const float *)calib->data + order[b0 + b] * item,
-			       (size_t)item * sizeof(float));
 		cl.first = b0;
 		rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
 		lr_tensor_free(y);
@@ -243,7 +255,7 @@ static int run_all(const lr_model *m, const lr_tensor *calib, const int64_t *idx
 {
 	lr_engine *e = NULL;
 	lr_tensor *x = NULL, *y = NULL, *all = NULL;
-	int64_t item = calib->nelem / calib->dims[0], oitem = 0;
+	int64_t oitem = 0;
 	int rc;
 
 	*out = NULL;
@@ -254,15 +266,9 @@ static int run_all(const lr_model *m, const lr_tensor *calib, const int64_t *idx
 		int64_t bn = n - b0 < o->batch ? n - b0 : o->batch;
 		int64_t dims[LR_MAX_DIMS];
 
-		memcpy(dims, calib->dims, sizeof(dims));
-		dims[0] = bn;
-		rc = lr_tensor_create(&x, LR_DT_FLOAT, calib->ndim, dims, 1);
+		rc = gather_batch(calib, idx, b0, bn, &x);
 		if (rc != 0)
 			goto out;
-		for (int64_t b = 0; b < bn; b++)
-			memcpy((float *)x->data + b * item,
-			       (const float *)calib->data + idx[b0 + b] * item,
-			       (size_t)item * sizeof(float));
 		rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
 		lr_tensor_free(x);
 		x = NULL;
@@ -317,7 +323,7 @@ static double time_model(const lr_model *m, const lr_tensor *calib, int64_t bn, 
 	for (int r = -1; r < runs; r++) {
 		double t0 = lr_now();
 
-		if (lr_engine_run(e, &x, 1, &y, 1, 0, NULL) != 0)
+		if (canceled(o) || lr_engine_run(e, &x, 1, &y, 1, 0, NULL) != 0)
 			goto out;
 		lr_tensor_free(y);
 		y = NULL;
@@ -338,12 +344,37 @@ out:
 	return med;
 }
 
+/* Wall time per stage, for the report. */
+struct stage_clock {
+	const char *name[8];
+	double sec[8];
+	int n;
+	double t;
+};
+
+/* Ends the current stage (if any) and starts `name` (NULL: just end). */
+static void stage_mark(struct stage_clock *c, const char *name)
+{
+	double now = lr_now();
+
+	if (c->n > 0 && c->sec[c->n - 1] < 0)
+		c->sec[c->n - 1] = now - c->t;
+	if (name != NULL && c->n < 8) {
+		c->name[c->n] = name;
+		c->sec[c->n++] = -1;
+	}
+	c->t = now;
+}
+
 static void report_progress(const lr_compress_opts *o, const char *stage, int layer,
-			    int nlayers, const char *name, double fraction, double t0)
+			    int nlayers, const char *name, double fraction, double t0,
+			    struct stage_clock *clk)
 {
 	lr_progress p;
 	double el = lr_now() - t0;
 
+	if (clk != NULL && (clk->n == 0 || strcmp(clk->name[clk->n - 1], stage) != 0))
+		stage_mark(clk, stage);
 	if (o->progress == NULL)
 		return;
 	p.stage = stage;
@@ -377,6 +408,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 	int64_t *order = NULL, nfit, nhold, ncal;
 	int ninfo = 0, nl = 0, nfolded = 0, rc, spi = o->samples_per_input;
 	double total_macs = 0, t0 = lr_now();
+	struct stage_clock clk = { .n = 0 };
 	int asym = o->method == LR_METHOD_NONLINEAR_ASYM || o->method == LR_METHOD_LINEAR_ASYM;
 	int nonlin = o->method == LR_METHOD_NONLINEAR_ASYM || o->method == LR_METHOD_NONLINEAR;
 	lr_tensor *yref = NULL, *yapp = NULL;
@@ -446,7 +478,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 		}
 	}
 
-	report_progress(o, "folding", 0, 0, NULL, 0.0, t0);
+	report_progress(o, "folding", 0, 0, NULL, 0.0, t0, &clk);
 	rc = lr_rewrite_fold_bn(m0, &m, &nfolded, msg);
 	if (rc != 0)
 		goto out;
@@ -468,11 +500,11 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 		goto out;
 	}
 	for (int i = 0; i < ninfo; i++) {
-		const lr_layer_info *I = &info[i];
-		const lr_node *n = &m->nodes[I->node];
+		const lr_layer_info *li = &info[i];
+		const lr_node *n = &m->nodes[li->node];
 		struct layer *Y;
 
-		if (strcmp(I->op_type, "Conv") != 0)
+		if (strcmp(li->op_type, "Conv") != 0)
 			continue;
 		Y = &L[nl++];
 		Y->out_name = strdup(m->values[n->out[0]].name);
@@ -481,15 +513,15 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 			rc = LR_ENOMEM;
 			goto out;
 		}
-		Y->d = I->d;
-		Y->c = I->c;
-		Y->kh = I->kh;
-		Y->kw = I->kw;
-		Y->oh = I->oh;
-		Y->ow = I->ow;
-		Y->macs = I->macs;
-		Y->decomposable = I->decomposable && I->oh * I->ow > 0;
-		snprintf(Y->why, sizeof(Y->why), "%s", I->reason);
+		Y->d = li->d;
+		Y->c = li->c;
+		Y->kh = li->kh;
+		Y->kw = li->kw;
+		Y->oh = li->oh;
+		Y->ow = li->ow;
+		Y->macs = li->macs;
+		Y->decomposable = li->decomposable && li->oh * li->ow > 0;
+		snprintf(Y->why, sizeof(Y->why), "%s", li->reason);
 		if (Y->decomposable && layer_excluded(o, Y)) {
 			Y->decomposable = 0;
 			snprintf(Y->why, sizeof(Y->why), "excluded by the user");
@@ -497,7 +529,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 		if (Y->decomposable) {
 			char why[128] = "";
 
-			Y->relu = lr_conv_activation(m, I->node, why, sizeof(why)) == LR_ACT_RELU;
+			Y->relu = lr_conv_activation(m, li->node, why, sizeof(why)) == LR_ACT_RELU;
 			if (!Y->relu)
 				snprintf(Y->why, sizeof(Y->why), "linear solution: %s", why);
 		}
@@ -544,13 +576,13 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 		}
 		dst[l] = Y->T;
 	}
-	report_progress(o, "collecting", 0, nl, NULL, 0.02, t0);
+	report_progress(o, "collecting", 0, nl, NULL, 0.02, t0, &clk);
 	rc = run_collect(m, calib, order, nfit, L, nl, dst, -1, o, msg);
 	if (rc != 0)
 		goto out;
 
 	/* Rank selection. */
-	report_progress(o, "ranks", 0, nl, NULL, 0.1, t0);
+	report_progress(o, "ranks", 0, nl, NULL, 0.1, t0, &clk);
 	{
 		lr_rank_layer *rl = calloc((size_t)nl + 1, sizeof(*rl));
 		int64_t *ranks = calloc((size_t)nl + 1, sizeof(int64_t));
@@ -644,7 +676,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 			}
 			done++;
 			report_progress(o, "solving", done, nsolve, Y->node_name,
-					0.15 + 0.7 * (double)(done - 1) / (double)nsolve, t0);
+					0.15 + 0.7 * (double)(done - 1) / (double)nsolve, t0, &clk);
 			if (asym) {
 				free(S);
 				S = malloc((size_t)(n * Y->d) * sizeof(float));
@@ -787,7 +819,7 @@ layer_out:
 
 	/* Fidelity on held-out inputs. */
 	if (nhold > 0) {
-		report_progress(o, "evaluating", 0, 0, NULL, 0.88, t0);
+		report_progress(o, "evaluating", 0, 0, NULL, 0.88, t0, &clk);
 		rc = run_all(m0, calib, order + nfit, nhold, o, &yref, msg);
 		if (rc == 0)
 			rc = run_all(m, calib, order + nfit, nhold, o, &yapp, msg);
@@ -823,11 +855,17 @@ layer_out:
 		cJSON *t = cJSON_AddArrayToObject(rep, "measured");
 		int64_t bs[2] = { 1, 8 };
 
-		report_progress(o, "timing", 0, 0, NULL, 0.94, t0);
+		report_progress(o, "timing", 0, 0, NULL, 0.94, t0, &clk);
 		for (int i = 0; i < 2; i++) {
 			double a = time_model(m0, calib, bs[i], o->time_runs, o);
 			double b = time_model(m, calib, bs[i], o->time_runs, o);
-			cJSON *j = cJSON_CreateObject();
+			cJSON *j;
+
+			if (canceled(o)) {
+				rc = lr_fail(msg, LR_ECANCELED, "canceled");
+				goto out;
+			}
+			j = cJSON_CreateObject();
 
 			cJSON_AddNumberToObject(j, "batch", (double)bs[i]);
 			cJSON_AddNumberToObject(j, "original_ms", a * 1e3);
@@ -835,6 +873,13 @@ layer_out:
 			cJSON_AddNumberToObject(j, "speedup", b > 0 ? a / b : 0);
 			cJSON_AddItemToArray(t, j);
 		}
+	}
+	stage_mark(&clk, NULL);
+	{
+		cJSON *st = cJSON_AddObjectToObject(rep, "stage_seconds");
+
+		for (int i = 0; i < clk.n; i++)
+			cJSON_AddNumberToObject(st, clk.name[i], clk.sec[i]);
 	}
 	cJSON_AddNumberToObject(rep, "seconds", lr_now() - t0);
 
@@ -868,7 +913,7 @@ layer_out:
 		m = next;
 		next = NULL;
 	}
-	report_progress(o, "done", 0, 0, NULL, 1.0, t0);
+	report_progress(o, "done", 0, 0, NULL, 1.0, t0, &clk);
 	*out = m;
 	m = NULL;
 	*report = rep;
