@@ -38,7 +38,9 @@ static const char help[] =
 	"  --rank-multiple N     round ranks to a multiple of N (default: off)\n"
 	"  --holdout F           fraction of inputs kept for evaluation (default 0.1)\n"
 	"  --seed N              seed of every random choice (default 0)\n"
-	"  --threads N           threads (default: all cores)\n";
+	"  --threads N           threads (default: all cores)\n"
+	"  --memory-budget MIB   memory for cached activations (default 2048);\n"
+	"                        past it the network is rerun from the input\n";
 
 static volatile int cancel_flag;
 
@@ -154,6 +156,7 @@ int lr_cmd_compress(int argc, char **argv)
 		{ "holdout", required_argument, NULL, 'H' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "memory-budget", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -242,6 +245,13 @@ int lr_cmd_compress(int argc, char **argv)
 				goto usage;
 			}
 			o.threads = (int)v;
+			break;
+		case 'B':
+			if (lr_cli_parse_int(optarg, 0, 1L << 30, &v) != 0) {
+				lr_cli_err("compress", "--memory-budget must be 0..1073741824 (MiB)");
+				goto usage;
+			}
+			o.memory_budget = (size_t)v << 20;
 			break;
 		case 'h':
 			fputs(help, stdout);

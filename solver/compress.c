@@ -30,7 +30,6 @@
 #include "solver/lowrank.h"
 #include "solver/rewrite.h"
 
-#define STOP_AFTER_LAYER (-1000000) /* observer code that ends a pass early */
 
 static const char *method_names[] = {
 	"nonlinear-asymmetric", "nonlinear", "linear-asymmetric", "linear",
@@ -63,6 +62,7 @@ void lr_compress_opts_init(lr_compress_opts *o)
 	o->holdout = 0.1;
 	o->batch = 8;
 	o->time_runs = 5;
+	o->memory_budget = (size_t)2 << 30;
 }
 
 /* ---- small utilities ---------------------------------------------------- */
@@ -101,6 +101,7 @@ struct layer {
 	double err_after;        /* after the solve */
 	double seconds;          /* solve time */
 	const char *solution;    /* "nonlinear" or "linear" */
+	int cached;              /* regressors came from the cached cut */
 };
 
 struct collect {
@@ -111,7 +112,6 @@ struct collect {
 	float **dst;             /* per layer: destination (T or S), or NULL */
 	int64_t first;           /* fitting index of the batch's first input */
 	int spi;                 /* samples per input */
-	int stop_after;          /* layer index after which to stop, or -1 */
 };
 
 static int collect_observer(void *ud, const lr_model *m, int ni,
@@ -143,8 +143,6 @@ static int collect_observer(void *ud, const lr_model *m, int ni,
 				dst[ch] = img[ch * plane + p];
 		}
 	}
-	if (cl->stop_after == li)
-		return STOP_AFTER_LAYER;
 	(void)m;
 	return 0;
 }
@@ -188,11 +186,10 @@ static int gather_batch(const lr_tensor *calib, const int64_t *idx, int64_t b0, 
 
 /*
  * Runs `m` over fitting inputs [0, nfit) in batches and stores sampled
- * responses of the layers whose dst[] is set. Stops each pass after layer
- * `stop_after` when >= 0.
+ * responses of the layers whose dst[] is set.
  */
 static int run_collect(const lr_model *m, const lr_tensor *calib, const int64_t *order,
-		       int64_t nfit, struct layer *L, int nl, float **dst, int stop_after,
+		       int64_t nfit, struct layer *L, int nl, float **dst,
 		       const lr_compress_opts *o, lr_msg *msg)
 {
 	struct collect cl;
@@ -213,7 +210,6 @@ static int run_collect(const lr_model *m, const lr_tensor *calib, const int64_t 
 	cl.node_layer = node_layer;
 	cl.dst = dst;
 	cl.spi = o->samples_per_input;
-	cl.stop_after = stop_after;
 	rc = lr_engine_create(&e, m, o->threads);
 	if (rc != 0)
 		goto out;
@@ -234,17 +230,229 @@ static int run_collect(const lr_model *m, const lr_tensor *calib, const int64_t 
 		y = NULL;
 		lr_tensor_free(x);
 		x = NULL;
-		if (rc == STOP_AFTER_LAYER) {
-			rc = 0;
-			if (msg != NULL)
-				msg->text[0] = '\0';
-		}
 		if (rc != 0)
 			goto out;
 	}
 out:
 	lr_tensor_free(x);
 	lr_engine_free(e);
+	free(node_layer);
+	return rc;
+}
+
+/*
+ * The activations at a cut of the (partly approximated) network for every
+ * fitting input, by value name, batch by batch. Asymmetric reconstruction
+ * advances this cut layer by layer instead of rerunning the network from
+ * the input for every layer, as long as it fits the memory budget.
+ */
+struct cut_cache {
+	int nv;                  /* values per batch (0: no cache) */
+	char **names;            /* nv value names (stable across rewrites) */
+	lr_tensor **t;           /* nbatches * nv tensors */
+	int64_t nbatches;
+	size_t bytes;
+};
+
+static void cache_free(struct cut_cache *c)
+{
+	for (int64_t i = 0; c->t != NULL && i < c->nbatches * c->nv; i++)
+		lr_tensor_free(c->t[i]);
+	for (int i = 0; c->names != NULL && i < c->nv; i++)
+		free(c->names[i]);
+	free(c->t);
+	free(c->names);
+	memset(c, 0, sizeof(*c));
+}
+
+/*
+ * The cut in front of node `ni`: values produced by its ancestors and read
+ * by any node that is not one (ni included). *out is malloc'ed.
+ */
+static int cut_values(const lr_model *m, int ni, int **out, int *nout)
+{
+	char *anc = calloc((size_t)m->nnodes + 1, 1);
+	char *live = calloc((size_t)m->nvalues + 1, 1);
+	int *stack = malloc(sizeof(int) * (size_t)(m->nnodes + 1));
+	int sp = 0, n = 0, rc = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (anc == NULL || live == NULL || stack == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	stack[sp++] = ni;
+	while (sp > 0) {
+		const lr_node *q = &m->nodes[stack[--sp]];
+
+		for (int k = 0; k < q->nin; k++) {
+			int p = q->in[k] >= 0 ? m->values[q->in[k]].producer : -1;
+
+			if (p >= 0 && !anc[p]) {
+				anc[p] = 1;
+				stack[sp++] = p;
+			}
+		}
+	}
+	for (int q = 0; q < m->nnodes; q++)
+		for (int k = 0; !anc[q] && k < m->nodes[q].nin; k++) {
+			int u = m->nodes[q].in[k];
+
+			if (u >= 0 && m->values[u].producer >= 0 && anc[m->values[u].producer] &&
+			    !live[u]) {
+				live[u] = 1;
+				n++;
+			}
+		}
+	*out = malloc(sizeof(int) * (size_t)(n + 1));
+	if (*out == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	for (int v = 0; v < m->nvalues; v++)
+		if (live[v])
+			(*out)[(*nout)++] = v;
+out:
+	free(anc);
+	free(live);
+	free(stack);
+	return rc;
+}
+
+/*
+ * Asymmetric regressors of layer `l`: the original filters of layer l
+ * (still in `m`) applied to the input the approximated shallower layers
+ * give, sampled at the layer's positions into S. Starts from `cache` (the
+ * cut before the previous solved layer) when it has one, and leaves in it
+ * the cut before layer l if that fits `o->memory_budget` with the old one.
+ */
+static int collect_regressors(const lr_model *m, const lr_tensor *calib, const int64_t *order,
+			      int64_t nfit, struct layer *L, int nl, int l, float *S,
+			      struct cut_cache *cache, const lr_compress_opts *o,
+			      int *used_cache, lr_msg *msg)
+{
+	struct collect cl;
+	struct cut_cache nc;
+	lr_engine *e = NULL;
+	lr_tensor *x = NULL, **got = NULL;
+	float **dst = calloc((size_t)nl + 1, sizeof(float *));
+	int *node_layer = malloc(sizeof(int) * (size_t)(m->nnodes + 1));
+	int *want = NULL, *seed_idx = NULL, ncut = 0, keep = 1, rc, ni;
+	int64_t nb = (nfit + o->batch - 1) / o->batch;
+
+	memset(&nc, 0, sizeof(nc));
+	*used_cache = 0;
+	if (dst == NULL || node_layer == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	rc = map_layers(m, L, nl, node_layer, msg);
+	if (rc != 0)
+		goto out;
+	ni = m->values[lr_model_find_value(m, L[l].out_name)].producer;
+	rc = cut_values(m, ni, &want, &ncut);
+	if (rc != 0)
+		goto out;
+	/* Want the cut plus the layer's own output (which the observer samples). */
+	{
+		int *w = realloc(want, sizeof(int) * (size_t)(ncut + 1));
+
+		if (w == NULL) {
+			rc = LR_ENOMEM;
+			goto out;
+		}
+		want = w;
+		want[ncut] = m->nodes[ni].out[0];
+	}
+	got = calloc((size_t)ncut + 1, sizeof(*got));
+	seed_idx = calloc((size_t)cache->nv + 1, sizeof(int));
+	nc.names = calloc((size_t)ncut + 1, sizeof(char *));
+	nc.t = calloc((size_t)(nb * ncut) + 1, sizeof(lr_tensor *));
+	if (got == NULL || seed_idx == NULL || nc.names == NULL || nc.t == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	nc.nv = ncut;
+	nc.nbatches = nb;
+	for (int i = 0; i < ncut; i++)
+		if ((nc.names[i] = strdup(m->values[want[i]].name)) == NULL) {
+			rc = LR_ENOMEM;
+			goto out;
+		}
+	for (int i = 0; i < cache->nv; i++)
+		if ((seed_idx[i] = lr_model_find_value(m, cache->names[i])) < 0)
+			cache_free(cache); /* cannot happen: names survive rewrites */
+	*used_cache = cache->nv > 0;
+
+	memset(&cl, 0, sizeof(cl));
+	dst[l] = S;
+	cl.L = L;
+	cl.nl = nl;
+	cl.m = m;
+	cl.node_layer = node_layer;
+	cl.dst = dst;
+	cl.spi = o->samples_per_input;
+	rc = lr_engine_create(&e, m, o->threads);
+	if (rc != 0)
+		goto out;
+	lr_engine_set_observer(e, collect_observer, &cl);
+	for (int64_t b = 0; b < nb; b++) {
+		int64_t b0 = b * o->batch, bn = nfit - b0 < o->batch ? nfit - b0 : o->batch;
+
+		if (canceled(o)) {
+			rc = lr_fail(msg, LR_ECANCELED, "canceled");
+			goto out;
+		}
+		rc = gather_batch(calib, order, b0, bn, &x);
+		if (rc != 0)
+			goto out;
+		cl.first = b0;
+		rc = lr_engine_run_segment(e, &x, 1, seed_idx, cache->nv ? cache->t + b * cache->nv : NULL,
+					   cache->nv, want, ncut + 1, got, msg);
+		lr_tensor_free(x);
+		x = NULL;
+		if (rc != 0)
+			goto out;
+		lr_tensor_free(got[ncut]);
+		for (int i = 0; i < cache->nv; i++) {
+			cache->bytes -= lr_tensor_bytes(cache->t[b * cache->nv + i]);
+			lr_tensor_free(cache->t[b * cache->nv + i]);
+			cache->t[b * cache->nv + i] = NULL;
+		}
+		for (int i = 0; i < ncut; i++) {
+			if (keep) {
+				nc.t[b * ncut + i] = got[i];
+				nc.bytes += lr_tensor_bytes(got[i]);
+			} else {
+				lr_tensor_free(got[i]);
+			}
+			got[i] = NULL;
+		}
+		if (keep && nc.bytes + cache->bytes > o->memory_budget) {
+			keep = 0;
+			for (int64_t i = 0; i < nb * ncut; i++) {
+				lr_tensor_free(nc.t[i]);
+				nc.t[i] = NULL;
+			}
+			nc.bytes = 0;
+		}
+	}
+	cache_free(cache);
+	if (keep) {
+		*cache = nc;
+		memset(&nc, 0, sizeof(nc));
+	}
+out:
+	if (rc != 0)
+		cache_free(cache);
+	cache_free(&nc);
+	lr_tensor_free(x);
+	lr_engine_free(e);
+	free(got);
+	free(want);
+	free(seed_idx);
+	free(dst);
 	free(node_layer);
 	return rc;
 }
@@ -409,6 +617,8 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 	int ninfo = 0, nl = 0, nfolded = 0, rc, spi = o->samples_per_input;
 	double total_macs = 0, t0 = lr_now();
 	struct stage_clock clk = { .n = 0 };
+	struct cut_cache cache = { .nv = 0 };
+	size_t cache_peak = 0;
 	int asym = o->method == LR_METHOD_NONLINEAR_ASYM || o->method == LR_METHOD_LINEAR_ASYM;
 	int nonlin = o->method == LR_METHOD_NONLINEAR_ASYM || o->method == LR_METHOD_NONLINEAR;
 	lr_tensor *yref = NULL, *yapp = NULL;
@@ -577,7 +787,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 		dst[l] = Y->T;
 	}
 	report_progress(o, "collecting", 0, nl, NULL, 0.02, t0, &clk);
-	rc = run_collect(m, calib, order, nfit, L, nl, dst, -1, o, msg);
+	rc = run_collect(m, calib, order, nfit, L, nl, dst, o, msg);
 	if (rc != 0)
 		goto out;
 
@@ -684,12 +894,12 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 					rc = LR_ENOMEM;
 					goto out;
 				}
-				for (int q = 0; q < nl; q++)
-					dst[q] = NULL;
-				dst[l] = S;
-				rc = run_collect(m, calib, order, nfit, L, nl, dst, l, o, msg);
+				rc = collect_regressors(m, calib, order, nfit, L, nl, l, S, &cache, o,
+							&Y->cached, msg);
 				if (rc != 0)
 					goto out;
+				if (cache.bytes > cache_peak)
+					cache_peak = cache.bytes;
 			}
 			memset(&so, 0, sizeof(so));
 			lr_solve_opts_init(&so);
@@ -797,6 +1007,8 @@ layer_out:
 				cJSON_AddNumberToObject(j, "error_after", Y->err_after);
 				cJSON_AddNumberToObject(j, "speedup", cost / newcost);
 				cJSON_AddNumberToObject(j, "seconds", Y->seconds);
+				if (asym)
+					cJSON_AddBoolToObject(j, "from_cached_cut", Y->cached);
 				if (!Y->relu)
 					cJSON_AddStringToObject(j, "note", Y->why);
 			} else {
@@ -816,6 +1028,8 @@ layer_out:
 	cJSON_AddNumberToObject(rep, "fit_inputs", (double)nfit);
 	cJSON_AddNumberToObject(rep, "holdout_inputs", (double)nhold);
 	cJSON_AddNumberToObject(rep, "batchnorm_folded", nfolded);
+	cJSON_AddNumberToObject(rep, "memory_budget_bytes", (double)o->memory_budget);
+	cJSON_AddNumberToObject(rep, "cache_peak_bytes", (double)cache_peak);
 
 	/* Fidelity on held-out inputs. */
 	if (nhold > 0) {
@@ -923,6 +1137,7 @@ out:
 	lr_tensor_free(yref);
 	lr_tensor_free(yapp);
 	free(S);
+	cache_free(&cache);
 	for (int l = 0; L != NULL && l < nl; l++) {
 		free(L[l].out_name);
 		free(L[l].node_name);
