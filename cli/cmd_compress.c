@@ -65,10 +65,14 @@ static void progress(void *ud, const lr_progress *p)
 		if (p->layer > 0)
 			fprintf(stderr, " layer %d/%d %-24.24s", p->layer, p->nlayers,
 				p->layer_name ? p->layer_name : "");
+		if (p->iterations > 0)
+			fprintf(stderr, " it %d/%d", p->iteration, p->iterations);
 		fprintf(stderr, "%s   ", eta);
 		if (p->fraction >= 1.0)
 			fputc('\n', stderr);
 	} else {
+		if (p->iterations > 0)
+			return; /* plain lines: one per stage or layer, not per iteration */
 		fprintf(stderr, "lowrank compress: %3.0f%% %s", 100.0 * p->fraction, p->stage);
 		if (p->layer > 0)
 			fprintf(stderr, " layer %d/%d %s", p->layer, p->nlayers,

@@ -589,9 +589,41 @@ static void report_progress(const lr_compress_opts *o, const char *stage, int la
 	p.layer = layer;
 	p.nlayers = nlayers;
 	p.layer_name = name;
+	p.iteration = 0;
+	p.iterations = 0;
 	p.fraction = fraction;
 	p.eta_seconds = fraction > 0.02 ? el * (1.0 - fraction) / fraction : -1.0;
 	o->progress(o->progress_ud, &p);
+}
+
+/* Solver iterations as progress within the "solving" stage. */
+struct iter_progress {
+	const lr_compress_opts *o;
+	const char *name;
+	int layer, nlayers;
+	double f0, f1, t0;
+	double last;
+};
+
+static void on_iteration(void *ud, int iter, int total)
+{
+	struct iter_progress *ip = ud;
+	lr_progress p;
+	double now = lr_now(), el = now - ip->t0, f;
+
+	if (ip->o->progress == NULL || (now - ip->last < 0.2 && iter < total))
+		return;
+	ip->last = now;
+	f = ip->f0 + (ip->f1 - ip->f0) * (total > 0 ? (double)iter / total : 0);
+	p.stage = "solving";
+	p.layer = ip->layer;
+	p.nlayers = ip->nlayers;
+	p.layer_name = ip->name;
+	p.iteration = iter;
+	p.iterations = total;
+	p.fraction = f;
+	p.eta_seconds = f > 0.02 ? el * (1.0 - f) / f : -1.0;
+	ip->o->progress(ip->o->progress_ud, &p);
 }
 
 static int layer_excluded(const lr_compress_opts *o, const struct layer *L)
@@ -870,6 +902,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 			struct layer *Y = &L[l];
 			int64_t n = nfit * spi;
 			lr_solve_opts so;
+			struct iter_progress ip;
 			lr_solve_result res;
 			lr_decomp dc;
 			int v, ni;
@@ -905,6 +938,17 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 			lr_solve_opts_init(&so);
 			so.nonlinear = nonlin && Y->relu;
 			so.cancel = o->cancel;
+			ip.o = o;
+			ip.name = Y->node_name;
+			ip.layer = done;
+			ip.nlayers = nsolve;
+			/* Collection and solve share the layer's slice of progress. */
+			ip.f0 = 0.15 + 0.7 * ((double)done - 0.5) / (double)nsolve;
+			ip.f1 = 0.15 + 0.7 * (double)done / (double)nsolve;
+			ip.t0 = t0;
+			ip.last = 0;
+			so.progress = on_iteration;
+			so.progress_ud = &ip;
 			memset(&res, 0, sizeof(res));
 			rc = lr_lowrank_solve(Y->T, asym ? S : Y->T, n, Y->d, r, &so, &res, msg);
 			if (rc != 0) {

@@ -50,6 +50,8 @@ typedef struct lr_progress {
 	int layer;              /* 1-based layer being solved (0 outside "solving") */
 	int nlayers;            /* layers to solve */
 	const char *layer_name; /* or NULL */
+	int iteration;          /* solver iteration within the layer (0: none) */
+	int iterations;         /* of this many */
 	double fraction;        /* 0..1 overall */
 	double eta_seconds;     /* estimate, < 0 when unknown */
 } lr_progress;
