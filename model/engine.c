@@ -273,8 +273,9 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 			if (v < 0)
 				continue;
 			if (slot[v] == NULL) {
-				rc = lr_fail(msg, LR_EMODEL,
-					     "node '%s' (%s): input '%s' was not computed (an optional output nobody produced)",
+				rc = lr_fail(msg, LR_EMODEL, m->values[v].producer < 0
+					     ? "node '%s' (%s): graph input '%s' was not given"
+					     : "node '%s' (%s): input '%s' was not computed (an optional output nobody produced)",
 					     node->name, node->op_type, m->values[v].name);
 				goto out;
 			}
