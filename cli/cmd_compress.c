@@ -279,7 +279,7 @@ int lr_cmd_compress(int argc, char **argv)
 
 	rc = lr_model_load(argv[optind], NULL, &m, &msg);
 	if (rc == 0)
-		rc = lr_npy_read(calib_path, &calib, &msg);
+		rc = lr_npy_map(calib_path, &calib, &msg);
 	if (rc == 0 && (lr_cli_sha256_file(argv[optind], msha) != 0 ||
 			lr_cli_sha256_file(calib_path, csha) != 0))
 		rc = lr_fail(&msg, LR_EIO, "cannot read the inputs to hash them");

@@ -210,6 +210,15 @@ static void test_numpy_fixtures(void)
 		       "f8 -> f32: rounding, -0, overflow to inf, underflow, nan");
 		lr_tensor_free(t);
 	}
+	t = NULL;
+	if (lr_npy_map(fx("f8.npy"), &t, &m) == 0) {
+		f = t->data;
+		tap_ok(t->map_base == NULL && t->owns_data && f[6] == 2.5f,
+		       "lr_npy_map converts an '<f8' file in memory instead of mapping it");
+		lr_tensor_free(t);
+	} else {
+		tap_ok(0, "lr_npy_map f8.npy: %s", m.text);
+	}
 	t = load("f2.npy", &m);
 	if (t) {
 		f = t->data;
@@ -710,6 +719,14 @@ static void test_write(int have_numpy)
 	       memcmp(h + 10, "{'descr': '<f4', 'fortran_order': False, "
 		      "'shape': (2, 3, 4), }", 60) == 0,
 	       "written header is numpy's v1.0 format, data at offset 128");
+
+	/* Mapped instead of read: same tensor, backed by the file. */
+	r = NULL;
+	rc = lr_npy_map(fx("w_f4.npy"), &r, &m);
+	tap_ok(rc == 0 && r && same(w, r) && r->map_base != NULL && !r->owns_data &&
+	       (unsigned char *)r->data == (unsigned char *)r->map_base + 128,
+	       "lr_npy_map maps a '<f4' file: same values, data at offset 128 of the mapping");
+	lr_tensor_free(r);
 
 	/* Overwrite with other values: the reader sees the new file. */
 	f[0] = 42;
