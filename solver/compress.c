@@ -185,6 +185,35 @@ static int gather_batch(const lr_tensor *calib, const int64_t *idx, int64_t b0, 
 }
 
 /*
+ * An engine for `m` whose observer samples the layers whose dst[] is set
+ * into dst. cl->node_layer is malloc'ed: free it with the engine.
+ */
+static int collect_engine(const lr_model *m, struct layer *L, int nl, float **dst,
+			  const lr_compress_opts *o, struct collect *cl, lr_engine **e,
+			  lr_msg *msg)
+{
+	int rc;
+
+	memset(cl, 0, sizeof(*cl));
+	*e = NULL;
+	cl->node_layer = malloc(sizeof(int) * (size_t)(m->nnodes + 1));
+	if (cl->node_layer == NULL)
+		return LR_ENOMEM;
+	rc = map_layers(m, L, nl, cl->node_layer, msg);
+	if (rc != 0)
+		return rc;
+	cl->L = L;
+	cl->nl = nl;
+	cl->m = m;
+	cl->dst = dst;
+	cl->spi = o->samples_per_input;
+	rc = lr_engine_create(e, m, o->threads);
+	if (rc == 0)
+		lr_engine_set_observer(*e, collect_observer, cl);
+	return rc;
+}
+
+/*
  * Runs `m` over fitting inputs [0, nfit) in batches and stores sampled
  * responses of the layers whose dst[] is set.
  */
@@ -195,25 +224,11 @@ static int run_collect(const lr_model *m, const lr_tensor *calib, const int64_t 
 	struct collect cl;
 	lr_engine *e = NULL;
 	lr_tensor *x = NULL, *y = NULL;
-	int *node_layer = malloc(sizeof(int) * (size_t)(m->nnodes + 1));
 	int rc;
 
-	if (node_layer == NULL)
-		return LR_ENOMEM;
-	rc = map_layers(m, L, nl, node_layer, msg);
+	rc = collect_engine(m, L, nl, dst, o, &cl, &e, msg);
 	if (rc != 0)
 		goto out;
-	memset(&cl, 0, sizeof(cl));
-	cl.L = L;
-	cl.nl = nl;
-	cl.m = m;
-	cl.node_layer = node_layer;
-	cl.dst = dst;
-	cl.spi = o->samples_per_input;
-	rc = lr_engine_create(&e, m, o->threads);
-	if (rc != 0)
-		goto out;
-	lr_engine_set_observer(e, collect_observer, &cl);
 	for (int64_t b0 = 0; b0 < nfit; b0 += o->batch) {
 		int64_t bn = nfit - b0 < o->batch ? nfit - b0 : o->batch;
 
@@ -236,7 +251,7 @@ static int run_collect(const lr_model *m, const lr_tensor *calib, const int64_t 
 out:
 	lr_tensor_free(x);
 	lr_engine_free(e);
-	free(node_layer);
+	free(cl.node_layer);
 	return rc;
 }
 
@@ -337,17 +352,18 @@ static int collect_regressors(const lr_model *m, const lr_tensor *calib, const i
 	lr_engine *e = NULL;
 	lr_tensor *x = NULL, **got = NULL;
 	float **dst = calloc((size_t)nl + 1, sizeof(float *));
-	int *node_layer = malloc(sizeof(int) * (size_t)(m->nnodes + 1));
 	int *want = NULL, *seed_idx = NULL, ncut = 0, keep = 1, rc, ni;
 	int64_t nb = (nfit + o->batch - 1) / o->batch;
 
 	memset(&nc, 0, sizeof(nc));
+	memset(&cl, 0, sizeof(cl));
 	*used_cache = 0;
-	if (dst == NULL || node_layer == NULL) {
+	if (dst == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
 	}
-	rc = map_layers(m, L, nl, node_layer, msg);
+	dst[l] = S;
+	rc = collect_engine(m, L, nl, dst, o, &cl, &e, msg);
 	if (rc != 0)
 		goto out;
 	ni = m->values[lr_model_find_value(m, L[l].out_name)].producer;
@@ -385,18 +401,6 @@ static int collect_regressors(const lr_model *m, const lr_tensor *calib, const i
 			cache_free(cache); /* cannot happen: names survive rewrites */
 	*used_cache = cache->nv > 0;
 
-	memset(&cl, 0, sizeof(cl));
-	dst[l] = S;
-	cl.L = L;
-	cl.nl = nl;
-	cl.m = m;
-	cl.node_layer = node_layer;
-	cl.dst = dst;
-	cl.spi = o->samples_per_input;
-	rc = lr_engine_create(&e, m, o->threads);
-	if (rc != 0)
-		goto out;
-	lr_engine_set_observer(e, collect_observer, &cl);
 	for (int64_t b = 0; b < nb; b++) {
 		int64_t b0 = b * o->batch, bn = nfit - b0 < o->batch ? nfit - b0 : o->batch;
 
@@ -453,7 +457,7 @@ out:
 	free(want);
 	free(seed_idx);
 	free(dst);
-	free(node_layer);
+	free(cl.node_layer);
 	return rc;
 }
 
