@@ -795,6 +795,19 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 			goto out;
 		}
 	}
+	/* Never decompose into something slower, even when asked to. */
+	for (int l = 0; l < nl; l++) {
+		int64_t k2c = L[l].kh * L[l].kw * L[l].c, mr = lr_layer_max_rank(L[l].d, k2c);
+
+		if (L[l].fixed_rank > 0 && L[l].decomposable && L[l].fixed_rank > mr) {
+			rc = mr > 0 ? lr_fail(msg, LR_EINVAL,
+					      "ranks: rank %lld for layer '%s' would be slower than the layer itself (ranks up to %lld are faster)",
+					      (long long)L[l].fixed_rank, L[l].node_name, (long long)mr)
+				    : lr_fail(msg, LR_EINVAL, "ranks: no rank makes layer '%s' faster",
+					      L[l].node_name);
+			goto out;
+		}
+	}
 
 	/* Positions and targets of every decomposable layer. */
 	for (int l = 0; l < nl; l++) {

@@ -185,8 +185,23 @@ expect_fail "shape" "calibration of the wrong shape" "$LOWRANK" compress "$VGG" 
 import numpy as np; x = np.load('$TMP/calib.npy')[:40].copy(); x[7, 0, 3, 4] = np.nan; np.save('$TMP/nan.npy', x)"
 expect_fail "NaN" "NaN in the calibration data" "$LOWRANK" compress "$VGG" --calib "$TMP/nan.npy" --speedup 2 -o "$TMP/e.onnx"
 expect_fail "nosuchlayer" "unknown layer in --ranks is named" "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --ranks nosuchlayer=4 -o "$TMP/e.onnx"
+expect_fail "would be slower than the layer itself (ranks up to 28 are faster)" "a rank that would slow the layer down is refused" \
+	"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --ranks /features/features.2/Conv=30 -o "$TMP/e.onnx"
 expect_fail "method" "unknown method" "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --method cubic -o "$TMP/e.onnx"
 expect_fail "usage" "missing --calib" "$LOWRANK" compress "$VGG" --speedup 2 -o "$TMP/e.onnx"
 [ ! -e "$TMP/e.onnx" ]; ok $? "no output file after errors"
+
+# Ctrl-C cancels within a second or two and writes nothing.
+"$LOWRANK" compress "$RES" --calib "$TMP/calib.npy" --speedup 2 -o "$TMP/c.onnx" >/dev/null 2>"$TMP/cerr" &
+pid=$!
+sleep 1.5
+t0=$(date +%s%N)
+kill -INT $pid
+wait $pid
+st=$?
+t1=$(date +%s%N)
+ms=$(( (t1 - t0) / 1000000 ))
+[ $st -ne 0 ] && grep -q "canceled" "$TMP/cerr" && [ ! -e "$TMP/c.onnx" ] && [ $ms -lt 3000 ]
+ok $? "SIGINT cancels (exit $st after $ms ms) and writes nothing"
 
 done_testing
