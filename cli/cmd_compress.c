@@ -39,8 +39,10 @@ static const char help[] =
 	"  --holdout F           fraction of inputs kept for evaluation (default 0.1)\n"
 	"  --seed N              seed of every random choice (default 0)\n"
 	"  --threads N           threads (default: all cores)\n"
-	"  --memory-budget MIB   memory for cached activations (default 2048);\n"
-	"                        past it the network is rerun from the input\n";
+	"  --memory-budget MIB   memory for sampled responses and cached\n"
+	"                        activations (default 2048); past it the network\n"
+	"                        is rerun from the input, and responses that do\n"
+	"                        not fit half of it mean fewer inputs are fitted\n";
 
 static volatile int cancel_flag;
 

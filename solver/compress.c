@@ -649,7 +649,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 	lr_layer_info *info = NULL;
 	struct layer *L = NULL;
 	float **dst = NULL;
-	int64_t *order = NULL, nfit, nhold, ncal;
+	int64_t *order = NULL, nfit, nfit_all, nhold, ncal;
 	int ninfo = 0, nl = 0, nfolded = 0, rc, spi = o->samples_per_input;
 	double total_macs = 0, t0 = lr_now();
 	struct stage_clock clk = { .n = 0 };
@@ -702,7 +702,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 	nhold = (int64_t)floor(o->holdout * (double)ncal + 0.5);
 	if (o->holdout > 0 && nhold < 1 && ncal >= 2)
 		nhold = 1;
-	nfit = ncal - nhold;
+	nfit = nfit_all = ncal - nhold;
 	if (nfit < 1)
 		return lr_fail(msg, LR_EINVAL, "no calibration inputs left for fitting (%lld inputs, holdout %g)",
 			       (long long)ncal, o->holdout);
@@ -806,6 +806,34 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 				    : lr_fail(msg, LR_EINVAL, "ranks: no rank makes layer '%s' faster",
 					      L[l].node_name);
 			goto out;
+		}
+	}
+
+	/*
+	 * The sampled responses (targets of every layer, one layer's
+	 * regressors, positions) get at most half the memory budget; with
+	 * more inputs than that holds, the first ones of the seeded order
+	 * are fitted and the report says so.
+	 */
+	{
+		int64_t sumd = 0, maxd = 0;
+		double per_input, cap;
+
+		for (int l = 0; l < nl; l++)
+			if (L[l].decomposable) {
+				sumd += L[l].d + 1;
+				maxd = L[l].d > maxd ? L[l].d : maxd;
+			}
+		per_input = (double)spi * (double)(sumd + (asym ? maxd : 0)) * sizeof(float);
+		cap = per_input > 0 ? floor((double)o->memory_budget / 2.0 / per_input) : (double)nfit;
+		if (cap < (double)nfit) {
+			if (cap < 1) {
+				rc = lr_fail(msg, LR_EINVAL,
+					     "memory budget of %zu bytes is too small for one input's sampled responses (%.0f bytes)",
+					     o->memory_budget, 2.0 * per_input);
+				goto out;
+			}
+			nfit = (int64_t)cap;
 		}
 	}
 
@@ -1087,6 +1115,8 @@ layer_out:
 	cJSON_AddNumberToObject(rep, "seed", (double)o->seed);
 	cJSON_AddNumberToObject(rep, "samples_per_input", spi);
 	cJSON_AddNumberToObject(rep, "fit_inputs", (double)nfit);
+	if (nfit < nfit_all)
+		cJSON_AddStringToObject(rep, "note", "the sampled responses of all fitting inputs would exceed half the memory budget; the first fit_inputs of the seeded order were used");
 	cJSON_AddNumberToObject(rep, "holdout_inputs", (double)nhold);
 	cJSON_AddNumberToObject(rep, "batchnorm_folded", nfolded);
 	cJSON_AddNumberToObject(rep, "memory_budget_bytes", (double)o->memory_budget);
@@ -1095,9 +1125,9 @@ layer_out:
 	/* Fidelity on held-out inputs. */
 	if (nhold > 0) {
 		report_progress(o, "evaluating", 0, 0, NULL, 0.88, t0, &clk);
-		rc = run_all(m0, calib, order + nfit, nhold, o, &yref, msg);
+		rc = run_all(m0, calib, order + nfit_all, nhold, o, &yref, msg);
 		if (rc == 0)
-			rc = run_all(m, calib, order + nfit, nhold, o, &yapp, msg);
+			rc = run_all(m, calib, order + nfit_all, nhold, o, &yapp, msg);
 		if (rc != 0)
 			goto out;
 		{

@@ -72,7 +72,8 @@ typedef struct lr_compress_opts {
 	int nexclude;
 	int batch;                  /* inputs per engine run (8) */
 	int time_runs;              /* timed runs per batch size for the report (5; 0: skip) */
-	size_t memory_budget;       /* bytes for cached activations (2 GiB); past it, recompute */
+	size_t memory_budget;       /* bytes for sampled responses (at most half) and cached
+				       activations (2 GiB); past it: fewer inputs, recompute */
 	lr_progress_fn progress;    /* optional */
 	void *progress_ud;
 	volatile int *cancel;       /* optional; nonzero = stop with LR_ECANCELED */

@@ -157,20 +157,31 @@ assert not [n for n in m.graph.node if n.op_type == "BatchNormalization"]
 PY
 ok $? "resnet: BN folded, linear solution before the Add, valid output, agreement reported"
 # Asymmetric regressors come from a cached cut advanced layer by layer, or,
-# with no memory for it, from rerunning the network: the same model either
-# way, residual branches included.
-"$LOWRANK" compress "$RES" --calib "$TMP/calib.npy" --speedup 2 --memory-budget 0 \
-	-o "$TMP/res2nc.onnx" --report "$TMP/res2nc.json" >/dev/null 2>&1 && cmp -s "$TMP/res2.onnx" "$TMP/res2nc.onnx"
-ok $? "resnet: cached cut and full reruns give byte-identical models"
-"$PYTHON3" - "$TMP/res2.json" "$TMP/res2nc.json" <<'PY'
+# where the cut does not fit the memory budget, from rerunning the network:
+# the same model either way, residual branches included.
+"$LOWRANK" compress "$RES" --calib "$TMP/calib.npy" --speedup 2 --memory-budget 40 \
+	-o "$TMP/res2mix.onnx" --report "$TMP/res2mix.json" >/dev/null 2>&1 && cmp -s "$TMP/res2.onnx" "$TMP/res2mix.onnx"
+ok $? "resnet: cached cuts and reruns (40 MiB budget) give the byte-identical model"
+"$PYTHON3" - "$TMP/res2.json" "$TMP/res2mix.json" <<'PY'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 ca = [l["from_cached_cut"] for l in a["layers"] if "rank" in l]
 cb = [l["from_cached_cut"] for l in b["layers"] if "rank" in l]
-assert ca[0] is False and all(ca[1:]) and not any(cb), (ca, cb)
-assert a["cache_peak_bytes"] > 0 and b["cache_peak_bytes"] == 0
+assert ca[0] is False and all(ca[1:]), ca
+assert cb[0] is False and any(cb) and not all(cb[1:]), cb
+assert 0 < b["cache_peak_bytes"] <= 40 << 20, b["cache_peak_bytes"]
 PY
-ok $? "resnet: the report says which layers used the cached cut"
+ok $? "resnet: the report says which layers used the cached cut; the cache stays in budget"
+# A budget too small for all sampled responses fits fewer inputs, and says so.
+"$LOWRANK" compress "$RES" --calib "$TMP/calib.npy" --speedup 2 --memory-budget 12 \
+	-o "$TMP/res2small.onnx" --report "$TMP/res2small.json" >/dev/null 2>&1 &&
+"$PYTHON3" - "$TMP/res2small.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert 100 < r["fit_inputs"] < 270 and "memory budget" in r["note"], (r["fit_inputs"], r.get("note"))
+assert r["holdout"]["inputs"] == 30
+PY
+ok $? "a small memory budget fits fewer inputs and notes it"
 if [ $have_ort = 1 ]; then
 	"$LOWRANK" run "$TMP/res2.onnx" "$TMP/x.npy" -o "$TMP/rlr.npy" >/dev/null &&
 		"$NODE" "$ORT_DIR/ort_run.js" run "$TMP/res2.onnx" "$TMP/x.npy" "$TMP/rort.npy" >/dev/null &&
