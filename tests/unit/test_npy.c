@@ -20,6 +20,7 @@
 
 #include "model/npy.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/testenv.h"
 
 static char tmpdir[4096];
 static const char *python;
@@ -27,21 +28,9 @@ static const char *python;
 /* Runs `python -c code arg`; the child's stdout goes to stderr (not TAP). */
 static int run_python(const char *code, const char *arg)
 {
-	pid_t pid;
-	int st;
+	const char *args[] = { "-c", code, arg, NULL };
 
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		dup2(2, 1);
-		execl(python, python, "-c", code, arg, (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return tenv_run(python, args);
 }
 
 static const char *fx(const char *name)
@@ -936,16 +925,10 @@ static void rm_tmpdir(void)
 
 int main(void)
 {
-	const char *base = getenv("TMPDIR");
 	int have_numpy;
 
-	python = getenv("PYTHON3");
-	if (python == NULL || python[0] == '\0')
-		python = "/usr/bin/python3";
-	if (base == NULL || base[0] == '\0')
-		base = "/tmp";
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test_npy.XXXXXX", base);
-	if (mkdtemp(tmpdir) == NULL) {
+	python = tenv_python();
+	if (tenv_mkdtemp(tmpdir, sizeof(tmpdir), "test_npy") != 0) {
 		printf("Bail out! mkdtemp %s failed\n", tmpdir);
 		return 1;
 	}
