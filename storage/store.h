@@ -5,8 +5,9 @@
  * DESIGN. Everything lives under one state directory:
  *
  *   state_dir/lowrankd.db      SQLite database (WAL, synchronous=FULL)
- *   state_dir/blobs/ab/cdef..  blob files named by their SHA-256 (hex);
- *                              "ab" is the first two hex digits
+ *   state_dir/blobs/ab/abcd..  blob files named by their full SHA-256
+ *                              (hex) in a folder named by its first two
+ *                              hex digits
  *   state_dir/tmp/             uploads in flight (deleted by the sweep)
  *
  * An lr_store is ONE SQLite connection. It is not thread-safe: open one
@@ -52,6 +53,11 @@
  * complete (file + rows) or absent (no rows; leftover files are removed by
  * lr_store_sweep()).
  *
+ * Artifacts. A worker stores its outputs with tenant = NULL (no owner row)
+ * and then names them in lr_store_job_finish(). Until a job references it,
+ * such a blob is protected from the sweep for tmp_age_ms after it was last
+ * stored, as an upload in tmp/ is.
+ *
  * Messages. Functions that take `lr_msg *msg` (may be NULL) write one
  * sentence on failure. It may contain paths and SQLite text: log it, do not
  * send it to clients.
@@ -96,6 +102,7 @@ const char *lr_store_strerror(int code);
 #define LR_STORE_LIST_DEFAULT 50   /* list limit used when 0 is passed */
 #define LR_STORE_LIST_MAX 1000     /* larger list limits are coerced down */
 #define LR_STORE_MAX_ATTEMPTS_DEFAULT 3
+#define LR_STORE_BLOB_GRACE_MS 60000 /* see lr_store_job_delete() */
 
 /* The database schema version this build creates and understands. */
 #define LR_STORE_SCHEMA_VERSION 1
@@ -182,7 +189,10 @@ typedef struct lr_store_job {
 	int64_t created_ms;                       /* submission time */
 	int64_t started_ms;                       /* latest claim, 0 if never */
 	int64_t finished_ms;                      /* terminal time, 0 if not */
-	int64_t updated_ms;                       /* last change of any field */
+	int64_t updated_ms;                       /* last change that clients
+						     see (state, progress,
+						     result, cancel flag);
+						     heartbeats do not count */
 	int attempts;                             /* claims counted so far */
 	int max_attempts;                         /* crash budget, default 3 */
 	char lease_owner[LR_STORE_OWNER_MAX + 1]; /* "" unless running */
@@ -311,7 +321,7 @@ typedef struct lr_store_job_result {
  * Ends running job `id` under `fence`: sets the terminal state, finished_ms,
  * the result/report shas and the error, and clears the lease. Blobs named
  * must exist in the store (lr_store_blob_writer_commit() or
- * lr_store_blob_put() with the job's tenant). Errors: LR_STORE_ESTALE (a
+ * lr_store_blob_put(), normally with tenant NULL). Errors: LR_STORE_ESTALE (a
  * stale worker: nothing is written), LR_STORE_ENOTFOUND (malformed id, or
  * a named blob does not exist), LR_EINVAL (bad state/sha/JSON combination).
  */
@@ -338,9 +348,11 @@ int lr_store_job_cancel(lr_store *st, const char *tenant, const char *id,
 			enum lr_job_state *state_out, lr_msg *msg);
 
 /*
- * Deletes `tenant`'s terminal job `id` and then removes the blob files
- * (result, report, inputs) that nothing references any more: no other job
- * and no owner row. Errors: LR_STORE_ENOTFOUND; LR_STORE_ECONFLICT when the
+ * Deletes `tenant`'s terminal job `id`. Its blobs (result, report, inputs)
+ * that nothing references any more (no other job, no owner row) become
+ * unreachable at once and are removed now, except those stored within the
+ * last LR_STORE_BLOB_GRACE_MS (another worker may be about to reference the
+ * same content); lr_store_sweep() removes those later. Errors: LR_STORE_ENOTFOUND; LR_STORE_ECONFLICT when the
  * job is queued or running (cancel it first; the API answers 409).
  */
 int lr_store_job_delete(lr_store *st, const char *tenant, const char *id,
@@ -410,10 +422,12 @@ int lr_store_blob_writer_write(lr_store_blob_writer *w, const void *buf,
 			       size_t len, lr_msg *msg);
 
 /*
- * Finishes the upload for `tenant`: checks `expected_sha` (NULL = no check),
+ * Finishes the upload for `tenant` (NULL for a worker's artifact: no owner
+ * row, see "Artifacts" above): checks `expected_sha` (NULL = no check),
  * fsyncs the file, then in one BEGIN IMMEDIATE transaction renames it into
  * blobs/ (or drops it when that content is already stored), fsyncs the
- * directory and records the blob and the (tenant, sha) owner row. `info`
+ * directory and records the blob and, when tenant is not NULL, the
+ * (tenant, sha) owner row. `info`
  * (may be NULL) receives sha, size and created_ms. ALWAYS frees `w` and
  * removes the temp file, on success and failure. Errors: LR_STORE_EDIGEST
  * (content differs from expected_sha), LR_STORE_ENOTFOUND (expected_sha
@@ -432,9 +446,9 @@ lr_store_blob_writer *lr_store_blob_writer_abort(lr_store_blob_writer *w);
 int64_t lr_store_blob_writer_size(const lr_store_blob_writer *w);
 
 /*
- * Stores `len` bytes from memory as a blob owned by `tenant` (small
- * artifacts such as reports); same guarantees as the streaming writer.
- * `info` may be NULL.
+ * Stores `len` bytes from memory as a blob owned by `tenant` (NULL: an
+ * artifact with no owner row), for small artifacts such as reports; same
+ * guarantees and errors as the streaming writer. `info` may be NULL.
  */
 int lr_store_blob_put(lr_store *st, const char *tenant, const void *buf,
 		      size_t len, lr_store_blob_info *info, lr_msg *msg);
@@ -473,9 +487,11 @@ typedef struct lr_store_sweep_opts {
 	int64_t retention_ms; /* delete terminal jobs finished longer ago, and
 				 owner rows of uploads older than this that no
 				 job uses; <= 0 keeps all jobs and uploads */
-	int64_t tmp_age_ms;   /* delete tmp/ files not modified for this long;
-				 0 deletes all (only at startup, before any
-				 upload can be in flight) */
+	int64_t tmp_age_ms;   /* delete tmp/ files not modified for this long,
+				 and unowned blobs no job references that were
+				 last stored longer ago than this; 0 deletes
+				 all (only at startup, before any upload or
+				 worker can be in flight) */
 } lr_store_sweep_opts;
 
 typedef struct lr_store_sweep_report {
