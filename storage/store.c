@@ -290,7 +290,7 @@ int lr__tx_begin(lr_store *st, lr_msg *msg)
 	int rc = lr_exec_retry(st, "BEGIN IMMEDIATE");
 
 	if (rc != SQLITE_OK)
-		return lr__db_fail(st, rc, msg, "begin transaction");
+		return lr__db_fail(st, rc, msg, "start write transaction");
 	return 0;
 }
 
