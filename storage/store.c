@@ -27,6 +27,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,12 +286,29 @@ static int lr_exec_retry(lr_store *st, const char *sql)
 	}
 }
 
+/*
+ * Threads of one process take this mutex before BEGIN IMMEDIATE, so they
+ * queue here and wake as soon as the writer before them commits, instead
+ * of polling SQLite's lock through the busy handler (which sleeps up to
+ * 100 ms between tries and lets unlucky threads starve for seconds).
+ * Other processes still meet at SQLite's lock and its busy handler. The
+ * mutex is process-wide, not per database: write transactions are short
+ * and a thread never holds two.
+ */
+static pthread_mutex_t lr_write_mutex = PTHREAD_MUTEX_INITIALIZER;
+
 int lr__tx_begin(lr_store *st, lr_msg *msg)
 {
-	int rc = lr_exec_retry(st, "BEGIN IMMEDIATE");
+	int rc;
 
-	if (rc != SQLITE_OK)
+	LR_ASSERT(!st->in_write); /* no nested write transactions */
+	pthread_mutex_lock(&lr_write_mutex);
+	rc = lr_exec_retry(st, "BEGIN IMMEDIATE");
+	if (rc != SQLITE_OK) {
+		pthread_mutex_unlock(&lr_write_mutex);
 		return lr__db_fail(st, rc, msg, "start write transaction");
+	}
+	st->in_write = 1;
 	return 0;
 }
 
@@ -304,13 +322,19 @@ int lr__tx_commit(lr_store *st, lr_msg *msg)
 		lr__tx_rollback(st);
 		return err;
 	}
+	st->in_write = 0;
+	pthread_mutex_unlock(&lr_write_mutex);
 	return 0;
 }
 
 void lr__tx_rollback(lr_store *st)
 {
-	if (st != NULL && st->db != NULL && !sqlite3_get_autocommit(st->db))
+	if (st == NULL || !st->in_write)
+		return;
+	if (!sqlite3_get_autocommit(st->db))
 		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	st->in_write = 0;
+	pthread_mutex_unlock(&lr_write_mutex);
 }
 
 int lr__prepare(lr_store *st, const char *sql, sqlite3_stmt **stmt,
