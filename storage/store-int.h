@@ -16,10 +16,11 @@ struct lr_store {
 	int blobs_fd;    /* O_DIRECTORY fd of state_dir/blobs */
 	int tmp_fd;      /* O_DIRECTORY fd of state_dir/tmp */
 	int in_write;    /* 1 between lr__tx_begin() and commit/rollback */
+	double busy_since; /* lr_now() when the current busy wait began */
 };
 
 #define LR__BUSY_DEADLINE_S 60.0 /* give up on SQLITE_BUSY after this */
-#define LR__BUSY_TIMEOUT_MS 10000 /* sqlite3_busy_timeout() per attempt */
+#define LR__BUSY_TIMEOUT_MS 10000 /* busy handler wait per lock request */
 
 /* Maps an SQLite result code to an lr code, writes "<what>: <sqlite text>"
  * into msg and returns the code. */
