@@ -391,6 +391,11 @@ int lr_store_jobs_count(lr_store *st, int64_t counts[LR_JOB_STATE_COUNT],
 int lr_store_tenant_active(lr_store *st, const char *tenant, int64_t *n,
 			   lr_msg *msg);
 
+/* Total size of the distinct blobs `tenant` owns or its jobs reference,
+ * in *bytes (for a per-tenant storage quota, reliability A3). */
+int lr_store_tenant_bytes(lr_store *st, const char *tenant, int64_t *bytes,
+			  lr_msg *msg);
+
 /* ------------------------------------------------------------------ */
 /* Blobs                                                                */
 

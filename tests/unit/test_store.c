@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,47 @@ static void test_busy_wait(void)
 	       "connection, then succeeds (%s)",
 	       waited, msg.text);
 	st = lr_store_close(st);
+}
+
+/* Many threads opening a brand-new state_dir at once: one creates the
+ * schema, the others find it done; nobody fails. */
+static void *open_one(void *arg)
+{
+	const char *d = arg;
+	lr_store *st = NULL;
+	int err = lr_store_open(d, &st, NULL);
+
+	lr_store_close(st);
+	return (void *)(intptr_t)err;
+}
+
+static void test_concurrent_open(void)
+{
+	enum { N = 8 };
+	pthread_t t[N];
+	char sub[4096];
+	int i, failed = 0;
+	lr_store *st = NULL;
+
+	snprintf(sub, sizeof(sub), "%s/fresh", dir);
+	for (i = 0; i < N; i++)
+		pthread_create(&t[i], NULL, open_one, sub);
+	for (i = 0; i < N; i++) {
+		void *r;
+
+		pthread_join(t[i], &r);
+		if ((intptr_t)r != 0)
+			failed++;
+	}
+	tap_ok(failed == 0 && lr_store_open(sub, &st, NULL) == 0 &&
+		       q_int(st, "PRAGMA user_version") ==
+			       LR_STORE_SCHEMA_VERSION &&
+		       q_int(st, "SELECT value FROM meta WHERE key = 'epoch'") ==
+			       0,
+	       "8 threads open a new state_dir at once: all succeed, one "
+	       "schema (%d failed)",
+	       failed);
+	lr_store_close(st);
 }
 
 static void test_validators(void)
@@ -792,6 +834,7 @@ int main(void)
 	dir = t_mkdtemp();
 	test_open();
 	test_busy_wait();
+	test_concurrent_open();
 	test_validators();
 	if (lr_store_open(dir, &st, NULL) != 0) {
 		tap_ok(0, "reopen");

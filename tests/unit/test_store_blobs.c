@@ -322,6 +322,28 @@ static void test_artifacts(lr_store *st)
 	lr_store_job_fini(&job);
 }
 
+/* Quota accounting: each distinct blob counts once per tenant. */
+static void test_tenant_bytes(lr_store *st)
+{
+	char a[65], b[65], id[33];
+	lr_store_job_new nj = { .tenant = "quota", .spec_json = "{}" };
+	int64_t before = -1, after = -1, other = -1;
+
+	lr_store_tenant_bytes(st, "quota", &before, NULL);
+	t_put(st, "quota", "1234567890", a);
+	t_put(st, "quota", "1234567890", a); /* again: counted once */
+	t_put(st, "quota", "12345", b);
+	nj.model_sha = a;
+	nj.calib_sha = b;
+	lr_store_job_create(st, &nj, id, NULL);
+	lr_store_tenant_bytes(st, "quota", &after, NULL);
+	lr_store_tenant_bytes(st, "quota2", &other, NULL);
+	tap_ok(before == 0 && after == 15 && other == 0,
+	       "tenant bytes: 0 before, 15 after two blobs, 0 for another "
+	       "tenant (%lld %lld %lld)",
+	       (long long)before, (long long)after, (long long)other);
+}
+
 /* Backdates rows so the sweep sees them as old. */
 static void age_all(lr_store *st, long long days)
 {
@@ -525,6 +547,7 @@ int main(void)
 	test_writer(st);
 	test_symlinks(st);
 	test_artifacts(st);
+	test_tenant_bytes(st);
 	test_sweep(st);
 	test_foreign_keys(st);
 	lr_store_close(st);
