@@ -11,6 +11,10 @@
  * no orphan file remains, interrupted jobs are queued again and
  * integrity_check is ok.
  *
+ * A frozen worker (reliability Q5): a child is SIGSTOPped for twice its
+ * lease; the job is recovered and reclaimed; once thawed, its heartbeat
+ * and finish are rejected by the fence.
+ *
  * Random moments: a child runs upload/create/claim/progress/finish cycles
  * and reports every acknowledged job id through a pipe; it is SIGKILLed
  * after a random delay, ITERATIONS times. After each kill the invariants
@@ -341,6 +345,101 @@ static void test_chosen_moments(void)
 	lr_store_close(st);
 }
 
+/* ---- a frozen worker (reliability Q5) -------------------------------- */
+
+typedef struct frozen_arg {
+	int fd;        /* pipe: the child writes one byte once it has the job */
+	int go_fd;     /* pipe: the parent writes one byte after SIGCONT */
+	int64_t epoch; /* epoch to claim under */
+} frozen_arg;
+
+/* Claims with a 200 ms lease, reports, waits for the parent (SIGSTOP comes
+ * meanwhile), then tries to heartbeat and finish. Exit 0 when both were rejected as stale,
+ * 1 when the lost job was written to, 2.. on setup errors. */
+static int child_frozen(void *arg)
+{
+	frozen_arg *a = arg;
+	lr_store *st = NULL;
+	lr_store_job job = { 0 };
+	lr_store_job_result res = { .state = LR_JOB_STATE_FAILED,
+				    .error_json = "{\"title\":\"stale\"}" };
+	int claimed, hb, fin;
+	char go;
+
+	if (lr_store_open(dir, &st, NULL) != 0)
+		return 2;
+	if (lr_store_job_claim(st, "frozen", a->epoch, 200, &job, &claimed,
+			       NULL) != 0 || !claimed)
+		return 3;
+	if (write(a->fd, "c", 1) != 1)
+		return 4;
+	if (read(a->go_fd, &go, 1) != 1) /* stopped and resumed meanwhile */
+		return 5;
+	hb = lr_store_job_heartbeat(st, job.id, job.fence, 200, NULL, NULL);
+	fin = lr_store_job_finish(st, job.id, job.fence, &res, NULL);
+	lr_store_close(st);
+	return hb == LR_STORE_ESTALE && fin == LR_STORE_ESTALE ? 0 : 1;
+}
+
+static void test_frozen_worker(void)
+{
+	lr_store *st = NULL;
+	lr_store_job job = { 0 }, got = { 0 };
+	lr_store_job_new nj = { .tenant = "alice", .spec_json = "{}" };
+	lr_store_job_result res = { .state = LR_JOB_STATE_SUCCEEDED };
+	lr_store_recover_report rec = { 0, 0, 0 };
+	frozen_arg a;
+	char model[65], out[65], id[33], c = 0;
+	int fds[2], go[2], status = -1, claimed = 0, err;
+	pid_t pid;
+
+	lr_store_open(dir, &st, NULL);
+	lr_store_epoch_begin(st, &a.epoch, NULL);
+	t_put(st, "alice", "frozen model", model);
+	nj.model_sha = model;
+	lr_store_job_create(st, &nj, id, NULL);
+	st = lr_store_close(st);
+	if (pipe(fds) != 0 || pipe(go) != 0)
+		return;
+	a.fd = fds[1];
+	a.go_fd = go[0];
+	pid = spawn(child_frozen, &a);
+	close(fds[1]);
+	close(go[0]);
+	if (read(fds[0], &c, 1) != 1)
+		tap_diag("child did not claim");
+	close(fds[0]);
+	kill(pid, SIGSTOP);
+	t_sleep_ms(2 * 200 + 50); /* frozen for 2x the lease */
+	lr_store_open(dir, &st, NULL);
+	lr_store_jobs_recover(st, a.epoch, &rec, NULL);
+	err = lr_store_job_claim(st, "rescuer", a.epoch, 60000, &job, &claimed,
+				 NULL);
+	tap_ok(c == 'c' && rec.requeued == 1 && err == 0 && claimed &&
+		       strcmp(job.id, id) == 0 && job.fence == 2,
+	       "worker frozen (SIGSTOP) for 2x its lease: job requeued and "
+	       "reclaimed with fence 2");
+	kill(pid, SIGCONT);
+	if (write(go[1], "g", 1) != 1)
+		tap_diag("cannot resume the child");
+	close(go[1]);
+	waitpid(pid, &status, 0);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "the thawed worker's heartbeat and finish are both rejected "
+	       "as stale (exit %d)",
+	       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	t_put(st, NULL, "rescued output", out);
+	res.result_sha = out;
+	err = lr_store_job_finish(st, job.id, job.fence, &res, NULL);
+	lr_store_job_get(st, "alice", id, &got, NULL);
+	tap_ok(err == 0 && got.state == LR_JOB_STATE_SUCCEEDED &&
+		       strcmp(got.result_sha, out) == 0 && got.error_json == NULL,
+	       "the job ends once, with the rescuer's result");
+	lr_store_job_fini(&got);
+	lr_store_job_fini(&job);
+	lr_store_close(st);
+}
+
 /* ---- random moments ------------------------------------------------- */
 
 /* Cycles forever; writes each acknowledged job id (33 bytes) to fd. */
@@ -492,6 +591,10 @@ int main(void)
 
 	dir = t_mkdtemp();
 	test_chosen_moments();
+	t_rmrf(dir);
+	free(dir);
+	dir = t_mkdtemp();
+	test_frozen_worker();
 	t_rmrf(dir);
 	free(dir);
 	dir = t_mkdtemp();
