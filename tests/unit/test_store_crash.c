@@ -15,6 +15,11 @@
  * lease; the job is recovered and reclaimed; once thawed, its heartbeat
  * and finish are rejected by the fence.
  *
+ * Write errors (reliability Q7): a child with a 512 KiB file size limit
+ * fills the database and then streams an upload; both fail with an error
+ * (never a crash), the temp file is removed, and afterwards the store is
+ * intact and usable.
+ *
  * Random moments: a child runs upload/create/claim/progress/finish cycles
  * and reports every acknowledged job id through a pipe; it is SIGKILLed
  * after a random delay, ITERATIONS times. After each kill the invariants
@@ -31,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "storage/store-int.h"
@@ -440,6 +446,103 @@ static void test_frozen_worker(void)
 	lr_store_close(st);
 }
 
+/* ---- write errors (reliability Q7, by file size limit) --------------- */
+
+/* With RLIMIT_FSIZE at 512 KiB, creates jobs with 16 KiB specs until the
+ * database cannot grow, then streams a 1 MiB upload. Reports on fd: the
+ * number of jobs created, the create error, the upload error, and the
+ * number of files left in tmp/. */
+static int child_small_disk(void *arg)
+{
+	int fd = *(int *)arg;
+	struct rlimit rl = { 512 * 1024, 512 * 1024 };
+	lr_store *st = NULL;
+	lr_store_blob_writer *w = NULL;
+	lr_store_job_new nj = { .tenant = "alice" };
+	char *spec, model[65], id[33], chunk[4096], line[128];
+	int created = 0, cerr = 0, werr = 0, i;
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (lr_store_open(dir, &st, NULL) != 0 ||
+	    t_put(st, "alice", "small disk model", model) != 0)
+		return 2;
+	spec = malloc(16 * 1024 + 16);
+	strcpy(spec, "{\"pad\":\"");
+	memset(spec + 8, 'p', 16 * 1024);
+	strcpy(spec + 8 + 16 * 1024, "\"}");
+	nj.spec_json = spec;
+	nj.model_sha = model;
+	if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+		return 3;
+	for (i = 0; i < 1000 && cerr == 0; i++) {
+		cerr = lr_store_job_create(st, &nj, id, NULL);
+		if (cerr == 0)
+			created++;
+	}
+	memset(chunk, 'w', sizeof(chunk));
+	werr = lr_store_blob_writer_open(st, 0, &w, NULL);
+	for (i = 0; werr == 0 && i < 256; i++)
+		werr = lr_store_blob_writer_write(w, chunk, sizeof(chunk), NULL);
+	if (w != NULL) {
+		int c = lr_store_blob_writer_commit(st, w, "alice", NULL, NULL,
+						    NULL);
+
+		if (werr == 0)
+			werr = c;
+	}
+	snprintf(line, sizeof(line), "%d %d %d %d", created, cerr, werr,
+		 t_count_sub(dir, "tmp"));
+	if (write(fd, line, strlen(line)) < 0)
+		return 4;
+	lr_store_close(st);
+	free(spec);
+	return 0;
+}
+
+static void test_small_disk(void)
+{
+	lr_store *st = NULL;
+	char line[128] = "";
+	int fds[2], created = -1, cerr = 0, werr = 0, left = -1, status = -1;
+	long long jobs;
+	char model[65], id[33];
+	lr_store_job_new nj = { .tenant = "alice", .spec_json = "{}" };
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe(fds) != 0)
+		return;
+	pid = spawn(child_small_disk, &fds[1]);
+	close(fds[1]);
+	n = read(fds[0], line, sizeof(line) - 1);
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	if (n > 0)
+		line[n] = '\0';
+	sscanf(line, "%d %d %d %d", &created, &cerr, &werr, &left);
+	tap_diag("file size limit: %d jobs created, then create -> %s, "
+		 "upload -> %s",
+		 created, lr_store_strerror(cerr), lr_store_strerror(werr));
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && created > 0 &&
+		       cerr < 0 && cerr != LR_EINVAL && cerr != -ETIMEDOUT,
+	       "a full disk makes create fail with an I/O error, no crash");
+	tap_ok(werr == -EFBIG && left == 0,
+	       "an upload that cannot be written fails (%s) and its temp "
+	       "file is removed",
+	       lr_store_strerror(werr));
+	lr_store_open(dir, &st, NULL);
+	tap_ok(st != NULL && lr_store_integrity_check(st, NULL) == 0,
+	       "after space is back: integrity_check ok");
+	jobs = q_int(st, "SELECT count(*) FROM jobs");
+	t_put(st, "alice", "after the disk was full", model);
+	nj.model_sha = model;
+	tap_ok(jobs == created && lr_store_job_create(st, &nj, id, NULL) == 0,
+	       "every acknowledged job is there (%lld) and the store works "
+	       "again without a restart of anything",
+	       jobs);
+	lr_store_close(st);
+}
+
 /* ---- random moments ------------------------------------------------- */
 
 /* Cycles forever; writes each acknowledged job id (33 bytes) to fd. */
@@ -595,6 +698,10 @@ int main(void)
 	free(dir);
 	dir = t_mkdtemp();
 	test_frozen_worker();
+	t_rmrf(dir);
+	free(dir);
+	dir = t_mkdtemp();
+	test_small_disk();
 	t_rmrf(dir);
 	free(dir);
 	dir = t_mkdtemp();
