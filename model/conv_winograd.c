@@ -77,16 +77,8 @@ typedef float wv8 __attribute__((vector_size(32), aligned(32)));
 /* Fewest tiles per block (GEMM columns) worth OpenBLAS's packing. */
 #define LR_WINO_MIN_T 128
 
-/*
- * The transforms get an AVX2 clone on x86-64 (chosen at load time by
- * GCC's function multiversioning): the build targets baseline x86-64,
- * where 8-lane vectors and their shuffles split into SSE halves.
- */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define WG_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define WG_CLONES
-#endif
+/* The transforms get an AVX2 clone (LR_CLONES, ops.h). */
+#define WG_CLONES LR_CLONES
 
 static inline wv8 wv_load(const float *p)
 {

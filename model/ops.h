@@ -263,4 +263,15 @@ int lr_op_slice(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_pad(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_cast(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 
+/*
+ * Hot loops get an AVX2 clone on x86-64, chosen at load time by GCC's
+ * function multiversioning: the build targets baseline x86-64, where
+ * 8-lane vectors split into SSE halves.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define LR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define LR_CLONES
+#endif
+
 #endif /* LR_OPS_H */
