@@ -36,7 +36,21 @@ typedef struct lr_opctx {
 	lr_msg *msg;            /* where errors are written */
 	unsigned takeable;      /* bit i: input i's buffer may be taken */
 	struct lr_scratch *scratch; /* per-thread scratch buffers (engine-owned) */
+	struct lr_node_cache *cache; /* this node's cache, or NULL (see below) */
 } lr_opctx;
+
+/*
+ * What a kernel derives from a node's constant weights and keeps across
+ * runs (Winograd's transformed filters). The engine offers it only to nodes
+ * whose input 1 is an initializer, frees it with the engine, and `key` is
+ * that initializer's data pointer, which stays valid and constant while
+ * the engine lives.
+ */
+struct lr_node_cache {
+	const void *key;        /* the weights the data was derived from */
+	void *data;             /* 64-byte aligned, kernel-defined */
+	size_t bytes;
+};
 
 /* Per-thread scratch memory kept by the engine across nodes and runs. */
 struct lr_scratch {
