@@ -957,6 +957,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 			int v, ni;
 			const lr_tensor *W, *B = NULL;
 			float *wa = NULL, *ba = NULL, *wb = NULL, *bb = NULL;
+			double *rowacc = NULL;
 			int64_t k2c = Y->kh * Y->kw * Y->c, r = Y->rank;
 			double ts = lr_now();
 
@@ -1015,24 +1016,29 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 			if (m->nodes[ni].nin > 2 && m->nodes[ni].in[2] >= 0)
 				B = m->values[m->nodes[ni].in[2]].init;
 			wa = malloc(sizeof(float) * (size_t)(r * k2c));
+			rowacc = malloc(sizeof(double) * (size_t)k2c);
 			ba = malloc(sizeof(float) * (size_t)r);
 			wb = malloc(sizeof(float) * (size_t)(Y->d * r));
 			bb = malloc(sizeof(float) * (size_t)Y->d);
-			if (wa == NULL || ba == NULL || wb == NULL || bb == NULL || W == NULL) {
+			if (wa == NULL || ba == NULL || wb == NULL || bb == NULL || rowacc == NULL || W == NULL) {
 				rc = W == NULL ? lr_fail(msg, LR_EUNSUPPORTED, "layer '%s': weights are not constant",
 							 Y->node_name) : LR_ENOMEM;
 				goto layer_out;
 			}
-			for (int64_t i = 0; i < r; i++) {
+			for (int64_t i = 0; i < r && rc == 0; i++) {
 				double acc = 0;
 
-				for (int64_t k = 0; k < k2c; k++) {
-					double s = 0;
+				/* Row i of Qt W, summed over j in order, along W's rows. */
+				memset(rowacc, 0, sizeof(double) * (size_t)k2c);
+				for (int64_t j = 0; j < Y->d; j++) {
+					double q = res.Qt[i + j * r];
+					const float *wr = (const float *)W->data + j * k2c;
 
-					for (int64_t j = 0; j < Y->d; j++)
-						s += res.Qt[i + j * r] * ((const float *)W->data)[j * k2c + k];
-					wa[i * k2c + k] = (float)s;
+					for (int64_t k = 0; k < k2c; k++)
+						rowacc[k] += q * wr[k];
 				}
+				for (int64_t k = 0; k < k2c; k++)
+					wa[i * k2c + k] = (float)rowacc[k];
 				for (int64_t j = 0; j < Y->d && B != NULL; j++)
 					acc += res.Qt[i + j * r] * ((const float *)B->data)[j];
 				ba[i] = (float)acc;
@@ -1060,6 +1066,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 				next = NULL;
 			}
 layer_out:
+			free(rowacc);
 			free(wa);
 			free(ba);
 			free(wb);
