@@ -1,0 +1,88 @@
+/*
+ * store-int.h - internals shared by the storage/ source files. Not part of
+ * the public interface; nothing outside storage/ includes it.
+ */
+#ifndef LR_STORE_INT_H
+#define LR_STORE_INT_H
+
+#include <sqlite3.h>
+
+#include "storage/store.h"
+
+/* One connection plus the directories it manages. */
+struct lr_store {
+	sqlite3 *db;     /* the connection; used by one thread at a time */
+	char *dir;       /* absolute state_dir, no trailing slash */
+	int blobs_fd;    /* O_DIRECTORY fd of state_dir/blobs */
+	int tmp_fd;      /* O_DIRECTORY fd of state_dir/tmp */
+};
+
+#define LR__BUSY_DEADLINE_S 60.0 /* give up on SQLITE_BUSY after this */
+#define LR__BUSY_TIMEOUT_MS 10000 /* sqlite3_busy_timeout() per attempt */
+
+/* Maps an SQLite result code to an lr code, writes "<what>: <sqlite text>"
+ * into msg and returns the code. */
+int lr__db_fail(lr_store *st, int rc, lr_msg *msg, const char *what);
+
+/* BEGIN IMMEDIATE, retrying SQLITE_BUSY until the deadline. */
+int lr__tx_begin(lr_store *st, lr_msg *msg);
+/* COMMIT, retrying SQLITE_BUSY; on failure rolls back. */
+int lr__tx_commit(lr_store *st, lr_msg *msg);
+/* ROLLBACK if a transaction is open (no-op otherwise). */
+void lr__tx_rollback(lr_store *st);
+
+/* Prepares `sql` (a constant). Returns 0 or an lr code. */
+int lr__prepare(lr_store *st, const char *sql, sqlite3_stmt **stmt,
+		lr_msg *msg);
+
+/* sqlite3_step() that, outside a transaction, retries SQLITE_BUSY on the
+ * first step of a statement until the deadline. Returns the SQLite code. */
+int lr__step(lr_store *st, sqlite3_stmt *stmt);
+
+/* Binds text or NULL (when s is NULL or empty). */
+int lr__bind_text_or_null(sqlite3_stmt *stmt, int idx, const char *s);
+
+/* Copies column `col` (text or NULL) into buf of size len ("" for NULL). */
+void lr__col_copy(sqlite3_stmt *stmt, int col, char *buf, size_t len);
+
+/* Fills `job` from a row whose first columns are LR__JOB_COLS. */
+int lr__job_from_row(sqlite3_stmt *stmt, lr_store_job *job);
+
+/* The column list every job SELECT / RETURNING uses, in this order. */
+#define LR__JOB_COLS                                                      \
+	"id, tenant, state, spec_json, model_sha, calib_sha, created_ms, "  \
+	"started_ms, finished_ms, updated_ms, attempts, max_attempts, "     \
+	"lease_owner, lease_epoch, lease_expires_ms, fence, progress_json, " \
+	"result_sha, report_sha, error_json, cancel_requested"
+
+/* Writes "ab/abcdef..." for `sha` into buf (64 + 4 bytes is enough). */
+void lr__blob_relpath(const char *sha, char *buf, size_t len);
+
+/*
+ * Removes the files of the given blobs whose rows are gone. Takes the write
+ * lock while checking and unlinking, so it can never remove a file that a
+ * concurrent writer just renamed into place (writers rename under the same
+ * lock). Adds the number of files removed to *removed (may be NULL).
+ */
+int lr__blob_unlink_orphans(lr_store *st, char (*shas)[LR_STORE_SHA_LEN + 1],
+			    size_t n, int64_t *removed, lr_msg *msg);
+
+/*
+ * Fault injection for the crash tests: when not NULL, called at named
+ * points ("blob-synced", "blob-renamed", "blob-committed", "claim-updated",
+ * "finish-updated"), e.g. to raise SIGKILL there. Always NULL in lowrankd.
+ */
+extern void (*lr__fault_hook)(const char *point);
+#define LR__FAULT(point)                                                   \
+	do {                                                               \
+		if (lr__fault_hook != NULL)                                \
+			lr__fault_hook(point);                             \
+	} while (0)
+
+/* Fills buf with n random bytes (getrandom). 0 or -errno. */
+int lr__random(void *buf, size_t n);
+
+/* Lowercase hex of n bytes into out (2n + 1 bytes). */
+void lr__hex(const unsigned char *in, size_t n, char *out);
+
+#endif /* LR_STORE_INT_H */

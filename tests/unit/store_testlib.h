@@ -1,0 +1,141 @@
+/*
+ * store_testlib.h - helpers shared by the storage/ unit tests: temporary
+ * state directories, file counting and hashing, sleeping.
+ */
+#ifndef LR_STORE_TESTLIB_H
+#define LR_STORE_TESTLIB_H
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <nettle/sha2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storage/store.h"
+
+/* A fresh directory under $TMPDIR (or /tmp); caller frees the string. */
+static inline char *t_mkdtemp(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *p;
+
+	if (base == NULL || base[0] == '\0')
+		base = "/tmp";
+	if (asprintf(&p, "%s/lrstore-XXXXXX", base) < 0)
+		abort();
+	if (mkdtemp(p) == NULL) {
+		perror("mkdtemp");
+		abort();
+	}
+	return p;
+}
+
+static inline int t_rm_cb(const char *path, const struct stat *sb, int flag,
+			  struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* rm -rf `dir`. */
+static inline void t_rmrf(const char *dir)
+{
+	nftw(dir, t_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int t_count_n;
+static inline int t_count_cb(const char *path, const struct stat *sb,
+			     int flag, struct FTW *ftw)
+{
+	(void)path;
+	(void)ftw;
+	if (flag == FTW_F && S_ISREG(sb->st_mode))
+		t_count_n++;
+	else if (flag == FTW_SL)
+		t_count_n++;
+	return 0;
+}
+
+/* Number of regular files and symlinks below `dir` (recursively). */
+static inline int t_count_files(const char *dir)
+{
+	t_count_n = 0;
+	if (nftw(dir, t_count_cb, 16, FTW_PHYS) != 0)
+		return -1;
+	return t_count_n;
+}
+
+/* Same for state_dir/<sub>. */
+static inline int t_count_sub(const char *state_dir, const char *sub)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", state_dir, sub);
+	return t_count_files(path);
+}
+
+/* SHA-256 hex of a file's content into out; 0 or -1. */
+static inline int t_sha_file(const char *path, char out[65])
+{
+	struct sha256_ctx c;
+	unsigned char buf[65536], d[SHA256_DIGEST_SIZE];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), i;
+
+	if (fd < 0)
+		return -1;
+	sha256_init(&c);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		sha256_update(&c, (size_t)n, buf);
+	close(fd);
+	if (n < 0)
+		return -1;
+	sha256_digest(&c, sizeof(d), d);
+	for (i = 0; i < SHA256_DIGEST_SIZE; i++)
+		sprintf(out + 2 * i, "%02x", d[i]);
+	return 0;
+}
+
+/* SHA-256 hex of memory. */
+static inline void t_sha_mem(const void *buf, size_t len, char out[65])
+{
+	struct sha256_ctx c;
+	unsigned char d[SHA256_DIGEST_SIZE];
+	int i;
+
+	sha256_init(&c);
+	sha256_update(&c, len, buf);
+	sha256_digest(&c, sizeof(d), d);
+	for (i = 0; i < SHA256_DIGEST_SIZE; i++)
+		sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+static inline void t_sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* Stores a string as a blob owned by `tenant`; returns the digest. */
+static inline int t_put(lr_store *st, const char *tenant, const char *s,
+			char sha[LR_STORE_SHA_LEN + 1])
+{
+	lr_store_blob_info info;
+	int err = lr_store_blob_put(st, tenant, s, strlen(s), &info, NULL);
+
+	if (err == 0)
+		memcpy(sha, info.sha, LR_STORE_SHA_LEN + 1);
+	else
+		sha[0] = '\0';
+	return err;
+}
+
+#endif /* LR_STORE_TESTLIB_H */
