@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
+#include "daemon/conf.h"
 #include "tests/unit/tap.h"
 
 static const char *fake_env(const char *name)

@@ -1,5 +1,5 @@
 /*
- * config.c - lowrankd's configuration keys.
+ * conf.c - lowrankd's configuration keys.
  *
  * DESIGN. One table lists every key once: its name, type, field, range,
  * default and the one-line help with the unit. Everything else is driven
@@ -12,7 +12,7 @@
  */
 #include "config.h"
 
-#include "daemon/config.h"
+#include "daemon/conf.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
