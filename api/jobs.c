@@ -400,12 +400,27 @@ static int part_end(void *ud)
 	return 0;
 }
 
+/* 1 when `name` is a node name or a node output name of `m`. */
+static int layer_exists(const lr_model *m, const char *name)
+{
+	for (int i = 0; i < m->nnodes; i++) {
+		if (strcmp(m->nodes[i].name, name) == 0)
+			return 1;
+		for (int k = 0; k < m->nodes[i].nout; k++)
+			if (m->nodes[i].out[k] >= 0 &&
+			    strcmp(m->values[m->nodes[i].out[k]].name, name) == 0)
+				return 1;
+	}
+	return 0;
+}
+
 /* Checks the inputs, queues the job and answers 202 (or a problem). */
 static enum MHD_Result create_job(lr_req *r, const char *spec_text, size_t spec_len,
 				  const cJSON *spec_obj)
 {
 	lr_store *st = lr__api_store(r->api);
 	lr_spec *spec = NULL;
+	lr_model *model = NULL;
 	lr_msg msg = { { 0 } };
 	enum lr_inputs_fault fault;
 	char mpath[4200], cpath[4200], id[LR_STORE_ID_LEN + 1], loc[64];
@@ -431,7 +446,7 @@ static enum MHD_Result create_job(lr_req *r, const char *spec_text, size_t spec_
 		ret = lr__api_problem(r, 500, "internal", "the inputs could not be located");
 		goto out;
 	}
-	rc = lr_inputs_load(mpath, cpath, NULL, NULL, &fault, &msg);
+	rc = lr_inputs_load(mpath, cpath, &model, NULL, &fault, &msg);
 	if (rc != 0) {
 		static const char *const slug[] = { "internal", "invalid-model", "unsupported-model",
 						    "invalid-calibration", "shape-mismatch" };
@@ -446,6 +461,17 @@ static enum MHD_Result create_job(lr_req *r, const char *spec_text, size_t spec_
 			ret = lr__api_problem(r, 422, slug[fault], "%s", msg.text);
 		}
 		goto out;
+	}
+	for (int i = 0; i < spec->opts.nranks + spec->opts.nexclude; i++) {
+		const char *name = i < spec->opts.nranks ? spec->opts.ranks[i].layer
+							 : spec->opts.exclude[i - spec->opts.nranks];
+
+		if (!layer_exists(model, name)) {
+			ret = lr__api_problem(r, 422, "invalid-spec",
+					      "%s: the model has no layer '%.200s' (a Conv node name or its output name)",
+					      i < spec->opts.nranks ? "ranks" : "exclude", name);
+			goto out;
+		}
 	}
 	sj = lr_spec_to_json(spec);
 	spec_json = sj ? cJSON_PrintUnformatted(sj) : NULL;
@@ -483,6 +509,7 @@ static enum MHD_Result create_job(lr_req *r, const char *spec_text, size_t spec_
 	snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
 	ret = lr__api_json(r, 202, job_json(r, &job), "Location", loc, "Retry-After", "2", NULL);
 out:
+	lr_model_free(model);
 	lr_store_job_fini(&job);
 	cJSON_Delete(sj);
 	free(spec_json);
@@ -496,6 +523,7 @@ static enum MHD_Result create_from_json(lr_req *r)
 	lr_store *st = lr__api_store(r->api);
 	cJSON *root = cJSON_ParseWithLengthOpts(r->text ? r->text : "", r->text_len, NULL, 0);
 	const cJSON *v, *spec = NULL;
+	lr_store_blob_info info;
 	enum MHD_Result ret;
 
 	if (!cJSON_IsObject(root)) {
@@ -524,7 +552,7 @@ static enum MHD_Result create_from_json(lr_req *r)
 			goto out;
 		}
 		strcpy(dst, v->valuestring);
-		if (lr_store_blob_stat(st, r->tenant, dst, NULL, NULL) != 0) {
+		if (lr_store_blob_stat(st, r->tenant, dst, &info, NULL) != 0) {
 			ret = lr__api_problem(r, 422, "bad-request",
 					      "%s: no blob with this id was uploaded by you", v->string);
 			goto out;
