@@ -129,6 +129,16 @@ expect_fail "tokens_file must be set" "a non-loopback listen without tokens is r
 "$LOWRANKD" --config "$top_srcdir/etc/lowrankd.conf" --check-config >/dev/null
 ok $? "etc/lowrankd.conf passes --check-config"
 
+# --- The systemd unit ---------------------------------------------------
+if command -v systemd-analyze >/dev/null 2>&1 && [ -f "$top_srcdir/systemd/lowrankd.service.in" ]; then
+	sed -e "s|@sbindir@|$(cd "$top_builddir" && pwd)|g" -e "s|@sysconfdir@|/etc|g" \
+		"$top_srcdir/systemd/lowrankd.service.in" >"$TMP/lowrankd.service"
+	systemd-analyze verify "$TMP/lowrankd.service" >"$TMP/verify.out" 2>&1
+	ok $? "systemd-analyze verify accepts the unit ($(head -c 200 "$TMP/verify.out"))"
+	systemd-analyze security --offline=true --threshold=20 "$TMP/lowrankd.service" >"$TMP/sec.out" 2>&1
+	ok $? "systemd-analyze security rates the unit $(grep -o 'exposure level.*' "$TMP/sec.out")"
+fi
+
 # --- Health, OpenAPI --------------------------------------------------
 start main --max-upload-bytes 4000000
 [ -n "$port" ]
