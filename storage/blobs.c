@@ -449,6 +449,36 @@ out:
 	return err;
 }
 
+int lr_store_tenant_bytes(lr_store *st, const char *tenant, int64_t *bytes,
+			  lr_msg *msg)
+{
+	sqlite3_stmt *stmt = NULL;
+	int err, rc;
+
+	*bytes = 0;
+	if (!lr_store_tenant_valid(tenant))
+		return lr_fail(msg, LR_EINVAL, "invalid tenant name");
+	err = lr__prepare(st,
+			  "SELECT coalesce(sum(size_bytes), 0) FROM blobs "
+			  "WHERE sha IN ("
+			  "  SELECT sha FROM blob_owners WHERE tenant = ?1 "
+			  "  UNION SELECT model_sha FROM jobs WHERE tenant = ?1 "
+			  "  UNION SELECT calib_sha FROM jobs WHERE tenant = ?1 "
+			  "  UNION SELECT result_sha FROM jobs WHERE tenant = ?1 "
+			  "  UNION SELECT report_sha FROM jobs WHERE tenant = ?1)",
+			  &stmt, msg);
+	if (err)
+		return err;
+	sqlite3_bind_text(stmt, 1, tenant, -1, SQLITE_STATIC);
+	rc = lr__step(st, stmt);
+	if (rc == SQLITE_ROW)
+		*bytes = sqlite3_column_int64(stmt, 0);
+	else
+		err = lr__db_fail(st, rc, msg, "tenant bytes");
+	sqlite3_finalize(stmt);
+	return err;
+}
+
 /* ---- orphans -------------------------------------------------------- */
 
 int lr__blob_unlink_orphans(lr_store *st, char (*shas)[LR_STORE_SHA_LEN + 1],

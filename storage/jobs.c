@@ -529,7 +529,8 @@ int lr_store_job_claim(lr_store *st, const char *owner, int64_t epoch,
 	if (!lr_owner_valid(owner))
 		return lr_fail(msg, LR_EINVAL, "invalid lease owner");
 	if (lease_ms <= 0 || epoch < 0)
-		return lr_fail(msg, LR_EINVAL, "lease_ms and epoch must be > 0");
+		return lr_fail(msg, LR_EINVAL,
+			       "lease_ms must be > 0 and epoch >= 0");
 	err = lr__tx_begin(st, msg);
 	if (err)
 		return err;

@@ -15,20 +15,26 @@ struct lr_store {
 	char *dir;       /* absolute state_dir, no trailing slash */
 	int blobs_fd;    /* O_DIRECTORY fd of state_dir/blobs */
 	int tmp_fd;      /* O_DIRECTORY fd of state_dir/tmp */
+	int in_write;    /* 1 between lr__tx_begin() and commit/rollback */
+	double busy_since; /* lr_now() when the current busy wait began */
 };
 
 #define LR__BUSY_DEADLINE_S 60.0 /* give up on SQLITE_BUSY after this */
-#define LR__BUSY_TIMEOUT_MS 10000 /* sqlite3_busy_timeout() per attempt */
+#define LR__BUSY_TIMEOUT_MS 10000 /* busy handler wait per lock request */
 
 /* Maps an SQLite result code to an lr code, writes "<what>: <sqlite text>"
  * into msg and returns the code. */
 int lr__db_fail(lr_store *st, int rc, lr_msg *msg, const char *what);
 
-/* BEGIN IMMEDIATE, retrying SQLITE_BUSY until the deadline. */
+/* BEGIN IMMEDIATE, retrying SQLITE_BUSY until the deadline. Takes a
+ * process-wide mutex first (released by commit or rollback), so threads of
+ * one process queue without polling. */
 int lr__tx_begin(lr_store *st, lr_msg *msg);
-/* COMMIT, retrying SQLITE_BUSY; on failure rolls back. */
+/* COMMIT, retrying SQLITE_BUSY; on failure rolls back. Either way the
+ * transaction and the mutex are released. */
 int lr__tx_commit(lr_store *st, lr_msg *msg);
-/* ROLLBACK if a transaction is open (no-op otherwise). */
+/* ROLLBACK and release the mutex if a write transaction is open (no-op
+ * otherwise). */
 void lr__tx_rollback(lr_store *st);
 
 /* Prepares `sql` (a constant). Returns 0 or an lr code. */

@@ -125,7 +125,9 @@ typedef struct lr_store lr_store; /* opaque: one SQLite connection */
 /*
  * Opens (creating when needed) the store in `state_dir`: creates the
  * directory (0700), blobs/, tmp/ and the database, sets journal_mode=WAL,
- * synchronous=FULL, busy_timeout=10000, foreign_keys=ON, and migrates the
+ * synchronous=FULL, foreign_keys=ON, a busy handler that waits up to 10 s
+ * per lock request (polling every 0.05-0.55 ms; it replaces
+ * sqlite3_busy_timeout(), see store.c), and migrates the
  * schema to LR_STORE_SCHEMA_VERSION (idempotent; concurrent openers are
  * safe). On success *out is owned by the caller (free with
  * lr_store_close()). Errors: LR_STORE_ESCHEMA when the database was
@@ -388,6 +390,11 @@ int lr_store_jobs_count(lr_store *st, int64_t counts[LR_JOB_STATE_COUNT],
  * decisions before an upload; lr_store_job_create() re-checks atomically). */
 int lr_store_tenant_active(lr_store *st, const char *tenant, int64_t *n,
 			   lr_msg *msg);
+
+/* Total size of the distinct blobs `tenant` owns or its jobs reference,
+ * in *bytes (for a per-tenant storage quota, reliability A3). */
+int lr_store_tenant_bytes(lr_store *st, const char *tenant, int64_t *bytes,
+			  lr_msg *msg);
 
 /* ------------------------------------------------------------------ */
 /* Blobs                                                                */
