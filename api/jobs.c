@@ -521,12 +521,15 @@ out:
 static enum MHD_Result create_from_json(lr_req *r)
 {
 	lr_store *st = lr__api_store(r->api);
-	cJSON *root = cJSON_ParseWithLengthOpts(r->text ? r->text : "", r->text_len, NULL, 0);
+	const char *end = NULL;
+	cJSON *root = r->text ? cJSON_ParseWithLengthOpts(r->text, r->text_len, &end, 0) : NULL;
 	const cJSON *v, *spec = NULL;
 	lr_store_blob_info info;
 	enum MHD_Result ret;
 
-	if (!cJSON_IsObject(root)) {
+	while (root != NULL && end < r->text + r->text_len && strchr(" \t\r\n", *end) && *end)
+		end++;
+	if (!cJSON_IsObject(root) || end != r->text + r->text_len) {
 		ret = lr__api_problem(r, 400, "bad-request",
 				      "the body must be a JSON object {\"model\", \"calibration\", \"spec\"}");
 		goto out;

@@ -208,15 +208,22 @@ fail:
 
 int lr_spec_parse(const char *text, size_t len, lr_spec **out, lr_msg *msg)
 {
+	const char *end = NULL;
 	cJSON *root;
 	int rc;
 
 	*out = NULL;
 	if (len > LR_SPEC_MAX_BYTES)
 		return lr_fail(msg, LR_EINVAL, "spec: longer than %d bytes", LR_SPEC_MAX_BYTES);
-	root = cJSON_ParseWithLengthOpts(text, len, NULL, 0);
-	if (root == NULL)
+	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	/* Only blanks may follow the object. */
+	while (root != NULL && end < text + len &&
+	       (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+		end++;
+	if (root == NULL || end != text + len) {
+		cJSON_Delete(root);
 		return lr_fail(msg, LR_EINVAL, "spec: not valid JSON");
+	}
 	rc = lr_spec_from_json(root, out, msg);
 	cJSON_Delete(root);
 	return rc;

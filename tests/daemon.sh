@@ -307,6 +307,8 @@ req POST /v1/jobs -H 'Content-Type: text/plain' --data-binary 'x' >"$TMP/status"
 is_problem 415 "an unsupported media type"
 req POST /v1/jobs -H 'Content-Type: application/json' -d '{"model": "../../etc/passwd", "calibration": "x"}' >"$TMP/status"
 is_problem 400 "JSON naming a path instead of a blob id"
+req POST /v1/jobs -H 'Content-Type: application/json' -d "{\"model\":\"$mblob\",\"calibration\":\"$cblob\"} trailing" >"$TMP/status"
+is_problem 400 "a JSON body with trailing garbage"
 req POST /v1/jobs -H 'Content-Type: application/json' -d "{\"model\":\"$(printf '%064d' 0)\",\"calibration\":\"$cblob\"}" >"$TMP/status"
 is_problem 422 "JSON naming a blob that does not exist"
 for p in "/v1/jobs/../../etc/passwd" "/v1/jobs/%2e%2e%2f%2e%2e%2fetc%2fpasswd" \
@@ -367,6 +369,24 @@ ok $? "the daemon still serves after the limit cases"
 	grep -q '^lowrankd_job_duration_seconds_bucket{le="+Inf"} [1-9]' "$TMP/body" &&
 	grep -q '^lowrankd_upload_bytes_total [1-9]' "$TMP/body" && [ "$(tail -c 1 "$TMP/body" | od -An -c | tr -d ' ')" = '\n' ]
 ok $? "/metrics: jobs by state, requests by code, duration histogram, bytes uploaded"
+
+# --- Concurrent submissions ---------------------------------------------
+for i in 1 2 3 4; do
+	curl -s -o "$TMP/conc$i.json" -w '%{http_code}' -F "model=@$D/tiny_cnn.onnx" \
+		-F "calibration=@$D/tiny_input.npy" -F "spec={\"speedup\": 2, \"seed\": $i}" \
+		"$URL/v1/jobs" >"$TMP/conc$i.code" &
+	CPIDS="${CPIDS:-} $!"
+done
+for p in $CPIDS; do wait "$p"; done
+ids=""
+for i in 1 2 3 4; do
+	[ "$(cat "$TMP/conc$i.code")" = 202 ] && ids="$ids $(jq_ "$TMP/conc$i.json" "j['id']")"
+done
+[ "$(echo $ids | wc -w)" = 4 ] && [ "$(echo $ids | tr ' ' '\n' | sort -u | wc -l)" = 4 ]
+ok $? "4 concurrent submissions: 4 x 202 with distinct ids"
+all=0
+for id in $ids; do wait_state "$id" succeeded 60 || all=1; done
+ok $all "all 4 concurrent jobs succeed"
 
 # --- Delete ------------------------------------------------------------------
 wait_state "$JOB2" succeeded 60
@@ -449,8 +469,25 @@ ok $? "the model of a canceled job -> 409"
 stop_graceful
 ok $? "SIGTERM with idle workers exits 0"
 
-# --- Graceful stop requeues; kill -9 mid-job; restart completes ----------
+# --- kill -9 in the middle of an upload ----------------------------------
 start crash
+head -c 3000000 /dev/urandom >"$TMP/big.bin"
+bigsha=$(sha256sum "$TMP/big.bin" | cut -d' ' -f1)
+curl -s -o /dev/null --limit-rate 300k -T "$TMP/big.bin" "$URL/v1/blobs" &
+CURL=$!
+sleep 1.5
+[ -n "$(ls -A "$TMP/crash/var/tmp" 2>/dev/null)" ]
+ok $? "the upload streams into a temporary file"
+kill -9 "$PID"
+wait "$PID" 2>/dev/null
+wait "$CURL" 2>/dev/null
+start crash
+[ -z "$(ls -A "$TMP/crash/var/tmp" 2>/dev/null)" ]
+ok $? "after restart the half upload's temporary file is gone"
+req POST /v1/jobs -H 'Content-Type: application/json' -d "{\"model\":\"$bigsha\",\"calibration\":\"$bigsha\"}" >"$TMP/status"
+is_problem 422 "the half upload is absent (not a blob)"
+
+# --- Graceful stop requeues; kill -9 mid-job; restart completes ----------
 submit "$D/fmnist_vgg.onnx" "$TMP/c256.npy" "$SLOW_SPEC"
 JC=$JOB
 wait_state "$JC" running 30
