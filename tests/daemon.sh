@@ -409,6 +409,15 @@ A="Authorization: Bearer $TA"
 B="Authorization: Bearer $TB"
 [ "$(req GET /v1/jobs)" = 401 ] && grep -qi '^www-authenticate: Bearer' "$TMP/hdr"
 ok $? "no token -> 401 with WWW-Authenticate: Bearer"
+open=""
+z=$(printf '%032d' 0)
+for ep in "GET /v1/jobs" "POST /v1/jobs" "PUT /v1/blobs" "GET /v1/jobs/$z" "DELETE /v1/jobs/$z" \
+	"POST /v1/jobs/$z:cancel" "GET /v1/jobs/$z/events" "GET /v1/jobs/$z/model" \
+	"GET /v1/jobs/$z/report" "GET /metrics" "GET /v1/openapi.yaml"; do
+	[ "$(req ${ep% *} "${ep#* }" -m 5)" = 401 ] || open="$open [$ep]"
+done
+[ -z "$open" ]
+ok $? "every endpoint but the health checks needs a token (open:${open:- none})"
 [ "$(req GET /v1/jobs -H 'Authorization: Bearer wrong')" = 401 ]
 ok $? "a wrong token -> 401"
 [ "$(req GET "/v1/jobs?access_token=$TA")" = 400 ]
@@ -469,8 +478,8 @@ ok $? "the model of a canceled job -> 409"
 stop_graceful
 ok $? "SIGTERM with idle workers exits 0"
 
-# --- kill -9 in the middle of an upload ----------------------------------
-start crash
+# --- kill -9 in the middle of an upload; upload concurrency cap -----------
+start crash --max-concurrent-uploads 1
 head -c 3000000 /dev/urandom >"$TMP/big.bin"
 bigsha=$(sha256sum "$TMP/big.bin" | cut -d' ' -f1)
 curl -s -o /dev/null --limit-rate 300k -T "$TMP/big.bin" "$URL/v1/blobs" &
@@ -478,6 +487,8 @@ CURL=$!
 sleep 1.5
 [ -n "$(ls -A "$TMP/crash/var/tmp" 2>/dev/null)" ]
 ok $? "the upload streams into a temporary file"
+[ "$(req PUT /v1/blobs --data-binary "@$D/tiny_cnn.onnx")" = 503 ] && grep -qi '^retry-after: [0-9]' "$TMP/hdr"
+ok $? "a second upload over max_concurrent_uploads=1 -> 503 with Retry-After"
 kill -9 "$PID"
 wait "$PID" 2>/dev/null
 wait "$CURL" 2>/dev/null
