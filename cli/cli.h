@@ -16,6 +16,7 @@
 int lr_cmd_inspect(int argc, char **argv);
 int lr_cmd_run(int argc, char **argv);
 int lr_cmd_bench(int argc, char **argv);
+int lr_cmd_compress(int argc, char **argv);
 
 /* Prints "lowrank <cmd>: <fmt...>" to stderr. */
 void lr_cli_err(const char *cmd, const char *fmt, ...)
@@ -26,5 +27,8 @@ int lr_cli_parse_shape(const char *s, int64_t *dims, int max);
 
 /* Parses a positive int in [lo, hi]; returns 0 or -1. */
 int lr_cli_parse_int(const char *s, long lo, long hi, long *out);
+
+/* SHA-256 of a file's bytes as 64 lowercase hex digits; 0 or -1 (errno). */
+int lr_cli_sha256_file(const char *path, char hex[65]);
 
 #endif /* LR_CLI_H */

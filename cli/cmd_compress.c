@@ -38,7 +38,11 @@ static const char help[] =
 	"  --rank-multiple N     round ranks to a multiple of N (default: off)\n"
 	"  --holdout F           fraction of inputs kept for evaluation (default 0.1)\n"
 	"  --seed N              seed of every random choice (default 0)\n"
-	"  --threads N           threads (default: all cores)\n";
+	"  --threads N           threads (default: all cores)\n"
+	"  --memory-budget MIB   memory for sampled responses and cached\n"
+	"                        activations (default 2048); past it the network\n"
+	"                        is rerun from the input, and responses that do\n"
+	"                        not fit half of it mean fewer inputs are fitted\n";
 
 static volatile int cancel_flag;
 
@@ -63,10 +67,14 @@ static void progress(void *ud, const lr_progress *p)
 		if (p->layer > 0)
 			fprintf(stderr, " layer %d/%d %-24.24s", p->layer, p->nlayers,
 				p->layer_name ? p->layer_name : "");
+		if (p->iterations > 0)
+			fprintf(stderr, " it %d/%d", p->iteration, p->iterations);
 		fprintf(stderr, "%s   ", eta);
 		if (p->fraction >= 1.0)
 			fputc('\n', stderr);
 	} else {
+		if (p->iterations > 0)
+			return; /* plain lines: one per stage or layer, not per iteration */
 		fprintf(stderr, "lowrank compress: %3.0f%% %s", 100.0 * p->fraction, p->stage);
 		if (p->layer > 0)
 			fprintf(stderr, " layer %d/%d %s", p->layer, p->nlayers,
@@ -154,6 +162,7 @@ int lr_cmd_compress(int argc, char **argv)
 		{ "holdout", required_argument, NULL, 'H' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "memory-budget", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -243,6 +252,13 @@ int lr_cmd_compress(int argc, char **argv)
 			}
 			o.threads = (int)v;
 			break;
+		case 'B':
+			if (lr_cli_parse_int(optarg, 0, 1L << 30, &v) != 0) {
+				lr_cli_err("compress", "--memory-budget must be 0..1073741824 (MiB)");
+				goto usage;
+			}
+			o.memory_budget = (size_t)v << 20;
+			break;
 		case 'h':
 			fputs(help, stdout);
 			free(ranks);
@@ -265,7 +281,7 @@ int lr_cmd_compress(int argc, char **argv)
 
 	rc = lr_model_load(argv[optind], NULL, &m, &msg);
 	if (rc == 0)
-		rc = lr_npy_read(calib_path, &calib, &msg);
+		rc = lr_npy_map(calib_path, &calib, &msg);
 	if (rc == 0 && (lr_cli_sha256_file(argv[optind], msha) != 0 ||
 			lr_cli_sha256_file(calib_path, csha) != 0))
 		rc = lr_fail(&msg, LR_EIO, "cannot read the inputs to hash them");
@@ -279,10 +295,16 @@ int lr_cmd_compress(int argc, char **argv)
 		FILE *f;
 
 		snprintf(tmp, sizeof(tmp), "%s.tmp", report_path);
+		int bad;
+
 		f = text ? fopen(tmp, "w") : NULL;
-		if (f == NULL || fputs(text, f) < 0 || fputc('\n', f) < 0 || fclose(f) != 0 ||
-		    rename(tmp, report_path) != 0)
+		bad = f == NULL || fputs(text, f) < 0 || fputc('\n', f) < 0;
+		if (f != NULL && fclose(f) != 0)
+			bad = 1;
+		if (bad || rename(tmp, report_path) != 0) {
 			rc = lr_fail(&msg, LR_EIO, "cannot write the report %s", report_path);
+			unlink(tmp);
+		}
 		free(text);
 	}
 	if (rc != 0) {

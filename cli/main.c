@@ -20,6 +20,7 @@ static const char usage[] =
 	"  inspect MODEL.onnx    list Conv/Gemm layers, their cost and decomposability\n"
 	"  run MODEL.onnx IN.npy -o OUT.npy   run the model on an input\n"
 	"  bench MODEL.onnx      time the forward pass\n"
+	"  compress MODEL.onnx --calib X.npy --speedup 4 -o OUT.onnx   make it faster\n"
 	"\n"
 	"Run 'lowrank <command> --help' for the options of a command.\n"
 	"  --version             print the version\n";
@@ -98,6 +99,8 @@ int main(int argc, char **argv)
 		return lr_cmd_run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "bench") == 0)
 		return lr_cmd_bench(argc - 1, argv + 1);
+	if (strcmp(argv[1], "compress") == 0)
+		return lr_cmd_compress(argc - 1, argv + 1);
 	fprintf(stderr, "lowrank: unknown command '%s'\n\n%s", argv[1], usage);
 	return 2;
 }

@@ -154,13 +154,21 @@ bad:
 		       wantshape, lr_shape_str(t->ndim, t->dims, got, sizeof(got)));
 }
 
-int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
-		  lr_tensor **outputs, int noutputs, int dry, lr_msg *msg)
+/*
+ * The one run loop. Full run (want == NULL): every node runs and the graph
+ * outputs are returned. Segment run: seeds are fed by value (borrowed),
+ * only the nodes needed for the wanted values run, and those are returned.
+ */
+static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
+		     const int *seed_values, lr_tensor *const *seeds, int nseeds,
+		     const int *want, int nwant, lr_tensor **outputs, int dry, lr_msg *msg)
 {
 	const lr_model *m = e->m;
 	lr_tensor **slot = NULL;
-	char *owned = NULL;
-	int *remaining = NULL;
+	char *owned = NULL, *keep = NULL, *need = NULL;
+	int *remaining = NULL, *stack = NULL;
+	const int *outv = want ? want : m->outputs;
+	int noutputs = want ? nwant : m->noutputs;
 	lr_tensor *in[64], *out[64];
 	lr_tensor **inp = in, **outp = out;
 	size_t live = 0;
@@ -174,7 +182,10 @@ int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 			       m->ninputs, ninputs);
 	slot = calloc((size_t)m->nvalues + 1, sizeof(*slot));
 	owned = calloc((size_t)m->nvalues + 1, 1);
+	keep = calloc((size_t)m->nvalues + 1, 1);
+	need = calloc((size_t)m->nnodes + 1, 1);
 	remaining = calloc((size_t)m->nvalues + 1, sizeof(int));
+	stack = calloc((size_t)m->nvalues + 1, sizeof(int));
 	for (int i = 0; i < m->nnodes; i++) {
 		if (m->nodes[i].nin > maxio)
 			maxio = m->nodes[i].nin;
@@ -185,28 +196,68 @@ int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		inp = calloc((size_t)maxio, sizeof(*inp));
 		outp = calloc((size_t)maxio, sizeof(*outp));
 	}
-	if (slot == NULL || owned == NULL || remaining == NULL || inp == NULL ||
-	    outp == NULL) {
+	if (slot == NULL || owned == NULL || keep == NULL || need == NULL ||
+	    remaining == NULL || stack == NULL || inp == NULL || outp == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
 	}
-	for (int v = 0; v < m->nvalues; v++) {
+	for (int v = 0; v < m->nvalues; v++)
 		slot[v] = m->values[v].init;
-		remaining[v] = m->values[v].nconsumers;
-	}
+	for (int i = 0; i < nseeds; i++)
+		slot[seed_values[i]] = seeds[i];
 	for (int i = 0; i < ninputs; i++) {
 		const lr_value *v = &m->values[m->inputs[i]];
 
+		if (want != NULL && inputs[i] == NULL)
+			continue; /* a segment may not need it; checked when read */
 		rc = check_input(v, inputs[i], msg);
 		if (rc != 0)
 			goto out;
 		slot[m->inputs[i]] = inputs[i];
+	}
+	/* Which nodes run, who reads each value, which values are kept. */
+	if (want == NULL) {
+		memset(need, 1, (size_t)m->nnodes);
+		for (int v = 0; v < m->nvalues; v++) {
+			remaining[v] = m->values[v].nconsumers;
+			keep[v] = m->values[v].graph_output;
+		}
+	} else {
+		int sp = 0;
+
+		for (int i = 0; i < nwant; i++) {
+			keep[want[i]] = 1;
+			if (slot[want[i]] == NULL && !owned[want[i]])
+				stack[sp++] = want[i];
+		}
+		/* Walk producers back from the wanted values to what is fed. */
+		while (sp > 0) {
+			int v = stack[--sp], p = m->values[v].producer;
+
+			if (p < 0 || need[p])
+				continue;
+			need[p] = 1;
+			for (int k = 0; k < m->nodes[p].nin; k++) {
+				int u = m->nodes[p].in[k];
+
+				if (u >= 0 && slot[u] == NULL && m->values[u].producer >= 0 &&
+				    !need[m->values[u].producer])
+					stack[sp++] = u;
+			}
+		}
+		for (int ni = 0; ni < m->nnodes; ni++)
+			for (int k = 0; need[ni] && k < m->nodes[ni].nin; k++)
+				if (m->nodes[ni].in[k] >= 0)
+					remaining[m->nodes[ni].in[k]]++;
 	}
 
 	for (int ni = 0; ni < m->nnodes; ni++) {
 		const lr_node *node = &m->nodes[ni];
 		lr_opctx c;
 		size_t taken = 0;
+
+		if (!need[ni])
+			continue;
 
 		memset(&c, 0, sizeof(c));
 		c.node = node;
@@ -222,14 +273,14 @@ int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 			if (v < 0)
 				continue;
 			if (slot[v] == NULL) {
-				rc = lr_fail(msg, LR_EMODEL,
-					     "node '%s' (%s): input '%s' was not computed (an optional output nobody produced)",
+				rc = lr_fail(msg, LR_EMODEL, m->values[v].producer < 0
+					     ? "node '%s' (%s): graph input '%s' was not given"
+					     : "node '%s' (%s): input '%s' was not computed (an optional output nobody produced)",
 					     node->name, node->op_type, m->values[v].name);
 				goto out;
 			}
 			inp[k] = slot[v];
-			if (k < 32 && owned[v] && remaining[v] == 1 &&
-			    !m->values[v].graph_output)
+			if (k < 32 && owned[v] && remaining[v] == 1 && !keep[v])
 				c.takeable |= 1u << k;
 		}
 		for (int k = 0; k < node->nout; k++)
@@ -264,8 +315,7 @@ int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 			int v = node->out[k];
 
 			if (outp[k] == NULL) {
-				if (v >= 0 && (m->values[v].nconsumers > 0 ||
-					       m->values[v].graph_output)) {
+				if (v >= 0 && (remaining[v] > 0 || keep[v])) {
 					rc = lr_fail(msg, LR_EUNSUPPORTED,
 						     "node '%s' (%s): output %d is not produced by lowrank's kernel",
 						     node->name, node->op_type, k);
@@ -306,8 +356,7 @@ int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		for (int k = 0; k < node->nin; k++) {
 			int v = node->in[k];
 
-			if (v < 0 || --remaining[v] > 0 || !owned[v] ||
-			    m->values[v].graph_output)
+			if (v < 0 || --remaining[v] > 0 || !owned[v] || keep[v])
 				continue;
 			live -= owned_bytes(slot[v]);
 			lr_tensor_free(slot[v]);
@@ -317,8 +366,7 @@ int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		for (int k = 0; k < node->nout; k++) {
 			int v = node->out[k];
 
-			if (v >= 0 && owned[v] && m->values[v].nconsumers == 0 &&
-			    !m->values[v].graph_output) {
+			if (v >= 0 && owned[v] && remaining[v] == 0 && !keep[v]) {
 				live -= owned_bytes(slot[v]);
 				lr_tensor_free(slot[v]);
 				slot[v] = NULL;
@@ -327,15 +375,15 @@ int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		}
 	}
 
-	for (int i = 0; i < noutputs && i < m->noutputs; i++) {
-		int v = m->outputs[i];
+	for (int i = 0; i < noutputs; i++) {
+		int v = outv[i];
 		int dup = 0;
 
 		for (int j = 0; j < i; j++)
-			dup |= m->outputs[j] == v;
+			dup |= outv[j] == v;
 		if (slot[v] == NULL) {
-			rc = lr_fail(msg, LR_EMODEL, "graph output '%s' was not computed",
-				     m->values[v].name);
+			rc = lr_fail(msg, LR_EMODEL, "%s '%s' was not computed",
+				     want ? "value" : "graph output", m->values[v].name);
 			goto out;
 		}
 		if (owned[v] && !dup) {
@@ -364,6 +412,50 @@ out:
 		free(outp);
 	free(slot);
 	free(owned);
+	free(keep);
+	free(need);
 	free(remaining);
+	free(stack);
 	return rc;
+}
+
+int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
+		  lr_tensor **outputs, int noutputs, int dry, lr_msg *msg)
+{
+	int n = e->m->noutputs, rc;
+	lr_tensor **all;
+
+	for (int i = n; i < noutputs; i++)
+		outputs[i] = NULL;
+	if (noutputs >= n)
+		return run_graph(e, inputs, ninputs, NULL, NULL, 0, NULL, 0, outputs, dry, msg);
+	all = calloc((size_t)n, sizeof(*all));
+	if (all == NULL)
+		return LR_ENOMEM;
+	rc = run_graph(e, inputs, ninputs, NULL, NULL, 0, NULL, 0, all, dry, msg);
+	for (int i = 0; i < n; i++) {
+		if (rc == 0 && i < noutputs)
+			outputs[i] = all[i];
+		else
+			lr_tensor_free(all[i]);
+	}
+	for (int i = 0; rc != 0 && i < noutputs; i++)
+		outputs[i] = NULL;
+	free(all);
+	return rc;
+}
+
+int lr_engine_run_segment(lr_engine *e, lr_tensor *const *inputs, int ninputs,
+			  const int *seed_values, lr_tensor *const *seeds, int nseeds,
+			  const int *want, int nwant, lr_tensor **wanted, lr_msg *msg)
+{
+	const lr_model *m = e->m;
+
+	for (int i = 0; i < nseeds; i++)
+		if (seed_values[i] < 0 || seed_values[i] >= m->nvalues || seeds[i] == NULL)
+			return lr_fail(msg, LR_EINVAL, "segment seed %d is not a value of the model", i);
+	for (int i = 0; i < nwant; i++)
+		if (want[i] < 0 || want[i] >= m->nvalues)
+			return lr_fail(msg, LR_EINVAL, "segment output %d is not a value of the model", i);
+	return run_graph(e, inputs, ninputs, seed_values, seeds, nseeds, want, nwant, wanted, 0, msg);
 }

@@ -61,6 +61,21 @@ void lr_engine_set_observer(lr_engine *e, lr_engine_observer fn, void *ud);
 int lr_engine_run(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		  lr_tensor **outputs, int noutputs, int dry, lr_msg *msg);
 
+/*
+ * Runs part of the model: `seeds[i]` (borrowed) stand for the values with
+ * index `seed_values[i]`, and only the nodes needed to compute the values
+ * `want[0..nwant)` from the seeds, the initializers and the graph inputs
+ * run. Graph inputs the segment does not need may be NULL in `inputs`.
+ * On success wanted[i] receives a new tensor for want[i] (caller frees).
+ * The observer sees the nodes that run. This is how the solver advances a
+ * cached cut of the network layer by layer instead of rerunning it from
+ * the input. Errors as lr_engine_run; a needed value that is neither
+ * seeded nor computable gives LR_EMODEL naming it.
+ */
+int lr_engine_run_segment(lr_engine *e, lr_tensor *const *inputs, int ninputs,
+			  const int *seed_values, lr_tensor *const *seeds, int nseeds,
+			  const int *want, int nwant, lr_tensor **wanted, lr_msg *msg);
+
 /* Peak bytes of live activations during the last run. */
 size_t lr_engine_peak_bytes(const lr_engine *e);
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -642,7 +643,7 @@ static int read_at(int fd, void *buf, size_t n, size_t off, const char *name,
 	return 0;
 }
 
-int lr_npy_read(const char *path, lr_tensor **out, lr_msg *msg)
+static int npy_load(const char *path, int map, lr_tensor **out, lr_msg *msg)
 {
 	unsigned char pre[NPY_PREFIX_MAX];
 	unsigned char *chunk = NULL;
@@ -699,6 +700,23 @@ int lr_npy_read(const char *path, lr_tensor **out, lr_msg *msg)
 	rc = npy_parse(pre, n, total, hbuf, path, &hd, msg);
 	if (rc != 0)
 		goto out;
+	if (map && npy_is_direct(&hd) && hd.data_off % 64 == 0 && hd.data_bytes > 0) {
+		void *base = mmap(NULL, total, PROT_READ, MAP_PRIVATE, fd, 0);
+
+		if (base != MAP_FAILED) {
+			rc = lr_tensor_create(&t, hd.dtype, hd.ndim, hd.dims, 0);
+			if (rc != 0) {
+				munmap(base, total);
+				rc = lr_fail(msg, rc, "%s: out of memory", path);
+				goto out;
+			}
+			t->data = (unsigned char *)base + hd.data_off;
+			t->map_base = base;
+			t->map_len = total;
+			goto out;
+		}
+		/* Mapping refused (e.g. a pipe-like file system): read instead. */
+	}
 	rc = npy_tensor_new(&hd, &t, path, msg);
 	if (rc != 0)
 		goto out;
@@ -731,6 +749,16 @@ out:
 	else
 		*out = t;
 	return rc;
+}
+
+int lr_npy_read(const char *path, lr_tensor **out, lr_msg *msg)
+{
+	return npy_load(path, 0, out, msg);
+}
+
+int lr_npy_map(const char *path, lr_tensor **out, lr_msg *msg)
+{
+	return npy_load(path, 1, out, msg);
 }
 
 static int write_all(int fd, const void *buf, size_t n)

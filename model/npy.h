@@ -55,6 +55,16 @@
 int lr_npy_read(const char *path, lr_tensor **out, lr_msg *msg);
 
 /*
+ * Same as lr_npy_read(), except that a file needing no conversion ('<f4' or
+ * '<i8', C order, data 64-byte aligned as numpy writes it) is mapped
+ * read-only instead of read: pages load on demand and the kernel may drop
+ * them again, so a calibration set larger than memory still works. The
+ * tensor's data must not be written. Other files are read and converted.
+ * Caveat: the file must not be truncated while mapped.
+ */
+int lr_npy_map(const char *path, lr_tensor **out, lr_msg *msg);
+
+/*
  * Same as lr_npy_read() for the `len` bytes at `buf` (buf may be NULL when
  * len is 0). `name` (may be NULL) is used only in messages, e.g. the file
  * name the bytes came from. The result never aliases `buf`.

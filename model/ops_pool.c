@@ -28,11 +28,60 @@ struct pool_job {
 	int include_pad;        /* AveragePool count_include_pad */
 };
 
+#define MAXPOOL_ROW_MAX 4096 /* widest input row of the separable path */
+
+/*
+ * MaxPool without dilation, separably: the max over the window's rows for
+ * every input column (a loop the compiler vectorises), then the max over
+ * each window's columns. Windows are clipped to the input; a window with
+ * no input element (only possible with large pads) gives -FLT_MAX as the
+ * general path does.
+ */
+static void maxpool_rows(const struct pool_job *j, int64_t p)
+{
+	const struct lr_geom *g = j->g;
+	const float *xp = j->x + p * g->h * g->w;
+	float *yp = j->y + p * g->oh * g->ow;
+	float col[MAXPOOL_ROW_MAX];
+
+	for (int64_t oy = 0; oy < g->oh; oy++) {
+		int64_t y0 = oy * g->sh - g->pt, ya = y0 < 0 ? 0 : y0;
+		int64_t yb = y0 + g->kh < g->h ? y0 + g->kh : g->h;
+
+		if (ya >= yb) {
+			for (int64_t ox = 0; ox < g->ow; ox++)
+				yp[oy * g->ow + ox] = -FLT_MAX;
+			continue;
+		}
+		memcpy(col, xp + ya * g->w, sizeof(float) * (size_t)g->w);
+		for (int64_t iy = ya + 1; iy < yb; iy++) {
+			const float *rp = xp + iy * g->w;
+
+			for (int64_t ix = 0; ix < g->w; ix++)
+				col[ix] = rp[ix] > col[ix] ? rp[ix] : col[ix];
+		}
+		for (int64_t ox = 0; ox < g->ow; ox++) {
+			int64_t x0 = ox * g->sw - g->pl, xa = x0 < 0 ? 0 : x0;
+			int64_t xb = x0 + g->kw < g->w ? x0 + g->kw : g->w;
+			float best = xa < xb ? col[xa] : -FLT_MAX;
+
+			for (int64_t ix = xa + 1; ix < xb; ix++)
+				best = col[ix] > best ? col[ix] : best;
+			yp[oy * g->ow + ox] = best;
+		}
+	}
+}
+
 static void pool_planes(void *arg, int64_t begin, int64_t end)
 {
 	const struct pool_job *j = arg;
 	const struct lr_geom *g = j->g;
 
+	if (j->is_max && g->dh == 1 && g->dw == 1 && g->w <= MAXPOOL_ROW_MAX) {
+		for (int64_t p = begin; p < end; p++)
+			maxpool_rows(j, p);
+		return;
+	}
 	for (int64_t p = begin; p < end; p++) {
 		const float *xp = j->x + p * g->h * g->w;
 		float *yp = j->y + p * g->oh * g->ow;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 size_t lr_dtype_size(lr_dtype dt)
 {
@@ -131,6 +132,8 @@ void lr_tensor_free(lr_tensor *t)
 		return;
 	if (t->owns_data)
 		lr_free_aligned(t->data);
+	if (t->map_base != NULL)
+		munmap(t->map_base, t->map_len);
 	free(t);
 }
 

@@ -33,6 +33,8 @@ typedef struct lr_tensor {
 	int64_t nelem;               /* product of dims (1 for a scalar) */
 	void *data;                  /* nelem elements, C order; NULL = shape only */
 	int owns_data;               /* 1: data is freed with the tensor */
+	void *map_base;              /* non-NULL: a read-only file mapping that */
+	size_t map_len;              /* holds data, unmapped with the tensor */
 } lr_tensor;
 
 /* Size in bytes of one element of `dt`. */

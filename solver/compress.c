@@ -30,7 +30,6 @@
 #include "solver/lowrank.h"
 #include "solver/rewrite.h"
 
-#define STOP_AFTER_LAYER (-1000000) /* observer code that ends a pass early */
 
 static const char *method_names[] = {
 	"nonlinear-asymmetric", "nonlinear", "linear-asymmetric", "linear",
@@ -63,6 +62,7 @@ void lr_compress_opts_init(lr_compress_opts *o)
 	o->holdout = 0.1;
 	o->batch = 8;
 	o->time_runs = 5;
+	o->memory_budget = (size_t)2 << 30;
 }
 
 /* ---- small utilities ---------------------------------------------------- */
@@ -101,6 +101,7 @@ struct layer {
 	double err_after;        /* after the solve */
 	double seconds;          /* solve time */
 	const char *solution;    /* "nonlinear" or "linear" */
+	int cached;              /* regressors came from the cached cut */
 };
 
 struct collect {
@@ -111,7 +112,6 @@ struct collect {
 	float **dst;             /* per layer: destination (T or S), or NULL */
 	int64_t first;           /* fitting index of the batch's first input */
 	int spi;                 /* samples per input */
-	int stop_after;          /* layer index after which to stop, or -1 */
 };
 
 static int collect_observer(void *ud, const lr_model *m, int ni,
@@ -143,8 +143,6 @@ static int collect_observer(void *ud, const lr_model *m, int ni,
 				dst[ch] = img[ch * plane + p];
 		}
 	}
-	if (cl->stop_after == li)
-		return STOP_AFTER_LAYER;
 	(void)m;
 	return 0;
 }
@@ -166,74 +164,300 @@ static int map_layers(const lr_model *m, struct layer *L, int nl, int *node_laye
 	return 0;
 }
 
+/* A batch tensor of inputs idx[b0 .. b0 + bn) of `calib`. */
+static int gather_batch(const lr_tensor *calib, const int64_t *idx, int64_t b0, int64_t bn,
+			lr_tensor **x)
+{
+	int64_t item = calib->nelem / calib->dims[0];
+	int64_t dims[LR_MAX_DIMS];
+	int rc;
+
+	memcpy(dims, calib->dims, sizeof(dims));
+	dims[0] = bn;
+	rc = lr_tensor_create(x, LR_DT_FLOAT, calib->ndim, dims, 1);
+	if (rc != 0)
+		return rc;
+	for (int64_t b = 0; b < bn; b++)
+		memcpy((float *)(*x)->data + b * item,
+		       (const float *)calib->data + idx[b0 + b] * item,
+		       (size_t)item * sizeof(float));
+	return 0;
+}
+
+/*
+ * An engine for `m` whose observer samples the layers whose dst[] is set
+ * into dst. cl->node_layer is malloc'ed: free it with the engine.
+ */
+static int collect_engine(const lr_model *m, struct layer *L, int nl, float **dst,
+			  const lr_compress_opts *o, struct collect *cl, lr_engine **e,
+			  lr_msg *msg)
+{
+	int rc;
+
+	memset(cl, 0, sizeof(*cl));
+	*e = NULL;
+	cl->node_layer = malloc(sizeof(int) * (size_t)(m->nnodes + 1));
+	if (cl->node_layer == NULL)
+		return LR_ENOMEM;
+	rc = map_layers(m, L, nl, cl->node_layer, msg);
+	if (rc != 0)
+		return rc;
+	cl->L = L;
+	cl->nl = nl;
+	cl->m = m;
+	cl->dst = dst;
+	cl->spi = o->samples_per_input;
+	rc = lr_engine_create(e, m, o->threads);
+	if (rc == 0)
+		lr_engine_set_observer(*e, collect_observer, cl);
+	return rc;
+}
+
 /*
  * Runs `m` over fitting inputs [0, nfit) in batches and stores sampled
- * responses of the layers whose dst[] is set. Stops each pass after layer
- * `stop_after` when >= 0.
+ * responses of the layers whose dst[] is set.
  */
 static int run_collect(const lr_model *m, const lr_tensor *calib, const int64_t *order,
-		       int64_t nfit, struct layer *L, int nl, float **dst, int stop_after,
+		       int64_t nfit, struct layer *L, int nl, float **dst,
 		       const lr_compress_opts *o, lr_msg *msg)
 {
 	struct collect cl;
 	lr_engine *e = NULL;
 	lr_tensor *x = NULL, *y = NULL;
-	int64_t item = calib->nelem / calib->dims[0];
-	int *node_layer = malloc(sizeof(int) * (size_t)(m->nnodes + 1));
 	int rc;
 
-	if (node_layer == NULL)
-		return LR_ENOMEM;
-	rc = map_layers(m, L, nl, node_layer, msg);
+	rc = collect_engine(m, L, nl, dst, o, &cl, &e, msg);
 	if (rc != 0)
 		goto out;
-	memset(&cl, 0, sizeof(cl));
-	cl.L = L;
-	cl.nl = nl;
-	cl.m = m;
-	cl.node_layer = node_layer;
-	cl.dst = dst;
-	cl.spi = o->samples_per_input;
-	cl.stop_after = stop_after;
-	rc = lr_engine_create(&e, m, o->threads);
-	if (rc != 0)
-		goto out;
-	lr_engine_set_observer(e, collect_observer, &cl);
 	for (int64_t b0 = 0; b0 < nfit; b0 += o->batch) {
 		int64_t bn = nfit - b0 < o->batch ? nfit - b0 : o->batch;
-		int64_t dims[LR_MAX_DIMS];
 
 		if (canceled(o)) {
 			rc = lr_fail(msg, LR_ECANCELED, "canceled");
 			goto out;
 		}
-		memcpy(dims, calib->dims, sizeof(dims));
-		dims[0] = bn;
-		rc = lr_tensor_create(&x, LR_DT_FLOAT, calib->ndim, dims, 1);
+		rc = gather_batch(calib, order, b0, bn, &x);
 		if (rc != 0)
 			goto out;
-		for (int64_t b = 0; b < bn; b++)
-			memcpy((float *)x->data + b * item,
-			       (const float *)calib->data + order[b0 + b] * item,
-			       (size_t)item * sizeof(float));
 		cl.first = b0;
 		rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
 		lr_tensor_free(y);
 		y = NULL;
 		lr_tensor_free(x);
 		x = NULL;
-		if (rc == STOP_AFTER_LAYER) {
-			rc = 0;
-			if (msg != NULL)
-				msg->text[0] = '\0';
-		}
 		if (rc != 0)
 			goto out;
 	}
 out:
 	lr_tensor_free(x);
 	lr_engine_free(e);
-	free(node_layer);
+	free(cl.node_layer);
+	return rc;
+}
+
+/*
+ * The activations at a cut of the (partly approximated) network for every
+ * fitting input, by value name, batch by batch. Asymmetric reconstruction
+ * advances this cut layer by layer instead of rerunning the network from
+ * the input for every layer, as long as it fits the memory budget.
+ */
+struct cut_cache {
+	int nv;                  /* values per batch (0: no cache) */
+	char **names;            /* nv value names (stable across rewrites) */
+	lr_tensor **t;           /* nbatches * nv tensors */
+	int64_t nbatches;
+	size_t bytes;
+};
+
+static void cache_free(struct cut_cache *c)
+{
+	for (int64_t i = 0; c->t != NULL && i < c->nbatches * c->nv; i++)
+		lr_tensor_free(c->t[i]);
+	for (int i = 0; c->names != NULL && i < c->nv; i++)
+		free(c->names[i]);
+	free(c->t);
+	free(c->names);
+	memset(c, 0, sizeof(*c));
+}
+
+/*
+ * The cut in front of node `ni`: values produced by its ancestors and read
+ * by any node that is not one (ni included). *out is malloc'ed.
+ */
+static int cut_values(const lr_model *m, int ni, int **out, int *nout)
+{
+	char *anc = calloc((size_t)m->nnodes + 1, 1);
+	char *live = calloc((size_t)m->nvalues + 1, 1);
+	int *stack = malloc(sizeof(int) * (size_t)(m->nnodes + 1));
+	int sp = 0, n = 0, rc = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (anc == NULL || live == NULL || stack == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	stack[sp++] = ni;
+	while (sp > 0) {
+		const lr_node *q = &m->nodes[stack[--sp]];
+
+		for (int k = 0; k < q->nin; k++) {
+			int p = q->in[k] >= 0 ? m->values[q->in[k]].producer : -1;
+
+			if (p >= 0 && !anc[p]) {
+				anc[p] = 1;
+				stack[sp++] = p;
+			}
+		}
+	}
+	for (int q = 0; q < m->nnodes; q++)
+		for (int k = 0; !anc[q] && k < m->nodes[q].nin; k++) {
+			int u = m->nodes[q].in[k];
+
+			if (u >= 0 && m->values[u].producer >= 0 && anc[m->values[u].producer] &&
+			    !live[u]) {
+				live[u] = 1;
+				n++;
+			}
+		}
+	*out = malloc(sizeof(int) * (size_t)(n + 1));
+	if (*out == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	for (int v = 0; v < m->nvalues; v++)
+		if (live[v])
+			(*out)[(*nout)++] = v;
+out:
+	free(anc);
+	free(live);
+	free(stack);
+	return rc;
+}
+
+/*
+ * Asymmetric regressors of layer `l`: the original filters of layer l
+ * (still in `m`) applied to the input the approximated shallower layers
+ * give, sampled at the layer's positions into S. Starts from `cache` (the
+ * cut before the previous solved layer) when it has one, and leaves in it
+ * the cut before layer l if that fits `o->memory_budget` with the old one.
+ */
+static int collect_regressors(const lr_model *m, const lr_tensor *calib, const int64_t *order,
+			      int64_t nfit, struct layer *L, int nl, int l, float *S,
+			      struct cut_cache *cache, const lr_compress_opts *o,
+			      int *used_cache, lr_msg *msg)
+{
+	struct collect cl;
+	struct cut_cache nc;
+	lr_engine *e = NULL;
+	lr_tensor *x = NULL, **got = NULL;
+	float **dst = calloc((size_t)nl + 1, sizeof(float *));
+	int *want = NULL, *seed_idx = NULL, ncut = 0, keep = 1, rc, ni;
+	int64_t nb = (nfit + o->batch - 1) / o->batch;
+
+	memset(&nc, 0, sizeof(nc));
+	memset(&cl, 0, sizeof(cl));
+	*used_cache = 0;
+	if (dst == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	dst[l] = S;
+	rc = collect_engine(m, L, nl, dst, o, &cl, &e, msg);
+	if (rc != 0)
+		goto out;
+	ni = m->values[lr_model_find_value(m, L[l].out_name)].producer;
+	rc = cut_values(m, ni, &want, &ncut);
+	if (rc != 0)
+		goto out;
+	/* Want the cut plus the layer's own output (which the observer samples). */
+	{
+		int *w = realloc(want, sizeof(int) * (size_t)(ncut + 1));
+
+		if (w == NULL) {
+			rc = LR_ENOMEM;
+			goto out;
+		}
+		want = w;
+		want[ncut] = m->nodes[ni].out[0];
+	}
+	got = calloc((size_t)ncut + 1, sizeof(*got));
+	seed_idx = calloc((size_t)cache->nv + 1, sizeof(int));
+	nc.names = calloc((size_t)ncut + 1, sizeof(char *));
+	nc.t = calloc((size_t)(nb * ncut) + 1, sizeof(lr_tensor *));
+	if (got == NULL || seed_idx == NULL || nc.names == NULL || nc.t == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	nc.nv = ncut;
+	nc.nbatches = nb;
+	for (int i = 0; i < ncut; i++)
+		if ((nc.names[i] = strdup(m->values[want[i]].name)) == NULL) {
+			rc = LR_ENOMEM;
+			goto out;
+		}
+	for (int i = 0; i < cache->nv; i++)
+		if ((seed_idx[i] = lr_model_find_value(m, cache->names[i])) < 0)
+			cache_free(cache); /* cannot happen: names survive rewrites */
+	*used_cache = cache->nv > 0;
+
+	for (int64_t b = 0; b < nb; b++) {
+		int64_t b0 = b * o->batch, bn = nfit - b0 < o->batch ? nfit - b0 : o->batch;
+
+		if (canceled(o)) {
+			rc = lr_fail(msg, LR_ECANCELED, "canceled");
+			goto out;
+		}
+		rc = gather_batch(calib, order, b0, bn, &x);
+		if (rc != 0)
+			goto out;
+		cl.first = b0;
+		rc = lr_engine_run_segment(e, &x, 1, seed_idx, cache->nv ? cache->t + b * cache->nv : NULL,
+					   cache->nv, want, ncut + 1, got, msg);
+		lr_tensor_free(x);
+		x = NULL;
+		if (rc != 0)
+			goto out;
+		lr_tensor_free(got[ncut]);
+		for (int i = 0; i < cache->nv; i++) {
+			cache->bytes -= lr_tensor_bytes(cache->t[b * cache->nv + i]);
+			lr_tensor_free(cache->t[b * cache->nv + i]);
+			cache->t[b * cache->nv + i] = NULL;
+		}
+		for (int i = 0; i < ncut; i++) {
+			if (keep) {
+				nc.t[b * ncut + i] = got[i];
+				nc.bytes += lr_tensor_bytes(got[i]);
+			} else {
+				lr_tensor_free(got[i]);
+			}
+			got[i] = NULL;
+		}
+		if (keep && nc.bytes + cache->bytes > o->memory_budget) {
+			keep = 0;
+			for (int64_t i = 0; i < nb * ncut; i++) {
+				lr_tensor_free(nc.t[i]);
+				nc.t[i] = NULL;
+			}
+			nc.bytes = 0;
+		}
+	}
+	cache_free(cache);
+	if (keep) {
+		*cache = nc;
+		memset(&nc, 0, sizeof(nc));
+	}
+out:
+	if (rc != 0)
+		cache_free(cache);
+	cache_free(&nc);
+	lr_tensor_free(x);
+	lr_engine_free(e);
+	free(got);
+	free(want);
+	free(seed_idx);
+	free(dst);
+	free(cl.node_layer);
 	return rc;
 }
 
@@ -243,7 +467,7 @@ static int run_all(const lr_model *m, const lr_tensor *calib, const int64_t *idx
 {
 	lr_engine *e = NULL;
 	lr_tensor *x = NULL, *y = NULL, *all = NULL;
-	int64_t item = calib->nelem / calib->dims[0], oitem = 0;
+	int64_t oitem = 0;
 	int rc;
 
 	*out = NULL;
@@ -254,15 +478,9 @@ static int run_all(const lr_model *m, const lr_tensor *calib, const int64_t *idx
 		int64_t bn = n - b0 < o->batch ? n - b0 : o->batch;
 		int64_t dims[LR_MAX_DIMS];
 
-		memcpy(dims, calib->dims, sizeof(dims));
-		dims[0] = bn;
-		rc = lr_tensor_create(&x, LR_DT_FLOAT, calib->ndim, dims, 1);
+		rc = gather_batch(calib, idx, b0, bn, &x);
 		if (rc != 0)
 			goto out;
-		for (int64_t b = 0; b < bn; b++)
-			memcpy((float *)x->data + b * item,
-			       (const float *)calib->data + idx[b0 + b] * item,
-			       (size_t)item * sizeof(float));
 		rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
 		lr_tensor_free(x);
 		x = NULL;
@@ -317,7 +535,7 @@ static double time_model(const lr_model *m, const lr_tensor *calib, int64_t bn, 
 	for (int r = -1; r < runs; r++) {
 		double t0 = lr_now();
 
-		if (lr_engine_run(e, &x, 1, &y, 1, 0, NULL) != 0)
+		if (canceled(o) || lr_engine_run(e, &x, 1, &y, 1, 0, NULL) != 0)
 			goto out;
 		lr_tensor_free(y);
 		y = NULL;
@@ -338,21 +556,78 @@ out:
 	return med;
 }
 
+/* Wall time per stage, for the report. */
+struct stage_clock {
+	const char *name[8];
+	double sec[8];
+	int n;
+	double t;
+};
+
+/* Ends the current stage (if any) and starts `name` (NULL: just end). */
+static void stage_mark(struct stage_clock *c, const char *name)
+{
+	double now = lr_now();
+
+	if (c->n > 0 && c->sec[c->n - 1] < 0)
+		c->sec[c->n - 1] = now - c->t;
+	if (name != NULL && c->n < 8) {
+		c->name[c->n] = name;
+		c->sec[c->n++] = -1;
+	}
+	c->t = now;
+}
+
 static void report_progress(const lr_compress_opts *o, const char *stage, int layer,
-			    int nlayers, const char *name, double fraction, double t0)
+			    int nlayers, const char *name, double fraction, double t0,
+			    struct stage_clock *clk)
 {
 	lr_progress p;
 	double el = lr_now() - t0;
 
+	if (clk != NULL && (clk->n == 0 || strcmp(clk->name[clk->n - 1], stage) != 0))
+		stage_mark(clk, stage);
 	if (o->progress == NULL)
 		return;
 	p.stage = stage;
 	p.layer = layer;
 	p.nlayers = nlayers;
 	p.layer_name = name;
+	p.iteration = 0;
+	p.iterations = 0;
 	p.fraction = fraction;
 	p.eta_seconds = fraction > 0.02 ? el * (1.0 - fraction) / fraction : -1.0;
 	o->progress(o->progress_ud, &p);
+}
+
+/* Solver iterations as progress within the "solving" stage. */
+struct iter_progress {
+	const lr_compress_opts *o;
+	const char *name;
+	int layer, nlayers;
+	double f0, f1, t0;
+	double last;
+};
+
+static void on_iteration(void *ud, int iter, int total)
+{
+	struct iter_progress *ip = ud;
+	lr_progress p;
+	double now = lr_now(), el = now - ip->t0, f;
+
+	if (ip->o->progress == NULL || (now - ip->last < 0.2 && iter < total))
+		return;
+	ip->last = now;
+	f = ip->f0 + (ip->f1 - ip->f0) * (total > 0 ? (double)iter / total : 0);
+	p.stage = "solving";
+	p.layer = ip->layer;
+	p.nlayers = ip->nlayers;
+	p.layer_name = ip->name;
+	p.iteration = iter;
+	p.iterations = total;
+	p.fraction = f;
+	p.eta_seconds = f > 0.02 ? el * (1.0 - f) / f : -1.0;
+	ip->o->progress(ip->o->progress_ud, &p);
 }
 
 static int layer_excluded(const lr_compress_opts *o, const struct layer *L)
@@ -374,9 +649,12 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 	lr_layer_info *info = NULL;
 	struct layer *L = NULL;
 	float **dst = NULL;
-	int64_t *order = NULL, nfit, nhold, ncal;
+	int64_t *order = NULL, nfit, nfit_all, nhold, ncal;
 	int ninfo = 0, nl = 0, nfolded = 0, rc, spi = o->samples_per_input;
 	double total_macs = 0, t0 = lr_now();
+	struct stage_clock clk = { .n = 0 };
+	struct cut_cache cache = { .nv = 0 };
+	size_t cache_peak = 0;
 	int asym = o->method == LR_METHOD_NONLINEAR_ASYM || o->method == LR_METHOD_LINEAR_ASYM;
 	int nonlin = o->method == LR_METHOD_NONLINEAR_ASYM || o->method == LR_METHOD_NONLINEAR;
 	lr_tensor *yref = NULL, *yapp = NULL;
@@ -424,7 +702,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 	nhold = (int64_t)floor(o->holdout * (double)ncal + 0.5);
 	if (o->holdout > 0 && nhold < 1 && ncal >= 2)
 		nhold = 1;
-	nfit = ncal - nhold;
+	nfit = nfit_all = ncal - nhold;
 	if (nfit < 1)
 		return lr_fail(msg, LR_EINVAL, "no calibration inputs left for fitting (%lld inputs, holdout %g)",
 			       (long long)ncal, o->holdout);
@@ -446,7 +724,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 		}
 	}
 
-	report_progress(o, "folding", 0, 0, NULL, 0.0, t0);
+	report_progress(o, "folding", 0, 0, NULL, 0.0, t0, &clk);
 	rc = lr_rewrite_fold_bn(m0, &m, &nfolded, msg);
 	if (rc != 0)
 		goto out;
@@ -468,11 +746,11 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 		goto out;
 	}
 	for (int i = 0; i < ninfo; i++) {
-		const lr_layer_info *I = &info[i];
-		const lr_node *n = &m->nodes[I->node];
+		const lr_layer_info *li = &info[i];
+		const lr_node *n = &m->nodes[li->node];
 		struct layer *Y;
 
-		if (strcmp(I->op_type, "Conv") != 0)
+		if (strcmp(li->op_type, "Conv") != 0)
 			continue;
 		Y = &L[nl++];
 		Y->out_name = strdup(m->values[n->out[0]].name);
@@ -481,15 +759,15 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 			rc = LR_ENOMEM;
 			goto out;
 		}
-		Y->d = I->d;
-		Y->c = I->c;
-		Y->kh = I->kh;
-		Y->kw = I->kw;
-		Y->oh = I->oh;
-		Y->ow = I->ow;
-		Y->macs = I->macs;
-		Y->decomposable = I->decomposable && I->oh * I->ow > 0;
-		snprintf(Y->why, sizeof(Y->why), "%s", I->reason);
+		Y->d = li->d;
+		Y->c = li->c;
+		Y->kh = li->kh;
+		Y->kw = li->kw;
+		Y->oh = li->oh;
+		Y->ow = li->ow;
+		Y->macs = li->macs;
+		Y->decomposable = li->decomposable && li->oh * li->ow > 0;
+		snprintf(Y->why, sizeof(Y->why), "%s", li->reason);
 		if (Y->decomposable && layer_excluded(o, Y)) {
 			Y->decomposable = 0;
 			snprintf(Y->why, sizeof(Y->why), "excluded by the user");
@@ -497,7 +775,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 		if (Y->decomposable) {
 			char why[128] = "";
 
-			Y->relu = lr_conv_activation(m, I->node, why, sizeof(why)) == LR_ACT_RELU;
+			Y->relu = lr_conv_activation(m, li->node, why, sizeof(why)) == LR_ACT_RELU;
 			if (!Y->relu)
 				snprintf(Y->why, sizeof(Y->why), "linear solution: %s", why);
 		}
@@ -515,6 +793,47 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 		if (!found) {
 			rc = lr_fail(msg, LR_EINVAL, "ranks: no Conv layer is named '%s'", o->ranks[r].layer);
 			goto out;
+		}
+	}
+	/* Never decompose into something slower, even when asked to. */
+	for (int l = 0; l < nl; l++) {
+		int64_t k2c = L[l].kh * L[l].kw * L[l].c, mr = lr_layer_max_rank(L[l].d, k2c);
+
+		if (L[l].fixed_rank > 0 && L[l].decomposable && L[l].fixed_rank > mr) {
+			rc = mr > 0 ? lr_fail(msg, LR_EINVAL,
+					      "ranks: rank %lld for layer '%s' would be slower than the layer itself (ranks up to %lld are faster)",
+					      (long long)L[l].fixed_rank, L[l].node_name, (long long)mr)
+				    : lr_fail(msg, LR_EINVAL, "ranks: no rank makes layer '%s' faster",
+					      L[l].node_name);
+			goto out;
+		}
+	}
+
+	/*
+	 * The sampled responses (targets of every layer, one layer's
+	 * regressors, positions) get at most half the memory budget; with
+	 * more inputs than that holds, the first ones of the seeded order
+	 * are fitted and the report says so.
+	 */
+	{
+		int64_t sumd = 0, maxd = 0;
+		double per_input, cap;
+
+		for (int l = 0; l < nl; l++)
+			if (L[l].decomposable) {
+				sumd += L[l].d + 1;
+				maxd = L[l].d > maxd ? L[l].d : maxd;
+			}
+		per_input = (double)spi * (double)(sumd + (asym ? maxd : 0)) * sizeof(float);
+		cap = per_input > 0 ? floor((double)o->memory_budget / 2.0 / per_input) : (double)nfit;
+		if (cap < (double)nfit) {
+			if (cap < 1) {
+				rc = lr_fail(msg, LR_EINVAL,
+					     "memory budget of %zu bytes is too small for one input's sampled responses (%.0f bytes)",
+					     o->memory_budget, 2.0 * per_input);
+				goto out;
+			}
+			nfit = (int64_t)cap;
 		}
 	}
 
@@ -544,13 +863,13 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 		}
 		dst[l] = Y->T;
 	}
-	report_progress(o, "collecting", 0, nl, NULL, 0.02, t0);
-	rc = run_collect(m, calib, order, nfit, L, nl, dst, -1, o, msg);
+	report_progress(o, "collecting", 0, nl, NULL, 0.02, t0, &clk);
+	rc = run_collect(m, calib, order, nfit, L, nl, dst, o, msg);
 	if (rc != 0)
 		goto out;
 
 	/* Rank selection. */
-	report_progress(o, "ranks", 0, nl, NULL, 0.1, t0);
+	report_progress(o, "ranks", 0, nl, NULL, 0.1, t0, &clk);
 	{
 		lr_rank_layer *rl = calloc((size_t)nl + 1, sizeof(*rl));
 		int64_t *ranks = calloc((size_t)nl + 1, sizeof(int64_t));
@@ -628,6 +947,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 			struct layer *Y = &L[l];
 			int64_t n = nfit * spi;
 			lr_solve_opts so;
+			struct iter_progress ip;
 			lr_solve_result res;
 			lr_decomp dc;
 			int v, ni;
@@ -644,7 +964,7 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 			}
 			done++;
 			report_progress(o, "solving", done, nsolve, Y->node_name,
-					0.15 + 0.7 * (double)(done - 1) / (double)nsolve, t0);
+					0.15 + 0.7 * (double)(done - 1) / (double)nsolve, t0, &clk);
 			if (asym) {
 				free(S);
 				S = malloc((size_t)(n * Y->d) * sizeof(float));
@@ -652,17 +972,28 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 					rc = LR_ENOMEM;
 					goto out;
 				}
-				for (int q = 0; q < nl; q++)
-					dst[q] = NULL;
-				dst[l] = S;
-				rc = run_collect(m, calib, order, nfit, L, nl, dst, l, o, msg);
+				rc = collect_regressors(m, calib, order, nfit, L, nl, l, S, &cache, o,
+							&Y->cached, msg);
 				if (rc != 0)
 					goto out;
+				if (cache.bytes > cache_peak)
+					cache_peak = cache.bytes;
 			}
 			memset(&so, 0, sizeof(so));
 			lr_solve_opts_init(&so);
 			so.nonlinear = nonlin && Y->relu;
 			so.cancel = o->cancel;
+			ip.o = o;
+			ip.name = Y->node_name;
+			ip.layer = done;
+			ip.nlayers = nsolve;
+			/* Collection and solve share the layer's slice of progress. */
+			ip.f0 = 0.15 + 0.7 * ((double)done - 0.5) / (double)nsolve;
+			ip.f1 = 0.15 + 0.7 * (double)done / (double)nsolve;
+			ip.t0 = t0;
+			ip.last = 0;
+			so.progress = on_iteration;
+			so.progress_ud = &ip;
 			memset(&res, 0, sizeof(res));
 			rc = lr_lowrank_solve(Y->T, asym ? S : Y->T, n, Y->d, r, &so, &res, msg);
 			if (rc != 0) {
@@ -765,6 +1096,8 @@ layer_out:
 				cJSON_AddNumberToObject(j, "error_after", Y->err_after);
 				cJSON_AddNumberToObject(j, "speedup", cost / newcost);
 				cJSON_AddNumberToObject(j, "seconds", Y->seconds);
+				if (asym)
+					cJSON_AddBoolToObject(j, "from_cached_cut", Y->cached);
 				if (!Y->relu)
 					cJSON_AddStringToObject(j, "note", Y->why);
 			} else {
@@ -782,15 +1115,19 @@ layer_out:
 	cJSON_AddNumberToObject(rep, "seed", (double)o->seed);
 	cJSON_AddNumberToObject(rep, "samples_per_input", spi);
 	cJSON_AddNumberToObject(rep, "fit_inputs", (double)nfit);
+	if (nfit < nfit_all)
+		cJSON_AddStringToObject(rep, "note", "the sampled responses of all fitting inputs would exceed half the memory budget; the first fit_inputs of the seeded order were used");
 	cJSON_AddNumberToObject(rep, "holdout_inputs", (double)nhold);
 	cJSON_AddNumberToObject(rep, "batchnorm_folded", nfolded);
+	cJSON_AddNumberToObject(rep, "memory_budget_bytes", (double)o->memory_budget);
+	cJSON_AddNumberToObject(rep, "cache_peak_bytes", (double)cache_peak);
 
 	/* Fidelity on held-out inputs. */
 	if (nhold > 0) {
-		report_progress(o, "evaluating", 0, 0, NULL, 0.88, t0);
-		rc = run_all(m0, calib, order + nfit, nhold, o, &yref, msg);
+		report_progress(o, "evaluating", 0, 0, NULL, 0.88, t0, &clk);
+		rc = run_all(m0, calib, order + nfit_all, nhold, o, &yref, msg);
 		if (rc == 0)
-			rc = run_all(m, calib, order + nfit, nhold, o, &yapp, msg);
+			rc = run_all(m, calib, order + nfit_all, nhold, o, &yapp, msg);
 		if (rc != 0)
 			goto out;
 		{
@@ -823,11 +1160,17 @@ layer_out:
 		cJSON *t = cJSON_AddArrayToObject(rep, "measured");
 		int64_t bs[2] = { 1, 8 };
 
-		report_progress(o, "timing", 0, 0, NULL, 0.94, t0);
+		report_progress(o, "timing", 0, 0, NULL, 0.94, t0, &clk);
 		for (int i = 0; i < 2; i++) {
 			double a = time_model(m0, calib, bs[i], o->time_runs, o);
 			double b = time_model(m, calib, bs[i], o->time_runs, o);
-			cJSON *j = cJSON_CreateObject();
+			cJSON *j;
+
+			if (canceled(o)) {
+				rc = lr_fail(msg, LR_ECANCELED, "canceled");
+				goto out;
+			}
+			j = cJSON_CreateObject();
 
 			cJSON_AddNumberToObject(j, "batch", (double)bs[i]);
 			cJSON_AddNumberToObject(j, "original_ms", a * 1e3);
@@ -835,6 +1178,13 @@ layer_out:
 			cJSON_AddNumberToObject(j, "speedup", b > 0 ? a / b : 0);
 			cJSON_AddItemToArray(t, j);
 		}
+	}
+	stage_mark(&clk, NULL);
+	{
+		cJSON *st = cJSON_AddObjectToObject(rep, "stage_seconds");
+
+		for (int i = 0; i < clk.n; i++)
+			cJSON_AddNumberToObject(st, clk.name[i], clk.sec[i]);
 	}
 	cJSON_AddNumberToObject(rep, "seconds", lr_now() - t0);
 
@@ -868,7 +1218,7 @@ layer_out:
 		m = next;
 		next = NULL;
 	}
-	report_progress(o, "done", 0, 0, NULL, 1.0, t0);
+	report_progress(o, "done", 0, 0, NULL, 1.0, t0, &clk);
 	*out = m;
 	m = NULL;
 	*report = rep;
@@ -878,6 +1228,7 @@ out:
 	lr_tensor_free(yref);
 	lr_tensor_free(yapp);
 	free(S);
+	cache_free(&cache);
 	for (int l = 0; L != NULL && l < nl; l++) {
 		free(L[l].out_name);
 		free(L[l].node_name);

@@ -50,6 +50,8 @@ typedef struct lr_progress {
 	int layer;              /* 1-based layer being solved (0 outside "solving") */
 	int nlayers;            /* layers to solve */
 	const char *layer_name; /* or NULL */
+	int iteration;          /* solver iteration within the layer (0: none) */
+	int iterations;         /* of this many */
 	double fraction;        /* 0..1 overall */
 	double eta_seconds;     /* estimate, < 0 when unknown */
 } lr_progress;
@@ -70,6 +72,8 @@ typedef struct lr_compress_opts {
 	int nexclude;
 	int batch;                  /* inputs per engine run (8) */
 	int time_runs;              /* timed runs per batch size for the report (5; 0: skip) */
+	size_t memory_budget;       /* bytes for sampled responses (at most half) and cached
+				       activations (2 GiB); past it: fewer inputs, recompute */
 	lr_progress_fn progress;    /* optional */
 	void *progress_ud;
 	volatile int *cancel;       /* optional; nonzero = stop with LR_ECANCELED */

@@ -380,15 +380,16 @@ int lr__prepare(lr_store *st, const char *sql, sqlite3_stmt **stmt,
 int lr__step(lr_store *st, sqlite3_stmt *stmt)
 {
 	double deadline = 0;
-	int rc;
+	int first = !sqlite3_stmt_busy(stmt), rc;
 
 	for (;;) {
 		rc = sqlite3_step(stmt);
-		if ((rc & 0xff) != SQLITE_BUSY ||
+		if ((rc & 0xff) != SQLITE_BUSY || !first ||
 		    !sqlite3_get_autocommit(st->db))
 			return rc;
-		/* A busy read in autocommit mode has returned no row yet;
-		 * reset and try again, as SQLite's own shell does. */
+		/* A busy first step in autocommit mode has returned no row;
+		 * reset and try again. Later steps are never retried, since a
+		 * reset would return rows twice. */
 		if (deadline == 0)
 			deadline = lr_now() + LR__BUSY_DEADLINE_S;
 		else if (lr_now() > deadline)

@@ -17,7 +17,10 @@
  * intended use; SQLite serialises writers. Every write transaction is
  * BEGIN IMMEDIATE and SQLITE_BUSY is retried inside the store, so callers
  * never see it (after 60 s of continuous contention a call returns
- * -ETIMEDOUT).
+ * -ETIMEDOUT). Writers of one process queue first come, first served on a
+ * process-wide ticket before taking SQLite's lock; so a write call may
+ * block for as long as the writes queued before it (milliseconds each:
+ * one fsync). Reads never wait for writers (WAL).
  *
  * Jobs. A job belongs to one tenant and moves through a closed set of
  * states; only this module changes them:
@@ -354,8 +357,9 @@ int lr_store_job_cancel(lr_store *st, const char *tenant, const char *id,
  * that nothing references any more (no other job, no owner row) become
  * unreachable at once and are removed now, except those stored within the
  * last LR_STORE_BLOB_GRACE_MS (another worker may be about to reference the
- * same content); lr_store_sweep() removes those later. Errors: LR_STORE_ENOTFOUND; LR_STORE_ECONFLICT when the
- * job is queued or running (cancel it first; the API answers 409).
+ * same content); lr_store_sweep() removes those later. Errors:
+ * LR_STORE_ENOTFOUND; LR_STORE_ECONFLICT when the job is queued or running
+ * (cancel it first; the API answers 409).
  */
 int lr_store_job_delete(lr_store *st, const char *tenant, const char *id,
 			lr_msg *msg);

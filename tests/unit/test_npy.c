@@ -20,6 +20,7 @@
 
 #include "model/npy.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/testenv.h"
 
 static char tmpdir[4096];
 static const char *python;
@@ -27,21 +28,9 @@ static const char *python;
 /* Runs `python -c code arg`; the child's stdout goes to stderr (not TAP). */
 static int run_python(const char *code, const char *arg)
 {
-	pid_t pid;
-	int st;
+	const char *args[] = { "-c", code, arg, NULL };
 
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		dup2(2, 1);
-		execl(python, python, "-c", code, arg, (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return tenv_run(python, args);
 }
 
 static const char *fx(const char *name)
@@ -209,6 +198,15 @@ static void test_numpy_fixtures(void)
 		       f[7] == 16777216.0f,
 		       "f8 -> f32: rounding, -0, overflow to inf, underflow, nan");
 		lr_tensor_free(t);
+	}
+	t = NULL;
+	if (lr_npy_map(fx("f8.npy"), &t, &m) == 0) {
+		f = t->data;
+		tap_ok(t->map_base == NULL && t->owns_data && f[6] == 2.5f,
+		       "lr_npy_map converts an '<f8' file in memory instead of mapping it");
+		lr_tensor_free(t);
+	} else {
+		tap_ok(0, "lr_npy_map f8.npy: %s", m.text);
 	}
 	t = load("f2.npy", &m);
 	if (t) {
@@ -711,6 +709,14 @@ static void test_write(int have_numpy)
 		      "'shape': (2, 3, 4), }", 60) == 0,
 	       "written header is numpy's v1.0 format, data at offset 128");
 
+	/* Mapped instead of read: same tensor, backed by the file. */
+	r = NULL;
+	rc = lr_npy_map(fx("w_f4.npy"), &r, &m);
+	tap_ok(rc == 0 && r && same(w, r) && r->map_base != NULL && !r->owns_data &&
+	       (unsigned char *)r->data == (unsigned char *)r->map_base + 128,
+	       "lr_npy_map maps a '<f4' file: same values, data at offset 128 of the mapping");
+	lr_tensor_free(r);
+
 	/* Overwrite with other values: the reader sees the new file. */
 	f[0] = 42;
 	rc = write_t("w_f4b.npy", w);
@@ -919,16 +925,10 @@ static void rm_tmpdir(void)
 
 int main(void)
 {
-	const char *base = getenv("TMPDIR");
 	int have_numpy;
 
-	python = getenv("PYTHON3");
-	if (python == NULL || python[0] == '\0')
-		python = "/usr/bin/python3";
-	if (base == NULL || base[0] == '\0')
-		base = "/tmp";
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test_npy.XXXXXX", base);
-	if (mkdtemp(tmpdir) == NULL) {
+	python = tenv_python();
+	if (tenv_mkdtemp(tmpdir, sizeof(tmpdir), "test_npy") != 0) {
 		printf("Bail out! mkdtemp %s failed\n", tmpdir);
 		return 1;
 	}

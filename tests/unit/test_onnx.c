@@ -38,6 +38,7 @@
 #include "model/inspect.h"
 #include "model/onnx.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/testenv.h"
 
 static char tmpdir[4096];
 static char corpus[4200];      /* generated corpus: tmpdir/corpus */
@@ -49,26 +50,7 @@ static const char *python;
 /* Runs python with argv[] (script or -c code first); stdout goes to stderr. */
 static int run_python(const char *const *args)
 {
-	const char *argv[16];
-	pid_t pid;
-	int st, n = 0;
-
-	argv[n++] = python;
-	for (int i = 0; args[i] != NULL && n < 15; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		dup2(2, 1);
-		execv(python, (char *const *)argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return tenv_run(python, args);
 }
 
 static const char *path_in(const char *dir, const char *name)
@@ -1241,34 +1223,11 @@ static void test_limits_io(void)
 
 /* ---- main ---------------------------------------------------------------- */
 
-static void find_srcdir(void)
-{
-	const char *env = getenv("top_srcdir");
-	const char *suffix = "/tests/unit/test_onnx.c";
-
-	if (env != NULL && env[0] != '\0') {
-		snprintf(srcdir, sizeof(srcdir), "%s", env);
-		return;
-	}
-	snprintf(srcdir, sizeof(srcdir), "%s", __FILE__);
-	if (strlen(srcdir) > strlen(suffix) &&
-	    strcmp(srcdir + strlen(srcdir) - strlen(suffix), suffix) == 0)
-		srcdir[strlen(srcdir) - strlen(suffix)] = '\0';
-	else
-		snprintf(srcdir, sizeof(srcdir), ".");
-}
-
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-
-	python = getenv("PYTHON3");
-	if (python == NULL || python[0] == '\0')
-		python = "/usr/bin/python3";
-	find_srcdir();
-	snprintf(tmpdir, sizeof(tmpdir), "%s/lr-test-onnx-XXXXXX",
-		 tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-	if (mkdtemp(tmpdir) == NULL) {
+	python = tenv_python();
+	tenv_srcdir(srcdir, sizeof(srcdir), __FILE__, "/tests/unit/test_onnx.c");
+	if (tenv_mkdtemp(tmpdir, sizeof(tmpdir), "lr-test-onnx") != 0) {
 		printf("Bail out! mkdtemp failed\n");
 		return 1;
 	}

@@ -39,6 +39,7 @@
 #include "model/onnx.h"
 #include "solver/rewrite.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/testenv.h"
 
 static char tmpdir[4096];
 static char srcdir[4096];
@@ -66,26 +67,7 @@ static double urand(double lo, double hi)
 /* Runs prog with args (NULL-terminated); its stdout goes to stderr. */
 static int run_prog(const char *prog, const char *const *args)
 {
-	const char *argv[24];
-	pid_t pid;
-	int st, n = 0;
-
-	argv[n++] = prog;
-	for (int i = 0; args[i] != NULL && n < 23; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		dup2(2, 1);
-		execv(prog, (char *const *)argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return tenv_run(prog, args);
 }
 
 static int run_python(const char *const *args)
@@ -1228,32 +1210,13 @@ out:
 
 /* ---- main ------------------------------------------------------------------- */
 
-static void find_srcdir(void)
-{
-	const char *env = getenv("top_srcdir");
-	const char *suffix = "/tests/unit/test_rewrite.c";
-
-	if (env != NULL && env[0] != '\0') {
-		snprintf(srcdir, sizeof(srcdir), "%s", env);
-		return;
-	}
-	snprintf(srcdir, sizeof(srcdir), "%s", __FILE__);
-	if (strlen(srcdir) > strlen(suffix) &&
-	    strcmp(srcdir + strlen(srcdir) - strlen(suffix), suffix) == 0)
-		srcdir[strlen(srcdir) - strlen(suffix)] = '\0';
-	else
-		snprintf(srcdir, sizeof(srcdir), ".");
-}
-
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR"), *s = getenv("LR_TEST_SEED");
+	const char *s = getenv("LR_TEST_SEED");
 	uint64_t seed;
 	char seedstr[32];
 
-	python = getenv("PYTHON3");
-	if (python == NULL || python[0] == '\0')
-		python = "/usr/bin/python3";
+	python = tenv_python();
 	node_bin = getenv("NODE");
 	if (node_bin == NULL || node_bin[0] == '\0')
 		node_bin = "/usr/bin/node";
@@ -1261,10 +1224,8 @@ int main(void)
 	seed %= 1000000007ULL;
 	rng_state = seed;
 	snprintf(seedstr, sizeof(seedstr), "%llu", (unsigned long long)seed);
-	find_srcdir();
-	snprintf(tmpdir, sizeof(tmpdir), "%s/lr-test-rewrite-XXXXXX",
-		 tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-	if (mkdtemp(tmpdir) == NULL) {
+	tenv_srcdir(srcdir, sizeof(srcdir), __FILE__, "/tests/unit/test_rewrite.c");
+	if (tenv_mkdtemp(tmpdir, sizeof(tmpdir), "lr-test-rewrite") != 0) {
 		printf("Bail out! mkdtemp failed\n");
 		return 1;
 	}

@@ -11,6 +11,15 @@
  * no orphan file remains, interrupted jobs are queued again and
  * integrity_check is ok.
  *
+ * A frozen worker (reliability Q5): a child is SIGSTOPped for twice its
+ * lease; the job is recovered and reclaimed; once thawed, its heartbeat
+ * and finish are rejected by the fence.
+ *
+ * Write errors (reliability Q7): a child with a 512 KiB file size limit
+ * fills the database and then streams an upload; both fail with an error
+ * (never a crash), the temp file is removed, and afterwards the store is
+ * intact and usable.
+ *
  * Random moments: a child runs upload/create/claim/progress/finish cycles
  * and reports every acknowledged job id through a pipe; it is SIGKILLed
  * after a random delay, ITERATIONS times. After each kill the invariants
@@ -27,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "storage/store-int.h"
@@ -341,6 +351,198 @@ static void test_chosen_moments(void)
 	lr_store_close(st);
 }
 
+/* ---- a frozen worker (reliability Q5) -------------------------------- */
+
+typedef struct frozen_arg {
+	int fd;        /* pipe: the child writes one byte once it has the job */
+	int go_fd;     /* pipe: the parent writes one byte after SIGCONT */
+	int64_t epoch; /* epoch to claim under */
+} frozen_arg;
+
+/* Claims with a 200 ms lease, reports, waits for the parent (SIGSTOP comes
+ * meanwhile), then tries to heartbeat and finish. Exit 0 when both were rejected as stale,
+ * 1 when the lost job was written to, 2.. on setup errors. */
+static int child_frozen(void *arg)
+{
+	frozen_arg *a = arg;
+	lr_store *st = NULL;
+	lr_store_job job = { 0 };
+	lr_store_job_result res = { .state = LR_JOB_STATE_FAILED,
+				    .error_json = "{\"title\":\"stale\"}" };
+	int claimed, hb, fin;
+	char go;
+
+	if (lr_store_open(dir, &st, NULL) != 0)
+		return 2;
+	if (lr_store_job_claim(st, "frozen", a->epoch, 200, &job, &claimed,
+			       NULL) != 0 || !claimed)
+		return 3;
+	if (write(a->fd, "c", 1) != 1)
+		return 4;
+	if (read(a->go_fd, &go, 1) != 1) /* stopped and resumed meanwhile */
+		return 5;
+	hb = lr_store_job_heartbeat(st, job.id, job.fence, 200, NULL, NULL);
+	fin = lr_store_job_finish(st, job.id, job.fence, &res, NULL);
+	lr_store_close(st);
+	return hb == LR_STORE_ESTALE && fin == LR_STORE_ESTALE ? 0 : 1;
+}
+
+static void test_frozen_worker(void)
+{
+	lr_store *st = NULL;
+	lr_store_job job = { 0 }, got = { 0 };
+	lr_store_job_new nj = { .tenant = "alice", .spec_json = "{}" };
+	lr_store_job_result res = { .state = LR_JOB_STATE_SUCCEEDED };
+	lr_store_recover_report rec = { 0, 0, 0 };
+	frozen_arg a;
+	char model[65], out[65], id[33], c = 0;
+	int fds[2], go[2], status = -1, claimed = 0, err;
+	pid_t pid;
+
+	lr_store_open(dir, &st, NULL);
+	lr_store_epoch_begin(st, &a.epoch, NULL);
+	t_put(st, "alice", "frozen model", model);
+	nj.model_sha = model;
+	lr_store_job_create(st, &nj, id, NULL);
+	st = lr_store_close(st);
+	if (pipe(fds) != 0 || pipe(go) != 0)
+		return;
+	a.fd = fds[1];
+	a.go_fd = go[0];
+	pid = spawn(child_frozen, &a);
+	close(fds[1]);
+	close(go[0]);
+	if (read(fds[0], &c, 1) != 1)
+		tap_diag("child did not claim");
+	close(fds[0]);
+	kill(pid, SIGSTOP);
+	t_sleep_ms(2 * 200 + 50); /* frozen for 2x the lease */
+	lr_store_open(dir, &st, NULL);
+	lr_store_jobs_recover(st, a.epoch, &rec, NULL);
+	err = lr_store_job_claim(st, "rescuer", a.epoch, 60000, &job, &claimed,
+				 NULL);
+	tap_ok(c == 'c' && rec.requeued == 1 && err == 0 && claimed &&
+		       strcmp(job.id, id) == 0 && job.fence == 2,
+	       "worker frozen (SIGSTOP) for 2x its lease: job requeued and "
+	       "reclaimed with fence 2");
+	kill(pid, SIGCONT);
+	if (write(go[1], "g", 1) != 1)
+		tap_diag("cannot resume the child");
+	close(go[1]);
+	waitpid(pid, &status, 0);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "the thawed worker's heartbeat and finish are both rejected "
+	       "as stale (exit %d)",
+	       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	t_put(st, NULL, "rescued output", out);
+	res.result_sha = out;
+	err = lr_store_job_finish(st, job.id, job.fence, &res, NULL);
+	lr_store_job_get(st, "alice", id, &got, NULL);
+	tap_ok(err == 0 && got.state == LR_JOB_STATE_SUCCEEDED &&
+		       strcmp(got.result_sha, out) == 0 && got.error_json == NULL,
+	       "the job ends once, with the rescuer's result");
+	lr_store_job_fini(&got);
+	lr_store_job_fini(&job);
+	lr_store_close(st);
+}
+
+/* ---- write errors (reliability Q7, by file size limit) --------------- */
+
+/* With RLIMIT_FSIZE at 512 KiB, creates jobs with 16 KiB specs until the
+ * database cannot grow, then streams a 1 MiB upload. Reports on fd: the
+ * number of jobs created, the create error, the upload error, and the
+ * number of files left in tmp/. */
+static int child_small_disk(void *arg)
+{
+	int fd = *(int *)arg;
+	struct rlimit rl = { 512 * 1024, 512 * 1024 };
+	lr_store *st = NULL;
+	lr_store_blob_writer *w = NULL;
+	lr_store_job_new nj = { .tenant = "alice" };
+	char *spec, model[65], id[33], chunk[4096], line[128];
+	int created = 0, cerr = 0, werr = 0, i;
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (lr_store_open(dir, &st, NULL) != 0 ||
+	    t_put(st, "alice", "small disk model", model) != 0)
+		return 2;
+	spec = malloc(16 * 1024 + 16);
+	strcpy(spec, "{\"pad\":\"");
+	memset(spec + 8, 'p', 16 * 1024);
+	strcpy(spec + 8 + 16 * 1024, "\"}");
+	nj.spec_json = spec;
+	nj.model_sha = model;
+	if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+		return 3;
+	for (i = 0; i < 1000 && cerr == 0; i++) {
+		cerr = lr_store_job_create(st, &nj, id, NULL);
+		if (cerr == 0)
+			created++;
+	}
+	memset(chunk, 'w', sizeof(chunk));
+	werr = lr_store_blob_writer_open(st, 0, &w, NULL);
+	for (i = 0; werr == 0 && i < 256; i++)
+		werr = lr_store_blob_writer_write(w, chunk, sizeof(chunk), NULL);
+	if (w != NULL) {
+		int c = lr_store_blob_writer_commit(st, w, "alice", NULL, NULL,
+						    NULL);
+
+		if (werr == 0)
+			werr = c;
+	}
+	snprintf(line, sizeof(line), "%d %d %d %d", created, cerr, werr,
+		 t_count_sub(dir, "tmp"));
+	if (write(fd, line, strlen(line)) < 0)
+		return 4;
+	lr_store_close(st);
+	free(spec);
+	return 0;
+}
+
+static void test_small_disk(void)
+{
+	lr_store *st = NULL;
+	char line[128] = "";
+	int fds[2], created = -1, cerr = 0, werr = 0, left = -1, status = -1;
+	long long jobs;
+	char model[65], id[33];
+	lr_store_job_new nj = { .tenant = "alice", .spec_json = "{}" };
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe(fds) != 0)
+		return;
+	pid = spawn(child_small_disk, &fds[1]);
+	close(fds[1]);
+	n = read(fds[0], line, sizeof(line) - 1);
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	if (n > 0)
+		line[n] = '\0';
+	sscanf(line, "%d %d %d %d", &created, &cerr, &werr, &left);
+	tap_diag("file size limit: %d jobs created, then create -> %s, "
+		 "upload -> %s",
+		 created, lr_store_strerror(cerr), lr_store_strerror(werr));
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && created > 0 &&
+		       cerr < 0 && cerr != LR_EINVAL && cerr != -ETIMEDOUT,
+	       "a full disk makes create fail with an I/O error, no crash");
+	tap_ok(werr == -EFBIG && left == 0,
+	       "an upload that cannot be written fails (%s) and its temp "
+	       "file is removed",
+	       lr_store_strerror(werr));
+	lr_store_open(dir, &st, NULL);
+	tap_ok(st != NULL && lr_store_integrity_check(st, NULL) == 0,
+	       "after space is back: integrity_check ok");
+	jobs = q_int(st, "SELECT count(*) FROM jobs");
+	t_put(st, "alice", "after the disk was full", model);
+	nj.model_sha = model;
+	tap_ok(jobs == created && lr_store_job_create(st, &nj, id, NULL) == 0,
+	       "every acknowledged job is there (%lld) and the store works "
+	       "again without a restart of anything",
+	       jobs);
+	lr_store_close(st);
+}
+
 /* ---- random moments ------------------------------------------------- */
 
 /* Cycles forever; writes each acknowledged job id (33 bytes) to fd. */
@@ -492,6 +694,14 @@ int main(void)
 
 	dir = t_mkdtemp();
 	test_chosen_moments();
+	t_rmrf(dir);
+	free(dir);
+	dir = t_mkdtemp();
+	test_frozen_worker();
+	t_rmrf(dir);
+	free(dir);
+	dir = t_mkdtemp();
+	test_small_disk();
 	t_rmrf(dir);
 	free(dir);
 	dir = t_mkdtemp();

@@ -1,0 +1,218 @@
+#!/bin/sh
+# `lowrank compress` end to end on real models trained on real data: the
+# VGG-style and ResNet-style Fashion-MNIST CNNs in tests/data, calibrated on
+# training images. Checks the report's claims, the output's validity in
+# onnx.checker and ONNX Runtime, determinism, fixed ranks, exclusions, the
+# four methods and the error paths.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+D="$top_srcdir/tests/data"
+VGG="$D/fmnist_vgg.onnx"
+RES="$D/fmnist_resnet.onnx"
+have_ort=0
+[ -d "$ORT_DIR/node_modules/onnxruntime-node" ] && have_ort=1
+
+"$LOWRANK" compress --help | grep -q "usage: lowrank compress"; ok $? "compress --help"
+
+# 300 seeded training images; 10% are held out by the solver.
+"$PYTHON3" "$D/fmnist.py" calib 300 "$TMP/calib.npy" --seed 1
+ok $? "calibration inputs from Fashion-MNIST training images"
+
+"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --speedup 3 --threads 2 \
+	-o "$TMP/vgg3.onnx" --report "$TMP/vgg3.json" >"$TMP/out" 2>"$TMP/err"
+ok $? "compress fmnist_vgg 3x"
+grep -q "^wrote .*vgg3.onnx: theoretical conv speedup" "$TMP/out"; ok $? "summary line"
+grep -q "solving layer 5/5" "$TMP/err"; ok $? "progress names layer i of n"
+
+"$PYTHON3" - "$TMP/vgg3.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+L = r["layers"]
+assert len(L) == 6, len(L)
+assert "too few input channels" in L[0]["skipped"], L[0]
+for l in L[1:]:
+    assert l["solution"] == "nonlinear", l
+    assert 1 <= l["rank"] < l["d"], l
+    # The layer's speedup follows from the exact cost d'(k^2 c + d).
+    k2c = l["k"] * l["k"] * l["c"]
+    assert abs(l["speedup"] - l["d"] * k2c / (l["rank"] * (k2c + l["d"]))) < 1e-9, l
+    assert 0.5 < l["energy"] <= 1.0, l
+    # The nonlinear solve never ends worse than its linear start.
+    assert l["error_after"] <= l["error_before"] + 1e-9, l
+    assert l["error_after"] < 0.5, l
+ts = r["theoretical_speedup"]
+assert abs(ts - r["conv_mflops_before"] / r["conv_mflops_after"]) < 1e-9
+assert 3.0 <= ts < 3.6, ts
+assert r["fit_inputs"] == 270 and r["holdout"]["inputs"] == 30, r
+assert r["holdout"]["top1_agreement"] >= 0.85, r["holdout"]
+assert 0 < r["holdout"]["relative_output_error"] < 0.2, r["holdout"]
+assert [m["batch"] for m in r["measured"]] == [1, 8], r["measured"]
+for m in r["measured"]:
+    assert m["original_ms"] > 0 and m["compressed_ms"] > 0
+    assert abs(m["speedup"] - m["original_ms"] / m["compressed_ms"]) < 1e-9
+assert r["method"] == "nonlinear-asymmetric" and r["seed"] == 0
+PY
+ok $? "report: ranks, exact layer speedups, errors, target met, held-out fidelity"
+
+# The output is a valid ONNX model with provenance, and each decomposed conv
+# became k x k (d' filters) then 1 x 1 (d filters).
+"$PYTHON3" - "$TMP/vgg3.onnx" "$TMP/vgg3.json" "$VGG" "$TMP/calib.npy" <<'PY'
+import hashlib, json, sys
+import onnx
+from onnx import numpy_helper
+m = onnx.load(sys.argv[1])
+onnx.checker.check_model(m, full_check=True)
+r = json.load(open(sys.argv[2]))
+meta = {p.key: p.value for p in m.metadata_props}
+sha = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
+assert meta["lowrank.source_sha256"] == sha(sys.argv[3]), meta
+assert meta["lowrank.calibration_sha256"] == sha(sys.argv[4]), meta
+assert json.loads(meta["lowrank.params"])["method"] == "nonlinear-asymmetric", meta
+ranks = json.loads(meta["lowrank.ranks"])
+assert ranks == {l["name"]: l["rank"] for l in r["layers"] if "rank" in l}, ranks
+init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+convs = [n for n in m.graph.node if n.op_type == "Conv"]
+assert len(convs) == 11, len(convs)
+shapes = [init[n.input[1]].shape for n in convs]
+for l in r["layers"][1:]:
+    ka = (l["rank"], l["c"], l["k"], l["k"])
+    kb = (l["d"], l["rank"], 1, 1)
+    i = shapes.index(ka)
+    assert shapes[i + 1] == kb, (shapes[i], shapes[i + 1])
+PY
+ok $? "output passes onnx.checker, carries provenance, has the reported factor shapes"
+
+"$PYTHON3" -c "import numpy as np; np.save('$TMP/x.npy', np.load('$TMP/calib.npy')[:64])"
+"$LOWRANK" run "$TMP/vgg3.onnx" "$TMP/x.npy" -o "$TMP/lr.npy" >/dev/null; ok $? "lowrank runs the output"
+if [ $have_ort = 1 ]; then
+	"$NODE" "$ORT_DIR/ort_run.js" run "$TMP/vgg3.onnx" "$TMP/x.npy" "$TMP/ort.npy" >/dev/null &&
+		"$PYTHON3" "$ORT_DIR/compare.py" "$TMP/lr.npy" "$TMP/ort.npy" --rtol 1e-4 >/dev/null
+	ok $? "ONNX Runtime runs the output and agrees with lowrank's engine"
+	"$NODE" "$ORT_DIR/ort_run.js" run "$VGG" "$TMP/x.npy" "$TMP/ort0.npy" >/dev/null
+	"$PYTHON3" - "$TMP/ort0.npy" "$TMP/ort.npy" <<'PY'
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+agree = (a.argmax(1) == b.argmax(1)).mean()
+assert agree >= 0.85, agree
+PY
+	ok $? "ONNX Runtime: compressed and original agree on top-1 for >= 85% of inputs"
+else
+	ok 1 "onnxruntime-node is not installed (run scripts/install-deps.sh)"
+fi
+
+# Same seed, same threads: the same bytes.
+"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --speedup 3 --threads 2 \
+	-o "$TMP/vgg3b.onnx" >/dev/null 2>&1 && cmp -s "$TMP/vgg3.onnx" "$TMP/vgg3b.onnx"
+ok $? "compress is deterministic for a given seed"
+
+# Fixed ranks without a target, an exclusion, rounding, another method.
+"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --ranks "/features/features.7/Conv=8,/features/features.12/Conv_output_0=20" \
+	--method linear -o "$TMP/fixed.onnx" --report "$TMP/fixed.json" >/dev/null 2>&1
+ok $? "compress with fixed ranks (node and output names)"
+"$PYTHON3" - "$TMP/fixed.json" <<'PY'
+import json, sys
+L = {l["name"]: l for l in json.load(open(sys.argv[1]))["layers"]}
+assert L["/features/features.7/Conv"]["rank"] == 8, L
+assert L["/features/features.12/Conv"]["rank"] == 20, L
+assert L["/features/features.7/Conv"]["solution"] == "linear"
+decomposed = [n for n, l in L.items() if "rank" in l]
+assert sorted(decomposed) == ["/features/features.12/Conv", "/features/features.7/Conv"], decomposed
+PY
+ok $? "fixed ranks are used exactly; other layers stay"
+"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --speedup 2 --rank-multiple 8 \
+	--exclude /features/features.2/Conv --method nonlinear -o "$TMP/ex.onnx" --report "$TMP/ex.json" >/dev/null 2>&1
+"$PYTHON3" - "$TMP/ex.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+L = {l["name"]: l for l in r["layers"]}
+assert L["/features/features.2/Conv"]["skipped"] == "excluded by the user", L
+for l in r["layers"]:
+    if "rank" in l:
+        assert l["rank"] % 8 == 0 or l["rank"] == l["d"], l
+assert r["theoretical_speedup"] >= 2.0 and r["method"] == "nonlinear"
+PY
+ok $? "--exclude and --rank-multiple honoured"
+
+# A ResNet-style model: BatchNormalization folded, convolutions feeding the
+# residual Add get the linear solution, the result runs in ONNX Runtime.
+"$LOWRANK" compress "$RES" --calib "$TMP/calib.npy" --speedup 2 \
+	-o "$TMP/res2.onnx" --report "$TMP/res2.json" >/dev/null 2>"$TMP/err"
+ok $? "compress fmnist_resnet 2x"
+"$PYTHON3" - "$TMP/res2.json" "$TMP/res2.onnx" <<'PY'
+import json, sys
+import onnx
+r = json.load(open(sys.argv[1]))
+assert r["batchnorm_folded"] == 9, r["batchnorm_folded"]
+sol = {l["name"]: l.get("solution") for l in r["layers"]}
+# conv2 of every block feeds the residual Add: linear; conv1 feeds a ReLU.
+lin = [n for n, s in sol.items() if s == "linear"]
+non = [n for n, s in sol.items() if s == "nonlinear"]
+assert lin and non, sol
+assert all("conv2" in n or "down" in n for n in lin), lin
+assert all("conv1" in n or "stem" in n for n in non), non
+assert r["theoretical_speedup"] >= 2.0
+assert r["holdout"]["top1_agreement"] >= 0.8, r["holdout"]
+m = onnx.load(sys.argv[2])
+onnx.checker.check_model(m, full_check=True)
+assert not [n for n in m.graph.node if n.op_type == "BatchNormalization"]
+PY
+ok $? "resnet: BN folded, linear solution before the Add, valid output, agreement reported"
+# Asymmetric regressors come from a cached cut advanced layer by layer, or,
+# where the cut does not fit the memory budget, from rerunning the network:
+# the same model either way, residual branches included.
+"$LOWRANK" compress "$RES" --calib "$TMP/calib.npy" --speedup 2 --memory-budget 40 \
+	-o "$TMP/res2mix.onnx" --report "$TMP/res2mix.json" >/dev/null 2>&1 && cmp -s "$TMP/res2.onnx" "$TMP/res2mix.onnx"
+ok $? "resnet: cached cuts and reruns (40 MiB budget) give the byte-identical model"
+"$PYTHON3" - "$TMP/res2.json" "$TMP/res2mix.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+ca = [l["from_cached_cut"] for l in a["layers"] if "rank" in l]
+cb = [l["from_cached_cut"] for l in b["layers"] if "rank" in l]
+assert ca[0] is False and all(ca[1:]), ca
+assert cb[0] is False and any(cb) and not all(cb[1:]), cb
+assert 0 < b["cache_peak_bytes"] <= 40 << 20, b["cache_peak_bytes"]
+PY
+ok $? "resnet: the report says which layers used the cached cut; the cache stays in budget"
+# A budget too small for all sampled responses fits fewer inputs, and says so.
+"$LOWRANK" compress "$RES" --calib "$TMP/calib.npy" --speedup 2 --memory-budget 12 \
+	-o "$TMP/res2small.onnx" --report "$TMP/res2small.json" >/dev/null 2>&1 &&
+"$PYTHON3" - "$TMP/res2small.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert 100 < r["fit_inputs"] < 270 and "memory budget" in r["note"], (r["fit_inputs"], r.get("note"))
+assert r["holdout"]["inputs"] == 30
+PY
+ok $? "a small memory budget fits fewer inputs and notes it"
+if [ $have_ort = 1 ]; then
+	"$LOWRANK" run "$TMP/res2.onnx" "$TMP/x.npy" -o "$TMP/rlr.npy" >/dev/null &&
+		"$NODE" "$ORT_DIR/ort_run.js" run "$TMP/res2.onnx" "$TMP/x.npy" "$TMP/rort.npy" >/dev/null &&
+		"$PYTHON3" "$ORT_DIR/compare.py" "$TMP/rlr.npy" "$TMP/rort.npy" --rtol 1e-4 >/dev/null
+	ok $? "ONNX Runtime runs the compressed resnet and agrees with lowrank's engine"
+fi
+
+# Errors name the problem and exit non-zero; nothing is written.
+expect_fail "speedup" "speedup below 1 refused" "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --speedup 0.5 -o "$TMP/e.onnx"
+expect_fail "shape" "calibration of the wrong shape" "$LOWRANK" compress "$VGG" --calib "$D/tiny_input.npy" --speedup 2 -o "$TMP/e.onnx"
+"$PYTHON3" -c "
+import numpy as np; x = np.load('$TMP/calib.npy')[:40].copy(); x[7, 0, 3, 4] = np.nan; np.save('$TMP/nan.npy', x)"
+expect_fail "NaN" "NaN in the calibration data" "$LOWRANK" compress "$VGG" --calib "$TMP/nan.npy" --speedup 2 -o "$TMP/e.onnx"
+expect_fail "nosuchlayer" "unknown layer in --ranks is named" "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --ranks nosuchlayer=4 -o "$TMP/e.onnx"
+expect_fail "would be slower than the layer itself (ranks up to 28 are faster)" "a rank that would slow the layer down is refused" \
+	"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --ranks /features/features.2/Conv=30 -o "$TMP/e.onnx"
+expect_fail "method" "unknown method" "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --method cubic -o "$TMP/e.onnx"
+expect_fail "usage" "missing --calib" "$LOWRANK" compress "$VGG" --speedup 2 -o "$TMP/e.onnx"
+[ ! -e "$TMP/e.onnx" ]; ok $? "no output file after errors"
+
+# Ctrl-C cancels within a second or two and writes nothing.
+"$LOWRANK" compress "$RES" --calib "$TMP/calib.npy" --speedup 2 -o "$TMP/c.onnx" >/dev/null 2>"$TMP/cerr" &
+pid=$!
+sleep 1.5
+t0=$(date +%s%N)
+kill -INT $pid
+wait $pid
+st=$?
+t1=$(date +%s%N)
+ms=$(( (t1 - t0) / 1000000 ))
+[ $st -ne 0 ] && grep -q "canceled" "$TMP/cerr" && [ ! -e "$TMP/c.onnx" ] && [ $ms -lt 3000 ]
+ok $? "SIGINT cancels (exit $st after $ms ms) and writes nothing"
+
+done_testing
