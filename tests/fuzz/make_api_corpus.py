@@ -116,3 +116,21 @@ mp = {
 }
 for k, v in mp.items():
     write("multipart.in", k, v.encode("latin-1"))
+
+H = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+tokens = {
+    "ok_two": "alice %s\nbob %s\n" % (H, H.replace("b", "c")),
+    "ok_comments_crlf": "# c\r\n\r\n  alice\t%s  \r\n" % H,
+    "ok_empty": "",
+    "ok_no_final_newline": "alice " + H,
+    "bad_dup_hash": "alice %s\nbob %s\n" % (H, H),
+    "bad_short_hash": "alice 1234\n",
+    "bad_nonhex": "alice " + "g" * 64 + "\n",
+    "bad_tenant_chars": "al/ice %s\n" % H,
+    "bad_tenant_long": "a" * 70 + " " + H + "\n",
+    "bad_extra_field": "alice %s x\n" % H,
+    "bad_no_hash": "alice\n",
+    "bad_nul": "alice\x00 %s\n" % H,
+}
+for k, v in tokens.items():
+    write("tokens.in", k, v)
