@@ -531,6 +531,6 @@ stop_graceful
 ok $? "final SIGTERM exits 0"
 
 # No sanitizer reports in any daemon log.
-! grep -l "AddressSanitizer\|runtime error:\|LeakSanitizer" "$TMP"/*/log
+! grep -l "AddressSanitizer\|runtime error:\|LeakSanitizer\|ThreadSanitizer" "$TMP"/*/log
 ok $? "no sanitizer reports in the daemon logs"
 done_testing
