@@ -61,6 +61,7 @@ typedef struct lr_req {
 	int status;                     /* status sent, for logs and metrics */
 	int upload_slot;                /* 1 when counted in api->uploads */
 	int64_t body_bytes;             /* body bytes received */
+	int64_t size_cap;               /* largest blob this request may store */
 	int body_seen;                  /* 1 after the first body call */
 	/* A failure found while the body streams in, answered at its end. */
 	int err_status;                 /* 0 = none */

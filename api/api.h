@@ -28,6 +28,7 @@ typedef struct lr_api_opts {
 	int64_t max_upload_bytes;       /* 413 above */
 	int max_concurrent_uploads;     /* 503 above */
 	int64_t max_queued_per_tenant;  /* 429 above */
+	int64_t max_stored_bytes_per_tenant; /* 507 above; 0 = no quota */
 	int max_attempts;               /* crash budget per job */
 	int http_threads;               /* MHD thread pool size */
 	int connection_limit;           /* MHD_OPTION_CONNECTION_LIMIT */

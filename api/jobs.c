@@ -151,7 +151,7 @@ enum MHD_Result lr__jobs_blob_put(lr_req *r, int first, const char *data, size_t
 		if (d != NULL && parse_repr_digest(d, r->expected_sha) != 0)
 			return lr__api_problem(r, 400, "bad-request",
 					       "Repr-Digest: expected sha-256=:BASE64-OF-32-BYTES:");
-		rc = lr_store_blob_writer_open(st, r->api->o.max_upload_bytes, &r->bw, &msg);
+		rc = lr_store_blob_writer_open(st, r->size_cap, &r->bw, &msg);
 		if (rc != 0)
 			return lr__api_store_error(r, rc, &msg);
 		return MHD_YES;
@@ -348,7 +348,7 @@ static int part_begin(void *ud, const char *name, const char *filename, const ch
 		lr__api_defer(r, 503, "not-ready", "the job store is not available");
 		return LR_EIO;
 	}
-	rc = lr_store_blob_writer_open(st, r->api->o.max_upload_bytes, &r->bw, &msg);
+	rc = lr_store_blob_writer_open(st, r->size_cap, &r->bw, &msg);
 	if (rc != 0) {
 		writer_failed(r, rc, name, &msg);
 		return rc;

@@ -620,6 +620,20 @@ static enum MHD_Result first_call(lr_req *r, const char *url, const char *method
 		if (!body_route && n > 0 && r->route != R_JOB_CANCEL)
 			return lr__api_problem(r, 400, "bad-request", "this request takes no body");
 	}
+	r->size_cap = a->o.max_upload_bytes;
+	if (body_route && a->o.max_stored_bytes_per_tenant > 0) {
+		lr_store *st = lr__api_store(a);
+		int64_t used = 0, want = cl ? strtoll(cl, NULL, 10) : 0;
+
+		if (st == NULL || lr_store_tenant_bytes(st, r->tenant, &used, NULL) != 0)
+			return lr__api_problem(r, 503, "not-ready", "the job store is not available");
+		if (used + want > a->o.max_stored_bytes_per_tenant || used >= a->o.max_stored_bytes_per_tenant)
+			return lr__api_problem(r, 507, "insufficient-storage",
+					       "this tenant stores %lld bytes; with this upload it would pass its quota of %lld bytes (delete finished jobs)",
+					       (long long)used, (long long)a->o.max_stored_bytes_per_tenant);
+		if (a->o.max_stored_bytes_per_tenant - used < r->size_cap)
+			r->size_cap = a->o.max_stored_bytes_per_tenant - used;
+	}
 	if (body_route) {
 		if (atomic_fetch_add(&a->uploads, 1) >= a->o.max_concurrent_uploads) {
 			atomic_fetch_sub(&a->uploads, 1);

@@ -57,6 +57,8 @@ static const key_def keys[] = {
 	  "request bodies received at once; more get 503 with Retry-After" },
 	{ "max_queued_per_tenant", INT(max_queued_per_tenant), 1, 1000000, "16", NULL,
 	  "queued plus running jobs per tenant; more get 429 with Retry-After" },
+	{ "max_stored_bytes_per_tenant", INT(max_stored_bytes_per_tenant), 0, INT64_C(1) << 50, "0", NULL,
+	  "bytes of uploads and results one tenant may keep; more get 507; 0 = no quota" },
 	{ "retention_days", INT(retention_days), 0, 36500, "7", NULL,
 	  "finished jobs and their files are deleted after this many days; 0 = keep" },
 	{ "http_threads", INT(http_threads), 1, 64, "4", NULL,

@@ -23,6 +23,7 @@ typedef struct lr_config {
 	int64_t max_upload_bytes;         /* largest accepted request body, bytes */
 	int64_t max_concurrent_uploads;   /* bodies being received at once; more -> 503 */
 	int64_t max_queued_per_tenant;    /* queued + running jobs per tenant; more -> 429 */
+	int64_t max_stored_bytes_per_tenant; /* blobs a tenant may keep, bytes; 0 = no quota */
 	int64_t retention_days;           /* finished jobs kept this long; 0 = forever */
 	int64_t http_threads;             /* libmicrohttpd worker threads (epoll each) */
 	int64_t connection_limit;         /* open HTTP connections in total */

@@ -390,6 +390,7 @@ int main(int argc, char **argv)
 	ao.max_upload_bytes = d.cfg.max_upload_bytes;
 	ao.max_concurrent_uploads = (int)d.cfg.max_concurrent_uploads;
 	ao.max_queued_per_tenant = d.cfg.max_queued_per_tenant;
+	ao.max_stored_bytes_per_tenant = d.cfg.max_stored_bytes_per_tenant;
 	ao.max_attempts = (int)d.cfg.max_attempts;
 	ao.http_threads = (int)d.cfg.http_threads;
 	ao.connection_limit = (int)d.cfg.connection_limit;

@@ -362,6 +362,8 @@ sleep 0.5
 ok $? "a chunked body past the cap is cut off and leaves no temporary file"
 serving
 ok $? "the daemon still serves after the limit cases"
+"$PY" "$top_srcdir/tests/daemon_slowloris.py" "$port" 600 100 >"$TMP/slow.out" 2>&1
+ok $? "slowloris from 127.0.0.2: $(cat "$TMP/slow.out")"
 
 # --- Metrics -------------------------------------------------------------
 [ "$(req GET /metrics)" = 200 ] && grep -q '^lowrankd_jobs{state="succeeded"} [1-9]' "$TMP/body" &&
@@ -404,7 +406,7 @@ TB=token-of-bob-$$
 	printf 'alice %s\n' "$(printf '%s' "$TA" | sha256sum | cut -d' ' -f1)"
 	printf 'bob %s\n' "$(printf '%s' "$TB" | sha256sum | cut -d' ' -f1)"
 } >"$TMP/tokens"
-start tenants --tokens-file "$TMP/tokens" --max-queued-per-tenant 1
+start tenants --tokens-file "$TMP/tokens" --max-queued-per-tenant 1 --max-stored-bytes-per-tenant 3000000
 A="Authorization: Bearer $TA"
 B="Authorization: Bearer $TB"
 [ "$(req GET /v1/jobs)" = 401 ] && grep -qi '^www-authenticate: Bearer' "$TMP/hdr"
@@ -450,7 +452,7 @@ ok $? "alice still reads her job"
 
 # --- Queue limit (max_queued_per_tenant = 1) ----------------------------
 "$PY" "$D/fmnist.py" calib 256 "$TMP/c256.npy"
-SLOW_SPEC='{"speedup": 2, "samples_per_input": 40}'
+SLOW_SPEC='{"speedup": 2, "samples_per_input": 120}'  # about 10 s
 submit "$D/fmnist_vgg.onnx" "$TMP/c256.npy" "$SLOW_SPEC" -H "$A"
 JS=$JOB
 submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{}' -H "$A"
@@ -475,6 +477,11 @@ wait_state "$JB" succeeded 60 "$TB"
 ok $? "bob's queued job runs after the cancel"
 [ "$(req GET "/v1/jobs/$JS/model" -H "$A")" = 409 ]
 ok $? "the model of a canceled job -> 409"
+head -c 1000000 /dev/urandom >"$TMP/1m.bin"
+req PUT /v1/blobs -H "$A" --data-binary "@$TMP/1m.bin" >"$TMP/status"
+is_problem 507 "an upload past alice's storage quota (3 MB)"
+[ "$(req PUT /v1/blobs -H "$B" --data-binary "@$TMP/1m.bin")" = 201 ]
+ok $? "bob is not limited by alice's quota"
 stop_graceful
 ok $? "SIGTERM with idle workers exits 0"
 
