@@ -21,7 +21,9 @@ typedef struct lr_api lr_api;
 
 /* Everything the API needs to know; copied by lr_api_start(). */
 typedef struct lr_api_opts {
-	const char *listen;             /* HOST:PORT (see daemon/config.h) */
+	const char *listen;             /* HOST:PORT, for messages */
+	const void *addr;               /* the address to bind: a struct sockaddr_in
+					   or sockaddr_in6 (daemon/conf.h parses it) */
 	const char *state_dir;          /* the store's directory */
 	lr_tokens *tokens;              /* NULL: no auth (tenant "local"); owned by
 					   the API once lr_api_start succeeds */
@@ -49,7 +51,7 @@ typedef struct lr_api_limits {
 } lr_api_limits;
 
 /*
- * Binds the listen address and starts serving. On success *out is owned by
+ * Binds o->addr and starts serving. On success *out is owned by
  * the caller (lr_api_stop). /readyz answers 503 until lr_api_set_ready(1).
  * Errors: LR_EINVAL (bad address or options), -errno when the socket cannot
  * be bound, LR_ENOMEM; msg says which.

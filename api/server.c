@@ -26,7 +26,6 @@
 
 #include "api/api-int.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -248,11 +247,9 @@ static enum MHD_Result problem_v(lr_req *r, unsigned status, const char *slug,
 	lr_log(status >= 500 ? LR_LOG_ERR : LR_LOG_DEBUG, "problem", "request_id", r->rid,
 	       "type", slug, "detail", detail, NULL);
 	{
-		va_list none;
 		enum MHD_Result ret;
 		struct MHD_Response *resp;
 
-		(void)none;
 		if (text == NULL)
 			return MHD_NO;
 		resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
@@ -797,64 +794,17 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 /* ------------------------------------------------------------------ */
 /* Life cycle                                                          */
 
-/* Parses "HOST:PORT" / "[V6]:PORT" (numeric) into sa. */
-static int parse_listen(const char *listen, struct sockaddr_in6 *sa6, int *v6)
-{
-	char host[128];
-	const char *colon, *h = listen;
-	size_t hl;
-	char *end;
-	long port;
-
-	if (listen[0] == '[') {
-		const char *rb = strchr(listen, ']');
-
-		if (rb == NULL || rb[1] != ':')
-			return -1;
-		h = listen + 1;
-		hl = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(listen, ':');
-		if (colon == NULL)
-			return -1;
-		hl = (size_t)(colon - listen);
-	}
-	if (hl == 0 || hl >= sizeof(host))
-		return -1;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (*end || port < 0 || port > 65535)
-		return -1;
-	if (strcmp(host, "localhost") == 0)
-		strcpy(host, "127.0.0.1");
-	memset(sa6, 0, sizeof(*sa6));
-	if (strchr(host, ':') == NULL) {
-		struct sockaddr_in *sa = (struct sockaddr_in *)sa6;
-
-		sa->sin_family = AF_INET;
-		sa->sin_port = htons((uint16_t)port);
-		*v6 = 0;
-		return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-	}
-	sa6->sin6_family = AF_INET6;
-	sa6->sin6_port = htons((uint16_t)port);
-	*v6 = 1;
-	return inet_pton(AF_INET6, host, &sa6->sin6_addr) == 1 ? 0 : -1;
-}
-
 int lr_api_start(const lr_api_opts *o, lr_api **out, lr_msg *msg)
 {
 	lr_api *a = NULL;
-	struct sockaddr_in6 sa;
 	const union MHD_DaemonInfo *info;
 	unsigned flags;
 	int v6, rc;
 
 	*out = NULL;
-	if (parse_listen(o->listen, &sa, &v6) != 0)
-		return lr_fail(msg, LR_EINVAL, "listen: cannot parse '%s'", o->listen);
+	if (o->addr == NULL)
+		return lr_fail(msg, LR_EINVAL, "no listen address");
+	v6 = ((const struct sockaddr *)o->addr)->sa_family == AF_INET6;
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return LR_ENOMEM;
@@ -867,6 +817,7 @@ int lr_api_start(const lr_api_opts *o, lr_api **out, lr_msg *msg)
 	}
 	a->o.state_dir = a->state_dir;
 	a->o.listen = a->listen;
+	a->o.addr = NULL;
 	a->o.tokens = NULL;
 	a->start_time = (double)time(NULL);
 	pthread_rwlock_init(&a->tokens_lock, NULL);
@@ -880,7 +831,7 @@ int lr_api_start(const lr_api_opts *o, lr_api **out, lr_msg *msg)
 	a->mhd = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, a,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)o->addr,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->http_threads,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->connection_limit,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->per_ip_connection_limit,

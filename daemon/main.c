@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -336,6 +337,7 @@ int main(int argc, char **argv)
 	lr_api_opts ao;
 	lr_api_limits lim;
 	lr_workers_opts wo;
+	struct sockaddr_in6 sa;
 	char port[16], text[256];
 	const char *wd;
 	int check, lock_fd = -1, status = 1, rc;
@@ -384,7 +386,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	memset(&ao, 0, sizeof(ao));
+	{
+		unsigned salen;
+		int v6, loopback;
+
+		/* Validated by parse_config(); cannot fail here. */
+		lr_config_listen_addr(d.cfg.listen, &sa, &salen, &v6, &loopback, NULL);
+	}
 	ao.listen = d.cfg.listen;
+	ao.addr = &sa;
 	ao.state_dir = d.cfg.state_dir;
 	ao.tokens = tokens;
 	ao.max_upload_bytes = d.cfg.max_upload_bytes;
