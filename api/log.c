@@ -4,8 +4,9 @@
  * DESIGN. A line is built in a stack buffer (fields are escaped as JSON
  * strings and truncated to fit) and written with one write(2) to fd 2, so
  * concurrent lines stay whole without a lock. Under systemd, stderr goes to
- * the journal; the text format starts each line with the "<N>" priority
- * prefix that journald understands. The level and format are atomics so
+ * the journal; the text format, and the JSON format when $JOURNAL_STREAM
+ * says stderr is the journal, start each line with the "<N>" priority
+ * prefix that journald turns into PRIORITY=. The level and format are atomics so
  * SIGHUP can change them while other threads log.
  */
 #include "config.h"
@@ -15,6 +16,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -22,6 +24,7 @@
 
 static atomic_int log_level = LR_LOG_INFO;
 static atomic_int log_json = 1;
+static atomic_int log_journal = -1; /* 1 when stderr is journald's stream */
 
 void lr_log_setup(const char *level, const char *format)
 {
@@ -37,6 +40,7 @@ void lr_log_setup(const char *level, const char *format)
 	}
 	if (format != NULL && (strcmp(format, "json") == 0 || strcmp(format, "text") == 0))
 		atomic_store(&log_json, strcmp(format, "json") == 0);
+	atomic_store(&log_journal, getenv("JOURNAL_STREAM") != NULL);
 }
 
 int lr_log_enabled(int level)
@@ -103,6 +107,14 @@ static void vlog(int level, const char *msg, va_list ap)
 	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)tv.tv_usec);
 	if (atomic_load(&log_json)) {
+		if (atomic_load(&log_journal) == 1) {
+			/* journald takes the priority from the prefix and keeps
+			 * the JSON as MESSAGE. */
+			char pre[8];
+
+			snprintf(pre, sizeof(pre), "<%d>", level);
+			put(&l, pre, strlen(pre));
+		}
 		put(&l, "{\"ts\":\"", 7);
 		put(&l, ts, strlen(ts));
 		put(&l, "\",\"level\":\"", 11);
