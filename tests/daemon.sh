@@ -449,6 +449,14 @@ req POST /v1/jobs -H "$B" -H 'Content-Type: application/json' -d "{\"model\":\"$
 is_problem 422 "bob naming alice's uploaded blobs"
 [ "$(req GET "/v1/jobs/$JA" -H "$A")" = 200 ]
 ok $? "alice still reads her job"
+TC=token-of-carol-$$
+printf 'carol %s\n' "$(printf '%s' "$TC" | sha256sum | cut -d' ' -f1)" >>"$TMP/tokens"
+[ "$(req GET /v1/jobs -H "Authorization: Bearer $TC")" = 401 ]
+ok $? "a token added to the file is not valid before SIGHUP"
+kill -HUP "$PID"
+sleep 0.5
+[ "$(req GET /v1/jobs -H "Authorization: Bearer $TC")" = 200 ] && [ "$(jq_ "$TMP/body" "len(j['jobs'])")" = 0 ]
+ok $? "SIGHUP reloads the tokens: carol is in, and sees no jobs"
 
 # --- Queue limit (max_queued_per_tenant = 1) ----------------------------
 "$PY" "$D/fmnist.py" calib 256 "$TMP/c256.npy"
@@ -534,6 +542,25 @@ ok $? "the job records its attempts ($(jq_ "$TMP/job.json" "j['attempts']"))"
 ok $? "its model downloads and matches the recorded SHA-256"
 [ "$(req GET /v1/jobs)" = 200 ] && [ "$(jq_ "$TMP/body" "len(j['jobs'])")" = 1 ]
 ok $? "nothing duplicated: one job"
+stop_graceful
+ok $? "SIGTERM exits 0"
+
+# --- Poison pill: a job that keeps killing the daemon ends failed --------
+start crash --max-attempts 2
+submit "$D/fmnist_vgg.onnx" "$TMP/c256.npy" "$SLOW_SPEC"
+JP=$JOB
+for attempt in 1 2; do
+	wait_state "$JP" running 30 || break
+	kill -9 "$PID"
+	wait "$PID" 2>/dev/null
+	start crash --max-attempts 2
+done
+wait_state "$JP" failed 10
+ok $? "after max_attempts (2) crashes the job ends failed, not retried forever"
+[ "$(jq_ "$TMP/job.json" "j['error']['type'].endswith('/crashed')")" = True ]
+ok $? "its problem type is crashed"
+serving
+ok $? "the daemon is healthy afterwards"
 stop_graceful
 ok $? "final SIGTERM exits 0"
 
