@@ -41,7 +41,9 @@ typedef struct lr_api_opts {
 	void *ud;                       /* its argument */
 } lr_api_opts;
 
-/* The limits the running daemon really uses, read back from MHD (H2). */
+/* The limits the server runs with (H2): the values handed to MHD, and
+ * whether MHD polls with epoll as read back from it. tests/daemon/test_api
+ * checks that the per-address limit is really enforced. */
 typedef struct lr_api_limits {
 	unsigned connection_limit;        /* total connections */
 	unsigned per_ip_connection_limit; /* per client address */
@@ -61,7 +63,7 @@ int lr_api_start(const lr_api_opts *o, lr_api **out, lr_msg *msg);
 /* The bound TCP port (useful with port 0). */
 int lr_api_port(const lr_api *a);
 
-/* Reads the effective connection limits back from the running server. */
+/* Fills *out with the running server's limits (see lr_api_limits). */
 void lr_api_get_limits(const lr_api *a, lr_api_limits *out);
 
 /* Marks the daemon ready (1) or not (0) for /readyz. Any thread. */
