@@ -46,11 +46,16 @@ void lr_workers_heartbeat(lr_workers *w, lr_store *st, int cancel_only);
 int lr_workers_busy(lr_workers *w);
 
 /*
- * Graceful stop: tells every running job to stop, waits for the threads
- * (each requeues its job without counting the attempt) and frees `w`
- * (NULL is a no-op).
+ * Graceful stop: tells every running job to stop and waits for the
+ * threads (each requeues its job without counting the attempt). `w` stays
+ * valid, so lr_workers_kick() from an HTTP thread that is finishing a
+ * request remains harmless; free it with lr_workers_free() once the API
+ * has stopped. Idempotent; NULL is a no-op.
  */
 void lr_workers_stop(lr_workers *w);
+
+/* Stops (if needed) and frees `w`; NULL is a no-op. */
+void lr_workers_free(lr_workers *w);
 
 /*
  * Sends `state` ("READY=1", "STATUS=...", "STOPPING=1", "WATCHDOG=1") to

@@ -15,8 +15,9 @@
  *   - every lease_seconds / 2: requeue jobs whose lease lapsed;
  *   - hourly: the retention sweep.
  * SIGTERM/SIGINT stop gracefully: STOPPING=1, stop accepting connections,
- * stop the solvers (running jobs are requeued, not failed), stop the
- * loop, then tear down. SIGHUP re-reads the tokens file and the log
+ * stop the loop, stop the solvers (running jobs are requeued, not failed),
+ * then tear down: the API (requests in flight finish) before the workers'
+ * memory, since a request that queues a job kicks the workers. SIGHUP re-reads the tokens file and the log
  * settings (the other keys need a restart, which is logged).
  */
 #include "config.h"
@@ -196,6 +197,8 @@ static void on_tick(uv_timer_t *t)
 	daemon_ctx *d = t->data;
 	uint64_t now = uv_now(&d->loop);
 
+	if (d->stopping)
+		return;
 	lr_api_tick(d->api);
 	lr_workers_heartbeat(d->workers, d->st, 1);
 	if (d->watchdog_usec > 0 && now - d->last_watchdog_ms >= d->watchdog_usec / 2000) {
@@ -208,6 +211,8 @@ static void on_heartbeat(uv_timer_t *t)
 {
 	daemon_ctx *d = t->data;
 
+	if (d->stopping)
+		return;
 	lr_workers_heartbeat(d->workers, d->st, 0);
 	send_status(d);
 }
@@ -259,8 +264,6 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 	lr_notify("STOPPING=1");
 	lr_api_set_ready(d->api, 0);
 	lr_api_quiesce(d->api);
-	lr_workers_stop(d->workers);
-	d->workers = NULL;
 	uv_stop(&d->loop);
 }
 
@@ -451,7 +454,9 @@ int main(int argc, char **argv)
 	send_status(&d);
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 
-	/* Stopped: close the loop's handles, then tear down in reverse. */
+	/* Stopping: the solvers first (running jobs are requeued), then the
+	 * loop's handles, then the rest in reverse order of creation. */
+	lr_workers_stop(d.workers);
 	uv_close((uv_handle_t *)&d.sig_term, NULL);
 	uv_close((uv_handle_t *)&d.sig_int, NULL);
 	uv_close((uv_handle_t *)&d.sig_hup, NULL);
@@ -464,7 +469,7 @@ int main(int argc, char **argv)
 	status = 0;
 out:
 	lr_api_stop(d.api);
-	lr_workers_stop(d.workers);
+	lr_workers_free(d.workers);
 	lr_tokens_free(tokens);
 	d.st = lr_store_close(d.st);
 	if (lock_fd >= 0)

@@ -66,6 +66,7 @@ struct lr_workers {
 	pthread_cond_t wake;             /* signalled by lr_workers_kick */
 	int kicks;                       /* pending kicks */
 	int stopping;                    /* 1: finish up and exit */
+	int joined;                      /* 1 once the threads are joined */
 	slot *slots;                     /* o.count of them */
 };
 
@@ -342,7 +343,7 @@ int lr_workers_start(const lr_workers_opts *o, lr_workers **out, lr_msg *msg)
 		rc = -pthread_create(&w->slots[i].thread, NULL, worker_main, &w->slots[i]);
 		if (rc != 0) {
 			lr_fail(msg, rc, "cannot start worker thread %d", i);
-			lr_workers_stop(w);
+			lr_workers_free(w);
 			return rc;
 		}
 		w->slots[i].started = 1;
@@ -404,7 +405,7 @@ int lr_workers_busy(lr_workers *w)
 
 void lr_workers_stop(lr_workers *w)
 {
-	if (w == NULL)
+	if (w == NULL || w->joined)
 		return;
 	pthread_mutex_lock(&w->lock);
 	w->stopping = 1;
@@ -416,6 +417,14 @@ void lr_workers_stop(lr_workers *w)
 	for (int i = 0; i < w->o.count; i++)
 		if (w->slots[i].started)
 			pthread_join(w->slots[i].thread, NULL);
+	w->joined = 1;
+}
+
+void lr_workers_free(lr_workers *w)
+{
+	if (w == NULL)
+		return;
+	lr_workers_stop(w);
 	pthread_cond_destroy(&w->wake);
 	pthread_mutex_destroy(&w->lock);
 	free(w->slots);
