@@ -247,7 +247,7 @@ JOB2=$(jq_ "$TMP/body" "j['id']")
 # --- Bad input: each a 4xx problem, and the daemon keeps serving -------
 head -c 3000 /dev/urandom >"$TMP/random.bin"
 head -c 5000 "$D/tiny_cnn.onnx" >"$TMP/trunc.onnx"
-"$PY" - "$TMP" <<'EOF'
+"$PY" - "$TMP" "$D/tiny_cnn.onnx" <<'EOF'
 import sys
 import numpy as np
 t = sys.argv[1]
@@ -263,6 +263,15 @@ g = helper.make_graph([helper.make_node("Erf", ["x"], ["y"])], "g",
     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
     [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 32, 32])])
 onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), t + "/erf.onnx")
+# Weights in an external file that the upload cannot carry (and must
+# never be looked up next to the stored blob).
+m = onnx.load(sys.argv[2])
+onnx.save(m, t + "/external.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+          location="weights.bin", size_threshold=0)
+# A header that declares far more data than the file holds.
+hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000, 3, 32, 32), }"
+hdr += " " * (118 - len(hdr)) + "\n"
+open(t + "/huge_shape.npy", "wb").write(b"\x93NUMPY\x01\x00" + bytes([len(hdr), 0]) + hdr.encode() + b"\0" * 64)
 EOF
 good_m="$D/tiny_cnn.onnx"
 good_c="$D/tiny_input.npy"
@@ -270,6 +279,8 @@ for case in \
 	"422 random bytes as the model|$TMP/random.bin|$good_c|{}" \
 	"422 truncated ONNX|$TMP/trunc.onnx|$good_c|{}" \
 	"422 unsupported operator|$TMP/erf.onnx|$good_c|{}" \
+	"422 a model whose weights are in an external file|$TMP/external.onnx|$good_c|{}" \
+	"422 calibration declaring a huge shape|$good_m|$TMP/huge_shape.npy|{}" \
 	"422 calibration of the wrong shape|$good_m|$TMP/wrong_shape.npy|{}" \
 	"422 calibration of the wrong rank|$good_m|$TMP/wrong_rank.npy|{}" \
 	"422 calibration with NaN|$good_m|$TMP/nan.npy|{}" \
