@@ -77,16 +77,8 @@ typedef float wv8 __attribute__((vector_size(32), aligned(32)));
 /* Fewest tiles per block (GEMM columns) worth OpenBLAS's packing. */
 #define LR_WINO_MIN_T 128
 
-/*
- * The transforms get an AVX2 clone on x86-64 (chosen at load time by
- * GCC's function multiversioning): the build targets baseline x86-64,
- * where 8-lane vectors and their shuffles split into SSE halves.
- */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define WG_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define WG_CLONES
-#endif
+/* The transforms get an AVX2 clone (LR_CLONES, ops.h). */
+#define WG_CLONES LR_CLONES
 
 static inline wv8 wv_load(const float *p)
 {
@@ -515,6 +507,33 @@ int lr__conv_winograd(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	wbytes = (size_t)(WG_E * (j.cin + j.m) * j.ldt) * sizeof(float) +
 		 (size_t)(j.tb / WG_L) * sizeof(struct wg_grp);
 	wbytes = (wbytes + 63) & ~(size_t)63;
+	if (c->cache != NULL && c->scratch != NULL && c->scratch->n >= nthr) {
+		/* U is kept with the node: constant weights transform once. */
+		struct lr_node_cache *nc = c->cache;
+
+		for (int t = 0; t < nthr; t++)
+			if ((work[t] = lr_op_scratch(c, t, wbytes)) == NULL)
+				return LR_ENOMEM;
+		if (nc->key != w->data || nc->bytes != ubytes) {
+			lr_free_aligned(nc->data);
+			nc->key = NULL;
+			nc->bytes = 0;
+			nc->data = lr_alloc_aligned(ubytes);
+			if (nc->data == NULL)
+				return LR_ENOMEM;
+			fj.w = w->data;
+			fj.u = nc->data;
+			fj.m = j.m;
+			fj.c = j.cin;
+			lr_pool_run(c->pool, j.m, 1, wg_filters, &fj);
+			nc->key = w->data;
+			nc->bytes = ubytes;
+		}
+		j.u = nc->data;
+		j.work = work;
+		lr_pool_run_indexed(c->pool, nblocks, 1, wg_blocks, &j);
+		return 0;
+	}
 	if (c->scratch != NULL && c->scratch->n >= nthr) {
 		/* Thread 0's scratch holds U and its work area. */
 		for (int t = 0; t < nthr; t++) {

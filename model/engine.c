@@ -32,6 +32,7 @@ struct lr_engine {
 	void *observer_ud;              /* its argument */
 	size_t peak_bytes;              /* peak live bytes of the last run */
 	struct lr_scratch scratch;      /* per-thread kernel scratch */
+	struct lr_node_cache *cache;    /* per node: derived constant data */
 };
 
 int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
@@ -59,7 +60,8 @@ int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
 	e->scratch.n = nthreads;
 	e->scratch.buf = calloc((size_t)nthreads, sizeof(void *));
 	e->scratch.bytes = calloc((size_t)nthreads, sizeof(size_t));
-	if (e->scratch.buf == NULL || e->scratch.bytes == NULL) {
+	e->cache = calloc((size_t)m->nnodes + 1, sizeof(*e->cache));
+	if (e->scratch.buf == NULL || e->scratch.bytes == NULL || e->cache == NULL) {
 		lr_engine_free(e);
 		return LR_ENOMEM;
 	}
@@ -88,6 +90,9 @@ void lr_engine_free(lr_engine *e)
 		lr_free_aligned(e->scratch.buf[i]);
 	free(e->scratch.buf);
 	free(e->scratch.bytes);
+	for (int i = 0; e->cache != NULL && i < e->m->nnodes; i++)
+		lr_free_aligned(e->cache[i].data);
+	free(e->cache);
 	free(e);
 }
 
@@ -266,6 +271,8 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		c.pool = e->pool;
 		c.msg = msg;
 		c.scratch = &e->scratch;
+		c.cache = !dry && node->nin > 1 && node->in[1] >= 0 && m->values[node->in[1]].init != NULL
+			  ? &e->cache[ni] : NULL;
 		for (int k = 0; k < node->nin; k++) {
 			int v = node->in[k];
 

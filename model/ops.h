@@ -36,7 +36,21 @@ typedef struct lr_opctx {
 	lr_msg *msg;            /* where errors are written */
 	unsigned takeable;      /* bit i: input i's buffer may be taken */
 	struct lr_scratch *scratch; /* per-thread scratch buffers (engine-owned) */
+	struct lr_node_cache *cache; /* this node's cache, or NULL (see below) */
 } lr_opctx;
+
+/*
+ * What a kernel derives from a node's constant weights and keeps across
+ * runs (Winograd's transformed filters). The engine offers it only to nodes
+ * whose input 1 is an initializer, frees it with the engine, and `key` is
+ * that initializer's data pointer, which stays valid and constant while
+ * the engine lives.
+ */
+struct lr_node_cache {
+	const void *key;        /* the weights the data was derived from */
+	void *data;             /* 64-byte aligned, kernel-defined */
+	size_t bytes;
+};
 
 /* Per-thread scratch memory kept by the engine across nodes and runs. */
 struct lr_scratch {
@@ -262,5 +276,16 @@ int lr_op_gather(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_slice(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_pad(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_cast(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+
+/*
+ * Hot loops get an AVX2 clone on x86-64, chosen at load time by GCC's
+ * function multiversioning: the build targets baseline x86-64, where
+ * 8-lane vectors split into SSE halves.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define LR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define LR_CLONES
+#endif
 
 #endif /* LR_OPS_H */

@@ -12,7 +12,7 @@ PKGS="build-essential autoconf automake libtool pkgconf
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev
   libopenblas-dev liblapacke-dev
   libmicrohttpd-dev libcjson-dev libuv1-dev libsqlite3-dev sqlite3 nettle-dev
-  curl ca-certificates
+  curl ca-certificates wrk
   python3 python3-numpy python3-onnx python3-torch python3-torchvision
   libonnx-testdata dataset-fashion-mnist
   clang libclang-rt-14-dev"

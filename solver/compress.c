@@ -886,6 +886,10 @@ int lr_compress(const lr_model *m0, const lr_tensor *calib, const lr_compress_op
 
 			rl[l].d = Y->d;
 			rl[l].k2c = Y->kh * Y->kw * Y->c;
+			/* A grouped conv reads c / group channels per filter: its
+			 * cost, which the speedup counts, comes from inspect. */
+			if (!Y->decomposable && Y->d > 0 && Y->oh * Y->ow > 0)
+				rl[l].k2c = (int64_t)llround(Y->macs / (double)(Y->d * Y->oh * Y->ow));
 			rl[l].hw = Y->oh * Y->ow;
 			rl[l].decomposable = Y->decomposable;
 			rl[l].fixed_rank = Y->fixed_rank;

@@ -189,6 +189,41 @@ if [ $have_ort = 1 ]; then
 	ok $? "ONNX Runtime runs the compressed resnet and agrees with lowrank's engine"
 fi
 
+# A depthwise (grouped) conv counts with its real cost, c / group channels
+# per filter, so the target is met exactly, not overshot (seen on MobileNet).
+"$PYTHON3" - "$TMP/dw.onnx" "$TMP/dwx.npy" <<'PY'
+import sys, numpy as np, onnx
+from onnx import helper as h, numpy_helper as nh, TensorProto as T
+r = np.random.default_rng(3)
+def conv(name, x, w, group=1):
+    inits.append(nh.from_array(r.standard_normal(w).astype(np.float32) * 0.2, name + "_w"))
+    inits.append(nh.from_array(r.standard_normal(w[0]).astype(np.float32) * 0.1, name + "_b"))
+    nodes.append(h.make_node("Conv", [x, name + "_w", name + "_b"], [name], name=name, pads=[1, 1, 1, 1], group=group))
+    nodes.append(h.make_node("Relu", [name], [name + "_r"]))
+    return name + "_r"
+nodes, inits = [], []
+y = conv("c1", "x", (64, 16, 3, 3))
+y = conv("dw", y, (64, 1, 3, 3), group=64)
+y = conv("c2", y, (64, 64, 3, 3))
+nodes.append(h.make_node("GlobalAveragePool", [y], ["g"]))
+nodes.append(h.make_node("Flatten", ["g"], ["out"]))
+g = h.make_graph(nodes, "dw", [h.make_tensor_value_info("x", T.FLOAT, ["n", 16, 12, 12])],
+                 [h.make_tensor_value_info("out", T.FLOAT, ["n", 64])], inits)
+m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+onnx.checker.check_model(m)
+onnx.save(m, sys.argv[1])
+np.save(sys.argv[2], r.standard_normal((40, 16, 12, 12)).astype(np.float32))
+PY
+"$LOWRANK" compress "$TMP/dw.onnx" --calib "$TMP/dwx.npy" --speedup 1.5 -o "$TMP/dwc.onnx" --report "$TMP/dw.json" >/dev/null 2>&1 &&
+"$PYTHON3" - "$TMP/dw.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+L = {l["name"]: l for l in r["layers"]}
+assert "depthwise" in L["dw"]["skipped"], L["dw"]
+assert 1.5 <= r["theoretical_speedup"] < 1.6, r["theoretical_speedup"]
+PY
+ok $? "a model with a depthwise conv reaches the target without overshooting it"
+
 # Errors name the problem and exit non-zero; nothing is written.
 expect_fail "speedup" "speedup below 1 refused" "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --speedup 0.5 -o "$TMP/e.onnx"
 expect_fail "shape" "calibration of the wrong shape" "$LOWRANK" compress "$VGG" --calib "$D/tiny_input.npy" --speedup 2 -o "$TMP/e.onnx"

@@ -354,12 +354,18 @@ int main(void)
 			{ 1, 5, 10, 7, 3, 4, 4, 1, 1, 1, 1, 1, { 0 }, "SAME_LOWER", 1, 0 },
 			{ 1, 5, 10, 7, 3, 3, 3, 1, 2, 2, 1, 1, { 0 }, "VALID", 1, 0 },
 			{ 2, 4, 1, 20, 6, 1, 5, 1, 1, 2, 1, 2, { 0, 1, 0, 2 }, NULL, 1, 1 },
+			{ 1, 6, 11, 13, 6, 3, 3, 6, 2, 2, 1, 1, { 1, 1, 1, 1 }, NULL, 1, 0 },
+			{ 1, 4, 8, 9, 8, 3, 3, 4, 1, 1, 1, 1, { 0, 1, 1, 0 }, NULL, 1, 0 },
+			{ 1, 3, 2, 2, 3, 3, 3, 3, 1, 1, 1, 1, { 1, 1, 1, 1 }, NULL, 0, 0 },
+			{ 2, 5, 7, 16, 5, 3, 3, 5, 2, 2, 1, 1, { 0, 0, 0, 0 }, NULL, 1, 0 },
+			{ 1, 4, 6, 21, 4, 3, 3, 4, 1, 1, 1, 1, { 2, 3, 2, 3 }, NULL, 1, 0 },
 		};
 		const char *labels[] = {
 			"3x3 pad 1", "3x3 stride 2", "3x2 asym pads dilation", "1x1 direct",
 			"1x1 stride 2", "grouped g=4", "depthwise", "depthwise 5x5 stride 2",
 			"grouped dilation 2", "SAME_UPPER", "SAME_LOWER even kernel", "VALID",
-			"1-D stride 2 dilation 2",
+			"1-D stride 2 dilation 2", "depthwise 3x3 stride 2", "depthwise 3x3 x2 channels asym pads",
+			"depthwise 3x3 on 2x2", "depthwise 3x3 stride 2 unpadded", "depthwise 3x3 pads wider than 1",
 		};
 
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
