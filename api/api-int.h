@@ -35,6 +35,7 @@ struct lr_api {
 	atomic_int stopping;             /* quiesced or stopping */
 	atomic_int uploads;              /* bodies being received */
 	pthread_key_t store_key;         /* per-thread lr_store */
+	pthread_key_t cache_key;         /* per-thread report summary cache */
 	pthread_mutex_t sse_lock;        /* guards the waiting list */
 	struct lr_req *sse_waiting;      /* suspended event streams */
 	double start_time;               /* Unix seconds, for /metrics */
@@ -129,6 +130,9 @@ enum MHD_Result lr__jobs_cancel(lr_req *r);
 enum MHD_Result lr__jobs_delete(lr_req *r);
 enum MHD_Result lr__jobs_events(lr_req *r);
 enum MHD_Result lr__jobs_download(lr_req *r, int report);
+/* Frees a thread's report summary cache (the cache_key destructor). */
+void lr__jobs_cache_free(void *cache);
+
 /* Frees a request's handler state (writers, parser, buffers). */
 void lr__jobs_req_free(lr_req *r);
 

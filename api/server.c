@@ -826,6 +826,11 @@ int lr_api_start(const lr_api_opts *o, lr_api **out, lr_msg *msg)
 		rc = LR_ENOMEM;
 		goto fail;
 	}
+	if (pthread_key_create(&a->cache_key, lr__jobs_cache_free) != 0) {
+		pthread_key_delete(a->store_key);
+		rc = LR_ENOMEM;
+		goto fail;
+	}
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
 		MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
 	a->mhd = MHD_start_daemon(
@@ -927,6 +932,7 @@ void lr_api_stop(lr_api *a)
 	lr_api_tick(a);
 	MHD_stop_daemon(a->mhd);
 	pthread_key_delete(a->store_key);
+	pthread_key_delete(a->cache_key);
 	pthread_rwlock_destroy(&a->tokens_lock);
 	pthread_mutex_destroy(&a->sse_lock);
 	lr_tokens_free(a->tokens);
