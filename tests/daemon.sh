@@ -401,6 +401,39 @@ all=0
 for id in $ids; do wait_state "$id" succeeded 60 || all=1; done
 ok $all "all 4 concurrent jobs succeed"
 
+# --- Listing: filter and pages ---------------------------------------------
+"$PY" - "$URL" >"$TMP/pages.out" 2>&1 <<'EOF'
+import json, sys, urllib.request, urllib.error
+url = sys.argv[1]
+def get(q):
+    with urllib.request.urlopen(url + "/v1/jobs" + q) as r:
+        return json.load(r), r.headers.get("Link")
+everything, _ = get("?page_size=1000")
+ids, tok, pages = [], "", 0
+while True:
+    page, link = get("?page_size=2" + ("&page_token=" + tok if tok else ""))
+    assert len(page["jobs"]) <= 2
+    ids += [j["id"] for j in page["jobs"]]
+    tok = page["next_page_token"]
+    pages += 1
+    assert bool(tok) == bool(link), (tok, link)
+    if not tok:
+        break
+assert ids == [j["id"] for j in everything["jobs"]], "pages differ from one big page"
+assert len(set(ids)) == len(ids) >= 5
+done, _ = get("?state=succeeded")
+assert done["jobs"] and all(j["state"] == "succeeded" for j in done["jobs"])
+times = [j["create_time"] for j in everything["jobs"]]
+assert times == sorted(times, reverse=True), "not newest first"
+try:
+    get("?state=succeeded&page_token=" + get("?page_size=1")[0]["next_page_token"])
+    raise SystemExit("a token from another filter was accepted")
+except urllib.error.HTTPError as e:
+    assert e.code == 400
+print("%d jobs in %d pages of 2" % (len(ids), pages))
+EOF
+ok $? "pages of 2 list every job once, newest first; state filter; a token from another filter -> 400 ($(tail -1 "$TMP/pages.out"))"
+
 # --- Delete ------------------------------------------------------------------
 wait_state "$JOB2" succeeded 60
 ok $? "the job submitted as JSON succeeds (fixed ranks)"
@@ -528,6 +561,8 @@ is_problem 422 "the half upload is absent (not a blob)"
 submit "$D/fmnist_vgg.onnx" "$TMP/c256.npy" "$SLOW_SPEC"
 JC=$JOB
 wait_state "$JC" running 30
+req DELETE "/v1/jobs/$JC" >"$TMP/status"
+is_problem 409 "DELETE a running job"
 sleep 1
 stop_graceful
 ok $? "SIGTERM while a job runs: exit 0"
