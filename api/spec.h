@@ -1,0 +1,59 @@
+/*
+ * spec.h - the job spec: the JSON a client sends to say how to compress,
+ * parsed into solver options.
+ *
+ * A spec is a JSON object with these optional members (anything else, and
+ * any member of the wrong type or out of range, is refused with a message
+ * naming the member):
+ *   "speedup": number > 1 and <= 1000 (default 4 unless "ranks" is given)
+ *   "ranks": { "<layer>": integer >= 1, ... } fixed ranks per layer
+ *   "method": "nonlinear-asymmetric" | "nonlinear" | "linear-asymmetric" | "linear"
+ *   "samples_per_input": integer 1..10000 (10)
+ *   "seed": integer 0..2^53 (0)
+ *   "rank_multiple": integer 1..4096 (off)
+ *   "exclude": [ "<layer>", ... ] layers never decomposed
+ *   "holdout": number in [0, 1) (0.1)
+ */
+#ifndef LR_SPEC_H
+#define LR_SPEC_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "model/lr.h"
+#include "solver/compress.h"
+
+#define LR_SPEC_MAX_BYTES 65536   /* largest spec text accepted */
+#define LR_SPEC_MAX_LAYERS 4096   /* entries in "ranks" or "exclude" */
+#define LR_SPEC_MAX_NAME 256      /* bytes in a layer name */
+
+/* A parsed spec. `opts` points into the struct's own storage. */
+typedef struct lr_spec {
+	lr_compress_opts opts;   /* ready for lr_compress (progress/cancel unset) */
+	lr_rank_req *ranks;      /* owned; opts.ranks == ranks */
+	char **exclude;          /* owned; opts.exclude == exclude */
+	int speedup_given;       /* 1 when "speedup" was in the text */
+} lr_spec;
+
+/*
+ * Parses the spec from `len` bytes of JSON text (not NUL-terminated). On
+ * success *out is owned by the caller (lr_spec_free). Errors: LR_EINVAL
+ * with `msg` naming the member and what it must be, LR_ENOMEM.
+ */
+int lr_spec_parse(const char *text, size_t len, lr_spec **out, lr_msg *msg);
+
+/* Same from an already parsed cJSON object (borrowed). */
+int lr_spec_from_json(const cJSON *obj, lr_spec **out, lr_msg *msg);
+
+/*
+ * Returns the spec as a canonical JSON object with every member, defaults
+ * filled in (caller frees with cJSON_Delete), or NULL when out of memory.
+ * Parsing the printed object gives the same options.
+ */
+cJSON *lr_spec_to_json(const lr_spec *s);
+
+/* Frees a spec; NULL is a no-op. */
+void lr_spec_free(lr_spec *s);
+
+#endif /* LR_SPEC_H */

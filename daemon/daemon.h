@@ -1,0 +1,67 @@
+/*
+ * daemon.h - internals of the lowrankd process shared by daemon/main.c
+ * (configuration, the libuv loop, signals, timers) and daemon/worker.c
+ * (the solver threads) and daemon/notify.c (systemd readiness).
+ */
+#ifndef LR_DAEMON_H
+#define LR_DAEMON_H
+
+#include <stdint.h>
+
+#include "model/lr.h"
+#include "storage/store.h"
+
+typedef struct lr_workers lr_workers;
+
+/* What the worker threads need; copied by lr_workers_start(). */
+typedef struct lr_workers_opts {
+	const char *state_dir;  /* the store's directory */
+	int count;              /* worker threads */
+	int engine_threads;     /* threads per job (0 = all cores) */
+	int64_t epoch;          /* this daemon's epoch (lr_store_epoch_begin) */
+	int64_t lease_ms;       /* lease taken at claim */
+} lr_workers_opts;
+
+/*
+ * Starts `count` dedicated threads (never libuv's pool) at the lowest CPU
+ * priority (SCHED_IDLE, else nice 19), each with its own store
+ * connection, that claim queued jobs and run lr_compress on them. On
+ * success *out is owned by the caller (lr_workers_stop). Errors: -errno
+ * from pthread_create, LR_ENOMEM.
+ */
+int lr_workers_start(const lr_workers_opts *o, lr_workers **out, lr_msg *msg);
+
+/* Wakes an idle worker: a job was queued. Any thread. */
+void lr_workers_kick(lr_workers *w);
+
+/*
+ * From the loop thread: renews the lease of every running job through
+ * `st` (the loop's own connection) and, when `cancel_only` is 1, only
+ * reads their cancel flags. A job canceled by its client, or lost to
+ * recovery, has its solver stopped.
+ */
+void lr_workers_heartbeat(lr_workers *w, lr_store *st, int cancel_only);
+
+/* Jobs running now (for STATUS=). */
+int lr_workers_busy(lr_workers *w);
+
+/*
+ * Graceful stop: tells every running job to stop and waits for the
+ * threads (each requeues its job without counting the attempt). `w` stays
+ * valid, so lr_workers_kick() from an HTTP thread that is finishing a
+ * request remains harmless; free it with lr_workers_free() once the API
+ * has stopped. Idempotent; NULL is a no-op.
+ */
+void lr_workers_stop(lr_workers *w);
+
+/* Stops (if needed) and frees `w`; NULL is a no-op. */
+void lr_workers_free(lr_workers *w);
+
+/*
+ * Sends `state` ("READY=1", "STATUS=...", "STOPPING=1", "WATCHDOG=1") to
+ * systemd over $NOTIFY_SOCKET, written by hand (the datagram protocol of
+ * sd_notify(3)); a no-op without the variable. Returns 0 or -errno.
+ */
+int lr_notify(const char *state);
+
+#endif /* LR_DAEMON_H */
