@@ -233,7 +233,7 @@ static int lr_blob_record(lr_store *st, const char *tenant, const char *sha,
 	sqlite3_bind_int64(stmt, 2, size);
 	sqlite3_bind_int64(stmt, 3, now);
 	rc = lr__step(st, stmt);
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	if (rc != SQLITE_DONE)
 		return lr__db_fail(st, rc, msg, "record blob");
 	if (tenant == NULL)
@@ -249,7 +249,7 @@ static int lr_blob_record(lr_store *st, const char *tenant, const char *sha,
 	sqlite3_bind_text(stmt, 2, sha, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 3, now);
 	rc = lr__step(st, stmt);
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	if (rc != SQLITE_DONE)
 		return lr__db_fail(st, rc, msg, "record blob owner");
 	return 0;
@@ -322,7 +322,7 @@ int lr_store_blob_writer_commit(lr_store *st, lr_store_blob_writer *w,
 			sqlite3_bind_text(stmt, 1, sha, -1, SQLITE_STATIC);
 			if (lr__step(st, stmt) == SQLITE_ROW)
 				info->created_ms = sqlite3_column_int64(stmt, 0);
-			sqlite3_finalize(stmt);
+			lr__finalize(st, stmt);
 		}
 	}
 	lr_store_blob_writer_abort(w); /* frees; the temp name is gone */
@@ -395,7 +395,7 @@ int lr_store_blob_stat(lr_store *st, const char *tenant, const char *sha,
 	} else {
 		err = lr__db_fail(st, rc, msg, "blob lookup");
 	}
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return err;
 }
 
@@ -475,7 +475,7 @@ int lr_store_tenant_bytes(lr_store *st, const char *tenant, int64_t *bytes,
 		*bytes = sqlite3_column_int64(stmt, 0);
 	else
 		err = lr__db_fail(st, rc, msg, "tenant bytes");
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return err;
 }
 
@@ -521,7 +521,7 @@ int lr__blob_unlink_orphans(lr_store *st, char (*shas)[LR_STORE_SHA_LEN + 1],
 		}
 	}
 out:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	/* Nothing was written: ending the transaction just drops the lock. */
 	lr__tx_rollback(st);
 	return err;

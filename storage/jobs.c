@@ -170,7 +170,7 @@ static int lr_owner_check(lr_store *st, const char *tenant, const char *sha,
 			      what, sha);
 	else if (rc != SQLITE_ROW)
 		err = lr__db_fail(st, rc, msg, "blob owner lookup");
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return err;
 }
 
@@ -193,7 +193,7 @@ static int lr_active_count(lr_store *st, const char *tenant, int64_t *n,
 		*n = sqlite3_column_int64(stmt, 0);
 	else
 		err = lr__db_fail(st, rc, msg, "count active jobs");
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return err;
 }
 
@@ -268,14 +268,14 @@ int lr_store_job_create(lr_store *st, const lr_store_job_new *nj,
 		err = lr_write_fail(st, rc, msg, "job spec");
 		goto out;
 	}
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	stmt = NULL;
 	err = lr__tx_commit(st, msg);
 	if (err == 0)
 		memcpy(id_out, id, sizeof(id));
 	return err;
 out:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	lr__tx_rollback(st);
 	return err;
 }
@@ -304,7 +304,7 @@ int lr_store_job_get(lr_store *st, const char *tenant, const char *id,
 		err = lr_fail(msg, LR_STORE_ENOTFOUND, "job %s not found", id);
 	else
 		err = lr__db_fail(st, rc, msg, "read job");
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return err;
 }
 
@@ -506,10 +506,10 @@ int lr_store_jobs_list(lr_store *st, const char *tenant, int state,
 		page->count = limit;
 		lr_token_encode(state, &jobs[limit - 1], page->next_token);
 	}
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return 0;
 fail:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	lr_store_job_page_fini(page);
 	return err;
 }
@@ -563,7 +563,7 @@ int lr_store_job_claim(lr_store *st, const char *owner, int64_t epoch,
 		err = lr__db_fail(st, rc, msg, "claim");
 		goto out;
 	}
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	stmt = NULL;
 	LR__FAULT("claim-updated");
 	err = lr__tx_commit(st, msg);
@@ -572,7 +572,7 @@ int lr_store_job_claim(lr_store *st, const char *owner, int64_t epoch,
 	*claimed = job->id[0] != '\0';
 	return 0;
 out:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	lr__tx_rollback(st);
 	lr_store_job_fini(job);
 	return err;
@@ -621,14 +621,14 @@ static int lr_fenced_write(lr_store *st, const char *what, const char *sql,
 		err = lr_write_fail(st, rc, msg, what);
 		goto out;
 	}
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	stmt = NULL;
 	err = lr__tx_commit(st, msg);
 	if (err == 0 && cancel_requested != NULL)
 		*cancel_requested = cancel;
 	return err;
 out:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	lr__tx_rollback(st);
 	return err;
 }
@@ -705,7 +705,7 @@ int lr_store_job_cancel_check(lr_store *st, const char *id, int64_t fence,
 			      id, (long long)fence);
 	else
 		err = lr__db_fail(st, rc, msg, "cancel check");
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return err;
 }
 
@@ -730,7 +730,7 @@ static int lr_blob_exists(lr_store *st, const char *sha, const char *what,
 			      what, sha);
 	else if (rc != SQLITE_ROW)
 		err = lr__db_fail(st, rc, msg, "blob lookup");
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return err;
 }
 
@@ -807,12 +807,12 @@ int lr_store_job_finish(lr_store *st, const char *id, int64_t fence,
 			      id, (long long)fence);
 		goto out;
 	}
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	stmt = NULL;
 	LR__FAULT("finish-updated");
 	return lr__tx_commit(st, msg);
 out:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	lr__tx_rollback(st);
 	return err;
 }
@@ -843,7 +843,7 @@ static int lr_job_state_of(lr_store *st, const char *tenant, const char *id,
 	} else {
 		err = lr__db_fail(st, rc, msg, "read job state");
 	}
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return err;
 }
 
@@ -891,7 +891,7 @@ int lr_store_job_cancel(lr_store *st, const char *tenant, const char *id,
 			err = lr__db_fail(st, rc, msg, "cancel");
 			goto out;
 		}
-		sqlite3_finalize(stmt);
+		lr__finalize(st, stmt);
 		stmt = NULL;
 	}
 	err = lr__tx_commit(st, msg);
@@ -899,7 +899,7 @@ int lr_store_job_cancel(lr_store *st, const char *tenant, const char *id,
 		*state_out = state;
 	return err;
 out:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	lr__tx_rollback(st);
 	return err;
 }
@@ -931,7 +931,7 @@ int lr_store_job_delete(lr_store *st, const char *tenant, const char *id,
 	rc = lr__step(st, stmt);
 	if (rc == SQLITE_DONE) {
 		/* Missing, foreign, or not terminal: tell which. */
-		sqlite3_finalize(stmt);
+		lr__finalize(st, stmt);
 		stmt = NULL;
 		err = lr_job_state_of(st, tenant, id, &state, msg);
 		if (err == 0)
@@ -951,7 +951,7 @@ int lr_store_job_delete(lr_store *st, const char *tenant, const char *id,
 		err = lr__db_fail(st, rc, msg, "delete job");
 		goto out;
 	}
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	stmt = NULL;
 	/* Drop the rows of blobs nothing uses any more, except fresh ones. */
 	err = lr__prepare(st,
@@ -979,7 +979,7 @@ int lr_store_job_delete(lr_store *st, const char *tenant, const char *id,
 		if (sqlite3_changes(st->db) > 0)
 			memcpy(gone[n_gone++], shas[i], sizeof(shas[i]));
 	}
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	stmt = NULL;
 	err = lr__tx_commit(st, msg);
 	if (err)
@@ -989,7 +989,7 @@ int lr_store_job_delete(lr_store *st, const char *tenant, const char *id,
 	(void)lr__blob_unlink_orphans(st, gone, n_gone, NULL, NULL);
 	return 0;
 out:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	lr__tx_rollback(st);
 	return err;
 }
@@ -1045,7 +1045,7 @@ int lr_store_jobs_recover(lr_store *st, int64_t epoch,
 			goto out;
 		}
 		counts[i] = sqlite3_changes(st->db);
-		sqlite3_finalize(stmt);
+		lr__finalize(st, stmt);
 		stmt = NULL;
 	}
 	err = lr__tx_commit(st, msg);
@@ -1056,7 +1056,7 @@ int lr_store_jobs_recover(lr_store *st, int64_t epoch,
 	}
 	return err;
 out:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	lr__tx_rollback(st);
 	return err;
 }
@@ -1082,7 +1082,7 @@ int lr_store_jobs_count(lr_store *st, int64_t counts[LR_JOB_STATE_COUNT],
 	}
 	if (rc != SQLITE_DONE)
 		err = lr__db_fail(st, rc, msg, "count jobs");
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return err;
 }
 

@@ -10,8 +10,19 @@
 #include "storage/store.h"
 
 /* One connection plus the directories it manages. */
+/* Prepared statements kept per connection, keyed by their constant SQL. */
+#define LR__STMT_CACHE 64
+
+struct lr__stmt_slot {
+	const char *sql;        /* the caller's constant (pointer identity) */
+	sqlite3_stmt *stmt;
+	int busy;               /* handed out and not yet released */
+};
+
 struct lr_store {
 	sqlite3 *db;     /* the connection; used by one thread at a time */
+	struct lr__stmt_slot stmts[LR__STMT_CACHE];
+	int nstmts;
 	char *dir;       /* absolute state_dir, no trailing slash */
 	int blobs_fd;    /* O_DIRECTORY fd of state_dir/blobs */
 	int tmp_fd;      /* O_DIRECTORY fd of state_dir/tmp */
@@ -37,9 +48,15 @@ int lr__tx_commit(lr_store *st, lr_msg *msg);
  * otherwise). */
 void lr__tx_rollback(lr_store *st);
 
-/* Prepares `sql` (a constant). Returns 0 or an lr code. */
+/* Prepares `sql` (a constant) or hands out the connection's cached
+ * statement for it. Returns 0 or an lr code. Release with lr__finalize(). */
 int lr__prepare(lr_store *st, const char *sql, sqlite3_stmt **stmt,
 		lr_msg *msg);
+
+/* Releases a statement from lr__prepare(): a cached one is reset (ending
+ * any read it holds) and its bindings cleared; others are finalized.
+ * NULL is a no-op. */
+void lr__finalize(lr_store *st, sqlite3_stmt *stmt);
 
 /* sqlite3_step() that, outside a transaction, retries SQLITE_BUSY on the
  * first step of a statement until the deadline. Returns the SQLite code. */

@@ -368,13 +368,46 @@ void lr__tx_rollback(lr_store *st)
 int lr__prepare(lr_store *st, const char *sql, sqlite3_stmt **stmt,
 		lr_msg *msg)
 {
-	int rc = sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL);
+	const char *tail = NULL;
+	int cache = st->nstmts < LR__STMT_CACHE, rc;
 
+	/* Preparing costs more than most of our queries: reuse. The text is
+	 * compared too, in case a caller's buffer was reused for other SQL. */
+	for (int i = 0; i < st->nstmts; i++) {
+		struct lr__stmt_slot *s = &st->stmts[i];
+
+		if (s->sql == sql && !s->busy && strcmp(sqlite3_sql(s->stmt), sql) == 0) {
+			s->busy = 1;
+			*stmt = s->stmt;
+			return 0;
+		}
+	}
+	rc = sqlite3_prepare_v3(st->db, sql, -1, cache ? SQLITE_PREPARE_PERSISTENT : 0, stmt, &tail);
 	if (rc != SQLITE_OK) {
 		*stmt = NULL;
 		return lr__db_fail(st, rc, msg, "prepare");
 	}
+	if (cache && tail != NULL && *tail == '\0') {
+		st->stmts[st->nstmts].sql = sql;
+		st->stmts[st->nstmts].stmt = *stmt;
+		st->stmts[st->nstmts].busy = 1;
+		st->nstmts++;
+	}
 	return 0;
+}
+
+void lr__finalize(lr_store *st, sqlite3_stmt *stmt)
+{
+	if (stmt == NULL)
+		return;
+	for (int i = 0; i < st->nstmts; i++)
+		if (st->stmts[i].stmt == stmt) {
+			sqlite3_reset(stmt);
+			sqlite3_clear_bindings(stmt);
+			st->stmts[i].busy = 0;
+			return;
+		}
+	sqlite3_finalize(stmt);
 }
 
 int lr__step(lr_store *st, sqlite3_stmt *stmt)
@@ -432,7 +465,7 @@ static int lr_query_int(lr_store *st, const char *sql, int64_t *out,
 	}
 	*out = sqlite3_column_int64(stmt, 0);
 out:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return err;
 }
 
@@ -453,7 +486,7 @@ static int lr_query_text(lr_store *st, const char *sql, char *buf,
 	}
 	lr__col_copy(stmt, 0, buf, len);
 out:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return err;
 }
 
@@ -673,6 +706,9 @@ lr_store *lr_store_close(lr_store *st)
 {
 	if (st == NULL)
 		return NULL;
+	for (int i = 0; i < st->nstmts; i++)
+		sqlite3_finalize(st->stmts[i].stmt);
+	st->nstmts = 0;
 	if (st->db != NULL)
 		sqlite3_close_v2(st->db);
 	if (st->blobs_fd >= 0)
@@ -718,11 +754,11 @@ int lr_store_epoch_begin(lr_store *st, int64_t *epoch, lr_msg *msg)
 		goto out;
 	}
 	*epoch = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	stmt = NULL;
 	return lr__tx_commit(st, msg);
 out:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	lr__tx_rollback(st);
 	return err;
 }

@@ -93,7 +93,7 @@ static int lr_sweep_rows(lr_store *st, const lr_store_sweep_opts *opts,
 			goto out;
 		}
 		rep->jobs_deleted = sqlite3_changes(st->db);
-		sqlite3_finalize(stmt);
+		lr__finalize(st, stmt);
 		stmt = NULL;
 		err = lr__prepare(st, sql_owners, &stmt, msg);
 		if (err)
@@ -105,7 +105,7 @@ static int lr_sweep_rows(lr_store *st, const lr_store_sweep_opts *opts,
 			goto out;
 		}
 		rep->owners_deleted = sqlite3_changes(st->db);
-		sqlite3_finalize(stmt);
+		lr__finalize(st, stmt);
 		stmt = NULL;
 	}
 	err = lr__prepare(st, sql_blobs, &stmt, msg);
@@ -126,11 +126,11 @@ static int lr_sweep_rows(lr_store *st, const lr_store_sweep_opts *opts,
 		err = lr__db_fail(st, rc, msg, "sweep blobs");
 		goto out;
 	}
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	stmt = NULL;
 	return lr__tx_commit(st, msg);
 out:
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	lr__tx_rollback(st);
 	rep->jobs_deleted = rep->owners_deleted = 0;
 	rep->blobs_deleted = rep->blob_bytes_freed = 0;
@@ -148,7 +148,7 @@ static int lr_blob_row_exists(lr_store *st, const char *sha)
 		return 1; /* when in doubt, keep the file */
 	sqlite3_bind_text(stmt, 1, sha, -1, SQLITE_STATIC);
 	rc = lr__step(st, stmt);
-	sqlite3_finalize(stmt);
+	lr__finalize(st, stmt);
 	return rc != SQLITE_DONE;
 }
 
