@@ -367,8 +367,11 @@ int lr_store_blob_stat(lr_store *st, const char *tenant, const char *sha,
 		       lr_store_blob_info *info, lr_msg *msg)
 {
 	sqlite3_stmt *stmt = NULL;
+	lr_store_blob_info unused;
 	int err, rc;
 
+	if (info == NULL)
+		info = &unused; /* a plain existence check */
 	memset(info, 0, sizeof(*info));
 	if (!lr_store_sha_valid(sha) || !lr_store_tenant_valid(tenant))
 		return lr_fail(msg, LR_STORE_ENOTFOUND, "blob not found");

@@ -467,7 +467,7 @@ int lr_store_blob_put(lr_store *st, const char *tenant, const void *buf,
 /*
  * Metadata of blob `sha` as seen by `tenant`: found when the tenant owns
  * it (uploaded it) or one of its jobs references it. LR_STORE_ENOTFOUND
- * otherwise, including a malformed sha.
+ * otherwise, including a malformed sha. `info` may be NULL (existence only).
  */
 int lr_store_blob_stat(lr_store *st, const char *tenant, const char *sha,
 		       lr_store_blob_info *info, lr_msg *msg);
