@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "storage/store-int.h"
 #include "storage/store.h"
 
 /* A fresh directory under $TMPDIR (or /tmp); caller frees the string. */
@@ -136,6 +137,27 @@ static inline int t_put(lr_store *st, const char *tenant, const char *s,
 	else
 		sha[0] = '\0';
 	return err;
+}
+
+/* Integer result of a query on the store's own connection (-998: the SQL
+ * did not prepare, -999: no row). */
+static inline long long q_int(lr_store *st, const char *sql)
+{
+	sqlite3_stmt *s;
+	long long v = -999;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return -998;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* Where the blob store keeps blob `sha` under state dir `dir`. */
+static inline void t_blob_file(const char *dir, const char *sha, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/blobs/%.2s/%s", dir, sha, sha);
 }
 
 #endif /* LR_STORE_TESTLIB_H */

@@ -22,19 +22,6 @@
 
 static char *dir;
 
-/* Integer result of a query on the store's own connection. */
-static long long q_int(lr_store *st, const char *sql)
-{
-	sqlite3_stmt *s;
-	long long v = -999;
-
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return -998;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
 
 static void q_exec(lr_store *st, const char *sql)
 {

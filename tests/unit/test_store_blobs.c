@@ -28,23 +28,7 @@ static void q_exec(lr_store *st, const char *sql)
 		tap_diag("exec failed: %s: %s", sql, sqlite3_errmsg(st->db));
 }
 
-static long long q_int(lr_store *st, const char *sql)
-{
-	sqlite3_stmt *s;
-	long long v = -999;
 
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return -998;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
-static void blob_file(const char *sha, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/blobs/%.2s/%s", dir, sha, sha);
-}
 
 static int file_exists(const char *path)
 {
@@ -88,7 +72,7 @@ static void test_writer(lr_store *st)
 	tap_ok(err == 0 && strcmp(info.sha, SHA_ABC) == 0 &&
 		       info.size_bytes == 3 && info.created_ms > 0,
 	       "\"abc\" has the known SHA-256 and passes the digest check");
-	blob_file(SHA_ABC, path, sizeof(path));
+	t_blob_file(dir, SHA_ABC, path, sizeof(path));
 	tap_ok(stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
 		       (sb.st_mode & 0777) == 0600 && sb.st_size == 3,
 	       "stored at blobs/ba/<sha>, mode 0600");
@@ -118,7 +102,7 @@ static void test_writer(lr_store *st)
 		       info.size_bytes == (int64_t)total,
 	       "3 MB in uneven chunks: digest and size match an independent "
 	       "SHA-256, at exactly the size limit");
-	blob_file(expect, path, sizeof(path));
+	t_blob_file(dir, expect, path, sizeof(path));
 	{
 		char got[LR_STORE_SHA_LEN + 1] = "";
 
@@ -243,7 +227,7 @@ static void test_symlinks(lr_store *st)
 	int64_t size;
 
 	t_put(st, "alice", "root:x:0:0:root:/root:/bin/bash\n", sha);
-	blob_file(sha, path, sizeof(path));
+	t_blob_file(dir, sha, path, sizeof(path));
 	unlink(path);
 	if (symlink("/etc/passwd", path) != 0)
 		tap_diag("symlink failed");
@@ -255,7 +239,7 @@ static void test_symlinks(lr_store *st)
 	/* The "ab" folder itself replaced by a symlink. */
 	t_put(st, "alice", "second", sha);
 	snprintf(sub, sizeof(sub), "%s/blobs/%.2s", dir, sha);
-	blob_file(sha, path, sizeof(path));
+	t_blob_file(dir, sha, path, sizeof(path));
 	{
 		char moved[4096], target[4096];
 
@@ -278,7 +262,7 @@ static void test_symlinks(lr_store *st)
 
 	/* A blob file truncated behind our back is detected, not served. */
 	t_put(st, "alice", "will be truncated", sha);
-	blob_file(sha, path, sizeof(path));
+	t_blob_file(dir, sha, path, sizeof(path));
 	if (truncate(path, 4) != 0)
 		tap_diag("truncate failed");
 	err = lr_store_blob_open(st, "alice", sha, &fd, &size, NULL);
@@ -441,7 +425,7 @@ static void test_sweep(lr_store *st)
 	t_sha_mem("orphan bytes", 12, orphan);
 	snprintf(path, sizeof(path), "%s/blobs/%.2s", dir, orphan);
 	mkdir(path, 0700);
-	blob_file(orphan, path, sizeof(path));
+	t_blob_file(dir, orphan, path, sizeof(path));
 	fd = open(path, O_WRONLY | O_CREAT, 0600);
 	if (fd >= 0) {
 		if (write(fd, "orphan bytes", 12) != 12)
@@ -474,12 +458,12 @@ static void test_sweep(lr_store *st)
 		       "the queued job stays");
 		lr_store_job_fini(&got);
 	}
-	blob_file(model_q, path, sizeof(path));
+	t_blob_file(dir, model_q, path, sizeof(path));
 	tap_ok(file_exists(path),
 	       "the queued job's old model blob is kept (job reference)");
-	blob_file(fresh, path, sizeof(path));
+	t_blob_file(dir, fresh, path, sizeof(path));
 	tap_ok(file_exists(path), "a fresh upload is kept");
-	blob_file(out_f, path, sizeof(path));
+	t_blob_file(dir, out_f, path, sizeof(path));
 	tap_ok(!file_exists(path), "the deleted job's output file is gone");
 	err = lr_store_blob_writer_commit(st, live, "dora", NULL, NULL, NULL);
 	tap_ok(err == 0, "the live upload still commits after the sweep");
@@ -503,7 +487,7 @@ static void test_sweep(lr_store *st)
 	lr_store_job_cancel(st, "dora", id_q, NULL, NULL);
 	q_exec(st, "UPDATE blobs SET touched_ms = 0");
 	q_exec(st, "DELETE FROM blob_owners");
-	blob_file(model_q, path, sizeof(path));
+	t_blob_file(dir, model_q, path, sizeof(path));
 	err = lr_store_job_delete(st, "dora", id_q, NULL);
 	{
 		char q[200];

@@ -228,18 +228,6 @@ static int cmp_id(const void *a, const void *b)
 	return strcmp((const char *)a, (const char *)b);
 }
 
-static long long q_int(lr_store *st, const char *sql)
-{
-	sqlite3_stmt *s;
-	long long v = -999;
-
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return -998;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
 
 int main(void)
 {

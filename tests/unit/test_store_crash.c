@@ -157,23 +157,7 @@ static long long tmp_file_size(void)
 	return size;
 }
 
-static long long q_int(lr_store *st, const char *sql)
-{
-	sqlite3_stmt *s;
-	long long v = -999;
 
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return -998;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
-static void blob_file(const char *sha, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/blobs/%.2s/%s", dir, sha, sha);
-}
 
 /*
  * Checks the blob invariants: every row has a file of that size whose
@@ -194,7 +178,7 @@ static int check_blobs(lr_store *st, int all_files_have_rows)
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		const char *sha = (const char *)sqlite3_column_text(s, 0);
 
-		blob_file(sha, path, sizeof(path));
+		t_blob_file(dir, sha, path, sizeof(path));
 		if (stat(path, &sb) != 0 ||
 		    sb.st_size != sqlite3_column_int64(s, 1) ||
 		    t_sha_file(path, got) != 0 || strcmp(got, sha) != 0) {
@@ -273,7 +257,7 @@ static void test_chosen_moments(void)
 	pid = spawn(child_put, "committed");
 	killed += reaped_by_sigkill(pid);
 	tap_ok(killed == 3, "three children killed around blob commit");
-	blob_file(s_renamed, path, sizeof(path));
+	t_blob_file(dir, s_renamed, path, sizeof(path));
 	tap_ok(access(path, F_OK) == 0,
 	       "the renamed-but-uncommitted file is in blobs/ (as a crash "
 	       "leaves it)");
