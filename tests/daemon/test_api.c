@@ -104,14 +104,36 @@ int main(void)
 	tap_ok(get("/readyz") == 200, "... and 200 after");
 	tap_ok(get("/v1/jobs") == 200, "no tokens: requests run as the local tenant");
 
-	/* The per-address limit is enforced: a 4th connection is dropped. */
+	/* The per-address limit is enforced: of 4 connections from one
+	 * address at once, one is dropped. The server closes earlier
+	 * connections asynchronously, so give it time first, and count
+	 * rather than assume which of the 4 it drops. */
+	usleep(300000);
 	for (int i = 0; i < 3; i++)
 		idle[i] = connect_local();
-	usleep(200000);
 	extra = connect_local();
-	tap_ok(idle[0] >= 0 && idle[2] >= 0 && extra >= 0 &&
-	       (write(extra, "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n", 32) < 0 || read(extra, &c, 1) <= 0),
-	       "a 4th connection from one address is closed (per-address limit 3)");
+	usleep(200000);
+	{
+		int served = 0, dropped = 0;
+		int fds[4] = { idle[0], idle[1], idle[2], extra };
+		const char *rq = "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+		for (int i = 0; i < 4; i++) {
+			char resp[64];
+			ssize_t n = -1;
+
+			if (fds[i] >= 0 && write(fds[i], rq, strlen(rq)) == (ssize_t)strlen(rq))
+				n = read(fds[i], resp, sizeof(resp));
+			if (n > 12 && memcmp(resp, "HTTP/1.1 200", 12) == 0)
+				served++;
+			else
+				dropped++;
+		}
+		tap_ok(served == 3 && dropped == 1,
+		       "a 4th connection from one address is closed (per-address limit 3): %d served, %d dropped",
+		       served, dropped);
+	}
+	(void)c;
 	for (int i = 0; i < 3; i++)
 		if (idle[i] >= 0)
 			close(idle[i]);
