@@ -190,7 +190,7 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 	keep = calloc((size_t)m->nvalues + 1, 1);
 	need = calloc((size_t)m->nnodes + 1, 1);
 	remaining = calloc((size_t)m->nvalues + 1, sizeof(int));
-	stack = calloc((size_t)m->nvalues + 1, sizeof(int));
+	stack = calloc((size_t)m->nnodes + 1, sizeof(int));
 	for (int i = 0; i < m->nnodes; i++) {
 		if (m->nodes[i].nin > maxio)
 			maxio = m->nodes[i].nin;
@@ -230,24 +230,28 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 	} else {
 		int sp = 0;
 
+		/* Walk producers back from the wanted values to what is fed. A node
+		 * is marked when pushed, so each is pushed once: the stack holds
+		 * at most nnodes entries however many readers a value has. */
 		for (int i = 0; i < nwant; i++) {
+			int p = m->values[want[i]].producer;
+
 			keep[want[i]] = 1;
-			if (slot[want[i]] == NULL && !owned[want[i]])
-				stack[sp++] = want[i];
+			if (slot[want[i]] == NULL && p >= 0 && !need[p]) {
+				need[p] = 1;
+				stack[sp++] = p;
+			}
 		}
-		/* Walk producers back from the wanted values to what is fed. */
 		while (sp > 0) {
-			int v = stack[--sp], p = m->values[v].producer;
+			const lr_node *q = &m->nodes[stack[--sp]];
 
-			if (p < 0 || need[p])
-				continue;
-			need[p] = 1;
-			for (int k = 0; k < m->nodes[p].nin; k++) {
-				int u = m->nodes[p].in[k];
+			for (int k = 0; k < q->nin; k++) {
+				int u = q->in[k], p = u >= 0 ? m->values[u].producer : -1;
 
-				if (u >= 0 && slot[u] == NULL && m->values[u].producer >= 0 &&
-				    !need[m->values[u].producer])
-					stack[sp++] = u;
+				if (p >= 0 && slot[u] == NULL && !need[p]) {
+					need[p] = 1;
+					stack[sp++] = p;
+				}
 			}
 		}
 		for (int ni = 0; ni < m->nnodes; ni++)

@@ -66,7 +66,6 @@ int main(void)
 	lr_store *st = NULL;
 	lr_msg msg = { { 0 } };
 	int idle[3], extra, rc;
-	char c;
 
 	if (mkdtemp(dir) == NULL || lr_store_open(dir, &st, &msg) != 0) {
 		printf("Bail out! cannot create a store: %s\n", msg.text);
@@ -133,7 +132,6 @@ int main(void)
 		       "a 4th connection from one address is closed (per-address limit 3): %d served, %d dropped",
 		       served, dropped);
 	}
-	(void)c;
 	for (int i = 0; i < 3; i++)
 		if (idle[i] >= 0)
 			close(idle[i]);
