@@ -6,7 +6,7 @@
 # Extra arguments go to lowrankd, e.g. scripts/run.sh --listen 127.0.0.1:9090
 set -eu
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh run
 [ -x configure ] || autoreconf -fi
 mkdir -p _build
 (cd _build && { [ -f Makefile ] || ../configure -q; } && make -j2 lowrank lowrankd)

@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
-scripts/install-deps.sh
+scripts/install-deps.sh test
 autoreconf -fi
 export LR_MODEL_DIR="${LR_MODEL_DIR:-$top/_build/tests/models-cache}"
 export LR_ORT_DIR="$top/tests/ort"
