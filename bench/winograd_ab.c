@@ -2,11 +2,11 @@
  * winograd_ab.c - interleaved A/B timing of lr_op_conv with and without
  * the Winograd path (model/conv_winograd.c) on VGG-16 and ResNet 3x3
  * layer shapes, at 1 and 2 threads. Not built by make. From a configured
- * build directory B (after `make`):
+ * build directory B (after `make`), with S the source tree:
  *
- *   gcc -std=c11 -O2 -D_GNU_SOURCE -DHAVE_CONFIG_H -I$B -I/work/main \
+ *   gcc -std=c11 -O2 -D_GNU_SOURCE -DHAVE_CONFIG_H -I$B -I$S \
  *       $(pkg-config --cflags openblas) \
- *       /work/main/bench/winograd_ab.c $B/model/liblrmodel.a \
+ *       $S/bench/winograd_ab.c $B/model/liblrmodel.a \
  *       -lprotobuf-c $(pkg-config --libs openblas) -lm -lpthread \
  *       -o winograd_ab
  *   ./winograd_ab [alternations (default 6)] [max threads (default 2)]
