@@ -33,7 +33,7 @@
 #include "model/tensor.h"
 
 #define LR_ONNX_MAX_DEPTH 64          /* nested protobuf messages */
-#define LR_ONNX_MIN_OPSET 7           /* default-domain opsets we run */
+#define LR_ONNX_MIN_OPSET 1           /* default-domain opsets we run */
 #define LR_ONNX_MAX_OPSET 21
 
 struct lr_op_def;

@@ -513,6 +513,66 @@ static const char *const bin_names[B_NKINDS][2] = {
 };
 
 /*
+ * Before opset 7 the binary ops did not broadcast the numpy way. Add, Sub,
+ * Mul and Div broadcast only with broadcast=1, and then B's shape must be a
+ * contiguous run of A's dims (1 matching anything) that starts at 'axis',
+ * by default at the end: A [2,3,4,5] with B [3,4] and axis=1. PRelu's slope
+ * is one value, one per channel (dim 1) if 1-D, or X's own shape. Fills
+ * *view with B re-shaped to A's rank so that numpy broadcasting computes
+ * the same thing; the data is shared, not copied.
+ */
+static int legacy_broadcast(lr_opctx *c, enum bin_kind kind, const lr_tensor *a,
+			    const lr_tensor *b, lr_tensor *view, const char *sa,
+			    const char *sb)
+{
+	int64_t axis;
+
+	*view = *b;
+	view->owns_data = 0;
+	view->map_base = NULL;
+	view->map_len = 0;
+	if (kind == B_PRELU) {
+		if (b->nelem == 1 || (b->ndim == a->ndim &&
+				      memcmp(b->dims, a->dims, (size_t)a->ndim * sizeof(int64_t)) == 0))
+			return 0;
+		if (b->ndim == 1 && a->ndim >= 2 && b->dims[0] == a->dims[1]) {
+			view->ndim = a->ndim - 1; /* [C] -> [C,1,...,1] */
+			for (int k = 1; k < view->ndim; k++)
+				view->dims[k] = 1;
+			return 0;
+		}
+		return lr_op_fail(c, LR_ESHAPE,
+				  "input 1 (slope) of shape %s must hold one value, one per channel (%lld) or X's shape %s (opset %lld)",
+				  sb, (long long)(a->ndim >= 2 ? a->dims[1] : 1), sa,
+				  (long long)c->opset);
+	}
+	if (lr_node_attr_int(c->node, "broadcast", 0) == 0) {
+		if (b->ndim == a->ndim &&
+		    memcmp(b->dims, a->dims, (size_t)a->ndim * sizeof(int64_t)) == 0)
+			return 0;
+		return lr_op_fail(c, LR_ESHAPE,
+				  "input 0 (A) of shape %s and input 1 (B) of shape %s differ, and opset %lld broadcasts only with broadcast=1",
+				  sa, sb, (long long)c->opset);
+	}
+	axis = lr_node_attr_int(c->node, "axis", a->ndim - b->ndim);
+	if (axis < 0)
+		axis += a->ndim;
+	if (b->ndim > a->ndim || axis < 0 || axis + b->ndim > a->ndim)
+		return lr_op_fail(c, LR_ESHAPE,
+				  "input 1 (B) of shape %s does not fit input 0 (A) of shape %s at axis %lld",
+				  sb, sa, (long long)axis);
+	for (int k = 0; k < b->ndim; k++)
+		if (b->dims[k] != 1 && b->dims[k] != a->dims[axis + k])
+			return lr_op_fail(c, LR_ESHAPE,
+					  "input 1 (B) of shape %s does not match input 0 (A) of shape %s from axis %lld (legacy broadcast)",
+					  sb, sa, (long long)axis);
+	view->ndim = a->ndim - (int)axis; /* trailing 1s; leading ones are implied */
+	for (int k = b->ndim; k < view->ndim; k++)
+		view->dims[k] = 1;
+	return 0;
+}
+
+/*
  * Common driver of the binary ops. For PRelu the slope must broadcast to X
  * (unidirectional), and only float is accepted.
  */
@@ -523,7 +583,7 @@ static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	char sa[160], sb[160];
 	int64_t od[LR_MAX_DIMS];
 	struct bin_plan p;
-	lr_tensor *a, *b, *y = NULL;
+	lr_tensor *a, *b, *y = NULL, bl;
 	int n, rc;
 
 	for (int i = 0; i < 2; i++)
@@ -543,6 +603,12 @@ static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 				  lr_dtype_name(a->dtype));
 	lr_shape_str(a->ndim, a->dims, sa, sizeof(sa));
 	lr_shape_str(b->ndim, b->dims, sb, sizeof(sb));
+	if (c->opset < 7) {
+		rc = legacy_broadcast(c, kind, a, b, &bl, sa, sb);
+		if (rc != 0)
+			return rc;
+		b = &bl;
+	}
 	rc = lr_broadcast_shape(a->ndim, a->dims, b->ndim, b->dims, &n, od);
 	if (kind == B_PRELU && (rc != 0 || n != a->ndim ||
 				memcmp(od, a->dims, (size_t)n * sizeof(int64_t)) != 0))

@@ -139,6 +139,10 @@ int lr_op_batchnorm(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 					  "input %d (%s) has type %s, expected float",
 					  i, pname[i], lr_dtype_name(in[i]->dtype));
 	}
+	if (c->opset < 7 && lr_node_attr_int(c->node, "is_test", 0) == 0)
+		return lr_op_fail(c, LR_EUNSUPPORTED,
+				  "is_test=0 asks for training mode; lowrank only runs inference (opset %lld)",
+				  (long long)c->opset);
 	if (c->opset >= 14 && lr_node_attr_int(c->node, "training_mode", 0) != 0)
 		return lr_op_fail(c, LR_EUNSUPPORTED,
 				  "training_mode=1 is not supported (inference only)");
@@ -1327,8 +1331,8 @@ static int rs_parse_mode(lr_opctx *c, struct rs_params *p, int modern)
 
 	if (strcmp(s, "nearest") == 0)
 		p->mode = RS_NEAREST;
-	else if (strcmp(s, "linear") == 0)
-		p->mode = RS_LINEAR;
+	else if (strcmp(s, "linear") == 0 || (strcmp(s, "bilinear") == 0 && c->opset < 7))
+		p->mode = RS_LINEAR; /* Upsample-1 called it bilinear */
 	else if (strcmp(s, "cubic") == 0 && modern)
 		p->mode = RS_CUBIC;
 	else
@@ -1571,7 +1575,24 @@ int lr_op_upsample(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	rc = rs_parse_mode(c, &p, 0);
 	if (rc != 0)
 		return rc;
-	if (c->opset < 9) {
+	if (c->opset < 7) {
+		/* Upsample-1: NCHW only, two attributes for H and W */
+		if (nin > 1)
+			return lr_op_fail(c, LR_EMODEL,
+					  "Upsample-%lld takes its scales as attributes, not an input",
+					  (long long)c->opset);
+		if (p.rank != 4)
+			return lr_op_fail(c, LR_ESHAPE, "Upsample-%lld needs a 4-D NCHW input, got rank %d",
+					  (long long)c->opset, p.rank);
+		if (lr_node_attr(c->node, "height_scale") == NULL ||
+		    lr_node_attr(c->node, "width_scale") == NULL)
+			return lr_op_fail(c, LR_EMODEL,
+					  "attributes 'height_scale' and 'width_scale' are required");
+		nsc = 4;
+		scales[0] = scales[1] = 1.0;
+		scales[2] = lr_node_attr_float(c->node, "height_scale", 1.0f);
+		scales[3] = lr_node_attr_float(c->node, "width_scale", 1.0f);
+	} else if (c->opset < 9) {
 		const Onnx__AttributeProto *a = lr_node_attr(c->node, "scales");
 
 		if (nin > 1)

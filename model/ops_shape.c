@@ -41,6 +41,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "model/ops.h"
 
@@ -360,9 +361,10 @@ int lr_op_concat(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 	r = x0->ndim;
 	if (r == 0)
 		return lr_op_fail(c, LR_ESHAPE, "cannot concatenate scalars (input 0 has rank 0)");
-	if (lr_node_attr(c->node, "axis") == NULL)
+	/* 'axis' is required from Concat-4; before, it defaults to 1 */
+	if (c->opset >= 4 && lr_node_attr(c->node, "axis") == NULL)
 		return lr_op_fail(c, LR_EMODEL, "attribute 'axis' is required");
-	rc = lr_op_axis(c, lr_node_attr_int(c->node, "axis", 0), r, &axis);
+	rc = lr_op_axis(c, lr_node_attr_int(c->node, "axis", 1), r, &axis);
 	if (rc != 0)
 		return rc;
 	memcpy(dims, x0->dims, (size_t)r * sizeof(int64_t));
@@ -435,7 +437,8 @@ int lr_op_split(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	if (sizes == NULL)
 		return lr_op_fail(c, LR_ENOMEM, "out of memory");
 
-	if (c->opset < 13) {
+	/* Split-1 takes the sizes as input 1 or attribute; 2 to 12 as the attribute */
+	if (c->opset < 13 && !(c->opset < 2 && nin > 1 && in[1] != NULL)) {
 		rc = no_input(c, in, nin, 1, "split", 13);
 		if (rc != 0)
 			goto out;
@@ -584,15 +587,34 @@ int lr_op_reshape(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nou
 	int64_t sh[LR_MAX_DIMS], dims[LR_MAX_DIMS], known = 1;
 	int n, neg = -1, allowzero = 0, zero = 0;
 
-	if (nin < 2 || in[1] == NULL)
-		return lr_op_fail(c, LR_EMODEL, "input 1 (shape) is required");
-	if (in[1]->nelem > LR_MAX_DIMS)
-		return lr_op_fail(c, LR_EUNSUPPORTED,
-				  "the target shape has %lld dimensions; at most %d are supported",
-				  (long long)in[1]->nelem, LR_MAX_DIMS);
-	n = lr_op_ints_input(c, in, nin, 1, sh, LR_MAX_DIMS);
-	if (n < 0)
-		return n;
+	if (c->opset < 5) {
+		/* Reshape-1: the target shape is the attribute 'shape' */
+		const Onnx__AttributeProto *a = lr_node_attr(c->node, "shape");
+
+		if (nin > 1 && in[1] != NULL)
+			return lr_op_fail(c, LR_EMODEL,
+					  "Reshape-%lld takes the shape as an attribute, not an input",
+					  (long long)c->opset);
+		if (a == NULL)
+			return lr_op_fail(c, LR_EMODEL, "attribute 'shape' is required");
+		if (a->n_ints > LR_MAX_DIMS)
+			return lr_op_fail(c, LR_EUNSUPPORTED,
+					  "the target shape has %zu dimensions; at most %d are supported",
+					  a->n_ints, LR_MAX_DIMS);
+		n = (int)a->n_ints;
+		for (int i = 0; i < n; i++)
+			sh[i] = a->ints[i];
+	} else {
+		if (nin < 2 || in[1] == NULL)
+			return lr_op_fail(c, LR_EMODEL, "input 1 (shape) is required");
+		if (in[1]->nelem > LR_MAX_DIMS)
+			return lr_op_fail(c, LR_EUNSUPPORTED,
+					  "the target shape has %lld dimensions; at most %d are supported",
+					  (long long)in[1]->nelem, LR_MAX_DIMS);
+		n = lr_op_ints_input(c, in, nin, 1, sh, LR_MAX_DIMS);
+		if (n < 0)
+			return n;
+	}
 	if (c->opset >= 14)
 		allowzero = lr_node_attr_int(c->node, "allowzero", 0) != 0;
 	for (int i = 0; i < n; i++) {
@@ -750,6 +772,10 @@ int lr_op_dropout(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nou
 	int64_t dims[LR_MAX_DIMS];
 	int ndim = in[0]->ndim, rc;
 
+	if (c->opset < 7 && lr_node_attr_int(c->node, "is_test", 0) == 0)
+		return lr_op_fail(c, LR_EUNSUPPORTED,
+				  "is_test=0 asks for training-mode dropout; lowrank only runs inference (opset %lld)",
+				  (long long)c->opset);
 	if (c->opset < 12) {
 		rc = no_input(c, in, nin, 1, "ratio", 12);
 		if (rc == 0)
@@ -1192,9 +1218,11 @@ int lr_op_pad(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		if ((rc = no_input(c, in, nin, 1, "pads", 11)) != 0 ||
 		    (rc = no_input(c, in, nin, 2, "constant_value", 11)) != 0)
 			return rc;
-		rc = attr_ints(c, "pads", raw, 2 * LR_MAX_DIMS, &np);
+		const char *an = c->opset < 2 ? "paddings" : "pads"; /* renamed in Pad-2 */
+
+		rc = attr_ints(c, an, raw, 2 * LR_MAX_DIMS, &np);
 		if (rc != 0)
-			return rc < 0 ? rc : lr_op_fail(c, LR_EMODEL, "attribute 'pads' is required");
+			return rc < 0 ? rc : lr_op_fail(c, LR_EMODEL, "attribute '%s' is required", an);
 		fval = lr_node_attr_float(c->node, "value", 0.0f);
 	} else {
 		if ((rc = need_in(c, in, nin, 1, "pads")) != 0)
@@ -1440,6 +1468,22 @@ int lr_op_cast(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	int64_t to = lr_node_attr_int(c->node, "to", -1), dims[LR_MAX_DIMS];
 	lr_dtype dt;
 	int rc;
+
+	if (c->opset < 6 && lr_node_attr(c->node, "to") != NULL) {
+		/* Cast-1 names the type as a string: "FLOAT", "INT64", ... */
+		static const char *const names[] = { "", "FLOAT", "UINT8", "INT8", "UINT16",
+			"INT16", "INT32", "INT64", "STRING", "BOOL", "FLOAT16", "DOUBLE",
+			"UINT32", "UINT64" };
+		char buf[32];
+		const char *tn = lr_node_attr_str(c->node, "to", "", buf, sizeof(buf));
+
+		to = -2;
+		for (int k = 1; k < (int)(sizeof(names) / sizeof(names[0])); k++)
+			if (strcasecmp(tn, names[k]) == 0)
+				to = k;
+		if (to == -2)
+			return lr_op_fail(c, LR_EMODEL, "attribute 'to' \"%s\" names no ONNX type", tn);
+	}
 
 	switch (to) {
 	case 1: case 10: case 11: case 16:

@@ -276,6 +276,19 @@ def good_models():
         [vi("x", [1, 2, 2, 2])], [vi("y", [1, -1])],
         [i64("shp", [1, -1])], opset=7, ir=3)
 
+    # Opset 3: Add's legacy broadcast (axis), Reshape's shape attribute,
+    # Pad-2, BatchNormalization with is_test, Concat without axis.
+    out["good_opset3_legacy"] = model(
+        [N("Add", ["x", "bias"], ["a"], name="add", broadcast=1, axis=1),
+         N("BatchNormalization", ["a", "g", "b", "mu", "var"], ["n"],
+           name="bn", is_test=1, consumed_inputs=[0, 0, 0, 1, 1]),
+         N("Pad", ["n"], ["p"], name="pad", pads=[0, 0, 1, 1, 0, 0, 1, 1]),
+         N("Concat", ["p", "p"], ["c"], name="concat"),
+         N("Reshape", ["c"], ["y"], name="reshape", shape=[1, -1])],
+        [vi("x", [1, 2, 2, 2])], [vi("y", [1, -1])],
+        [init("bias", arr([2])), init("g", arr([2])), init("b", arr([2])),
+         init("mu", arr([2])), init("var", arr([2]) + 2.0)], opset=3, ir=3)
+
     out["good_conv_bn_relu"] = model(
         [N("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3, 3]),
          N("BatchNormalization", ["c", "g", "b", "mu", "var"], ["n"],
@@ -387,7 +400,7 @@ def bad_models():
     m = relu_model()
     del m.opset_import[:]
     out["bad_no_opset_import"] = m
-    out["bad_opset6"] = relu_model(opset=6)
+    out["bad_opset0"] = relu_model(opset=0)
     out["bad_opset99"] = relu_model(opset=99)
     out["bad_ir_version2"] = relu_model(ir=2)
     m = relu_model()

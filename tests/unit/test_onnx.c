@@ -341,7 +341,7 @@ static const struct expect refused[] = {
 	{ "bad_no_opset_import", LR_EMODEL, { "no default-domain", "opset" } },
 	{ "bad_node_no_op_type", LR_EMODEL, { "blank", "op_type" } },
 	{ "bad_omitted_required_input", LR_EMODEL, { "node 'slice'", "input 0" } },
-	{ "bad_opset6", LR_EUNSUPPORTED, { "opset 6", "7 to 21" } },
+	{ "bad_opset0", LR_EUNSUPPORTED, { "opset 0", "1 to 21" } },
 	{ "bad_opset99", LR_EUNSUPPORTED, { "opset 99" } },
 	{ "bad_output_is_initializer", LR_EMODEL, { "node 'relu'", "output 'w'", "already defined" } },
 	{ "bad_random_bytes", LR_EMODEL, { "not an ONNX model" } },
@@ -386,7 +386,7 @@ static const char *const good[] = {
 	"good_conv_relu", "good_elementwise", "good_gemm",
 	"good_initializer_input", "good_ir10_unknown_fields",
 	"good_matmul_softmax", "good_metadata_domains", "good_no_nodes",
-	"good_opset7_legacy", "good_out_of_order", "good_shape_chain",
+	"good_opset3_legacy", "good_opset7_legacy", "good_out_of_order", "good_shape_chain",
 	"good_shape_ops", "good_typed_data", "good_unnamed_nodes",
 };
 

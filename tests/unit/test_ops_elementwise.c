@@ -398,6 +398,88 @@ static void bin_case(const char *op, int na, const int64_t *da, int nb,
 	free(ref);
 }
 
+/*
+ * Opset 1-6 broadcasting: B [nb, db] placed at 'axis' of A (axis < -1000:
+ * no attribute, so aligned at the end), computed like numpy broadcasting
+ * with B seen as [ne, de] (same data).
+ */
+static void legacy_case(const char *op, int64_t opset, int na, const int64_t *da, int nb,
+			const int64_t *db, int64_t axis, int ne, const int64_t *de)
+{
+	lr_tensor *a = rand_t(na, da, 3.f), *b = rand_t(nb, db, 3.f), *y = NULL;
+	double *ref = dalloc(a->nelem);
+	char what[240], s1[80], s2[80];
+	lr_msg msg;
+	lrt_node nd;
+	int rc;
+
+	for (int64_t o = 0; o < a->nelem; o++)
+		ref[o] = ref_bin(op, fd(a)[o], fd(b)[bidx(o, na, da, ne, de)]);
+	lrt_init(&nd, op, opset);
+	if (op[0] != 'P')
+		lrt_attr_int(&nd, "broadcast", 1);
+	if (axis > -1000)
+		lrt_attr_int(&nd, "axis", axis);
+	lrt_input(&nd, a);
+	lrt_const(&nd, b);
+	rc = run1(&nd, &y, &msg);
+	snprintf(what, sizeof(what), "%s-%lld %s (op) %s, axis %lld (legacy broadcast)", op,
+		 (long long)opset, lr_shape_str(na, da, s1, sizeof(s1)),
+		 lr_shape_str(nb, db, s2, sizeof(s2)), (long long)axis);
+	check(y, na, da, ref, 1e-6, 1e-6, what, rc, &msg);
+	lr_tensor_free(a);
+	lr_tensor_free(b);
+	lr_tensor_free(y);
+	free(ref);
+}
+
+static void test_legacy_binary(void)
+{
+	lr_tensor *a = rand_t(2, D(2, 3), 1), *b = rand_t(1, D(2), 1), *y = NULL;
+	lr_msg msg;
+	lrt_node n;
+	int rc;
+
+	legacy_case("Add", 6, 4, D(2, 3, 4, 5), 2, D(3, 4), 1, 3, D(3, 4, 1));
+	legacy_case("Sub", 1, 4, D(2, 3, 4, 5), 1, D(5), -2000, 1, D(5));
+	legacy_case("Mul", 6, 4, D(2, 3, 4, 5), 1, D(2), 0, 4, D(2, 1, 1, 1));
+	legacy_case("Div", 6, 2, D(2, 3), 2, D(2, 1), 0, 2, D(2, 1));
+	legacy_case("Add", 6, 2, D(2, 3), 2, D(1, 3), 0, 2, D(1, 3));
+	legacy_case("Add", 6, 3, D(2, 3, 4), 0, NULL, -2000, 0, NULL);
+	legacy_case("PRelu", 6, 4, D(2, 3, 4, 5), 1, D(3), -2000, 3, D(3, 1, 1));
+	legacy_case("PRelu", 6, 3, D(2, 3, 4), 1, D(1), -2000, 1, D(1));
+
+	/* Opset 6 without broadcast=1 needs equal shapes, even where numpy broadcasts. */
+	lrt_init(&n, "Add", 6);
+	lrt_input(&n, a);
+	lrt_const(&n, rand_t(1, D(3), 1));
+	rc = run1(&n, &y, &msg);
+	tap_ok(rc == LR_ESHAPE && strstr(msg.text, "broadcast=1"),
+	       "Add-6 [2,3] + [3] without broadcast=1 fails: %s", msg.text);
+	lr_tensor_free(n.t[1]);
+	lr_tensor_free(y);
+	y = NULL;
+	/* B [2] at the end of A [2,3] does not fit: numpy would fail too, with axis=0 it fits. */
+	lrt_init(&n, "Mul", 6);
+	lrt_attr_int(&n, "broadcast", 1);
+	lrt_input(&n, a);
+	lrt_const(&n, b);
+	rc = run1(&n, &y, &msg);
+	tap_ok(rc == LR_ESHAPE && strstr(msg.text, "from axis 1"),
+	       "Mul-6 [2,3] * [2] at the end fails naming the axis: %s", msg.text);
+	lr_tensor_free(y);
+	y = NULL;
+	lrt_init(&n, "PRelu", 6);
+	lrt_input(&n, a);
+	lrt_const(&n, b);
+	rc = run1(&n, &y, &msg);
+	tap_ok(rc == LR_ESHAPE && strstr(msg.text, "one per channel (3)"),
+	       "PRelu-6 slope [2] on [2,3] fails naming the channel count: %s", msg.text);
+	lr_tensor_free(y);
+	lr_tensor_free(a);
+	lr_tensor_free(b);
+}
+
 static void test_binary(void)
 {
 	static const char *const ops[4] = { "Add", "Sub", "Mul", "Div" };
@@ -583,6 +665,8 @@ static void bn_case(int64_t opset, int ndim, const int64_t *dims, int spatial,
 		lrt_attr_float(&n, "epsilon", eps);
 	if (opset < 9)
 		lrt_attr_int(&n, "spatial", spatial);
+	if (opset < 7)
+		lrt_attr_int(&n, "is_test", 1);
 	lrt_input(&n, x);
 	for (int k = 0; k < 4; k++)
 		lrt_const(&n, p[k]);
@@ -625,6 +709,18 @@ static void test_batchnorm(void)
 	rc = run1(&n, y, &msg);
 	tap_ok(rc == LR_EUNSUPPORTED && strstr(msg.text, "training_mode"),
 	       "BatchNormalization training_mode=1 is unsupported: %s", msg.text);
+	lr_tensor_free(y[0]);
+	y[0] = NULL;
+
+	bn_case(6, 4, D(2, 3, 4, 5), 1, 1e-5f, 0);
+	lrt_init(&n, "BatchNormalization", 6);
+	lrt_attr_int(&n, "is_test", 0);
+	lrt_input(&n, x);
+	for (int k = 0; k < 4; k++)
+		lrt_const(&n, p3);
+	rc = run1(&n, y, &msg);
+	tap_ok(rc == LR_EUNSUPPORTED && strstr(msg.text, "is_test=0"),
+	       "BatchNormalization-6 in training mode (is_test=0) is refused: %s", msg.text);
 	lr_tensor_free(y[0]);
 	y[0] = NULL;
 
@@ -1579,6 +1675,7 @@ int main(void)
 	test_unary();
 	test_clip();
 	test_binary();
+	test_legacy_binary();
 	test_int64();
 	test_batchnorm();
 	test_lrn();

@@ -1408,6 +1408,100 @@ static void test_dry_chain(void)
 	lr_tensor_free(pads);
 }
 
+/* ---- Opsets 1-6: the signatures that changed later ------------------------ */
+
+static void test_legacy(void)
+{
+	lr_tensor *x = iota_f(2, D(2, 3)), *y = iota_f(2, D(2, 3));
+	lr_tensor *sp = lrt_i(1, D(2), D(1, 2)), *sh = lrt_i(1, D(2), D(3, 2));
+	lr_tensor *x4 = iota_f(4, D(1, 1, 2, 2));
+	lr_tensor *outs[2];
+	lr_msg msg = { "" };
+	lrt_node n;
+	int rc;
+
+	lrt_init(&n, "Reshape", 4);
+	lrt_attr_ints(&n, "shape", 2, D(3, -1));
+	lrt_input(&n, x);
+	run_f(&n, 2, D(3, 2), x->data, "Reshape-4 takes the shape from its attribute");
+	lrt_init(&n, "Reshape", 1);
+	lrt_input(&n, x);
+	lrt_const(&n, sh);
+	run_fail(&n, 1, LR_EMODEL, "attribute, not an input", NULL,
+		 "Reshape-1 with a shape input fails");
+
+	lrt_init(&n, "Concat", 3);
+	lrt_input(&n, x);
+	lrt_input(&n, y);
+	run_f(&n, 2, D(2, 6), F(0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5),
+	      "Concat-3 without 'axis' joins along axis 1");
+	lrt_init(&n, "Concat", 4);
+	lrt_input(&n, x);
+	lrt_input(&n, y);
+	run_fail(&n, 1, LR_EMODEL, "'axis' is required", NULL, "Concat-4 without 'axis' fails");
+
+	lrt_init(&n, "Split", 1);
+	lrt_attr_int(&n, "axis", 1);
+	lrt_input(&n, x);
+	lrt_const(&n, sp);
+	rc = lrt_run(&n, 2, outs, &msg);
+	tap_ok(rc == 0 && outs[0]->dims[1] == 1 && outs[1]->dims[1] == 2 &&
+	       ((float *)outs[1]->data)[3] == 5.0f,
+	       "Split-1 takes the sizes [1,2] from input 1 (%s)", msg.text);
+	if (rc == 0) {
+		lr_tensor_free(outs[0]);
+		lr_tensor_free(outs[1]);
+	}
+	lrt_fini(&n);
+
+	lrt_init(&n, "Pad", 1);
+	lrt_attr_ints(&n, "paddings", 8, D(0, 0, 1, 0, 0, 0, 0, 1));
+	lrt_attr_float(&n, "value", 9.0f);
+	lrt_input(&n, x4);
+	run_f(&n, 4, D(1, 1, 3, 3), F(9, 9, 9, 0, 1, 9, 2, 3, 9),
+	      "Pad-1 reads 'paddings' and 'value'");
+	lrt_init(&n, "Pad", 2);
+	lrt_attr_ints(&n, "paddings", 8, D(0, 0, 1, 0, 0, 0, 0, 1));
+	lrt_input(&n, x4);
+	run_fail(&n, 1, LR_EMODEL, "'pads' is required", NULL, "Pad-2 ignores 'paddings'");
+
+	lrt_init(&n, "Cast", 5);
+	lrt_attr_str(&n, "to", "INT64");
+	lrt_input(&n, x);
+	run_i(&n, 2, D(2, 3), D(0, 1, 2, 3, 4, 5), "Cast-5 with to=\"INT64\" (a string)");
+	lrt_init(&n, "Cast", 1);
+	lrt_attr_str(&n, "to", "COMPLEX");
+	lrt_input(&n, x);
+	run_fail(&n, 1, LR_EMODEL, "\"COMPLEX\" names no ONNX type", NULL,
+		 "Cast-1 to an unknown type name fails naming it");
+
+	lrt_init(&n, "Dropout", 6);
+	lrt_attr_int(&n, "is_test", 1);
+	lrt_input(&n, x);
+	run_f(&n, 2, D(2, 3), x->data, "Dropout-6 with is_test=1 passes X through");
+	lrt_init(&n, "Dropout", 6);
+	lrt_input(&n, x);
+	run_fail(&n, 1, LR_EUNSUPPORTED, "is_test=0", NULL,
+		 "Dropout-6 in training mode (is_test=0) is refused");
+
+	lrt_init(&n, "Upsample", 6);
+	lrt_attr_float(&n, "height_scale", 2.0f);
+	lrt_attr_float(&n, "width_scale", 1.0f);
+	lrt_input(&n, x4);
+	run_f(&n, 4, D(1, 1, 4, 2), F(0, 1, 0, 1, 2, 3, 2, 3),
+	      "Upsample-6 nearest with height_scale=2, width_scale=1");
+	lrt_init(&n, "Upsample", 6);
+	lrt_attr_float(&n, "height_scale", 2.0f);
+	lrt_input(&n, x4);
+	run_fail(&n, 1, LR_EMODEL, "'width_scale'", NULL, "Upsample-6 without width_scale fails");
+
+	lr_tensor_free(x);
+	lr_tensor_free(y);
+	lr_tensor_free(sp);
+	lr_tensor_free(sh);
+	lr_tensor_free(x4);
+}
+
 int main(void)
 {
 	test_concat();
@@ -1424,6 +1518,7 @@ int main(void)
 	test_random();
 	test_pad();
 	test_cast();
+	test_legacy();
 	test_dry_chain();
 	return tap_done();
 }
