@@ -5,6 +5,7 @@
 # pytorch-operator test cases of Debian's libonnx-testdata (a declared
 # build dependency; a missing folder is a failure, not a skip). TAP goes to
 # stdout; the last line is "# conformance: P passed, F failed, S skipped".
+# A case listed in conformance/expected_pass.txt that is refused fails.
 # Set LR_ONNX_TESTDATA to use another copy of the data, and
 # LR_CONFORMANCE_ARGS to pass options (e.g. "--only test_conv --verbose").
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,5 +22,6 @@ if [ ! -x "$prog" ]; then
 fi
 
 # shellcheck disable=SC2086 # LR_CONFORMANCE_ARGS is a list of words
-exec "$prog" --list-failures $LR_CONFORMANCE_ARGS \
+exec "$prog" --list-failures --expect-pass "$top_srcdir/tests/conformance/expected_pass.txt" \
+	$LR_CONFORMANCE_ARGS \
 	"$data/node" "$data/pytorch-converted" "$data/pytorch-operator"

@@ -3,7 +3,8 @@
  * libonnx-testdata) through the loader and the engine, and reports TAP.
  *
  *   lr-conformance [--verbose] [--list-failures] [--only SUBSTR]
- *                  [--threads N] [--timeout SEC] [--no-fork] [--no-dry] DIR...
+ *                  [--threads N] [--timeout SEC] [--no-fork] [--no-dry]
+ *                  [--expect-pass FILE] DIR...
  *
  * DESIGN. Every DIR holds test case folders test_* with a model.onnx and data sets
  * test_data_set_N/{input_K,output_K}.pb (serialized TensorProto). Cases run
@@ -25,6 +26,10 @@
  * LR_EMODEL or LR_ESHAPE from a valid model, a crash, a graph input that the
  * run modified (inputs are borrowed), or a dry run (shapes only) whose
  * output shapes differ from the real ones.
+ *
+ * --expect-pass FILE names cases (one label such as node/test_add a line,
+ * '#' starts a comment) that must pass: a skip of one of them is a failure,
+ * so support once gained is never lost silently.
  *
  * Inputs feed m->inputs in order: input_K.pb goes to the K-th graph input
  * that is not an initializer, unless the .pb names a graph input. Floats
@@ -76,6 +81,8 @@ struct opts {
 	int threads;
 	int timeout;
 	const char *only;
+	char **expect;          /* sorted labels that must pass (--expect-pass) */
+	size_t nexpect;
 };
 
 /* A counted string, for the failure list and the skip tally. */
@@ -1020,11 +1027,57 @@ static const char *dir_label(const char *dir, char *buf, size_t len)
 	return buf;
 }
 
+/* Reads the --expect-pass list into o->expect, sorted; 0 or -errno. */
+static int read_expect(const char *path, struct opts *o)
+{
+	FILE *f = fopen(path, "r");
+	char line[700];
+	size_t cap = 0;
+	int rc = 0;
+
+	if (f == NULL)
+		return -errno;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		size_t len = strcspn(line, "#\r\n");
+
+		while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+			len--;
+		line[len] = '\0';
+		if (len == 0)
+			continue;
+		if (o->nexpect == cap) {
+			char **v = realloc(o->expect, (cap = cap ? 2 * cap : 512) * sizeof(*v));
+
+			if (v == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			o->expect = v;
+		}
+		if ((o->expect[o->nexpect] = strdup(line)) == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		o->nexpect++;
+	}
+	fclose(f);
+	if (o->nexpect > 0)
+		qsort(o->expect, o->nexpect, sizeof(*o->expect), cmp_str);
+	return rc;
+}
+
+static int expected(const struct opts *o, const char *label)
+{
+	return o->nexpect > 0 &&
+	       bsearch(&label, o->expect, o->nexpect, sizeof(*o->expect), cmp_str) != NULL;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: lr-conformance [--verbose] [--list-failures] [--only SUBSTR]\n"
-		"                      [--threads N] [--timeout SEC] [--no-fork] [--no-dry] DIR...\n"
+		"                      [--threads N] [--timeout SEC] [--no-fork] [--no-dry]\n"
+		"                      [--expect-pass FILE] DIR...\n"
 		"Runs the ONNX backend test cases DIR/test_*/ and prints TAP.\n");
 }
 
@@ -1057,6 +1110,13 @@ int main(int argc, char **argv)
 			o.fork = 0;
 		} else if (strcmp(a, "--no-dry") == 0) {
 			o.dry = 0;
+		} else if (strcmp(a, "--expect-pass") == 0 && i + 1 < argc) {
+			int erc = read_expect(argv[++i], &o);
+
+			if (erc != 0) {
+				fprintf(stderr, "lr-conformance: %s: %s\n", argv[i], strerror(-erc));
+				goto out;
+			}
 		} else if ((strcmp(a, "--only") == 0 || strcmp(a, "--threads") == 0 ||
 			    strcmp(a, "--timeout") == 0) && i + 1 < argc) {
 			const char *v = argv[++i];
@@ -1125,6 +1185,12 @@ int main(int argc, char **argv)
 				run_case_isolated(casedir, &o, r);
 			}
 			n++;
+			if (r->status == R_SKIP && expected(&o, label)) {
+				r->status = R_FAIL;
+				snprintf(r->reason + strlen(r->reason),
+					 sizeof(r->reason) - strlen(r->reason),
+					 " (refused, but listed in --expect-pass as passing)");
+			}
 			if (r->status == R_PASS) {
 				npass++;
 				printf("ok %d - %s\n", n, label);
@@ -1175,6 +1241,9 @@ int main(int argc, char **argv)
 out:
 	tally_free(&fails);
 	tally_free(&skips);
+	for (size_t i = 0; i < o.nexpect; i++)
+		free(o.expect[i]);
+	free(o.expect);
 	free(r);
 	free(dirs);
 	return rc;
