@@ -5,7 +5,9 @@
 # pytorch-operator test cases of Debian's libonnx-testdata (a declared
 # build dependency; a missing folder is a failure, not a skip). TAP goes to
 # stdout; the last line is "# conformance: P passed, F failed, S skipped".
-# A case listed in conformance/expected_pass.txt that is refused fails.
+# A case listed in conformance/expected_pass.txt that is refused fails; the
+# end of the output counts how many of the cases ONNX Runtime passes
+# (conformance/ort_pass.txt) lowrank passes, and lists the others.
 # Set LR_ONNX_TESTDATA to use another copy of the data, and
 # LR_CONFORMANCE_ARGS to pass options (e.g. "--only test_conv --verbose").
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,5 +25,6 @@ fi
 
 # shellcheck disable=SC2086 # LR_CONFORMANCE_ARGS is a list of words
 exec "$prog" --list-failures --expect-pass "$top_srcdir/tests/conformance/expected_pass.txt" \
+	--judge "$top_srcdir/tests/conformance/ort_pass.txt" \
 	$LR_CONFORMANCE_ARGS \
 	"$data/node" "$data/pytorch-converted" "$data/pytorch-operator"

@@ -4,7 +4,7 @@
  *
  *   lr-conformance [--verbose] [--list-failures] [--only SUBSTR]
  *                  [--threads N] [--timeout SEC] [--no-fork] [--no-dry]
- *                  [--expect-pass FILE] DIR...
+ *                  [--expect-pass FILE] [--judge FILE] DIR...
  *
  * DESIGN. Every DIR holds test case folders test_* with a model.onnx and data sets
  * test_data_set_N/{input_K,output_K}.pb (serialized TensorProto). Cases run
@@ -29,7 +29,9 @@
  *
  * --expect-pass FILE names cases (one label such as node/test_add a line,
  * '#' starts a comment) that must pass: a skip of one of them is a failure,
- * so support once gained is never lost silently.
+ * so support once gained is never lost silently. --judge FILE names the
+ * cases ONNX Runtime passes (tests/ort/ort_cases.js): the run ends with how
+ * many of those lowrank passes, and lists the ones it refuses.
  *
  * Inputs feed m->inputs in order: input_K.pb goes to the K-th graph input
  * that is not an initializer, unless the .pb names a graph input. Floats
@@ -83,6 +85,8 @@ struct opts {
 	const char *only;
 	char **expect;          /* sorted labels that must pass (--expect-pass) */
 	size_t nexpect;
+	char **judge;           /* sorted labels ONNX Runtime passes (--judge) */
+	size_t njudge;
 };
 
 /* A counted string, for the failure list and the skip tally. */
@@ -1027,8 +1031,8 @@ static const char *dir_label(const char *dir, char *buf, size_t len)
 	return buf;
 }
 
-/* Reads the --expect-pass list into o->expect, sorted; 0 or -errno. */
-static int read_expect(const char *path, struct opts *o)
+/* Reads a list of case labels into *v, sorted; 0 or -errno. */
+static int read_labels(const char *path, char ***vp, size_t *np)
 {
 	FILE *f = fopen(path, "r");
 	char line[700];
@@ -1045,31 +1049,37 @@ static int read_expect(const char *path, struct opts *o)
 		line[len] = '\0';
 		if (len == 0)
 			continue;
-		if (o->nexpect == cap) {
-			char **v = realloc(o->expect, (cap = cap ? 2 * cap : 512) * sizeof(*v));
+		if (*np == cap) {
+			char **v = realloc(*vp, (cap = cap ? 2 * cap : 512) * sizeof(*v));
 
 			if (v == NULL) {
 				rc = -ENOMEM;
 				break;
 			}
-			o->expect = v;
+			*vp = v;
 		}
-		if ((o->expect[o->nexpect] = strdup(line)) == NULL) {
+		if (((*vp)[*np] = strdup(line)) == NULL) {
 			rc = -ENOMEM;
 			break;
 		}
-		o->nexpect++;
+		(*np)++;
 	}
 	fclose(f);
-	if (o->nexpect > 0)
-		qsort(o->expect, o->nexpect, sizeof(*o->expect), cmp_str);
+	if (*np > 0)
+		qsort(*vp, *np, sizeof(**vp), cmp_str);
 	return rc;
 }
 
-static int expected(const struct opts *o, const char *label)
+static int listed(char *const *v, size_t n, const char *label)
 {
-	return o->nexpect > 0 &&
-	       bsearch(&label, o->expect, o->nexpect, sizeof(*o->expect), cmp_str) != NULL;
+	return n > 0 && bsearch(&label, v, n, sizeof(*v), cmp_str) != NULL;
+}
+
+static void free_labels(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }
 
 static void usage(FILE *f)
@@ -1077,14 +1087,15 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: lr-conformance [--verbose] [--list-failures] [--only SUBSTR]\n"
 		"                      [--threads N] [--timeout SEC] [--no-fork] [--no-dry]\n"
-		"                      [--expect-pass FILE] DIR...\n"
+		"                      [--expect-pass FILE] [--judge FILE] DIR...\n"
 		"Runs the ONNX backend test cases DIR/test_*/ and prints TAP.\n");
 }
 
 int main(int argc, char **argv)
 {
 	struct opts o = { 0 };
-	struct tallies fails = { 0 }, skips = { 0 };
+	struct tallies fails = { 0 }, skips = { 0 }, refused = { 0 };
+	int njudged = 0, njpass = 0;
 	struct result *r = NULL;
 	int ndirs = 0, n = 0, npass = 0, nfail = 0, nskip = 0, rc = 1;
 	char **dirs;
@@ -1110,8 +1121,10 @@ int main(int argc, char **argv)
 			o.fork = 0;
 		} else if (strcmp(a, "--no-dry") == 0) {
 			o.dry = 0;
-		} else if (strcmp(a, "--expect-pass") == 0 && i + 1 < argc) {
-			int erc = read_expect(argv[++i], &o);
+		} else if ((strcmp(a, "--expect-pass") == 0 || strcmp(a, "--judge") == 0) &&
+			   i + 1 < argc) {
+			int erc = a[2] == 'e' ? read_labels(argv[++i], &o.expect, &o.nexpect)
+					      : read_labels(argv[++i], &o.judge, &o.njudge);
 
 			if (erc != 0) {
 				fprintf(stderr, "lr-conformance: %s: %s\n", argv[i], strerror(-erc));
@@ -1185,7 +1198,14 @@ int main(int argc, char **argv)
 				run_case_isolated(casedir, &o, r);
 			}
 			n++;
-			if (r->status == R_SKIP && expected(&o, label)) {
+			if (listed(o.judge, o.njudge, label)) {
+				njudged++;
+				if (r->status == R_PASS)
+					njpass++;
+				else if (o.list_failures)
+					tally_add(&refused, r->reason, label);
+			}
+			if (r->status == R_SKIP && listed(o.expect, o.nexpect, label)) {
 				r->status = R_FAIL;
 				snprintf(r->reason + strlen(r->reason),
 					 sizeof(r->reason) - strlen(r->reason),
@@ -1231,6 +1251,15 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < skips.n; i++)
 			printf("#   %4d  %s\n", skips.v[i].count, skips.v[i].text);
 	}
+	if (o.njudge > 0) {
+		if (o.list_failures) {
+			printf("# refused although ONNX Runtime passes them (%zu):\n", refused.n);
+			for (size_t i = 0; i < refused.n; i++)
+				printf("#   %s: %s\n", refused.v[i].label, refused.v[i].text);
+		}
+		printf("# ONNX Runtime passes %d of these cases; lowrank passes %d of them\n",
+		       njudged, njpass);
+	}
 	printf("1..%d\n", n);
 	printf("# conformance: %d passed, %d failed, %d skipped\n", npass, nfail,
 	       nskip);
@@ -1241,9 +1270,9 @@ int main(int argc, char **argv)
 out:
 	tally_free(&fails);
 	tally_free(&skips);
-	for (size_t i = 0; i < o.nexpect; i++)
-		free(o.expect[i]);
-	free(o.expect);
+	tally_free(&refused);
+	free_labels(o.expect, o.nexpect);
+	free_labels(o.judge, o.njudge);
 	free(r);
 	free(dirs);
 	return rc;
