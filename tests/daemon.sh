@@ -130,7 +130,11 @@ expect_fail "tokens_file must be set" "a non-loopback listen without tokens is r
 ok $? "etc/lowrankd.conf passes --check-config"
 
 # --- The systemd unit ---------------------------------------------------
-if command -v systemd-analyze >/dev/null 2>&1 && [ -f "$top_srcdir/systemd/lowrankd.service.in" ]; then
+# systemd (scripts/install-deps.sh test installs it) is a test dependency:
+# without systemd-analyze these checks fail rather than vanish.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+	ok 1 "systemd-analyze is installed (package systemd)"
+else
 	sed -e "s|@sbindir@|$(cd "$top_builddir" && pwd)|g" -e "s|@sysconfdir@|/etc|g" \
 		"$top_srcdir/systemd/lowrankd.service.in" >"$TMP/lowrankd.service"
 	systemd-analyze verify "$TMP/lowrankd.service" >"$TMP/verify.out" 2>&1
