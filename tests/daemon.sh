@@ -25,36 +25,40 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Conditions for wait_for (tests/lib.sh).
+gone() { ! kill -0 "$1" 2>/dev/null; }
+more_lines() { [ "$(log_count "$1" "$2")" -gt "$3" ]; }
+listening_or_dead() { more_lines "$TMP/$name/log" '"msg":"listening"' "$n0" || gone "$PID"; }
+ready() { [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$URL/readyz")" = 200 ]; }
+nonempty_dir() { [ -n "$(ls -A "$1" 2>/dev/null)" ]; }
+empty_dir() { [ -z "$(ls -A "$1" 2>/dev/null)" ]; }
+
 # start NAME [FLAGS...]: runs lowrankd with state in $TMP/NAME/var; sets
-# URL and PID. The log accumulates in $TMP/NAME/log across restarts.
+# URL and PID, and returns once /readyz answers 200 (at most 60 s). The
+# log accumulates in $TMP/NAME/log across restarts.
 start() {
 	name=$1
 	shift
 	mkdir -p "$TMP/$name"
-	n0=$(grep -c '"msg":"listening"' "$TMP/$name/log" 2>/dev/null || true)
+	n0=$(log_count "$TMP/$name/log" '"msg":"listening"')
 	"$LOWRANKD" --state-dir "$TMP/$name/var" --listen 127.0.0.1:0 --workers 1 \
 		--heartbeat-seconds 1 --lease-seconds 4 "$@" 2>>"$TMP/$name/log" &
 	PID=$!
 	PIDS="$PIDS $PID"
 	port=""
-	for _ in $(seq 1 100); do
-		n=$(grep -c '"msg":"listening"' "$TMP/$name/log" 2>/dev/null || true)
-		if [ "${n:-0}" -gt "${n0:-0}" ]; then
-			port=$(grep '"msg":"listening"' "$TMP/$name/log" | tail -1 |
-				sed 's/.*"port":"\([0-9]*\)".*/\1/')
-			break
-		fi
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
+	wait_for 60 listening_or_dead
+	if more_lines "$TMP/$name/log" '"msg":"listening"' "$n0"; then
+		port=$(grep '"msg":"listening"' "$TMP/$name/log" | tail -1 |
+			sed 's/.*"port":"\([0-9]*\)".*/\1/')
+	fi
 	URL="http://127.0.0.1:$port"
-	[ -n "$port" ] && curl -s -o /dev/null --retry 20 --retry-connrefused --retry-delay 0 "$URL/readyz"
+	[ -n "$port" ] && wait_for 60 ready
 }
 
-# stop_graceful: SIGTERM and wait (at most 30 s) for the exit status.
+# stop_graceful: SIGTERM and wait (at most 60 s) for the exit status.
 stop_graceful() {
 	kill -TERM "$PID"
-	for _ in $(seq 1 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+	wait_for 60 gone "$PID" || kill -9 "$PID"
 	wait "$PID"
 }
 
@@ -87,18 +91,59 @@ is_problem() {
 	fi
 }
 
-# wait_state ID STATE SECONDS [TOKEN]: polls GET /v1/jobs/ID.
+# job_is ID STATE [TOKEN]: GET /v1/jobs/ID into $TMP/job.json; true when
+# the job is in STATE.
+job_is() {
+	curl -s -m 10 ${3:+-H "Authorization: Bearer $3"} -o "$TMP/job.json" "$URL/v1/jobs/$1"
+	[ "$(jq_ "$TMP/job.json" "j['state']")" = "$2" ]
+}
+
+# wait_state ID STATE SECONDS [TOKEN]: polls GET /v1/jobs/ID until the job
+# is in STATE; fails after SECONDS.
 wait_state() {
-	for _ in $(seq 1 $(($3 * 5))); do
-		curl -s ${4:+-H "Authorization: Bearer $4"} -o "$TMP/job.json" "$URL/v1/jobs/$1"
-		[ "$(jq_ "$TMP/job.json" "j['state']")" = "$2" ] && return 0
-		sleep 0.2
-	done
-	return 1
+	wait_for "$3" job_is "$1" "$2" ${4:+"$4"}
 }
 
 serving() {
 	[ "$(curl -s -m 5 "$URL/livez")" = ok ]
+}
+
+# put_big on|off FILE [CURL ARGS]: PUT FILE to /v1/blobs with Expect:
+# 100-continue forced on (curl then waits up to 60 s, not its usual 1 s,
+# for the answer before it sends the body) or off (curl sends the body at
+# once). Status in $TMP/status, headers and body as req(), and the body
+# bytes curl sent in $TMP/sent.
+put_big() {
+	if [ "$1" = on ]; then
+		e1='Expect: 100-continue' e2=--expect100-timeout e3=60
+	else
+		e1='Expect:' e2=-s e3=-s
+	fi
+	f=$2
+	shift 2
+	curl -s -m 120 -D "$TMP/hdr" -o "$TMP/body" -w '%{http_code} %{size_upload}\n' \
+		-H "$e1" $e2 $e3 -T "$f" "$@" "$URL/v1/blobs" >"$TMP/put.out"
+	cut -d' ' -f1 <"$TMP/put.out" >"$TMP/status"
+	cut -d' ' -f2 <"$TMP/put.out" >"$TMP/sent"
+}
+
+# is_early_problem on|off STATUS DESCRIPTION BYTES: after put_big, the
+# answer is that problem; with Expect on it came instead of 100 Continue
+# and no body was sent, with it off after all BYTES of the body.
+is_early_problem() {
+	is_problem "$2" "$3 (Expect: 100-continue $1)"
+	if [ "$1" = on ]; then
+		! grep -qi '^HTTP/1.1 100' "$TMP/hdr" && [ "$(cat "$TMP/sent")" = 0 ]
+		ok $? "... answered instead of 100 Continue: curl sent none of the body ($(cat "$TMP/sent") bytes)"
+	else
+		[ "$(cat "$TMP/sent")" = "$4" ]
+		ok $? "... answered after the whole body, which was read ($(cat "$TMP/sent") of $4 bytes)"
+	fi
+}
+
+has_progress() { # has_progress ID: the job resource shows progress
+	curl -s -m 10 -o "$TMP/job.json" "$URL/v1/jobs/$1"
+	[ "$(jq_ "$TMP/job.json" "'stage' in j.get('progress', {})")" = True ]
 }
 
 submit() { # submit MODEL CALIB SPEC [CURL ARGS]: POST /v1/jobs; sets JOB
@@ -367,9 +412,17 @@ grep -q "^dupcl HTTP/1.1 400" "$TMP/raw.out"
 ok $? "duplicate Content-Length -> 400"
 grep -q "^clte HTTP/1.1 400" "$TMP/raw.out"
 ok $? "Content-Length with Transfer-Encoding -> 400"
+# An answer given before the body (here 413) must reach a client that is
+# still sending it: 8 MB is more than the socket buffers hold.
+head -c 8000000 /dev/urandom >"$TMP/8m.bin"
+for e in on off; do
+	put_big $e "$TMP/8m.bin"
+	is_early_problem $e 413 "an 8 MB body over max_upload_bytes" 8000000
+done
 head -c 5000000 /dev/zero | curl -s -o /dev/null -T - -X PUT -H 'Transfer-Encoding: chunked' "$URL/v1/blobs"
-sleep 0.5
-[ -z "$(ls -A "$TMP/main/var/tmp" 2>/dev/null)" ]
+# The server removes the temporary file when it completes the request,
+# after curl has seen the connection drop.
+wait_for 30 empty_dir "$TMP/main/var/tmp"
 ok $? "a chunked body past the cap is cut off and leaves no temporary file"
 serving
 ok $? "the daemon still serves after the limit cases"
@@ -466,6 +519,10 @@ done
 ok $? "every endpoint but the health checks needs a token (open:${open:- none})"
 [ "$(req GET /v1/jobs -H 'Authorization: Bearer wrong')" = 401 ]
 ok $? "a wrong token -> 401"
+for e in on off; do
+	put_big $e "$TMP/8m.bin"
+	is_early_problem $e 401 "an 8 MB upload without a token" 8000000
+done
 [ "$(req GET "/v1/jobs?access_token=$TA")" = 400 ]
 ok $? "a token in the query string -> 400"
 [ "$(req GET /livez)" = 200 ] && [ "$(req GET /readyz)" = 200 ]
@@ -497,8 +554,10 @@ TC=token-of-carol-$$
 printf 'carol %s\n' "$(printf '%s' "$TC" | sha256sum | cut -d' ' -f1)" >>"$TMP/tokens"
 [ "$(req GET /v1/jobs -H "Authorization: Bearer $TC")" = 401 ]
 ok $? "a token added to the file is not valid before SIGHUP"
+n0=$(log_count "$TMP/tenants/log" '"msg":"reload: ')
 kill -HUP "$PID"
-sleep 0.5
+wait_for 30 more_lines "$TMP/tenants/log" '"msg":"reload: ' "$n0"
+ok $? "SIGHUP: the daemon logs the reload"
 [ "$(req GET /v1/jobs -H "Authorization: Bearer $TC")" = 200 ] && [ "$(jq_ "$TMP/body" "len(j['jobs'])")" = 0 ]
 ok $? "SIGHUP reloads the tokens: carol is in, and sees no jobs"
 
@@ -521,7 +580,7 @@ wait_state "$JS" running 30 "$TA"
 ok $? "alice's slow job is running"
 [ "$(req POST "/v1/jobs/$JS:cancel" -H "$A" -H 'Content-Type: application/json' -d '{}')" = 200 ]
 ok $? "POST :cancel -> 200"
-wait_state "$JS" canceled 15 "$TA"
+wait_state "$JS" canceled 60 "$TA"
 ok $? "the running job ends canceled within seconds"
 [ "$(jq_ "$TMP/job.json" "j['done'] and 'response' not in j and j['error']['type'].endswith('/canceled')")" = True ]
 ok $? "a canceled job carries a problem, no response"
@@ -532,6 +591,12 @@ ok $? "the model of a canceled job -> 409"
 head -c 1000000 /dev/urandom >"$TMP/1m.bin"
 req PUT /v1/blobs -H "$A" --data-binary "@$TMP/1m.bin" >"$TMP/status"
 is_problem 507 "an upload past alice's storage quota (3 MB)"
+for e in on off; do
+	put_big $e "$TMP/8m.bin" -H "$A"
+	is_early_problem $e 507 "an 8 MB upload past alice's storage quota" 8000000
+done
+serving
+ok $? "the daemon still serves after the early answers"
 [ "$(req PUT /v1/blobs -H "$B" --data-binary "@$TMP/1m.bin")" = 201 ]
 ok $? "bob is not limited by alice's quota"
 stop_graceful
@@ -541,10 +606,21 @@ ok $? "SIGTERM with idle workers exits 0"
 start crash --max-concurrent-uploads 1
 head -c 3000000 /dev/urandom >"$TMP/big.bin"
 bigsha=$(sha256sum "$TMP/big.bin" | cut -d' ' -f1)
-curl -s -o /dev/null --limit-rate 300k -T "$TMP/big.bin" "$URL/v1/blobs" &
+# A third of the body, then the upload stays open, unfinished, until the
+# daemon is killed (or 120 s pass).
+"$PY" - "$port" "$TMP/big.bin" <<'EOF' &
+import socket, sys
+data = open(sys.argv[2], "rb").read()
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=120)
+s.sendall(b"PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(data))
+s.sendall(data[:1000000])
+try:
+    s.recv(1)
+except OSError:
+    pass
+EOF
 CURL=$!
-sleep 1.5
-[ -n "$(ls -A "$TMP/crash/var/tmp" 2>/dev/null)" ]
+wait_for 60 nonempty_dir "$TMP/crash/var/tmp"
 ok $? "the upload streams into a temporary file"
 [ "$(req PUT /v1/blobs --data-binary "@$D/tiny_cnn.onnx")" = 503 ] && grep -qi '^retry-after: [0-9]' "$TMP/hdr"
 ok $? "a second upload over max_concurrent_uploads=1 -> 503 with Retry-After"
@@ -563,7 +639,8 @@ JC=$JOB
 wait_state "$JC" running 30
 req DELETE "/v1/jobs/$JC" >"$TMP/status"
 is_problem 409 "DELETE a running job"
-sleep 1
+wait_for 60 has_progress "$JC"
+ok $? "the running job reports progress"
 stop_graceful
 ok $? "SIGTERM while a job runs: exit 0"
 "$PY" -c "
@@ -576,7 +653,6 @@ ok $? "the running job was requeued, not failed ($(cat "$TMP/state"))"
 start crash
 wait_state "$JC" running 30
 ok $? "after restart the requeued job runs again"
-sleep 2
 kill -9 "$PID"
 wait "$PID" 2>/dev/null
 start crash
@@ -601,7 +677,7 @@ for attempt in 1 2; do
 	wait "$PID" 2>/dev/null
 	start crash --max-attempts 2
 done
-wait_state "$JP" failed 10
+wait_state "$JP" failed 60
 ok $? "after max_attempts (2) crashes the job ends failed, not retried forever"
 [ "$(jq_ "$TMP/job.json" "j['error']['type'].endswith('/crashed')")" = True ]
 ok $? "its problem type is crashed"
