@@ -936,6 +936,14 @@ void lr_api_get_limits(const lr_api *a, lr_api_limits *out)
 	out->http_threads = a->o.http_threads;
 }
 
+unsigned lr_api_connections(const lr_api *a)
+{
+	const union MHD_DaemonInfo *info =
+		MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return info != NULL ? info->num_connections : 0;
+}
+
 void lr_api_set_ready(lr_api *a, int ready)
 {
 	atomic_store(&a->ready, ready);
