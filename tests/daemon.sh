@@ -19,6 +19,10 @@ D="$top_srcdir/tests/data"
 PY="$PYTHON3"
 [ -x "$PY" ] || PY=/usr/bin/python3
 PIDS=""
+# The workers run at SCHED_IDLE (daemon/worker.c): on a busy machine they
+# get only idle CPU, and a job that takes 10 s alone can take minutes. A
+# wait for a job's state is therefore bounded by this many seconds.
+JOB_WAIT=${LR_TEST_JOB_WAIT:-900}
 cleanup() {
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
 	rm -rf "$TMP"
@@ -217,10 +221,10 @@ ok $? "/v1/openapi.yaml parses and documents every route (missing: ${missing:-no
 submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{"speedup": 2, "seed": 1}'
 [ "$(cat "$TMP/status")" = 202 ] && grep -qi "^location: /v1/jobs/$JOB" "$TMP/hdr"
 ok $? "POST /v1/jobs (multipart, curl -F) -> 202 + Location"
-timeout 60 curl -sN "$URL/v1/jobs/$JOB/events" >"$TMP/events" 2>/dev/null
+timeout "$JOB_WAIT" curl -sN "$URL/v1/jobs/$JOB/events" >"$TMP/events" 2>/dev/null
 grep -q '^event: done' "$TMP/events" && grep -q '"state":"succeeded"' "$TMP/events"
 ok $? "the event stream reports progress and ends with the final state"
-wait_state "$JOB" succeeded 60
+wait_state "$JOB" succeeded "$JOB_WAIT"
 ok $? "the job succeeds"
 [ "$(jq_ "$TMP/job.json" "j['done'] and 'error' not in j and j['response']['summary']['theoretical_speedup'] > 1.5")" = True ]
 ok $? "the job resource: done, a response with the report's summary, no error"
@@ -451,7 +455,7 @@ done
 [ "$(echo $ids | wc -w)" = 4 ] && [ "$(echo $ids | tr ' ' '\n' | sort -u | wc -l)" = 4 ]
 ok $? "4 concurrent submissions: 4 x 202 with distinct ids"
 all=0
-for id in $ids; do wait_state "$id" succeeded 60 || all=1; done
+for id in $ids; do wait_state "$id" succeeded "$JOB_WAIT" || all=1; done
 ok $all "all 4 concurrent jobs succeed"
 
 # --- Listing: filter and pages ---------------------------------------------
@@ -488,7 +492,7 @@ EOF
 ok $? "pages of 2 list every job once, newest first; state filter; a token from another filter -> 400 ($(tail -1 "$TMP/pages.out"))"
 
 # --- Delete ------------------------------------------------------------------
-wait_state "$JOB2" succeeded 60
+wait_state "$JOB2" succeeded "$JOB_WAIT"
 ok $? "the job submitted as JSON succeeds (fixed ranks)"
 [ "$(req DELETE "/v1/jobs/$JOB2")" = 204 ] && [ "$(req GET "/v1/jobs/$JOB2")" = 404 ]
 ok $? "DELETE a finished job -> 204, then 404"
@@ -531,7 +535,7 @@ submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{"speedup": 2}' -H "$A"
 [ "$(cat "$TMP/status")" = 202 ]
 ok $? "alice submits a job"
 JA=$JOB
-wait_state "$JA" succeeded 60 "$TA"
+wait_state "$JA" succeeded "$JOB_WAIT" "$TA"
 ok $? "alice's job succeeds"
 leak=""
 for ep in "GET /v1/jobs/$JA" "GET /v1/jobs/$JA/events" "GET /v1/jobs/$JA/model" \
@@ -576,15 +580,15 @@ ok $? "bob is not limited by alice's queue"
 JB=$JOB
 
 # --- Cancel --------------------------------------------------------------
-wait_state "$JS" running 30 "$TA"
+wait_state "$JS" running "$JOB_WAIT" "$TA"
 ok $? "alice's slow job is running"
 [ "$(req POST "/v1/jobs/$JS:cancel" -H "$A" -H 'Content-Type: application/json' -d '{}')" = 200 ]
 ok $? "POST :cancel -> 200"
-wait_state "$JS" canceled 60 "$TA"
-ok $? "the running job ends canceled within seconds"
+wait_state "$JS" canceled "$JOB_WAIT" "$TA"
+ok $? "the running job ends canceled"
 [ "$(jq_ "$TMP/job.json" "j['done'] and 'response' not in j and j['error']['type'].endswith('/canceled')")" = True ]
 ok $? "a canceled job carries a problem, no response"
-wait_state "$JB" succeeded 60 "$TB"
+wait_state "$JB" succeeded "$JOB_WAIT" "$TB"
 ok $? "bob's queued job runs after the cancel"
 [ "$(req GET "/v1/jobs/$JS/model" -H "$A")" = 409 ]
 ok $? "the model of a canceled job -> 409"
@@ -636,10 +640,10 @@ is_problem 422 "the half upload is absent (not a blob)"
 # --- Graceful stop requeues; kill -9 mid-job; restart completes ----------
 submit "$D/fmnist_vgg.onnx" "$TMP/c256.npy" "$SLOW_SPEC"
 JC=$JOB
-wait_state "$JC" running 30
+wait_state "$JC" running "$JOB_WAIT"
 req DELETE "/v1/jobs/$JC" >"$TMP/status"
 is_problem 409 "DELETE a running job"
-wait_for 60 has_progress "$JC"
+wait_for "$JOB_WAIT" has_progress "$JC"
 ok $? "the running job reports progress"
 stop_graceful
 ok $? "SIGTERM while a job runs: exit 0"
@@ -651,12 +655,12 @@ print(db.execute('select state from jobs where id=?', (sys.argv[2],)).fetchone()
 grep -qx "queued" "$TMP/state"
 ok $? "the running job was requeued, not failed ($(cat "$TMP/state"))"
 start crash
-wait_state "$JC" running 30
+wait_state "$JC" running "$JOB_WAIT"
 ok $? "after restart the requeued job runs again"
 kill -9 "$PID"
 wait "$PID" 2>/dev/null
 start crash
-wait_state "$JC" succeeded 90
+wait_state "$JC" succeeded "$JOB_WAIT"
 ok $? "kill -9 mid-job, restart: the job completes"
 [ "$(jq_ "$TMP/job.json" "j['attempts']")" -ge 2 ]
 ok $? "the job records its attempts ($(jq_ "$TMP/job.json" "j['attempts']"))"
@@ -672,12 +676,12 @@ start crash --max-attempts 2
 submit "$D/fmnist_vgg.onnx" "$TMP/c256.npy" "$SLOW_SPEC"
 JP=$JOB
 for attempt in 1 2; do
-	wait_state "$JP" running 30 || break
+	wait_state "$JP" running "$JOB_WAIT" || break
 	kill -9 "$PID"
 	wait "$PID" 2>/dev/null
 	start crash --max-attempts 2
 done
-wait_state "$JP" failed 60
+wait_state "$JP" failed "$JOB_WAIT"
 ok $? "after max_attempts (2) crashes the job ends failed, not retried forever"
 [ "$(jq_ "$TMP/job.json" "j['error']['type'].endswith('/crashed')")" = True ]
 ok $? "its problem type is crashed"
