@@ -19,6 +19,10 @@
 
 #define LR_TENANT_LOCAL "local" /* the tenant when there is no auth */
 #define LR_JSON_BODY_MAX 65536  /* largest JSON request body, bytes */
+/* Largest declared body that is read and discarded so that an answer
+ * given before it (413, 507, 503, 429, 401...) reaches the client; see
+ * lr__api_queue(). */
+#define LR_DRAIN_MAX ((int64_t)64 << 20)
 
 struct lr_req;
 
@@ -64,6 +68,13 @@ typedef struct lr_req {
 	int64_t body_bytes;             /* body bytes received */
 	int64_t size_cap;               /* largest blob this request may store */
 	int body_seen;                  /* 1 after the first body call */
+	/* The body's framing, for answers given before the body has ended. */
+	int in_first;                   /* 1 during the first handler call */
+	int body_done;                  /* 1 once MHD has the whole request */
+	int expect_continue;            /* the client waits for 100 Continue */
+	int64_t declared;               /* Content-Length, -1 chunked, 0 none */
+	struct MHD_Response *held;      /* answer held until the body ends */
+	unsigned held_status;           /* its status */
 	/* A failure found while the body streams in, answered at its end. */
 	int err_status;                 /* 0 = none */
 	const char *err_slug;           /* problem type */
@@ -105,7 +116,15 @@ enum MHD_Result lr__api_problem(lr_req *r, unsigned status, const char *slug,
 				const char *detail, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* Adds X-Request-Id and queues `resp` (destroyed here). */
+/* Adds X-Request-Id and queues `resp` (destroyed here; MHD keeps its own
+ * reference). Every answer goes through here. An answer given while a
+ * request body is still on its way is held, and the rest of the body is
+ * read and discarded, so that the client, which is still sending, gets
+ * the answer instead of a reset: closing a socket with unread data makes
+ * the kernel send RST, and the client then loses the answer. Only a
+ * client that waits for 100 Continue (it gets the answer instead), or
+ * one that declares a body over LR_DRAIN_MAX, is answered at once, with
+ * Connection: close. */
 enum MHD_Result lr__api_queue(lr_req *r, unsigned status, struct MHD_Response *resp);
 
 /* Records a failure found mid-body, answered when the body has ended.

@@ -66,6 +66,10 @@ int lr_api_port(const lr_api *a);
 /* Fills *out with the running server's limits (see lr_api_limits). */
 void lr_api_get_limits(const lr_api *a, lr_api_limits *out);
 
+/* Connections the server holds open now, over all its threads (closed
+ * ones count until their thread has cleaned them up). Any thread. */
+unsigned lr_api_connections(const lr_api *a);
+
 /* Marks the daemon ready (1) or not (0) for /readyz. Any thread. */
 void lr_api_set_ready(lr_api *a, int ready);
 

@@ -11,11 +11,16 @@
  * id, routes, authenticates (Bearer token -> tenant, constant time),
  * rejects duplicate Content-Length and Content-Length with
  * Transfer-Encoding (request smuggling), and refuses oversized bodies with
- * 413 and excess concurrent uploads with 503 before a single body byte is
- * read. Body calls stream into the handler (api/jobs.c), which writes to
- * the blob store and never buffers more than a small JSON text. Any
- * failure found mid-body is remembered and answered when the body ends,
- * except size overruns, which drop the connection. Every error is an RFC
+ * 413, uploads past the tenant's quota with 507 and excess concurrent
+ * uploads with 503 before a single body byte is stored. Such an early
+ * answer goes out at once to a client that waits for 100 Continue (it
+ * then sends no body); any other client is still sending, so the answer is
+ * held and the body read and discarded first (lr__api_queue), because
+ * closing a socket with unread data resets the connection and the client
+ * loses the answer. Body calls stream into the handler (api/jobs.c), which
+ * writes to the blob store and never buffers more than a small JSON text.
+ * Any failure found mid-body is remembered and answered when the body
+ * ends, except size overruns, which drop the connection. Every error is an RFC
  * 9457 problem with a detail that names the field but never a path; the
  * internal message goes to the log under the same request id. Each HTTP
  * thread opens its own store connection on first use (a pthread key closes
@@ -124,6 +129,16 @@ lr_store *lr__api_store(lr_api *a)
 	return st;
 }
 
+/* 1 when an answer must wait for the end of the body (see api-int.h). */
+static int must_hold(const lr_req *r)
+{
+	if (r->body_done || r->declared == 0)
+		return 0;
+	if (r->in_first && (r->expect_continue || r->declared > LR_DRAIN_MAX))
+		return 0; /* MHD answers instead of 100 Continue, then closes */
+	return 1;
+}
+
 enum MHD_Result lr__api_queue(lr_req *r, unsigned status, struct MHD_Response *resp)
 {
 	enum MHD_Result ret;
@@ -131,8 +146,29 @@ enum MHD_Result lr__api_queue(lr_req *r, unsigned status, struct MHD_Response *r
 	if (resp == NULL)
 		return MHD_NO;
 	MHD_add_response_header(resp, "X-Request-Id", r->rid);
+	if (r->held != NULL) { /* answered already: the first answer wins */
+		MHD_destroy_response(resp);
+		return MHD_YES;
+	}
 	r->status = (int)status;
+	if (must_hold(r)) {
+		r->held = resp;
+		r->held_status = status;
+		return MHD_YES;
+	}
 	ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* Queues the held answer once the whole body has been read. */
+static enum MHD_Result release_held(lr_req *r)
+{
+	struct MHD_Response *resp = r->held;
+	enum MHD_Result ret;
+
+	r->held = NULL;
+	ret = MHD_queue_response(r->conn, r->held_status, resp);
 	MHD_destroy_response(resp);
 	return ret;
 }
@@ -572,11 +608,13 @@ static int authenticate(lr_req *r)
 	return tenant != NULL ? 0 : 401;
 }
 
-static enum MHD_Result first_call(lr_req *r, const char *url, const char *method)
+static enum MHD_Result first_call(lr_req *r, const char *url, const char *method,
+				  const char *version)
 {
 	lr_api *a = r->api;
 	hdr_count hc = { 0, 0 };
-	const char *allow, *cl;
+	const char *allow, *cl, *expect;
+	unsigned long long clen = 0;
 	int rc, body_route;
 
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &hc);
@@ -584,6 +622,22 @@ static enum MHD_Result first_call(lr_req *r, const char *url, const char *method
 		return lr__api_problem(r, 400, "bad-request",
 				       hc.content_length > 1 ? "more than one Content-Length header"
 							     : "both Content-Length and Transfer-Encoding");
+	cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+	if (cl != NULL) {
+		char *end;
+
+		errno = 0;
+		clen = strtoull(cl, &end, 10);
+		if (errno != 0 || end == cl || *end != '\0' || cl[0] == '-')
+			return lr__api_problem(r, 400, "bad-request", "Content-Length is not a number");
+	}
+	/* The framing is known and sound from here on: answers given now
+	 * wait for the body (lr__api_queue). */
+	r->declared = hc.transfer_encoding ? -1 : clen > (unsigned long long)INT64_MAX ? INT64_MAX
+										       : (int64_t)clen;
+	expect = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Expect");
+	r->expect_continue = expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
+			     strncmp(version, "HTTP/1.", 7) == 0 && strcmp(version, "HTTP/1.0") != 0;
 	rc = route(r, url, method, &allow);
 	if (rc == 404)
 		return lr__api_problem(r, 404, "not-found", "no such resource");
@@ -601,26 +655,18 @@ static enum MHD_Result first_call(lr_req *r, const char *url, const char *method
 				 "a valid bearer token is required (Authorization: Bearer TOKEN)",
 				 NULL, "Bearer realm=\"lowrankd\"", NULL);
 	body_route = r->route == R_BLOB_PUT || r->route == R_JOB_CREATE;
-	cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
 	if (cl != NULL) {
-		char *end;
-		unsigned long long n;
-
-		errno = 0;
-		n = strtoull(cl, &end, 10);
-		if (errno != 0 || end == cl || *end != '\0' || cl[0] == '-')
-			return lr__api_problem(r, 400, "bad-request", "Content-Length is not a number");
-		if ((long long)n > a->o.max_upload_bytes || errno == ERANGE)
+		if (clen > (unsigned long long)a->o.max_upload_bytes)
 			return lr__api_problem(r, 413, "payload-too-large",
 					       "the body is %llu bytes; the limit is %lld bytes",
-					       n, (long long)a->o.max_upload_bytes);
-		if (!body_route && n > 0 && r->route != R_JOB_CANCEL)
+					       clen, (long long)a->o.max_upload_bytes);
+		if (!body_route && clen > 0 && r->route != R_JOB_CANCEL)
 			return lr__api_problem(r, 400, "bad-request", "this request takes no body");
 	}
 	r->size_cap = a->o.max_upload_bytes;
 	if (body_route && a->o.max_stored_bytes_per_tenant > 0) {
 		lr_store *st = lr__api_store(a);
-		int64_t used = 0, want = cl ? strtoll(cl, NULL, 10) : 0;
+		int64_t used = 0, want = r->declared > 0 ? r->declared : 0;
 
 		if (st == NULL || lr_store_tenant_bytes(st, r->tenant, &used, NULL) != 0)
 			return lr__api_problem(r, 503, "not-ready", "the job store is not available");
@@ -688,7 +734,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	uint8_t rnd[16];
 	enum MHD_Result ret;
 
-	(void)version;
 	if (r == NULL) {
 		r = calloc(1, sizeof(*r));
 		if (r == NULL)
@@ -703,21 +748,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			memset(rnd, 0, sizeof(rnd));
 		for (int i = 0; i < 16; i++)
 			snprintf(r->rid + 2 * i, 3, "%02x", rnd[i]);
-		ret = first_call(r, url, method);
-		if (r->status != 0 || ret == MHD_NO)
-			return ret;
+		r->in_first = 1;
+		ret = first_call(r, url, method, version);
 		/* Body routes set up now; the others answer on the next call,
 		 * once MHD knows the request is complete (so it keeps the
 		 * connection alive). */
-		if (r->route == R_BLOB_PUT || r->route == R_JOB_CREATE)
-			return dispatch(r, 1, NULL, size);
-		return MHD_YES;
+		if (r->status == 0 && ret == MHD_YES &&
+		    (r->route == R_BLOB_PUT || r->route == R_JOB_CREATE))
+			ret = dispatch(r, 1, NULL, size);
+		r->in_first = 0;
+		return ret;
 	}
-	if (r->status != 0) { /* answered already: drop any further body */
-		*size = 0;
-		return MHD_YES;
-	}
-	if (*size > 0) {
+	if (*size == 0) { /* the whole request is in */
+		r->body_done = 1;
+		if (r->held != NULL)
+			return release_held(r);
+		if (r->status != 0)
+			return MHD_YES;
+	} else {
 		double el = mono_now() - r->t0;
 
 		r->body_bytes += (int64_t)*size;
@@ -728,10 +776,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			       "request_id", r->rid, NULL);
 			return MHD_NO;
 		}
-		if (r->body_bytes > a->o.max_upload_bytes) {
+		/* A declared body is cut off by MHD at its length (at most
+		 * LR_DRAIN_MAX when a 413 is held); a chunked one here. */
+		if (r->body_bytes > a->o.max_upload_bytes && !(r->held != NULL && r->declared > 0)) {
 			lr_log(LR_LOG_WARNING, "request body over the limit: connection dropped",
 			       "request_id", r->rid, NULL);
 			return MHD_NO;
+		}
+		if (r->status != 0) { /* answered (held): read and discard */
+			*size = 0;
+			return MHD_YES;
 		}
 	}
 	if (r->route != R_BLOB_PUT && r->route != R_JOB_CREATE && *size > 0) {
@@ -763,6 +817,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	}
 	if (r->upload_slot)
 		atomic_fetch_sub(&a->uploads, 1);
+	if (r->held != NULL) /* the body never ended */
+		MHD_destroy_response(r->held);
 	if (r->status >= 100 && r->status < 600)
 		atomic_fetch_add(&metric_http[r->status / 100][r->status % 100], 1);
 	if (r->route != R_LIVEZ && r->route != R_READYZ && r->route != R_METRICS) {
@@ -878,6 +934,14 @@ void lr_api_get_limits(const lr_api *a, lr_api_limits *out)
 	out->connection_timeout_seconds = (unsigned)a->o.connection_timeout_seconds;
 	out->epoll = fl != NULL && (fl->flags & MHD_USE_EPOLL) != 0;
 	out->http_threads = a->o.http_threads;
+}
+
+unsigned lr_api_connections(const lr_api *a)
+{
+	const union MHD_DaemonInfo *info =
+		MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return info != NULL ? info->num_connections : 0;
 }
 
 void lr_api_set_ready(lr_api *a, int ready)

@@ -37,6 +37,29 @@ expect_fail() {
 
 diag() { echo "# $*"; }
 
+# wait_for SECONDS CMD...: runs CMD until it succeeds, every 0.1 s for
+# the first 2 s and every 0.5 s after that (so that a long wait does not
+# load the machine); fails (status 1) once SECONDS have passed without
+# success. A check that needs a state (a file, a log line, a job state, a
+# process gone) waits for it with this, never with a fixed sleep: a loaded
+# machine is slow, not wrong.
+wait_for() {
+	_wf_end=$(($(date +%s) + $1))
+	_wf_n=0
+	shift
+	until "$@"; do
+		[ "$(date +%s)" -lt "$_wf_end" ] || return 1
+		_wf_n=$((_wf_n + 1))
+		if [ "$_wf_n" -le 20 ]; then sleep 0.1; else sleep 0.5; fi
+	done
+}
+
+# log_count FILE TEXT: how many lines of FILE contain TEXT (0 when none).
+log_count() {
+	_lc=$(grep -c -- "$2" "$1" 2>/dev/null)
+	echo "${_lc:-0}"
+}
+
 done_testing() {
 	echo "1..$T_N"
 	[ "$T_FAILED" -eq 0 ]

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +15,32 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "model/lr.h"
 #include "storage/store.h"
 #include "tests/unit/tap.h"
 
+#define WAIT_S 30 /* longest wait for a state, seconds */
+
 static int port;
+
+/* Waits (at most WAIT_S) until the server holds `want` connections;
+ * returns 1 when it does. */
+static int wait_connections(const lr_api *a, unsigned want)
+{
+	double t0 = lr_now();
+
+	while (lr_api_connections(a) != want) {
+		if (lr_now() - t0 > WAIT_S)
+			return 0;
+		usleep(10000);
+	}
+	return 1;
+}
 
 static int connect_local(void)
 {
 	struct sockaddr_in sa;
-	struct timeval tv = { 2, 0 };
+	struct timeval tv = { WAIT_S, 0 };
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	memset(&sa, 0, sizeof(sa));
@@ -105,17 +123,32 @@ int main(void)
 
 	/* The per-address limit is enforced: of 4 connections from one
 	 * address at once, one is dropped. The server closes earlier
-	 * connections asynchronously, so give it time first, and count
-	 * rather than assume which of the 4 it drops. */
-	usleep(300000);
+	 * connections asynchronously, so wait until it holds none; then wait
+	 * until it has closed one of the 4 and holds the other 3 (its two
+	 * threads may accept them in any order), and only then send requests,
+	 * so a request served and closed cannot make room for the 4th. */
+	tap_ok(wait_connections(a, 0), "the earlier connections are all closed (%u open)",
+	       lr_api_connections(a));
 	for (int i = 0; i < 3; i++)
 		idle[i] = connect_local();
 	extra = connect_local();
-	usleep(200000);
 	{
-		int served = 0, dropped = 0;
+		int served = 0, dropped = 0, closed = 0;
 		int fds[4] = { idle[0], idle[1], idle[2], extra };
+		struct pollfd pfd[4];
 		const char *rq = "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+		for (int i = 0; i < 4; i++) {
+			pfd[i].fd = fds[i];
+			pfd[i].events = POLLIN | POLLRDHUP;
+			pfd[i].revents = 0;
+		}
+		if (poll(pfd, 4, WAIT_S * 1000) > 0)
+			for (int i = 0; i < 4; i++)
+				closed += pfd[i].revents != 0;
+		tap_ok(closed == 1 && wait_connections(a, 3),
+		       "of 4 connections from one address the server closes one at once (%d) and keeps 3 (%u)",
+		       closed, lr_api_connections(a));
 
 		for (int i = 0; i < 4; i++) {
 			char resp[64];
@@ -137,8 +170,8 @@ int main(void)
 			close(idle[i]);
 	if (extra >= 0)
 		close(extra);
-	usleep(200000);
-	tap_ok(get("/livez") == 200, "after they close, the address is served again");
+	tap_ok(wait_connections(a, 0) && get("/livez") == 200,
+	       "after they close, the address is served again");
 
 	lr_api_quiesce(a);
 	tap_ok(connect_local() < 0, "after quiesce no connection is accepted");

@@ -231,13 +231,17 @@ static void test_chosen_moments(void)
 	int64_t epoch = 0;
 	long long size = -1;
 	pid_t pid;
-	int i, killed;
+	int killed;
 
 	/* 1. Mid-upload. */
 	pid = spawn(child_slow_upload, NULL);
-	for (i = 0; i < 2000 && size < 64 * 1024; i++) {
-		t_sleep_ms(2);
-		size = tmp_file_size();
+	{
+		double t0 = lr_now(); /* wait (at most 30 s) for 64 KiB */
+
+		while (size < 64 * 1024 && lr_now() - t0 < 30) {
+			t_sleep_ms(2);
+			size = tmp_file_size();
+		}
 	}
 	kill(pid, SIGKILL);
 	tap_ok(reaped_by_sigkill(pid) && size >= 64 * 1024,
