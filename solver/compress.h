@@ -13,6 +13,12 @@
  * written into the graph at once (solver/rewrite.h) and the next layer's
  * data comes from that graph. Finally the result is compared with the
  * original on the held-out inputs and both are timed in lowrank's engine.
+ *
+ * Inside, the pipeline is a fixed list of named stages (check, split,
+ * fold, inspect, sample, cost, select, solve, report, evaluate, time,
+ * finish) that share one state struct. Each stage reads what the earlier
+ * ones wrote and adds its own part, so data flows one way and a new step
+ * is a new stage, not a branch in an existing one.
  */
 #ifndef LR_COMPRESS_H
 #define LR_COMPRESS_H
