@@ -29,6 +29,7 @@
 #include "model/inspect.h"
 #include "solver/lowrank.h"
 #include "solver/rewrite.h"
+#include "solver/select.h"
 
 
 static const char *method_names[] = {
@@ -102,6 +103,10 @@ struct layer {
 	double seconds;          /* solve time */
 	const char *solution;    /* "nonlinear" or "linear" */
 	int cached;              /* regressors came from the cached cut */
+	lr_mck_choice *ch;       /* selection choices: [0] keeps the layer */
+	int nch;
+	double cost0;            /* cost of the layer as it is (cost model unit) */
+	double cost;             /* cost at the chosen rank */
 };
 
 struct collect {
@@ -672,10 +677,13 @@ struct pipe {
 	/* sample: inputs fitted (<= nfit_all, memory budget), positions,
 	 * targets and eigenvalues per decomposable layer (in L). */
 	int64_t nfit;
-	/* cost: per layer the cost model the selection uses. */
-	lr_rank_layer *rl;
-	/* select: L[l].rank and L[l].energy. */
-	double achieved;
+	/* cost: per layer the choices the selection has (L[l].ch), in the
+	 * unit of the objective, and the budget they must fit. */
+	int rank_multiple;       /* the rank grid's step */
+	double cost_before;      /* the cost of all layers as they are */
+	double cost_budget;      /* cost_before / speedup */
+	/* select: L[l].rank, L[l].energy and L[l].cost. */
+	lr_mck_result sel;
 	/* solve: the asymmetric regressors and the cached cut. */
 	float *S;
 	struct cut_cache cache;
@@ -695,9 +703,9 @@ static void pipe_free(struct pipe *p)
 		free(p->L[l].pos);
 		free(p->L[l].T);
 		free(p->L[l].eig);
+		free(p->L[l].ch);
 	}
 	free(p->L);
-	free(p->rl);
 	free(p->info);
 	free(p->order);
 	lr_model_free(p->m);
@@ -950,60 +958,134 @@ out:
 	return rc;
 }
 
+/* log of the PCA energy kept at rank r: the paper's objective per layer. */
+static double log_energy(const double *eig, int64_t d, int64_t r)
+{
+	double kept = 0, all = 0;
+
+	for (int64_t a = 0; a < d; a++) {
+		all += eig[a] > 0 ? eig[a] : 0;
+		if (a < r)
+			kept += eig[a] > 0 ? eig[a] : 0;
+	}
+	if (!(all > 0))
+		return 0;
+	return kept > 0 ? log(kept / all) : -745.0; /* log of the smallest double */
+}
+
 /*
- * The cost model the selection works with: every layer's cost
- * d' (k^2 c + d) H'W' at rank d' and d k^2 c H'W' undecomposed.
+ * The cost model the selection works with: every layer's choices, keep
+ * it (its cost as it is) or one of the candidate ranks (the pair's cost
+ * d' (k^2 c + d) H'W'), with the log of the energy each keeps. Candidate
+ * ranks are the multiples of the rank multiple below the layer's
+ * no-speedup bound (every rank with --objective flops unless a multiple
+ * is given); a user's fixed rank is the only choice of its layer.
  */
 static int stage_cost(struct pipe *p)
 {
-	p->rl = calloc((size_t)p->nl + 1, sizeof(*p->rl));
-	if (p->rl == NULL)
-		return LR_ENOMEM;
-	for (int l = 0; l < p->nl; l++) {
-		const struct layer *Y = &p->L[l];
-		lr_rank_layer *r = &p->rl[l];
+	const lr_compress_opts *o = p->o;
 
-		r->d = Y->d;
-		r->k2c = Y->kh * Y->kw * Y->c;
+	p->rank_multiple = o->rank_multiple > 0 ? o->rank_multiple : 1;
+	p->cost_before = 0;
+	for (int l = 0; l < p->nl; l++) {
+		struct layer *Y = &p->L[l];
+		int64_t k2c = Y->kh * Y->kw * Y->c, hw = Y->oh * Y->ow;
+		int64_t mr = lr_layer_max_rank(Y->d, k2c), ng = 0, *grid = NULL;
+		int free_layer = Y->decomposable && Y->fixed_rank == 0 && hw > 0;
+
 		/* A grouped conv reads c / group channels per filter: its
 		 * cost, which the speedup counts, comes from inspect. */
-		if (!Y->decomposable && Y->d > 0 && Y->oh * Y->ow > 0)
-			r->k2c = (int64_t)llround(Y->macs / (double)(Y->d * Y->oh * Y->ow));
-		r->hw = Y->oh * Y->ow;
-		r->decomposable = Y->decomposable;
-		r->fixed_rank = Y->fixed_rank;
-		r->eig = Y->eig;
+		if (!Y->decomposable && Y->d > 0 && hw > 0)
+			k2c = (int64_t)llround(Y->macs / (double)(Y->d * hw));
+		Y->cost0 = (double)Y->d * (double)k2c * (double)hw;
+		p->cost_before += Y->cost0;
+		if (free_layer) {
+			ng = lr_rank_grid(mr, p->rank_multiple, NULL, 0);
+			grid = malloc(sizeof(int64_t) * (size_t)(ng + 1));
+			if (grid == NULL)
+				return LR_ENOMEM;
+			lr_rank_grid(mr, p->rank_multiple, grid, ng);
+		}
+		Y->ch = calloc((size_t)ng + 2, sizeof(*Y->ch));
+		if (Y->ch == NULL) {
+			free(grid);
+			return LR_ENOMEM;
+		}
+		if (Y->decomposable && Y->fixed_rank > 0 && p->o->speedup > 0) {
+			/* The user's rank is the only choice. */
+			Y->ch[0].rank = Y->fixed_rank;
+			Y->ch[0].cost = (double)Y->fixed_rank * (double)(k2c + Y->d) * (double)hw;
+			Y->ch[0].value = Y->eig ? log_energy(Y->eig, Y->d, Y->fixed_rank) : 0;
+			Y->nch = 1;
+		} else {
+			Y->ch[0].rank = 0;
+			Y->ch[0].cost = Y->cost0;
+			Y->ch[0].value = 0;
+			Y->nch = 1;
+		}
+		for (int64_t i = 0; i < ng; i++, Y->nch++) {
+			Y->ch[Y->nch].rank = grid[i];
+			Y->ch[Y->nch].cost = (double)grid[i] * (double)(k2c + Y->d) * (double)hw;
+			Y->ch[Y->nch].value = log_energy(Y->eig, Y->d, grid[i]);
+		}
+		free(grid);
 	}
+	p->cost_budget = o->speedup > 0 ? p->cost_before / o->speedup : p->cost_before;
 	return 0;
 }
 
-/* Ranks: for the target speedup, or exactly the user's. */
+/*
+ * Ranks: the multiple-choice knapsack over the layers' choices for the
+ * target speedup (select.h), or exactly the user's ranks without one.
+ */
 static int stage_select(struct pipe *p)
 {
 	struct layer *L = p->L;
 	int nl = p->nl, rc = 0;
 	int64_t *ranks = calloc((size_t)nl + 1, sizeof(int64_t));
+	int *pick = calloc((size_t)nl + 1, sizeof(int));
+	lr_mck_layer *ml = calloc((size_t)nl + 1, sizeof(*ml));
 
-	if (ranks == NULL)
-		return LR_ENOMEM;
+	if (ranks == NULL || pick == NULL || ml == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	for (int l = 0; l < nl; l++) {
+		if (L[l].fixed_rank > 0 && !L[l].decomposable) {
+			rc = lr_fail(p->msg, LR_EINVAL, "ranks: layer '%s' cannot be decomposed: %s",
+				     L[l].node_name, L[l].why);
+			goto out;
+		}
+		if (L[l].fixed_rank >= L[l].d) {
+			rc = lr_fail(p->msg, LR_EINVAL, "ranks: layer '%s' has d=%lld; its rank must be smaller",
+				     L[l].node_name, (long long)L[l].d);
+			goto out;
+		}
+	}
 	if (p->o->speedup > 0) {
-		rc = lr_rank_select(p->rl, nl, p->o->speedup, p->o->rank_multiple, ranks,
-				    &p->achieved, p->msg);
+		double cheapest;
+
+		for (int l = 0; l < nl; l++) {
+			ml[l].choices = L[l].ch;
+			ml[l].n = L[l].nch;
+		}
+		cheapest = lr_mck_min_cost(ml, nl);
+		if (cheapest > p->cost_budget * (1 + 1e-12)) {
+			rc = lr_fail(p->msg, LR_EINVAL,
+				     "a %.3gx speedup cannot be reached: with the smallest rank (%s) in every free layer it is %.3fx",
+				     p->o->speedup, p->rank_multiple > 1 ? "one multiple" : "1",
+				     cheapest > 0 ? p->cost_before / cheapest : 0.0);
+			goto out;
+		}
+		rc = lr_mck_solve(ml, nl, p->cost_budget, pick, &p->sel, p->msg);
+		for (int l = 0; l < nl && rc == 0; l++) {
+			ranks[l] = L[l].ch[pick[l]].rank;
+			L[l].cost = L[l].ch[pick[l]].cost;
+		}
 	} else {
 		/* Only the layers given ranks are decomposed. */
-		for (int l = 0; l < nl; l++) {
-			if (L[l].fixed_rank > 0 && !L[l].decomposable) {
-				rc = lr_fail(p->msg, LR_EINVAL, "ranks: layer '%s' cannot be decomposed: %s",
-					     L[l].node_name, L[l].why);
-				break;
-			}
-			if (L[l].fixed_rank >= L[l].d) {
-				rc = lr_fail(p->msg, LR_EINVAL, "ranks: layer '%s' has d=%lld; its rank must be smaller",
-					     L[l].node_name, (long long)L[l].d);
-				break;
-			}
+		for (int l = 0; l < nl; l++)
 			ranks[l] = L[l].fixed_rank;
-		}
 	}
 	for (int l = 0; l < nl && rc == 0; l++) {
 		L[l].rank = ranks[l];
@@ -1018,7 +1100,10 @@ static int stage_select(struct pipe *p)
 			L[l].energy = all > 0 ? kept / all : 1.0;
 		}
 	}
+out:
 	free(ranks);
+	free(pick);
+	free(ml);
 	return rc;
 }
 
@@ -1223,6 +1308,17 @@ static int stage_report(struct pipe *p)
 	cJSON_AddNumberToObject(rep, "theoretical_speedup", after > 0 ? before / after : 1.0);
 	cJSON_AddStringToObject(rep, "method", lr_method_name(o->method));
 	cJSON_AddNumberToObject(rep, "target_speedup", o->speedup);
+	if (o->speedup > 0) {
+		cJSON *sel = cJSON_AddObjectToObject(rep, "selection");
+
+		cJSON_AddStringToObject(sel, "algorithm", "multiple-choice knapsack");
+		cJSON_AddNumberToObject(sel, "rank_multiple", p->rank_multiple);
+		cJSON_AddBoolToObject(sel, "exact", p->sel.exact);
+		cJSON_AddNumberToObject(sel, "sum_log_energy", p->sel.value);
+		cJSON_AddNumberToObject(sel, "cost_before", p->cost_before);
+		cJSON_AddNumberToObject(sel, "cost_budget", p->cost_budget);
+		cJSON_AddNumberToObject(sel, "cost_after", p->sel.cost);
+	}
 	cJSON_AddNumberToObject(rep, "seed", (double)o->seed);
 	cJSON_AddNumberToObject(rep, "samples_per_input", p->spi);
 	cJSON_AddNumberToObject(rep, "fit_inputs", (double)p->nfit);
