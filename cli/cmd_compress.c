@@ -391,8 +391,15 @@ int lr_cmd_compress(int argc, char **argv)
 		cJSON *ts = cJSON_GetObjectItem(report, "theoretical_speedup");
 		cJSON *h = cJSON_GetObjectItem(report, "holdout");
 
+		cJSON *dep = cJSON_GetObjectItem(report, "deploy");
+		cJSON *ps = dep ? cJSON_GetObjectItem(dep, "predicted_speedup") : NULL;
+		cJSON *ms = dep ? cJSON_GetObjectItem(dep, "measured_speedup") : NULL;
+
 		printf("wrote %s: theoretical conv speedup %.2fx", out_path,
 		       ts ? ts->valuedouble : 0.0);
+		if (ps != NULL && ms != NULL)
+			printf(", in lowrank's engine at batch %d predicted %.2fx, measured %.2fx",
+			       o.deploy_batch, ps->valuedouble, ms->valuedouble);
 		if (h != NULL)
 			printf(", held-out top-1 agreement %.1f%%, relative output error %.4f",
 			       100.0 * cJSON_GetObjectItem(h, "top1_agreement")->valuedouble,

@@ -1213,9 +1213,10 @@ static int cost_time(struct pipe *p)
 		report_progress(o, "measuring", done, ntime, Y->node_name,
 				0.01 + 0.01 * (double)done / (double)ntime, p->t0, &p->clk);
 		if (sh.ndim[v] != 4) {
-			rc = lr_fail(p->msg, LR_EUNSUPPORTED, "layer '%s': only 2-D convolutions can be timed",
-				     Y->node_name);
-			break;
+			/* Its time stays in t_rest. */
+			Y->decomposable = 0;
+			snprintf(Y->why, sizeof(Y->why), "the time objective times 2-D convolutions only");
+			continue;
 		}
 		rc = time_layer(p, tc, Y, sh.dims[v], prefix);
 		if (rc == 0)
@@ -1625,7 +1626,8 @@ static int stage_report(struct pipe *p)
 				cJSON_AddStringToObject(j, "note", Y->why);
 		} else {
 			cJSON_AddStringToObject(j, "skipped",
-						Y->decomposable ? "no rank below d is faster at this target" : Y->why);
+						Y->decomposable ? "kept as it is: the target costs less PCA energy in other layers"
+								: Y->why);
 		}
 		if (Y->timed) {
 			cJSON *cand = cJSON_CreateArray();

@@ -347,7 +347,8 @@ int lr_conv_alone(const lr_model *m, int node, const int64_t in_dims[4], lr_mode
 		  lr_msg *msg)
 {
 	const lr_node *n;
-	Onnx__NodeProto *np;
+	Onnx__NodeProto *np, copy;
+	char *ins[3];
 	Onnx__TensorProto *inits[2];
 	Onnx__TensorShapeProto__Dimension dim[4], *dimp[4];
 	Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
@@ -366,12 +367,30 @@ int lr_conv_alone(const lr_model *m, int node, const int64_t in_dims[4], lr_mode
 	if (node < 0 || node >= m->nnodes || strcmp(m->nodes[node].op_type, "Conv") != 0)
 		return lr_fail(msg, LR_EINVAL, "node %d is not a Conv", node);
 	n = &m->nodes[node];
-	np = n->proto;
-	if (np->n_input < 2 || (inits[ni++] = find_init(m, np->input[1])) == NULL)
+	if (n->proto->n_input < 2 || (inits[ni++] = find_init(m, n->proto->input[1])) == NULL)
 		return lr_fail(msg, LR_EINVAL, "node '%s': the weight is not an initializer", n->name);
-	if (np->n_input > 2 && np->input[2][0] != '\0' &&
-	    (inits[ni++] = find_init(m, np->input[2])) == NULL)
-		return lr_fail(msg, LR_EINVAL, "node '%s': the bias is not an initializer", n->name);
+	/* A copy of the node (sharing its attributes) whose bias, if any, is
+	 * an initializer: exporters may pass it through Identity nodes (one
+	 * zero bias shared by many layers), which are followed here. */
+	copy = *n->proto;
+	np = &copy;
+	ins[0] = n->proto->input[0];
+	ins[1] = n->proto->input[1];
+	copy.input = ins;
+	copy.n_input = 2;
+	if (n->proto->n_input > 2 && n->proto->input[2][0] != '\0') {
+		int v = n->in[2];
+
+		for (int hop = 0; v >= 0 && hop < 8 && m->values[v].init == NULL; hop++) {
+			int q = m->values[v].producer;
+
+			v = q >= 0 && strcmp(m->nodes[q].op_type, "Identity") == 0 ? m->nodes[q].in[0] : -1;
+		}
+		if (v < 0 || (inits[ni] = find_init(m, m->values[v].name)) == NULL)
+			return lr_fail(msg, LR_EINVAL, "node '%s': the bias is not constant", n->name);
+		ins[2] = inits[ni++]->name;
+		copy.n_input = 3;
+	}
 	for (int i = 0; i < 4; i++) {
 		Onnx__TensorShapeProto__Dimension d0 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
 
