@@ -331,6 +331,87 @@ out:
 	return rc;
 }
 
+struct node_clock {
+	double mark;
+	double *row;             /* this run's per-node seconds */
+};
+
+static int node_observer(void *ud, const lr_model *m, int ni, lr_tensor *const *outs, int nout)
+{
+	struct node_clock *c = ud;
+	double now = lr_now();
+
+	(void)m;
+	(void)outs;
+	(void)nout;
+	c->row[ni] += now - c->mark;
+	c->mark = now;
+	return 0;
+}
+
+int lr_time_nodes(const lr_model *m, int ndim, const int64_t *dims, int threads,
+		  int samples, volatile int *cancel, double *node_sec, lr_msg *msg)
+{
+	lr_engine *e = NULL;
+	lr_tensor *x = NULL, *y = NULL;
+	double *t = NULL, *col = NULL;
+	struct node_clock c = { 0, NULL };
+	uint64_t s = 0x7133;
+	int rc, runs = samples < 1 ? 5 : 3 * samples, nn = m->nnodes;
+
+	runs = runs < 5 ? 5 : runs;
+	t = calloc((size_t)runs * (size_t)nn + 1, sizeof(double));
+	col = calloc((size_t)runs + 1, sizeof(double));
+	if (t == NULL || col == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	rc = lr_engine_create(&e, m, threads);
+	if (rc == 0)
+		rc = lr_tensor_create(&x, LR_DT_FLOAT, ndim, dims, 1);
+	if (rc != 0)
+		goto out;
+	for (int64_t i = 0; i < x->nelem; i++)
+		((float *)x->data)[i] = (float)((double)(splitmix(&s) >> 11) / 9007199254740992.0 - 0.5);
+	lr_engine_set_observer(e, node_observer, &c);
+	for (int r = -2; r < runs; r++) { /* two warm-up runs; the second sizes the rest */
+		double t0 = lr_now();
+
+		if (cancel != NULL && *cancel) {
+			rc = lr_fail(msg, LR_ECANCELED, "canceled");
+			goto out;
+		}
+		c.row = t + (size_t)(r < 0 ? 0 : r) * (size_t)nn;
+		c.mark = lr_now();
+		rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
+		lr_tensor_free(y);
+		y = NULL;
+		if (rc != 0)
+			goto out;
+		if (r < 0)
+			memset(c.row, 0, sizeof(double) * (size_t)nn);
+		/* Slow models: about 3 s of runs, but at least 5. */
+		if (r == -1 && (lr_now() - t0) * runs > 3.0) {
+			int fit = (int)(3.0 / (lr_now() - t0));
+
+			runs = fit > 5 ? fit : 5;
+		}
+	}
+	for (int i = 0; i < nn; i++) {
+		for (int r = 0; r < runs; r++)
+			col[r] = t[(size_t)r * (size_t)nn + (size_t)i];
+		qsort(col, (size_t)runs, sizeof(double), cmp_double);
+		node_sec[i] = col[runs / 10];
+	}
+out:
+	free(t);
+	free(col);
+	lr_tensor_free(x);
+	lr_tensor_free(y);
+	lr_engine_free(e);
+	return rc;
+}
+
 /* ---- one-layer models ---------------------------------------------------- */
 
 static Onnx__TensorProto *find_init(const lr_model *m, const char *name)

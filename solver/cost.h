@@ -76,6 +76,17 @@ int lr_time_forward(const lr_model *m, int ndim, const int64_t *dims, int thread
 		    int samples, volatile int *cancel, double *seconds, lr_msg *msg);
 
 /*
+ * Seconds each node of `m` takes inside the model: the model runs as in
+ * lr_time_forward() (same input and threads; 3 x `samples` runs, fewer
+ * when that would take over 3 s, at least 5) with an observer that marks the time after each node; a node's
+ * time is the span since the previous mark (its kernel plus the engine's
+ * bookkeeping around it), and node_sec[i] (caller's array of m->nnodes)
+ * receives the 10th percentile over the runs. Errors as lr_time_forward().
+ */
+int lr_time_nodes(const lr_model *m, int ndim, const int64_t *dims, int threads,
+		  int samples, volatile int *cancel, double *node_sec, lr_msg *msg);
+
+/*
  * A model holding only Conv node `node` of `m` (borrowed; its weight and
  * bias must be initializers), reading a graph input of shape
  * in_dims[0..4) (N, C, H, W) and writing the Conv's output. *out is the

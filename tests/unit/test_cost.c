@@ -2,7 +2,8 @@
  * test_cost.c - the measured cost model: the timing cache round-trips,
  * merges with entries another job wrote meanwhile, skips damaged lines and
  * leaves no temporary file; a Conv of a real model (tests/data/tiny_cnn)
- * alone and as its low-rank pair builds, runs and times; cache keys tell
+ * alone and as its low-rank pair builds, runs and times, and so does every
+ * node inside the model; cache keys tell
  * ranks, batches and shapes apart. No absolute speed is checked: the
  * machine is shared.
  */
@@ -127,6 +128,21 @@ static void test_layers(const char *srcdir)
 
 		tap_ok(lr_time_forward(one, 4, in, 1, 2, &stop, &t1, &msg) == LR_ECANCELED,
 		       "timing stops when canceled");
+	}
+	{
+		double *ns = calloc((size_t)m->nnodes, sizeof(double));
+		int64_t full[4] = { 1, 3, 32, 32 };
+		int allpos = 1, convpos = 1;
+
+		rc = lr_time_nodes(m, 4, full, 1, 2, NULL, ns, &msg);
+		for (int i = 0; i < m->nnodes; i++) {
+			allpos &= ns[i] >= 0 && isfinite(ns[i]);
+			if (strcmp(m->nodes[i].op_type, "Conv") == 0)
+				convpos &= ns[i] > 0;
+		}
+		tap_ok(rc == 0 && allpos && convpos, "per-node times inside the model: every Conv takes time (%.3g ms for the third)",
+		       ns[node] * 1e3);
+		free(ns);
 	}
 	lr_conv_cost_key(m, node, in, 0, "cpu=t", k0, sizeof(k0));
 	lr_conv_cost_key(m, node, in, 16, "cpu=t", k16, sizeof(k16));
