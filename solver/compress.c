@@ -1228,13 +1228,14 @@ static int cost_time(struct pipe *p)
 	 * Alone, a layer runs with its weights hot in cache; inside the model
 	 * it does not, which matters for weight-heavy layers at small sizes
 	 * (ResNet-50's last stages: predicted 2.5x, measured 3.97x, when only
-	 * timed alone). Each layer's time inside the folded model (per node,
-	 * cached by the model's hash) replaces its time alone, and its
-	 * candidates are scaled by the same factor, so the rest of the model
-	 * is what the layers really leave.
+	 * timed alone). Each layer's share of the folded model's time (per
+	 * node, cached by the model's hash; scaled to t_folded so that a
+	 * profile taken under another load still fits) replaces its time
+	 * alone, and its candidates are scaled by the same factor, so the
+	 * rest of the model is what the layers really leave.
 	 */
 	{
-		double *ns = calloc((size_t)p->m->nnodes + 1, sizeof(double));
+		double *ns = calloc((size_t)p->m->nnodes + 1, sizeof(double)), others = 0;
 		int have = p->model_sha256 != NULL;
 
 		if (ns == NULL) {
@@ -1248,19 +1249,60 @@ static int cost_time(struct pipe *p)
 				 (long long)dims[0], p->L[l].node_name);
 			have = lr_timing_cache_get(tc, key, &ns[p->L[l].node]);
 		}
+		/* ... and the other nodes' sum, kept on the first node. */
+		if (have) {
+			snprintf(key, sizeof(key), "%s|inmodel=%s|in=%lld|others", prefix, p->model_sha256,
+				 (long long)dims[0]);
+			have = lr_timing_cache_get(tc, key, &others);
+		}
+		if (have) {
+			int first = -1;
+
+			for (int i = 0; i < p->m->nnodes && first < 0; i++) {
+				int is_layer = 0;
+
+				for (int l = 0; l < p->nl; l++)
+					is_layer |= p->L[l].timed && p->L[l].node == i;
+				first = is_layer ? -1 : i;
+			}
+			if (first >= 0)
+				ns[first] += others;
+		}
 		if (have) {
 			p->ncached++;
 		} else {
 			rc = lr_time_nodes(p->m, p->calib->ndim, dims, o->deploy_threads, o->measure_samples,
 					   o->cancel, ns, p->msg);
 			p->nmeasured++;
-			for (int l = 0; l < p->nl && rc == 0 && p->model_sha256 != NULL; l++) {
+			others = 0;
+			for (int i = 0; i < p->m->nnodes && rc == 0; i++)
+				others += ns[i];
+			for (int l = 0; l < p->nl && rc == 0; l++) {
 				if (!p->L[l].timed)
+					continue;
+				others -= ns[p->L[l].node];
+				if (p->model_sha256 == NULL)
 					continue;
 				snprintf(key, sizeof(key), "%s|inmodel=%s|in=%lld|node=%s", prefix,
 					 p->model_sha256, (long long)dims[0], p->L[l].node_name);
 				rc = lr_timing_cache_put(tc, key, ns[p->L[l].node]);
 			}
+			if (rc == 0 && p->model_sha256 != NULL) {
+				snprintf(key, sizeof(key), "%s|inmodel=%s|in=%lld|others", prefix,
+					 p->model_sha256, (long long)dims[0]);
+				rc = lr_timing_cache_put(tc, key, others > 0 ? others : 0);
+			}
+		}
+		/* The profile may be from another time (the cache) or load
+		 * than t_folded: use its proportions, at t_folded's scale. */
+		{
+			double tot = 0, scale;
+
+			for (int i = 0; i < p->m->nnodes; i++)
+				tot += ns[i];
+			scale = tot > 0 ? p->t_folded / tot : 1;
+			for (int i = 0; i < p->m->nnodes; i++)
+				ns[i] *= scale;
 		}
 		for (int l = 0; l < p->nl && rc == 0; l++) {
 			struct layer *Y = &p->L[l];
