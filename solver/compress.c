@@ -75,7 +75,7 @@ void lr_compress_opts_init(lr_compress_opts *o)
 	o->speedup = 4.0;
 	/* The FLOP objective stays the default until lowrank's engine runs
 	 * thin layers as fast as ONNX Runtime does (issue item 6): today the
-	 * Fashion-MNIST test models reach at most 1.5-1.85x measured at
+	 * Fashion-MNIST test models reach at most 1.85-1.9x measured at
 	 * batch 1, so a time default would refuse the usual 2-4x targets. */
 	o->objective = LR_OBJECTIVE_FLOPS;
 	o->deploy_batch = 1;
