@@ -1547,8 +1547,24 @@ static int rewrite_layer(struct pipe *p, const struct layer *Y, const lr_solve_r
 	float *bb = malloc(sizeof(float) * (size_t)Y->d);
 	lr_decomp dc;
 
-	if (m->nodes[ni].nin > 2 && m->nodes[ni].in[2] >= 0)
-		B = m->values[m->nodes[ni].in[2]].init;
+	if (m->nodes[ni].nin > 2 && m->nodes[ni].in[2] >= 0) {
+		/* The bias may come through Identity nodes (exporters share one
+		 * bias tensor that way); without it the first factor's bias
+		 * Qt b0 would be lost (method.md 8.3). */
+		int bv = m->nodes[ni].in[2];
+
+		for (int hop = 0; bv >= 0 && hop < 8 && m->values[bv].init == NULL; hop++) {
+			int q = m->values[bv].producer;
+
+			bv = q >= 0 && strcmp(m->nodes[q].op_type, "Identity") == 0 ? m->nodes[q].in[0] : -1;
+		}
+		if (bv < 0 || m->values[bv].init == NULL) {
+			rc = lr_fail(p->msg, LR_EUNSUPPORTED, "layer '%s': the bias is not constant",
+				     Y->node_name);
+			goto out;
+		}
+		B = m->values[bv].init;
+	}
 	if (wa == NULL || ba == NULL || wb == NULL || bb == NULL || rowacc == NULL || W == NULL) {
 		rc = W == NULL ? lr_fail(p->msg, LR_EUNSUPPORTED, "layer '%s': weights are not constant",
 					 Y->node_name) : LR_ENOMEM;

@@ -285,6 +285,50 @@ expect_fail "the fastest reachable is" "an unreachable measured target names the
 ok $? "... before any response is sampled"
 expect_fail "objective" "unknown objective" "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective speed -o "$TMP/e.onnx"
 
+# A bias that reaches the conv through an Identity (exporters share one
+# bias tensor that way) is kept in the factors: the same model with the
+# bias given directly compresses to the same output error.
+"$PYTHON3" - "$TMP/idb.onnx" "$TMP/idb2.onnx" "$TMP/idbx.npy" <<'PY'
+import sys, numpy as np, onnx
+from onnx import helper as h, numpy_helper as nh, TensorProto as T
+r = np.random.default_rng(5)
+def build(identity):
+    nodes, inits = [], []
+    rr = np.random.default_rng(5)
+    def conv(name, x, w, via):
+        inits.append(nh.from_array(rr.standard_normal(w).astype(np.float32) * 0.2, name + "_w"))
+        b = rr.standard_normal(w[0]).astype(np.float32) * 0.5
+        if via and identity:
+            inits.append(nh.from_array(b, name + "_b0"))
+            nodes.append(h.make_node("Identity", [name + "_b0"], [name + "_b"]))
+        else:
+            inits.append(nh.from_array(b, name + "_b"))
+        nodes.append(h.make_node("Conv", [x, name + "_w", name + "_b"], [name], name=name, pads=[1, 1, 1, 1]))
+        nodes.append(h.make_node("Relu", [name], [name + "_r"]))
+        return name + "_r"
+    y = conv("c1", "x", (32, 16, 3, 3), False)
+    y = conv("c2", y, (64, 32, 3, 3), True)
+    nodes.append(h.make_node("GlobalAveragePool", [y], ["g"]))
+    nodes.append(h.make_node("Flatten", ["g"], ["out"]))
+    g = h.make_graph(nodes, "idb", [h.make_tensor_value_info("x", T.FLOAT, ["n", 16, 12, 12])],
+                     [h.make_tensor_value_info("out", T.FLOAT, ["n", 64])], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    onnx.checker.check_model(m)
+    return m
+onnx.save(build(True), sys.argv[1])
+onnx.save(build(False), sys.argv[2])
+np.save(sys.argv[3], r.standard_normal((100, 16, 12, 12)).astype(np.float32))
+PY
+"$LOWRANK" compress "$TMP/idb.onnx" --calib "$TMP/idbx.npy" --ranks c2=16 --method linear \
+	-o "$TMP/idbc.onnx" --report "$TMP/idb.json" >/dev/null 2>&1 &&
+"$LOWRANK" compress "$TMP/idb2.onnx" --calib "$TMP/idbx.npy" --ranks c2=16 --method linear \
+	-o "$TMP/idb2c.onnx" --report "$TMP/idb2.json" >/dev/null 2>&1 &&
+"$PYTHON3" -c "
+import json, sys
+a, b = (json.load(open(p))['holdout']['relative_output_error'] for p in sys.argv[1:3])
+assert abs(a - b) <= 1e-6 * b, (a, b)" "$TMP/idb.json" "$TMP/idb2.json"
+ok $? "a conv bias passed through Identity is kept in the factors"
+
 # Errors name the problem and exit non-zero; nothing is written.
 expect_fail "speedup" "speedup below 1 refused" "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --speedup 0.5 -o "$TMP/e.onnx"
 expect_fail "shape" "calibration of the wrong shape" "$LOWRANK" compress "$VGG" --calib "$D/tiny_input.npy" --speedup 2 -o "$TMP/e.onnx"
