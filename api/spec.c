@@ -153,13 +153,24 @@ static int parse_member(lr_spec *s, const cJSON *v, lr_msg *msg)
 			return lr_fail(msg, LR_EINVAL,
 				       "rank_multiple: must be an integer from 1 to 4096");
 		s->opts.rank_multiple = (int)d;
+	} else if (strcmp(k, "objective") == 0) {
+		if (!cJSON_IsString(v) || lr_objective_parse(v->valuestring, &s->opts.objective) != 0)
+			return lr_fail(msg, LR_EINVAL, "objective: must be \"time\" or \"flops\"");
+	} else if (strcmp(k, "deploy_batch") == 0) {
+		if (!integer_in(v, 1, 65536, &d))
+			return lr_fail(msg, LR_EINVAL, "deploy_batch: must be an integer from 1 to 65536");
+		s->opts.deploy_batch = (int)d;
+	} else if (strcmp(k, "deploy_threads") == 0) {
+		if (!integer_in(v, 1, 256, &d))
+			return lr_fail(msg, LR_EINVAL, "deploy_threads: must be an integer from 1 to 256");
+		s->opts.deploy_threads = (int)d;
 	} else if (strcmp(k, "holdout") == 0) {
 		if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0.0 && v->valuedouble < 1.0))
 			return lr_fail(msg, LR_EINVAL, "holdout: must be a number in [0, 1)");
 		s->opts.holdout = v->valuedouble;
 	} else {
 		return lr_fail(msg, LR_EINVAL,
-			       "%.64s: unknown member (expected speedup, ranks, method, samples_per_input, seed, rank_multiple, exclude or holdout)",
+			       "%.64s: unknown member (expected speedup, objective, deploy_batch, deploy_threads, ranks, method, samples_per_input, seed, rank_multiple, exclude or holdout)",
 			       k);
 	}
 	return 0;
@@ -242,6 +253,9 @@ cJSON *lr_spec_to_json(const lr_spec *s)
 			ok = cJSON_AddNumberToObject(r, s->ranks[i].layer,
 						     (double)s->ranks[i].rank) != NULL;
 	}
+	ok = ok && cJSON_AddStringToObject(o, "objective", lr_objective_name(s->opts.objective));
+	ok = ok && cJSON_AddNumberToObject(o, "deploy_batch", s->opts.deploy_batch);
+	ok = ok && cJSON_AddNumberToObject(o, "deploy_threads", s->opts.deploy_threads);
 	ok = ok && cJSON_AddStringToObject(o, "method", lr_method_name(s->opts.method));
 	ok = ok && cJSON_AddNumberToObject(o, "samples_per_input", s->opts.samples_per_input);
 	ok = ok && cJSON_AddNumberToObject(o, "seed", (double)s->opts.seed);

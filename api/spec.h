@@ -6,11 +6,15 @@
  * any member of the wrong type or out of range, is refused with a message
  * naming the member):
  *   "speedup": number > 1 and <= 1000 (default 4 unless "ranks" is given)
+ *   "objective": "time" (measured in lowrank's engine) | "flops" (default)
+ *   "deploy_batch": integer 1..65536, the batch "time" measures at (1)
+ *   "deploy_threads": integer 1..256, the threads it measures with (1)
  *   "ranks": { "<layer>": integer >= 1, ... } fixed ranks per layer
  *   "method": "nonlinear-asymmetric" | "nonlinear" | "linear-asymmetric" | "linear"
  *   "samples_per_input": integer 1..10000 (10)
  *   "seed": integer 0..2^53 (0)
- *   "rank_multiple": integer 1..4096 (off)
+ *   "rank_multiple": integer 1..4096 (the CPU's vector block for "time",
+ *                    every rank for "flops")
  *   "exclude": [ "<layer>", ... ] layers never decomposed
  *   "holdout": number in [0, 1) (0.1)
  */

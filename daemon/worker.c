@@ -168,7 +168,7 @@ static void run_job(slot *s, lr_store_job *job)
 	lr_store_job_result res;
 	lr_store_blob_info model_blob, report_blob;
 	enum lr_inputs_fault fault = LR_INPUTS_OK;
-	char mpath[4200], cpath[4200];
+	char mpath[4200], cpath[4200], tcache[4200];
 	uint8_t *packed = NULL;
 	size_t packed_len = 0;
 	char *rep_text = NULL, *err = NULL;
@@ -186,6 +186,10 @@ static void run_job(slot *s, lr_store_job *job)
 		rc = lr_inputs_load(mpath, cpath, &m, &calib, &fault, &msg);
 	if (rc == 0) {
 		spec->opts.threads = w->o.engine_threads;
+		/* Measured timings are shared by all jobs of this daemon; each
+		 * job reads and merges the file itself (solver/cost.h). */
+		snprintf(tcache, sizeof(tcache), "%s/timing-cache.tsv", w->state_dir);
+		spec->opts.timing_cache = tcache;
 		spec->opts.progress = on_progress;
 		spec->opts.progress_ud = s;
 		spec->opts.cancel = (volatile int *)&s->cancel;

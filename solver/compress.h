@@ -13,6 +13,24 @@
  * written into the graph at once (solver/rewrite.h) and the next layer's
  * data comes from that graph. Finally the result is compared with the
  * original on the held-out inputs and both are timed in lowrank's engine.
+ *
+ * What the speedup means. With the time objective the
+ * target is the whole model's time in lowrank's engine at the deployment
+ * batch and thread count: every decomposable layer is timed alone as it
+ * is and as the pair at each candidate rank (solver/cost.h; timings are
+ * cached), the rest of the model counts at its measured time, and the
+ * selection keeps within original time / speedup. Layers that are not
+ * faster at any rank stay as they are. With the FLOP objective the cost
+ * is the paper's d'(k^2 c + d) H'W' over the convolutions. Either way the
+ * selection maximises the product of kept PCA energies exactly
+ * (solver/select.h). A target that cannot be reached fails before any
+ * response is sampled, naming the fastest reachable speedup.
+ *
+ * Inside, the pipeline is a fixed list of named stages (check, split,
+ * fold, inspect, cost, sample, select, solve, report, evaluate, time,
+ * finish) that share one state struct. Each stage reads what the earlier
+ * ones wrote and adds its own part, so data flows one way and a new step
+ * is a new stage, not a branch in an existing one.
  */
 #ifndef LR_COMPRESS_H
 #define LR_COMPRESS_H
@@ -38,6 +56,17 @@ typedef enum lr_method {
 int lr_method_parse(const char *s, lr_method *out);
 const char *lr_method_name(lr_method m);
 
+/* What --speedup counts. */
+typedef enum lr_objective {
+	LR_OBJECTIVE_TIME = 0,   /* measured time in lowrank's engine */
+	LR_OBJECTIVE_FLOPS,      /* the paper's: conv multiply-accumulates (default
+				    until the engine work of issue item 6) */
+} lr_objective;
+
+/* Parses "time" or "flops"; returns 0 or LR_EINVAL. */
+int lr_objective_parse(const char *s, lr_objective *out);
+const char *lr_objective_name(lr_objective o);
+
 /* A user-given rank for one layer (by node name or output name). */
 typedef struct lr_rank_req {
 	const char *layer;      /* node name or conv output name */
@@ -46,7 +75,8 @@ typedef struct lr_rank_req {
 
 /* Progress as reported to the caller. */
 typedef struct lr_progress {
-	const char *stage;      /* "folding", "collecting", "ranks", "solving", "evaluating", "timing" */
+	const char *stage;      /* "folding", "measuring", "collecting", "ranks", "solving",
+				   "evaluating", "timing" */
 	int layer;              /* 1-based layer being solved (0 outside "solving") */
 	int nlayers;            /* layers to solve */
 	const char *layer_name; /* or NULL */
@@ -59,10 +89,17 @@ typedef struct lr_progress {
 typedef void (*lr_progress_fn)(void *ud, const lr_progress *p);
 
 typedef struct lr_compress_opts {
-	double speedup;             /* target conv speedup (> 1), or 0 with ranks */
+	double speedup;             /* target speedup (> 1), or 0 with ranks */
+	lr_objective objective;     /* what the speedup counts (flops, for now) */
+	int deploy_batch;           /* batch the time objective is measured at (1) */
+	int deploy_threads;         /* engine threads it is measured with (1) */
+	const char *timing_cache;   /* file caching measured timings, or NULL */
+	int measure_samples;        /* timing samples per measurement, median (7) */
 	lr_method method;
 	int samples_per_input;      /* positions sampled per input and layer (10) */
-	int rank_multiple;          /* round ranks to a multiple (0/1: off) */
+	int rank_multiple;          /* candidate ranks are multiples of this; 0: the
+				       CPU's vector block for the time objective,
+				       every rank for the FLOP objective */
 	uint64_t seed;              /* every random choice derives from it */
 	int threads;                /* engine threads (<= 0: all cores) */
 	double holdout;             /* fraction of inputs held out (0.1) */

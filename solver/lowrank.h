@@ -196,7 +196,10 @@ double lr_rank_speedup(const lr_rank_layer *layers, int n,
 
 /*
  * Chooses ranks for a target whole-model conv speedup (>= 1) by the greedy
- * of TPAMI section 3.4 on the product of PCA energies.
+ * of TPAMI section 3.4 on the product of PCA energies. The pipeline now
+ * selects with the exact multiple-choice knapsack of solver/select.h,
+ * which never keeps less energy; this greedy stays as the paper's
+ * reference and the knapsack's baseline in tests/unit/test_select.c.
  *
  * Every free layer (decomposable, no fixed rank) starts at d' = d. Each
  * step removes the smallest kept eigenvalue of the layer with the smallest

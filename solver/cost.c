@@ -1,0 +1,598 @@
+/*
+ * cost.c - measured layer costs and the timing cache. See cost.h.
+ */
+#include "config.h"
+
+#include "solver/cost.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model/engine.h"
+#include "solver/rewrite.h"
+
+/* ---- timing cache -------------------------------------------------------- */
+
+struct lr_timing_cache {
+	char *path;              /* NULL: memory only */
+	int n, cap;
+	char **keys;
+	double *sec;
+	unsigned char *fresh;    /* added since opening: to be saved */
+};
+
+static int find(const lr_timing_cache *c, const char *key)
+{
+	for (int i = 0; i < c->n; i++)
+		if (strcmp(c->keys[i], key) == 0)
+			return i;
+	return -1;
+}
+
+static int put(lr_timing_cache *c, const char *key, double seconds, int fresh)
+{
+	int i = find(c, key);
+
+	if (i < 0) {
+		if (c->n == c->cap) {
+			int cap = c->cap ? 2 * c->cap : 64;
+			char **k = realloc(c->keys, sizeof(*k) * (size_t)cap);
+			double *s;
+			unsigned char *f;
+
+			if (k == NULL)
+				return LR_ENOMEM;
+			c->keys = k;
+			s = realloc(c->sec, sizeof(*s) * (size_t)cap);
+			if (s == NULL)
+				return LR_ENOMEM;
+			c->sec = s;
+			f = realloc(c->fresh, (size_t)cap);
+			if (f == NULL)
+				return LR_ENOMEM;
+			c->fresh = f;
+			c->cap = cap;
+		}
+		c->keys[c->n] = strdup(key);
+		if (c->keys[c->n] == NULL)
+			return LR_ENOMEM;
+		for (char *p = c->keys[c->n]; *p; p++)
+			if (*p == '\t' || *p == '\n' || *p == '\r')
+				*p = ' ';
+		i = c->n++;
+		c->fresh[i] = 0;
+	}
+	c->sec[i] = seconds;
+	c->fresh[i] |= (unsigned char)fresh;
+	return 0;
+}
+
+/* Adds the file's entries (not fresh). A missing file adds nothing. */
+static int load(lr_timing_cache *c, const char *path, lr_msg *msg)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	if (f == NULL)
+		return errno == ENOENT ? 0 : lr_fail(msg, LR_EIO, "timing cache %s: %s", path, strerror(errno));
+	while (rc == 0 && getline(&line, &cap, f) > 0) {
+		char *end;
+		double s = strtod(line, &end);
+
+		if (line[0] == '#' || end == line || *end != '\t' || !isfinite(s) || s < 0)
+			continue;
+		end++;
+		end[strcspn(end, "\r\n")] = '\0';
+		if (*end != '\0' && find(c, end) < 0)
+			rc = put(c, end, s, 0);
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+int lr_timing_cache_open(const char *path, lr_timing_cache **out, lr_msg *msg)
+{
+	lr_timing_cache *c = calloc(1, sizeof(*c));
+	int rc = 0;
+
+	*out = NULL;
+	if (c == NULL)
+		return LR_ENOMEM;
+	if (path != NULL && (c->path = strdup(path)) == NULL)
+		rc = LR_ENOMEM;
+	if (rc == 0 && path != NULL)
+		rc = load(c, path, msg);
+	if (rc != 0) {
+		lr_timing_cache_free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int lr_timing_cache_get(const lr_timing_cache *c, const char *key, double *seconds)
+{
+	int i = c != NULL ? find(c, key) : -1;
+
+	if (i < 0)
+		return 0;
+	*seconds = c->sec[i];
+	return 1;
+}
+
+int lr_timing_cache_put(lr_timing_cache *c, const char *key, double seconds)
+{
+	return put(c, key, seconds, 1);
+}
+
+int lr_timing_cache_count(const lr_timing_cache *c)
+{
+	return c != NULL ? c->n : 0;
+}
+
+lr_timing_cache *lr_timing_cache_free(lr_timing_cache *c)
+{
+	if (c == NULL)
+		return NULL;
+	for (int i = 0; i < c->n; i++)
+		free(c->keys[i]);
+	free(c->keys);
+	free(c->sec);
+	free(c->fresh);
+	free(c->path);
+	free(c);
+	return NULL;
+}
+
+int lr_timing_cache_save(lr_timing_cache *c, lr_msg *msg)
+{
+	lr_timing_cache *disk = NULL;
+	char *tmp = NULL, *dir = NULL, *slash;
+	static unsigned counter;
+	FILE *f = NULL;
+	int rc = 0, nfresh = 0, fd;
+	size_t len;
+
+	if (c == NULL || c->path == NULL)
+		return 0;
+	for (int i = 0; i < c->n; i++)
+		nfresh += c->fresh[i];
+	if (nfresh == 0)
+		return 0;
+	/* Merge with what the file holds now; ours win. */
+	rc = lr_timing_cache_open(NULL, &disk, msg);
+	if (rc == 0)
+		rc = load(disk, c->path, msg);
+	for (int i = 0; rc == 0 && i < c->n; i++)
+		if (c->fresh[i] || find(disk, c->keys[i]) < 0)
+			rc = put(disk, c->keys[i], c->sec[i], 0);
+	if (rc != 0)
+		goto out;
+	len = strlen(c->path) + 64;
+	tmp = malloc(len);
+	dir = strdup(c->path);
+	if (tmp == NULL || dir == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	snprintf(tmp, len, "%s.tmp.%ld.%u", c->path, (long)getpid(),
+		 __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+	f = fopen(tmp, "w");
+	if (f == NULL) {
+		rc = lr_fail(msg, LR_EIO, "timing cache %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fprintf(f, "# lowrank timing cache v1: seconds<TAB>key\n");
+	for (int i = 0; i < disk->n; i++)
+		fprintf(f, "%.9g\t%s\n", disk->sec[i], disk->keys[i]);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || ferror(f)) {
+		rc = lr_fail(msg, LR_EIO, "timing cache %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (fclose(f) != 0) {
+		f = NULL;
+		rc = lr_fail(msg, LR_EIO, "timing cache %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	f = NULL;
+	if (rename(tmp, c->path) != 0) {
+		rc = lr_fail(msg, LR_EIO, "timing cache %s: %s", c->path, strerror(errno));
+		goto out;
+	}
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+	memset(c->fresh, 0, (size_t)c->n);
+out:
+	if (f != NULL) {
+		fclose(f);
+		unlink(tmp);
+	} else if (rc != 0 && tmp != NULL) {
+		unlink(tmp);
+	}
+	free(tmp);
+	free(dir);
+	lr_timing_cache_free(disk);
+	return rc;
+}
+
+/* ---- timing -------------------------------------------------------------- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int lr_time_forward(const lr_model *m, int ndim, const int64_t *dims, int threads,
+		    int samples, volatile int *cancel, double *seconds, lr_msg *msg)
+{
+	lr_engine *e = NULL;
+	lr_tensor *x = NULL, *y = NULL;
+	double *t = NULL, one;
+	uint64_t s = 0x7133;
+	int64_t inner;
+	int rc;
+
+	*seconds = -1;
+	if (samples < 1)
+		samples = 1;
+	samples *= 3;
+	rc = lr_engine_create(&e, m, threads);
+	if (rc == 0)
+		rc = lr_tensor_create(&x, LR_DT_FLOAT, ndim, dims, 1);
+	if (rc != 0)
+		goto out;
+	for (int64_t i = 0; i < x->nelem; i++)
+		((float *)x->data)[i] = (float)((double)(splitmix(&s) >> 11) / 9007199254740992.0 - 0.5);
+	/* Warm-up (packs weights, faults pages in, wakes the cores): at
+	 * least 3 runs and 20 ms; the last run's time sizes the samples. */
+	{
+		double tw = lr_now();
+
+		for (int w = 0; w < 3 || lr_now() - tw < 0.02; w++) {
+			double t0 = lr_now();
+
+			if (cancel != NULL && *cancel) {
+				rc = lr_fail(msg, LR_ECANCELED, "canceled");
+				goto out;
+			}
+			rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
+			lr_tensor_free(y);
+			y = NULL;
+			if (rc != 0)
+				goto out;
+			one = lr_now() - t0;
+		}
+	}
+	inner = one > 0 ? (int64_t)ceil(0.001 / one) : 1000;
+	inner = inner < 1 ? 1 : inner > 1000 ? 1000 : inner;
+	/* Slow models: about 3 s of samples, but at least 5. */
+	if ((double)samples * one * (double)inner > 3.0)
+		samples = (int)(3.0 / (one * (double)inner)) > 5 ? (int)(3.0 / (one * (double)inner)) : 5;
+	t = calloc((size_t)samples, sizeof(double));
+	if (t == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	for (int r = 0; r < samples; r++) {
+		double t0 = lr_now();
+
+		for (int64_t i = 0; i < inner; i++) {
+			if (cancel != NULL && *cancel) {
+				rc = lr_fail(msg, LR_ECANCELED, "canceled");
+				goto out;
+			}
+			rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
+			lr_tensor_free(y);
+			y = NULL;
+			if (rc != 0)
+				goto out;
+		}
+		t[r] = (lr_now() - t0) / (double)inner;
+	}
+	qsort(t, (size_t)samples, sizeof(double), cmp_double);
+	/* The 10th percentile: other processes only ever add time, and on
+	 * a busy machine the median drifts with their load (seen: 4.9 to
+	 * 9.2 ms for one model while the 10th percentile stayed within 2%). */
+	*seconds = t[samples / 10];
+out:
+	free(t);
+	lr_tensor_free(x);
+	lr_tensor_free(y);
+	lr_engine_free(e);
+	return rc;
+}
+
+struct node_clock {
+	double mark;
+	double *row;             /* this run's per-node seconds */
+};
+
+static int node_observer(void *ud, const lr_model *m, int ni, lr_tensor *const *outs, int nout)
+{
+	struct node_clock *c = ud;
+	double now = lr_now();
+
+	(void)m;
+	(void)outs;
+	(void)nout;
+	c->row[ni] += now - c->mark;
+	c->mark = now;
+	return 0;
+}
+
+int lr_time_nodes(const lr_model *m, int ndim, const int64_t *dims, int threads,
+		  int samples, volatile int *cancel, double *node_sec, lr_msg *msg)
+{
+	lr_engine *e = NULL;
+	lr_tensor *x = NULL, *y = NULL;
+	double *t = NULL, *col = NULL;
+	struct node_clock c = { 0, NULL };
+	uint64_t s = 0x7133;
+	int rc, runs = samples < 1 ? 5 : 3 * samples, nn = m->nnodes;
+
+	runs = runs < 5 ? 5 : runs;
+	t = calloc((size_t)runs * (size_t)nn + 1, sizeof(double));
+	col = calloc((size_t)runs + 1, sizeof(double));
+	if (t == NULL || col == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	rc = lr_engine_create(&e, m, threads);
+	if (rc == 0)
+		rc = lr_tensor_create(&x, LR_DT_FLOAT, ndim, dims, 1);
+	if (rc != 0)
+		goto out;
+	for (int64_t i = 0; i < x->nelem; i++)
+		((float *)x->data)[i] = (float)((double)(splitmix(&s) >> 11) / 9007199254740992.0 - 0.5);
+	lr_engine_set_observer(e, node_observer, &c);
+	for (int r = -2; r < runs; r++) { /* two warm-up runs; the second sizes the rest */
+		double t0 = lr_now();
+
+		if (cancel != NULL && *cancel) {
+			rc = lr_fail(msg, LR_ECANCELED, "canceled");
+			goto out;
+		}
+		c.row = t + (size_t)(r < 0 ? 0 : r) * (size_t)nn;
+		c.mark = lr_now();
+		rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
+		lr_tensor_free(y);
+		y = NULL;
+		if (rc != 0)
+			goto out;
+		if (r < 0)
+			memset(c.row, 0, sizeof(double) * (size_t)nn);
+		/* Slow models: about 3 s of runs, but at least 5. */
+		if (r == -1 && (lr_now() - t0) * runs > 3.0) {
+			int fit = (int)(3.0 / (lr_now() - t0));
+
+			runs = fit > 5 ? fit : 5;
+		}
+	}
+	for (int i = 0; i < nn; i++) {
+		for (int r = 0; r < runs; r++)
+			col[r] = t[(size_t)r * (size_t)nn + (size_t)i];
+		qsort(col, (size_t)runs, sizeof(double), cmp_double);
+		node_sec[i] = col[runs / 10];
+	}
+out:
+	free(t);
+	free(col);
+	lr_tensor_free(x);
+	lr_tensor_free(y);
+	lr_engine_free(e);
+	return rc;
+}
+
+/* ---- one-layer models ---------------------------------------------------- */
+
+static Onnx__TensorProto *find_init(const lr_model *m, const char *name)
+{
+	const Onnx__GraphProto *g = m->proto->graph;
+
+	for (size_t i = 0; name != NULL && name[0] != '\0' && i < g->n_initializer; i++)
+		if (g->initializer[i]->name != NULL && strcmp(g->initializer[i]->name, name) == 0)
+			return g->initializer[i];
+	return NULL;
+}
+
+int lr_conv_alone(const lr_model *m, int node, const int64_t in_dims[4], lr_model **out,
+		  lr_msg *msg)
+{
+	const lr_node *n;
+	Onnx__NodeProto *np, copy;
+	char *ins[3];
+	Onnx__TensorProto *inits[2];
+	Onnx__TensorShapeProto__Dimension dim[4], *dimp[4];
+	Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
+	Onnx__TypeProto__Tensor tt = ONNX__TYPE_PROTO__TENSOR__INIT, tto = ONNX__TYPE_PROTO__TENSOR__INIT;
+	Onnx__TypeProto tp = ONNX__TYPE_PROTO__INIT, tpo = ONNX__TYPE_PROTO__INIT;
+	Onnx__ValueInfoProto vin = ONNX__VALUE_INFO_PROTO__INIT, vout = ONNX__VALUE_INFO_PROTO__INIT;
+	Onnx__ValueInfoProto *vinp = &vin, *voutp = &vout;
+	Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
+	Onnx__OperatorSetIdProto os = ONNX__OPERATOR_SET_ID_PROTO__INIT, *osp = &os;
+	Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
+	uint8_t *buf = NULL;
+	size_t len, ni = 0;
+	int rc;
+
+	*out = NULL;
+	if (node < 0 || node >= m->nnodes || strcmp(m->nodes[node].op_type, "Conv") != 0)
+		return lr_fail(msg, LR_EINVAL, "node %d is not a Conv", node);
+	n = &m->nodes[node];
+	if (n->proto->n_input < 2 || (inits[ni++] = find_init(m, n->proto->input[1])) == NULL)
+		return lr_fail(msg, LR_EINVAL, "node '%s': the weight is not an initializer", n->name);
+	/* A copy of the node (sharing its attributes) whose bias, if any, is
+	 * an initializer: exporters may pass it through Identity nodes (one
+	 * zero bias shared by many layers), which are followed here. */
+	copy = *n->proto;
+	np = &copy;
+	ins[0] = n->proto->input[0];
+	ins[1] = n->proto->input[1];
+	copy.input = ins;
+	copy.n_input = 2;
+	if (n->proto->n_input > 2 && n->proto->input[2][0] != '\0') {
+		int v = n->in[2];
+
+		for (int hop = 0; v >= 0 && hop < 8 && m->values[v].init == NULL; hop++) {
+			int q = m->values[v].producer;
+
+			v = q >= 0 && strcmp(m->nodes[q].op_type, "Identity") == 0 ? m->nodes[q].in[0] : -1;
+		}
+		if (v < 0 || (inits[ni] = find_init(m, m->values[v].name)) == NULL)
+			return lr_fail(msg, LR_EINVAL, "node '%s': the bias is not constant", n->name);
+		ins[2] = inits[ni++]->name;
+		copy.n_input = 3;
+	}
+	for (int i = 0; i < 4; i++) {
+		Onnx__TensorShapeProto__Dimension d0 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+
+		dim[i] = d0;
+		dim[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+		dim[i].dim_value = in_dims[i];
+		dimp[i] = &dim[i];
+	}
+	shape.n_dim = 4;
+	shape.dim = dimp;
+	tt.has_elem_type = 1;
+	tt.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+	tt.shape = &shape;
+	tp.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+	tp.tensor_type = &tt;
+	tto.has_elem_type = 1;
+	tto.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+	tpo.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+	tpo.tensor_type = &tto;
+	vin.name = np->input[0];
+	vin.type = &tp;
+	vout.name = np->output[0];
+	vout.type = &tpo;
+	g.n_node = 1;
+	g.node = &np;
+	g.name = (char *)"lowrank_cost";
+	g.n_initializer = ni;
+	g.initializer = inits;
+	g.n_input = 1;
+	g.input = &vinp;
+	g.n_output = 1;
+	g.output = &voutp;
+	os.domain = (char *)"";
+	os.has_version = 1;
+	os.version = m->opset;
+	mp.has_ir_version = 1;
+	mp.ir_version = m->ir_version;
+	mp.n_opset_import = 1;
+	mp.opset_import = &osp;
+	mp.producer_name = (char *)"lowrank-cost";
+	mp.graph = &g;
+	len = onnx__model_proto__get_packed_size(&mp);
+	buf = malloc(len + 1);
+	if (buf == NULL)
+		return LR_ENOMEM;
+	onnx__model_proto__pack(&mp, buf);
+	rc = lr_model_load_mem(buf, len, "timing model", NULL, out, msg);
+	free(buf);
+	return rc;
+}
+
+int lr_conv_pair(const lr_model *alone, int64_t r, uint64_t seed, lr_model **out, lr_msg *msg)
+{
+	const lr_tensor *W;
+	float *f = NULL;
+	int64_t d, k2c;
+	lr_decomp dc;
+	uint64_t s = seed;
+	int rc;
+
+	*out = NULL;
+	if (alone->nnodes < 1 || alone->nodes[0].nin < 2 ||
+	    (W = alone->values[alone->nodes[0].in[1]].init) == NULL || W->ndim < 3)
+		return lr_fail(msg, LR_EINVAL, "not a one-Conv timing model");
+	d = W->dims[0];
+	k2c = W->nelem / d;
+	if (r < 1)
+		return lr_fail(msg, LR_EINVAL, "rank %lld < 1", (long long)r);
+	f = malloc(sizeof(float) * (size_t)(r * k2c + r + d * r + d));
+	if (f == NULL)
+		return LR_ENOMEM;
+	for (int64_t i = 0; i < r * k2c + r + d * r + d; i++)
+		f[i] = (float)(0.02 * ((double)(splitmix(&s) >> 11) / 9007199254740992.0 - 0.5));
+	memset(&dc, 0, sizeof(dc));
+	dc.node = 0;
+	dc.r = r;
+	dc.wa = f;
+	dc.nwa = (size_t)(r * k2c);
+	dc.ba = f + r * k2c;
+	dc.nba = (size_t)r;
+	dc.wb = dc.ba + r;
+	dc.nwb = (size_t)(d * r);
+	dc.bb = dc.wb + d * r;
+	dc.nbb = (size_t)d;
+	rc = lr_rewrite_decompose(alone, &dc, 1, NULL, 0, out, msg);
+	free(f);
+	return rc;
+}
+
+static void ints_str(const lr_node *n, const char *name, char *buf, size_t len)
+{
+	int64_t v[16];
+	int cnt = 0;
+	size_t o = 0;
+
+	buf[0] = '\0';
+	if (lr_node_attr_ints(n, name, v, 16, &cnt) != 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	for (int i = 0; i < cnt && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? "," : "", (long long)v[i]);
+}
+
+void lr_conv_cost_key(const lr_model *m, int node, const int64_t in_dims[4], int64_t r,
+		      const char *prefix, char *buf, size_t len)
+{
+	const lr_node *n = &m->nodes[node];
+	const lr_tensor *W = n->nin > 1 && n->in[1] >= 0 ? m->values[n->in[1]].init : NULL;
+	char k[64], s[64], p[64], dl[64], apb[32];
+	const char *ap;
+
+	ints_str(n, "kernel_shape", k, sizeof(k));
+	ints_str(n, "strides", s, sizeof(s));
+	ints_str(n, "pads", p, sizeof(p));
+	ints_str(n, "dilations", dl, sizeof(dl));
+	ap = lr_node_attr_str(n, "auto_pad", "NOTSET", apb, sizeof(apb));
+	snprintf(buf, len, "%s|conv|c=%lld|d=%lld|in=%lldx%lld|w=%s|k=%s|s=%s|p=%s|dl=%s|g=%lld|ap=%s|bias=%d|b=%lld|r=%lld",
+		 prefix, (long long)in_dims[1], W ? (long long)W->dims[0] : -1LL,
+		 (long long)in_dims[2], (long long)in_dims[3],
+		 W && W->ndim == 4 ? "4d" : "?", k, s, p, dl,
+		 (long long)lr_node_attr_int(n, "group", 1), ap,
+		 n->nin > 2 && n->in[2] >= 0, (long long)in_dims[0], (long long)r);
+}

@@ -1,0 +1,114 @@
+/*
+ * cost.h - the measured cost model: how long a convolution, and the
+ * low-rank pair that would replace it, take in lowrank's engine, and a
+ * timing cache so that repeated jobs do not measure again.
+ *
+ * DESIGN. A layer is timed alone: lr_conv_alone() builds a one-node model
+ * holding exactly that Conv (its attributes and weights) fed by an input
+ * of the deployment shape, and lr_conv_pair() turns it into the pair at a
+ * given rank with the same rewrite the solver uses (seeded random factors:
+ * speed does not depend on their values). lr_time_forward() runs a model
+ * on seeded random input: after a warm-up (which also packs the weights)
+ * it repeats the run until one sample takes about 1 ms, takes 3 x
+ * `samples` samples (fewer for slow models: about 3 s, at least 5) and
+ * reports their 10th percentile, which is robust to the other processes
+ * of a shared machine: they only ever add time, and under load the median
+ * drifts with them (measured: 4.9 to 9.2 ms for one model across runs
+ * while the 10th percentile stayed within 2%).
+ *
+ * The timing cache maps a text key (CPU, vector block, batch, threads and
+ * the layer's full geometry, or a model's SHA-256) to seconds. It lives in
+ * memory and, when given a path, in a small text file, one "seconds<TAB>
+ * key" line per entry. Saving merges with what the file holds by then
+ * (another job may have added entries) and replaces it atomically (a
+ * temporary file in the same directory, fsync, rename, fsync of the
+ * directory), so a reader sees the old or the new file, never a torn one.
+ * Unparseable lines are skipped: a cache is never a reason to fail.
+ * A cache handle is not thread-safe; give each job its own.
+ */
+#ifndef LR_SOLVER_COST_H
+#define LR_SOLVER_COST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/lr.h"
+#include "model/onnx.h"
+
+typedef struct lr_timing_cache lr_timing_cache;
+
+/*
+ * Opens a cache backed by `path` (NULL: memory only). A missing file is an
+ * empty cache. On success *out is the caller's (lr_timing_cache_free).
+ * Errors: LR_ENOMEM; LR_EIO when the file exists but cannot be read.
+ */
+int lr_timing_cache_open(const char *path, lr_timing_cache **out, lr_msg *msg);
+
+/* Looks `key` up: returns 1 and sets *seconds, or 0 when absent. */
+int lr_timing_cache_get(const lr_timing_cache *c, const char *key, double *seconds);
+
+/* Sets `key` (copied; tabs and newlines are replaced by blanks) to
+ * `seconds`. Returns 0 or LR_ENOMEM. */
+int lr_timing_cache_put(lr_timing_cache *c, const char *key, double seconds);
+
+/* Entries in memory. */
+int lr_timing_cache_count(const lr_timing_cache *c);
+
+/*
+ * Writes the entries added since opening (merged with the file's current
+ * entries; ours win) to the file atomically. A memory-only cache or one
+ * without new entries is a no-op. Errors: LR_EIO naming the path, LR_ENOMEM.
+ */
+int lr_timing_cache_save(lr_timing_cache *c, lr_msg *msg);
+
+/* Frees the cache (without saving). NULL is a no-op. Returns NULL. */
+lr_timing_cache *lr_timing_cache_free(lr_timing_cache *c);
+
+/*
+ * Seconds of one forward pass of `m` on a seeded random float input of
+ * shape (ndim, dims) fed to its first graph input, with `threads` engine
+ * threads: the 10th percentile of 3 x `samples` samples (>= 1; fewer when
+ * that would take over 3 s, but at least 5) after a warm-up. Each sample
+ * averages enough runs to take about 1 ms. `cancel` (may be
+ * NULL) is polled between runs. Errors: the engine's, LR_ECANCELED.
+ */
+int lr_time_forward(const lr_model *m, int ndim, const int64_t *dims, int threads,
+		    int samples, volatile int *cancel, double *seconds, lr_msg *msg);
+
+/*
+ * Seconds each node of `m` takes inside the model: the model runs as in
+ * lr_time_forward() (same input and threads; 3 x `samples` runs, fewer
+ * when that would take over 3 s, at least 5) with an observer that marks the time after each node; a node's
+ * time is the span since the previous mark (its kernel plus the engine's
+ * bookkeeping around it), and node_sec[i] (caller's array of m->nnodes)
+ * receives the 10th percentile over the runs. Errors as lr_time_forward().
+ */
+int lr_time_nodes(const lr_model *m, int ndim, const int64_t *dims, int threads,
+		  int samples, volatile int *cancel, double *node_sec, lr_msg *msg);
+
+/*
+ * A model holding only Conv node `node` of `m` (borrowed; its weight and
+ * bias must be initializers), reading a graph input of shape
+ * in_dims[0..4) (N, C, H, W) and writing the Conv's output. *out is the
+ * caller's (lr_model_free). Errors: LR_EINVAL (not a 2-D Conv with
+ * constant weights), LR_ENOMEM, the loader's.
+ */
+int lr_conv_alone(const lr_model *m, int node, const int64_t in_dims[4], lr_model **out,
+		  lr_msg *msg);
+
+/*
+ * The low-rank pair at rank r in place of the Conv of a model from
+ * lr_conv_alone() (node 0), with factors drawn from `seed`. *out is the
+ * caller's. Errors as lr_rewrite_decompose().
+ */
+int lr_conv_pair(const lr_model *alone, int64_t r, uint64_t seed, lr_model **out, lr_msg *msg);
+
+/*
+ * The cache key of Conv node `node` of `m` at input in_dims[0..4) and rank
+ * r (0: the original layer): "<prefix>|conv|c=..|d=..|in=HxW|k=..|s=..|
+ * p=..|dl=..|g=..|ap=..|b=N|r=R". Written into buf (len bytes).
+ */
+void lr_conv_cost_key(const lr_model *m, int node, const int64_t in_dims[4], int64_t r,
+		      const char *prefix, char *buf, size_t len);
+
+#endif /* LR_SOLVER_COST_H */
