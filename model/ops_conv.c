@@ -454,6 +454,15 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		lr_pool_run(c->pool, g.n * m, 1, depthwise_planes, &j);
 		goto done;
 	}
+	if (group == 1 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1) {
+		rc = lr__conv_direct(c, x, w, b, y, &g);
+		if (rc < 0) {
+			rc = lr_op_fail(c, rc, "out of memory for the direct convolution");
+			goto fail;
+		}
+		if (rc == 0)
+			goto done;
+	}
 	if (group == 1 && nsp == 2 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 &&
 	    g.dh == 1 && g.dw == 1 && getenv("LR_NO_WINOGRAD") == NULL) {
 		rc = lr__conv_winograd(c, x, w, b, y, &g);
