@@ -9,8 +9,10 @@
  * kernels and pads, 1-D, output counts around the tile of 48 and 8
  * positions, batches of 1..3, with and without bias, 1 and 2 threads.
  * Every case runs twice on one engine, so the second run uses the
- * weights packed into the node's cache. Random choices come from one
- * seed (printed; LR_TEST_SEED overrides it).
+ * weights packed into the node's cache. The skinny Gemm kernel
+ * (model/ops_conv.c: 3..16 rows, transB) is checked the same way against
+ * a double-precision product and OpenBLAS (LR_NO_SKINNY_GEMM). Random
+ * choices come from one seed (printed; LR_TEST_SEED overrides it).
  */
 #include "config.h"
 
@@ -214,6 +216,84 @@ static void run_case(const struct dcase *k, int isa)
 	lr_tensor_free(y2);
 }
 
+struct gcase {
+	int64_t m, k, n;
+	int cshape;              /* 0 no C, 1 C [n], 2 C [m, n] */
+	float alpha, beta;
+	int threads;
+};
+
+static lr_tensor *run_gemm(const struct gcase *g, lr_tensor *a, lr_tensor *b, lr_tensor *cc,
+			   int skinny)
+{
+	lrt_node nd;
+	lr_msg msg = { { 0 } };
+	lr_tensor *y = NULL;
+	int rc;
+
+	unsetenv("LR_NO_SKINNY_GEMM");
+	if (!skinny)
+		setenv("LR_NO_SKINNY_GEMM", "1", 1);
+	lrt_init(&nd, "Gemm", 13);
+	lrt_input(&nd, a);
+	lrt_const(&nd, b);
+	if (g->cshape)
+		lrt_const(&nd, cc);
+	lrt_attr_int(&nd, "transB", 1);
+	lrt_attr_float(&nd, "alpha", g->alpha);
+	lrt_attr_float(&nd, "beta", g->beta);
+	rc = lrt_run_n(&nd, 1, &y, &msg, g->threads, 2);
+	lrt_fini(&nd);
+	unsetenv("LR_NO_SKINNY_GEMM");
+	if (rc != 0) {
+		tap_diag("run failed (%d): %s", rc, msg.text);
+		lr_tensor_free(y);
+		return NULL;
+	}
+	return y;
+}
+
+static void run_gemm_case(const struct gcase *g)
+{
+	lr_tensor *a = rand_tensor(2, (int64_t[]){ g->m, g->k });
+	lr_tensor *b = rand_tensor(2, (int64_t[]){ g->n, g->k });
+	lr_tensor *cc = g->cshape == 2 ? rand_tensor(2, (int64_t[]){ g->m, g->n })
+				       : rand_tensor(1, (int64_t[]){ g->n });
+	lr_tensor *ys, *yb;
+	double *ref = malloc((size_t)(g->m * g->n) * sizeof(double));
+	double tol = 1e-5 * sqrt((double)(g->k < 144 ? 144 : g->k) / 144.0), es, eb;
+
+	if (ref == NULL)
+		abort();
+	for (int64_t i = 0; i < g->m; i++)
+		for (int64_t j = 0; j < g->n; j++) {
+			const float *av = a->data, *bv = b->data, *cv = cc->data;
+			double acc = 0;
+
+			for (int64_t t = 0; t < g->k; t++)
+				acc += (double)av[i * g->k + t] * (double)bv[j * g->k + t];
+			acc *= g->alpha;
+			if (g->cshape)
+				acc += g->beta * (double)cv[g->cshape == 2 ? i * g->n + j : j];
+			ref[i * g->n + j] = acc;
+		}
+	ys = run_gemm(g, a, b, cc, 1);
+	yb = run_gemm(g, a, b, cc, 0);
+	es = worst_err(ys, ref, g->m * g->n);
+	eb = worst_err(yb, ref, g->m * g->n);
+	tap_ok(ys != NULL && ys->ndim == 2 && ys->dims[0] == g->m && ys->dims[1] == g->n &&
+	       es <= tol && eb <= tol,
+	       "skinny Gemm %lldx%lld * (%lldx%lld)^T C%d alpha %g beta %g t%d: worst %.3g, OpenBLAS %.3g (tol %.2g)",
+	       (long long)g->m, (long long)g->k, (long long)g->n, (long long)g->k, g->cshape,
+	       (double)g->alpha, (double)g->beta, g->threads, es, eb, tol);
+	free(ref);
+	lr_tensor_free(a);
+	lr_tensor_free(b);
+	lr_tensor_free(cc);
+	lr_tensor_free(ys);
+	lr_tensor_free(yb);
+}
+
 int main(void)
 {
 	const char *s = getenv("LR_TEST_SEED");
@@ -274,5 +354,20 @@ int main(void)
 		run_case(&k, isa);
 	}
 	tap_diag("worst relative error of the direct kernels: %.3g", worst_overall);
+	{
+		static const struct gcase gc[] = {
+			/* m, k, n, cshape, alpha, beta, threads */
+			{ 8, 25088, 64, 1, 1.0f, 1.0f, 1 },    /* VGG fc6 pair, batch 8 */
+			{ 8, 256, 130, 1, 1.0f, 1.0f, 2 },
+			{ 3, 16, 1, 0, 1.0f, 1.0f, 1 },
+			{ 5, 17, 7, 2, 0.5f, 2.0f, 2 },
+			{ 9, 2049, 33, 1, 1.0f, 0.0f, 1 },
+			{ 16, 4100, 65, 2, -1.5f, 0.25f, 2 },
+			{ 13, 100, 2, 1, 1.0f, 1.0f, 1 },
+		};
+
+		for (size_t i = 0; i < sizeof(gc) / sizeof(gc[0]); i++)
+			run_gemm_case(&gc[i]);
+	}
 	return tap_done();
 }
