@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write the single-layer ONNX models that bench/layers.sh times.
 
-Usage: /usr/bin/python3 layers_models.py OUTDIR [--only group,group] [--list]
+Usage: /usr/bin/python3 layers_models.py OUTDIR [--only group,group] [--chain] [--list]
 
 Each case is an original layer and its low-rank replacements, as lowrank
 compress writes them: a k x k Conv with d filters becomes a k x k Conv with
@@ -13,6 +13,13 @@ Files: OUTDIR/<group>_<name>.onnx, opset 13, input "x" with batch axis "N".
 --list prints one line per model:
     group name kind input_shape(without batch) flops_per_image
 where kind is "orig" for the original layer and "pair" for a replacement.
+
+--chain adds, for the conv groups whose layer keeps its channel count
+(c = d: VGG's), models of the original followed by a second original
+("chain_orig") or by a pair ("chain_r<d'>"), kind "chain". Their time minus
+the original's is what the second layer costs inside a network, where
+ONNX Runtime keeps its blocked layout between layers instead of
+converting from and to NCHW around every single-layer model.
 """
 
 import argparse
@@ -74,6 +81,24 @@ def conv_model(rng, c, d, hw, k, dp):
     return helper.make_graph(nodes, "layer", [x], [y], inits)
 
 
+def chain_model(rng, c, hw, k, dp):
+    """The original layer, then a second original (dp None) or a pair."""
+    first = conv_model(rng, c, c, hw, k, None)
+    second = conv_model(rng, c, c, hw, k, dp)
+    for n in first.node:
+        n.output[0] = "h" if n.output[0] == "y" else n.output[0]
+    nodes, inits = list(first.node), list(first.initializer)
+    for n in second.node:
+        n.name = "s_" + n.name
+        n.input[:] = ["h" if i == "x" else ("s_" + i if i != "t" else "s_t") for i in n.input]
+        n.output[:] = ["y" if o == "y" else "s_" + o for o in n.output]
+        nodes.append(n)
+    for t in second.initializer:
+        t.name = "s_" + t.name
+        inits.append(t)
+    return helper.make_graph(nodes, "chain", list(first.input), list(second.output), inits)
+
+
 def gemm_model(rng, kk, n, r):
     inits, nodes = [], []
     if r is None:
@@ -95,7 +120,7 @@ def gemm_model(rng, kk, n, r):
     return helper.make_graph(nodes, "layer", [x], [y], inits)
 
 
-def cases():
+def cases(chain=False):
     """Yields (group, name, kind, input shape, flops per image, builder)."""
     for g, c, d, hw, k, dps in CONVS:
         fl = 2 * c * d * k * k * hw * hw
@@ -105,6 +130,14 @@ def cases():
             fl = 2 * hw * hw * (c * dp * k * k + dp * d)
             yield (g, "r%d" % dp, "pair", (c, hw, hw), fl,
                    lambda rng, c=c, d=d, hw=hw, k=k, dp=dp: conv_model(rng, c, d, hw, k, dp))
+        if chain and c == d:
+            fl = 2 * c * d * k * k * hw * hw
+            yield (g, "chain_orig", "chain", (c, hw, hw), 2 * fl,
+                   lambda rng, c=c, hw=hw, k=k: chain_model(rng, c, hw, k, None))
+            for dp in dps:
+                fp = 2 * hw * hw * (c * dp * k * k + dp * d)
+                yield (g, "chain_r%d" % dp, "chain", (c, hw, hw), fl + fp,
+                       lambda rng, c=c, hw=hw, k=k, dp=dp: chain_model(rng, c, hw, k, dp))
     for g, kk, n, rs in GEMMS:
         yield (g, "orig", "orig", (kk,), 2 * kk * n,
                lambda rng, kk=kk, n=n: gemm_model(rng, kk, n, None))
@@ -118,10 +151,11 @@ def main():
     ap.add_argument("outdir")
     ap.add_argument("--only", default="")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--chain", action="store_true")
     a = ap.parse_args()
     only = set(s for s in a.only.split(",") if s)
     os.makedirs(a.outdir, exist_ok=True)
-    for g, name, kind, shape, fl, build in cases():
+    for g, name, kind, shape, fl, build in cases(a.chain):
         if only and g not in only:
             continue
         path = os.path.join(a.outdir, "%s_%s.onnx" % (g, name))
