@@ -14,28 +14,32 @@
  * Columns ox >= ow of the padded grid are computed and dropped: wp / ow
  * extra work, 2/56 .. 2/7 for a 3x3 with pad 1, nothing for a 1x1.
  *
- * The microkernel holds an 8 (output channels) x P (output positions)
- * tile in registers: AVX-512 keeps 8 x 3 vectors of 16 (P = 48), AVX2
- * 8 x 1 vector of 8 (P = 8). Per tap it loads P inputs and broadcasts 8
- * weights; the weights are packed as [M/8][K][8] so those 8 are
- * adjacent, and the block of output channels never pads beyond 8 (a
- * thin layer of 16 filters is two blocks with no waste; ONNX Runtime
- * pads to its own block of 16 or 8). Tails are masked loads and stores.
- * The tile is stored straight into Y when the grid has no dropped
- * columns, else through a small buffer on the stack. The bias is the
- * accumulators' initial value.
+ * The microkernels are shaped like ONNX Runtime's NCHWc convolution
+ * kernels (MLAS), so that layers cost, relative to each other, what they
+ * cost there (what rank selection needs): filters in blocks of 16 with
+ * AVX-512 (8 with AVX2) packed as [M/16][K][16], zero-padded past M (a
+ * layer of 10 filters costs one of 16, as in ORT); up to 4 blocks x 6
+ * positions (AVX2: 4 x 3) of accumulators, which per tap load the blocks'
+ * weight vectors and broadcast one input per position. A thin layer
+ * (one block) does one FMA per broadcast and runs at about half the rate
+ * of a wide one, as ORT's does. Accumulators hold 16 filters of one
+ * position, so tiles are transposed into Y (NCHW) as they are stored,
+ * where ORT reorders its blocked layout once per chain of layers.
  *
  * Packed weights and bias live in the node's cache (struct lr_node_cache)
  * for constant weights and are packed per call otherwise. Work is split
- * into (image, block of P positions, group of output-channel blocks)
- * tasks; small images get several channel groups so that every thread
- * has work. The loop over taps runs over all K for one tile: the tile's
- * inputs (C x 3 rows of P) stay in L2 and each weight block streams once
- * per tile.
+ * into (image, strip of 8 x 6 positions, group of filter blocks) tasks;
+ * small images get shorter strips and several filter groups so that
+ * every thread has work. Within a strip, taps run in chunks of CD_KC
+ * (32 KiB of weights for 4 blocks, kept in L1 across the strip), each
+ * summed from zero and added to a strip-sized tile: a blocked sum, 2-4x
+ * closer to double precision than one running sum over all taps.
  *
- * Which convolutions take this path (lr__conv_direct returns 1 for the
- * rest) is decided in lr__conv_direct_worth from measurements with
- * bench/layers.sh. LR_NO_CONV_DIRECT (set) disables it;
+ * Every group-1, stride-1, undilated Conv takes this path when the CPU
+ * has AVX2 and FMA (lr__conv_direct_worth): measured with
+ * bench/layers.sh and bench/engine.sh, it beat im2col and Winograd on
+ * OpenBLAS's Haswell kernels (what Debian's OpenBLAS 0.3.21 picks on
+ * this Zen CPU) for every VGG and ResNet shape tried. LR_NO_CONV_DIRECT (set) disables it;
  * LR_CONV_DIRECT_FORCE (set) takes it for every eligible shape;
  * LR_CONV_ISA=avx2 restricts the kernels to AVX2 (tests cover both).
  */
@@ -57,12 +61,19 @@
 #define CD_NP256 3              /* positions per AVX2 microkernel */
 #define CD_NPMAX 6
 #define CD_STRIP 8              /* microkernel calls per strip of positions */
+#define CD_KC 128               /* taps per chunk (weights stay in L1) */
 
 enum { CD_NONE = 0, CD_AVX2 = 1, CD_AVX512 = 2 };
 
-/* A microkernel: acc = bias, += over k taps, stored to tile[p][64]. */
+/*
+ * A microkernel: sums k taps from zero, then stores tile[p][64] = sum +
+ * (accum ? tile[p][64] : bias). Summing each chunk of taps apart and
+ * adding it to the tile is a blocked sum, as in SGEMM's K blocks and
+ * ONNX Runtime's channel blocks: one running sum over 4608 taps was
+ * measured 2.5x further from a double-precision result.
+ */
 typedef void (*cd_kernel)(const float *x, const int32_t *off, int64_t k, const float *w,
-			  int64_t wstride, const float *bias, float *tile);
+			  int64_t wstride, const float *bias, float *tile, int accum);
 
 struct cd_job {
 	const float *xp;        /* padded image (or the image) */
@@ -84,82 +95,91 @@ struct cd_job {
  * AVX-512 microkernel: FB blocks of 16 filters x NP positions in
  * FB * NP accumulators; per tap, FB weight vectors and NP broadcasts.
  */
-#define CD512(FB, NP)                                                          \
-__attribute__((target("avx512f")))                                         \
+#define CD512(FB, NP)                                                       \
+__attribute__((target("avx512f")))                                          \
 static void cd512_##FB##_##NP(const float *x, const int32_t *off, int64_t k, \
 			      const float *w, int64_t ws, const float *bias, \
-			      float *tile)                                  \
-{                                                                          \
-	__m512 acc[FB][NP];                                                \
-                                                                           \
-	_Pragma("GCC unroll 4")                                            \
-	for (int f = 0; f < FB; f++) {                                     \
-		__m512 b = _mm512_loadu_ps(bias + 16 * f);                 \
-                                                                           \
-		_Pragma("GCC unroll 6")                                    \
-		for (int p = 0; p < NP; p++)                               \
-			acc[f][p] = b;                                     \
-	}                                                                  \
-	for (int64_t t = 0; t < k; t++) {                                  \
-		const float *xk = x + off[t];                              \
-		__m512 wv[FB];                                             \
-                                                                           \
-		_Pragma("GCC unroll 4")                                    \
-		for (int f = 0; f < FB; f++)                               \
-			wv[f] = _mm512_load_ps(w + f * ws + t * 16);       \
-		_Pragma("GCC unroll 6")                                    \
-		for (int p = 0; p < NP; p++) {                             \
-			__m512 xb = _mm512_set1_ps(xk[p]);                 \
-                                                                           \
-			_Pragma("GCC unroll 4")                            \
-			for (int f = 0; f < FB; f++)                       \
+			      float *tile, int accum)                       \
+{                                                                           \
+	__m512 acc[FB][NP];                                                 \
+                                                                            \
+	_Pragma("GCC unroll 4")                                             \
+	for (int f = 0; f < FB; f++) {                                      \
+		_Pragma("GCC unroll 6")                                     \
+		for (int p = 0; p < NP; p++)                                \
+			acc[f][p] = _mm512_setzero_ps();                    \
+	}                                                                   \
+	for (int64_t t = 0; t < k; t++) {                                   \
+		const float *xk = x + off[t];                               \
+		__m512 wv[FB];                                              \
+                                                                            \
+		_Pragma("GCC unroll 4")                                     \
+		for (int f = 0; f < FB; f++)                                \
+			wv[f] = _mm512_load_ps(w + f * ws + t * 16);        \
+		_Pragma("GCC unroll 6")                                     \
+		for (int p = 0; p < NP; p++) {                              \
+			__m512 xb = _mm512_set1_ps(xk[p]);                  \
+                                                                            \
+			_Pragma("GCC unroll 4")                             \
+			for (int f = 0; f < FB; f++)                        \
 				acc[f][p] = _mm512_fmadd_ps(wv[f], xb, acc[f][p]); \
-		}                                                          \
-	}                                                                  \
-	_Pragma("GCC unroll 6")                                            \
-	for (int p = 0; p < NP; p++) {                                     \
-		_Pragma("GCC unroll 4")                                    \
-		for (int f = 0; f < FB; f++)                               \
-			_mm512_store_ps(tile + p * 64 + 16 * f, acc[f][p]); \
-	}                                                                  \
+		}                                                           \
+	}                                                                   \
+	_Pragma("GCC unroll 6")                                             \
+	for (int p = 0; p < NP; p++) {                                      \
+		_Pragma("GCC unroll 4")                                     \
+		for (int f = 0; f < FB; f++) {                              \
+			float *tp = tile + p * 64 + 16 * f;                 \
+			__m512 base = accum ? _mm512_load_ps(tp)            \
+					     : _mm512_loadu_ps(bias + 16 * f); \
+                                                                            \
+			_mm512_store_ps(tp, _mm512_add_ps(acc[f][p], base)); \
+		}                                                           \
+	}                                                                   \
 }
 
 /* AVX2 microkernel: FB blocks of 8 filters x NP positions. */
-#define CD256(FB, NP)                                                          \
-__attribute__((target("avx2,fma")))                                        \
+#define CD256(FB, NP)                                                       \
+__attribute__((target("avx2,fma")))                                         \
 static void cd256_##FB##_##NP(const float *x, const int32_t *off, int64_t k, \
 			      const float *w, int64_t ws, const float *bias, \
-			      float *tile)                                  \
-{                                                                          \
-	__m256 acc[FB][NP];                                                \
-                                                                           \
-	_Pragma("GCC unroll 4")                                            \
-	for (int f = 0; f < FB; f++) {                                     \
-		__m256 b = _mm256_loadu_ps(bias + 8 * f);                  \
-                                                                           \
-		_Pragma("GCC unroll 3")                                    \
-		for (int p = 0; p < NP; p++)                               \
-			acc[f][p] = b;                                     \
-	}                                                                  \
-	for (int64_t t = 0; t < k; t++) {                                  \
-		const float *xk = x + off[t];                              \
-                                                                           \
-		_Pragma("GCC unroll 3")                                    \
-		for (int p = 0; p < NP; p++) {                             \
-			__m256 xb = _mm256_broadcast_ss(xk + p);           \
-                                                                           \
-			_Pragma("GCC unroll 4")                            \
-			for (int f = 0; f < FB; f++)                       \
-				acc[f][p] = _mm256_fmadd_ps(               \
-					_mm256_load_ps(w + f * ws + t * 8), xb, acc[f][p]); \
-		}                                                          \
-	}                                                                  \
-	_Pragma("GCC unroll 3")                                            \
-	for (int p = 0; p < NP; p++) {                                     \
-		_Pragma("GCC unroll 4")                                    \
-		for (int f = 0; f < FB; f++)                               \
-			_mm256_store_ps(tile + p * 64 + 8 * f, acc[f][p]); \
-	}                                                                  \
+			      float *tile, int accum)                       \
+{                                                                           \
+	__m256 acc[FB][NP];                                                 \
+                                                                            \
+	_Pragma("GCC unroll 4")                                             \
+	for (int f = 0; f < FB; f++) {                                      \
+		_Pragma("GCC unroll 3")                                     \
+		for (int p = 0; p < NP; p++)                                \
+			acc[f][p] = _mm256_setzero_ps();                    \
+	}                                                                   \
+	for (int64_t t = 0; t < k; t++) {                                   \
+		const float *xk = x + off[t];                               \
+		__m256 wv[FB];                                              \
+                                                                            \
+		_Pragma("GCC unroll 4")                                     \
+		for (int f = 0; f < FB; f++)                                \
+			wv[f] = _mm256_load_ps(w + f * ws + t * 8);         \
+		_Pragma("GCC unroll 3")                                     \
+		for (int p = 0; p < NP; p++) {                              \
+			__m256 xb = _mm256_set1_ps(xk[p]);                  \
+                                                                            \
+			_Pragma("GCC unroll 4")                             \
+			for (int f = 0; f < FB; f++)                        \
+				acc[f][p] = _mm256_fmadd_ps(wv[f], xb, acc[f][p]); \
+		}                                                           \
+	}                                                                   \
+	_Pragma("GCC unroll 3")                                             \
+	for (int p = 0; p < NP; p++) {                                      \
+		_Pragma("GCC unroll 4")                                     \
+		for (int f = 0; f < FB; f++) {                              \
+			float *tp = tile + p * 64 + 8 * f;                  \
+			__m256 base = accum ? _mm256_load_ps(tp)            \
+					     : _mm256_loadu_ps(bias + 8 * f); \
+                                                                            \
+			_mm256_store_ps(tp, _mm256_add_ps(acc[f][p], base)); \
+		}                                                           \
+	}                                                                   \
 }
 
 #define CD512_ROW(FB) CD512(FB, 1) CD512(FB, 2) CD512(FB, 3) CD512(FB, 4) CD512(FB, 5) CD512(FB, 6)
@@ -208,15 +228,23 @@ int lr__conv_direct_isa(void)
 }
 
 /*
- * Runs filter blocks [b0, b1) over positions [q0, q0 + n) in calls of up
- * to np positions and FB blocks, writing each tile into Y (NCHW) through
- * the positions' output indices (grid columns past ow are dropped).
+ * Runs filter blocks [b0, b1) over positions [q0, q0 + n) (n <= strip):
+ * per group of FB blocks, taps in chunks of CD_KC so that the chunk's
+ * weights (CD_KC x FB x 16 floats, 32 KiB) stay in L1 across the strip's
+ * microkernel calls, accumulating in a strip-sized tile; then the tile
+ * goes into Y (NCHW) through the positions' output indices (grid columns
+ * past ow are dropped).
  */
 static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0, int64_t n)
 {
-	float tile[CD_NPMAX * 64] __attribute__((aligned(64)));
-	int64_t dst[CD_NPMAX];
+	float tile[CD_STRIP * CD_NPMAX * 64] __attribute__((aligned(64)));
+	int64_t dst[CD_STRIP * CD_NPMAX];
 
+	for (int64_t p = 0; p < n; p++) {
+		int64_t oy = (q0 + p) / j->wp, ox = q0 + p - oy * j->wp;
+
+		dst[p] = ox < j->ow ? oy * j->ow + ox : -1;
+	}
 	for (int64_t bi = b0; bi < b1; bi += CD_FB) {
 		int fb = b1 - bi < CD_FB ? (int)(b1 - bi) : CD_FB;
 		int64_t m0 = bi * j->blk, rows = fb * j->blk;
@@ -224,23 +252,24 @@ static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0,
 
 		if (rows > j->m - m0)
 			rows = j->m - m0;
-		for (int64_t q = q0; q < q0 + n; q += j->np) {
-			int np = q0 + n - q < j->np ? (int)(q0 + n - q) : (int)j->np;
+		for (int64_t k0 = 0; k0 < j->k; k0 += CD_KC) {
+			int64_t kc = j->k - k0 < CD_KC ? j->k - k0 : CD_KC;
 
-			for (int p = 0; p < np; p++) {
-				int64_t oy = (q + p) / j->wp, ox = q + p - oy * j->wp;
+			for (int64_t p = 0; p < n; p += j->np) {
+				int np = n - p < j->np ? (int)(n - p) : (int)j->np;
 
-				dst[p] = ox < j->ow ? oy * j->ow + ox : -1;
+				j->kern[(fb - 1) * j->np + (np - 1)](j->xp + q0 + p, j->off + k0, kc,
+								      w + k0 * j->blk, j->k * j->blk,
+								      j->bias + m0, tile + p * 64,
+								      k0 > 0);
 			}
-			j->kern[(fb - 1) * j->np + (np - 1)](j->xp + q, j->off, j->k, w,
-							      j->k * j->blk, j->bias + m0, tile);
-			for (int64_t r = 0; r < rows; r++) {
-				float *yr = j->y + (m0 + r) * j->ohw;
+		}
+		for (int64_t r = 0; r < rows; r++) {
+			float *yr = j->y + (m0 + r) * j->ohw;
 
-				for (int p = 0; p < np; p++)
-					if (dst[p] >= 0)
-						yr[dst[p]] = tile[p * 64 + r];
-			}
+			for (int64_t p = 0; p < n; p++)
+				if (dst[p] >= 0)
+					yr[dst[p]] = tile[p * 64 + r];
 		}
 	}
 }
