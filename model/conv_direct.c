@@ -341,15 +341,11 @@ static void cd_pack(void *arg, int64_t begin, int64_t end)
 
 int lr__conv_direct_worth(int isa, const struct lr_geom *g, int64_t m)
 {
-	int64_t k = g->c * g->kh * g->kw;
-
-	if (isa == CD_NONE)
-		return 0;
-	if (getenv("LR_CONV_DIRECT_FORCE") != NULL)
-		return 1;
-	(void)k;
+	/* Every shape, when there are kernels (see DESIGN); kept as the one
+	 * place to decline shapes should a CPU favour the other paths. */
+	(void)g;
 	(void)m;
-	return 1;
+	return isa != CD_NONE;
 }
 
 int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
@@ -368,8 +364,9 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	int rc = 0;
 
 	if (isa == CD_NONE || getenv("LR_NO_CONV_DIRECT") != NULL ||
-	    g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 ||
-	    !lr__conv_direct_worth(isa, g, m))
+	    g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1)
+		return 1;
+	if (!lr__conv_direct_worth(isa, g, m) && getenv("LR_CONV_DIRECT_FORCE") == NULL)
 		return 1;
 #if !defined(CD_X86)
 	return 1;
