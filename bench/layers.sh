@@ -23,6 +23,9 @@
 #   inside a network (chain time minus the original's): single-layer
 #   models make ONNX Runtime convert from and to its blocked layout around
 #   every layer, which a network does once.
+#   BASE=/path/to/an/older/lowrank: time it too, in the same rounds, and
+#   print the tables for it first ("before") and then for BUILD_DIR's
+#   ("after"), both against the same ORT timings.
 # Each timing runs about 0.2 s of forward passes (at least 3) after one
 # warm-up; the figure of a round is that run's median, and the ms columns
 # show the median over rounds.
@@ -65,6 +68,11 @@ for b in $batches; do
 				rep=$(( 8000000000 / (flops * b + 1) ))
 				[ "$rep" -ge 3 ] || rep=3
 				[ "$rep" -le 200 ] || rep=200
+				if [ -n "${BASE:-}" ]; then
+					a=$("$BASE" bench "$f" --input-shape "$b,$shape" --threads "$threads" \
+						--repeat "$rep" --warmup 1 --json)
+					echo "$g $name $kind $b $flops $r base $a" >>"$raw"
+				fi
 				a=$("$lowrank" bench "$f" --input-shape "$b,$shape" --threads "$threads" \
 					--repeat "$rep" --warmup 1 --json)
 				o=$(node "$ort" bench "$f" --input-shape "$b,$shape" --threads "$threads" \
@@ -85,56 +93,68 @@ for line in open(sys.argv[1]):
     g, name, kind, b, fl, r, eng, js = line.split(" ", 7)
     key = (g, name, int(b))
     if key not in t:
-        t[key] = {"kind": kind, "flops": int(fl), "lowrank": {}, "ort": {}}
+        t[key] = {"kind": kind, "flops": int(fl), "lowrank": {}, "base": {}, "ort": {}}
         order.append(key)
     t[key][eng][int(r)] = json.loads(js)["median_ms"]
 med = statistics.median
-print("| layer | batch | lowrank ms | ORT ms | lowrank / ORT | FLOPs / orig | lowrank / orig | ORT / orig | differ |")
-print("|---|---|---|---|---|---|---|---|---|")
-flagged = total = 0
-for key in order:
-    g, name, b = key
-    e, o = t[key], t[(g, "orig", b)]
-    if e["kind"] == "chain":
-        continue
-    lr, ort = med(e["lowrank"].values()), med(e["ort"].values())
-    if e["kind"] == "orig":
-        print("| %s %s | %d | %.3f | %.3f | %.2f | 1 | 1 | 1 | |" % (g, name, b, lr, ort, lr / ort))
-        continue
-    # relative cost: the median over rounds of pair / original in that round
-    rl = med(e["lowrank"][r] / o["lowrank"][r] for r in e["lowrank"])
-    ro = med(e["ort"][r] / o["ort"][r] for r in e["ort"])
-    diff = rl / ro - 1
-    total += 1
-    flagged += abs(diff) > 0.2
-    flag = ("**%+.0f%%**" if abs(diff) > 0.2 else "%+.0f%%") % (100 * diff)
-    print("| %s %s | %d | %.3f | %.3f | %.2f | %.3f | %.3f | %.3f | %s |" % (
-        g, name, b, lr, ort, lr / ort, e["flops"] / o["flops"], rl, ro, flag))
-print()
-print("%d of %d pair rows differ by more than 20%% (bold)." % (flagged, total))
-chains = [k for k in order if t[k]["kind"] == "chain" and k[1] != "chain_orig"]
-if chains:
-    print()
-    print("Inside a network: the second layer's time (chain minus the original alone), "
-          "relative to a second original's.")
-    print()
-    print("| second layer | batch | lowrank ms | ORT ms | lowrank / orig | ORT / orig | differ |")
-    print("|---|---|---|---|---|---|---|")
-    flagged = 0
-    for key in chains:
+
+
+def tables(eng):
+    print("| layer | batch | lowrank ms | ORT ms | lowrank / ORT | FLOPs / orig | lowrank / orig | ORT / orig | differ |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    flagged = total = 0
+    for key in order:
         g, name, b = key
-        e, o, co = t[key], t[(g, "orig", b)], t[(g, "chain_orig", b)]
-        def marg(x, eng, r):
-            return x[eng][r] - o[eng][r]
-        ml = med(marg(e, "lowrank", r) for r in e["lowrank"])
-        mo = med(marg(e, "ort", r) for r in e["ort"])
-        rl = med(marg(e, "lowrank", r) / marg(co, "lowrank", r) for r in e["lowrank"])
-        ro = med(marg(e, "ort", r) / marg(co, "ort", r) for r in e["ort"])
-        diff = rl / ro - 1 if ro > 0 else float("inf")
+        e, o = t[key], t[(g, "orig", b)]
+        if e["kind"] == "chain":
+            continue
+        lr, ort = med(e[eng].values()), med(e["ort"].values())
+        if e["kind"] == "orig":
+            print("| %s %s | %d | %.3f | %.3f | %.2f | 1 | 1 | 1 | |" % (g, name, b, lr, ort, lr / ort))
+            continue
+        # relative cost: the median over rounds of pair / original in that round
+        rl = med(e[eng][r] / o[eng][r] for r in e[eng])
+        ro = med(e["ort"][r] / o["ort"][r] for r in e["ort"])
+        diff = rl / ro - 1
+        total += 1
         flagged += abs(diff) > 0.2
         flag = ("**%+.0f%%**" if abs(diff) > 0.2 else "%+.0f%%") % (100 * diff)
-        print("| %s %s | %d | %.3f | %.3f | %.3f | %.3f | %s |" % (
-            g, name.replace("chain_", ""), b, ml, mo, rl, ro, flag))
+        print("| %s %s | %d | %.3f | %.3f | %.2f | %.3f | %.3f | %.3f | %s |" % (
+            g, name, b, lr, ort, lr / ort, e["flops"] / o["flops"], rl, ro, flag))
     print()
-    print("%d of %d rows differ by more than 20%% (bold)." % (flagged, len(chains)))
+    print("%d of %d pair rows differ by more than 20%% (bold)." % (flagged, total))
+    chains = [k for k in order if t[k]["kind"] == "chain" and k[1] != "chain_orig"]
+    if chains:
+        print()
+        print("Inside a network: the second layer's time (chain minus the original alone), "
+              "relative to a second original's.")
+        print()
+        print("| second layer | batch | lowrank ms | ORT ms | lowrank / orig | ORT / orig | differ |")
+        print("|---|---|---|---|---|---|---|")
+        flagged = 0
+        for key in chains:
+            g, name, b = key
+            e, o, co = t[key], t[(g, "orig", b)], t[(g, "chain_orig", b)]
+            def marg(x, eng, r):
+                return x[eng][r] - o[eng][r]
+            ml = med(marg(e, eng, r) for r in e[eng])
+            mo = med(marg(e, "ort", r) for r in e["ort"])
+            rl = med(marg(e, eng, r) / marg(co, eng, r) for r in e[eng])
+            ro = med(marg(e, "ort", r) / marg(co, "ort", r) for r in e["ort"])
+            diff = rl / ro - 1 if ro > 0 else float("inf")
+            flagged += abs(diff) > 0.2
+            flag = ("**%+.0f%%**" if abs(diff) > 0.2 else "%+.0f%%") % (100 * diff)
+            print("| %s %s | %d | %.3f | %.3f | %.3f | %.3f | %s |" % (
+                g, name.replace("chain_", ""), b, ml, mo, rl, ro, flag))
+        print()
+        print("%d of %d rows differ by more than 20%% (bold)." % (flagged, len(chains)))
+
+
+engines = ["base", "lowrank"] if any(t[k]["base"] for k in order) else ["lowrank"]
+for eng in engines:
+    if len(engines) > 1:
+        print("%s (%s):" % ("Before" if eng == "base" else "After", "BASE" if eng == "base" else "BUILD_DIR"))
+        print()
+    tables(eng)
+    print()
 PY
