@@ -60,8 +60,12 @@
 #define CD_NP512 6              /* positions per AVX-512 microkernel */
 #define CD_NP256 3              /* positions per AVX2 microkernel */
 #define CD_NPMAX 6
+#ifndef CD_STRIP
 #define CD_STRIP 8              /* microkernel calls per strip of positions */
+#endif
+#ifndef CD_KC
 #define CD_KC 128               /* taps per chunk (weights stay in L1) */
+#endif
 
 enum { CD_NONE = 0, CD_AVX2 = 1, CD_AVX512 = 2 };
 
