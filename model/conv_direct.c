@@ -231,6 +231,7 @@ int lr__conv_direct_isa(void)
 	return cd_isa();
 }
 
+#if defined(CD_X86)
 /*
  * Runs filter blocks [b0, b1) over positions [q0, q0 + n) (n <= strip):
  * per group of FB blocks, taps in chunks of CD_KC so that the chunk's
@@ -372,9 +373,6 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		return 1;
 	if (!lr__conv_direct_worth(isa, g, m) && getenv("LR_CONV_DIRECT_FORCE") == NULL)
 		return 1;
-#if !defined(CD_X86)
-	return 1;
-#else
 	plane = hp * wp;
 	kk = g->c * g->kh * g->kw;
 	/* Offsets are int32. */
@@ -484,5 +482,20 @@ out:
 	lr_free_aligned(sown);
 	lr_free_aligned(own);
 	return rc;
-#endif
 }
+#else /* !CD_X86: no kernels; the other paths run every Conv */
+int lr__conv_direct_worth(int isa, const struct lr_geom *g, int64_t m)
+{
+	(void)isa;
+	(void)g;
+	(void)m;
+	return 0;
+}
+
+int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
+		    const lr_tensor *b, lr_tensor *y, const struct lr_geom *g)
+{
+	(void)c; (void)x; (void)w; (void)b; (void)y; (void)g;
+	return 1;
+}
+#endif

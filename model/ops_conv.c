@@ -12,6 +12,13 @@
  * (1-D runs as 2-D with height 1). Bias is added while the output is
  * still in cache. Accumulation is float32 inside SGEMM, as in every
  * runtime this engine is compared with.
+ *
+ * Group-1, stride-1, undilated convolutions go first to the direct
+ * kernels of conv_direct.c (AVX-512/AVX2, shaped like ONNX Runtime's so
+ * that thin layers cost what they cost there), then to Winograd
+ * (conv_winograd.c) when the CPU has neither; im2col takes the rest.
+ * Gemm with 3..16 rows and transB streams B through an AVX-512 kernel
+ * (skinny_tb) instead of letting OpenBLAS repack B on every call.
  */
 #include "config.h"
 
