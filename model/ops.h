@@ -155,6 +155,22 @@ int lr__conv_winograd(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		      const lr_tensor *b, lr_tensor *y, const struct lr_geom *g);
 
 /*
+ * Runs a 2-D or 1-D convolution with group 1, stride 1 and dilation 1 by
+ * the direct kernels of conv_direct.c into y (allocated, [N, M, oh, ow]
+ * from g), packing the weights into c->cache when there is one. Returns 0
+ * when done, 1 when the CPU has no kernel for it or the shape is better
+ * left to the other paths (nothing written), LR_ENOMEM.
+ */
+int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
+		    const lr_tensor *b, lr_tensor *y, const struct lr_geom *g);
+
+/* The direct kernels' instruction set: 0 none, 1 AVX2, 2 AVX-512. */
+int lr__conv_direct_isa(void);
+
+/* Whether lr__conv_direct takes geometry g with m filters on kernels isa. */
+int lr__conv_direct_worth(int isa, const struct lr_geom *g, int64_t m);
+
+/*
  * exp(x) for x <= 0 (x > 0 is treated as 0; below -87.34 the result is 0),
  * within about 1 ulp: Cody-Waite reduction by ln 2 and the Cephes
  * polynomial. It has no branches and clamps on the bits, so loops calling

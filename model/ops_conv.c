@@ -12,6 +12,13 @@
  * (1-D runs as 2-D with height 1). Bias is added while the output is
  * still in cache. Accumulation is float32 inside SGEMM, as in every
  * runtime this engine is compared with.
+ *
+ * Group-1, stride-1, undilated convolutions go first to the direct
+ * kernels of conv_direct.c (AVX-512/AVX2, shaped like ONNX Runtime's so
+ * that thin layers cost what they cost there), then to Winograd
+ * (conv_winograd.c) when the CPU has neither; im2col takes the rest.
+ * Gemm with 3..16 rows and transB streams B through an AVX-512 kernel
+ * (skinny_tb) instead of letting OpenBLAS repack B on every call.
  */
 #include "config.h"
 
@@ -454,6 +461,15 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		lr_pool_run(c->pool, g.n * m, 1, depthwise_planes, &j);
 		goto done;
 	}
+	if (group == 1 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1) {
+		rc = lr__conv_direct(c, x, w, b, y, &g);
+		if (rc < 0) {
+			rc = lr_op_fail(c, rc, "out of memory for the direct convolution");
+			goto fail;
+		}
+		if (rc == 0)
+			goto done;
+	}
 	if (group == 1 && nsp == 2 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 &&
 	    g.dh == 1 && g.dw == 1 && getenv("LR_NO_WINOGRAD") == NULL) {
 		rc = lr__conv_winograd(c, x, w, b, y, &g);
@@ -520,7 +536,105 @@ struct gemm_job {
 	int lda, ldb;            /* leading dimensions as stored */
 	int ta, tb;              /* transA, transB */
 	float alpha, beta;
+	int skinny;              /* skinny_tb instead of OpenBLAS */
 };
+
+/*
+ * Gemm with a few rows (3..16: a batch of images through a Linear layer)
+ * and transB (torchvision's export): each row of B is one output's
+ * weights, contiguous in k. OpenBLAS would first copy all of B into its
+ * packed layout on every call (ONNX Runtime packs constant B once, at
+ * load); here B streams once from memory instead: per pair of B rows,
+ * 8 rows of A (L1-resident blocks of LR_SKINNY_KB) give 16 accumulators.
+ * AVX-512 only; elsewhere OpenBLAS.
+ */
+#define LR_SKINNY_KB 2048
+#define LR_SKINNY_MAX_M 16
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#include <immintrin.h>
+
+__attribute__((target("avx512f")))
+static void skinny_tb(const float *a, int64_t lda, const float *b, int64_t ldb, float *y,
+		      int64_t ldy, int64_t m, int64_t n0, int64_t n1, int64_t k, float alpha)
+{
+	for (int64_t kb = 0; kb < k; kb += LR_SKINNY_KB) {
+		int64_t kl = k - kb < LR_SKINNY_KB ? k - kb : LR_SKINNY_KB;
+		int64_t full = kl & ~(int64_t)15;
+		__mmask16 tm = (__mmask16)((1u << (kl - full)) - 1u);
+
+		for (int64_t n = n0; n < n1; n += 2) {
+			int two = n + 1 < n1;
+			const float *w0 = b + n * ldb + kb, *w1 = two ? w0 + ldb : w0;
+
+			for (int64_t i0 = 0; i0 < m; i0 += 8) {
+				const float *ar[8];
+				__m512 c0[8], c1[8];
+				int64_t mi = m - i0 < 8 ? m - i0 : 8;
+
+				_Pragma("GCC unroll 8")
+				for (int i = 0; i < 8; i++) {
+					/* rows past m repeat the last one; results dropped */
+					ar[i] = a + (i0 + (i < mi ? i : mi - 1)) * lda + kb;
+					c0[i] = _mm512_setzero_ps();
+					c1[i] = _mm512_setzero_ps();
+				}
+				for (int64_t t = 0; t < full; t += 16) {
+					__m512 v0 = _mm512_loadu_ps(w0 + t), v1 = _mm512_loadu_ps(w1 + t);
+
+					_Pragma("GCC unroll 8")
+					for (int i = 0; i < 8; i++) {
+						__m512 av = _mm512_loadu_ps(ar[i] + t);
+
+						c0[i] = _mm512_fmadd_ps(v0, av, c0[i]);
+						c1[i] = _mm512_fmadd_ps(v1, av, c1[i]);
+					}
+				}
+				if (tm != 0) {
+					__m512 v0 = _mm512_maskz_loadu_ps(tm, w0 + full);
+					__m512 v1 = _mm512_maskz_loadu_ps(tm, w1 + full);
+
+					_Pragma("GCC unroll 8")
+					for (int i = 0; i < 8; i++) {
+						__m512 av = _mm512_maskz_loadu_ps(tm, ar[i] + full);
+
+						c0[i] = _mm512_fmadd_ps(v0, av, c0[i]);
+						c1[i] = _mm512_fmadd_ps(v1, av, c1[i]);
+					}
+				}
+				for (int i = 0; i < mi; i++) {
+					y[(i0 + i) * ldy + n] += alpha * _mm512_reduce_add_ps(c0[i]);
+					if (two)
+						y[(i0 + i) * ldy + n + 1] += alpha * _mm512_reduce_add_ps(c1[i]);
+				}
+			}
+		}
+	}
+}
+
+static int skinny_ok(void)
+{
+	static int ok = -1;
+
+	if (ok < 0) {
+		__builtin_cpu_init();
+		ok = __builtin_cpu_supports("avx512f") ? 1 : 0;
+	}
+	return ok && getenv("LR_NO_SKINNY_GEMM") == NULL;
+}
+#else
+static void skinny_tb(const float *a, int64_t lda, const float *b, int64_t ldb, float *y,
+		      int64_t ldy, int64_t m, int64_t n0, int64_t n1, int64_t k, float alpha)
+{
+	(void)a; (void)lda; (void)b; (void)ldb; (void)y; (void)ldy; (void)m;
+	(void)n0; (void)n1; (void)k; (void)alpha;
+}
+
+static int skinny_ok(void)
+{
+	return 0;
+}
+#endif
 
 /* Computes output columns [64*begin, 64*end) of the Gemm. */
 static void gemm_cols(void *arg, int64_t begin, int64_t end)
@@ -548,6 +662,20 @@ static void gemm_cols(void *arg, int64_t begin, int64_t end)
 					    j->alpha, bp, j->ldb, ai, inca, j->beta,
 					    j->y + i * j->n + c0, 1);
 		}
+		return;
+	}
+	if (j->skinny) {
+		/* y holds C when beta != 0, else nothing: make it beta*C */
+		for (int64_t i = 0; i < j->m; i++) {
+			float *yr = j->y + i * j->n;
+
+			if (j->beta == 0.0f)
+				memset(yr + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+			else if (j->beta != 1.0f)
+				for (int64_t q = c0; q < c1; q++)
+					yr[q] *= j->beta;
+		}
+		skinny_tb(j->a, j->lda, j->b, j->ldb, j->y, j->n, j->m, c0, c1, j->k, j->alpha);
 		return;
 	}
 	cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans,
@@ -625,7 +753,10 @@ int lr_op_gemm(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 					yd[i] *= bet;
 		} else {
 			struct gemm_job j = { a->data, b->data, yd, m, n, k, (int)a->dims[1],
-					      (int)b->dims[1], (int)ta, (int)tb, alpha, bet };
+					      (int)b->dims[1], (int)ta, (int)tb, alpha, bet, 0 };
+
+			j.skinny = m > 2 && m <= LR_SKINNY_MAX_M && !ta && tb && k >= 16 &&
+				   skinny_ok();
 
 			/* Column blocks of B per thread; OpenBLAS runs single-threaded. */
 			lr_pool_run(c->pool, (n + 63) / 64, 1, gemm_cols, &j);

@@ -188,11 +188,13 @@ static inline void lrt_vi_fill(struct lrt_vi *s, char *name, const lr_tensor *t)
 }
 
 /*
- * Builds the model, loads it with lr_model_load_mem(), runs it (2 threads)
- * and stores `nout` outputs in outs[] (caller frees them). Returns the
- * first failing code (from loading or running) with the message in *msg.
+ * Builds the model, loads it with lr_model_load_mem(), runs it `runs`
+ * times (>= 1) on one engine with `threads` threads and stores the last
+ * run's `nout` outputs in outs[] (caller frees them). Returns the first
+ * failing code (from loading or running) with the message in *msg.
  */
-static inline int lrt_run(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg)
+static inline int lrt_run_n(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg,
+			    int threads, int runs)
 {
 	static char in_names[LRT_MAX][16], out_names[LRT_MAX][16];
 	char *node_in[LRT_MAX], *node_out[LRT_MAX];
@@ -287,14 +289,26 @@ static inline int lrt_run(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg)
 	free(buf);
 	if (rc != 0)
 		goto out;
-	rc = lr_engine_create(&e, m, 2);
+	rc = lr_engine_create(&e, m, threads);
 	if (rc != 0)
 		goto out;
-	rc = lr_engine_run(e, feeds, nfeed, outs, nout, 0, msg);
+	for (int r = 0; r < runs && rc == 0; r++) {
+		for (int i = 0; r > 0 && i < nout; i++) {
+			lr_tensor_free(outs[i]);
+			outs[i] = NULL;
+		}
+		rc = lr_engine_run(e, feeds, nfeed, outs, nout, 0, msg);
+	}
 out:
 	lr_engine_free(e);
 	lr_model_free(m);
 	return rc;
+}
+
+/* lrt_run_n with 2 threads and one run. */
+static inline int lrt_run(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg)
+{
+	return lrt_run_n(n, nout, outs, msg, 2, 1);
 }
 
 /* Makes a float tensor from values (copied). Caller frees. */

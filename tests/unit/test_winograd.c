@@ -7,7 +7,10 @@
  * with and without bias. Each case is a one-node Conv model run through
  * the real loader and engine (tests/unit/opcheck.h, 2 threads). Small
  * shapes, which the engine leaves to im2col, are forced through Winograd
- * with LR_WINOGRAD_FORCE=1. Every random choice comes from one seed
+ * with LR_WINOGRAD_FORCE=1; both forced paths set LR_NO_CONV_DIRECT,
+ * since the direct kernels take these shapes first on AVX2 and AVX-512
+ * CPUs (the unforced "default path" cases then cover those kernels).
+ * Every random choice comes from one seed
  * (printed; LR_TEST_SEED overrides it).
  */
 #include "config.h"
@@ -101,8 +104,12 @@ static lr_tensor *run_conv(const struct wcase *k, lr_tensor *x, lr_tensor *w, lr
 
 	unsetenv("LR_NO_WINOGRAD");
 	unsetenv("LR_WINOGRAD_FORCE");
-	if (env != NULL)
+	unsetenv("LR_NO_CONV_DIRECT");
+	if (env != NULL) {
+		/* the direct kernels (conv_direct.c) come first otherwise */
 		setenv(env, "1", 1);
+		setenv("LR_NO_CONV_DIRECT", "1", 1);
+	}
 	lrt_init(&nd, "Conv", 13);
 	lrt_input(&nd, x);
 	lrt_const(&nd, w);
@@ -117,6 +124,7 @@ static lr_tensor *run_conv(const struct wcase *k, lr_tensor *x, lr_tensor *w, lr
 	lrt_fini(&nd);
 	unsetenv("LR_NO_WINOGRAD");
 	unsetenv("LR_WINOGRAD_FORCE");
+	unsetenv("LR_NO_CONV_DIRECT");
 	if (rc != 0) {
 		tap_diag("run failed (%d): %s", rc, msg.text);
 		lr_tensor_free(y);

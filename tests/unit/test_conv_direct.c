@@ -1,0 +1,373 @@
+/*
+ * test_conv_direct.c - the direct convolution kernels (model/conv_direct.c)
+ * against a double-precision convolution written here and against the
+ * im2col path (LR_NO_CONV_DIRECT and LR_NO_WINOGRAD), with the AVX-512
+ * and the AVX2 kernels (LR_CONV_ISA=avx2) on CPUs that have them.
+ * Shapes cover what the kernels special-case: thin outputs (1..17
+ * filters, counts that are not multiples of the block of 8), 1x1 with
+ * and without padding (the no-copy path), 3x3 and 5x5, asymmetric
+ * kernels and pads, 1-D, output counts around the tile of 48 and 8
+ * positions, batches of 1..3, with and without bias, 1 and 2 threads.
+ * Every case runs twice on one engine, so the second run uses the
+ * weights packed into the node's cache. The skinny Gemm kernel
+ * (model/ops_conv.c: 3..16 rows, transB) is checked the same way against
+ * a double-precision product and OpenBLAS (LR_NO_SKINNY_GEMM). Random
+ * choices come from one seed (printed; LR_TEST_SEED overrides it).
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/ops.h"
+#include "tests/unit/opcheck.h"
+#include "tests/unit/tap.h"
+
+/*
+ * Tolerance: |err| <= 1e-5 * sqrt(K / 144) * (1 + |ref|) for K = C*kh*kw
+ * products (at least 144), the bound test_winograd.c gives im2col.
+ */
+static double tol_for(int64_t k)
+{
+	return 1e-5 * sqrt((double)(k < 144 ? 144 : k) / 144.0);
+}
+
+static uint64_t rng;
+
+static uint64_t next(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static float frand(void)
+{
+	return (float)((double)(next() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static int64_t irand(int64_t lo, int64_t hi)
+{
+	return lo + (int64_t)(next() % (uint64_t)(hi - lo + 1));
+}
+
+struct dcase {
+	int64_t n, c, h, w, m, kh, kw;
+	int64_t pads[4];         /* top, left, bottom, right */
+	int oned;                /* 1-D: h = kh = 1, pads left/right only */
+	int bias;
+	int threads;
+};
+
+static lr_tensor *rand_tensor(int ndim, const int64_t *dims)
+{
+	lr_tensor *t = lrt_f(ndim, dims, NULL);
+
+	for (int64_t i = 0; i < t->nelem; i++)
+		((float *)t->data)[i] = frand();
+	return t;
+}
+
+static double worst_err(const lr_tensor *a, const double *ref, int64_t n)
+{
+	double worst = 0;
+
+	if (a == NULL || a->nelem != n)
+		return INFINITY;
+	for (int64_t i = 0; i < n; i++) {
+		double e = fabs((double)((const float *)a->data)[i] - ref[i]) / (1.0 + fabs(ref[i]));
+
+		if (!(e <= worst))
+			worst = e;
+	}
+	return worst;
+}
+
+static const char *const envs[] = { "LR_NO_CONV_DIRECT", "LR_CONV_DIRECT_FORCE",
+				    "LR_NO_WINOGRAD", "LR_CONV_ISA" };
+
+static void clear_env(void)
+{
+	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++)
+		unsetenv(envs[i]);
+}
+
+/* path: 0 im2col, 1 direct (best ISA), 2 direct with AVX2. */
+static lr_tensor *run_conv(const struct dcase *k, lr_tensor *x, lr_tensor *w, lr_tensor *b,
+			   int path)
+{
+	lrt_node nd;
+	lr_msg msg = { { 0 } };
+	lr_tensor *y = NULL;
+	int rc;
+
+	clear_env();
+	if (path == 0) {
+		setenv("LR_NO_CONV_DIRECT", "1", 1);
+		setenv("LR_NO_WINOGRAD", "1", 1);
+	} else {
+		setenv("LR_CONV_DIRECT_FORCE", "1", 1);
+		if (path == 2)
+			setenv("LR_CONV_ISA", "avx2", 1);
+	}
+	lrt_init(&nd, "Conv", 13);
+	lrt_input(&nd, x);
+	lrt_const(&nd, w);
+	if (k->bias)
+		lrt_const(&nd, b);
+	if (k->oned) {
+		lrt_attr_ints(&nd, "kernel_shape", 1, (int64_t[]){ k->kw });
+		lrt_attr_ints(&nd, "pads", 2, (int64_t[]){ k->pads[1], k->pads[3] });
+	} else {
+		lrt_attr_ints(&nd, "kernel_shape", 2, (int64_t[]){ k->kh, k->kw });
+		lrt_attr_ints(&nd, "pads", 4, k->pads);
+	}
+	rc = lrt_run_n(&nd, 1, &y, &msg, k->threads, 2);
+	lrt_fini(&nd);
+	clear_env();
+	if (rc != 0) {
+		tap_diag("run failed (%d): %s", rc, msg.text);
+		lr_tensor_free(y);
+		return NULL;
+	}
+	return y;
+}
+
+static double worst_overall;
+
+static void run_case(const struct dcase *k, int isa)
+{
+	int64_t pt = k->pads[0], pl = k->pads[1], pb = k->pads[2], pr = k->pads[3];
+	int64_t oh = k->h + pt + pb - k->kh + 1, ow = k->w + pl + pr - k->kw + 1, ny;
+	int64_t xd4[4] = { k->n, k->c, k->h, k->w }, wd4[4] = { k->m, k->c, k->kh, k->kw };
+	int64_t xd3[3] = { k->n, k->c, k->w }, wd3[3] = { k->m, k->c, k->kw };
+	lr_tensor *x, *w, *b, *yi, *yd, *y2 = NULL;
+	double *ref, tol = tol_for(k->c * k->kh * k->kw), ei, ed, e2 = 0;
+	char label[200];
+
+	if (oh < 1 || ow < 1)
+		return;
+	x = k->oned ? rand_tensor(3, xd3) : rand_tensor(4, xd4);
+	w = k->oned ? rand_tensor(3, wd3) : rand_tensor(4, wd4);
+	b = rand_tensor(1, (int64_t[]){ k->m });
+	ny = k->n * k->m * oh * ow;
+	ref = malloc((size_t)ny * sizeof(double));
+	if (ref == NULL)
+		abort();
+	{
+		const float *xv = x->data, *wv = w->data, *bv = b->data;
+
+		for (int64_t n = 0; n < k->n; n++)
+			for (int64_t m = 0; m < k->m; m++)
+				for (int64_t oy = 0; oy < oh; oy++)
+					for (int64_t ox = 0; ox < ow; ox++) {
+						double acc = k->bias ? bv[m] : 0.0;
+
+						for (int64_t ci = 0; ci < k->c; ci++)
+							for (int64_t ki = 0; ki < k->kh; ki++) {
+								int64_t iy = oy - pt + ki;
+
+								if (iy < 0 || iy >= k->h)
+									continue;
+								for (int64_t kj = 0; kj < k->kw; kj++) {
+									int64_t ix = ox - pl + kj;
+
+									if (ix < 0 || ix >= k->w)
+										continue;
+									acc += (double)xv[((n * k->c + ci) * k->h + iy) * k->w + ix] *
+									       (double)wv[((m * k->c + ci) * k->kh + ki) * k->kw + kj];
+								}
+							}
+						ref[((n * k->m + m) * oh + oy) * ow + ox] = acc;
+					}
+	}
+	snprintf(label, sizeof(label),
+		 "N=%lld C=%lld M=%lld %lldx%lld k%lldx%lld pads %lld,%lld,%lld,%lld%s%s t%d",
+		 (long long)k->n, (long long)k->c, (long long)k->m, (long long)k->h,
+		 (long long)k->w, (long long)k->kh, (long long)k->kw, (long long)pt,
+		 (long long)pl, (long long)pb, (long long)pr, k->oned ? " 1-D" : "",
+		 k->bias ? " bias" : "", k->threads);
+	yi = run_conv(k, x, w, b, 0);
+	yd = run_conv(k, x, w, b, 1);
+	ei = worst_err(yi, ref, ny);
+	ed = worst_err(yd, ref, ny);
+	if (isa == 2) {
+		y2 = run_conv(k, x, w, b, 2);
+		e2 = worst_err(y2, ref, ny);
+	}
+	if (!(ed <= worst_overall))
+		worst_overall = ed;
+	if (!(e2 <= worst_overall))
+		worst_overall = e2;
+	tap_ok(yd != NULL && yd->dims[1] == k->m && yd->dims[yd->ndim - 1] == ow &&
+	       ed <= tol && ei <= tol,
+	       "direct %s: worst %.3g, im2col %.3g (tol %.2g)", label, ed, ei, tol);
+	if (isa == 2)
+		tap_ok(y2 != NULL && e2 <= tol, "direct AVX2 %s: worst %.3g", label, e2);
+	free(ref);
+	lr_tensor_free(x);
+	lr_tensor_free(w);
+	lr_tensor_free(b);
+	lr_tensor_free(yi);
+	lr_tensor_free(yd);
+	lr_tensor_free(y2);
+}
+
+struct gcase {
+	int64_t m, k, n;
+	int cshape;              /* 0 no C, 1 C [n], 2 C [m, n] */
+	float alpha, beta;
+	int threads;
+};
+
+static lr_tensor *run_gemm(const struct gcase *g, lr_tensor *a, lr_tensor *b, lr_tensor *cc,
+			   int skinny)
+{
+	lrt_node nd;
+	lr_msg msg = { { 0 } };
+	lr_tensor *y = NULL;
+	int rc;
+
+	unsetenv("LR_NO_SKINNY_GEMM");
+	if (!skinny)
+		setenv("LR_NO_SKINNY_GEMM", "1", 1);
+	lrt_init(&nd, "Gemm", 13);
+	lrt_input(&nd, a);
+	lrt_const(&nd, b);
+	if (g->cshape)
+		lrt_const(&nd, cc);
+	lrt_attr_int(&nd, "transB", 1);
+	lrt_attr_float(&nd, "alpha", g->alpha);
+	lrt_attr_float(&nd, "beta", g->beta);
+	rc = lrt_run_n(&nd, 1, &y, &msg, g->threads, 2);
+	lrt_fini(&nd);
+	unsetenv("LR_NO_SKINNY_GEMM");
+	if (rc != 0) {
+		tap_diag("run failed (%d): %s", rc, msg.text);
+		lr_tensor_free(y);
+		return NULL;
+	}
+	return y;
+}
+
+static void run_gemm_case(const struct gcase *g)
+{
+	lr_tensor *a = rand_tensor(2, (int64_t[]){ g->m, g->k });
+	lr_tensor *b = rand_tensor(2, (int64_t[]){ g->n, g->k });
+	lr_tensor *cc = g->cshape == 2 ? rand_tensor(2, (int64_t[]){ g->m, g->n })
+				       : rand_tensor(1, (int64_t[]){ g->n });
+	lr_tensor *ys, *yb;
+	double *ref = malloc((size_t)(g->m * g->n) * sizeof(double));
+	double tol = 1e-5 * sqrt((double)(g->k < 144 ? 144 : g->k) / 144.0), es, eb;
+
+	if (ref == NULL)
+		abort();
+	for (int64_t i = 0; i < g->m; i++)
+		for (int64_t j = 0; j < g->n; j++) {
+			const float *av = a->data, *bv = b->data, *cv = cc->data;
+			double acc = 0;
+
+			for (int64_t t = 0; t < g->k; t++)
+				acc += (double)av[i * g->k + t] * (double)bv[j * g->k + t];
+			acc *= g->alpha;
+			if (g->cshape)
+				acc += g->beta * (double)cv[g->cshape == 2 ? i * g->n + j : j];
+			ref[i * g->n + j] = acc;
+		}
+	ys = run_gemm(g, a, b, cc, 1);
+	yb = run_gemm(g, a, b, cc, 0);
+	es = worst_err(ys, ref, g->m * g->n);
+	eb = worst_err(yb, ref, g->m * g->n);
+	tap_ok(ys != NULL && ys->ndim == 2 && ys->dims[0] == g->m && ys->dims[1] == g->n &&
+	       es <= tol && eb <= tol,
+	       "skinny Gemm %lldx%lld * (%lldx%lld)^T C%d alpha %g beta %g t%d: worst %.3g, OpenBLAS %.3g (tol %.2g)",
+	       (long long)g->m, (long long)g->k, (long long)g->n, (long long)g->k, g->cshape,
+	       (double)g->alpha, (double)g->beta, g->threads, es, eb, tol);
+	free(ref);
+	lr_tensor_free(a);
+	lr_tensor_free(b);
+	lr_tensor_free(cc);
+	lr_tensor_free(ys);
+	lr_tensor_free(yb);
+}
+
+int main(void)
+{
+	const char *s = getenv("LR_TEST_SEED");
+	uint64_t seed = s != NULL ? strtoull(s, NULL, 0) : 20261203u;
+	int isa;
+	static const struct dcase fixed[] = {
+		/* n, c, h, w, m, kh, kw, pads{t,l,b,r}, oned, bias, threads */
+		{ 1, 16, 8, 8, 16, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1 },
+		{ 1, 32, 7, 7, 16, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2 },     /* thin, 7x7 */
+		{ 2, 64, 14, 14, 8, 3, 3, { 1, 1, 1, 1 }, 0, 0, 2 },
+		{ 1, 64, 28, 28, 13, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1 },   /* M % 8 != 0 */
+		{ 1, 40, 9, 11, 1, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2 },     /* one filter */
+		{ 3, 24, 5, 6, 17, 3, 3, { 0, 0, 0, 0 }, 0, 1, 2 },     /* unpadded 3x3 */
+		{ 1, 16, 1, 1, 24, 3, 3, { 1, 1, 1, 1 }, 0, 0, 1 },     /* one pixel */
+		{ 1, 256, 56, 56, 16, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2 },  /* VGG conv3 r16 */
+		{ 1, 512, 14, 14, 64, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1 },  /* deep: accuracy */
+		{ 1, 16, 56, 56, 256, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2 },  /* pair's 1x1 */
+		{ 2, 64, 7, 7, 2048, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2 },
+		{ 1, 1024, 14, 14, 32, 1, 1, { 0, 0, 0, 0 }, 0, 0, 1 },
+		{ 1, 8, 3, 5, 9, 1, 1, { 1, 0, 0, 2 }, 0, 1, 1 },       /* padded 1x1 */
+		{ 2, 12, 17, 13, 20, 5, 5, { 2, 2, 2, 2 }, 0, 1, 2 },
+		{ 1, 10, 12, 19, 11, 1, 3, { 0, 1, 0, 1 }, 0, 1, 1 },   /* 1x3 */
+		{ 1, 10, 19, 12, 11, 3, 1, { 1, 0, 1, 0 }, 0, 0, 2 },   /* 3x1 */
+		{ 2, 20, 1, 50, 24, 1, 3, { 0, 1, 0, 1 }, 1, 1, 2 },    /* 1-D */
+		{ 1, 9, 6, 8, 16, 3, 3, { 2, 0, 0, 1 }, 0, 1, 1 },      /* asymmetric */
+	};
+
+	rng = seed ? seed : 1;
+	isa = lr__conv_direct_isa();
+	tap_diag("seed %llu (set LR_TEST_SEED to repeat); kernels: %s",
+		 (unsigned long long)seed, isa == 2 ? "AVX-512 and AVX2" : isa == 1 ? "AVX2" : "none");
+	if (isa == 0) {
+		printf("1..0 # SKIP no AVX2 on this CPU: the direct kernels are not used\n");
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		run_case(&fixed[i], isa);
+	for (int i = 0; i < 30; i++) {
+		struct dcase k;
+
+		memset(&k, 0, sizeof(k));
+		k.n = irand(1, 3);
+		k.c = irand(1, 80);
+		k.m = irand(1, 40);
+		k.kh = irand(1, 3);
+		k.kw = irand(1, 3);
+		k.h = irand(1, 30);
+		k.w = irand(1, 70);
+		for (int p = 0; p < 4; p++)
+			k.pads[p] = irand(0, 2) == 0 ? irand(0, 2) : 0;
+		if (i % 5 == 4) {
+			k.oned = 1;
+			k.h = k.kh = 1;
+			k.pads[0] = k.pads[2] = 0;
+		}
+		k.bias = (int)irand(0, 1);
+		k.threads = (int)irand(1, 2);
+		run_case(&k, isa);
+	}
+	tap_diag("worst relative error of the direct kernels: %.3g", worst_overall);
+	{
+		static const struct gcase gc[] = {
+			/* m, k, n, cshape, alpha, beta, threads */
+			{ 8, 25088, 64, 1, 1.0f, 1.0f, 1 },    /* VGG fc6 pair, batch 8 */
+			{ 8, 256, 130, 1, 1.0f, 1.0f, 2 },
+			{ 3, 16, 1, 0, 1.0f, 1.0f, 1 },
+			{ 5, 17, 7, 2, 0.5f, 2.0f, 2 },
+			{ 9, 2049, 33, 1, 1.0f, 0.0f, 1 },
+			{ 16, 4100, 65, 2, -1.5f, 0.25f, 2 },
+			{ 13, 100, 2, 1, 1.0f, 1.0f, 1 },
+		};
+
+		for (size_t i = 0; i < sizeof(gc) / sizeof(gc[0]); i++)
+			run_gemm_case(&gc[i]);
+	}
+	return tap_done();
+}
