@@ -22,6 +22,8 @@ static const lr_op_def op_table[] = {
 	{ "AveragePool", lr_op_averagepool, 1, 1, 1, 1 },
 	{ "GlobalAveragePool", lr_op_globalaveragepool, 1, 1, 1, 1 },
 	{ "GlobalMaxPool", lr_op_globalmaxpool, 1, 1, 1, 1 },
+	{ "LpPool", lr_op_lppool, 1, 1, 1, 1 },
+	{ "GlobalLpPool", lr_op_globallppool, 1, 1, 1, 1 },
 	{ "Relu", lr_op_relu, 1, 1, 1, 1 },
 	{ "LeakyRelu", lr_op_leakyrelu, 1, 1, 1, 1 },
 	{ "PRelu", lr_op_prelu, 2, 2, 1, 1 },

@@ -238,6 +238,8 @@ int lr_op_maxpool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_averagepool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_globalaveragepool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_globalmaxpool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_lppool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_globallppool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_elementwise.c */
 int lr_op_relu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_leakyrelu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
