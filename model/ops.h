@@ -254,6 +254,12 @@ int lr_op_add(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_sub(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_mul(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_div(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_pow(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_mod(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_max(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_min(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_mean(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_math.c */
 int lr_op_batchnorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_lrn(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
@@ -278,6 +284,37 @@ int lr_op_gather(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_slice(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_pad(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_cast(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_unary.c */
+int lr_op_abs(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_neg(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sign(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_exp(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_log(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sqrt(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reciprocal(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_floor(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_ceil(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_round(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_erf(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sin(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_cos(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_tan(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_asin(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_acos(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_atan(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sinh(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_cosh(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_asinh(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_acosh(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_atanh(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_softplus(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_softsign(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_mish(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_selu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_celu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_gelu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_thresholdedrelu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_shrink(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 
 /*
  * Hot loops get an AVX2 clone on x86-64, chosen at load time by GCC's
