@@ -95,6 +95,17 @@ static const lr_op_def op_table[] = {
 	{ "Gelu", lr_op_gelu, 1, 1, 1, 1 },
 	{ "ThresholdedRelu", lr_op_thresholdedrelu, 1, 1, 1, 1 },
 	{ "Shrink", lr_op_shrink, 1, 1, 1, 1 },
+	{ "ReduceSum", lr_op_reducesum, 1, 2, 1, 1 },
+	{ "ReduceMax", lr_op_reducemax, 1, 2, 1, 1 },
+	{ "ReduceMin", lr_op_reducemin, 1, 2, 1, 1 },
+	{ "ReduceProd", lr_op_reduceprod, 1, 2, 1, 1 },
+	{ "ReduceL1", lr_op_reducel1, 1, 2, 1, 1 },
+	{ "ReduceL2", lr_op_reducel2, 1, 2, 1, 1 },
+	{ "ReduceLogSum", lr_op_reducelogsum, 1, 2, 1, 1 },
+	{ "ReduceLogSumExp", lr_op_reducelogsumexp, 1, 2, 1, 1 },
+	{ "ReduceSumSquare", lr_op_reducesumsquare, 1, 2, 1, 1 },
+	{ "ArgMax", lr_op_argmax, 1, 1, 1, 1 },
+	{ "ArgMin", lr_op_argmin, 1, 1, 1, 1 },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

@@ -315,6 +315,18 @@ int lr_op_celu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_gelu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_thresholdedrelu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_shrink(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_reduce.c */
+int lr_op_reducesum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducemax(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducemin(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reduceprod(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducel1(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducel2(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducelogsum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducelogsumexp(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducesumsquare(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_argmax(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_argmin(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 
 /*
  * Hot loops get an AVX2 clone on x86-64, chosen at load time by GCC's
