@@ -106,6 +106,18 @@ static const lr_op_def op_table[] = {
 	{ "ReduceSumSquare", lr_op_reducesumsquare, 1, 2, 1, 1 },
 	{ "ArgMax", lr_op_argmax, 1, 1, 1, 1 },
 	{ "ArgMin", lr_op_argmin, 1, 1, 1, 1 },
+	{ "Expand", lr_op_expand, 2, 2, 1, 1 },
+	{ "Tile", lr_op_tile, 2, 3, 1, 1 },
+	{ "ConstantOfShape", lr_op_constantofshape, 1, 1, 1, 1 },
+	{ "Range", lr_op_range, 3, 3, 1, 1 },
+	{ "Size", lr_op_size, 1, 1, 1, 1 },
+	{ "EyeLike", lr_op_eyelike, 1, 1, 1, 1 },
+	{ "Trilu", lr_op_trilu, 1, 2, 1, 1 },
+	{ "DepthToSpace", lr_op_depthtospace, 1, 1, 1, 1 },
+	{ "SpaceToDepth", lr_op_spacetodepth, 1, 1, 1, 1 },
+	{ "CumSum", lr_op_cumsum, 2, 2, 1, 1 },
+	{ "GatherElements", lr_op_gatherelements, 2, 2, 1, 1 },
+	{ "OneHot", lr_op_onehot, 3, 3, 1, 1 },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

@@ -327,6 +327,19 @@ int lr_op_reducelogsumexp(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_reducesumsquare(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_argmax(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_argmin(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_gen.c */
+int lr_op_expand(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_tile(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_constantofshape(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_range(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_size(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_eyelike(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_trilu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_depthtospace(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_spacetodepth(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_cumsum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_gatherelements(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_onehot(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 
 /*
  * Hot loops get an AVX2 clone on x86-64, chosen at load time by GCC's
