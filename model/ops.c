@@ -118,6 +118,11 @@ static const lr_op_def op_table[] = {
 	{ "CumSum", lr_op_cumsum, 2, 2, 1, 1 },
 	{ "GatherElements", lr_op_gatherelements, 2, 2, 1, 1 },
 	{ "OneHot", lr_op_onehot, 3, 3, 1, 1 },
+	{ "InstanceNormalization", lr_op_instancenorm, 3, 3, 1, 1 },
+	{ "LayerNormalization", lr_op_layernorm, 2, 3, 1, 3 },
+	{ "MeanVarianceNormalization", lr_op_mvn, 1, 1, 1, 1 },
+	{ "LpNormalization", lr_op_lpnorm, 1, 1, 1, 1 },
+	{ "Hardmax", lr_op_hardmax, 1, 1, 1, 1 },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

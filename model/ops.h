@@ -340,6 +340,12 @@ int lr_op_spacetodepth(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_cumsum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_gatherelements(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_onehot(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_norm.c */
+int lr_op_instancenorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_layernorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_mvn(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_lpnorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_hardmax(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 
 /*
  * Hot loops get an AVX2 clone on x86-64, chosen at load time by GCC's
