@@ -123,6 +123,7 @@ static const lr_op_def op_table[] = {
 	{ "MeanVarianceNormalization", lr_op_mvn, 1, 1, 1, 1 },
 	{ "LpNormalization", lr_op_lpnorm, 1, 1, 1, 1 },
 	{ "Hardmax", lr_op_hardmax, 1, 1, 1, 1 },
+	{ "ConvTranspose", lr_op_convtranspose, 2, 3, 1, 1 },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];
