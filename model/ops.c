@@ -124,6 +124,8 @@ static const lr_op_def op_table[] = {
 	{ "LpNormalization", lr_op_lpnorm, 1, 1, 1, 1 },
 	{ "Hardmax", lr_op_hardmax, 1, 1, 1, 1 },
 	{ "ConvTranspose", lr_op_convtranspose, 2, 3, 1, 1 },
+	{ "NegativeLogLikelihoodLoss", lr_op_nllloss, 2, 3, 1, 1 },
+	{ "SoftmaxCrossEntropyLoss", lr_op_sceloss, 2, 3, 1, 2 },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

@@ -348,6 +348,9 @@ int lr_op_lpnorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_hardmax(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_convtranspose.c */
 int lr_op_convtranspose(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_loss.c */
+int lr_op_nllloss(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sceloss(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 
 /*
  * Hot loops get an AVX2 clone on x86-64, chosen at load time by GCC's

@@ -3,8 +3,8 @@
  * Lp pooling with MaxPool's Indices (ops_pool.c), the math functions
  * (ops_unary.c), Pow, Mod and the variadic Max/Min/Sum/Mean
  * (ops_elementwise.c), the reductions and ArgMax/ArgMin (ops_reduce.c),
- * the generators (ops_gen.c), the normalisations (ops_norm.c) and
- * ConvTranspose (ops_convtranspose.c).
+ * the generators (ops_gen.c), the normalisations (ops_norm.c),
+ * ConvTranspose (ops_convtranspose.c) and the two losses (ops_loss.c).
  *
  * DESIGN. Each case runs a one-node model through the real loader and
  * engine (opcheck.h) and compares with a reference computed here by the
@@ -1711,6 +1711,86 @@ static void test_convtranspose(void)
 	}
 }
 
+/* ---- losses ------------------------------------------------------------- */
+
+static void test_loss(void)
+{
+	lr_tensor *x = rand_t(3, D(3, 4, 2), -3, 1), *w = rand_t(1, D(4), 0.5, 2);
+	lr_tensor *t = lrt_i(2, D(3, 2), D(0, 3, 2, -1, 1, 3)), *y[2] = { NULL, NULL };
+	lr_tensor *bad = lrt_i(2, D(3, 2), D(0, 4, 2, 1, 1, 3));
+	static const char *const reds[3] = { "none", "sum", "mean" };
+	lr_msg msg;
+	lrt_node n;
+	int rc;
+
+	for (int sm = 0; sm < 2; sm++)
+		for (int r = 0; r < 3; r++)
+			for (int wt = 0; wt < 2; wt++) {
+				double lp[24], ref[6], sum = 0, wsum = 0;
+				char what[100];
+
+				/* log-probabilities: the input itself, or log_softmax over C */
+				for (int64_t i = 0; i < 3; i++)
+					for (int64_t d = 0; d < 2; d++) {
+						double z = 0;
+
+						for (int64_t k = 0; k < 4; k++)
+							z += exp(fd(x)[(i * 4 + k) * 2 + d]);
+						for (int64_t k = 0; k < 4; k++) {
+							double v = fd(x)[(i * 4 + k) * 2 + d];
+
+							lp[(i * 4 + k) * 2 + d] = sm ? v - log(z) : v;
+						}
+					}
+				for (int64_t e = 0; e < 6; e++) {
+					int64_t cl = id(t)[e], i = e / 2, d = e % 2;
+					double wv = cl == -1 ? 0 : wt ? fd(w)[cl] : 1;
+
+					ref[e] = cl == -1 ? 0 : -lp[(i * 4 + cl) * 2 + d] * wv;
+					sum += ref[e];
+					wsum += wv;
+				}
+				lrt_init(&n, sm ? "SoftmaxCrossEntropyLoss" : "NegativeLogLikelihoodLoss", 13);
+				lrt_attr_str(&n, "reduction", reds[r]);
+				lrt_attr_int(&n, "ignore_index", -1);
+				lrt_input(&n, x);
+				lrt_input(&n, t);
+				if (wt)
+					lrt_const(&n, w);
+				rc = run_n(&n, sm ? 2 : 1, y, &msg);
+				snprintf(what, sizeof(what), "%s reduction=%s%s, ignore_index=-1",
+					 sm ? "SoftmaxCrossEntropyLoss" : "NegativeLogLikelihoodLoss",
+					 reds[r], wt ? " with weights" : "");
+				if (r == 0)
+					check(y[0], 2, D(3, 2), ref, 1e-5, 1e-5, what, rc, &msg);
+				else
+					check(y[0], 0, NULL, (const double[]){ r == 1 ? sum : sum / wsum },
+					      1e-5, 1e-5, what, rc, &msg);
+				if (sm)
+					check(y[1], 3, D(3, 4, 2), lp, 1e-5, 1e-5,
+					      "SoftmaxCrossEntropyLoss log_prob output", rc, &msg);
+				lr_tensor_free(y[0]);
+				lr_tensor_free(y[1]);
+				y[1] = NULL;
+			}
+	lrt_init(&n, "NegativeLogLikelihoodLoss", 13);
+	lrt_input(&n, x);
+	lrt_input(&n, bad);
+	rc = run1(&n, y, &msg);
+	check_err(rc, LR_EMODEL, &msg, "NegativeLogLikelihoodLoss with target 4 of 4 classes",
+		  "input 1 (target)", "outside [0, 4)");
+	lrt_init(&n, "SoftmaxCrossEntropyLoss", 13);
+	lrt_attr_str(&n, "reduction", "max");
+	lrt_input(&n, x);
+	lrt_input(&n, t);
+	rc = run1(&n, y, &msg);
+	check_err(rc, LR_EMODEL, &msg, "SoftmaxCrossEntropyLoss reduction=max", "reduction", "max");
+	lr_tensor_free(x);
+	lr_tensor_free(w);
+	lr_tensor_free(t);
+	lr_tensor_free(bad);
+}
+
 /* ---- the dry-run contract, called directly ------------------------------ */
 
 struct direct {
@@ -1868,6 +1948,7 @@ int main(void)
 	test_gen();
 	test_norm();
 	test_convtranspose();
+	test_loss();
 	test_dry();
 	return tap_done();
 }
