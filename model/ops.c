@@ -126,6 +126,11 @@ static const lr_op_def op_table[] = {
 	{ "ConvTranspose", lr_op_convtranspose, 2, 3, 1, 1 },
 	{ "NegativeLogLikelihoodLoss", lr_op_nllloss, 2, 3, 1, 1 },
 	{ "SoftmaxCrossEntropyLoss", lr_op_sceloss, 2, 3, 1, 2 },
+	{ "TopK", lr_op_topk, 1, 2, 1, 2 },
+	{ "GatherND", lr_op_gathernd, 2, 2, 1, 1 },
+	{ "ScatterElements", lr_op_scatterelements, 3, 3, 1, 1 },
+	{ "Scatter", lr_op_scatterelements, 3, 3, 1, 1 },
+	{ "ScatterND", lr_op_scatternd, 3, 3, 1, 1 },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

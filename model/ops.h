@@ -351,6 +351,11 @@ int lr_op_convtranspose(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_loss.c */
 int lr_op_nllloss(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_sceloss(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_index.c */
+int lr_op_topk(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_gathernd(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_scatterelements(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_scatternd(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 
 /*
  * Hot loops get an AVX2 clone on x86-64, chosen at load time by GCC's

@@ -4,7 +4,8 @@
  * (ops_unary.c), Pow, Mod and the variadic Max/Min/Sum/Mean
  * (ops_elementwise.c), the reductions and ArgMax/ArgMin (ops_reduce.c),
  * the generators (ops_gen.c), the normalisations (ops_norm.c),
- * ConvTranspose (ops_convtranspose.c) and the two losses (ops_loss.c).
+ * ConvTranspose (ops_convtranspose.c), the two losses (ops_loss.c) and
+ * TopK, GatherND and the scatters (ops_index.c).
  *
  * DESIGN. Each case runs a one-node model through the real loader and
  * engine (opcheck.h) and compares with a reference computed here by the
@@ -1791,6 +1792,165 @@ static void test_loss(void)
 	lr_tensor_free(bad);
 }
 
+/* ---- TopK, GatherND, scatters ------------------------------------------- */
+
+static void test_index(void)
+{
+	lr_tensor *y[2] = { NULL, NULL };
+	lr_msg msg;
+	lrt_node n;
+	int rc;
+
+	/* TopK along axis 1 with ties: equal values keep index order */
+	{
+		lr_tensor *x = lrt_f(2, D(2, 5), F(3, 1, 3, 2, 5, 0, 0, 1, 0, -1));
+		lr_tensor *k = lrt_i(1, D(1), D(3)), *k9 = lrt_i(1, D(1), D(9));
+		lr_tensor *xi = lrt_i(1, D(4), D(7, -2, 7, 4));
+
+		lrt_init(&n, "TopK", 11);
+		lrt_input(&n, x);
+		lrt_const(&n, k);
+		rc = run_n(&n, 2, y, &msg);
+		check(y[0], 2, D(2, 3), (const double[]){ 5, 3, 3, 1, 0, 0 }, 0, 0, "TopK largest values", rc, &msg);
+		check_i(y[1], 2, D(2, 3), D(4, 0, 2, 2, 0, 1), "TopK largest indices (ties in index order)", rc, &msg);
+		lr_tensor_free(y[0]);
+		lr_tensor_free(y[1]);
+		lrt_init(&n, "TopK", 11);
+		lrt_attr_int(&n, "largest", 0);
+		lrt_attr_int(&n, "axis", 0);
+		lrt_input(&n, x);
+		lrt_const(&n, lrt_i(1, D(1), D(1)));
+		rc = run_n(&n, 2, y, &msg);
+		check(y[0], 2, D(1, 5), (const double[]){ 0, 0, 1, 0, -1 }, 0, 0, "TopK smallest along axis 0", rc, &msg);
+		check_i(y[1], 2, D(1, 5), D(1, 1, 1, 1, 1), "TopK smallest indices", rc, &msg);
+		lr_tensor_free(n.t[1]);
+		lr_tensor_free(y[0]);
+		lr_tensor_free(y[1]);
+		lrt_init(&n, "TopK", 1);
+		lrt_attr_int(&n, "k", 2);
+		lrt_input(&n, xi);
+		rc = run_n(&n, 2, y, &msg);
+		check_i(y[0], 1, D(2), D(7, 7), "TopK-1 (k attribute) of int64", rc, &msg);
+		check_i(y[1], 1, D(2), D(0, 2), "TopK-1 int64 indices", rc, &msg);
+		lr_tensor_free(y[0]);
+		lr_tensor_free(y[1]);
+		lrt_init(&n, "TopK", 11);
+		lrt_input(&n, x);
+		lrt_const(&n, k9);
+		rc = run_n(&n, 2, y, &msg);
+		check_err(rc, LR_EMODEL, &msg, "TopK K=9 of 5", "K = 9", "input 0");
+		lr_tensor_free(x);
+		lr_tensor_free(k);
+		lr_tensor_free(k9);
+		lr_tensor_free(xi);
+	}
+	/* GatherND without and with batch_dims */
+	{
+		lr_tensor *x = rand_t(3, D(2, 3, 4), -1, 1);
+		lr_tensor *ix = lrt_i(2, D(3, 2), D(1, 2, 0, -1, 1, 0));
+		lr_tensor *ib = lrt_i(2, D(2, 1), D(2, 0)), *bad = lrt_i(2, D(1, 2), D(2, 0));
+		double ref[12];
+
+		for (int t = 0; t < 3; t++) {
+			int64_t i0 = id(ix)[2 * t], i1 = id(ix)[2 * t + 1];
+
+			i1 = i1 < 0 ? i1 + 3 : i1;
+			for (int q = 0; q < 4; q++)
+				ref[t * 4 + q] = fd(x)[(i0 * 3 + i1) * 4 + q];
+		}
+		lrt_init(&n, "GatherND", 13);
+		lrt_input(&n, x);
+		lrt_input(&n, ix);
+		rc = run1(&n, y, &msg);
+		check(y[0], 2, D(3, 4), ref, 0, 0, "GatherND 2-tuples into [2,3,4]", rc, &msg);
+		lr_tensor_free(y[0]);
+		for (int bt = 0; bt < 2; bt++)
+			for (int q = 0; q < 4; q++)
+				ref[bt * 4 + q] = fd(x)[(bt * 3 + id(ib)[bt]) * 4 + q];
+		lrt_init(&n, "GatherND", 12);
+		lrt_attr_int(&n, "batch_dims", 1);
+		lrt_input(&n, x);
+		lrt_input(&n, ib);
+		rc = run1(&n, y, &msg);
+		check(y[0], 2, D(2, 4), ref, 0, 0, "GatherND batch_dims=1", rc, &msg);
+		lr_tensor_free(y[0]);
+		lrt_init(&n, "GatherND", 13);
+		lrt_input(&n, x);
+		lrt_input(&n, bad);
+		rc = run1(&n, y, &msg);
+		check_err(rc, LR_EMODEL, &msg, "GatherND index 2 of axis 0 size 2", "input 1 (indices)", "out of range");
+		lr_tensor_free(x);
+		lr_tensor_free(ix);
+		lr_tensor_free(ib);
+		lr_tensor_free(bad);
+	}
+	/* ScatterElements (reductions, duplicates, negative), Scatter, ScatterND */
+	{
+		lr_tensor *x = lrt_f(2, D(2, 3), F(1, 2, 3, 4, 5, 6));
+		lr_tensor *ix = lrt_i(2, D(2, 2), D(2, -1, 0, 0));
+		lr_tensor *up = lrt_f(2, D(2, 2), F(10, 20, 30, 40));
+		lr_tensor *nix = lrt_i(2, D(2, 1), D(1, 0)), *nup = lrt_f(2, D(2, 3), F(7, 8, 9, 10, 11, 12));
+		lr_tensor *bad = lrt_i(2, D(2, 2), D(3, 0, 0, 0));
+		static const char *const reds[3] = { "none", "add", "mul" };
+		/* axis 1: row 0 gets col 2 <- 10, col 2 <- 20 (dup); row 1 col 0 <- 30, 40 */
+		const double want[3][6] = {
+			{ 1, 2, 20, 40, 5, 6 },
+			{ 1, 2, 33, 74, 5, 6 },
+			{ 1, 2, 600, 4800, 5, 6 },
+		};
+
+		for (int r = 0; r < 3; r++) {
+			char what[60];
+
+			lrt_init(&n, "ScatterElements", 16);
+			lrt_attr_int(&n, "axis", 1);
+			lrt_attr_str(&n, "reduction", reds[r]);
+			lrt_input(&n, x);
+			lrt_input(&n, ix);
+			lrt_input(&n, up);
+			rc = run1(&n, y, &msg);
+			snprintf(what, sizeof(what), "ScatterElements axis 1 reduction=%s (duplicates)", reds[r]);
+			check(y[0], 2, D(2, 3), want[r], 0, 0, what, rc, &msg);
+			lr_tensor_free(y[0]);
+		}
+		lrt_init(&n, "Scatter", 9);
+		lrt_attr_int(&n, "axis", 1);
+		lrt_input(&n, x);
+		lrt_input(&n, ix);
+		lrt_input(&n, up);
+		rc = run1(&n, y, &msg);
+		check(y[0], 2, D(2, 3), want[0], 0, 0, "Scatter-9", rc, &msg);
+		lr_tensor_free(y[0]);
+		lrt_init(&n, "ScatterElements", 13);
+		lrt_input(&n, x);
+		lrt_input(&n, bad);
+		lrt_input(&n, up);
+		rc = run1(&n, y, &msg);
+		check_err(rc, LR_EMODEL, &msg, "ScatterElements index 3 on axis 0 of 2", "input 1 (indices)", "out of range");
+		lrt_init(&n, "ScatterND", 16);
+		lrt_attr_str(&n, "reduction", "add");
+		lrt_input(&n, x);
+		lrt_input(&n, nix);
+		lrt_input(&n, nup);
+		rc = run1(&n, y, &msg);
+		check(y[0], 2, D(2, 3), (const double[]){ 11, 13, 15, 11, 13, 15 }, 0, 0,
+		      "ScatterND rows with reduction=add", rc, &msg);
+		lr_tensor_free(y[0]);
+		lrt_init(&n, "ScatterND", 11);
+		lrt_input(&n, x);
+		lrt_input(&n, nix);
+		lrt_input(&n, up);
+		rc = run1(&n, y, &msg);
+		check_err(rc, LR_ESHAPE, &msg, "ScatterND updates [2,2] for rows of 3", "input 2 (updates)", "[2,2]");
+		lr_tensor_free(x);
+		lr_tensor_free(ix);
+		lr_tensor_free(up);
+		lr_tensor_free(nix);
+		lr_tensor_free(nup);
+		lr_tensor_free(bad);
+	}
+}
+
 /* ---- the dry-run contract, called directly ------------------------------ */
 
 struct direct {
@@ -1949,6 +2109,7 @@ int main(void)
 	test_norm();
 	test_convtranspose();
 	test_loss();
+	test_index();
 	test_dry();
 	return tap_done();
 }
