@@ -131,6 +131,9 @@ static const lr_op_def op_table[] = {
 	{ "ScatterElements", lr_op_scatterelements, 3, 3, 1, 1 },
 	{ "Scatter", lr_op_scatterelements, 3, 3, 1, 1 },
 	{ "ScatterND", lr_op_scatternd, 3, 3, 1, 1 },
+	{ "NonMaxSuppression", lr_op_nms, 2, 5, 1, 1 },
+	{ "RoiAlign", lr_op_roialign, 3, 3, 1, 1 },
+	{ "GridSample", lr_op_gridsample, 2, 2, 1, 1 },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

@@ -356,6 +356,10 @@ int lr_op_topk(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_gathernd(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_scatterelements(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_scatternd(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_detect.c */
+int lr_op_nms(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_roialign(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_gridsample(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 
 /*
  * Hot loops get an AVX2 clone on x86-64, chosen at load time by GCC's

@@ -5,7 +5,8 @@
  * (ops_elementwise.c), the reductions and ArgMax/ArgMin (ops_reduce.c),
  * the generators (ops_gen.c), the normalisations (ops_norm.c),
  * ConvTranspose (ops_convtranspose.c), the two losses (ops_loss.c) and
- * TopK, GatherND and the scatters (ops_index.c).
+ * TopK, GatherND and the scatters (ops_index.c), NonMaxSuppression,
+ * RoiAlign and GridSample (ops_detect.c).
  *
  * DESIGN. Each case runs a one-node model through the real loader and
  * engine (opcheck.h) and compares with a reference computed here by the
@@ -1951,6 +1952,255 @@ static void test_index(void)
 	}
 }
 
+/* ---- NonMaxSuppression, RoiAlign, GridSample ------------------------------ */
+
+/* Bilinear sample of plane p [H, W] at (y, x) in pixels, zeros outside. */
+static double bilin(const float *p, int64_t H, int64_t W, double y, double x)
+{
+	double fy = floor(y), fx = floor(x), v = 0;
+
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2; j++) {
+			int64_t r = (int64_t)fy + i, c = (int64_t)fx + j;
+			double w = (i ? y - fy : 1 - (y - fy)) * (j ? x - fx : 1 - (x - fx));
+
+			if (r >= 0 && r < H && c >= 0 && c < W)
+				v += w * p[r * W + c];
+		}
+	return v;
+}
+
+static void test_detect(void)
+{
+	lr_tensor *y = NULL;
+	lr_msg msg;
+	lrt_node n;
+	int rc;
+
+	/* NMS: the ONNX documentation's example, then center boxes, two classes */
+	{
+		lr_tensor *bx = lrt_f(3, D(1, 6, 4), F(0, 0, 1, 1, 0, 0.1f, 1, 1.1f, 0, -0.1f, 1, 0.9f,
+							0, 10, 1, 11, 0, 10.1f, 1, 11.1f, 0, 100, 1, 101));
+		lr_tensor *cb = lrt_f(3, D(1, 6, 4), F(0.5f, 0.5f, 1, 1, 0.5f, 0.6f, 1, 1, 0.5f, 0.4f, 1, 1,
+							0.5f, 10.5f, 1, 1, 0.5f, 10.6f, 1, 1, 0.5f, 100.5f, 1, 1));
+		lr_tensor *sc = lrt_f(3, D(1, 1, 6), F(0.9f, 0.75f, 0.6f, 0.95f, 0.5f, 0.3f));
+		lr_tensor *sc2 = lrt_f(3, D(1, 2, 6), F(0.9f, 0.75f, 0.6f, 0.95f, 0.5f, 0.3f,
+							0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f));
+		lr_tensor *mo = lrt_i(1, D(1), D(3)), *iou = lrt_f(1, D(1), F(0.5f));
+		lr_tensor *st = lrt_f(1, D(1), F(0.4f)), *bad = lrt_f(1, D(1), F(1.5f));
+
+		lrt_init(&n, "NonMaxSuppression", 11);
+		lrt_input(&n, bx);
+		lrt_input(&n, sc);
+		lrt_const(&n, mo);
+		lrt_const(&n, iou);
+		lrt_const(&n, lrt_f(1, D(1), F(0)));
+		rc = run1(&n, &y, &msg);
+		check_i(y, 2, D(3, 3), D(0, 0, 3, 0, 0, 0, 0, 0, 5), "NonMaxSuppression suppress by IoU", rc, &msg);
+		lr_tensor_free(n.t[4]);
+		lr_tensor_free(y);
+		lrt_init(&n, "NonMaxSuppression", 11);
+		lrt_attr_int(&n, "center_point_box", 1);
+		lrt_input(&n, cb);
+		lrt_input(&n, sc2);
+		lrt_const(&n, mo);
+		lrt_const(&n, iou);
+		lrt_const(&n, st);
+		rc = run1(&n, &y, &msg);
+		/* class 0 above 0.4: 3, 0 (1 and 4 overlap them); class 1 above 0.4: 5, then 4 */
+		check_i(y, 2, D(4, 3), D(0, 0, 3, 0, 0, 0, 0, 1, 5, 0, 1, 4),
+			"NonMaxSuppression center boxes, two classes, score threshold", rc, &msg);
+		lr_tensor_free(y);
+		lrt_init(&n, "NonMaxSuppression", 11);
+		lrt_input(&n, bx);
+		lrt_input(&n, sc);
+		rc = run1(&n, &y, &msg);
+		check_i(y, 2, D(0, 3), NULL, "NonMaxSuppression without max_output_boxes_per_class selects none",
+			rc, &msg);
+		lr_tensor_free(y);
+		lrt_init(&n, "NonMaxSuppression", 11);
+		lrt_input(&n, bx);
+		lrt_input(&n, sc);
+		lrt_const(&n, mo);
+		lrt_const(&n, bad);
+		rc = run1(&n, &y, &msg);
+		check_err(rc, LR_EMODEL, &msg, "NonMaxSuppression iou_threshold 1.5", "input 3 (iou_threshold)", NULL);
+		lrt_init(&n, "NonMaxSuppression", 11);
+		lrt_input(&n, bx);
+		lrt_input(&n, sc2);
+		lrt_input(&n, rand_t(3, D(1, 2, 5), 0, 1));
+		n.nin = 2;
+		n.t[1] = n.t[2];
+		rc = run1(&n, &y, &msg);
+		check_err(rc, LR_ESHAPE, &msg, "NonMaxSuppression scores for 5 boxes of 6", "input 1 (scores)", "[1,2,5]");
+		lr_tensor_free(n.t[2]);
+		lr_tensor_free(bx);
+		lr_tensor_free(cb);
+		lr_tensor_free(sc);
+		lr_tensor_free(sc2);
+		lr_tensor_free(mo);
+		lr_tensor_free(iou);
+		lr_tensor_free(st);
+		lr_tensor_free(bad);
+	}
+	/* RoiAlign avg, sampling_ratio 2, rois inside the image, both coordinate modes */
+	{
+		lr_tensor *x = rand_t(4, D(2, 3, 8, 9), -1, 1);
+		lr_tensor *rois = lrt_f(2, D(2, 4), F(1.2f, 0.7f, 6.3f, 5.1f, 2, 2, 4.5f, 7));
+		lr_tensor *bi = lrt_i(1, D(2), D(1, 0)), *bbad = lrt_i(1, D(2), D(0, 2));
+		double ref[2 * 3 * 2 * 3];
+
+		for (int halfp = 0; halfp < 2; halfp++) {
+			for (int64_t r = 0; r < 2; r++)
+				for (int64_t ch = 0; ch < 3; ch++)
+					for (int64_t py = 0; py < 2; py++)
+						for (int64_t px = 0; px < 3; px++) {
+							const float *ro = fd(rois) + r * 4;
+							double off = halfp ? 0.5 : 0, x0 = ro[0] * 0.5 - off, y0 = ro[1] * 0.5 - off;
+							double w = ro[2] * 0.5 - off - x0, h = ro[3] * 0.5 - off - y0, s = 0;
+							const float *p = fd(x) + (id(bi)[r] * 3 + ch) * 72;
+
+							if (!halfp) {
+								w = fmax(w, 1);
+								h = fmax(h, 1);
+							}
+							for (int iy = 0; iy < 2; iy++)
+								for (int ix = 0; ix < 2; ix++)
+									s += bilin(p, 8, 9, y0 + (py + (iy + 0.5) / 2) * h / 2,
+										   x0 + (px + (ix + 0.5) / 2) * w / 3);
+							ref[((r * 3 + ch) * 2 + py) * 3 + px] = s / 4;
+						}
+			lrt_init(&n, "RoiAlign", halfp ? 16 : 10);
+			lrt_attr_int(&n, "output_height", 2);
+			lrt_attr_int(&n, "output_width", 3);
+			lrt_attr_int(&n, "sampling_ratio", 2);
+			lrt_attr_float(&n, "spatial_scale", 0.5f);
+			lrt_input(&n, x);
+			lrt_input(&n, rois);
+			lrt_input(&n, bi);
+			rc = run1(&n, &y, &msg);
+			check(y, 4, D(2, 3, 2, 3), ref, 1e-5, 1e-5,
+			      halfp ? "RoiAlign-16 half_pixel" : "RoiAlign-10 output_half_pixel", rc, &msg);
+			lr_tensor_free(y);
+		}
+		lrt_init(&n, "RoiAlign", 16);
+		lrt_input(&n, x);
+		lrt_input(&n, rois);
+		lrt_input(&n, bbad);
+		rc = run1(&n, &y, &msg);
+		check_err(rc, LR_EMODEL, &msg, "RoiAlign batch index 2 of 2", "input 2 (batch_indices)", "outside");
+		lr_tensor_free(x);
+		lr_tensor_free(rois);
+		lr_tensor_free(bi);
+		lr_tensor_free(bbad);
+	}
+	/* GridSample */
+	{
+		lr_tensor *x = rand_t(4, D(1, 2, 5, 6), -1, 1), *g = rand_t(4, D(1, 3, 4, 2), -1.3, 1.3);
+		lr_tensor *gc = lrt_f(4, D(1, 1, 3, 2), NULL), *gr = lrt_f(4, D(1, 1, 2, 2), NULL);
+		double ref[24];
+
+		/* bilinear, zeros padding, both align_corners */
+		for (int al = 0; al < 2; al++) {
+			for (int64_t ch = 0; ch < 2; ch++)
+				for (int64_t o = 0; o < 12; o++) {
+					double gx = fd(g)[o * 2], gy = fd(g)[o * 2 + 1];
+					double px = al ? (gx + 1) / 2 * 5 : ((gx + 1) * 6 - 1) / 2;
+					double py = al ? (gy + 1) / 2 * 4 : ((gy + 1) * 5 - 1) / 2;
+
+					ref[ch * 12 + o] = bilin(fd(x) + ch * 30, 5, 6, py, px);
+				}
+			lrt_init(&n, "GridSample", 16);
+			lrt_attr_int(&n, "align_corners", al);
+			lrt_input(&n, x);
+			lrt_input(&n, g);
+			rc = run1(&n, &y, &msg);
+			check(y, 4, D(1, 2, 3, 4), ref, 1e-5, 1e-5,
+			      al ? "GridSample bilinear zeros align_corners=1" : "GridSample bilinear zeros align_corners=0",
+			      rc, &msg);
+			lr_tensor_free(y);
+		}
+		/* at pixel centres (align_corners=1) every mode returns the pixel */
+		{
+			const int64_t px[3][2] = { { 0, 0 }, { 5, 4 }, { 2, 3 } };
+			static const char *const modes[3] = { "nearest", "bilinear", "bicubic" };
+
+			for (int k = 0; k < 3; k++) {
+				((float *)gc->data)[2 * k] = (float)px[k][0] / 5 * 2 - 1;
+				((float *)gc->data)[2 * k + 1] = (float)px[k][1] / 4 * 2 - 1;
+			}
+			for (int md = 0; md < 3; md++) {
+				double r6[6];
+				char what[80];
+
+				for (int64_t ch = 0; ch < 2; ch++)
+					for (int k = 0; k < 3; k++)
+						r6[ch * 3 + k] = fd(x)[ch * 30 + px[k][1] * 6 + px[k][0]];
+				lrt_init(&n, "GridSample", 16);
+				lrt_attr_int(&n, "align_corners", 1);
+				lrt_attr_str(&n, "mode", modes[md]);
+				lrt_attr_str(&n, "padding_mode", md == 2 ? "border" : "reflection");
+				lrt_input(&n, x);
+				lrt_input(&n, gc);
+				rc = run1(&n, &y, &msg);
+				snprintf(what, sizeof(what), "GridSample %s at pixel centres", modes[md]);
+				check(y, 4, D(1, 2, 1, 3), r6, 1e-5, 1e-5, what, rc, &msg);
+				lr_tensor_free(y);
+			}
+		}
+		/* reflection mirrors about the edge; border clamps */
+		{
+			/* align_corners=1: x = 5.5 px mirrors to 4.5; y = -0.75 px mirrors to 0.75 */
+			double r4[4];
+
+			((float *)gr->data)[0] = 5.5f / 5 * 2 - 1;
+			((float *)gr->data)[1] = 2.25f / 4 * 2 - 1;
+			((float *)gr->data)[2] = 1.25f / 5 * 2 - 1;
+			((float *)gr->data)[3] = -0.75f / 4 * 2 - 1;
+			for (int64_t ch = 0; ch < 2; ch++) {
+				r4[ch * 2] = bilin(fd(x) + ch * 30, 5, 6, 2.25, 4.5);
+				r4[ch * 2 + 1] = bilin(fd(x) + ch * 30, 5, 6, 0.75, 1.25);
+			}
+			lrt_init(&n, "GridSample", 16);
+			lrt_attr_int(&n, "align_corners", 1);
+			lrt_attr_str(&n, "padding_mode", "reflection");
+			lrt_input(&n, x);
+			lrt_input(&n, gr);
+			rc = run1(&n, &y, &msg);
+			check(y, 4, D(1, 2, 1, 2), r4, 1e-5, 1e-5, "GridSample bilinear reflection", rc, &msg);
+			lr_tensor_free(y);
+			for (int64_t ch = 0; ch < 2; ch++) {
+				r4[ch * 2] = bilin(fd(x) + ch * 30, 5, 6, 2.25, 5);
+				r4[ch * 2 + 1] = bilin(fd(x) + ch * 30, 5, 6, 0, 1.25);
+			}
+			lrt_init(&n, "GridSample", 16);
+			lrt_attr_int(&n, "align_corners", 1);
+			lrt_attr_str(&n, "padding_mode", "border");
+			lrt_input(&n, x);
+			lrt_input(&n, gr);
+			rc = run1(&n, &y, &msg);
+			check(y, 4, D(1, 2, 1, 2), r4, 1e-5, 1e-5, "GridSample bilinear border", rc, &msg);
+			lr_tensor_free(y);
+		}
+		lrt_init(&n, "GridSample", 16);
+		lrt_attr_str(&n, "padding_mode", "wrap");
+		lrt_input(&n, x);
+		lrt_input(&n, g);
+		rc = run1(&n, &y, &msg);
+		check_err(rc, LR_EMODEL, &msg, "GridSample padding_mode=wrap", "padding_mode", "wrap");
+		lrt_init(&n, "GridSample", 16);
+		lrt_input(&n, x);
+		lrt_input(&n, gc);
+		n.t[1] = x;
+		rc = run1(&n, &y, &msg);
+		check_err(rc, LR_ESHAPE, &msg, "GridSample with a grid of X's shape", "input 1 (grid)", NULL);
+		lr_tensor_free(x);
+		lr_tensor_free(g);
+		lr_tensor_free(gc);
+		lr_tensor_free(gr);
+	}
+}
+
 /* ---- the dry-run contract, called directly ------------------------------ */
 
 struct direct {
@@ -2110,6 +2360,7 @@ int main(void)
 	test_convtranspose();
 	test_loss();
 	test_index();
+	test_detect();
 	test_dry();
 	return tap_done();
 }
