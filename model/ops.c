@@ -134,6 +134,10 @@ static const lr_op_def op_table[] = {
 	{ "NonMaxSuppression", lr_op_nms, 2, 5, 1, 1 },
 	{ "RoiAlign", lr_op_roialign, 3, 3, 1, 1 },
 	{ "GridSample", lr_op_gridsample, 2, 2, 1, 1 },
+	{ "Det", lr_op_det, 1, 1, 1, 1 },
+	{ "ReverseSequence", lr_op_reversesequence, 2, 2, 1, 1 },
+	{ "Unique", lr_op_unique, 1, 1, 1, 4 },
+	{ "MaxUnpool", lr_op_maxunpool, 2, 3, 1, 1 },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

@@ -360,6 +360,11 @@ int lr_op_scatternd(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_nms(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_roialign(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_gridsample(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_misc.c */
+int lr_op_det(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reversesequence(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_unique(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_maxunpool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 
 /*
  * Hot loops get an AVX2 clone on x86-64, chosen at load time by GCC's

@@ -6,7 +6,8 @@
  * the generators (ops_gen.c), the normalisations (ops_norm.c),
  * ConvTranspose (ops_convtranspose.c), the two losses (ops_loss.c) and
  * TopK, GatherND and the scatters (ops_index.c), NonMaxSuppression,
- * RoiAlign and GridSample (ops_detect.c).
+ * RoiAlign and GridSample (ops_detect.c), Det, ReverseSequence, Unique and
+ * MaxUnpool (ops_misc.c).
  *
  * DESIGN. Each case runs a one-node model through the real loader and
  * engine (opcheck.h) and compares with a reference computed here by the
@@ -2201,6 +2202,173 @@ static void test_detect(void)
 	}
 }
 
+/* ---- Det, ReverseSequence, Unique, MaxUnpool ----------------------------- */
+
+static void test_misc(void)
+{
+	lr_tensor *y[4] = { NULL, NULL, NULL, NULL };
+	lr_msg msg;
+	lrt_node n;
+	int rc;
+
+	/* Det of a batch of 3x3 matrices by cofactor expansion; singular; 2x2 */
+	{
+		lr_tensor *x = rand_t(3, D(4, 3, 3), -2, 2), *x2 = lrt_f(2, D(2, 2), F(1, 2, 3, 4));
+		double ref[4];
+
+		((float *)x->data)[27] = 1;
+		((float *)x->data)[28] = 2;
+		((float *)x->data)[29] = 3;
+		((float *)x->data)[30] = 2;
+		((float *)x->data)[31] = 4;
+		((float *)x->data)[32] = 6; /* row 1 = 2 * row 0: singular */
+		for (int k = 0; k < 4; k++) {
+			const float *a = fd(x) + k * 9;
+
+			ref[k] = (double)a[0] * ((double)a[4] * a[8] - (double)a[5] * a[7]) -
+				 (double)a[1] * ((double)a[3] * a[8] - (double)a[5] * a[6]) +
+				 (double)a[2] * ((double)a[3] * a[7] - (double)a[4] * a[6]);
+		}
+		lrt_init(&n, "Det", 11);
+		lrt_input(&n, x);
+		rc = run1(&n, y, &msg);
+		check(y[0], 1, D(4), ref, 1e-5, 1e-5, "Det of four 3x3 matrices (one singular)", rc, &msg);
+		lr_tensor_free(y[0]);
+		lrt_init(&n, "Det", 11);
+		lrt_input(&n, x2);
+		rc = run1(&n, y, &msg);
+		check(y[0], 0, NULL, (const double[]){ -2 }, 1e-6, 1e-6, "Det of [[1,2],[3,4]]", rc, &msg);
+		lr_tensor_free(y[0]);
+		lrt_init(&n, "Det", 11);
+		lrt_input(&n, rand_t(2, D(2, 3), 0, 1));
+		rc = run1(&n, y, &msg);
+		check_err(rc, LR_ESHAPE, &msg, "Det of a 2x3 matrix", "input 0 (X)", "square");
+		lr_tensor_free(n.t[0]);
+		lr_tensor_free(x);
+		lr_tensor_free(x2);
+	}
+	/* ReverseSequence, time-major and batch-major */
+	for (int tm = 0; tm < 2; tm++) {
+		lr_tensor *x = rand_t(3, tm ? D(4, 3, 2) : D(3, 4, 2), -1, 1);
+		lr_tensor *sl = lrt_i(1, D(3), D(4, 0, 2));
+		double ref[24];
+
+		for (int64_t t = 0; t < 4; t++)
+			for (int64_t b = 0; b < 3; b++)
+				for (int64_t i = 0; i < 2; i++) {
+					int64_t len = id(sl)[b], st = t < len ? len - 1 - t : t;
+					int64_t d = tm ? (t * 3 + b) * 2 + i : (b * 4 + t) * 2 + i;
+					int64_t s2 = tm ? (st * 3 + b) * 2 + i : (b * 4 + st) * 2 + i;
+
+					ref[d] = fd(x)[s2];
+				}
+		lrt_init(&n, "ReverseSequence", 10);
+		lrt_attr_int(&n, "time_axis", tm ? 0 : 1);
+		lrt_attr_int(&n, "batch_axis", tm ? 1 : 0);
+		lrt_input(&n, x);
+		lrt_input(&n, sl);
+		rc = run1(&n, y, &msg);
+		check(y[0], 3, x->dims, ref, 0, 0, tm ? "ReverseSequence time-major" : "ReverseSequence batch-major",
+		      rc, &msg);
+		lr_tensor_free(y[0]);
+		if (tm) {
+			((int64_t *)sl->data)[1] = 5;
+			lrt_init(&n, "ReverseSequence", 10);
+			lrt_input(&n, x);
+			lrt_input(&n, sl);
+			rc = run1(&n, y, &msg);
+			check_err(rc, LR_EMODEL, &msg, "ReverseSequence length 5 of 4", "input 1 (sequence_lens)", "outside");
+		}
+		lr_tensor_free(x);
+		lr_tensor_free(sl);
+	}
+	/* Unique: flattened sorted and unsorted; slices along axis 1 */
+	{
+		lr_tensor *x = lrt_f(1, D(7), F(2, 1, 1, 3, 4, 3, 1));
+		lr_tensor *xa = lrt_f(2, D(2, 4), F(1, 0, 1, 0, 2, 5, 2, 5));
+
+		lrt_init(&n, "Unique", 11);
+		lrt_input(&n, x);
+		rc = run_n(&n, 4, y, &msg);
+		check(y[0], 1, D(4), (const double[]){ 1, 2, 3, 4 }, 0, 0, "Unique sorted values", rc, &msg);
+		check_i(y[1], 1, D(4), D(1, 0, 3, 4), "Unique sorted first indices", rc, &msg);
+		check_i(y[2], 1, D(7), D(1, 0, 0, 2, 3, 2, 0), "Unique sorted inverse indices", rc, &msg);
+		check_i(y[3], 1, D(4), D(3, 1, 2, 1), "Unique sorted counts", rc, &msg);
+		for (int i = 0; i < 4; i++)
+			lr_tensor_free(y[i]);
+		lrt_init(&n, "Unique", 11);
+		lrt_attr_int(&n, "sorted", 0);
+		lrt_input(&n, x);
+		rc = run_n(&n, 4, y, &msg);
+		check(y[0], 1, D(4), (const double[]){ 2, 1, 3, 4 }, 0, 0, "Unique unsorted values", rc, &msg);
+		check_i(y[1], 1, D(4), D(0, 1, 3, 4), "Unique unsorted first indices", rc, &msg);
+		check_i(y[2], 1, D(7), D(0, 1, 1, 2, 3, 2, 1), "Unique unsorted inverse indices", rc, &msg);
+		check_i(y[3], 1, D(4), D(1, 3, 2, 1), "Unique unsorted counts", rc, &msg);
+		for (int i = 0; i < 4; i++)
+			lr_tensor_free(y[i]);
+		lrt_init(&n, "Unique", 11);
+		lrt_attr_int(&n, "axis", -1);
+		lrt_input(&n, xa);
+		rc = run_n(&n, 4, y, &msg);
+		/* columns (1,2) (0,5) (1,2) (0,5): sorted (0,5) first */
+		check(y[0], 2, D(2, 2), (const double[]){ 0, 1, 5, 2 }, 0, 0, "Unique columns (axis -1)", rc, &msg);
+		check_i(y[2], 1, D(4), D(1, 0, 1, 0), "Unique columns inverse indices", rc, &msg);
+		for (int i = 0; i < 4; i++)
+			lr_tensor_free(y[i]);
+		lrt_init(&n, "Unique", 11);
+		lrt_attr_int(&n, "axis", 2);
+		lrt_input(&n, xa);
+		rc = run1(&n, y, &msg);
+		check_err(rc, LR_EMODEL, &msg, "Unique axis 2 of rank 2", "axis 2", NULL);
+		lr_tensor_free(x);
+		lr_tensor_free(xa);
+	}
+	/* MaxUnpool of MaxPool's output and Indices puts each maximum back */
+	{
+		lr_tensor *x = rand_t(4, D(2, 3, 4, 6), -1, 1), *p[2] = { NULL, NULL }, *os;
+		double *ref = dalloc(x->nelem);
+
+		lrt_init(&n, "MaxPool", 12);
+		lrt_attr_ints(&n, "kernel_shape", 2, D(2, 2));
+		lrt_attr_ints(&n, "strides", 2, D(2, 2));
+		lrt_input(&n, x);
+		rc = run_n(&n, 2, p, &msg);
+		tap_ok(rc == 0, "MaxPool with Indices for MaxUnpool (rc %d %s)", rc, msg.text);
+		for (int64_t e = 0; rc == 0 && e < p[1]->nelem; e++)
+			ref[id(p[1])[e]] = fd(p[0])[e];
+		lrt_init(&n, "MaxUnpool", 11);
+		lrt_attr_ints(&n, "kernel_shape", 2, D(2, 2));
+		lrt_attr_ints(&n, "strides", 2, D(2, 2));
+		lrt_input(&n, p[0]);
+		lrt_input(&n, p[1]);
+		rc = run1(&n, y, &msg);
+		check(y[0], 4, D(2, 3, 4, 6), ref, 0, 0, "MaxUnpool restores the maxima in place", rc, &msg);
+		lr_tensor_free(y[0]);
+		os = lrt_i(1, D(4), D(2, 3, 5, 6));
+		lrt_init(&n, "MaxUnpool", 11);
+		lrt_attr_ints(&n, "kernel_shape", 2, D(2, 2));
+		lrt_attr_ints(&n, "strides", 2, D(2, 2));
+		lrt_input(&n, p[0]);
+		lrt_input(&n, p[1]);
+		lrt_const(&n, os);
+		rc = run1(&n, y, &msg);
+		check_err(rc, LR_EUNSUPPORTED, &msg, "MaxUnpool with a larger output_shape", "input 2 (output_shape)", "disagree");
+		((int64_t *)p[1]->data)[3] = 1000;
+		lrt_init(&n, "MaxUnpool", 11);
+		lrt_attr_ints(&n, "kernel_shape", 2, D(2, 2));
+		lrt_attr_ints(&n, "strides", 2, D(2, 2));
+		lrt_input(&n, p[0]);
+		lrt_input(&n, p[1]);
+		rc = run1(&n, y, &msg);
+		check_err(rc, LR_EMODEL, &msg, "MaxUnpool index 1000 of 144", "input 1 (I)", "1000");
+		free(ref);
+		lr_tensor_free(os);
+		lr_tensor_free(p[0]);
+		lr_tensor_free(p[1]);
+		lr_tensor_free(x);
+	}
+}
+
 /* ---- the dry-run contract, called directly ------------------------------ */
 
 struct direct {
@@ -2361,6 +2529,7 @@ int main(void)
 	test_loss();
 	test_index();
 	test_detect();
+	test_misc();
 	test_dry();
 	return tap_done();
 }
