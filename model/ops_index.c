@@ -10,8 +10,10 @@
  * slice with qsort() on (value, index) pairs, which makes the order total:
  * equal values keep their original order, smaller index first, as ONNX
  * Runtime returns them; the result is always sorted (sorted=0 allows any
- * order). Scatter reductions (add, mul from opset 16, max, min from 18)
- * apply in the order of the indices, so duplicate indices accumulate.
+ * order); in a dry run without X's data the indices are zeros, as
+ * ArgMax's are (ops_reduce.c). Scatter reductions (add, mul from opset
+ * 16, max, min from 18) apply in the order of the indices, so duplicate
+ * indices accumulate.
  */
 #include "config.h"
 

@@ -21,7 +21,10 @@
  * within the plane for storage_order=0, column-major for storage_order=1,
  * plus plane * (plane size). LpPool treats the padding as zeros. Indices
  * are int64 and so are computed in dry runs too when X has data; without
- * data they are zeros (only the shape matters then).
+ * data they are zeros (unlike Cast to int64, which refuses: indices never
+ * decide shapes in a CNN, and failing would stop `lowrank inspect` on
+ * SegNet-style models). A plane's output positions times window positions
+ * are bounded (2^40), so a hostile kernel_shape fails instead of hanging.
  */
 #include "config.h"
 
@@ -276,7 +279,19 @@ static int nd_geom_read(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
 	for (int i = nsp - 1; i >= 0; i--) {
 		g->istr[i] = g->plane;
 		g->plane *= g->in[i];     /* no overflow: X exists */
-		g->oplane *= g->out[i];   /* checked by lr_op_output before use */
+	}
+	{
+		/* output positions times window positions: bounded work */
+		int64_t work = 1;
+
+		for (int i = 0; i < nsp; i++)
+			if (lr_mul_i64(g->oplane, g->out[i], &g->oplane) != 0 ||
+			    lr_mul_i64(work, g->out[i], &work) != 0 ||
+			    lr_mul_i64(work, g->k[i], &work) != 0 || work > ((int64_t)1 << 40))
+				return lr_op_fail(c, LR_ELIMIT,
+						  "the windows of shape %s over input %s are too much work (over 2^40 window positions per plane)",
+						  lr_shape_str(nsp, g->k, (char[120]){ 0 }, 120),
+						  lr_shape_str(x->ndim, x->dims, (char[160]){ 0 }, 160));
 	}
 	{
 		int64_t cs = 1;

@@ -391,6 +391,15 @@ static void test_pool(void)
 	check_err(rc, LR_ESHAPE, &msg, "3-D AveragePool window larger than the input",
 		  "does not fit", "axis 2");
 	lr_tensor_free(x3);
+	/* a hostile window: 2^21 positions on each of 3 axes */
+	x3 = rand_t(5, D(1, 1, 1, 1, 1), 0, 1);
+	lrt_init(&n, "MaxPool", 12);
+	lrt_attr_ints(&n, "kernel_shape", 3, D(1 << 20, 1 << 20, 1 << 20));
+	lrt_attr_ints(&n, "pads", 6, D(1 << 20, 1 << 20, 1 << 20, 0, 0, 0));
+	lrt_input(&n, x3);
+	rc = run1(&n, y, &msg);
+	check_err(rc, LR_ELIMIT, &msg, "3-D MaxPool with 2^60 window positions", "too much work", NULL);
+	lr_tensor_free(x3);
 	lr_tensor_free(x);
 }
 
