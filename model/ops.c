@@ -138,6 +138,9 @@ static const lr_op_def op_table[] = {
 	{ "ReverseSequence", lr_op_reversesequence, 2, 2, 1, 1 },
 	{ "Unique", lr_op_unique, 1, 1, 1, 4 },
 	{ "MaxUnpool", lr_op_maxunpool, 2, 3, 1, 1 },
+	{ "RNN", lr_op_rnn, 3, 6, 1, 2 },
+	{ "GRU", lr_op_gru, 3, 6, 1, 2 },
+	{ "LSTM", lr_op_lstm, 3, 8, 1, 3 },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

@@ -365,6 +365,10 @@ int lr_op_det(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_reversesequence(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_unique(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_maxunpool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_rnn.c */
+int lr_op_rnn(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_gru(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_lstm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 
 /*
  * Hot loops get an AVX2 clone on x86-64, chosen at load time by GCC's

@@ -7,7 +7,7 @@
  * ConvTranspose (ops_convtranspose.c), the two losses (ops_loss.c) and
  * TopK, GatherND and the scatters (ops_index.c), NonMaxSuppression,
  * RoiAlign and GridSample (ops_detect.c), Det, ReverseSequence, Unique and
- * MaxUnpool (ops_misc.c).
+ * MaxUnpool (ops_misc.c), RNN, GRU and LSTM (ops_rnn.c).
  *
  * DESIGN. Each case runs a one-node model through the real loader and
  * engine (opcheck.h) and compares with a reference computed here by the
@@ -2378,6 +2378,191 @@ static void test_misc(void)
 	}
 }
 
+/* ---- RNN, GRU, LSTM ----------------------------------------------------- */
+
+static double sigm(double v)
+{
+	return 1 / (1 + exp(-v));
+}
+
+/*
+ * Reference recurrent layer, straight from the ONNX equations, for one
+ * direction: X [T, B, I], W [G*H, I], R [G*H, H], bias [2*G*H] or NULL,
+ * P [3H] or NULL; writes Y [T, B, H] (zeros past a sequence's end) and
+ * the final h and c [B, H].
+ */
+static void ref_rnn(int cell, int lbr, int rev, int64_t T, int64_t B, int64_t I, int64_t H,
+		    const float *X, const float *W, const float *R, const float *bias,
+		    const float *P, const int64_t *lens, double *Y, double *hf, double *cf)
+{
+	int G = cell == 0 ? 1 : cell == 1 ? 3 : 4;
+
+	for (int64_t b = 0; b < B; b++) {
+		double h[16] = { 0 }, cc[16] = { 0 }, a[64];
+		int64_t len = lens ? lens[b] : T;
+
+		for (int64_t s = 0; s < len; s++) {
+			int64_t t = rev ? len - 1 - s : s;
+			double xw[64], hr[64], hn[16];
+
+			for (int64_t q = 0; q < G * H; q++) {
+				xw[q] = bias ? bias[q] : 0;
+				hr[q] = bias ? bias[G * H + q] : 0;
+				for (int64_t k = 0; k < I; k++)
+					xw[q] += X[(t * B + b) * I + k] * (double)W[q * I + k];
+				for (int64_t k = 0; k < H; k++)
+					hr[q] += h[k] * R[q * H + k];
+			}
+			for (int64_t j = 0; j < H; j++) {
+				if (cell == 0) {
+					hn[j] = tanh(xw[j] + hr[j]);
+				} else if (cell == 1) {
+					double z = sigm(xw[j] + hr[j]), r = sigm(xw[H + j] + hr[H + j]), hh;
+
+					if (lbr) {
+						hh = tanh(xw[2 * H + j] + r * hr[2 * H + j]);
+					} else {
+						double rh = bias ? bias[G * H + 2 * H + j] : 0;
+
+						for (int64_t k = 0; k < H; k++)
+							rh += sigm(xw[H + k] + hr[H + k]) * h[k] * R[(2 * H + j) * H + k];
+						hh = tanh(xw[2 * H + j] + rh);
+					}
+					hn[j] = (1 - z) * hh + z * h[j];
+				} else {
+					double i = sigm(xw[j] + hr[j] + (P ? P[j] * cc[j] : 0));
+					double f = sigm(xw[2 * H + j] + hr[2 * H + j] + (P ? P[2 * H + j] * cc[j] : 0));
+					double g = tanh(xw[3 * H + j] + hr[3 * H + j]);
+					double cn = f * cc[j] + i * g;
+					double o = sigm(xw[H + j] + hr[H + j] + (P ? P[H + j] * cn : 0));
+
+					a[j] = cn;
+					hn[j] = o * tanh(cn);
+				}
+			}
+			for (int64_t j = 0; j < H; j++) {
+				h[j] = hn[j];
+				if (cell == 2)
+					cc[j] = a[j];
+				Y[(t * B + b) * H + j] = h[j];
+			}
+		}
+		for (int64_t j = 0; j < H; j++) {
+			hf[b * H + j] = h[j];
+			cf[b * H + j] = cc[j];
+		}
+	}
+}
+
+static void test_rnn(void)
+{
+	static const char *const ops[3] = { "RNN", "GRU", "LSTM" };
+	const int64_t T = 4, B = 3, I = 5, H = 3;
+	lr_msg msg;
+	lrt_node n;
+	int rc;
+
+	for (int cell = 0; cell < 3; cell++)
+		for (int v = 0; v < 2; v++) {
+			int G = cell == 0 ? 1 : cell == 1 ? 3 : 4, bidir = v == 1;
+			int ndir = bidir ? 2 : 1, nout = cell == 2 ? 3 : 2;
+			lr_tensor *x = rand_t(3, D(T, B, I), -1, 1);
+			lr_tensor *w = rand_t(3, D(ndir, G * H, I), -0.7, 0.7);
+			lr_tensor *r = rand_t(3, D(ndir, G * H, H), -0.7, 0.7);
+			lr_tensor *bs = rand_t(2, D(ndir, 2 * G * H), -0.5, 0.5);
+			lr_tensor *sl = lrt_i(1, D(B), D(4, 2, 3));
+			lr_tensor *p = rand_t(2, D(ndir, 3 * H), -0.5, 0.5);
+			lr_tensor *y[3] = { NULL, NULL, NULL };
+			double Y[2][48], hf[2][9], cf[2][9], ry[96], rh[18], rc2[18];
+			char what[120];
+
+			for (int d = 0; d < ndir; d++)
+				ref_rnn(cell, v, bidir ? d : v, T, B, I, H, fd(x), fd(w) + d * G * H * I,
+					fd(r) + d * G * H * H, fd(bs) + d * 2 * G * H,
+					cell == 2 && v ? fd(p) + d * 3 * H : NULL, v ? id(sl) : NULL,
+					Y[d], hf[d], cf[d]);
+			for (int64_t t = 0; t < T; t++)
+				for (int d = 0; d < ndir; d++)
+					for (int64_t b = 0; b < B; b++)
+						for (int64_t j = 0; j < H; j++) {
+							int64_t len = v ? id(sl)[b] : T;
+
+							ry[((t * ndir + d) * B + b) * H + j] =
+								t < len ? Y[d][(t * B + b) * H + j] : 0;
+						}
+			for (int d = 0; d < ndir; d++)
+				for (int64_t k = 0; k < B * H; k++) {
+					rh[d * B * H + k] = hf[d][k];
+					rc2[d * B * H + k] = cf[d][k];
+				}
+			lrt_init(&n, ops[cell], 14);
+			lrt_attr_int(&n, "hidden_size", H);
+			if (bidir)
+				lrt_attr_str(&n, "direction", "bidirectional");
+			if (cell == 1 && v)
+				lrt_attr_int(&n, "linear_before_reset", 1);
+			lrt_input(&n, x);
+			lrt_const(&n, w);
+			lrt_const(&n, r);
+			lrt_const(&n, bs);
+			if (v) {
+				lrt_const(&n, sl);
+				if (cell == 2) {
+					lrt_skip(&n); /* initial_h */
+					lrt_skip(&n); /* initial_c */
+					lrt_const(&n, p);
+				}
+			}
+			rc = run_n(&n, nout, y, &msg);
+			snprintf(what, sizeof(what), "%s %s%s", ops[cell],
+				 bidir ? "bidirectional with sequence_lens" : "forward",
+				 cell == 1 && v ? ", linear_before_reset" : cell == 2 && v ? ", peepholes" : "");
+			check(y[0], 4, D(T, ndir, B, H), ry, 1e-5, 1e-5, what, rc, &msg);
+			check(y[1], 3, D(ndir, B, H), rh, 1e-5, 1e-5, "... and its final hidden state Y_h", rc, &msg);
+			if (cell == 2)
+				check(y[2], 3, D(ndir, B, H), rc2, 1e-5, 1e-5, "... and its final cell state Y_c", rc, &msg);
+			for (int k = 0; k < 3; k++)
+				lr_tensor_free(y[k]);
+			lr_tensor_free(x);
+			lr_tensor_free(w);
+			lr_tensor_free(r);
+			lr_tensor_free(bs);
+			lr_tensor_free(sl);
+			lr_tensor_free(p);
+		}
+	/* errors */
+	{
+		lr_tensor *x = rand_t(3, D(2, 1, 3), -1, 1), *w = rand_t(3, D(1, 4, 3), -1, 1);
+		lr_tensor *r = rand_t(3, D(1, 4, 4), -1, 1), *y[2] = { NULL, NULL };
+
+		lrt_init(&n, "GRU", 14);
+		lrt_attr_int(&n, "hidden_size", 4);
+		lrt_input(&n, x);
+		lrt_const(&n, w);
+		lrt_const(&n, r);
+		rc = run_n(&n, 2, y, &msg);
+		check_err(rc, LR_ESHAPE, &msg, "GRU with W for one gate", "input 1 (W)", "[1,12,3]");
+		lrt_init(&n, "RNN", 14);
+		lrt_attr_int(&n, "hidden_size", 4);
+		lrt_input(&n, x);
+		lrt_const(&n, w);
+		lrt_const(&n, r);
+		{
+			Onnx__AttributeProto *a = lrt_attr(&n, "activations",
+							   ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+			static ProtobufCBinaryData nm = { 5, (uint8_t *)"Swish" };
+
+			a->n_strings = 1;
+			a->strings = &nm;
+		}
+		rc = run_n(&n, 2, y, &msg);
+		check_err(rc, LR_EUNSUPPORTED, &msg, "RNN with activation Swish", "Swish", NULL);
+		lr_tensor_free(x);
+		lr_tensor_free(w);
+		lr_tensor_free(r);
+	}
+}
+
 /* ---- the dry-run contract, called directly ------------------------------ */
 
 struct direct {
@@ -2539,6 +2724,7 @@ int main(void)
 	test_index();
 	test_detect();
 	test_misc();
+	test_rnn();
 	test_dry();
 	return tap_done();
 }
