@@ -883,9 +883,9 @@ int lr_op_mod(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 
 /*
  * The variadic ops: the output shape broadcasts all inputs (opsets 1-7:
- * the same shape; they are then equal anyway), then y = in0 (op) in1, and
- * y = y (op) in[i] in place for the rest; Mean divides the sum by the
- * count. Max and Min take float or int64 and propagate NaN; Sum and Mean
+ * the same shape; they are then equal anyway), y starts as in[0]
+ * broadcast to it, then y = y (op) in[i] in place for the rest; Mean
+ * divides the sum by the count. Max and Min take float or int64 and propagate NaN; Sum and Mean
  * are float only (as in ONNX).
  */
 static int run_variadic(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
@@ -929,9 +929,38 @@ static int run_variadic(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		*out = y;
 		return 0;
 	}
-	acc = in[0];
-	if (nin == 1)
-		memcpy(y->data, in[0]->data, lr_tensor_bytes(y));
+	/*
+	 * y = in[0] broadcast to the output first, so that every later step
+	 * reads y as a full operand: two inputs that are both broadcast along
+	 * the innermost axis would otherwise make a run of two scalars, which
+	 * the plan does not have.
+	 */
+	{
+		const lr_tensor *a0 = in[0];
+		size_t es = lr_dtype_size(y->dtype);
+		int64_t idx[LR_MAX_DIMS] = { 0 }, str[LR_MAX_DIMS], s = 1;
+
+		for (int k = n - 1; k >= 0; k--) {
+			int ak = k - (n - a0->ndim);
+
+			str[k] = ak >= 0 && a0->dims[ak] != 1 ? s : 0;
+			if (ak >= 0)
+				s *= a0->dims[ak];
+		}
+		for (int64_t e = 0; e < y->nelem; e++) {
+			int64_t off = 0;
+
+			for (int k = 0; k < n; k++)
+				off += idx[k] * str[k];
+			memcpy((char *)y->data + (size_t)e * es, (const char *)a0->data + (size_t)off * es, es);
+			for (int k = n - 1; k >= 0; k--) {
+				if (++idx[k] < od[k])
+					break;
+				idx[k] = 0;
+			}
+		}
+	}
+	acc = y;
 	for (int i = 1; i < nin; i++) {
 		struct bin_plan p;
 		int64_t unit, grain;

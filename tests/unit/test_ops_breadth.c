@@ -724,6 +724,26 @@ static void test_binary(void)
 			check(y, 3, D(2, 3, 4), ref, 1e-6, 1e-6, what, rc, &msg);
 			lr_tensor_free(y);
 		}
+		/* the first two inputs both broadcast along the innermost axis */
+		{
+			/* each row's minimum is p0's in some rows, p1's in others */
+			lr_tensor *p0 = lrt_f(2, D(3, 1), F(0.5f, -0.5f, 0.2f));
+			lr_tensor *p1 = lrt_f(2, D(3, 1), F(-0.1f, 0.3f, 0.4f));
+			lr_tensor *p2 = rand_t(1, D(4), 2, 3); /* never the minimum */
+
+			for (int e = 0; e < 12; e++)
+				ref[e] = fmin(fd(p0)[e / 4], fmin(fd(p1)[e / 4], fd(p2)[e % 4]));
+			lrt_init(&n, "Min", 13);
+			lrt_input(&n, p0);
+			lrt_input(&n, p1);
+			lrt_input(&n, p2);
+			rc = run1(&n, &y, &msg);
+			check(y, 2, D(3, 4), ref, 0, 0, "Min of [3,1], [3,1], [4]", rc, &msg);
+			lr_tensor_free(y);
+			lr_tensor_free(p0);
+			lr_tensor_free(p1);
+			lr_tensor_free(p2);
+		}
 		/* one input: a copy */
 		lrt_init(&n, "Sum", 8);
 		lrt_input(&n, in[0]);
