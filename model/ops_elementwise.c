@@ -849,7 +849,9 @@ int lr_op_pow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	if (rc == 0) {
 		rc = lr_op_output(c, &y, LR_DT_INT64, fo->ndim, fo->dims);
 		if (rc == 0 && fo->data == NULL) {
-			rc = lr_op_fail(c, LR_EINVAL, "input %d has no data",
+			/* a dry run computes int64 outputs, but not from unknown floats */
+			rc = lr_op_fail(c, c->dry ? LR_EUNSUPPORTED : LR_EINVAL,
+					"its int64 output depends on input %d, which has no data",
 					in[0]->data == NULL ? 0 : 1);
 			lr_tensor_free(y);
 			y = NULL;

@@ -2724,6 +2724,18 @@ static void test_dry(void)
 		rc = lr_op_neg(&d.c, in, 1, out, 1);
 		tap_ok(rc == 0 && out[0]->data != NULL && id(out[0])[1] == 5, "dry int64 Neg is computed");
 		free_outs(out, 1);
+		/* int64 ^ (float without data): the int64 result cannot be computed */
+		{
+			lr_tensor *fe = shape_only(1, D(3));
+
+			direct_init(&d, "Pow", 15, 1);
+			in[1] = fe;
+			rc = lr_op_pow(&d.c, in, 2, out, 1);
+			tap_ok(rc == LR_EUNSUPPORTED && out[0] == NULL,
+			       "dry Pow int64 ^ unknown float is refused, not guessed (rc %d %s)", rc, d.msg.text);
+			free_outs(out, 1);
+			lr_tensor_free(fe);
+		}
 		lr_tensor_free(k);
 		lr_tensor_free(ki);
 	}
