@@ -212,6 +212,41 @@ out:
 /* ---- RoiAlign ----------------------------------------------------------- */
 
 /*
+ * One bilinear sample of plane p [H, W] at (y, x), at most a pixel
+ * outside (clamped to the edge as ONNX Runtime does); with is_max the
+ * largest of the four weighted corners instead of their sum.
+ */
+static float roi_sample(const float *p, int64_t H, int64_t W, float y, float x, int is_max)
+{
+	int64_t yl, xl, yh, xh;
+	float ly, lx;
+
+	y = y <= 0 ? 0 : y;
+	x = x <= 0 ? 0 : x;
+	yl = (int64_t)y;
+	xl = (int64_t)x;
+	if (yl >= H - 1) {
+		yh = yl = H - 1;
+		y = (float)yl;
+	} else {
+		yh = yl + 1;
+	}
+	if (xl >= W - 1) {
+		xh = xl = W - 1;
+		x = (float)xl;
+	} else {
+		xh = xl + 1;
+	}
+	ly = y - (float)yl;
+	lx = x - (float)xl;
+	if (is_max)
+		return fmaxf(fmaxf(fmaxf((1 - ly) * (1 - lx) * p[yl * W + xl], (1 - ly) * lx * p[yl * W + xh]),
+				   ly * (1 - lx) * p[yh * W + xl]), ly * lx * p[yh * W + xh]);
+	return (1 - ly) * (1 - lx) * p[yl * W + xl] + (1 - ly) * lx * p[yl * W + xh] +
+	       ly * (1 - lx) * p[yh * W + xl] + ly * lx * p[yh * W + xh];
+}
+
+/*
  * RoiAlign: X [N, C, H, W], rois [R, 4] (x1, y1, x2, y2), batch_indices
  * [R] int64 -> [R, C, output_height, output_width]. See DESIGN.
  */
@@ -313,44 +348,13 @@ int lr_op_roialign(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 						for (int64_t ix = 0; ix < gw; ix++) {
 							float yy = sh + (float)py * bh + ((float)iy + 0.5f) * bh / (float)gh;
 							float xx = sw + (float)px * bw + ((float)ix + 0.5f) * bw / (float)gw;
-							int64_t yl, xl, yh, xh;
-							float ly, lx, v;
+							float v;
 
 							if (yy < -1.0f || yy > (float)H || xx < -1.0f || xx > (float)W) {
-								v = 0;
-								goto sample;
-							}
-							yy = yy <= 0 ? 0 : yy;
-							xx = xx <= 0 ? 0 : xx;
-							yl = (int64_t)yy;
-							xl = (int64_t)xx;
-							if (yl >= H - 1) {
-								yh = yl = H - 1;
-								yy = (float)yl;
+								v = 0; /* more than a pixel outside */
 							} else {
-								yh = yl + 1;
+								v = roi_sample(p, H, W, yy, xx, is_max);
 							}
-							if (xl >= W - 1) {
-								xh = xl = W - 1;
-								xx = (float)xl;
-							} else {
-								xh = xl + 1;
-							}
-							ly = yy - (float)yl;
-							lx = xx - (float)xl;
-							if (is_max) {
-								float w1 = (1 - ly) * (1 - lx) * p[yl * W + xl];
-								float w2 = (1 - ly) * lx * p[yl * W + xh];
-								float w3 = ly * (1 - lx) * p[yh * W + xl];
-								float w4 = ly * lx * p[yh * W + xh];
-
-								v = fmaxf(fmaxf(fmaxf(w1, w2), w3), w4);
-							} else {
-								v = (1 - ly) * (1 - lx) * p[yl * W + xl] +
-								    (1 - ly) * lx * p[yl * W + xh] +
-								    ly * (1 - lx) * p[yh * W + xl] + ly * lx * p[yh * W + xh];
-							}
-sample:
 							if (is_max) {
 								best = any ? fmaxf(best, v) : v;
 								any = 1;

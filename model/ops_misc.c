@@ -256,7 +256,7 @@ int lr_op_unique(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 		out[i] = NULL;
 	if (pos == NULL || tmp == NULL || grp == NULL || first == NULL || cnt == NULL || order == NULL) {
 		rc = lr_op_fail(c, LR_ENOMEM, "out of memory for %lld elements", (long long)n);
-		goto fail;
+		goto out;
 	}
 	for (int64_t k = 0; k < n; k++)
 		pos[k] = k;
@@ -308,7 +308,7 @@ int lr_op_unique(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 		rc = lr_op_output(c, &out[i], LR_DT_INT64, 1, &len);
 	}
 	if (rc != 0)
-		goto fail;
+		goto out;
 	es = lr_dtype_size(x->dtype);
 	for (int64_t j = 0; j < nu; j++) {
 		int64_t g = order[j], s = first[g];
@@ -326,13 +326,12 @@ int lr_op_unique(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 		for (int64_t k = 0; k < n; k++)
 			((int64_t *)out[2]->data)[k] = tmp[grp[k]];
 	rc = 0;
-	goto done;
-fail:
-	for (int i = 0; i < 4 && i < nout; i++) {
-		lr_tensor_free(out[i]);
-		out[i] = NULL;
-	}
-done:
+out:
+	if (rc != 0)
+		for (int i = 0; i < 4 && i < nout; i++) {
+			lr_tensor_free(out[i]);
+			out[i] = NULL;
+		}
 	free(pos);
 	free(tmp);
 	free(grp);

@@ -223,20 +223,20 @@ static int run_rnn(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 			rc = lr_op_output(c, &outs[o], LR_DT_FLOAT, 3, od);
 		}
 		if (rc != 0)
-			goto fail;
+			goto out;
 	}
 	if (c->dry && (outs[0] == NULL || outs[0]->data == NULL) &&
 	    (outs[1] == NULL || outs[1]->data == NULL))
-		goto done;
+		goto out;
 	for (int o = 0; o < 3; o++)
 		if (outs[o] != NULL && outs[o]->data == NULL && (rc = lr_tensor_alloc_data(outs[o])) != 0) {
 			rc = lr_op_fail(c, rc, "out of memory");
-			goto fail;
+			goto out;
 		}
 	for (int i = 0; i < nin && i < 8; i++)
 		if (in[i] != NULL && in[i]->data == NULL) {
 			rc = lr_op_fail(c, LR_EINVAL, "input %d has no data", i);
-			goto fail;
+			goto out;
 		}
 	if (sl != NULL)
 		for (int64_t bb = 0; bb < Bn; bb++) {
@@ -245,7 +245,7 @@ static int run_rnn(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 			if (v < 0 || v > T) {
 				rc = lr_op_fail(c, LR_EMODEL, "input 4 (sequence_lens) element %lld is %lld, outside [0, %lld]",
 						(long long)bb, (long long)v, (long long)T);
-				goto fail;
+				goto out;
 			}
 		}
 	g = malloc((size_t)(G * H) * sizeof(double));
@@ -253,7 +253,7 @@ static int run_rnn(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 	cs = malloc((size_t)(H > 0 ? H : 1) * sizeof(float));
 	if (g == NULL || hs == NULL || cs == NULL) {
 		rc = lr_op_fail(c, LR_ENOMEM, "out of memory");
-		goto fail;
+		goto out;
 	}
 	if (outs[0] != NULL)
 		memset(outs[0]->data, 0, lr_tensor_bytes(outs[0]));
@@ -345,16 +345,14 @@ static int run_rnn(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 				       cs, (size_t)H * sizeof(float));
 		}
 	}
-done:
-	for (int o = 0; o < nout && o < 3; o++)
-		out[o] = outs[o];
-	free(g);
-	free(hs);
-	free(cs);
-	return 0;
-fail:
-	for (int o = 0; o < 3; o++)
-		lr_tensor_free(outs[o]);
+out:
+	if (rc == 0) {
+		for (int o = 0; o < nout && o < 3; o++)
+			out[o] = outs[o];
+	} else {
+		for (int o = 0; o < 3; o++)
+			lr_tensor_free(outs[o]);
+	}
 	free(g);
 	free(hs);
 	free(cs);
