@@ -254,6 +254,8 @@ int lr_op_maxpool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_averagepool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_globalaveragepool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_globalmaxpool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_lppool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_globallppool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_elementwise.c */
 int lr_op_relu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_leakyrelu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
@@ -268,6 +270,12 @@ int lr_op_add(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_sub(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_mul(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_div(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_pow(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_mod(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_max(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_min(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_mean(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_math.c */
 int lr_op_batchnorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_lrn(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
@@ -292,6 +300,91 @@ int lr_op_gather(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_slice(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_pad(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_cast(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_unary.c */
+int lr_op_abs(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_neg(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sign(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_exp(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_log(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sqrt(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reciprocal(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_floor(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_ceil(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_round(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_erf(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sin(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_cos(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_tan(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_asin(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_acos(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_atan(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sinh(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_cosh(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_asinh(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_acosh(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_atanh(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_softplus(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_softsign(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_mish(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_selu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_celu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_gelu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_thresholdedrelu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_shrink(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_reduce.c */
+int lr_op_reducesum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducemax(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducemin(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reduceprod(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducel1(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducel2(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducelogsum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducelogsumexp(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reducesumsquare(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_argmax(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_argmin(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_gen.c */
+int lr_op_expand(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_tile(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_constantofshape(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_range(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_size(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_eyelike(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_trilu(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_depthtospace(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_spacetodepth(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_cumsum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_gatherelements(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_onehot(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_norm.c */
+int lr_op_instancenorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_layernorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_mvn(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_lpnorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_hardmax(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_convtranspose.c */
+int lr_op_convtranspose(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_loss.c */
+int lr_op_nllloss(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_sceloss(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_index.c */
+int lr_op_topk(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_gathernd(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_scatterelements(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_scatternd(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_detect.c */
+int lr_op_nms(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_roialign(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_gridsample(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_misc.c */
+int lr_op_det(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_reversesequence(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_unique(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_maxunpool(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_rnn.c */
+int lr_op_rnn(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_gru(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_lstm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 
 /*
  * Hot loops get an AVX2 clone on x86-64, chosen at load time by GCC's

@@ -308,7 +308,8 @@ int lr_op_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 /* Broadcasting binary ops                                                  */
 /* ---------------------------------------------------------------------- */
 
-enum bin_kind { B_ADD, B_SUB, B_MUL, B_DIV, B_PRELU, B_NKINDS };
+enum bin_kind { B_ADD, B_SUB, B_MUL, B_DIV, B_PRELU, B_POW, B_MAX, B_MIN,
+		B_MOD, B_FMOD, B_NKINDS };
 
 /* How the innermost run reads its operands. */
 enum run_kind {
@@ -365,6 +366,43 @@ static inline int64_t trunc_div(int64_t x, int64_t y)
 	return y != 0 ? x / y : 0;
 }
 
+/* Integer power by squaring, wrapping; a negative exponent truncates 1/x^|y|. */
+static inline int64_t ipow(int64_t x, int64_t y)
+{
+	uint64_t r = 1, b = (uint64_t)x;
+
+	if (y < 0)
+		return x == 1 ? 1 : x == -1 ? ((y & 1) ? -1 : 1) : 0;
+	while (y > 0) {
+		if (y & 1)
+			r *= b;
+		b *= b;
+		y >>= 1;
+	}
+	return (int64_t)r;
+}
+/* Python-style modulo (sign of the divisor); y != 0 is checked before. */
+static inline int64_t imod(int64_t x, int64_t y)
+{
+	int64_t r = (y == -1 || y == 0) ? 0 : x % y;
+
+	return (r != 0 && ((r < 0) != (y < 0))) ? wrap_add(r, y) : r;
+}
+/* C-style remainder (sign of the dividend). */
+static inline int64_t ifmod(int64_t x, int64_t y)
+{
+	return (y == -1 || y == 0) ? 0 : x % y;
+}
+/* max/min that propagate NaN from either side (numpy.maximum). */
+static inline float fmax_nan(float x, float y)
+{
+	return (x >= y || x != x) ? x : y;
+}
+static inline float fmin_nan(float x, float y)
+{
+	return (x <= y || x != x) ? x : y;
+}
+
 DEF_RUNS(addf, float, x + y)
 DEF_RUNS(subf, float, x - y)
 DEF_RUNS(mulf, float, x * y)
@@ -374,6 +412,15 @@ DEF_RUNS(addi, int64_t, wrap_add(x, y))
 DEF_RUNS(subi, int64_t, wrap_sub(x, y))
 DEF_RUNS(muli, int64_t, wrap_mul(x, y))
 DEF_RUNS(divi, int64_t, trunc_div(x, y))
+DEF_RUNS(powf_, float, (float)pow((double)x, (double)y))
+DEF_RUNS(maxf, float, fmax_nan(x, y))
+DEF_RUNS(minf, float, fmin_nan(x, y))
+DEF_RUNS(fmodf_, float, fmodf(x, y))
+DEF_RUNS(powi, int64_t, ipow(x, y))
+DEF_RUNS(maxi, int64_t, x > y ? x : y)
+DEF_RUNS(mini, int64_t, x < y ? x : y)
+DEF_RUNS(modi, int64_t, imod(x, y))
+DEF_RUNS(fmodi, int64_t, ifmod(x, y))
 
 static const run_fn float_runs[B_NKINDS][3] = {
 	[B_ADD] = { addf_vv, addf_vs, addf_sv },
@@ -381,6 +428,10 @@ static const run_fn float_runs[B_NKINDS][3] = {
 	[B_MUL] = { mulf_vv, mulf_vs, mulf_sv },
 	[B_DIV] = { divf_vv, divf_vs, divf_sv },
 	[B_PRELU] = { preluf_vv, preluf_vs, preluf_sv },
+	[B_POW] = { powf__vv, powf__vs, powf__sv },
+	[B_MAX] = { maxf_vv, maxf_vs, maxf_sv },
+	[B_MIN] = { minf_vv, minf_vs, minf_sv },
+	[B_FMOD] = { fmodf__vv, fmodf__vs, fmodf__sv },
 };
 
 static const run_fn int_runs[B_NKINDS][3] = {
@@ -388,6 +439,11 @@ static const run_fn int_runs[B_NKINDS][3] = {
 	[B_SUB] = { subi_vv, subi_vs, subi_sv },
 	[B_MUL] = { muli_vv, muli_vs, muli_sv },
 	[B_DIV] = { divi_vv, divi_vs, divi_sv },
+	[B_POW] = { powi_vv, powi_vs, powi_sv },
+	[B_MAX] = { maxi_vv, maxi_vs, maxi_sv },
+	[B_MIN] = { mini_vv, mini_vs, mini_sv },
+	[B_MOD] = { modi_vv, modi_vs, modi_sv },
+	[B_FMOD] = { fmodi_vv, fmodi_vs, fmodi_sv },
 };
 
 /*
@@ -510,6 +566,11 @@ static const char *const bin_names[B_NKINDS][2] = {
 	[B_MUL] = { "A", "B" },
 	[B_DIV] = { "A", "B" },
 	[B_PRELU] = { "X", "slope" },
+	[B_POW] = { "X", "Y" },
+	[B_MAX] = { "data_0", "data_1" },
+	[B_MIN] = { "data_0", "data_1" },
+	[B_MOD] = { "A", "B" },
+	[B_FMOD] = { "A", "B" },
 };
 
 /*
@@ -601,6 +662,8 @@ static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		return lr_op_fail(c, LR_EUNSUPPORTED,
 				  "input 0 (X) has type %s, only float is supported",
 				  lr_dtype_name(a->dtype));
+	if (kind == B_MOD && a->dtype == LR_DT_FLOAT)
+		return lr_op_fail(c, LR_EMODEL, "Mod of float inputs requires fmod=1");
 	lr_shape_str(a->ndim, a->dims, sa, sizeof(sa));
 	lr_shape_str(b->ndim, b->dims, sb, sizeof(sb));
 	if (c->opset < 7) {
@@ -625,7 +688,7 @@ static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		return lr_op_fail(c, LR_EINVAL, "input %d (%s) has no data",
 				  a->data == NULL ? 0 : 1,
 				  a->data == NULL ? na : nb);
-	if (kind == B_DIV && b->dtype == LR_DT_INT64) {
+	if ((kind == B_DIV || kind == B_MOD || kind == B_FMOD) && b->dtype == LR_DT_INT64) {
 		const int64_t *bv = b->data;
 
 		for (int64_t k = 0; k < b->nelem; k++)
@@ -711,4 +774,244 @@ int lr_op_prelu(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		int nout)
 {
 	return run_binary(c, in, nin, out, B_PRELU);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Pow, Mod and the variadic Max, Min, Sum, Mean                            */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Converts t to the other type into *tmp (shape only when t has no data).
+ * int64 -> float rounds to nearest; float -> int64 is not needed here.
+ */
+static int to_float(lr_opctx *c, const lr_tensor *t, lr_tensor **tmp, int i)
+{
+	int rc = lr_tensor_create(tmp, LR_DT_FLOAT, t->ndim, t->dims, t->data != NULL);
+
+	if (rc != 0)
+		return lr_op_fail(c, rc, "cannot convert input %d of %lld elements to float",
+				  i, (long long)t->nelem);
+	if (t->data != NULL)
+		for (int64_t k = 0; k < t->nelem; k++)
+			((float *)(*tmp)->data)[k] = (float)((const int64_t *)t->data)[k];
+	return 0;
+}
+
+/*
+ * Runs run_binary with input i replaced by `sub` (never taken: its
+ * takeable bit is cleared for the call), restoring the engine's array.
+ */
+static int binary_with(lr_opctx *c, lr_tensor **in, int nin, int i,
+		       lr_tensor *sub, lr_tensor **out, enum bin_kind kind)
+{
+	lr_tensor *saved = in[i];
+	unsigned tk = c->takeable;
+	int rc;
+
+	c->takeable &= ~(1u << i);
+	in[i] = sub;
+	rc = run_binary(c, in, nin, out, kind);
+	in[i] = saved;
+	c->takeable = (c->takeable & ~(1u << i)) | (tk & (1u << i));
+	return rc;
+}
+
+/*
+ * Pow: Z = X ^ Y with numpy broadcasting (legacy broadcast before opset 7).
+ * float ^ float and float ^ int64 compute pow() in double and round to
+ * float; int64 ^ int64 is exact by squaring (wrapping on overflow, a
+ * negative exponent truncates toward zero); int64 ^ float computes in
+ * float and truncates to int64 (saturating; NaN gives 0), as ONNX Runtime
+ * casts std::pow's result. int64 bases above 2^24 lose precision there.
+ */
+int lr_op_pow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	lr_tensor *tmp = NULL, *fo = NULL, *y = NULL;
+	int rc;
+
+	(void)nout;
+	for (int i = 0; i < 2; i++)
+		if (i >= nin || in[i] == NULL)
+			return lr_op_fail(c, LR_EMODEL, "input %d (%s) is required", i, i ? "Y" : "X");
+	if (in[0]->dtype == in[1]->dtype)
+		return run_binary(c, in, nin, out, B_POW);
+	if (in[0]->dtype == LR_DT_FLOAT) {
+		rc = to_float(c, in[1], &tmp, 1);
+		if (rc == 0)
+			rc = binary_with(c, in, nin, 1, tmp, out, B_POW);
+		lr_tensor_free(tmp);
+		return rc;
+	}
+	/* int64 base, float exponent */
+	rc = to_float(c, in[0], &tmp, 0);
+	if (rc == 0)
+		rc = binary_with(c, in, nin, 0, tmp, &fo, B_POW);
+	if (rc == 0) {
+		rc = lr_op_output(c, &y, LR_DT_INT64, fo->ndim, fo->dims);
+		if (rc == 0 && fo->data == NULL) {
+			/* a dry run computes int64 outputs, but not from unknown floats */
+			rc = lr_op_fail(c, c->dry ? LR_EUNSUPPORTED : LR_EINVAL,
+					"its int64 output depends on input %d, which has no data",
+					in[0]->data == NULL ? 0 : 1);
+			lr_tensor_free(y);
+			y = NULL;
+		}
+	}
+	if (rc == 0) {
+		const float *f = fo->data;
+		int64_t *o = y->data;
+
+		for (int64_t k = 0; k < y->nelem; k++)
+			o[k] = f[k] != f[k] ? 0 : f[k] >= 9.2233720e18f ? INT64_MAX :
+			       f[k] <= -9.2233720e18f ? INT64_MIN : (int64_t)f[k];
+		*out = y;
+	}
+	lr_tensor_free(fo);
+	lr_tensor_free(tmp);
+	return rc;
+}
+
+/*
+ * Mod (opset 10+): fmod=0 takes the sign of the divisor (Python's %),
+ * int64 only; fmod=1 the sign of the dividend (C's fmod), float or int64.
+ * An int64 zero divisor fails with LR_ENUMERIC.
+ */
+int lr_op_mod(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	(void)nout;
+	return run_binary(c, in, nin, out,
+			  lr_node_attr_int(c->node, "fmod", 0) ? B_FMOD : B_MOD);
+}
+
+/*
+ * The variadic ops: the output shape broadcasts all inputs (opsets 1-7:
+ * the same shape; they are then equal anyway), y starts as in[0]
+ * broadcast to it, then y = y (op) in[i] in place for the rest; Mean
+ * divides the sum by the count. Max and Min take float or int64 and propagate NaN; Sum and Mean
+ * are float only (as in ONNX).
+ */
+static int run_variadic(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+			enum bin_kind kind, int mean)
+{
+	int64_t od[LR_MAX_DIMS];
+	int n = 0, rc, have = 1;
+	lr_tensor *y = NULL, *acc;
+	char sa[160], sb[160];
+
+	if (nin < 1)
+		return lr_op_fail(c, LR_EMODEL, "at least one input is required");
+	for (int i = 0; i < nin; i++) {
+		if (in[i] == NULL)
+			return lr_op_fail(c, LR_EMODEL, "input %d is required", i);
+		if (in[i]->dtype != in[0]->dtype)
+			return lr_op_fail(c, LR_EMODEL, "input %d has type %s but input 0 has type %s",
+					  i, lr_dtype_name(in[i]->dtype), lr_dtype_name(in[0]->dtype));
+		if (in[i]->data == NULL) {
+			if (!c->dry || in[i]->dtype == LR_DT_INT64)
+				return lr_op_fail(c, LR_EINVAL, "input %d has no data", i);
+			have = 0;
+		}
+		if (i == 0) {
+			n = in[0]->ndim;
+			memcpy(od, in[0]->dims, sizeof(od));
+		} else if (lr_broadcast_shape(n, od, in[i]->ndim, in[i]->dims, &n, od) != 0) {
+			return lr_op_fail(c, LR_ESHAPE, "input %d of shape %s does not broadcast with %s",
+					  i, lr_shape_str(in[i]->ndim, in[i]->dims, sa, sizeof(sa)),
+					  lr_shape_str(n, od, sb, sizeof(sb)));
+		}
+	}
+	if (in[0]->dtype == LR_DT_INT64 && (kind == B_ADD || mean))
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 has type int64, only float is supported");
+	rc = lr_op_output(c, &y, in[0]->dtype, n, od);
+	if (rc == 0)
+		rc = dry_values(c, &y, have);
+	if (rc != 0)
+		return rc;
+	if (y->data == NULL || y->nelem == 0) {
+		*out = y;
+		return 0;
+	}
+	/*
+	 * y = in[0] broadcast to the output first, so that every later step
+	 * reads y as a full operand: two inputs that are both broadcast along
+	 * the innermost axis would otherwise make a run of two scalars, which
+	 * the plan does not have.
+	 */
+	{
+		const lr_tensor *a0 = in[0];
+		size_t es = lr_dtype_size(y->dtype);
+		int64_t idx[LR_MAX_DIMS] = { 0 }, str[LR_MAX_DIMS], s = 1;
+
+		for (int k = n - 1; k >= 0; k--) {
+			int ak = k - (n - a0->ndim);
+
+			str[k] = ak >= 0 && a0->dims[ak] != 1 ? s : 0;
+			if (ak >= 0)
+				s *= a0->dims[ak];
+		}
+		for (int64_t e = 0; e < y->nelem; e++) {
+			int64_t off = 0;
+
+			for (int k = 0; k < n; k++)
+				off += idx[k] * str[k];
+			memcpy((char *)y->data + (size_t)e * es, (const char *)a0->data + (size_t)off * es, es);
+			for (int k = n - 1; k >= 0; k--) {
+				if (++idx[k] < od[k])
+					break;
+				idx[k] = 0;
+			}
+		}
+	}
+	acc = y;
+	for (int i = 1; i < nin; i++) {
+		struct bin_plan p;
+		int64_t unit, grain;
+
+		plan_build(&p, n, od, acc, in[i]);
+		p.esize = lr_dtype_size(y->dtype);
+		p.fn = (y->dtype == LR_DT_FLOAT ? float_runs : int_runs)[kind]
+			[p.a_vec ? (p.b_vec ? R_VV : R_VS) : R_SV];
+		p.o = y->data;
+		p.a = acc->data;
+		p.b = in[i]->data;
+		unit = p.inner < LR_EW_SEG ? p.inner : LR_EW_SEG;
+		grain = LR_EW_GRAIN / (unit > 0 ? unit : 1);
+		lr_pool_run(c->pool, p.rows * p.nseg, grain > 0 ? grain : 1, bin_chunk, &p);
+		acc = y;
+	}
+	if (mean) {
+		float *v = y->data, inv = 1.0f / (float)nin;
+
+		LR_EACH(y->nelem, k, v[k] = v[k] * inv);
+	}
+	*out = y;
+	return 0;
+}
+
+/* Max: elementwise maximum of 1+ inputs, broadcasting; float or int64. */
+int lr_op_max(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	(void)nout;
+	return run_variadic(c, in, nin, out, B_MAX, 0);
+}
+
+/* Min: elementwise minimum of 1+ inputs, broadcasting; float or int64. */
+int lr_op_min(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	(void)nout;
+	return run_variadic(c, in, nin, out, B_MIN, 0);
+}
+
+/* Sum: elementwise sum of 1+ float inputs, broadcasting. */
+int lr_op_sum(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	(void)nout;
+	return run_variadic(c, in, nin, out, B_ADD, 0);
+}
+
+/* Mean: elementwise mean of 1+ float inputs, broadcasting. */
+int lr_op_mean(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	(void)nout;
+	return run_variadic(c, in, nin, out, B_ADD, 1);
 }

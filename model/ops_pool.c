@@ -1,5 +1,5 @@
 /*
- * ops_pool.c - MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool.
+ * ops_pool.c - MaxPool, AveragePool, LpPool and their Global forms.
  *
  * DESIGN. Pooling windows share the convolution geometry code
  * (lr__window_geom: pads, auto_pad, strides, dilations, ceil_mode). Work is
@@ -11,6 +11,20 @@
  * (windows that ceil_mode pushes past the padding are not charged for
  * positions outside it, as in ONNX Runtime and PyTorch). Sums accumulate
  * in double.
+ *
+ * The 1-D and 2-D paths above are the fast ones. Everything else goes
+ * through one general N-D path (nd_*): 3-D and deeper pooling, MaxPool's
+ * Indices output (storage_order 0 or 1), and LpPool. It walks each output
+ * position's window with an odometer over the spatial axes, skipping
+ * positions in the padding; MaxPool keeps the first maximum (strict >), as
+ * ONNX Runtime does, and its index is the flat offset into X: row-major
+ * within the plane for storage_order=0, column-major for storage_order=1,
+ * plus plane * (plane size). LpPool treats the padding as zeros. Indices
+ * are int64 and so are computed in dry runs too when X has data; without
+ * data they are zeros (unlike Cast to int64, which refuses: indices never
+ * decide shapes in a CNN, and failing would stop `lowrank inspect` on
+ * SegNet-style models). A plane's output positions times window positions
+ * are bounded (2^40), so a hostile kernel_shape fails instead of hanging.
  */
 #include "config.h"
 
@@ -159,30 +173,345 @@ static void pool_planes(void *arg, int64_t begin, int64_t end)
 	}
 }
 
+/* ---- the general N-D path ------------------------------------------------ */
+
+#define ND_MAX (LR_MAX_DIMS - 2) /* spatial axes */
+
+enum nd_kind { ND_MAX_K, ND_AVG, ND_LP };
+
+struct nd_geom {
+	int nsp;
+	int64_t n, c, plane, oplane;
+	int64_t in[ND_MAX], k[ND_MAX], s[ND_MAX], d[ND_MAX];
+	int64_t pb[ND_MAX], pe[ND_MAX], out[ND_MAX];
+	int64_t istr[ND_MAX];   /* row-major strides within a plane */
+	int64_t cstr[ND_MAX];   /* column-major strides (storage_order=1) */
+};
+
+/*
+ * The window geometry of any rank, with the rules of lr__window_geom
+ * (auto_pad, ceil_mode whose last window must start inside the input or
+ * the left padding, extents bounded by 2^20).
+ */
+static int nd_geom_read(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
+			int ceil_mode, struct nd_geom *g)
+{
+	int nsp = x->ndim - 2, cnt;
+	int64_t strides[ND_MAX], dil[ND_MAX], pads[2 * ND_MAX];
+	char ap[32];
+	const char *auto_pad;
+
+	for (int i = 0; i < ND_MAX; i++) {
+		strides[i] = dil[i] = 1;
+		pads[i] = pads[ND_MAX + i] = 0;
+	}
+	if (lr_node_attr_ints(c->node, "strides", strides, nsp, &cnt) < 0 ||
+	    (cnt != 0 && cnt != nsp))
+		return lr_op_fail(c, LR_EMODEL, "attribute 'strides' must have %d entries", nsp);
+	if (lr_node_attr_ints(c->node, "dilations", dil, nsp, &cnt) < 0 ||
+	    (cnt != 0 && cnt != nsp))
+		return lr_op_fail(c, LR_EMODEL, "attribute 'dilations' must have %d entries", nsp);
+	if (lr_node_attr_ints(c->node, "pads", pads, 2 * nsp, &cnt) < 0 ||
+	    (cnt != 0 && cnt != 2 * nsp))
+		return lr_op_fail(c, LR_EMODEL, "attribute 'pads' must have %d entries", 2 * nsp);
+	auto_pad = lr_node_attr_str(c->node, "auto_pad", "NOTSET", ap, sizeof(ap));
+	g->nsp = nsp;
+	g->n = x->dims[0];
+	g->c = x->dims[1];
+	for (int i = 0; i < nsp; i++) {
+		int64_t ext, in = x->dims[2 + i], k = kernel[i], st = strides[i];
+		int64_t pb = pads[i], pe = pads[nsp + i], out;
+
+		if (k < 1 || st < 1 || dil[i] < 1 || pb < 0 || pe < 0 ||
+		    k > (1 << 20) || st > (1 << 20) || dil[i] > (1 << 20) ||
+		    pb > (1 << 20) || pe > (1 << 20))
+			return lr_op_fail(c, LR_EMODEL,
+					  "kernel %lld, stride %lld, dilation %lld, pads %lld/%lld of axis %d are invalid",
+					  (long long)k, (long long)st, (long long)dil[i],
+					  (long long)pb, (long long)pe, i);
+		ext = dil[i] * (k - 1) + 1;
+		if (strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0) {
+			int64_t total;
+
+			out = (in + st - 1) / st;
+			total = (out - 1) * st + ext - in;
+			if (total < 0)
+				total = 0;
+			if (auto_pad[5] == 'U') {
+				pb = total / 2;
+				pe = total - pb;
+			} else {
+				pe = total / 2;
+				pb = total - pe;
+			}
+		} else if (strcmp(auto_pad, "VALID") == 0) {
+			pb = pe = 0;
+			out = in >= ext ? (in - ext) / st + 1 : 0;
+		} else if (strcmp(auto_pad, "NOTSET") == 0) {
+			int64_t span = in + pb + pe - ext;
+
+			if (span < 0) {
+				out = 0;
+			} else if (ceil_mode) {
+				out = (span + st - 1) / st + 1;
+				if ((out - 1) * st >= in + pb)
+					out--;
+			} else {
+				out = span / st + 1;
+			}
+		} else {
+			return lr_op_fail(c, LR_EMODEL, "unknown auto_pad '%s'", auto_pad);
+		}
+		if (out < 1)
+			return lr_op_fail(c, LR_ESHAPE,
+					  "the window (%lld with dilation %lld) does not fit the input extent %lld plus padding on axis %d",
+					  (long long)k, (long long)dil[i], (long long)in, 2 + i);
+		g->in[i] = in;
+		g->k[i] = k;
+		g->s[i] = st;
+		g->d[i] = dil[i];
+		g->pb[i] = pb;
+		g->pe[i] = pe;
+		g->out[i] = out;
+	}
+	g->plane = 1;
+	g->oplane = 1;
+	for (int i = nsp - 1; i >= 0; i--) {
+		g->istr[i] = g->plane;
+		g->plane *= g->in[i];     /* no overflow: X exists */
+	}
+	{
+		/* output positions times window positions: bounded work */
+		int64_t work = 1;
+
+		for (int i = 0; i < nsp; i++)
+			if (lr_mul_i64(g->oplane, g->out[i], &g->oplane) != 0 ||
+			    lr_mul_i64(work, g->out[i], &work) != 0 ||
+			    lr_mul_i64(work, g->k[i], &work) != 0 || work > ((int64_t)1 << 40))
+				return lr_op_fail(c, LR_ELIMIT,
+						  "the windows of shape %s over input %s are too much work (over 2^40 window positions per plane)",
+						  lr_shape_str(nsp, g->k, (char[120]){ 0 }, 120),
+						  lr_shape_str(x->ndim, x->dims, (char[160]){ 0 }, 160));
+	}
+	{
+		int64_t cs = 1;
+
+		for (int i = 0; i < nsp; i++) {
+			g->cstr[i] = cs;
+			cs *= g->in[i];
+		}
+	}
+	return 0;
+}
+
+struct nd_job {
+	const struct nd_geom *g;
+	const float *x;
+	float *y;
+	int64_t *ind;           /* MaxPool Indices, or NULL */
+	enum nd_kind kind;
+	int include_pad;
+	int col_major;          /* storage_order=1 */
+	double p;               /* LpPool */
+};
+
+static void nd_planes(void *arg, int64_t begin, int64_t end)
+{
+	const struct nd_job *j = arg;
+	const struct nd_geom *g = j->g;
+	int nsp = g->nsp;
+
+	for (int64_t pl = begin; pl < end; pl++) {
+		const float *xp = j->x + pl * g->plane;
+		int64_t o[ND_MAX] = { 0 };
+
+		for (int64_t oi = 0; oi < g->oplane; oi++) {
+			int64_t st[ND_MAX], w[ND_MAX] = { 0 };
+			double acc = 0.0;
+			int64_t count = 0, best_at = -1;
+			float best = 0.f;
+
+			for (int a = 0; a < nsp; a++)
+				st[a] = o[a] * g->s[a] - g->pb[a];
+			/* odometer over the window */
+			for (;;) {
+				int inside = 1;
+				int64_t off = 0, coff = 0;
+
+				for (int a = 0; a < nsp; a++) {
+					int64_t t = st[a] + w[a] * g->d[a];
+
+					if (t < 0 || t >= g->in[a]) {
+						inside = 0;
+						break;
+					}
+					off += t * g->istr[a];
+					coff += t * g->cstr[a];
+				}
+				if (inside) {
+					float v = xp[off];
+
+					if (j->kind == ND_MAX_K) {
+						if (best_at < 0 || v > best) {
+							best = v;
+							best_at = j->col_major ? coff : off;
+						}
+					} else if (j->kind == ND_AVG) {
+						acc += v;
+						count++;
+					} else {
+						acc += pow(fabs((double)v), j->p);
+					}
+				}
+				{
+					int a = nsp - 1;
+
+					for (; a >= 0; a--) {
+						if (++w[a] < g->k[a])
+							break;
+						w[a] = 0;
+					}
+					if (a < 0)
+						break;
+				}
+			}
+			if (j->kind == ND_MAX_K) {
+				j->y[pl * g->oplane + oi] = best_at >= 0 ? best : -FLT_MAX;
+				if (j->ind != NULL)
+					j->ind[pl * g->oplane + oi] =
+						pl * g->plane + (best_at >= 0 ? best_at : 0);
+			} else if (j->kind == ND_LP) {
+				j->y[pl * g->oplane + oi] = (float)pow(acc, 1.0 / j->p);
+			} else {
+				if (j->include_pad) {
+					count = 1;
+					for (int a = 0; a < nsp; a++) {
+						int64_t m = 0;
+
+						for (int64_t kk = 0; kk < g->k[a]; kk++) {
+							int64_t t = st[a] + kk * g->d[a];
+
+							m += (t >= -g->pb[a] && t < g->in[a] + g->pe[a]);
+						}
+						count *= m;
+					}
+				}
+				j->y[pl * g->oplane + oi] =
+					count > 0 ? (float)(acc / (double)count) : 0.0f;
+			}
+			for (int a = nsp - 1; a >= 0; a--) {
+				if (++o[a] < g->out[a])
+					break;
+				o[a] = 0;
+			}
+		}
+	}
+}
+
+/* Reads an attribute that is a float in early opsets and an int later. */
+static double attr_num(const lr_node *n, const char *name, double def)
+{
+	const Onnx__AttributeProto *a = lr_node_attr(n, name);
+
+	if (a == NULL)
+		return def;
+	if (a->has_i)
+		return (double)a->i;
+	if (a->has_f)
+		return (double)a->f;
+	return def;
+}
+
+static int nd_pool(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
+		   enum nd_kind kind, lr_tensor **out, int nout)
+{
+	struct nd_geom g;
+	struct nd_job j;
+	int64_t od[LR_MAX_DIMS];
+	lr_tensor *y = NULL, *ind = NULL;
+	int want_ind = kind == ND_MAX_K && c->node->nout > 1 && c->node->out[1] >= 0;
+	int rc;
+
+	memset(&j, 0, sizeof(j));
+	rc = nd_geom_read(c, x, kernel, (int)lr_node_attr_int(c->node, "ceil_mode", 0), &g);
+	if (rc != 0)
+		return rc;
+	if (kind == ND_LP) {
+		j.p = attr_num(c->node, "p", 2.0);
+		if (!(j.p >= 1.0 && j.p <= 64.0))
+			return lr_op_fail(c, LR_EUNSUPPORTED,
+					  "attribute 'p' is %g; only 1 to 64 is supported", j.p);
+	}
+	if (kind == ND_MAX_K) {
+		int64_t so = lr_node_attr_int(c->node, "storage_order", 0);
+
+		if (so != 0 && so != 1)
+			return lr_op_fail(c, LR_EMODEL, "attribute 'storage_order' must be 0 or 1, got %lld",
+					  (long long)so);
+		j.col_major = (int)so;
+	}
+	od[0] = g.n;
+	od[1] = g.c;
+	for (int i = 0; i < g.nsp; i++)
+		od[2 + i] = g.out[i];
+	rc = lr_op_output(c, &y, LR_DT_FLOAT, x->ndim, od);
+	if (rc != 0)
+		return rc;
+	if (want_ind && nout > 1) {
+		rc = lr_op_output(c, &ind, LR_DT_INT64, x->ndim, od);
+		if (rc != 0)
+			goto fail;
+	}
+	if (x->data == NULL && (y->data != NULL || ind != NULL)) {
+		if (!c->dry) {
+			rc = lr_op_fail(c, LR_EINVAL, "input 0 (X) has no data");
+			goto fail;
+		}
+		if (ind != NULL)
+			memset(ind->data, 0, lr_tensor_bytes(ind));
+	} else if (y->data != NULL || ind != NULL) {
+		if (y->data == NULL && (rc = lr_tensor_alloc_data(y)) != 0) {
+			rc = lr_op_fail(c, rc, "out of memory for the output");
+			goto fail;
+		}
+		j.g = &g;
+		j.x = x->data;
+		j.y = y->data;
+		j.ind = ind != NULL ? ind->data : NULL;
+		j.kind = kind;
+		j.include_pad = (int)lr_node_attr_int(c->node, "count_include_pad", 0);
+		lr_pool_run(c->pool, g.n * g.c, 1, nd_planes, &j);
+	}
+	out[0] = y;
+	if (nout > 1)
+		out[1] = ind;
+	return 0;
+fail:
+	lr_tensor_free(y);
+	lr_tensor_free(ind);
+	return rc;
+}
+
 static int pool_common(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
-		       int is_max)
+		       int nout, enum nd_kind kind)
 {
 	const lr_tensor *x;
-	int64_t kernel[2];
+	int64_t kernel[ND_MAX];
 	struct lr_geom g;
 	lr_tensor *y = NULL;
-	int rc, cnt, nsp;
+	int rc, cnt, nsp, is_max = kind == ND_MAX_K;
 
 	if ((rc = lr_op_need(c, in, nin, 0, LR_DT_FLOAT)) != 0)
 		return rc;
 	x = in[0];
 	if (x->ndim < 3)
-		return lr_op_fail(c, LR_ESHAPE, "input X must have rank >= 3, got %d", x->ndim);
+		return lr_op_fail(c, LR_ESHAPE, "input 0 (X) must have rank >= 3, got %d", x->ndim);
 	nsp = x->ndim - 2;
-	if (nsp > 2)
-		return lr_op_fail(c, LR_EUNSUPPORTED,
-				  "input has %d spatial dimensions; only 1-D and 2-D are supported", nsp);
-	if (lr_node_attr_ints(c->node, "kernel_shape", kernel, 2, &cnt) != 0 || cnt != nsp)
+	if (lr_node_attr_ints(c->node, "kernel_shape", kernel, nsp, &cnt) != 0 || cnt != nsp)
 		return lr_op_fail(c, LR_EMODEL, "attribute 'kernel_shape' must have %d entries", nsp);
-	if (is_max && c->node->nout > 1 && c->node->out[1] >= 0)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "the Indices output is not supported");
-	if (is_max && lr_node_attr_int(c->node, "storage_order", 0) != 0)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "storage_order=1 is not supported");
+	if (nsp > 2 || kind == ND_LP ||
+	    (is_max && c->node->nout > 1 && c->node->out[1] >= 0))
+		return nd_pool(c, x, kernel, kind, out, nout);
 	rc = lr__window_geom(c, x, kernel, (int)lr_node_attr_int(c->node, "ceil_mode", 0), &g);
 	if (rc != 0)
 		return rc;
@@ -199,14 +528,28 @@ static int pool_common(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	return 0;
 }
 
+/*
+ * MaxPool: any number of spatial axes; output 1 (Indices, int64) when the
+ * graph uses it, flattened as storage_order says. Float only.
+ */
 int lr_op_maxpool(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
-	return pool_common(c, in, nin, out, 1);
+	return pool_common(c, in, nin, out, nout, ND_MAX_K);
 }
 
+/* AveragePool: any number of spatial axes, count_include_pad, ceil_mode. */
 int lr_op_averagepool(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
-	return pool_common(c, in, nin, out, 0);
+	return pool_common(c, in, nin, out, nout, ND_AVG);
+}
+
+/*
+ * LpPool: y = (sum over the window of |x|^p)^(1/p), padding counting as
+ * zero; p is a float attribute in LpPool-1 and an int from 2 on (1..64).
+ */
+int lr_op_lppool(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	return pool_common(c, in, nin, out, nout, ND_LP);
 }
 
 struct global_job {
@@ -214,6 +557,7 @@ struct global_job {
 	float *y;
 	int64_t plane;
 	int is_max;
+	double p;               /* GlobalLpPool when > 0 */
 };
 
 static void global_planes(void *arg, int64_t begin, int64_t end)
@@ -223,7 +567,13 @@ static void global_planes(void *arg, int64_t begin, int64_t end)
 	for (int64_t p = begin; p < end; p++) {
 		const float *xp = j->x + p * j->plane;
 
-		if (j->is_max) {
+		if (j->p > 0) {
+			double acc = 0.0;
+
+			for (int64_t i = 0; i < j->plane; i++)
+				acc += pow(fabs((double)xp[i]), j->p);
+			j->y[p] = (float)pow(acc, 1.0 / j->p);
+		} else if (j->is_max) {
 			float best = j->plane > 0 ? xp[0] : -FLT_MAX;
 
 			for (int64_t i = 1; i < j->plane; i++)
@@ -241,7 +591,7 @@ static void global_planes(void *arg, int64_t begin, int64_t end)
 }
 
 static int global_common(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
-			 int is_max)
+			 int is_max, double lp)
 {
 	const lr_tensor *x;
 	int64_t odims[LR_MAX_DIMS], plane = 1;
@@ -252,7 +602,7 @@ static int global_common(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		return rc;
 	x = in[0];
 	if (x->ndim < 2)
-		return lr_op_fail(c, LR_ESHAPE, "input X must have rank >= 2, got %d", x->ndim);
+		return lr_op_fail(c, LR_ESHAPE, "input 0 (X) must have rank >= 2, got %d", x->ndim);
 	odims[0] = x->dims[0];
 	odims[1] = x->dims[1];
 	for (int i = 2; i < x->ndim; i++) {
@@ -263,7 +613,7 @@ static int global_common(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	if (rc != 0)
 		return rc;
 	if (y->data != NULL) {
-		struct global_job j = { x->data, y->data, plane, is_max };
+		struct global_job j = { x->data, y->data, plane, is_max, lp };
 
 		lr_pool_run(c->pool, x->dims[0] * x->dims[1], 16, global_planes, &j);
 	}
@@ -274,11 +624,23 @@ static int global_common(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 int lr_op_globalaveragepool(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 			    int nout)
 {
-	return global_common(c, in, nin, out, 0);
+	return global_common(c, in, nin, out, 0, 0);
 }
 
 int lr_op_globalmaxpool(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 			int nout)
 {
-	return global_common(c, in, nin, out, 1);
+	return global_common(c, in, nin, out, 1, 0);
+}
+
+/* GlobalLpPool: (sum of |x|^p over each plane)^(1/p); p float in opset 1. */
+int lr_op_globallppool(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+		       int nout)
+{
+	double p = attr_num(c->node, "p", 2.0);
+
+	if (!(p >= 1.0 && p <= 64.0))
+		return lr_op_fail(c, LR_EUNSUPPORTED,
+				  "attribute 'p' is %g; only 1 to 64 is supported", p);
+	return global_common(c, in, nin, out, 0, p);
 }

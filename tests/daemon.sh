@@ -312,10 +312,10 @@ np.save(t + "/int.npy", np.zeros((2, 3, 32, 32), np.int64))
 np.save(t + "/obj.npy", np.array([{}, 1], dtype=object), allow_pickle=True)
 import onnx
 from onnx import helper, TensorProto
-g = helper.make_graph([helper.make_node("Erf", ["x"], ["y"])], "g",
+g = helper.make_graph([helper.make_node("RandomUniformLike", ["x"], ["y"])], "g",
     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
     [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 32, 32])])
-onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), t + "/erf.onnx")
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), t + "/unsup.onnx")
 # Weights in an external file that the upload cannot carry (and must
 # never be looked up next to the stored blob).
 m = onnx.load(sys.argv[2])
@@ -331,7 +331,7 @@ good_c="$D/tiny_input.npy"
 for case in \
 	"422 random bytes as the model|$TMP/random.bin|$good_c|{}" \
 	"422 truncated ONNX|$TMP/trunc.onnx|$good_c|{}" \
-	"422 unsupported operator|$TMP/erf.onnx|$good_c|{}" \
+	"422 unsupported operator|$TMP/unsup.onnx|$good_c|{}" \
 	"422 a model whose weights are in an external file|$TMP/external.onnx|$good_c|{}" \
 	"422 calibration declaring a huge shape|$good_m|$TMP/huge_shape.npy|{}" \
 	"422 calibration of the wrong shape|$good_m|$TMP/wrong_shape.npy|{}" \
