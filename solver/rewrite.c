@@ -99,7 +99,7 @@ struct edit {
 	const Onnx__GraphProto *g;      /* the original graph */
 	struct arena ar;
 	int *nrep;                      /* per proto node: -1 keep, else count */
-	Onnx__NodeProto *(*rep)[2];     /* per proto node: replacements */
+	Onnx__NodeProto *(*rep)[3];     /* per proto node: replacements */
 	Onnx__TensorProto **init_rep;   /* per initializer: same-name replacement */
 	int *init_of;                   /* per value: initializer index or -1 */
 	Onnx__TensorProto **add_init;   /* new initializers */
@@ -385,7 +385,7 @@ static int edit_finish(struct edit *ed, lr_model **out, lr_msg *msg)
 
 	*out = NULL;
 	/* Nodes in file order, replacements in place of their originals. */
-	graph.node = ar_array(&ed->ar, 2 * g->n_node + 1, sizeof(*graph.node));
+	graph.node = ar_array(&ed->ar, 3 * g->n_node + 1, sizeof(*graph.node));
 	uses = calloc((size_t)m->nvalues + 1, sizeof(int));
 	if (graph.node == NULL || uses == NULL) {
 		rc = LR_ENOMEM;
@@ -762,6 +762,30 @@ static int check_decomp(const lr_model *m, const lr_decomp *dc, int k,
 	if (dc->r < 1)
 		return lr_fail(msg, LR_EINVAL, "node '%s' (Conv): rank %lld must be at least 1",
 			       n->name, (long long)dc->r);
+	if (dc->r2 != 0) {
+		char ap[32];
+		const char *autopad = lr_node_attr_str(n, "auto_pad", "NOTSET", ap, sizeof(ap));
+
+		if (w->ndim != 4 || dc->r2 < 1)
+			return lr_fail(msg, LR_EINVAL,
+				       "node '%s' (Conv): a spatial split needs a 2-D kernel and d'' >= 1 (got %dD, d'' %lld)",
+				       n->name, w->ndim - 2, (long long)dc->r2);
+		if (strcmp(autopad, "NOTSET") != 0 && strcmp(autopad, "VALID") != 0)
+			return lr_fail(msg, LR_EUNSUPPORTED,
+				       "node '%s' (Conv): auto_pad %s cannot be split into kh x 1 and 1 x kw; only explicit pads",
+				       n->name, autopad);
+		if (dc->wv == NULL || dc->nwv != (size_t)(dc->r2 * c * w->dims[2]))
+			return lr_fail(msg, LR_EINVAL,
+				       "node '%s' (Conv): the kh x 1 factor has %zu values; d'' %lld needs %lld",
+				       n->name, dc->wv ? dc->nwv : 0, (long long)dc->r2,
+				       (long long)(dc->r2 * c * w->dims[2]));
+		if (!all_finite(dc->wv, dc->nwv))
+			return lr_fail(msg, LR_EINVAL, "node '%s' (Conv): a factor holds NaN or infinity",
+				       n->name);
+		/* the channel split then acts on the (1 x kw, d'' -> d) layer */
+		c = dc->r2;
+		kprod = w->dims[3];
+	}
 	if (lr_mul_i64(dc->r, c * kprod, &na) != 0 || lr_mul_i64(dc->r, d, &nb) != 0)
 		return lr_fail(msg, LR_EINVAL, "node '%s' (Conv): rank %lld is too large",
 			       n->name, (long long)dc->r);
@@ -806,6 +830,76 @@ static Onnx__TensorProto *factor_tensor(struct edit *ed, const char *base,
 	return tp;
 }
 
+/* An INTS attribute in the edit's arena; NULL when out of memory. */
+static Onnx__AttributeProto *ints_attr(struct edit *ed, const char *name, int n,
+				       const int64_t *v)
+{
+	Onnx__AttributeProto *a = ar_alloc(&ed->ar, sizeof(*a));
+	int64_t *vals = ar_array(&ed->ar, (size_t)n, sizeof(int64_t));
+
+	if (a == NULL || vals == NULL)
+		return NULL;
+	onnx__attribute_proto__init(a);
+	a->name = ar_strdup(&ed->ar, name);
+	a->has_type = 1;
+	a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+	memcpy(vals, v, (size_t)n * sizeof(int64_t));
+	a->ints = vals;
+	a->n_ints = (size_t)n;
+	return a->name != NULL ? a : NULL;
+}
+
+/*
+ * Gives node p (a copy of the original Conv) the geometry of one half of a
+ * spatial split: vertical (kh x 1: the original's vertical stride, dilation
+ * and pads) or horizontal (1 x kw: the horizontal ones). Other attributes
+ * of the original (group, doc) are kept; auto_pad VALID becomes pads 0.
+ */
+static int split_attrs(struct edit *ed, const lr_node *n, Onnx__NodeProto *p,
+		       const lr_tensor *w, int vertical)
+{
+	int64_t st[2] = { 1, 1 }, dl[2] = { 1, 1 }, pd[4] = { 0, 0, 0, 0 };
+	int64_t ks[2], s2[2], d2[2], p4[4];
+	Onnx__AttributeProto **attrs;
+	size_t na = 0;
+	int cnt;
+
+	lr_node_attr_ints(n, "strides", st, 2, &cnt);
+	lr_node_attr_ints(n, "dilations", dl, 2, &cnt);
+	lr_node_attr_ints(n, "pads", pd, 4, &cnt);
+	ks[0] = vertical ? w->dims[2] : 1;
+	ks[1] = vertical ? 1 : w->dims[3];
+	s2[0] = vertical ? st[0] : 1;
+	s2[1] = vertical ? 1 : st[1];
+	d2[0] = vertical ? dl[0] : 1;
+	d2[1] = vertical ? 1 : dl[1];
+	p4[0] = vertical ? pd[0] : 0;
+	p4[1] = vertical ? 0 : pd[1];
+	p4[2] = vertical ? pd[2] : 0;
+	p4[3] = vertical ? 0 : pd[3];
+	attrs = ar_array(&ed->ar, p->n_attribute + 4, sizeof(*attrs));
+	if (attrs == NULL)
+		return LR_ENOMEM;
+	for (size_t i = 0; i < p->n_attribute; i++) {
+		const char *an = str0(p->attribute[i]->name);
+
+		if (strcmp(an, "strides") != 0 && strcmp(an, "dilations") != 0 &&
+		    strcmp(an, "pads") != 0 && strcmp(an, "kernel_shape") != 0 &&
+		    strcmp(an, "auto_pad") != 0)
+			attrs[na++] = p->attribute[i];
+	}
+	attrs[na++] = ints_attr(ed, "kernel_shape", 2, ks);
+	attrs[na++] = ints_attr(ed, "strides", 2, s2);
+	attrs[na++] = ints_attr(ed, "dilations", 2, d2);
+	attrs[na++] = ints_attr(ed, "pads", 4, p4);
+	for (size_t i = na - 4; i < na; i++)
+		if (attrs[i] == NULL)
+			return LR_ENOMEM;
+	p->attribute = attrs;
+	p->n_attribute = na;
+	return 0;
+}
+
 static int decompose_one(struct edit *ed, const lr_decomp *dc, const lr_tensor *w)
 {
 	const lr_model *m = ed->m;
@@ -813,19 +907,33 @@ static int decompose_one(struct edit *ed, const lr_decomp *dc, const lr_tensor *
 	const char *wname = m->values[n->in[1]].name;
 	const char *yname = m->values[n->out[0]].name;
 	const char *base = n->proto->name && n->proto->name[0] ? n->proto->name : yname;
-	int64_t da[LR_MAX_DIMS], db[LR_MAX_DIMS];
-	Onnx__TensorProto *wa, *ba = NULL, *wb, *bb = NULL;
-	Onnx__NodeProto *na, *nb;
-	Onnx__ValueInfoProto *vi;
-	char *mid;
+	int64_t da[LR_MAX_DIMS], db[LR_MAX_DIMS], dv[LR_MAX_DIMS];
+	Onnx__TensorProto *wa, *ba = NULL, *wb, *bb = NULL, *wv = NULL;
+	Onnx__NodeProto *na, *nb, *nv = NULL;
+	Onnx__ValueInfoProto *vi, *viv = NULL;
+	char *mid, *vmid = NULL;
+	int rc;
 
 	for (int i = 0; i < w->ndim; i++) {
 		da[i] = w->dims[i];
 		db[i] = 1;
+		dv[i] = w->dims[i];
 	}
 	da[0] = dc->r;
 	db[0] = w->dims[0];
 	db[1] = dc->r;
+	if (dc->r2 > 0) {
+		/* V: (kh x 1, c -> r2); A then is (1 x kw, r2 -> r) */
+		dv[0] = dc->r2;
+		dv[3] = 1;
+		da[1] = dc->r2;
+		da[2] = 1;
+		wv = factor_tensor(ed, wname, ".lr_v", w->ndim, dv, dc->wv);
+		vmid = unique_name(ed, yname, ".lr_vmid");
+		nv = ar_alloc(&ed->ar, sizeof(*nv));
+		if (wv == NULL || vmid == NULL || nv == NULL)
+			return LR_ENOMEM;
+	}
 	wa = factor_tensor(ed, wname, ".lr_a", w->ndim, da, dc->wa);
 	if (dc->ba != NULL)
 		ba = factor_tensor(ed, wname, ".lr_a_bias", 1, &dc->r, dc->ba);
@@ -861,6 +969,27 @@ static int decompose_one(struct edit *ed, const lr_decomp *dc, const lr_tensor *
 	    nb->output == NULL || vi == NULL)
 		return LR_ENOMEM;
 	na->input[0] = n->proto->input[0];
+	if (nv != NULL) {
+		/* V reads X with the vertical geometry; A the horizontal one */
+		*nv = *n->proto;
+		nv->name = unique_name(ed, base, ".lr_v");
+		nv->n_input = 2;
+		nv->input = ar_array(&ed->ar, 2, sizeof(char *));
+		nv->n_output = 1;
+		nv->output = ar_array(&ed->ar, 1, sizeof(char *));
+		viv = new_value_info(ed, vmid, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, -1, NULL);
+		if (nv->name == NULL || nv->input == NULL || nv->output == NULL || viv == NULL)
+			return LR_ENOMEM;
+		nv->input[0] = n->proto->input[0];
+		nv->input[1] = wv->name;
+		nv->output[0] = vmid;
+		if ((rc = split_attrs(ed, n, nv, w, 1)) != 0 ||
+		    (rc = split_attrs(ed, n, na, w, 0)) != 0)
+			return rc;
+		na->input[0] = vmid;
+		LR_ASSERT(ed->n_add_vi < ed->cap);
+		ed->add_vi[ed->n_add_vi++] = viv;
+	}
 	na->input[1] = wa->name;
 	na->input[2] = ba != NULL ? ba->name : NULL;
 	na->output[0] = mid;
@@ -870,9 +999,11 @@ static int decompose_one(struct edit *ed, const lr_decomp *dc, const lr_tensor *
 	nb->output[0] = n->proto->output[0];
 	LR_ASSERT(ed->n_add_vi < ed->cap);
 	ed->add_vi[ed->n_add_vi++] = vi;
-	ed->nrep[n->proto_index] = 2;
-	ed->rep[n->proto_index][0] = na;
-	ed->rep[n->proto_index][1] = nb;
+	ed->nrep[n->proto_index] = 0;
+	if (nv != NULL)
+		ed->rep[n->proto_index][ed->nrep[n->proto_index]++] = nv;
+	ed->rep[n->proto_index][ed->nrep[n->proto_index]++] = na;
+	ed->rep[n->proto_index][ed->nrep[n->proto_index]++] = nb;
 	return 0;
 }
 
@@ -906,7 +1037,7 @@ int lr_rewrite_decompose(const lr_model *m, const lr_decomp *d, int nd,
 			rc = lr_fail(msg, LR_EINVAL, "metadata entry #%d has no key", k);
 			goto out;
 		}
-	rc = edit_init(&ed, m, 8 * (size_t)nd + (size_t)nmeta + 8);
+	rc = edit_init(&ed, m, 12 * (size_t)nd + (size_t)nmeta + 8);
 	if (rc != 0)
 		goto out;
 	for (int k = 0; k < nd; k++) {

@@ -89,6 +89,15 @@ typedef struct lr_decomp {
 	const float *wb;
 	const float *bb;
 	size_t nwa, nba, nwb, nbb;
+	/* Spatial + channel ("3d", spatial.h): with r2 = d'' > 0 a 2-D Conv
+	 * (kh x kw) becomes three: V (kh x 1, c -> r2; the original's
+	 * vertical stride, dilation and pads, no bias) reading X, then A
+	 * (1 x kw, r2 -> r; the horizontal ones) with wa of r*r2*kw floats
+	 * (r, r2, 1, kw), then B as above. auto_pad must be NOTSET or VALID.
+	 * r2 = 0: the two-layer form. */
+	int64_t r2;
+	const float *wv;       /* r2*c*kh floats (r2, c, kh, 1) */
+	size_t nwv;
 } lr_decomp;
 
 /* One metadata_props entry to set on the result. */
@@ -104,8 +113,10 @@ typedef struct lr_meta {
  * a 1x1 Conv producing the ORIGINAL output name. Both take the original
  * node's place in the node list. New names, each collision-checked:
  *   initializers "<W>.lr_a", "<W>.lr_a_bias", "<W>.lr_b", "<W>.lr_b_bias"
- *   intermediate value "<Y>.lr_mid" (with a float value_info entry)
- *   nodes "<node>.lr_a", "<node>.lr_b" (<node> = the node name, or Y
+ *   (and "<W>.lr_v" for a spatial split)
+ *   intermediate value "<Y>.lr_mid" (and "<Y>.lr_vmid"), each with a float
+ *   value_info entry
+ *   nodes "<node>.lr_a", "<node>.lr_b" (and "<node>.lr_v"; <node> = the node name, or Y
  *   when the node has none)
  * where W is the original weight name and Y the original output name.
  * Weights are stored as float32 raw_data (little-endian). The original W

@@ -38,6 +38,7 @@
 #include "model/npy.h"
 #include "model/onnx.h"
 #include "solver/rewrite.h"
+#include "solver/spatial.h"
 #include "tests/unit/tap.h"
 #include "tests/unit/testenv.h"
 
@@ -857,7 +858,8 @@ out:
 }
 
 /* Writes ours, runs ORT on `model` and compares with compare.py. */
-static int ort_agrees(const char *model, const lr_tensor *ours, const char *tag)
+static int ort_agrees(const char *model, const char *xfile, const lr_tensor *ours,
+		      const char *tag)
 {
 	char script[8400], cmp[8400], ofile[256], rfile[256];
 	lr_msg msg = { { 0 } };
@@ -877,7 +879,7 @@ static int ort_agrees(const char *model, const lr_tensor *ours, const char *tag)
 		return 0;
 	}
 	{
-		const char *args[] = { script, "run", path_in(model), path_in("tiny_x.npy"),
+		const char *args[] = { script, "run", path_in(model), path_in(xfile),
 				       path_in(rfile), "--threads", "1", NULL };
 
 		rc = run_prog(node_bin, args);
@@ -996,7 +998,7 @@ static void test_tiny(void)
 	tap_diag("tiny: low-rank output differs from the original by rel %.3g",
 		 rel_err(o2[0], o0[0]));
 	tap_ok(save_model(low, "tiny.lr.onnx") == 0, "tiny: result saved");
-	tap_ok(ort_agrees("tiny.lr.onnx", o2[0], "tiny"),
+	tap_ok(ort_agrees("tiny.lr.onnx", "tiny_x.npy", o2[0], "tiny"),
 	       "tiny: ONNX Runtime agrees with our engine on the rewritten model");
 	tap_ok(checker_ok("tiny.lr.onnx"), "tiny: onnx.checker accepts the rewritten model");
 
@@ -1020,7 +1022,7 @@ static void test_tiny(void)
 			       node_names_unique(again) && same_io(m, again),
 		       "tiny: second decomposition names are collision-free ('%s')", mid1);
 		tap_ok(run_model(again, x, o3, -1, NULL) == 0 && save_model(again, "tiny.lr2.onnx") == 0 &&
-			       ort_agrees("tiny.lr2.onnx", o3[0], "tiny2") && checker_ok("tiny.lr2.onnx"),
+			       ort_agrees("tiny.lr2.onnx", "tiny_x.npy", o3[0], "tiny2") && checker_ok("tiny.lr2.onnx"),
 		       "tiny: twice-decomposed model runs, ORT agrees, checker accepts");
 	}
 out:
@@ -1044,6 +1046,253 @@ out:
 }
 
 /* A model with external data: kept initializers are written inline. */
+/* ---- spatial + channel ("3d") ------------------------------------------- */
+
+/* y = conv(x, w) + b for 4-D x and w with the node's strides, pads, dilations. */
+static lr_tensor *ref_conv(const lr_node *n, const lr_tensor *x, const float *w,
+			   const float *b, int64_t d, int64_t kh, int64_t kw)
+{
+	int64_t st[2] = { 1, 1 }, dl[2] = { 1, 1 }, pd[4] = { 0, 0, 0, 0 }, dims[4];
+	int64_t N = x->dims[0], c = x->dims[1], H = x->dims[2], W = x->dims[3];
+	const float *xd = x->data;
+	lr_tensor *y = NULL;
+	int cnt;
+
+	lr_node_attr_ints(n, "strides", st, 2, &cnt);
+	lr_node_attr_ints(n, "dilations", dl, 2, &cnt);
+	lr_node_attr_ints(n, "pads", pd, 4, &cnt);
+	dims[0] = N;
+	dims[1] = d;
+	dims[2] = (H + pd[0] + pd[2] - dl[0] * (kh - 1) - 1) / st[0] + 1;
+	dims[3] = (W + pd[1] + pd[3] - dl[1] * (kw - 1) - 1) / st[1] + 1;
+	if (lr_tensor_create(&y, LR_DT_FLOAT, 4, dims, 1) != 0)
+		abort();
+	for (int64_t i = 0; i < N; i++)
+		for (int64_t o = 0; o < d; o++)
+			for (int64_t oy = 0; oy < dims[2]; oy++)
+				for (int64_t ox = 0; ox < dims[3]; ox++) {
+					double acc = b != NULL ? b[o] : 0.0;
+
+					for (int64_t ci = 0; ci < c; ci++)
+						for (int64_t h = 0; h < kh; h++)
+							for (int64_t v = 0; v < kw; v++) {
+								int64_t iy = oy * st[0] - pd[0] + h * dl[0];
+								int64_t ix = ox * st[1] - pd[1] + v * dl[1];
+
+								if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+									continue;
+								acc += (double)w[((o * c + ci) * kh + h) * kw + v] *
+								       xd[((i * c + ci) * H + iy) * W + ix];
+							}
+					((float *)y->data)[((i * d + o) * dims[2] + oy) * dims[3] + ox] = (float)acc;
+				}
+	return y;
+}
+
+/*
+ * Splits the Conv of a dec_* fixture into (kh x 1, r2) -> (1 x kw, r) ->
+ * (1 x 1, d) with the filter reconstruction and random channel factors
+ * P, Q (identity = 1: r = d, P = Q = I), and checks the graph computes
+ * what the factors predict: M (conv(x, W_s) + b) + b2 with W_s the
+ * composite kernel of the split and M = P Q^T.
+ */
+static void test_spatial(const char *name, int64_t r2, int64_t r, int identity)
+{
+	lr_model *m = load_fixture(name), *res = NULL;
+	lr_tensor *x = NULL, *o1[1] = { 0 }, *o2[1] = { 0 }, *y = NULL, *z = NULL;
+	lr_tensor *ys = NULL, *want = NULL, *want_out = NULL;
+	struct factors f;
+	float *wv = NULL, *wh = NULL, *ws = NULL;
+	double *P = NULL, *Q = NULL;
+	lr_decomp dc;
+	lr_msg msg = { { 0 } };
+	const lr_tensor *w;
+	const float *b0 = NULL;
+	int64_t d, c, kh, kw;
+	int ci, rc;
+	char file[256], xfile[256], tag[128];
+
+	memset(&f, 0, sizeof(f));
+	if (!tap_ok(m != NULL, "spatial %s: fixture loads", name))
+		return;
+	ci = first_op(m, "Conv");
+	w = m->values[m->nodes[ci].in[1]].init;
+	if (m->nodes[ci].nin >= 3 && m->nodes[ci].in[2] >= 0)
+		b0 = m->values[m->nodes[ci].in[2]].init->data;
+	d = w->dims[0];
+	c = w->dims[1];
+	kh = w->dims[2];
+	kw = w->dims[3];
+	if (identity)
+		r = d;
+	wv = calloc((size_t)(r2 * c * kh), sizeof(float));
+	wh = calloc((size_t)(d * r2 * kw), sizeof(float));
+	ws = calloc((size_t)(d * c * kh * kw), sizeof(float));
+	P = calloc((size_t)(d * r), sizeof(double));
+	Q = calloc((size_t)(d * r), sizeof(double));
+	f.d = d;
+	f.r = r;
+	f.M = calloc((size_t)(d * d), sizeof(double));
+	f.b2 = calloc((size_t)d, sizeof(double));
+	f.wa = calloc((size_t)(r * r2 * kw), sizeof(float));
+	f.ba = calloc((size_t)r, sizeof(float));
+	f.wb = calloc((size_t)(d * r), sizeof(float));
+	f.bb = calloc((size_t)d, sizeof(float));
+	if (!wv || !wh || !ws || !P || !Q || !f.M || !f.b2 || !f.wa || !f.ba || !f.wb || !f.bb)
+		abort();
+	rc = lr_spatial_split(w->data, d, c, kh, kw, r2, wv, wh, NULL, &msg);
+	if (!tap_ok(rc == 0, "spatial %s: d'' = %lld split (%s)", name, (long long)r2, msg.text))
+		goto out;
+	lr_spatial_compose(wv, wh, d, c, kh, kw, r2, ws);
+	for (int64_t i = 0; i < d * r; i++) {
+		P[i] = identity ? (i / r == i % r) : urand(-1, 1);
+		Q[i] = identity ? (i / r == i % r) : urand(-1, 1);
+		f.wb[i] = (float)P[i]; /* wb: d x r, row i = output channel */
+		P[i] = f.wb[i];
+	}
+	for (int64_t i = 0; i < d; i++) {
+		for (int64_t k = 0; k < d; k++) {
+			double acc = 0;
+
+			for (int64_t j = 0; j < r; j++)
+				acc += P[i * r + j] * Q[k * r + j];
+			f.M[i * d + k] = acc;
+		}
+		f.bb[i] = identity ? 0.0f : (float)urand(-1, 1);
+		f.b2[i] = f.bb[i];
+	}
+	/* wa = Q^T wh: (r, r2, 1, kw); ba = Q^T b */
+	for (int64_t j = 0; j < r; j++) {
+		double bacc = 0;
+
+		for (int64_t t = 0; t < r2 * kw; t++) {
+			double a = 0;
+
+			for (int64_t i = 0; i < d; i++)
+				a += Q[i * r + j] * wh[i * r2 * kw + t];
+			f.wa[j * r2 * kw + t] = (float)a;
+		}
+		for (int64_t i = 0; b0 != NULL && i < d; i++)
+			bacc += Q[i * r + j] * b0[i];
+		f.ba[j] = (float)bacc;
+	}
+	memset(&dc, 0, sizeof(dc));
+	dc.node = ci;
+	dc.r = r;
+	dc.wa = f.wa;
+	dc.nwa = (size_t)(r * r2 * kw);
+	dc.wb = f.wb;
+	dc.nwb = (size_t)(d * r);
+	dc.ba = b0 != NULL ? f.ba : NULL;
+	dc.nba = b0 != NULL ? (size_t)r : 0;
+	dc.bb = f.bb;
+	dc.nbb = (size_t)d;
+	dc.r2 = r2;
+	dc.wv = wv;
+	dc.nwv = (size_t)(r2 * c * kh);
+	rc = lr_rewrite_decompose(m, &dc, 1, NULL, 0, &res, &msg);
+	if (!tap_ok(rc == 0 && res != NULL, "spatial %s: d'' %lld, d' %lld rewrite succeeds (%s)",
+		    name, (long long)r2, (long long)r, msg.text))
+		goto out;
+	{
+		int v = find_node(res, "conv.lr_v"), a = find_node(res, "conv.lr_a");
+		int b = find_node(res, "conv.lr_b");
+		int64_t ks[2] = { 0, 0 }, ka[2] = { 0, 0 };
+		int cnt;
+
+		if (v >= 0)
+			lr_node_attr_ints(&res->nodes[v], "kernel_shape", ks, 2, &cnt);
+		if (a >= 0)
+			lr_node_attr_ints(&res->nodes[a], "kernel_shape", ka, 2, &cnt);
+		tap_ok(count_op(res, "Conv") == 3 && v >= 0 && a >= 0 && b >= 0 &&
+			       res->nodes[a].in[0] == res->nodes[v].out[0] &&
+			       res->nodes[b].in[0] == res->nodes[a].out[0] &&
+			       ks[0] == kh && ks[1] == 1 && ka[0] == 1 && ka[1] == kw &&
+			       res->nodes[v].nin == 2 && has_value_info(res, "y.lr_vmid"),
+		       "spatial %s: conv.lr_v (%lldx1) -> conv.lr_a (1x%lld) -> conv.lr_b, no bias on V",
+		       name, (long long)kh, (long long)kw);
+	}
+	x = rand_input(m);
+	rc = run_model(m, x, o1, ci, &y);
+	if (rc == 0)
+		rc = run_model(res, x, o2, producer_of(res, "y"), &z);
+	if (!tap_ok(rc == 0 && y != NULL && z != NULL, "spatial %s: both models run", name))
+		goto out;
+	ys = ref_conv(&m->nodes[ci], x, ws, b0, d, kh, kw);
+	want = apply_m(&f, ys);
+	tap_ok(want != NULL && rel_err(z, want) <= 1e-4,
+	       "spatial %s: the three layers compute M (conv(x, W_s) + b) + b2 (rel error %.3g)",
+	       name, want ? rel_err(z, want) : INFINITY);
+	if (identity)
+		tap_ok(rel_err(z, y) <= 1e-4,
+		       "spatial %s: at full d'' with P = Q = I the split equals the original layer (rel error %.3g)",
+		       name, rel_err(z, y));
+	want_out = relu_pool(want);
+	tap_ok(rel_err(o2[0], want_out) <= 1e-4,
+	       "spatial %s: graph output equals MaxPool(Relu(prediction)) (rel error %.3g)", name,
+	       rel_err(o2[0], want_out));
+	snprintf(file, sizeof(file), "%s.3d.onnx", name);
+	snprintf(xfile, sizeof(xfile), "%s_x.npy", name);
+	snprintf(tag, sizeof(tag), "%s3d", name);
+	tap_ok(save_model(res, file) == 0 && checker_ok(file) &&
+		       lr_npy_write(path_in(xfile), x, &msg) == 0 &&
+		       ort_agrees(file, xfile, o2[0], tag),
+	       "spatial %s: onnx.checker accepts the result and ONNX Runtime agrees", name);
+out:
+	free(wv);
+	free(wh);
+	free(ws);
+	free(P);
+	free(Q);
+	lr_tensor_free(x);
+	lr_tensor_free(y);
+	lr_tensor_free(z);
+	lr_tensor_free(ys);
+	lr_tensor_free(want);
+	lr_tensor_free(want_out);
+	free_outs(o1, 1);
+	free_outs(o2, 1);
+	factors_free(&f);
+	lr_model_free(res);
+	lr_model_free(m);
+}
+
+/* What the spatial rewrite refuses: SAME padding, bad factor sizes. */
+static void test_spatial_errors(void)
+{
+	lr_model *m = load_fixture("dec_same"), *res = NULL;
+	float wv[64] = { 0 }, wa[256] = { 0 }, wb[64] = { 0 };
+	lr_decomp dc;
+	lr_msg msg = { { 0 } };
+	int rc;
+
+	if (!tap_ok(m != NULL, "spatial errors: fixture loads"))
+		return;
+	memset(&dc, 0, sizeof(dc));
+	dc.node = first_op(m, "Conv");
+	dc.r = 2;
+	dc.r2 = 2;
+	dc.wv = wv;
+	dc.nwv = 2 * 3 * 3;
+	dc.wa = wa;
+	dc.nwa = 2 * 2 * 3;
+	dc.wb = wb;
+	dc.nwb = 5 * 2;
+	rc = lr_rewrite_decompose(m, &dc, 1, NULL, 0, &res, &msg);
+	tap_ok(rc == LR_EUNSUPPORTED && strstr(msg.text, "auto_pad SAME_UPPER") && res == NULL,
+	       "spatial: auto_pad SAME_UPPER is refused naming it: %s", msg.text);
+	lr_model_free(m);
+	m = load_fixture("dec_s2");
+	dc.node = first_op(m, "Conv");
+	dc.nwv = 5;
+	memset(&msg, 0, sizeof(msg));
+	rc = lr_rewrite_decompose(m, &dc, 1, NULL, 0, &res, &msg);
+	tap_ok(rc == LR_EINVAL && strstr(msg.text, "kh x 1 factor has 5 values"),
+	       "spatial: a kh x 1 factor of the wrong size is refused: %s", msg.text);
+	lr_model_free(res);
+	lr_model_free(m);
+}
+
 static void test_external(void)
 {
 	lr_model *m = load_fixture("dec_ext"), *r = NULL;
@@ -1256,6 +1505,11 @@ int main(void)
 	test_collide();
 	test_external();
 	test_tiny();
+	test_spatial("dec_s2", 5, 3, 0);
+	test_spatial("dec_dil", 9, 8, 1);
+	test_spatial("dec_dil", 4, 5, 0);
+	test_spatial("dec_nobias", 3, 2, 0);
+	test_spatial_errors();
 	test_activation();
 	test_errors();
 
