@@ -284,6 +284,24 @@ int lr_op_axis(lr_opctx *c, int64_t axis, int rank, int *out)
 	return 0;
 }
 
+int lr_op_axes_mask(lr_opctx *c, const int64_t *axes, int naxes, int rank, int *red)
+{
+	for (int i = 0; i < naxes; i++) {
+		int a = 0, rc = lr_op_axis(c, axes[i], rank, &a);
+
+		if (rc != 0)
+			return rc;
+		if (red[a])
+			return lr_op_fail(c, LR_EMODEL, "axis %lld is listed twice in axes",
+					  (long long)axes[i]);
+		red[a] = 1;
+	}
+	if (naxes == 0)
+		for (int i = 0; i < rank; i++)
+			red[i] = 1;
+	return 0;
+}
+
 int lr_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,
 		       int *nout, int64_t *out)
 {

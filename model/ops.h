@@ -123,6 +123,14 @@ int lr_op_ints_input(lr_opctx *c, lr_tensor **in, int nin, int i,
 /* Normalises a possibly negative axis against rank; error when out of range. */
 int lr_op_axis(lr_opctx *c, int64_t axis, int rank, int *out);
 
+/*
+ * Sets red[a] = 1 for each of the naxes (possibly negative) axes of a
+ * rank-`rank` tensor, and for every axis when naxes is 0 (the reductions'
+ * default); red[] must start zeroed. Errors: an axis out of range, or one
+ * listed twice (LR_EMODEL, naming it).
+ */
+int lr_op_axes_mask(lr_opctx *c, const int64_t *axes, int naxes, int rank, int *red);
+
 /* Numpy-style broadcast of two shapes into (ndim, dims). */
 int lr_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,
 		       int *nout, int64_t *out);

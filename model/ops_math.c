@@ -735,20 +735,9 @@ int lr_op_reducemean(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 			return rc;
 		}
 	}
-	for (int i = 0; i < naxes; i++) {
-		int a;
-
-		rc = lr_op_axis(c, axes[i], x->ndim, &a);
-		if (rc != 0)
-			return rc;
-		if (red[a])
-			return lr_op_fail(c, LR_EMODEL, "axis %lld is listed twice in axes",
-					  (long long)axes[i]);
-		red[a] = 1;
-	}
-	if (naxes == 0)
-		for (int i = 0; i < x->ndim; i++)
-			red[i] = 1;
+	rc = lr_op_axes_mask(c, axes, naxes, x->ndim, red);
+	if (rc != 0)
+		return rc;
 	for (int i = 0; i < x->ndim; i++) {
 		if (red[i])
 			count *= x->dims[i];
