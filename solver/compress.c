@@ -1027,6 +1027,50 @@ static double log_energy(const double *eig, int64_t d, int64_t r)
 	return kept > 0 ? log(kept / all) : -745.0; /* log of the smallest double */
 }
 
+/* Most points of a layer's energy curve in the report. */
+#define LR_CURVE_POINTS 256
+
+/*
+ * A layer's cumulative PCA energy against rank for the report (the paper's
+ * Fig. 2): {"rank": [...], "energy": [...]}, where energy[i] is the
+ * fraction of the response energy the top rank[i] components keep. Ranks
+ * run from 1 to d, every one when d <= LR_CURVE_POINTS, else that many
+ * spread evenly, plus `chosen` (when in 1..d) so the chosen point lies on
+ * the curve. Values are rounded to 6 decimals to keep reports small.
+ * Returns a new object (the caller owns it), or NULL when out of memory or
+ * when the layer has no energy.
+ */
+static cJSON *energy_curve(const double *eig, int64_t d, int64_t chosen)
+{
+	cJSON *o = NULL, *ra, *ea;
+	double all = 0, kept = 0;
+	int64_t n = d < LR_CURVE_POINTS ? d : LR_CURVE_POINTS, prev = 0, next = 1;
+
+	for (int64_t a = 0; a < d; a++)
+		all += eig[a] > 0 ? eig[a] : 0;
+	if (!(all > 0) || d < 1)
+		return NULL;
+	o = cJSON_CreateObject();
+	ra = cJSON_AddArrayToObject(o, "rank");
+	ea = cJSON_AddArrayToObject(o, "energy");
+	if (ra == NULL || ea == NULL)
+		return cJSON_Delete(o), NULL;
+	for (int64_t i = 0; i < n; i++) {
+		int64_t r = n > 1 ? 1 + (i * (d - 1) + (n - 1) / 2) / (n - 1) : d;
+		int64_t at[2] = { chosen, r };
+
+		/* at[0], the chosen rank, goes in when it falls in (prev, r). */
+		for (int k = chosen > prev && chosen < r ? 0 : 1; k < 2; k++) {
+			for (; next <= at[k]; next++)
+				kept += eig[next - 1] > 0 ? eig[next - 1] : 0;
+			cJSON_AddItemToArray(ra, cJSON_CreateNumber((double)at[k]));
+			cJSON_AddItemToArray(ea, cJSON_CreateNumber(round(kept / all * 1e6) / 1e6));
+		}
+		prev = r;
+	}
+	return o;
+}
+
 /* Records the input shape of every value a dry run produces. */
 struct shapes {
 	int64_t (*dims)[LR_MAX_DIMS];
@@ -1742,6 +1786,10 @@ static int stage_report(struct pipe *p)
 						Y->decomposable ? "kept as it is: the target costs less PCA energy in other layers"
 								: Y->why);
 		}
+		cJSON_AddNumberToObject(j, "mflops_before", 2.0 * cost / 1e6);
+		cJSON_AddNumberToObject(j, "mflops_after", 2.0 * newcost / 1e6);
+		if (Y->eig != NULL)
+			cJSON_AddItemToObject(j, "energy_curve", energy_curve(Y->eig, Y->d, Y->rank));
 		if (Y->timed) {
 			cJSON *cand = cJSON_CreateArray();
 
