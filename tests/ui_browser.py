@@ -33,8 +33,9 @@ import time
 import urllib.error
 import urllib.request
 
-SRC = os.environ.get("top_srcdir") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("top_builddir") or SRC
+# chromedriver takes only canonical paths for file inputs.
+SRC = os.path.realpath(os.environ.get("top_srcdir") or os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.realpath(os.environ.get("top_builddir") or SRC)
 DATA = os.path.join(SRC, "tests", "data")
 JOB_WAIT = float(os.environ.get("LR_TEST_JOB_WAIT", "900"))
 SHOTS = os.environ.get("LR_UI_SCREENSHOTS", "")
@@ -324,8 +325,13 @@ def main():
         daemons.append(dm)
         check_headers(dm)
         d = browser(ddir)
-        run_open(d, dm, tmp, ddir)
-        run_tokens(d, tmp, ddir)
+        for part in (lambda: run_open(d, dm, tmp, ddir), lambda: run_tokens(d, tmp, ddir)):
+            try:
+                part()
+            except Exception as e:  # noqa: BLE001 - a failed step, not a crash
+                import traceback
+                diag(traceback.format_exc())
+                ok(False, "the browser steps ran to the end (%s: %s)" % (type(e).__name__, str(e).splitlines()[0]))
     finally:
         if d is not None:
             d.quit()
