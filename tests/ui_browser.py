@@ -141,13 +141,20 @@ class Daemon:
         return wait_for(JOB_WAIT, lambda: (self.job(jid, headers) or {}).get("state") in states, 0.5)
 
     def stop(self):
+        """SIGTERM; checks the exit status and that no sanitizer spoke."""
+        if self.proc.poll() is not None:
+            return
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(60)
+            rc = self.proc.wait(60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait()
+            rc = self.proc.wait()
         self.log.close()
+        log = open(self.log_path, errors="replace").read()
+        bad = re.search(r"(AddressSanitizer|LeakSanitizer|runtime error).*", log)
+        ok(rc == 0 and not bad, "lowrankd (%s) stops cleanly on SIGTERM: exit %d%s"
+           % (os.path.basename(self.dir), rc, ", " + bad.group(0) if bad else ""))
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -449,8 +456,8 @@ def run_open(d, dm, tmp, ddir):
     ok(dec and all(r[5] == str(l["rank"]) and r[6] == l["solution"] and r[7] == "%.2f%%" % (100 * l["energy"])
                    for r, l in dec),
        "rank, scheme and energy kept match the report")
-    skipped = [r for r, l in zip(rows, rep["layers"]) if "rank" not in l]
-    ok(skipped and all(r[5] == "–" and r[14].startswith("kept: ") for r in skipped),
+    skipped = [(r, l) for r, l in zip(rows, rep["layers"]) if "rank" not in l]
+    ok(skipped and all(r[5] == "–" and r[14].startswith(l["skipped"]) for r, l in skipped),
        "a skipped layer shows – for missing fields and its reason")
     screenshot(d, "dashboard-job.png")
 

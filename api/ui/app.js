@@ -721,11 +721,11 @@
     const body = clear($('layers').tBodies[0]);
     layers.forEach((l, i) => {
       const notes = [];
-      if (typeof l.skipped === 'string') notes.push('kept: ' + l.skipped);
+      if (typeof l.skipped === 'string') notes.push(l.skipped);
       if (typeof l.note === 'string') notes.push(l.note);
       for (const [k, v] of Object.entries(l)) {
         if (KNOWN.has(k) || v === null || typeof v === 'object') continue;
-        notes.push(k + ': ' + (isNum(v) ? fmt(v) : String(v)));
+        notes.push(k.replace(/_/g, ' ') + ': ' + (isNum(v) ? fmt(v) : String(v)));
       }
       const scheme = typeof l.scheme === 'string' ? l.scheme : typeof l.solution === 'string' ? l.solution : isNum(l.rank) ? dash : 'not decomposed';
       const k = Array.isArray(l.kernel) ? l.kernel.join('×') : isNum(l.k) ? l.k + '×' + l.k : typeof l.k === 'string' ? l.k : dash;
