@@ -341,6 +341,32 @@ def run():
             (jid2,)).fetchone())
     ok(row is not None, "and it is recorded as delivered")
 
+    # an unreachable receiver: retried with backoff, given up after 24 h
+    tmp = socket.socket()
+    tmp.bind(("127.0.0.1", 0))
+    dead = "http://127.0.0.1:%d/dead" % tmp.getsockname()[1]
+    tmp.close()
+    st, _, b = submit(d, {"speedup": 2, "notify_url": dead})
+    jid3 = json.loads(b)["id"] if st == 202 else ""
+    d.req("POST", "/v1/jobs/%s:cancel" % jid3)
+
+    def attempts():
+        with d.db() as c:
+            r = c.execute("SELECT attempts, state FROM webhook_outbox WHERE job_id = ?",
+                          (jid3,)).fetchone()
+        return r
+    ok(wait_for(30, lambda: (attempts() or (0,))[0] >= 2),
+       "a refused connection is retried (%r)" % (attempts(),))
+    with d.db() as c:
+        # Pretend the job ended 24 h ago: the next failure gives up.
+        c.execute("UPDATE webhook_outbox SET created_ms = created_ms - 86400000 WHERE job_id = ?",
+                  (jid3,))
+    ok(wait_for(30, lambda: (attempts() or (0, ""))[1] == "failed"),
+       "after 24 h of failures the delivery fails for good (%r)" % (attempts(),))
+    ok(d.metric('lowrankd_webhook_attempts_total{outcome="gave_up"}') == 1 and
+       d.metric('lowrankd_webhook_attempts_total{outcome="network_error"}') >= 3,
+       "metrics: network errors and one gave_up")
+
     # -- idempotency ----------------------------------------------------
     K = {"Idempotency-Key": '"blob-key-1"'}
     s1, h1, b1 = d.req("PUT", "/v1/blobs", b"idempotent blob one", K)
@@ -377,6 +403,15 @@ def run():
     s3, _, b3 = d.req("POST", "/v1/jobs", req2, JH)
     ok(s3 == 422 and b"idempotency-key-reused" in b3, "same key, different spec: 422")
     d.req("POST", "/v1/jobs/%s:cancel" % j1)
+
+    # a failed request releases its key
+    FH = {"Idempotency-Key": "job-key-3"}
+    s1, _, _ = submit(d, {"speedup": 0.5}, FH)
+    s2, h2, b2 = submit(d, {"speedup": 2}, FH)
+    ok(s1 == 422 and s2 == 202 and "Idempotent-Replayed" not in h2,
+       "a request refused with 422 releases its key: the corrected retry creates the job")
+    if s2 == 202:
+        d.req("POST", "/v1/jobs/%s:cancel" % json.loads(b2)["id"])
 
     # multipart, a new boundary on the retry
     MH = {"Idempotency-Key": "job-key-2"}
