@@ -333,6 +333,9 @@ static void on_hup(uv_signal_t *s, int signum)
 	if (strcmp(c.listen, d->cfg.listen) != 0 || strcmp(c.state_dir, d->cfg.state_dir) != 0 ||
 	    c.workers != d->cfg.workers || c.http_threads != d->cfg.http_threads)
 		lr_log(LR_LOG_WARNING, "reload: listen, state_dir, workers and http_threads change only on restart", NULL);
+	if (strcmp(c.webhook_secret_file, d->cfg.webhook_secret_file) != 0 ||
+	    strcmp(c.webhook_allow, d->cfg.webhook_allow) != 0)
+		lr_log(LR_LOG_WARNING, "reload: the webhook keys (and the secret file's content) change only on restart", NULL);
 out:
 	lr_notify("READY=1");
 }

@@ -557,10 +557,10 @@ int lr_store_hook_attempt(lr_store *st, const char *id, const char *body,
 /* Outbox rows by state: counts[0] pending, [1] delivered, [2] failed. */
 int lr_store_hooks_count(lr_store *st, int64_t counts[3], lr_msg *msg);
 
-/* Reads outbox row of job `job_id` (any state) into *h (caller frees
- * its strings with lr_store_hooks_free(h, 1)-style fini: use
- * lr_store_hook_fini). *state receives 0 pending, 1 delivered, 2 failed.
- * LR_STORE_ENOTFOUND when the job has none. For tests and tools. */
+/* Reads the outbox row of job `job_id` (any state) into *h; the caller
+ * frees its strings with lr_store_hook_fini(). *state (may be NULL)
+ * receives 0 pending, 1 delivered, 2 failed. LR_STORE_ENOTFOUND when the
+ * job has none. For tests and tools. */
 int lr_store_hook_of_job(lr_store *st, const char *job_id, lr_store_hook *h,
 			 int *state, lr_msg *msg);
 
