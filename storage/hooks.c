@@ -394,16 +394,20 @@ int lr__idem_mark_done(lr_store *st, const char *tenant, const char *key,
 	if (!lr_idem_key_valid(key) || !lr_store_sha_valid(fingerprint))
 		return lr_fail(msg, LR_EINVAL, "invalid idempotency key or fingerprint");
 	/* A pending key takes everything; a done one (created with its job)
-	 * only gains the body. */
+	 * only gains the body. A key the sweep removed while its request
+	 * was still running (an upload slower than tmp_age_ms) is written
+	 * again; one another request took since then is left alone. */
 	err = lr__prepare(st,
-			  "UPDATE idempotency SET "
+			  "INSERT INTO idempotency (tenant, key, state, fingerprint, "
+			  "status, resource, location, body, created_ms) "
+			  "VALUES (?1, ?2, 'done', ?3, ?4, ?5, ?6, ?7, ?8) "
+			  "ON CONFLICT (tenant, key) DO UPDATE SET "
 			  "fingerprint = CASE WHEN state = 'pending' THEN ?3 ELSE fingerprint END, "
 			  "status = CASE WHEN state = 'pending' THEN ?4 ELSE status END, "
 			  "resource = CASE WHEN state = 'pending' THEN ?5 ELSE resource END, "
 			  "location = CASE WHEN state = 'pending' THEN ?6 ELSE location END, "
 			  "body = coalesce(?7, body), state = 'done' "
-			  "WHERE tenant = ?1 AND key = ?2 AND "
-			  "(state = 'pending' OR fingerprint = ?3)",
+			  "WHERE state = 'pending' OR fingerprint = ?3",
 			  &stmt, msg);
 	if (err)
 		return err;
@@ -414,6 +418,7 @@ int lr__idem_mark_done(lr_store *st, const char *tenant, const char *key,
 	lr__bind_text_or_null(stmt, 5, resource);
 	lr__bind_text_or_null(stmt, 6, location);
 	lr__bind_text_or_null(stmt, 7, body);
+	sqlite3_bind_int64(stmt, 8, lr_store_now_ms());
 	rc = lr__step(st, stmt);
 	if (rc != SQLITE_DONE)
 		err = lr__db_fail(st, rc, msg, "record idempotency key");

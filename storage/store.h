@@ -608,7 +608,9 @@ int lr_store_idem_begin(lr_store *st, const char *tenant, const char *key,
  * Marks the held key done with the answer given: fingerprint (64 hex),
  * status, resource id, Location (may be NULL) and body (may be NULL).
  * A key already done by lr_store_job_create() only gets its body (and the
- * rest is kept). Errors: LR_STORE_ENOTFOUND (key not held), LR_EINVAL.
+ * rest is kept); a key the sweep dropped meanwhile is written again.
+ * Errors: LR_STORE_ENOTFOUND (the key is done for another request),
+ * LR_EINVAL.
  */
 int lr_store_idem_complete(lr_store *st, const char *tenant, const char *key,
 			   const char *fingerprint, int status,
