@@ -341,6 +341,15 @@ def run():
             (jid2,)).fetchone())
     ok(row is not None, "and it is recorded as delivered")
 
+    # a host name: resolved, checked against webhook_allow, pinned
+    st, _, b = submit(d, {"speedup": 2, "notify_url": "http://localhost:%d/byname" %
+                          RX.server_address[1]})
+    if st == 202:
+        d.req("POST", "/v1/jobs/%s:cancel" % json.loads(b)["id"])
+    got = wait_for(30, lambda: received("/byname"))
+    ok(bool(got) and got[0][3] and json.loads(got[0][2])["type"] == "job.canceled",
+       "a notify_url by host name (localhost, allowed) is delivered, signed")
+
     # an unreachable receiver: retried with backoff, given up after 24 h
     tmp = socket.socket()
     tmp.bind(("127.0.0.1", 0))
