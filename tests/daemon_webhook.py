@@ -450,6 +450,7 @@ def run():
     st, h, _ = d.req("PUT", "/v1/blobs", b"helloworld", {"Idempotency-Key": '"slow-key"'})
     ok(st == 201 and h.get("Idempotent-Replayed") == "true", "and a retry now replays it")
     d.stop()
+    ok(d.proc.returncode == 0, "SIGTERM stops lowrankd with status 0 (%s)" % d.proc.returncode)
 
     # -- a daemon without webhook_allow: loopback targets refused --------
     d2 = Daemon("deny", [])
@@ -471,6 +472,12 @@ def run():
         n = c.execute("SELECT count(*) FROM webhook_outbox WHERE state = 'failed'").fetchone()[0]
     ok(n == 3, "refused deliveries fail for good (no retries)")
     d2.stop()
+    ok(d2.proc.returncode == 0, "SIGTERM stops lowrankd with status 0 (%s)" % d2.proc.returncode)
+    for dd in (d, d2):
+        text = open(dd.log).read()
+        ok("AddressSanitizer" not in text and "runtime error" not in text and
+           "LeakSanitizer" not in text, "no sanitizer report in the %s daemon's log" %
+           os.path.basename(dd.dir))
 
 
 try:
