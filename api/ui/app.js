@@ -214,6 +214,8 @@
       placeholder: '1', help: 'Batch the time objective measures at. Default 1.' },
     { name: 'deploy_threads', label: 'Deploy threads', type: 'number', step: 1, min: 1,
       placeholder: '1', help: 'Threads the time objective measures with. Default 1.' },
+    { name: 'notify_url', label: 'Webhook URL', type: 'url', wide: true, placeholder: 'none',
+      help: 'http(s) URL that gets a signed POST (Standard Webhooks) when the job ends. Default: none.' },
     { name: 'exclude', label: 'Exclude layers', type: 'lines', wide: true,
       placeholder: 'one layer name per line', help: 'Layers never decomposed (node names, as lowrank inspect lists them).' },
     { name: 'ranks', label: 'Fixed ranks', type: 'json', wide: true,
@@ -231,6 +233,8 @@
         input = el('select', { id, name: f.name },
           el('option', { value: '', text: 'default (' + f.options[0] + ')' }),
           ...f.options.map((o) => el('option', { value: o, text: o })));
+      } else if (f.type === 'url') {
+        input = el('input', { id, name: f.name, type: 'url', placeholder: f.placeholder, spellcheck: 'false' });
       } else if (f.type === 'lines' || f.type === 'json') {
         input = el('textarea', { id, name: f.name, rows: 2, placeholder: f.placeholder, spellcheck: 'false' });
       } else {
@@ -251,7 +255,7 @@
     for (const f of SPEC_FIELDS) {
       const raw = $('spec-' + f.name).value.trim();
       if (raw === '') continue;
-      if (f.type === 'select') spec[f.name] = raw;
+      if (f.type === 'select' || f.type === 'url') spec[f.name] = raw;
       else if (f.type === 'lines') {
         const names = raw.split('\n').map((s) => s.trim()).filter(Boolean);
         if (names.length) spec[f.name] = names;
