@@ -3,8 +3,11 @@
  * faster ONNX model and a report out.
  *
  * DESIGN. lr_compress() folds BatchNormalization into the convolutions
- * before it, lists the convolutions (model/inspect.h), samples their
- * pre-activation responses on the calibration inputs held for fitting,
+ * before it, lists the convolutions (model/inspect.h) and the fully
+ * connected layers (Gemm, MatMul with a constant 2-D weight: solver/fc.h,
+ * one response per input instead of sampled positions, fitted by the
+ * shrunk weight SVD unless there are LR_FC_DATA_RATIO inputs per output),
+ * samples their pre-activation responses on the calibration inputs held for fitting,
  * selects ranks for the target speedup from the responses' PCA energy
  * (solver/lowrank.h), and then solves the layers shallow to deep. For an
  * asymmetric method each layer's regressors are collected from the model
@@ -21,7 +24,8 @@
  * cached), the rest of the model counts at its measured time, and the
  * selection keeps within original time / speedup. Layers that are not
  * faster at any rank stay as they are. With the FLOP objective the cost
- * is the paper's d'(k^2 c + d) H'W' over the convolutions. Either way the
+ * is the paper's d'(k^2 c + d) H'W' over the convolutions, and r (c + d)
+ * for a fully connected layer. Either way the
  * selection maximises the product of kept PCA energies exactly
  * (solver/select.h). A target that cannot be reached fails before any
  * response is sampled, naming the fastest reachable speedup.
