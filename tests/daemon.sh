@@ -574,11 +574,11 @@ ok $? "SIGHUP reloads the tokens: carol is in, and sees no jobs"
 SLOW_SPEC='{"speedup": 2, "objective": "flops", "samples_per_input": 120}'  # about 10 s
 submit "$D/fmnist_vgg.onnx" "$TMP/c256.npy" "$SLOW_SPEC" -H "$A"
 JS=$JOB
-submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{}' -H "$A"
+submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{"objective": "flops"}' -H "$A"
 is_problem 429 "a second job while alice's first is queued or running"
 grep -qi '^retry-after: [0-9]' "$TMP/hdr"
 ok $? "429 says Retry-After"
-submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{}' -H "$B"
+submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{"objective": "flops"}' -H "$B"
 [ "$(cat "$TMP/status")" = 202 ]
 ok $? "bob is not limited by alice's queue"
 JB=$JOB
