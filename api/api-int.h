@@ -99,7 +99,33 @@ typedef struct lr_req {
 	double sse_last_send;           /* monotonic seconds of last bytes */
 	char *sse_buf;                  /* pending event bytes */
 	size_t sse_len, sse_off;        /* their length and bytes sent */
+	/* Idempotency-Key (api/idem.c). */
+	char idem_key[LR_STORE_IDEM_KEY_MAX + 1]; /* parsed key, or "" */
+	int idem;                       /* enum lr_req_idem */
+	lr_store_idem idem_rec;         /* the key's record when replaying */
 } lr_req;
+
+enum lr_req_idem {
+	LR_REQ_IDEM_NONE = 0,   /* no key, or done with it */
+	LR_REQ_IDEM_HELD = 1,   /* this request took the key */
+	LR_REQ_IDEM_REPLAY = 2, /* the key was answered: compare, replay */
+};
+
+/* api/idem.c. On a body route's first call: parses and takes the
+ * Idempotency-Key; *answered = 1 when a problem (400, 409, 503) was
+ * queued. */
+enum MHD_Result lr__idem_first(lr_req *r, int *answered);
+/* The request's fingerprint once its body is in (blob_sha: PUT's digest). */
+void lr__idem_fingerprint(lr_req *r, const char *blob_sha, char out[LR_STORE_SHA_LEN + 1]);
+/* For LR_REQ_IDEM_REPLAY at the body's end: the first answer, or 422. */
+enum MHD_Result lr__idem_replay(lr_req *r, const char *fp);
+/* Records the answer of a request that holds its key. */
+void lr__idem_complete(lr_req *r, int status, const char *resource, const char *location,
+		       const char *fp, const cJSON *body);
+/* Request end: releases a key still held (failure or dropped). */
+void lr__idem_free(lr_req *r);
+/* The webhook lines of /metrics (caller frees), or NULL. */
+char *lr__hooks_metrics(lr_store *st);
 
 /* The calling thread's store connection (opened on first use), or NULL
  * after logging why. */

@@ -38,6 +38,9 @@ typedef struct lr_api_opts {
 	int connection_timeout_seconds; /* MHD_OPTION_CONNECTION_TIMEOUT */
 	int64_t upload_min_bytes_per_second; /* slow bodies cut off; 0 = off */
 	void (*on_job_created)(void *ud); /* called (any thread) after a job is queued */
+	int webhooks;                   /* 1 when webhooks are delivered (a secret is
+					   configured); else a spec's notify_url is
+					   refused */
 	void *ud;                       /* its argument */
 } lr_api_opts;
 
@@ -86,6 +89,29 @@ void lr_api_set_tokens(lr_api *a, lr_tokens *t);
 /* Records a finished job for /metrics: outcome 2 succeeded, 3 failed,
  * 4 canceled (enum lr_job_state), and its run time. Any thread. */
 void lr_api_observe_job(int outcome, double seconds);
+
+/*
+ * The job resource of `tenant`'s job `id` as GET /v1/jobs/{id} answers it,
+ * printed compactly, read through `st` (the caller's connection; any
+ * thread). Caller frees with free(). NULL when the job does not exist or
+ * out of memory. Used for webhook payloads (daemon/hooks.c).
+ */
+struct lr_store;
+char *lr_api_job_resource(struct lr_store *st, const char *tenant, const char *id);
+
+/* Webhook delivery outcomes counted in /metrics. */
+enum lr_api_hook_outcome {
+	LR_API_HOOK_DELIVERED,  /* 2xx */
+	LR_API_HOOK_HTTP_ERROR, /* answered, not 2xx */
+	LR_API_HOOK_NET_ERROR,  /* DNS, connect, TLS, timeout */
+	LR_API_HOOK_REFUSED,    /* address not allowed (SSRF policy) */
+	LR_API_HOOK_GAVE_UP,    /* retries exhausted (24 h): final */
+	LR_API_HOOK_NOUTCOMES
+};
+
+/* Counts one webhook attempt with its outcome for /metrics (gave_up is
+ * counted in addition to the attempt's own outcome). Any thread. */
+void lr_api_observe_webhook(enum lr_api_hook_outcome outcome);
 
 /* Stops accepting new connections and makes /readyz answer 503; current
  * requests finish. Call before stopping the workers. */

@@ -37,6 +37,7 @@ enum { PART_NONE, PART_MODEL, PART_CALIB, PART_SPEC };
 
 void lr__jobs_req_free(lr_req *r)
 {
+	lr__idem_free(r);
 	lr_store_blob_writer_abort(r->bw);
 	r->bw = NULL;
 	lr_mp_free(r->mp);
@@ -147,10 +148,15 @@ enum MHD_Result lr__jobs_blob_put(lr_req *r, int first, const char *data, size_t
 		return lr__api_problem(r, 503, "not-ready", "the job store is not available");
 	if (first) {
 		const char *d = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Repr-Digest");
+		enum MHD_Result ret;
+		int answered;
 
 		if (d != NULL && parse_repr_digest(d, r->expected_sha) != 0)
 			return lr__api_problem(r, 400, "bad-request",
 					       "Repr-Digest: expected sha-256=:BASE64-OF-32-BYTES:");
+		ret = lr__idem_first(r, &answered);
+		if (answered)
+			return ret;
 		rc = lr_store_blob_writer_open(st, r->size_cap, &r->bw, &msg);
 		if (rc != 0)
 			return lr__api_store_error(r, rc, &msg);
@@ -167,6 +173,20 @@ enum MHD_Result lr__jobs_blob_put(lr_req *r, int first, const char *data, size_t
 	}
 	if (r->err_status)
 		return answer_deferred(r);
+	if (r->idem == LR_REQ_IDEM_REPLAY) {
+		/* Same key answered before: store nothing new. Committing with
+		 * the first blob's digest as the expected one refuses other
+		 * content and stores identical content once (deduplicated). */
+		char fp[LR_STORE_SHA_LEN + 1];
+
+		rc = lr_store_blob_writer_commit(st, r->bw, r->tenant, r->idem_rec.resource,
+						 &r->blob, &msg);
+		r->bw = NULL;
+		if (rc != 0 && rc != LR_STORE_EDIGEST && rc != LR_STORE_ENOTFOUND)
+			return lr__api_store_error(r, rc, &msg);
+		lr__idem_fingerprint(r, rc == 0 ? r->blob.sha : "other", fp);
+		return lr__idem_replay(r, fp);
+	}
 	rc = lr_store_blob_writer_commit(st, r->bw, r->tenant,
 					 r->expected_sha[0] ? r->expected_sha : NULL, &r->blob, &msg);
 	r->bw = NULL;
@@ -176,10 +196,15 @@ enum MHD_Result lr__jobs_blob_put(lr_req *r, int first, const char *data, size_t
 	if (rc != 0)
 		return lr__api_store_error(r, rc, &msg);
 	{
-		char loc[128];
+		char loc[128], fp[LR_STORE_SHA_LEN + 1];
+		cJSON *body = blob_json(&r->blob);
 
 		snprintf(loc, sizeof(loc), "/v1/blobs/%s", r->blob.sha);
-		return lr__api_json(r, 201, blob_json(&r->blob), "Location", loc, NULL);
+		if (r->idem == LR_REQ_IDEM_HELD) {
+			lr__idem_fingerprint(r, r->blob.sha, fp);
+			lr__idem_complete(r, 201, r->blob.sha, loc, fp, body);
+		}
+		return lr__api_json(r, 201, body, "Location", loc, NULL);
 	}
 }
 
@@ -221,7 +246,7 @@ void lr__jobs_cache_free(void *p)
 	free(c);
 }
 
-static cJSON *report_summary_read(lr_req *r, const char *sha);
+static cJSON *report_summary_read(lr_store *st, const char *tenant, const char *sha);
 
 /* Picks the headline numbers out of a report for the job resource. */
 static cJSON *report_summary(lr_req *r, const char *sha)
@@ -233,7 +258,7 @@ static cJSON *report_summary(lr_req *r, const char *sha)
 	 * see that report: the cache needs no access check of its own. */
 	if (c != NULL && strcmp(c->sha, sha) == 0)
 		return cJSON_Duplicate(c->summary, 1);
-	s = report_summary_read(r, sha);
+	s = report_summary_read(lr__api_store(r->api), r->tenant, sha);
 	if (s == NULL)
 		return NULL;
 	if (c == NULL && (c = calloc(1, sizeof(*c))) != NULL)
@@ -246,9 +271,8 @@ static cJSON *report_summary(lr_req *r, const char *sha)
 	return s;
 }
 
-static cJSON *report_summary_read(lr_req *r, const char *sha)
+static cJSON *report_summary_read(lr_store *st, const char *tenant, const char *sha)
 {
-	lr_store *st = lr__api_store(r->api);
 	static const char *const keys[] = { "theoretical_speedup", "target_speedup",
 		"conv_mflops_before", "conv_mflops_after", "mflops_before", "mflops_after",
 		"model_bytes_before", "model_bytes_after", "seconds", "method" };
@@ -258,7 +282,7 @@ static cJSON *report_summary_read(lr_req *r, const char *sha)
 	ssize_t n;
 	int fd = -1;
 
-	if (st == NULL || lr_store_blob_open(st, r->tenant, sha, &fd, &size, NULL) != 0 ||
+	if (st == NULL || lr_store_blob_open(st, tenant, sha, &fd, &size, NULL) != 0 ||
 	    size > (1 << 22))
 		goto out;
 	text = malloc((size_t)size + 1);
@@ -286,7 +310,9 @@ out:
 	return sum;
 }
 
-static cJSON *job_json(lr_req *r, const lr_store_job *j)
+/* The job resource. `r` is the request (its thread's summary cache is
+ * used), or NULL outside a request: then the report is read through `st`. */
+static cJSON *job_json_st(lr_req *r, lr_store *st, const lr_store_job *j)
 {
 	cJSON *o = cJSON_CreateObject(), *links, *inputs;
 	char buf[160];
@@ -324,7 +350,8 @@ static cJSON *job_json(lr_req *r, const lr_store_job *j)
 		if (j->report_sha[0]) {
 			snprintf(buf, sizeof(buf), "/v1/jobs/%s/report", j->id);
 			cJSON_AddStringToObject(resp, "report", buf);
-			s = report_summary(r, j->report_sha);
+			s = r != NULL ? report_summary(r, j->report_sha)
+				      : report_summary_read(st, j->tenant, j->report_sha);
 			if (s != NULL)
 				cJSON_AddItemToObject(resp, "summary", s);
 		}
@@ -355,6 +382,28 @@ static cJSON *job_json(lr_req *r, const lr_store_job *j)
 		cJSON_Delete(err);
 	}
 	return o;
+}
+
+static cJSON *job_json(lr_req *r, const lr_store_job *j)
+{
+	return job_json_st(r, NULL, j);
+}
+
+char *lr_api_job_resource(lr_store *st, const char *tenant, const char *id)
+{
+	lr_store_job job;
+	cJSON *o;
+	char *text = NULL;
+
+	memset(&job, 0, sizeof(job));
+	if (lr_store_job_get(st, tenant, id, &job, NULL) != 0)
+		return NULL;
+	o = job_json_st(NULL, st, &job);
+	if (o != NULL)
+		text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	lr_store_job_fini(&job);
+	return text;
 }
 
 /* ------------------------------------------------------------------ */
@@ -465,6 +514,7 @@ static enum MHD_Result create_job(lr_req *r, const char *spec_text, size_t spec_
 	lr_msg msg = { { 0 } };
 	enum lr_inputs_fault fault;
 	char mpath[4200], cpath[4200], id[LR_STORE_ID_LEN + 1], loc[64];
+	char fp[LR_STORE_SHA_LEN + 1] = "";
 	lr_store_job job;
 	lr_store_job_new nj;
 	cJSON *sj = NULL;
@@ -480,6 +530,11 @@ static enum MHD_Result create_job(lr_req *r, const char *spec_text, size_t spec_
 	if (rc != 0) {
 		ret = rc == LR_ENOMEM ? MHD_NO
 				      : lr__api_problem(r, 422, "invalid-spec", "%s", msg.text);
+		goto out;
+	}
+	if (spec->notify_url != NULL && !r->api->o.webhooks) {
+		ret = lr__api_problem(r, 422, "invalid-spec",
+				      "notify_url: this server sends no webhooks (its webhook_secret_file is not set)");
 		goto out;
 	}
 	if (lr_store_blob_path(st, r->model_sha, mpath, sizeof(mpath)) != 0 ||
@@ -527,6 +582,11 @@ static enum MHD_Result create_job(lr_req *r, const char *spec_text, size_t spec_
 	nj.calib_sha = r->calib_sha;
 	nj.max_attempts = r->api->o.max_attempts;
 	nj.queued_max = r->api->o.max_queued_per_tenant;
+	if (r->idem == LR_REQ_IDEM_HELD) {
+		lr__idem_fingerprint(r, NULL, fp);
+		nj.idem_key = r->idem_key;
+		nj.idem_fingerprint = fp;
+	}
 	rc = lr_store_job_create(st, &nj, id, &msg);
 	if (rc == LR_STORE_ENOTFOUND) {
 		ret = lr__api_problem(r, 422, "bad-request", "an input blob is gone; upload it again");
@@ -548,7 +608,13 @@ static enum MHD_Result create_job(lr_req *r, const char *spec_text, size_t spec_
 		goto out;
 	}
 	snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
-	ret = lr__api_json(r, 202, job_json(r, &job), "Location", loc, "Retry-After", "2", NULL);
+	{
+		cJSON *body = job_json(r, &job);
+
+		if (r->idem == LR_REQ_IDEM_HELD)
+			lr__idem_complete(r, 202, id, loc, fp, body);
+		ret = lr__api_json(r, 202, body, "Location", loc, "Retry-After", "2", NULL);
+	}
 out:
 	lr_model_free(model);
 	lr_store_job_fini(&job);
@@ -625,8 +691,14 @@ enum MHD_Result lr__jobs_create(lr_req *r, int first, const char *data, size_t *
 	if (first) {
 		const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
 		int64_t active = 0;
+		enum MHD_Result ret;
+		int answered;
 
-		if (lr_store_tenant_active(st, r->tenant, &active, NULL) == 0 &&
+		ret = lr__idem_first(r, &answered);
+		if (answered)
+			return ret;
+		if (r->idem != LR_REQ_IDEM_REPLAY &&
+		    lr_store_tenant_active(st, r->tenant, &active, NULL) == 0 &&
 		    active >= r->api->o.max_queued_per_tenant)
 			return lr__api_store_error(r, LR_STORE_EQUEUEFULL, NULL);
 		if (ct != NULL && strncasecmp(ct, "multipart/form-data", 19) == 0) {
@@ -664,6 +736,12 @@ enum MHD_Result lr__jobs_create(lr_req *r, int first, const char *data, size_t *
 		lr__api_defer(r, 400, "bad-request", "%s", msg.text);
 	if (r->err_status)
 		return answer_deferred(r);
+	if (r->idem == LR_REQ_IDEM_REPLAY) {
+		char fp[LR_STORE_SHA_LEN + 1];
+
+		lr__idem_fingerprint(r, NULL, fp);
+		return lr__idem_replay(r, fp);
+	}
 	if (r->mp == NULL)
 		return create_from_json(r);
 	if (!r->model_sha[0] || !r->calib_sha[0])

@@ -254,6 +254,8 @@ static const char *problem_title(const char *slug)
 		{ "no-result", "No result" },
 		{ "insufficient-storage", "Insufficient storage" },
 		{ "internal", "Internal error" },
+		{ "idempotency-key-in-use", "Idempotency key in use" },
+		{ "idempotency-key-reused", "Idempotency key reused" },
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		if (strcmp(t[i][0], slug) == 0)
@@ -467,6 +469,13 @@ static enum MHD_Result handle_metrics(lr_req *r)
 	bprintf(&b, "# HELP lowrankd_uploads_in_progress Request bodies being received.\n"
 		    "# TYPE lowrankd_uploads_in_progress gauge\nlowrankd_uploads_in_progress %d\n",
 		atomic_load(&r->api->uploads));
+	{
+		char *hooks = lr__hooks_metrics(st);
+
+		if (hooks != NULL)
+			bprintf(&b, "%s", hooks);
+		free(hooks);
+	}
 	bprintf(&b, "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n"
 		    "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n",
 		r->api->start_time);

@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define SEED_MAX 9007199254740992.0 /* 2^53: exact in a JSON number */
 
@@ -30,6 +31,7 @@ void lr_spec_free(lr_spec *s)
 		free(s->exclude[i]);
 	free(s->ranks);
 	free(s->exclude);
+	free(s->notify_url);
 	free(s);
 }
 
@@ -118,6 +120,58 @@ static int parse_exclude(lr_spec *s, const cJSON *v, lr_msg *msg)
 	return 0;
 }
 
+int lr_spec_notify_url_check(const char *url, lr_msg *msg)
+{
+	size_t n = strlen(url), skip;
+	const char *auth, *end, *host_end, *p;
+
+	if (n == 0 || n > LR_SPEC_MAX_URL)
+		return lr_fail(msg, LR_EINVAL, "notify_url: must be 1 to %d characters",
+			       LR_SPEC_MAX_URL);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
+			return lr_fail(msg, LR_EINVAL,
+				       "notify_url: character %zu is not printable ASCII (percent-encode it)",
+				       i);
+	if (strncasecmp(url, "https://", 8) == 0)
+		skip = 8;
+	else if (strncasecmp(url, "http://", 7) == 0)
+		skip = 7;
+	else
+		return lr_fail(msg, LR_EINVAL, "notify_url: only http:// and https:// URLs are accepted");
+	auth = url + skip;
+	end = auth + strcspn(auth, "/?#");
+	if (memchr(auth, '@', (size_t)(end - auth)) != NULL)
+		return lr_fail(msg, LR_EINVAL,
+			       "notify_url: user information (user:password@) is not accepted");
+	if (*auth == '[') {
+		host_end = memchr(auth, ']', (size_t)(end - auth));
+		if (host_end == NULL || host_end == auth + 1)
+			return lr_fail(msg, LR_EINVAL, "notify_url: bad IPv6 literal host");
+		host_end++;
+	} else {
+		host_end = memchr(auth, ':', (size_t)(end - auth));
+		if (host_end == NULL)
+			host_end = end;
+	}
+	if (host_end == auth)
+		return lr_fail(msg, LR_EINVAL, "notify_url: the host is missing");
+	if (host_end < end) {
+		long port = 0;
+
+		if (*host_end != ':' || host_end + 1 == end || end - host_end > 6)
+			return lr_fail(msg, LR_EINVAL, "notify_url: bad port");
+		for (p = host_end + 1; p < end; p++) {
+			if (*p < '0' || *p > '9')
+				return lr_fail(msg, LR_EINVAL, "notify_url: bad port");
+			port = port * 10 + (*p - '0');
+		}
+		if (port < 1 || port > 65535)
+			return lr_fail(msg, LR_EINVAL, "notify_url: port must be 1 to 65535");
+	}
+	return 0;
+}
+
 static int parse_member(lr_spec *s, const cJSON *v, lr_msg *msg)
 {
 	const char *k = v->string;
@@ -168,13 +222,24 @@ static int parse_member(lr_spec *s, const cJSON *v, lr_msg *msg)
 		if (!integer_in(v, 1, 256, &d))
 			return lr_fail(msg, LR_EINVAL, "deploy_threads: must be an integer from 1 to 256");
 		s->opts.deploy_threads = (int)d;
+	} else if (strcmp(k, "notify_url") == 0) {
+		int rc;
+
+		if (!cJSON_IsString(v))
+			return lr_fail(msg, LR_EINVAL, "notify_url: must be a string (an http or https URL)");
+		rc = lr_spec_notify_url_check(v->valuestring, msg);
+		if (rc != 0)
+			return rc;
+		s->notify_url = strdup(v->valuestring);
+		if (s->notify_url == NULL)
+			return LR_ENOMEM;
 	} else if (strcmp(k, "holdout") == 0) {
 		if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0.0 && v->valuedouble < 1.0))
 			return lr_fail(msg, LR_EINVAL, "holdout: must be a number in [0, 1)");
 		s->opts.holdout = v->valuedouble;
 	} else {
 		return lr_fail(msg, LR_EINVAL,
-			       "%.64s: unknown member (expected speedup, objective, deploy_batch, deploy_threads, ranks, method, fc_fit, samples_per_input, seed, rank_multiple, exclude or holdout)",
+			       "%.64s: unknown member (expected speedup, objective, deploy_batch, deploy_threads, ranks, method, fc_fit, samples_per_input, seed, rank_multiple, exclude, holdout or notify_url)",
 			       k);
 	}
 	return 0;
@@ -274,6 +339,8 @@ cJSON *lr_spec_to_json(const lr_spec *s)
 		ok = e != NULL && cJSON_AddItemToArray(x, e);
 	}
 	ok = ok && cJSON_AddNumberToObject(o, "holdout", s->opts.holdout);
+	if (ok && s->notify_url != NULL)
+		ok = cJSON_AddStringToObject(o, "notify_url", s->notify_url) != NULL;
 	if (!ok) {
 		cJSON_Delete(o);
 		return NULL;

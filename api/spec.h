@@ -17,6 +17,9 @@
  *                    every rank for "flops")
  *   "exclude": [ "<layer>", ... ] layers never decomposed
  *   "holdout": number in [0, 1) (0.1)
+ *   "notify_url": "http(s)://host[:port]/path", where lowrankd POSTs a
+ *                 signed webhook when the job ends (no default: none);
+ *                 see lr_spec_notify_url_check()
  */
 #ifndef LR_SPEC_H
 #define LR_SPEC_H
@@ -38,7 +41,19 @@ typedef struct lr_spec {
 	lr_rank_req *ranks;      /* owned; opts.ranks == ranks */
 	char **exclude;          /* owned; opts.exclude == exclude */
 	int speedup_given;       /* 1 when "speedup" was in the text */
+	char *notify_url;        /* owned; NULL when not given */
 } lr_spec;
+
+#define LR_SPEC_MAX_URL 2048      /* bytes in notify_url */
+
+/*
+ * Checks a notify_url: 1..LR_SPEC_MAX_URL bytes of printable ASCII without
+ * spaces; scheme http or https (any case) followed by "//"; a non-empty
+ * host; no user:password@ part; a port, if any, 1..65535. Whether the host
+ * may be reached is decided at delivery time, after DNS (daemon/hooks.c).
+ * Returns 0, or LR_EINVAL with msg starting "notify_url: ".
+ */
+int lr_spec_notify_url_check(const char *url, lr_msg *msg);
 
 /*
  * Parses the spec from `len` bytes of JSON text (not NUL-terminated). On

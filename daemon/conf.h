@@ -33,6 +33,11 @@ typedef struct lr_config {
 	int64_t heartbeat_seconds;        /* lease renewal period of running jobs, seconds */
 	int64_t lease_seconds;            /* a job whose lease is older is requeued, seconds */
 	int64_t max_attempts;             /* claims of one job before it fails as crashed */
+	char webhook_secret_file[LR_CONFIG_PATH_MAX]; /* whsec_<base64>; empty = no webhooks */
+	char webhook_allow[1024];         /* CIDR blocks deliveries may reach besides public ones */
+	int64_t webhook_timeout_seconds;  /* one delivery attempt, seconds */
+	int64_t webhook_retry_base_ms;    /* first retry delay; doubles up to an hour */
+	int64_t webhook_jitter_seed;      /* retry jitter seed; 0 = random */
 	char log_level[16];               /* error, warning, info or debug */
 	char log_format[16];              /* json or text */
 } lr_config;

@@ -64,4 +64,42 @@ void lr_workers_free(lr_workers *w);
  */
 int lr_notify(const char *state);
 
+/* ---- webhooks (daemon/hooks.c) ----------------------------------- */
+
+struct lr_cidr;
+typedef struct lr_hooks lr_hooks;
+
+/* What the delivery thread needs; copied by lr_hooks_start(). */
+typedef struct lr_hooks_opts {
+	const char *state_dir;       /* the store's directory */
+	const uint8_t *key;          /* HMAC key (decoded whsec_ secret) */
+	size_t keylen;               /* 24..64 bytes */
+	const struct lr_cidr *allow; /* webhook_allow blocks */
+	int nallow;                  /* their number */
+	int64_t timeout_ms;          /* connect + whole request */
+	int64_t retry_base_ms;       /* first retry delay (doubles, max 1 h) */
+	uint64_t seed;               /* jitter seed; 0 = random */
+} lr_hooks_opts;
+
+/*
+ * Starts the delivery thread with its own store connection: it sends due
+ * outbox rows (signed, address-checked, pinned) and records every
+ * attempt; see the design note in daemon/hooks.c. On success *out is
+ * owned by the caller (lr_hooks_stop). Errors: LR_EINVAL, store errors,
+ * -errno from pthread_create.
+ */
+int lr_hooks_start(const lr_hooks_opts *o, lr_hooks **out, lr_msg *msg);
+
+/* Wakes the delivery thread (a job ended). Any thread; NULL is a no-op. */
+void lr_hooks_kick(lr_hooks *h);
+
+/* Stops the thread (an attempt in flight is aborted and stays pending),
+ * closes its store and frees `h` (NULL is a no-op). */
+void lr_hooks_stop(lr_hooks *h);
+
+/* The delay before retry number `attempts` (>= 1): retry_base_ms *
+ * 2^(attempts-1), at most an hour, half of it random (equal jitter).
+ * Exposed for tests. */
+int64_t lr_hooks_backoff_ms(lr_hooks *h, int attempts);
+
 #endif /* LR_DAEMON_H */

@@ -34,11 +34,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <uv.h>
 
 #include "api/api.h"
 #include "api/log.h"
 #include "api/tokens.h"
+#include "api/webhook.h"
 #include "daemon/conf.h"
 #include "daemon/daemon.h"
 #include "storage/store.h"
@@ -69,6 +71,7 @@ typedef struct daemon_ctx {
 	char **argv;
 	lr_store *st;              /* the loop thread's store connection */
 	lr_workers *workers;       /* solver threads */
+	lr_hooks *hooks;           /* webhook delivery thread, or NULL */
 	lr_api *api;               /* HTTP */
 	int64_t epoch;             /* this process's epoch */
 	uv_loop_t loop;            /* the event loop */
@@ -78,6 +81,39 @@ typedef struct daemon_ctx {
 	uint64_t last_watchdog_ms; /* loop time of the last ping */
 	int stopping;              /* 1 once a stop signal arrived */
 } daemon_ctx;
+
+/*
+ * Checks (and, given somewhere to put them, returns) the webhook keys: the
+ * webhook_allow list must parse and webhook_secret_file, when set, must be
+ * a private file holding a whsec_ secret. 0 or an error in msg.
+ */
+static int webhook_config(const lr_config *c, uint8_t *key, size_t *keylen, lr_cidr *allow,
+			  int *nallow, lr_msg *msg)
+{
+	uint8_t k[LR_WEBHOOK_KEY_MAX];
+	lr_cidr a[LR_CIDR_MAX];
+	size_t kl = 0;
+	int n = 0, rc;
+
+	rc = lr_cidr_list_parse(c->webhook_allow, a, &n, msg);
+	if (rc != 0) {
+		lr_msg_prefix(msg, "webhook_allow");
+		return rc;
+	}
+	if (c->webhook_secret_file[0] != '\0') {
+		rc = lr_webhook_secret_load(c->webhook_secret_file, k, &kl, msg);
+		if (rc != 0)
+			return rc;
+	}
+	if (key != NULL) {
+		memcpy(key, k, kl);
+		*keylen = kl;
+		memcpy(allow, a, (size_t)n * sizeof(*a));
+		*nallow = n;
+	}
+	memset(k, 0, sizeof(k));
+	return 0;
+}
 
 static const char *env_get(const char *name)
 {
@@ -167,6 +203,8 @@ static int parse_config(int argc, char **argv, lr_config *c, char *config_path,
 		}
 	}
 	rc = lr_config_validate(c, &msg);
+	if (rc == 0)
+		rc = webhook_config(c, NULL, NULL, NULL, NULL, &msg);
 	if (rc != 0)
 		goto bad;
 	if (*check) {
@@ -295,6 +333,9 @@ static void on_hup(uv_signal_t *s, int signum)
 	if (strcmp(c.listen, d->cfg.listen) != 0 || strcmp(c.state_dir, d->cfg.state_dir) != 0 ||
 	    c.workers != d->cfg.workers || c.http_threads != d->cfg.http_threads)
 		lr_log(LR_LOG_WARNING, "reload: listen, state_dir, workers and http_threads change only on restart", NULL);
+	if (strcmp(c.webhook_secret_file, d->cfg.webhook_secret_file) != 0 ||
+	    strcmp(c.webhook_allow, d->cfg.webhook_allow) != 0)
+		lr_log(LR_LOG_WARNING, "reload: the webhook keys (and the secret file's content) change only on restart", NULL);
 out:
 	lr_notify("READY=1");
 }
@@ -351,6 +392,11 @@ int main(int argc, char **argv)
 	d.argc = argc;
 	d.argv = argv;
 	signal(SIGPIPE, SIG_IGN);
+	/* Before any thread: curl_global_init is not thread-safe. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "lowrankd: libcurl failed to initialise\n");
+		return 1;
+	}
 	lr_log_setup(d.cfg.log_level, d.cfg.log_format);
 
 	lock_fd = lock_state_dir(d.cfg.state_dir);
@@ -388,6 +434,28 @@ int main(int argc, char **argv)
 		lr_log(LR_LOG_ERR, "cannot start the workers", "error", msg.text, NULL);
 		goto out;
 	}
+	if (d.cfg.webhook_secret_file[0] != '\0') {
+		static lr_cidr allow[LR_CIDR_MAX];
+		uint8_t key[LR_WEBHOOK_KEY_MAX];
+		lr_hooks_opts ho;
+
+		memset(&ho, 0, sizeof(ho));
+		rc = webhook_config(&d.cfg, key, &ho.keylen, allow, &ho.nallow, &msg);
+		if (rc == 0) {
+			ho.state_dir = d.cfg.state_dir;
+			ho.key = key;
+			ho.allow = allow;
+			ho.timeout_ms = d.cfg.webhook_timeout_seconds * 1000;
+			ho.retry_base_ms = d.cfg.webhook_retry_base_ms;
+			ho.seed = (uint64_t)d.cfg.webhook_jitter_seed;
+			rc = lr_hooks_start(&ho, &d.hooks, &msg);
+		}
+		memset(key, 0, sizeof(key));
+		if (rc != 0) {
+			lr_log(LR_LOG_ERR, "cannot start webhook delivery", "error", msg.text, NULL);
+			goto out;
+		}
+	}
 	memset(&ao, 0, sizeof(ao));
 	{
 		unsigned salen;
@@ -411,6 +479,7 @@ int main(int argc, char **argv)
 	ao.connection_timeout_seconds = (int)d.cfg.connection_timeout_seconds;
 	ao.upload_min_bytes_per_second = d.cfg.upload_min_bytes_per_second;
 	ao.on_job_created = on_job_created;
+	ao.webhooks = d.hooks != NULL;
 	ao.ud = &d;
 	rc = lr_api_start(&ao, &d.api, &msg);
 	if (rc != 0) {
@@ -457,6 +526,10 @@ int main(int argc, char **argv)
 	/* Stopping: the solvers first (running jobs are requeued), then the
 	 * loop's handles, then the rest in reverse order of creation. */
 	lr_workers_stop(d.workers);
+	/* After the workers: their last writes may add outbox rows, which
+	 * stay pending for the next start. */
+	lr_hooks_stop(d.hooks);
+	d.hooks = NULL;
 	uv_close((uv_handle_t *)&d.sig_term, NULL);
 	uv_close((uv_handle_t *)&d.sig_int, NULL);
 	uv_close((uv_handle_t *)&d.sig_hup, NULL);
@@ -469,8 +542,10 @@ int main(int argc, char **argv)
 	status = 0;
 out:
 	lr_api_stop(d.api);
+	lr_hooks_stop(d.hooks);
 	lr_workers_free(d.workers);
 	lr_tokens_free(tokens);
+	curl_global_cleanup();
 	d.st = lr_store_close(d.st);
 	if (lock_fd >= 0)
 		close(lock_fd);

@@ -25,12 +25,13 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Build and run: the compiler and autotools, the libraries lowrank and
-# lowrankd link against, and curl to talk to the daemon.
+# lowrankd link against (libcurl sends its webhooks), and curl to talk to
+# the daemon.
 RUN_PKGS="build-essential autoconf automake libtool pkgconf
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev
   libopenblas-dev liblapacke-dev
   libmicrohttpd-dev libcjson-dev libuv1-dev libsqlite3-dev nettle-dev
-  curl ca-certificates"
+  libcurl4-openssl-dev curl ca-certificates"
 
 # Tests and benches: PyTorch exports the test models, python3-onnx checks
 # them, the ONNX backend test cases and Fashion-MNIST are test data, clang

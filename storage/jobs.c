@@ -270,6 +270,16 @@ int lr_store_job_create(lr_store *st, const lr_store_job_new *nj,
 	}
 	lr__finalize(st, stmt);
 	stmt = NULL;
+	if (nj->idem_key != NULL) {
+		char loc[LR_STORE_ID_LEN + 16];
+
+		snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
+		err = lr__idem_mark_done(st, nj->tenant, nj->idem_key,
+					 nj->idem_fingerprint, 202, id, loc,
+					 NULL, msg);
+		if (err)
+			goto out;
+	}
 	err = lr__tx_commit(st, msg);
 	if (err == 0)
 		memcpy(id_out, id, sizeof(id));
@@ -586,10 +596,11 @@ out:
  */
 static int lr_fenced_write(lr_store *st, const char *what, const char *sql,
 			   const char *id, int64_t fence, int64_t num,
-			   const char *text, int *cancel_requested,
+			   const char *text, int may_end, int *cancel_requested,
 			   lr_msg *msg)
 {
 	sqlite3_stmt *stmt = NULL;
+	int64_t now = lr_store_now_ms();
 	int err, rc, cancel = 0;
 
 	if (!lr_store_id_valid(id))
@@ -602,7 +613,7 @@ static int lr_fenced_write(lr_store *st, const char *what, const char *sql,
 		goto out;
 	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, fence);
-	sqlite3_bind_int64(stmt, 3, lr_store_now_ms());
+	sqlite3_bind_int64(stmt, 3, now);
 	if (sqlite3_bind_parameter_count(stmt) >= 4)
 		sqlite3_bind_int64(stmt, 4, num);
 	if (sqlite3_bind_parameter_count(stmt) >= 5)
@@ -623,6 +634,12 @@ static int lr_fenced_write(lr_store *st, const char *what, const char *sql,
 	}
 	lr__finalize(st, stmt);
 	stmt = NULL;
+	/* A requeue of a canceled job ends it: its webhook, same tx. */
+	if (may_end && cancel) {
+		err = lr__outbox_add(st, id, 0, now, msg);
+		if (err)
+			goto out;
+	}
 	err = lr__tx_commit(st, msg);
 	if (err == 0 && cancel_requested != NULL)
 		*cancel_requested = cancel;
@@ -644,7 +661,7 @@ int lr_store_job_heartbeat(lr_store *st, const char *id, int64_t fence,
 		"UPDATE jobs SET lease_expires_ms = ?3 + ?4 "
 		"WHERE id = ?1 AND fence = ?2 AND state = 'running' "
 		"RETURNING cancel_requested",
-		id, fence, lease_ms, NULL, cancel_requested, msg);
+		id, fence, lease_ms, NULL, 0, cancel_requested, msg);
 }
 
 int lr_store_job_progress(lr_store *st, const char *id, int64_t fence,
@@ -658,7 +675,7 @@ int lr_store_job_progress(lr_store *st, const char *id, int64_t fence,
 		"UPDATE jobs SET progress_json = ?5, updated_ms = ?3 "
 		"WHERE id = ?1 AND fence = ?2 AND state = 'running' "
 		"RETURNING cancel_requested",
-		id, fence, 0, progress_json, cancel_requested, msg);
+		id, fence, 0, progress_json, 0, cancel_requested, msg);
 }
 
 int lr_store_job_requeue(lr_store *st, const char *id, int64_t fence,
@@ -677,7 +694,7 @@ int lr_store_job_requeue(lr_store *st, const char *id, int64_t fence,
 		"lease_expires_ms = NULL, updated_ms = ?3 "
 		"WHERE id = ?1 AND fence = ?2 AND state = 'running' "
 		"RETURNING cancel_requested",
-		id, fence, 0, LR_PROBLEM_CANCELED, NULL, msg);
+		id, fence, 0, LR_PROBLEM_CANCELED, 1, NULL, msg);
 }
 
 int lr_store_job_cancel_check(lr_store *st, const char *id, int64_t fence,
@@ -809,6 +826,9 @@ int lr_store_job_finish(lr_store *st, const char *id, int64_t fence,
 	}
 	lr__finalize(st, stmt);
 	stmt = NULL;
+	err = lr__outbox_add(st, id, 0, now, msg);
+	if (err)
+		goto out;
 	LR__FAULT("finish-updated");
 	return lr__tx_commit(st, msg);
 out:
@@ -893,6 +913,11 @@ int lr_store_job_cancel(lr_store *st, const char *tenant, const char *id,
 		}
 		lr__finalize(st, stmt);
 		stmt = NULL;
+		if (state == LR_JOB_STATE_CANCELED) {
+			err = lr__outbox_add(st, id, 0, lr_store_now_ms(), msg);
+			if (err)
+				goto out;
+		}
 	}
 	err = lr__tx_commit(st, msg);
 	if (err == 0 && state_out != NULL)
@@ -1047,6 +1072,12 @@ int lr_store_jobs_recover(lr_store *st, int64_t epoch,
 		counts[i] = sqlite3_changes(st->db);
 		lr__finalize(st, stmt);
 		stmt = NULL;
+	}
+	/* The jobs just ended (canceled, failed) have finished_ms = now. */
+	if (counts[0] + counts[1] > 0) {
+		err = lr__outbox_add(st, NULL, now, now, msg);
+		if (err)
+			goto out;
 	}
 	err = lr__tx_commit(st, msg);
 	if (err == 0 && rep != NULL) {

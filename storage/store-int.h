@@ -102,6 +102,28 @@ extern void (*lr__fault_hook)(const char *point);
 			lr__fault_hook(point);                             \
 	} while (0)
 
+/*
+ * Inside a write transaction (storage/hooks.c): writes the webhook outbox
+ * row of job `id` if it is now terminal and has a notify_url; with id NULL,
+ * of every such job whose finished_ms is `finished_ms` (a bulk transition).
+ * Idempotent (one row per job).
+ */
+int lr__outbox_add(lr_store *st, const char *id, int64_t finished_ms,
+		   int64_t now, lr_msg *msg);
+
+/* Inside a write transaction: marks `key` done (see
+ * lr_store_idem_complete()). */
+int lr__idem_mark_done(lr_store *st, const char *tenant, const char *key,
+		       const char *fingerprint, int status,
+		       const char *resource, const char *location,
+		       const char *body, lr_msg *msg);
+
+/* Inside the sweep's write transaction: expired idempotency keys and
+ * finished outbox rows (storage/hooks.c). */
+int lr__hooks_sweep(lr_store *st, int64_t now, int64_t retention_ms,
+		    int64_t tmp_age_ms, lr_store_sweep_report *rep,
+		    lr_msg *msg);
+
 /* Fills buf with n random bytes (getrandom). 0 or -errno. */
 int lr__random(void *buf, size_t n);
 

@@ -101,8 +101,51 @@ static const char *const lr_schema_v1 =
 	"CREATE INDEX jobs_result_sha ON jobs(result_sha);"
 	"CREATE INDEX jobs_report_sha ON jobs(report_sha);";
 
+/*
+ * Version 2: the webhook outbox and idempotency keys (storage/hooks.c).
+ * An outbox row is written in the transaction that makes its job
+ * terminal, at most one per job (UNIQUE job_id); it has no foreign key, so
+ * deleting the job does not lose a delivery. `body` is frozen at the first
+ * attempt, so every retry signs the same bytes. Idempotency rows are per
+ * (tenant, key); 'pending' while the first request runs, 'done' once it
+ * has an answer.
+ */
+static const char *const lr_schema_v2 =
+	"CREATE TABLE webhook_outbox ("
+	"  id TEXT PRIMARY KEY,"
+	"  job_id TEXT NOT NULL UNIQUE,"
+	"  tenant TEXT NOT NULL,"
+	"  event TEXT NOT NULL CHECK (event IN"
+	"    ('job.succeeded','job.failed','job.canceled')),"
+	"  url TEXT NOT NULL,"
+	"  event_ms INTEGER NOT NULL,"
+	"  body TEXT CHECK (body IS NULL OR json_valid(body)),"
+	"  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN"
+	"    ('pending','delivered','failed')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_ms INTEGER NOT NULL,"
+	"  last_status INTEGER,"
+	"  last_error TEXT,"
+	"  created_ms INTEGER NOT NULL,"
+	"  updated_ms INTEGER NOT NULL"
+	") STRICT;"
+	"CREATE INDEX webhook_outbox_due ON webhook_outbox(state, next_ms);"
+	"CREATE TABLE idempotency ("
+	"  tenant TEXT NOT NULL,"
+	"  key TEXT NOT NULL CHECK (length(key) BETWEEN 1 AND 255),"
+	"  state TEXT NOT NULL CHECK (state IN ('pending','done')),"
+	"  fingerprint TEXT,"
+	"  status INTEGER,"
+	"  resource TEXT,"
+	"  location TEXT,"
+	"  body TEXT,"
+	"  created_ms INTEGER NOT NULL,"
+	"  PRIMARY KEY (tenant, key)"
+	") STRICT;"
+	"CREATE INDEX idempotency_created ON idempotency(created_ms);";
+
 /* lr_migrations[i] moves user_version from i to i + 1. */
-static const char *const lr_migrations[] = { lr_schema_v1 };
+static const char *const lr_migrations[] = { lr_schema_v1, lr_schema_v2 };
 _Static_assert(sizeof(lr_migrations) / sizeof(lr_migrations[0]) ==
 		       LR_STORE_SCHEMA_VERSION,
 	       "one migration per schema version");

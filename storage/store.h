@@ -108,7 +108,7 @@ const char *lr_store_strerror(int code);
 #define LR_STORE_BLOB_GRACE_MS 60000 /* see lr_store_job_delete() */
 
 /* The database schema version this build creates and understands. */
-#define LR_STORE_SCHEMA_VERSION 1
+#define LR_STORE_SCHEMA_VERSION 2
 
 /* Returns 1 when `s` is a well-formed job id (32 lowercase hex), else 0. */
 int lr_store_id_valid(const char *s);
@@ -224,6 +224,11 @@ typedef struct lr_store_job_new {
 	int max_attempts;      /* 0 means LR_STORE_MAX_ATTEMPTS_DEFAULT */
 	int64_t queued_max;    /* > 0: refuse when the tenant already has this
 				  many queued + running jobs; 0: no limit */
+	const char *idem_key;  /* NULL, or an Idempotency-Key this request
+				  holds pending (lr_store_idem_begin()): it is
+				  marked done (202, the new job) in the same
+				  transaction as the insert */
+	const char *idem_fingerprint; /* its request fingerprint (64 hex) */
 } lr_store_job_new;
 
 /*
@@ -492,6 +497,132 @@ int lr_store_blob_open(lr_store *st, const char *tenant, const char *sha,
 int lr_store_blob_path(lr_store *st, const char *sha, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
+/* Webhook outbox (storage/hooks.c)                                     */
+
+/*
+ * Every transition of a job into a terminal state whose spec has a string
+ * member "notify_url" writes one outbox row in the SAME transaction
+ * (finish, cancel of a queued job, requeue of a canceled one, recovery),
+ * so a terminal state is never committed without its delivery, and at
+ * most one row exists per job. The delivery thread reads due rows, sends
+ * them, and records each attempt; rows survive restarts and kill -9.
+ */
+
+enum lr_hook_outcome {
+	LR_HOOK_DELIVERED = 0, /* 2xx: done */
+	LR_HOOK_RETRY = 1,     /* failed, another attempt at next_ms */
+	LR_HOOK_FAILED = 2,    /* failed for good (gave up or refused) */
+};
+
+#define LR_STORE_HOOK_ID_MAX 48
+
+/* One outbox row. Strings are heap copies freed by lr_store_hooks_free. */
+typedef struct lr_store_hook {
+	char id[LR_STORE_HOOK_ID_MAX];        /* webhook-id: "msg_" + 32 hex,
+						 fixed at insert */
+	char job_id[LR_STORE_ID_LEN + 1];     /* the job (may be deleted) */
+	char tenant[LR_STORE_TENANT_MAX + 1]; /* its tenant */
+	char event[16];                       /* "job.succeeded", "job.failed"
+						 or "job.canceled" */
+	char *url;                            /* the spec's notify_url */
+	char *body;                           /* frozen payload, or NULL
+						 before the first attempt */
+	int64_t event_ms;                     /* when the job ended */
+	int64_t created_ms;                   /* when the row was written */
+	int attempts;                         /* attempts made so far */
+} lr_store_hook;
+
+/*
+ * Reads up to `max` pending rows with next_ms <= now_ms, oldest due first,
+ * into a new array *out of *n rows (caller frees with lr_store_hooks_free;
+ * *out is NULL when none). Errors: LR_ENOMEM, LR_STORE_EDB.
+ */
+int lr_store_hooks_due(lr_store *st, int64_t now_ms, size_t max,
+		       lr_store_hook **out, size_t *n, lr_msg *msg);
+
+/* Frees `n` rows from lr_store_hooks_due() and the array (NULL-safe). */
+void lr_store_hooks_free(lr_store_hook *h, size_t n);
+
+/*
+ * Records one attempt of pending row `id`: attempts + 1, the outcome,
+ * next_ms (for LR_HOOK_RETRY), the HTTP status (0 when none) and an error
+ * sentence (NULL when none). `body` (may be NULL) is stored only when the
+ * row has none yet, so the first attempt freezes the payload. Errors:
+ * LR_STORE_ENOTFOUND (no such pending row), LR_EINVAL, LR_STORE_EDB.
+ */
+int lr_store_hook_attempt(lr_store *st, const char *id, const char *body,
+			  enum lr_hook_outcome outcome, int64_t next_ms,
+			  int status, const char *error, lr_msg *msg);
+
+/* Outbox rows by state: counts[0] pending, [1] delivered, [2] failed. */
+int lr_store_hooks_count(lr_store *st, int64_t counts[3], lr_msg *msg);
+
+/* Reads the outbox row of job `job_id` (any state) into *h; the caller
+ * frees its strings with lr_store_hook_fini(). *state (may be NULL)
+ * receives 0 pending, 1 delivered, 2 failed. LR_STORE_ENOTFOUND when the
+ * job has none. For tests and tools. */
+int lr_store_hook_of_job(lr_store *st, const char *job_id, lr_store_hook *h,
+			 int *state, lr_msg *msg);
+
+/* Frees the strings of one row and zeroes it (NULL-safe). */
+void lr_store_hook_fini(lr_store_hook *h);
+
+/* ------------------------------------------------------------------ */
+/* Idempotency keys (storage/hooks.c)                                   */
+
+#define LR_STORE_IDEM_KEY_MAX 255            /* bytes in a key */
+#define LR_STORE_IDEM_TTL_MS (24LL * 3600 * 1000) /* keys kept this long */
+
+enum lr_idem_state {
+	LR_IDEM_NEW = 0,  /* the key was free: this request now holds it */
+	LR_IDEM_BUSY = 1, /* another request holding the key is in flight */
+	LR_IDEM_DONE = 2, /* a request with this key was answered */
+};
+
+/* An idempotency record. Strings: heap copies, NULL when unset. */
+typedef struct lr_store_idem {
+	enum lr_idem_state state;
+	char fingerprint[LR_STORE_SHA_LEN + 1]; /* DONE: the first request's */
+	int status;                             /* DONE: its HTTP status */
+	char resource[LR_STORE_SHA_LEN + 1];    /* DONE: job id or blob sha */
+	char *location;                         /* DONE: Location, or NULL */
+	char *body;                             /* DONE: the answer's body, or
+						   NULL when not stored yet */
+} lr_store_idem;
+
+/* Frees the strings of `r` and zeroes it (NULL-safe). */
+void lr_store_idem_fini(lr_store_idem *r);
+
+/*
+ * Looks up `tenant`'s `key` (1..LR_STORE_IDEM_KEY_MAX printable ASCII) and,
+ * when it is free or older than LR_STORE_IDEM_TTL_MS, takes it (a pending
+ * row) in one transaction: r->state says which case it is (zero r first;
+ * finalise with lr_store_idem_fini). A holder must end with
+ * lr_store_idem_complete() or lr_store_idem_release(). Errors: LR_EINVAL
+ * (bad tenant or key), LR_STORE_EDB.
+ */
+int lr_store_idem_begin(lr_store *st, const char *tenant, const char *key,
+			lr_store_idem *r, lr_msg *msg);
+
+/*
+ * Marks the held key done with the answer given: fingerprint (64 hex),
+ * status, resource id, Location (may be NULL) and body (may be NULL).
+ * A key already done by lr_store_job_create() only gets its body (and the
+ * rest is kept); a key the sweep dropped meanwhile is written again.
+ * Errors: LR_STORE_ENOTFOUND (the key is done for another request),
+ * LR_EINVAL.
+ */
+int lr_store_idem_complete(lr_store *st, const char *tenant, const char *key,
+			   const char *fingerprint, int status,
+			   const char *resource, const char *location,
+			   const char *body, lr_msg *msg);
+
+/* Gives up a held (pending) key, so a retry may take it; a done key is
+ * left alone. */
+int lr_store_idem_release(lr_store *st, const char *tenant, const char *key,
+			  lr_msg *msg);
+
+/* ------------------------------------------------------------------ */
 /* Retention                                                            */
 
 typedef struct lr_store_sweep_opts {
@@ -513,12 +644,18 @@ typedef struct lr_store_sweep_report {
 	int64_t orphan_files_deleted;/* files in blobs/ with no row (crash
 					between rename and commit) */
 	int64_t tmp_files_deleted;   /* stale uploads in tmp/ */
+	int64_t idem_deleted;        /* idempotency keys past 24 h, or pending
+					ones older than tmp_age_ms */
+	int64_t hooks_deleted;       /* delivered or failed outbox rows past
+					retention */
 } lr_store_sweep_report;
 
 /*
  * Retention and garbage collection, safe to run while other threads and
  * processes use the store: deletes terminal jobs past retention, expired
- * owner rows, blobs referenced by no job and no owner row (never one used by
+ * owner rows, idempotency keys past LR_STORE_IDEM_TTL_MS (pending ones
+ * past tmp_age_ms: their request died with a previous process), finished
+ * outbox rows past retention, blobs referenced by no job and no owner row (never one used by
  * a queued or running job), files in blobs/ without a row, and stale temp
  * files. `rep` (may be NULL) says what was removed.
  */

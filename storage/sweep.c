@@ -128,10 +128,15 @@ static int lr_sweep_rows(lr_store *st, const lr_store_sweep_opts *opts,
 	}
 	lr__finalize(st, stmt);
 	stmt = NULL;
+	err = lr__hooks_sweep(st, now, opts->retention_ms, opts->tmp_age_ms,
+			      rep, msg);
+	if (err)
+		goto out;
 	return lr__tx_commit(st, msg);
 out:
 	lr__finalize(st, stmt);
 	lr__tx_rollback(st);
+	rep->idem_deleted = rep->hooks_deleted = 0;
 	rep->jobs_deleted = rep->owners_deleted = 0;
 	rep->blobs_deleted = rep->blob_bytes_freed = 0;
 	return err;

@@ -104,7 +104,13 @@ static void test_open(void)
 		tap_ok(v == 99, "refused database untouched (user_version %d)",
 		       v);
 	}
-	sqlite3_exec(raw, "PRAGMA user_version=1", NULL, NULL, NULL);
+	{
+		char restore[64];
+
+		snprintf(restore, sizeof(restore), "PRAGMA user_version=%d",
+			 LR_STORE_SCHEMA_VERSION);
+		sqlite3_exec(raw, restore, NULL, NULL, NULL);
+	}
 	sqlite3_close(raw);
 
 	err = lr_store_open("", &st, NULL);
