@@ -240,15 +240,71 @@ int lr__conv_direct_isa(void)
  * goes into Y (NCHW) through the positions' output indices (grid columns
  * past ow are dropped).
  */
+/*
+ * Stores rows [0, rows) of a strip's tile into Y: row r of filter m0 + r
+ * goes to yr = y + (m0 + r) * ohw, at yr[d0 + i] for the i-th valid
+ * position vidx[i] (i < nv). The valid positions' outputs are
+ * consecutive (a grid row's last valid column is followed by the next
+ * row's first), so each row is one contiguous store of values gathered
+ * from the tile's column r.
+ */
+__attribute__((target("avx512f")))
+static void cd_store512(const float *tile, const int32_t *vidx, int64_t nv, float *y,
+			int64_t ohw, int64_t rows)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		float *yr = y + r * ohw;
+		int64_t i = 0;
+
+		for (; i + 16 <= nv; i += 16) {
+			__m512i ix = _mm512_loadu_si512((const void *)(vidx + i));
+
+			_mm512_storeu_ps(yr + i, _mm512_i32gather_ps(ix, tile + r, 4));
+		}
+		if (i < nv) {
+			__mmask16 mk = (__mmask16)((1u << (nv - i)) - 1u);
+			__m512i ix = _mm512_maskz_loadu_epi32(mk, vidx + i);
+
+			_mm512_mask_storeu_ps(yr + i, mk,
+					      _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, ix,
+								       tile + r, 4));
+		}
+	}
+}
+
+__attribute__((target("avx2")))
+static void cd_store256(const float *tile, const int32_t *vidx, int64_t nv, float *y,
+			int64_t ohw, int64_t rows)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		float *yr = y + r * ohw;
+		int64_t i = 0;
+
+		for (; i + 8 <= nv; i += 8) {
+			__m256i ix = _mm256_loadu_si256((const void *)(vidx + i));
+
+			_mm256_storeu_ps(yr + i, _mm256_i32gather_ps(tile + r, ix, 4));
+		}
+		for (; i < nv; i++)
+			yr[i] = tile[vidx[i] + r];
+	}
+}
+
 static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0, int64_t n)
 {
 	float tile[CD_STRIP * CD_NPMAX * 64] __attribute__((aligned(64)));
-	int64_t dst[CD_STRIP * CD_NPMAX];
+	int32_t vidx[CD_STRIP * CD_NPMAX];
+	int64_t d0 = -1, nv = 0;
 
+	/* Valid positions (grid column < ow), as float offsets into the tile. */
 	for (int64_t p = 0; p < n; p++) {
 		int64_t oy = (q0 + p) / j->wp, ox = q0 + p - oy * j->wp;
 
-		dst[p] = ox < j->ow ? oy * j->ow + ox : -1;
+		if (ox < j->ow) {
+			if (d0 < 0)
+				d0 = oy * j->ow + ox;
+			vidx[nv++] = (int32_t)(p * 64);
+		}
 	}
 	for (int64_t bi = b0; bi < b1; bi += CD_FB) {
 		int fb = b1 - bi < CD_FB ? (int)(b1 - bi) : CD_FB;
@@ -269,13 +325,12 @@ static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0,
 								      k0 > 0);
 			}
 		}
-		for (int64_t r = 0; r < rows; r++) {
-			float *yr = j->y + (m0 + r) * j->ohw;
-
-			for (int64_t p = 0; p < n; p++)
-				if (dst[p] >= 0)
-					yr[dst[p]] = tile[p * 64 + r];
-		}
+		if (nv == 0)
+			continue;
+		if (j->blk == 16)
+			cd_store512(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows);
+		else
+			cd_store256(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows);
 	}
 }
 
@@ -295,28 +350,60 @@ static void cd_tiles(void *arg, int64_t begin, int64_t end, int thread)
 
 struct cd_pad_job {
 	const float *x;         /* image [C][h][w] */
-	float *xp;              /* padded [C][plane] */
+	float *xp;              /* padded [C][phases][plane] */
 	const struct lr_geom *g;
-	int64_t wp, plane;
+	int64_t wp, plane;      /* grid width and plane size (of a phase) */
+	int64_t npi, npj;       /* phases used per axis (1, 1 at stride 1) */
 };
 
+/*
+ * Padded copy of channels [begin, end). At stride 1 one plane per
+ * channel; at stride s, phase (pi, pj) holds the padded image's rows
+ * pi, pi + s, ... and columns pj, pj + s, ... (see lr__conv_direct).
+ */
 static void cd_pad(void *arg, int64_t begin, int64_t end)
 {
 	const struct cd_pad_job *j = arg;
 	const struct lr_geom *g = j->g;
 
+	if (g->sh == 1 && g->sw == 1) {
+		for (int64_t ch = begin; ch < end; ch++) {
+			const float *src = j->x + ch * g->h * g->w;
+			float *dst = j->xp + ch * j->plane;
+
+			memset(dst, 0, (size_t)(g->pt * j->wp) * sizeof(float));
+			dst += g->pt * j->wp;
+			for (int64_t r = 0; r < g->h; r++, dst += j->wp) {
+				memset(dst, 0, (size_t)g->pl * sizeof(float));
+				memcpy(dst + g->pl, src + r * g->w, (size_t)g->w * sizeof(float));
+				memset(dst + g->pl + g->w, 0, (size_t)g->pr * sizeof(float));
+			}
+			memset(dst, 0, (size_t)(j->plane - (g->pt + g->h) * j->wp) * sizeof(float));
+		}
+		return;
+	}
 	for (int64_t ch = begin; ch < end; ch++) {
 		const float *src = j->x + ch * g->h * g->w;
-		float *dst = j->xp + ch * j->plane;
 
-		memset(dst, 0, (size_t)(g->pt * j->wp) * sizeof(float));
-		dst += g->pt * j->wp;
-		for (int64_t r = 0; r < g->h; r++, dst += j->wp) {
-			memset(dst, 0, (size_t)g->pl * sizeof(float));
-			memcpy(dst + g->pl, src + r * g->w, (size_t)g->w * sizeof(float));
-			memset(dst + g->pl + g->w, 0, (size_t)g->pr * sizeof(float));
-		}
-		memset(dst, 0, (size_t)(j->plane - (g->pt + g->h) * j->wp) * sizeof(float));
+		for (int64_t pi = 0; pi < j->npi; pi++)
+			for (int64_t pj = 0; pj < j->npj; pj++) {
+				float *dst = j->xp + ((ch * j->npi + pi) * j->npj + pj) * j->plane;
+				int64_t hq = j->plane / j->wp;
+
+				for (int64_t r = 0; r < hq; r++, dst += j->wp) {
+					int64_t iy = r * g->sh + pi - g->pt;
+
+					if (iy < 0 || iy >= g->h) {
+						memset(dst, 0, (size_t)j->wp * sizeof(float));
+						continue;
+					}
+					for (int64_t cc = 0; cc < j->wp; cc++) {
+						int64_t ix = cc * g->sw + pj - g->pl;
+
+						dst[cc] = ix >= 0 && ix < g->w ? src[iy * g->w + ix] : 0.0f;
+					}
+				}
+			}
 	}
 }
 
@@ -359,9 +446,10 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	struct cd_job j;
 	int isa = cd_isa();
 	int64_t hp = g->h + g->pt + g->pb, wp = g->w + g->pl + g->pr;
-	int64_t plane, ntasks, m = w->dims[0], mb, kk, blk, tag;
+	int64_t plane, ntasks, m = w->dims[0], mb, kk, blk, tag, npi, npj;
 	int nthr = lr_pool_size(c->pool);
-	int pad = g->pt != 0 || g->pl != 0 || g->pb != 0 || g->pr != 0;
+	int pad = g->pt != 0 || g->pl != 0 || g->pb != 0 || g->pr != 0 ||
+		  g->sh != 1 || g->sw != 1;
 	size_t wbytes, sbytes;
 	float *packed = NULL, *own = NULL;
 	char *s, *sown = NULL;
@@ -369,14 +457,29 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	int rc = 0;
 
 	if (isa == CD_NONE || getenv("LR_NO_CONV_DIRECT") != NULL ||
-	    g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1)
+	    g->sh < 1 || g->sw < 1 || g->dh != 1 || g->dw != 1)
+		return 1;
+	if ((g->sh != 1 || g->sw != 1) && getenv("LR_NO_CONV_DIRECT_STRIDED") != NULL)
 		return 1;
 	if (!lr__conv_direct_worth(isa, g, m) && getenv("LR_CONV_DIRECT_FORCE") == NULL)
 		return 1;
+	/*
+	 * Stride s: the padded image is split into phases (pi, pj), pi < s,
+	 * each holding rows pi, pi + s, ... and columns pj, pj + s, ... on a
+	 * grid of ceil(hp / s) x ceil(wp / s). Tap (ki, kj) of output
+	 * (oy, ox) reads padded (oy*s + ki, ox*s + kj) = phase (ki % s,
+	 * kj % s) at (oy + ki / s, ox + kj / s): a stride-1 read of the
+	 * phase grid, so the kernels and offset tables are the stride-1
+	 * ones. Only phases a tap reads are built (one for a 1x1 stride 2).
+	 */
+	npi = g->kh < g->sh ? g->kh : g->sh;
+	npj = g->kw < g->sw ? g->kw : g->sw;
+	hp = (hp + g->sh - 1) / g->sh;
+	wp = (wp + g->sw - 1) / g->sw;
 	plane = hp * wp;
 	kk = g->c * g->kh * g->kw;
 	/* Offsets are int32. */
-	if (g->c * plane + 64 > INT32_MAX || kk > INT32_MAX / 16)
+	if (g->c * npi * npj * plane + 64 > INT32_MAX || kk > INT32_MAX / 16)
 		return 1;
 	blk = isa == CD_AVX512 ? 16 : 8;
 	mb = (m + blk - 1) / blk;
@@ -417,7 +520,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	}
 
 	/* Scratch: the padded image (when padded) and the offset table. */
-	sbytes = (pad ? (size_t)(g->c * plane + 64) * sizeof(float) : 0) +
+	sbytes = (pad ? (size_t)(g->c * npi * npj * plane + 64) * sizeof(float) : 0) +
 		 (size_t)kk * sizeof(int32_t);
 	s = lr_op_scratch(c, 0, sbytes);
 	if (s == NULL) {
@@ -427,14 +530,19 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 			goto out;
 		}
 	}
-	off = (int32_t *)(void *)(s + (pad ? (size_t)(g->c * plane + 64) * sizeof(float) : 0));
+	off = (int32_t *)(void *)(s + (pad ? (size_t)(g->c * npi * npj * plane + 64) *
+					     sizeof(float) : 0));
 	{
 		int64_t t = 0, pstride = pad ? plane : g->h * g->w, row = pad ? wp : g->w;
 
 		for (int64_t ch = 0; ch < g->c; ch++)
 			for (int64_t ki = 0; ki < g->kh; ki++)
-				for (int64_t kj = 0; kj < g->kw; kj++)
-					off[t++] = (int32_t)(ch * pstride + ki * row + kj);
+				for (int64_t kj = 0; kj < g->kw; kj++) {
+					int64_t ph = (ch * npi + ki % g->sh) * npj + kj % g->sw;
+
+					off[t++] = (int32_t)(ph * pstride + ki / g->sh * row +
+							     kj / g->sw);
+				}
 	}
 
 	memset(&j, 0, sizeof(j));
@@ -468,7 +576,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		const float *xn = (const float *)x->data + n * g->c * g->h * g->w;
 
 		if (pad) {
-			struct cd_pad_job pj = { xn, (float *)(void *)s, g, wp, plane };
+			struct cd_pad_job pj = { xn, (float *)(void *)s, g, wp, plane, npi, npj };
 
 			lr_pool_run(c->pool, g->c, 1, cd_pad, &pj);
 			j.xp = (float *)(void *)s;

@@ -163,7 +163,7 @@ int lr__conv_winograd(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		      const lr_tensor *b, lr_tensor *y, const struct lr_geom *g);
 
 /*
- * Runs a 2-D or 1-D convolution with group 1, stride 1 and dilation 1 by
+ * Runs a 2-D or 1-D convolution with group 1, any stride and dilation 1 by
  * the direct kernels of conv_direct.c into y (allocated, [N, M, oh, ow]
  * from g), packing the weights into c->cache when there is one. Returns 0
  * when done, 1 when the CPU has no kernel for it or the shape is better

@@ -461,7 +461,7 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		lr_pool_run(c->pool, g.n * m, 1, depthwise_planes, &j);
 		goto done;
 	}
-	if (group == 1 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1) {
+	if (group == 1 && g.dh == 1 && g.dw == 1) {
 		rc = lr__conv_direct(c, x, w, b, y, &g);
 		if (rc < 0) {
 			rc = lr_op_fail(c, rc, "out of memory for the direct convolution");
