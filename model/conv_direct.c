@@ -252,22 +252,58 @@ __attribute__((target("avx512f")))
 static void cd_store512(const float *tile, const int32_t *vidx, int64_t nv, float *y,
 			int64_t ohw, int64_t rows)
 {
-	for (int64_t r = 0; r < rows; r++) {
-		float *yr = y + r * ohw;
-		int64_t i = 0;
+	/*
+	 * 16 positions x 16 filters at a time: 16 tile rows (one position's
+	 * filters each) transposed in registers into 16 filter rows of 16
+	 * consecutive outputs (unpack, unpack by pairs, then 128-bit lanes).
+	 */
+	for (int64_t i0 = 0; i0 < nv; i0 += 16) {
+		int64_t ni = nv - i0 < 16 ? nv - i0 : 16;
+		__mmask16 mi = (__mmask16)(ni == 16 ? 0xffffu : (1u << ni) - 1u);
 
-		for (; i + 16 <= nv; i += 16) {
-			__m512i ix = _mm512_loadu_si512((const void *)(vidx + i));
+		for (int64_t f0 = 0; f0 < rows; f0 += 16) {
+			int64_t nf = rows - f0 < 16 ? rows - f0 : 16;
+			__m512 r[16], t[16];
 
-			_mm512_storeu_ps(yr + i, _mm512_i32gather_ps(ix, tile + r, 4));
-		}
-		if (i < nv) {
-			__mmask16 mk = (__mmask16)((1u << (nv - i)) - 1u);
-			__m512i ix = _mm512_maskz_loadu_epi32(mk, vidx + i);
+			/* vidx is padded with 0 (a real tile row) past nv */
+			_Pragma("GCC unroll 16")
+			for (int i = 0; i < 16; i++)
+				r[i] = _mm512_load_ps(tile + vidx[i0 + i] + f0);
+			_Pragma("GCC unroll 8")
+			for (int k = 0; k < 8; k++) {
+				t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+				t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+			}
+			_Pragma("GCC unroll 4")
+			for (int k = 0; k < 4; k++) {
+				__m512d a0 = _mm512_castps_pd(t[4 * k]), a1 = _mm512_castps_pd(t[4 * k + 1]);
+				__m512d a2 = _mm512_castps_pd(t[4 * k + 2]), a3 = _mm512_castps_pd(t[4 * k + 3]);
 
-			_mm512_mask_storeu_ps(yr + i, mk,
-					      _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, ix,
-								       tile + r, 4));
+				r[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+				r[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+				r[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+				r[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+			}
+			_Pragma("GCC unroll 4")
+			for (int m = 0; m < 4; m++) {
+				__m512 x0 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x88);
+				__m512 x1 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xdd);
+				__m512 y0 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x88);
+				__m512 y1 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xdd);
+
+				t[m] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+				t[8 + m] = _mm512_shuffle_f32x4(x0, y0, 0xdd);
+				t[4 + m] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+				t[12 + m] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
+			}
+			if (nf == 16) {
+				_Pragma("GCC unroll 16")
+				for (int f = 0; f < 16; f++)
+					_mm512_mask_storeu_ps(y + (f0 + f) * ohw + i0, mi, t[f]);
+			} else {
+				for (int64_t f = 0; f < nf; f++)
+					_mm512_mask_storeu_ps(y + (f0 + f) * ohw + i0, mi, t[f]);
+			}
 		}
 	}
 }
@@ -293,7 +329,7 @@ static void cd_store256(const float *tile, const int32_t *vidx, int64_t nv, floa
 static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0, int64_t n)
 {
 	float tile[CD_STRIP * CD_NPMAX * 64] __attribute__((aligned(64)));
-	int32_t vidx[CD_STRIP * CD_NPMAX];
+	int32_t vidx[CD_STRIP * CD_NPMAX] = { 0 };
 	int64_t d0 = -1, nv = 0;
 
 	/* Valid positions (grid column < ow), as float offsets into the tile. */

@@ -28,6 +28,11 @@
 
 #include "model/ops.h"
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#include <immintrin.h>
+#define DW_X86 1
+#endif
+
 int lr__window_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
 		    int ceil_mode, struct lr_geom *g)
 {
@@ -190,11 +195,147 @@ static void im2col_tile(const float *x, float *col, const struct lr_geom *g,
 /* ---- depthwise ---------------------------------------------------------- */
 
 struct dw_job {
+	lr_opctx *c;             /* for per-thread scratch (padded planes) */
 	const float *x, *w, *b;  /* input, filters [C*mult, 1, kh, kw], bias */
 	float *y;
 	const struct lr_geom *g;
 	int64_t mult;            /* output channels per input channel */
 };
+
+#if defined(DW_X86)
+/*
+ * The interior [lo, hi) of one output row of a 3x3 depthwise filter with
+ * AVX-512: 16 outputs per step, nr kernel rows r[k] (already offset by
+ * -pl), every tap an FMA in the order the scalar loop adds them
+ * (bias, then row by row, column by column). Stride 1 loads each tap's
+ * 16 inputs unaligned; stride 2 takes the even and odd columns of two
+ * loads with one permute each. Returns the first q it did not do.
+ */
+__attribute__((target("avx512f")))
+static int64_t dw3_row512(const float *const *r, const float (*w)[3], int nr, float bias,
+			  float *out, int64_t lo, int64_t hi, int64_t sw)
+{
+	int64_t q = lo;
+
+	if (sw == 1) {
+		for (; q + 16 <= hi; q += 16) {
+			__m512 acc = _mm512_set1_ps(bias);
+
+			for (int k = 0; k < nr; k++) {
+				const float *rr = r[k] + q;
+
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][0]), _mm512_loadu_ps(rr), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][1]), _mm512_loadu_ps(rr + 1), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][2]), _mm512_loadu_ps(rr + 2), acc);
+			}
+			_mm512_storeu_ps(out + q, acc);
+		}
+		if (q < hi) {
+			__mmask16 mk = (__mmask16)((1u << (hi - q)) - 1u);
+			__m512 acc = _mm512_set1_ps(bias);
+
+			for (int k = 0; k < nr; k++) {
+				const float *rr = r[k] + q;
+
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][0]),
+						      _mm512_maskz_loadu_ps(mk, rr), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][1]),
+						      _mm512_maskz_loadu_ps(mk, rr + 1), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][2]),
+						      _mm512_maskz_loadu_ps(mk, rr + 2), acc);
+			}
+			_mm512_mask_storeu_ps(out + q, mk, acc);
+			q = hi;
+		}
+	} else if (sw == 2) {
+		const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+						    14, 12, 10, 8, 6, 4, 2, 0);
+		const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+
+		for (; q + 16 <= hi; q += 16) {
+			__m512 acc = _mm512_set1_ps(bias);
+
+			for (int k = 0; k < nr; k++) {
+				const float *rr = r[k] + 2 * q;
+				__m512 a = _mm512_loadu_ps(rr), b = _mm512_loadu_ps(rr + 16);
+				__m512 c = _mm512_loadu_ps(rr + 2), d = _mm512_loadu_ps(rr + 18);
+
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][0]),
+						      _mm512_permutex2var_ps(a, ev, b), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][1]),
+						      _mm512_permutex2var_ps(a, od, b), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][2]),
+						      _mm512_permutex2var_ps(c, ev, d), acc);
+			}
+			_mm512_storeu_ps(out + q, acc);
+		}
+	}
+	return q;
+}
+
+#endif
+
+/* Whether dw3_row512 runs here: AVX-512 and no LR_CONV_ISA cap. */
+static int dw_avx512(void)
+{
+#if defined(DW_X86)
+	static int cpu = -1;
+
+	if (cpu < 0) {
+		__builtin_cpu_init();
+		cpu = __builtin_cpu_supports("avx512f") != 0;
+	}
+	return cpu && getenv("LR_CONV_ISA") == NULL;
+#else
+	return 0;
+#endif
+}
+
+#if defined(DW_X86)
+/*
+ * One output plane of a 3x3 undilated depthwise filter with AVX-512 on a
+ * zero-padded copy of the input plane (pad, of (h + pt + pb) x wp floats
+ * plus 32 of slack): every output is interior, so each row is
+ * dw3_row512's 16-wide steps plus, at stride > 2 or in stride 2's last
+ * partial step, scalar taps on the padded rows. The padded zeros add
+ * 0 * w as ONNX's zero padding does.
+ */
+static void depthwise_3x3_pad512(const struct lr_geom *g, const float *xp, const float *wk,
+				 float bias, float *yp, float *pad)
+{
+	int64_t wp = g->w + g->pl + g->pr, hp = g->h + g->pt + g->pb;
+	const float(*w)[3] = (const float(*)[3])wk;
+
+	memset(pad, 0, (size_t)(g->pt * wp) * sizeof(float));
+	for (int64_t r = 0; r < g->h; r++) {
+		float *d = pad + (g->pt + r) * wp;
+
+		memset(d, 0, (size_t)g->pl * sizeof(float));
+		memcpy(d + g->pl, xp + r * g->w, (size_t)g->w * sizeof(float));
+		memset(d + g->pl + g->w, 0, (size_t)g->pr * sizeof(float));
+	}
+	memset(pad + (g->pt + g->h) * wp, 0, (size_t)((hp - g->pt - g->h) * wp + 32) * sizeof(float));
+	for (int64_t oy = 0; oy < g->oh; oy++) {
+		const float *r[3];
+		float *out = yp + oy * g->ow;
+		int64_t q;
+
+		for (int k = 0; k < 3; k++)
+			r[k] = pad + (oy * g->sh + k) * wp;
+		q = dw3_row512(r, w, 3, bias, out, 0, g->ow, g->sw);
+		for (; q < g->ow; q++) {
+			float v = bias;
+
+			for (int k = 0; k < 3; k++) {
+				const float *rr = r[k] + q * g->sw;
+
+				v += w[k][0] * rr[0] + w[k][1] * rr[1] + w[k][2] * rr[2];
+			}
+			out[q] = v;
+		}
+	}
+}
+#endif
 
 /*
  * One output plane of a 3x3 undilated depthwise filter (MobileNet's case),
@@ -204,7 +345,7 @@ struct dw_job {
  */
 LR_CLONES
 static void depthwise_3x3(const struct lr_geom *g, const float *xp, const float *wk,
-			  float bias, float *yp)
+			  float bias, float *yp, int v512)
 {
 	int64_t sw = g->sw;
 	/* Interior ox: every tap column 0 <= ox*sw - pl + kj < w for kj = 0..2. */
@@ -235,20 +376,28 @@ static void depthwise_3x3(const struct lr_geom *g, const float *xp, const float 
 			float acc = bias;
 
 			if (ox == lo) {
+				int64_t q0 = lo;
+
+#if defined(DW_X86)
+				/* AVX-512: all taps of 16 outputs at once. */
+				if (v512)
+					q0 = dw3_row512(r, (const float (*)[3])w, nr, bias, out,
+							lo, hi, sw);
+#endif
 				/* The interior: no bounds checks; stride 1 in one
 				 * vectorisable sweep per kernel row. */
 				if (sw == 1) {
-					for (int64_t q = lo; q < hi; q++)
+					for (int64_t q = q0; q < hi; q++)
 						out[q] = bias;
 					for (int k = 0; k < nr; k++) {
 						const float *rr = r[k];
 						float a = w[k][0], b = w[k][1], c = w[k][2];
 
-						for (int64_t q = lo; q < hi; q++)
+						for (int64_t q = q0; q < hi; q++)
 							out[q] += a * rr[q] + b * rr[q + 1] + c * rr[q + 2];
 					}
 				} else {
-					for (int64_t q = lo; q < hi; q++) {
+					for (int64_t q = q0; q < hi; q++) {
 						float v = bias;
 
 						for (int k = 0; k < nr; k++) {
@@ -277,18 +426,39 @@ static void depthwise_3x3(const struct lr_geom *g, const float *xp, const float 
 	}
 }
 
-static void depthwise_planes(void *arg, int64_t begin, int64_t end)
+static void depthwise_planes(void *arg, int64_t begin, int64_t end, int thread)
 {
 	const struct dw_job *j = arg;
 	const struct lr_geom *g = j->g;
 	int64_t cout = g->c * j->mult;
 
 	if (g->kh == 3 && g->kw == 3 && g->dh == 1 && g->dw == 1 && g->h > 0 && g->w > 0) {
+		int v512 = dw_avx512();
+
+#if defined(DW_X86)
+		if (v512) {
+			size_t bytes = (size_t)((g->h + g->pt + g->pb) * (g->w + g->pl + g->pr) + 32) *
+				       sizeof(float);
+			float *pad = lr_op_scratch(j->c, thread, bytes);
+
+			if (pad != NULL) {
+				for (int64_t p = begin; p < end; p++) {
+					int64_t n = p / cout, oc = p % cout, ic = oc / j->mult;
+
+					depthwise_3x3_pad512(g, j->x + (n * g->c + ic) * g->h * g->w,
+							     j->w + oc * 9, j->b ? j->b[oc] : 0.0f,
+							     j->y + p * g->oh * g->ow, pad);
+				}
+				return;
+			}
+		}
+#endif
+
 		for (int64_t p = begin; p < end; p++) {
 			int64_t n = p / cout, oc = p % cout, ic = oc / j->mult;
 
 			depthwise_3x3(g, j->x + (n * g->c + ic) * g->h * g->w, j->w + oc * 9,
-				      j->b ? j->b[oc] : 0.0f, j->y + p * g->oh * g->ow);
+				      j->b ? j->b[oc] : 0.0f, j->y + p * g->oh * g->ow, v512);
 		}
 		return;
 	}
@@ -455,10 +625,10 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	mg = m / group;
 
 	if (cg == 1 && group == x->dims[1]) {
-		struct dw_job j = { x->data, w->data, b ? b->data : NULL, y->data, &g,
+		struct dw_job j = { c, x->data, w->data, b ? b->data : NULL, y->data, &g,
 				    m / group };
 
-		lr_pool_run(c->pool, g.n * m, 1, depthwise_planes, &j);
+		lr_pool_run_indexed(c->pool, g.n * m, 1, depthwise_planes, &j);
 		goto done;
 	}
 	if (group == 1 && g.dh == 1 && g.dw == 1) {
