@@ -7,7 +7,8 @@
  * filters, counts that are not multiples of the block of 8), 1x1 with
  * and without padding (the no-copy path), 3x3 and 5x5, asymmetric
  * kernels and pads, 1-D, output counts around the tile of 48 and 8
- * positions, strides 1..4 (the phase split), batches of 1..3, with and
+ * positions, strides 1..4 (the phase split), depthwise 3x3 at strides
+ * 1..3 (MobileNet shapes and odd pads), batches of 1..3, with and
  * without bias, 1 and 2 threads.
  * Every case runs twice on one engine, so the second run uses the
  * weights packed into the node's cache. The skinny Gemm kernel
@@ -62,6 +63,7 @@ struct dcase {
 	int bias;
 	int threads;
 	int64_t sh, sw;          /* strides (0: 1) */
+	int dw;                  /* depthwise: group = C = M, W [M, 1, kh, kw] */
 };
 
 static lr_tensor *rand_tensor(int ndim, const int64_t *dims)
@@ -116,6 +118,8 @@ static lr_tensor *run_conv(const struct dcase *k, lr_tensor *x, lr_tensor *w, lr
 			setenv("LR_CONV_ISA", "avx2", 1);
 	}
 	lrt_init(&nd, "Conv", 13);
+	if (k->dw)
+		lrt_attr_int(&nd, "group", k->c);
 	lrt_input(&nd, x);
 	lrt_const(&nd, w);
 	if (k->bias)
@@ -148,8 +152,9 @@ static void run_case(const struct dcase *k, int isa)
 	int64_t pt = k->pads[0], pl = k->pads[1], pb = k->pads[2], pr = k->pads[3];
 	int64_t sh = k->sh > 0 ? k->sh : 1, sw = k->sw > 0 ? k->sw : 1;
 	int64_t oh = (k->h + pt + pb - k->kh) / sh + 1, ow = (k->w + pl + pr - k->kw) / sw + 1, ny;
-	int64_t xd4[4] = { k->n, k->c, k->h, k->w }, wd4[4] = { k->m, k->c, k->kh, k->kw };
-	int64_t xd3[3] = { k->n, k->c, k->w }, wd3[3] = { k->m, k->c, k->kw };
+	int64_t wc = k->dw ? 1 : k->c;
+	int64_t xd4[4] = { k->n, k->c, k->h, k->w }, wd4[4] = { k->m, wc, k->kh, k->kw };
+	int64_t xd3[3] = { k->n, k->c, k->w }, wd3[3] = { k->m, wc, k->kw };
 	lr_tensor *x, *w, *b, *yi, *yd, *y2 = NULL;
 	double *ref, tol = tol_for(k->c * k->kh * k->kw), ei, ed, e2 = 0;
 	char label[200];
@@ -174,6 +179,10 @@ static void run_case(const struct dcase *k, int isa)
 
 						for (int64_t ci = 0; ci < k->c; ci++)
 							for (int64_t ki = 0; ki < k->kh; ki++) {
+								int64_t wi = k->dw ? 0 : ci;
+
+								if (k->dw && ci != m)
+									break;
 								int64_t iy = oy * sh - pt + ki;
 
 								if (iy < 0 || iy >= k->h)
@@ -184,14 +193,15 @@ static void run_case(const struct dcase *k, int isa)
 									if (ix < 0 || ix >= k->w)
 										continue;
 									acc += (double)xv[((n * k->c + ci) * k->h + iy) * k->w + ix] *
-									       (double)wv[((m * k->c + ci) * k->kh + ki) * k->kw + kj];
+									       (double)wv[((m * wc + wi) * k->kh + ki) * k->kw + kj];
 								}
 							}
 						ref[((n * k->m + m) * oh + oy) * ow + ox] = acc;
 					}
 	}
 	snprintf(label, sizeof(label),
-		 "N=%lld C=%lld M=%lld %lldx%lld k%lldx%lld s%lldx%lld pads %lld,%lld,%lld,%lld%s%s t%d",
+		 "%sN=%lld C=%lld M=%lld %lldx%lld k%lldx%lld s%lldx%lld pads %lld,%lld,%lld,%lld%s%s t%d",
+		 k->dw ? "depthwise " : "",
 		 (long long)k->n, (long long)k->c, (long long)k->m, (long long)k->h,
 		 (long long)k->w, (long long)k->kh, (long long)k->kw, (long long)sh,
 		 (long long)sw, (long long)pt,
@@ -335,6 +345,15 @@ int main(void)
 		{ 2, 6, 9, 10, 9, 1, 1, { 1, 0, 0, 1 }, 0, 1, 2, 3, 3 },
 		{ 1, 8, 1, 40, 10, 1, 3, { 0, 1, 0, 1 }, 1, 1, 2, 1, 2 },   /* 1-D s2 */
 		{ 1, 4, 5, 5, 3, 4, 4, { 0, 0, 0, 0 }, 0, 1, 1, 4, 4 },     /* one output */
+		/* depthwise 3x3 (AVX-512 on a padded plane; LR_CONV_ISA=avx2: scalar edges) */
+		{ 1, 32, 112, 112, 32, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 1, 1, 1 },
+		{ 1, 24, 112, 112, 24, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 2, 2, 1 },
+		{ 2, 20, 14, 14, 20, 3, 3, { 1, 1, 1, 1 }, 0, 0, 2, 2, 2, 1 },
+		{ 1, 17, 7, 7, 17, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 1, 1, 1 },
+		{ 1, 5, 33, 35, 5, 3, 3, { 2, 0, 1, 3 }, 0, 1, 2, 1, 1, 1 },
+		{ 1, 6, 37, 40, 6, 3, 3, { 0, 1, 2, 0 }, 0, 1, 1, 2, 2, 1 },
+		{ 1, 3, 20, 50, 3, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 3, 3, 1 },
+		{ 1, 4, 2, 2, 4, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 1, 1, 1 },
 	};
 
 	rng = seed ? seed : 1;
