@@ -92,6 +92,8 @@ struct cd_job {
 	int64_t nstrips, strip; /* strips of `strip` positions */
 	int64_t mgroups, mper;  /* filter groups per strip, blocks per group */
 	const cd_kernel *kern;  /* [CD_FB][np]: FB blocks x NP positions */
+	int act;                /* fused activation (LR_ACT_*) */
+	float lo, hi;           /* its bounds (LR_ACT_CLIP) */
 };
 
 #if defined(CD_X86)
@@ -250,8 +252,13 @@ int lr__conv_direct_isa(void)
  */
 __attribute__((target("avx512f")))
 static void cd_store512(const float *tile, const int32_t *vidx, int64_t nv, float *y,
-			int64_t ohw, int64_t rows)
+			int64_t ohw, int64_t rows, int act, float lo, float hi)
 {
+	/* Fused activation: Relu as max(v, 0) (NaN -> 0, as lr_op_relu),
+	 * Clip as min(hi, max(lo, v)) (NaN stays, as lr_op_clip). */
+	const __m512 vlo = _mm512_set1_ps(act == LR_ACT_CLIP ? lo : 0.f);
+	const __m512 vhi = _mm512_set1_ps(hi);
+
 	/*
 	 * 16 positions x 16 filters at a time: 16 tile rows (one position's
 	 * filters each) transposed in registers into 16 filter rows of 16
@@ -296,6 +303,15 @@ static void cd_store512(const float *tile, const int32_t *vidx, int64_t nv, floa
 				t[4 + m] = _mm512_shuffle_f32x4(x1, y1, 0x88);
 				t[12 + m] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
 			}
+			if (act == LR_ACT_RELU) {
+				_Pragma("GCC unroll 16")
+				for (int f = 0; f < 16; f++)
+					t[f] = _mm512_max_ps(t[f], vlo);
+			} else if (act == LR_ACT_CLIP) {
+				_Pragma("GCC unroll 16")
+				for (int f = 0; f < 16; f++)
+					t[f] = _mm512_min_ps(vhi, _mm512_max_ps(vlo, t[f]));
+			}
 			if (nf == 16) {
 				_Pragma("GCC unroll 16")
 				for (int f = 0; f < 16; f++)
@@ -310,7 +326,7 @@ static void cd_store512(const float *tile, const int32_t *vidx, int64_t nv, floa
 
 __attribute__((target("avx2")))
 static void cd_store256(const float *tile, const int32_t *vidx, int64_t nv, float *y,
-			int64_t ohw, int64_t rows)
+			int64_t ohw, int64_t rows, int act, float lo, float hi)
 {
 	for (int64_t r = 0; r < rows; r++) {
 		float *yr = y + r * ohw;
@@ -323,6 +339,7 @@ static void cd_store256(const float *tile, const int32_t *vidx, int64_t nv, floa
 		}
 		for (; i < nv; i++)
 			yr[i] = tile[vidx[i] + r];
+		lr__act_apply(act, lo, hi, yr, nv);
 	}
 }
 
@@ -364,9 +381,11 @@ static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0,
 		if (nv == 0)
 			continue;
 		if (j->blk == 16)
-			cd_store512(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows);
+			cd_store512(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows,
+				    j->act, j->lo, j->hi);
 		else
-			cd_store256(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows);
+			cd_store256(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows,
+				    j->act, j->lo, j->hi);
 	}
 }
 
@@ -595,6 +614,9 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	j.q = (g->oh - 1) * j.wp + g->ow;
 	j.np = isa == CD_AVX512 ? CD_NP512 : CD_NP256;
 	j.kern = isa == CD_AVX512 ? &cd512_k[0][0] : &cd256_k[0][0];
+	j.act = c->act;
+	j.lo = c->act_lo;
+	j.hi = c->act_hi;
 	j.strip = CD_STRIP * j.np;
 	j.nstrips = (j.q + j.strip - 1) / j.strip;
 	/* Enough tasks for every thread: shorter strips, then filter groups. */

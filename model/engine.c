@@ -16,7 +16,9 @@
 #include "model/engine.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <malloc.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -160,6 +162,63 @@ bad:
 }
 
 /*
+ * Whether node `ni` (a Conv) can write its reader's activation: its one
+ * output is read once, by the next node, a Relu or a Clip with constant
+ * scalar bounds, and is not kept (graph output or wanted). Sets *act and
+ * the bounds. With an observer installed nothing is fused: observers
+ * (the solver) read the Conv's own output.
+ */
+static int fusable_act(const lr_engine *e, int ni, const char *need, const char *keep,
+		       const int *remaining, int *act, float *lo, float *hi)
+{
+	const lr_model *m = e->m;
+	const lr_node *n = &m->nodes[ni], *a;
+	int v;
+
+	if (e->observer != NULL || n->op->run != lr_op_conv || n->nout != 1 ||
+	    ni + 1 >= m->nnodes || getenv("LR_NO_FUSE") != NULL)
+		return 0;
+	v = n->out[0];
+	a = &m->nodes[ni + 1];
+	if (v < 0 || keep[v] || remaining[v] != 1 || m->values[v].nconsumers != 1 ||
+	    !need[ni + 1] || a->nin < 1 || a->in[0] != v || a->nout != 1)
+		return 0;
+	if (a->op->run == lr_op_relu) {
+		*act = LR_ACT_RELU;
+		*lo = 0.f;
+		*hi = INFINITY;
+		return 1;
+	}
+	if (a->op->run != lr_op_clip)
+		return 0;
+	*lo = -FLT_MAX;
+	*hi = FLT_MAX;
+	if (m->opset < 11) {
+		if (a->nin > 1)
+			return 0;
+		*lo = lr_node_attr_float(a, "min", -FLT_MAX);
+		*hi = lr_node_attr_float(a, "max", FLT_MAX);
+	} else {
+		for (int k = 1; k < a->nin && k < 3; k++) {
+			const lr_tensor *t = a->in[k] >= 0 ? m->values[a->in[k]].init : NULL;
+
+			if (a->in[k] < 0)
+				continue;
+			if (t == NULL || t->dtype != LR_DT_FLOAT || t->nelem != 1 || t->data == NULL)
+				return 0;
+			if (k == 1)
+				*lo = *(const float *)t->data;
+			else
+				*hi = *(const float *)t->data;
+		}
+		if (a->nin > 3)
+			return 0;
+	}
+	*act = LR_ACT_CLIP;
+	return 1;
+}
+
+/*
  * The one run loop. Full run (want == NULL): every node runs and the graph
  * outputs are returned. Segment run: seeds are fed by value (borrowed),
  * only the nodes needed for the wanted values run, and those are returned.
@@ -177,7 +236,7 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 	lr_tensor *in[64], *out[64];
 	lr_tensor **inp = in, **outp = out;
 	size_t live = 0;
-	int rc = 0, maxio = 0;
+	int rc = 0, maxio = 0, passon = -1;
 
 	e->peak_bytes = 0;
 	for (int i = 0; i < noutputs; i++)
@@ -296,7 +355,14 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		}
 		for (int k = 0; k < node->nout; k++)
 			outp[k] = NULL;
-		rc = node->op->run(&c, inp, node->nin, outp, node->nout);
+		if (!dry && fusable_act(e, ni, need, keep, remaining, &c.act, &c.act_lo,
+					&c.act_hi))
+			passon = ni + 1;
+		/* The Conv before wrote this activation: pass its buffer on. */
+		if (ni == passon && (outp[0] = lr_op_take(&c, inp, 0)) != NULL)
+			rc = 0;
+		else
+			rc = node->op->run(&c, inp, node->nin, outp, node->nout);
 		if (rc != 0) {
 			for (int k = 0; k < node->nout; k++)
 				lr_tensor_free(outp[k]);

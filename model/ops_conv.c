@@ -192,6 +192,24 @@ static void im2col_tile(const float *x, float *col, const struct lr_geom *g,
 	}
 }
 
+/* ---- fused activations --------------------------------------------------- */
+
+/* Relu as lr_op_relu computes it (NaN -> 0), Clip as lr_op_clip (NaN stays). */
+LR_CLONES
+void lr__act_apply(int act, float lo, float hi, float *y, int64_t n)
+{
+	if (act == LR_ACT_RELU) {
+		for (int64_t i = 0; i < n; i++)
+			y[i] = y[i] > 0.f ? y[i] : 0.f;
+	} else if (act == LR_ACT_CLIP) {
+		for (int64_t i = 0; i < n; i++) {
+			float v = y[i] < lo ? lo : y[i];
+
+			y[i] = v > hi ? hi : v;
+		}
+	}
+}
+
 /* ---- depthwise ---------------------------------------------------------- */
 
 struct dw_job {
@@ -200,6 +218,8 @@ struct dw_job {
 	float *y;
 	const struct lr_geom *g;
 	int64_t mult;            /* output channels per input channel */
+	int act;                 /* fused activation (LR_ACT_*) */
+	float lo, hi;
 };
 
 #if defined(DW_X86)
@@ -448,6 +468,8 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end, int thread)
 					depthwise_3x3_pad512(g, j->x + (n * g->c + ic) * g->h * g->w,
 							     j->w + oc * 9, j->b ? j->b[oc] : 0.0f,
 							     j->y + p * g->oh * g->ow, pad);
+					lr__act_apply(j->act, j->lo, j->hi, j->y + p * g->oh * g->ow,
+						      g->oh * g->ow);
 				}
 				return;
 			}
@@ -459,6 +481,7 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end, int thread)
 
 			depthwise_3x3(g, j->x + (n * g->c + ic) * g->h * g->w, j->w + oc * 9,
 				      j->b ? j->b[oc] : 0.0f, j->y + p * g->oh * g->ow, v512);
+			lr__act_apply(j->act, j->lo, j->hi, j->y + p * g->oh * g->ow, g->oh * g->ow);
 		}
 		return;
 	}
@@ -501,6 +524,7 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end, int thread)
 				}
 			}
 		}
+		lr__act_apply(j->act, j->lo, j->hi, yp, g->oh * g->ow);
 	}
 }
 
@@ -626,7 +650,7 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 
 	if (cg == 1 && group == x->dims[1]) {
 		struct dw_job j = { c, x->data, w->data, b ? b->data : NULL, y->data, &g,
-				    m / group };
+				    m / group, c->act, c->act_lo, c->act_hi };
 
 		lr_pool_run_indexed(c->pool, g.n * m, 1, depthwise_planes, &j);
 		goto done;
@@ -638,7 +662,7 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 			goto fail;
 		}
 		if (rc == 0)
-			goto done;
+			goto done; /* the direct kernels applied c->act */
 	}
 	if (group == 1 && nsp == 2 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 &&
 	    g.dh == 1 && g.dw == 1 && getenv("LR_NO_WINOGRAD") == NULL) {
@@ -648,7 +672,7 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 			goto fail;
 		}
 		if (rc == 0)
-			goto done;
+			goto post;
 	}
 	{
 		struct conv_job j;
@@ -689,6 +713,8 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 			goto fail;
 		}
 	}
+post:
+	lr__act_apply(c->act, c->act_lo, c->act_hi, y->data, y->nelem);
 done:
 	out[0] = y;
 	return 0;
