@@ -8,12 +8,17 @@
  * no im2col: the input plane already is the patch matrix. Depthwise
  * convolution (one input and one output channel per group) would make
  * GEMMs with a single row, so it has a direct kernel, parallel over
- * channel planes. One- and two-dimensional convolutions are supported
+ * channel planes (3x3 with AVX-512: 16 outputs per step on a zero-padded
+ * copy of the plane, no edge checks). One- and two-dimensional convolutions are supported
  * (1-D runs as 2-D with height 1). Bias is added while the output is
  * still in cache. Accumulation is float32 inside SGEMM, as in every
  * runtime this engine is compared with.
  *
- * Group-1, stride-1, undilated convolutions go first to the direct
+ * A Relu or Clip the engine fused into the node (c->act, engine.c) is
+ * applied by the direct and depthwise kernels as they store, and by a
+ * pass over the output after Winograd and im2col.
+ *
+ * Group-1, undilated convolutions (any stride) go first to the direct
  * kernels of conv_direct.c (AVX-512/AVX2, shaped like ONNX Runtime's so
  * that thin layers cost what they cost there), then to Winograd
  * (conv_winograd.c) when the CPU has neither; im2col takes the rest.
