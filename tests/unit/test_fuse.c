@@ -36,7 +36,9 @@ static float frand(void)
 struct fcase {
 	const char *label;
 	int64_t c, h, m, k, stride, dil, group;
-	int act;                /* 1 Relu, 2 Clip-6, 3 Clip-13, 4 Clip-13 min only */
+	int act;                /* 1 Relu, 2 Clip-6, 3 Clip-13, 4 Clip-13 min only,
+				 * 5 Clip-13 with bounds from Constant nodes between
+				 * the Conv and the Clip (torchvision's MobileNet-v2) */
 	const char *env;        /* extra environment for this case, or NULL */
 };
 
@@ -84,8 +86,10 @@ static int run2(const struct fcase *k, lr_tensor *x, lr_tensor *w, lr_tensor *b,
 	     hin[] = "hi", empty[] = "", gname[] = "g", dom[] = "";
 	char *conv_in[3] = { xn, wn, bn }, *conv_out[1] = { cn };
 	char *act_in[3] = { cn, lon, hin }, *act_out[1] = { yn };
-	lrt_node cv, ac;
-	Onnx__NodeProto nodes[2], *nodep[2] = { &nodes[0], &nodes[1] };
+	lrt_node cv, ac, k1, k2;
+	char *k1_out[1] = { lon }, *k2_out[1] = { hin };
+	Onnx__NodeProto nodes[4], *nodep[4] = { &nodes[0], &nodes[1], &nodes[2], &nodes[3] };
+	int nn = 2;
 	Onnx__TensorProto init[4], *initp[4];
 	struct lrt_vi gin, gout;
 	Onnx__ValueInfoProto *ginp = &gin.vi, *goutp = &gout.vi;
@@ -119,17 +123,36 @@ static int run2(const struct fcase *k, lr_tensor *x, lr_tensor *w, lr_tensor *b,
 	nodes[0].output = conv_out;
 	nodes[0].n_attribute = (size_t)cv.nattr;
 	nodes[0].attribute = cv.attrp;
-	onnx__node_proto__init(&nodes[1]);
-	nodes[1].op_type = ac.op_type;
-	nodes[1].n_input = k->act >= 3 ? (k->act == 4 ? 2 : 3) : 1;
-	nodes[1].input = act_in;
-	nodes[1].n_output = 1;
-	nodes[1].output = act_out;
-	nodes[1].n_attribute = (size_t)ac.nattr;
-	nodes[1].attribute = ac.attrp;
+	if (k->act == 5) {
+		lrt_init(&k1, "Constant", 13);
+		lrt_attr_tensor(&k1, "value", lo);
+		lrt_init(&k2, "Constant", 13);
+		lrt_attr_tensor(&k2, "value", hi);
+		onnx__node_proto__init(&nodes[1]);
+		nodes[1].op_type = k1.op_type;
+		nodes[1].n_output = 1;
+		nodes[1].output = k1_out;
+		nodes[1].n_attribute = (size_t)k1.nattr;
+		nodes[1].attribute = k1.attrp;
+		onnx__node_proto__init(&nodes[2]);
+		nodes[2].op_type = k2.op_type;
+		nodes[2].n_output = 1;
+		nodes[2].output = k2_out;
+		nodes[2].n_attribute = (size_t)k2.nattr;
+		nodes[2].attribute = k2.attrp;
+		nn = 4;
+	}
+	onnx__node_proto__init(&nodes[nn - 1]);
+	nodes[nn - 1].op_type = ac.op_type;
+	nodes[nn - 1].n_input = k->act >= 3 ? (k->act == 4 ? 2 : 3) : 1;
+	nodes[nn - 1].input = act_in;
+	nodes[nn - 1].n_output = 1;
+	nodes[nn - 1].output = act_out;
+	nodes[nn - 1].n_attribute = (size_t)ac.nattr;
+	nodes[nn - 1].attribute = ac.attrp;
 	initp[ninit] = init_tp(&init[ninit], wn, w), ninit++;
 	initp[ninit] = init_tp(&init[ninit], bn, b), ninit++;
-	if (k->act >= 3)
+	if (k->act == 3 || k->act == 4)
 		initp[ninit] = init_tp(&init[ninit], lon, lo), ninit++;
 	if (k->act == 3)
 		initp[ninit] = init_tp(&init[ninit], hin, hi), ninit++;
@@ -138,7 +161,7 @@ static int run2(const struct fcase *k, lr_tensor *x, lr_tensor *w, lr_tensor *b,
 	lrt_vi_fill(&gout, yn, NULL);
 	onnx__graph_proto__init(&graph);
 	graph.name = gname;
-	graph.n_node = 2;
+	graph.n_node = (size_t)nn;
 	graph.node = nodep;
 	graph.n_input = 1;
 	graph.input = &ginp;
@@ -273,6 +296,8 @@ int main(void)
 		{ "Winograd 3x3 Relu", 16, 18, 24, 3, 1, 1, 1, 1, "LR_NO_CONV_DIRECT=1" },
 		{ "im2col dilation 2 Clip-13", 12, 17, 10, 3, 1, 2, 1, 3, NULL },
 		{ "grouped im2col Relu", 12, 17, 12, 3, 1, 1, 3, 1, NULL },
+		{ "direct 1x1 Clip-13 bounds from Constant nodes", 24, 20, 40, 1, 1, 1, 1, 5, NULL },
+		{ "depthwise Clip-13 bounds from Constant nodes", 16, 14, 16, 3, 2, 1, 16, 5, NULL },
 	};
 
 	/* Winograd wherever the direct kernels are off (its case only). */
