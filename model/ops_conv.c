@@ -238,7 +238,7 @@ struct dw_job {
  */
 __attribute__((target("avx512f")))
 static int64_t dw3_row512(const float *const *r, const float (*w)[3], int nr, float bias,
-			  float *out, int64_t lo, int64_t hi, int64_t sw)
+			  float *out, int64_t lo, int64_t hi, int64_t sw, int overread)
 {
 	int64_t q = lo;
 
@@ -294,6 +294,27 @@ static int64_t dw3_row512(const float *const *r, const float (*w)[3], int nr, fl
 			}
 			_mm512_storeu_ps(out + q, acc);
 		}
+		/* The last partial step: full loads (the caller's rows may be
+		 * read up to 31 floats past 2 * hi + 1), masked store. */
+		if (overread && q < hi) {
+			__mmask16 mk = (__mmask16)((1u << (hi - q)) - 1u);
+			__m512 acc = _mm512_set1_ps(bias);
+
+			for (int k = 0; k < nr; k++) {
+				const float *rr = r[k] + 2 * q;
+				__m512 a = _mm512_loadu_ps(rr), b = _mm512_loadu_ps(rr + 16);
+				__m512 c = _mm512_loadu_ps(rr + 2), d = _mm512_loadu_ps(rr + 18);
+
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][0]),
+						      _mm512_permutex2var_ps(a, ev, b), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][1]),
+						      _mm512_permutex2var_ps(a, od, b), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][2]),
+						      _mm512_permutex2var_ps(c, ev, d), acc);
+			}
+			_mm512_mask_storeu_ps(out + q, mk, acc);
+			q = hi;
+		}
 	}
 	return q;
 }
@@ -321,8 +342,9 @@ static int dw_avx512(void)
  * One output plane of a 3x3 undilated depthwise filter with AVX-512 on a
  * zero-padded copy of the input plane (pad, of (h + pt + pb) x wp floats
  * plus 32 of slack): every output is interior, so each row is
- * dw3_row512's 16-wide steps plus, at stride > 2 or in stride 2's last
- * partial step, scalar taps on the padded rows. The padded zeros add
+ * dw3_row512's 16-wide steps (the last one masked, its loads running
+ * into the next row or the slack) plus, at stride > 2, scalar taps on
+ * the padded rows. The padded zeros add
  * 0 * w as ONNX's zero padding does.
  */
 static void depthwise_3x3_pad512(const struct lr_geom *g, const float *xp, const float *wk,
@@ -347,7 +369,7 @@ static void depthwise_3x3_pad512(const struct lr_geom *g, const float *xp, const
 
 		for (int k = 0; k < 3; k++)
 			r[k] = pad + (oy * g->sh + k) * wp;
-		q = dw3_row512(r, w, 3, bias, out, 0, g->ow, g->sw);
+		q = dw3_row512(r, w, 3, bias, out, 0, g->ow, g->sw, 1);
 		for (; q < g->ow; q++) {
 			float v = bias;
 
@@ -407,7 +429,7 @@ static void depthwise_3x3(const struct lr_geom *g, const float *xp, const float 
 				/* AVX-512: all taps of 16 outputs at once. */
 				if (v512)
 					q0 = dw3_row512(r, (const float (*)[3])w, nr, bias, out,
-							lo, hi, sw);
+							lo, hi, sw, 0);
 #endif
 				/* The interior: no bounds checks; stride 1 in one
 				 * vectorisable sweep per kernel row. */
