@@ -166,6 +166,27 @@ struct lr_geom {
 int lr__window_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
 		    int ceil_mode, struct lr_geom *g);
 
+/* The window geometry of any rank (3-D pooling and convolution). */
+#define LR_ND_MAX (LR_MAX_DIMS - 2) /* spatial axes */
+
+struct lr_ndgeom {
+	int nsp;
+	int64_t n, c, plane, oplane;
+	int64_t in[LR_ND_MAX], k[LR_ND_MAX], s[LR_ND_MAX], d[LR_ND_MAX];
+	int64_t pb[LR_ND_MAX], pe[LR_ND_MAX], out[LR_ND_MAX];
+	int64_t istr[LR_ND_MAX];   /* row-major strides within a plane */
+	int64_t cstr[LR_ND_MAX];   /* column-major strides (storage_order=1) */
+};
+
+/*
+ * Reads strides/dilations/pads/auto_pad of the node for window `kernel`
+ * (x->ndim - 2 entries) over X of any rank >= 3, with the rules of
+ * lr__window_geom (ceil_mode for pooling; extents bounded by 2^20, at
+ * most 2^40 window positions per plane). Errors name node and attribute.
+ */
+int lr__nd_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel, int ceil_mode,
+		struct lr_ndgeom *g);
+
 /*
  * Runs a 2-D convolution with group 1, 3x3 kernel, stride 1, dilation 1
  * by Winograd's minimal filtering (conv_winograd.c) into y (allocated,

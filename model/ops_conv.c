@@ -622,6 +622,123 @@ static void conv_tiles(void *arg, int64_t begin, int64_t end, int thread)
 	}
 }
 
+/* ---- N-D (3-D and deeper) convolution ------------------------------------- */
+
+struct ndc_job {
+	const struct lr_ndgeom *g;
+	const float *x, *w, *b;
+	float *y;
+	int64_t m, cg, mg, kvol;  /* filters, channels per group in/out, window size */
+	int act;
+	float lo, hi;
+};
+
+/*
+ * Output planes [begin, end) of an N-D convolution, directly: per output
+ * position, the bias plus every in-bounds tap of the group's channels,
+ * summed in float in channel-then-window order. No fast path: 3-D
+ * convolutions are rare in the models this engine serves (the ONNX
+ * backend cases), and correctness is what they need.
+ */
+static void ndc_planes(void *arg, int64_t begin, int64_t end)
+{
+	const struct ndc_job *j = arg;
+	const struct lr_ndgeom *g = j->g;
+	int nsp = g->nsp;
+
+	for (int64_t p = begin; p < end; p++) {
+		int64_t n = p / j->m, oc = p % j->m, grp = oc / j->mg;
+		float *yp = j->y + p * g->oplane;
+		const float *wk = j->w + oc * j->cg * j->kvol;
+
+		for (int64_t q = 0; q < g->oplane; q++) {
+			int64_t o[LR_ND_MAX], r = q;
+			float acc = j->b != NULL ? j->b[oc] : 0.0f;
+
+			for (int i = nsp - 1; i >= 0; i--) {
+				o[i] = r % g->out[i];
+				r /= g->out[i];
+			}
+			for (int64_t ci = 0; ci < j->cg; ci++) {
+				const float *xp = j->x + (n * g->c + grp * j->cg + ci) * g->plane;
+
+				for (int64_t t = 0; t < j->kvol; t++) {
+					int64_t kr = t, off = 0;
+					int inside = 1;
+
+					for (int i = nsp - 1; i >= 0; i--) {
+						int64_t ki = kr % g->k[i], pos;
+
+						kr /= g->k[i];
+						pos = o[i] * g->s[i] - g->pb[i] + ki * g->d[i];
+						if (pos < 0 || pos >= g->in[i]) {
+							inside = 0;
+							break;
+						}
+						off += pos * g->istr[i];
+					}
+					if (inside)
+						acc += xp[off] * wk[ci * j->kvol + t];
+				}
+			}
+			yp[q] = acc;
+		}
+		lr__act_apply(j->act, j->lo, j->hi, yp, g->oplane);
+	}
+}
+
+/* Conv over 3 or more spatial axes (X of rank >= 5). */
+static int conv_nd(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr_tensor *b,
+		   int64_t group, lr_tensor **out)
+{
+	struct lr_ndgeom g;
+	struct ndc_job j;
+	int64_t kernel[LR_ND_MAX], ks[LR_ND_MAX], dims[LR_MAX_DIMS];
+	int nsp = x->ndim - 2, cnt, rc;
+	lr_tensor *y = NULL;
+
+	if (nsp > LR_ND_MAX)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input X has rank %d; at most %d is supported",
+				  x->ndim, LR_MAX_DIMS);
+	for (int i = 0; i < nsp; i++)
+		kernel[i] = w->dims[2 + i];
+	if (lr_node_attr_ints(c->node, "kernel_shape", ks, nsp, &cnt) == 0 && cnt == nsp)
+		for (int i = 0; i < nsp; i++)
+			if (ks[i] != kernel[i])
+				return lr_op_fail(c, LR_ESHAPE,
+						  "attribute kernel_shape does not match the weight's shape");
+	rc = lr__nd_geom(c, x, kernel, 0, &g);
+	if (rc != 0)
+		return rc;
+	dims[0] = g.n;
+	dims[1] = w->dims[0];
+	for (int i = 0; i < nsp; i++)
+		dims[2 + i] = g.out[i];
+	rc = lr_op_output(c, &y, LR_DT_FLOAT, x->ndim, dims);
+	if (rc != 0)
+		return rc;
+	if (y->data != NULL && y->nelem > 0) {
+		memset(&j, 0, sizeof(j));
+		j.g = &g;
+		j.x = x->data;
+		j.w = w->data;
+		j.b = b != NULL ? b->data : NULL;
+		j.y = y->data;
+		j.m = w->dims[0];
+		j.cg = x->dims[1] / group;
+		j.mg = j.m / group;
+		j.kvol = 1;
+		for (int i = 0; i < nsp; i++)
+			j.kvol *= kernel[i];
+		j.act = c->act;
+		j.lo = c->act_lo;
+		j.hi = c->act_hi;
+		lr_pool_run(c->pool, g.n * j.m, 1, ndc_planes, &j);
+	}
+	out[0] = y;
+	return 0;
+}
+
 int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	const lr_tensor *x, *w, *b = NULL;
@@ -664,6 +781,10 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 						  "attribute kernel_shape does not match the weight's shape");
 	if (b != NULL && (b->ndim != 1 || b->dims[0] != m))
 		return lr_op_fail(c, LR_ESHAPE, "bias B must have shape [%lld]", (long long)m);
+	if (nsp > 2) {
+		(void)nout;
+		return conv_nd(c, x, w, b, group, out);
+	}
 	rc = lr__window_geom(c, x, kernel, 0, &g);
 	if (rc != 0)
 		return rc;
