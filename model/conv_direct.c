@@ -36,8 +36,10 @@
  * Packed weights and bias live in the node's cache (struct lr_node_cache)
  * for constant weights and are packed per call otherwise. Work is split
  * into (image, strip of 8 x 6 positions, group of filter blocks) tasks;
- * small images get shorter strips and several filter groups so that
- * every thread has work. Within a strip, taps run in chunks of CD_KC
+ * strips are of equal length and a map of up to CD_TILEP grid positions
+ * is one strip, so that weights stream once per strip and never for a
+ * short remainder; small images get several filter groups (then, if
+ * still needed, shorter strips) so that every thread has work. Within a strip, taps run in chunks of CD_KC
  * (32 KiB of weights for 4 blocks, kept in L1 across the strip), each
  * summed from zero and added to a strip-sized tile: a blocked sum, 2-4x
  * closer to double precision than one running sum over all taps.
@@ -72,6 +74,9 @@
 #define CD_NPMAX 6
 #ifndef CD_STRIP
 #define CD_STRIP 8              /* microkernel calls per strip of positions */
+#endif
+#ifndef CD_TILEP
+#define CD_TILEP 72             /* most positions per strip (one strip up to 72) */
 #endif
 #ifndef CD_KC
 #define CD_KC 128               /* taps per chunk (weights stay in L1) */
@@ -355,8 +360,8 @@ static void cd_store256(const float *tile, const int32_t *vidx, int64_t nv, floa
 
 static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0, int64_t n)
 {
-	float tile[CD_STRIP * CD_NPMAX * 64] __attribute__((aligned(64)));
-	int32_t vidx[CD_STRIP * CD_NPMAX] = { 0 };
+	float tile[CD_TILEP * 64] __attribute__((aligned(64)));
+	int32_t vidx[CD_TILEP + 16] = { 0 };
 	int64_t d0 = -1, nv = 0;
 
 	/* Valid positions (grid column < ow), as float offsets into the tile. */
@@ -627,16 +632,29 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	j.act = c->act;
 	j.lo = c->act_lo;
 	j.hi = c->act_hi;
-	j.strip = CD_STRIP * j.np;
+	/*
+	 * Strips of at most CD_STRIP calls, all of one length (a last strip
+	 * of a few positions would stream every weight again for them), and
+	 * one strip for up to CD_TILEP positions: ResNet-50's 7x7 layers
+	 * (49 or 61 grid positions, up to 9 MiB of weights) read their
+	 * weights once instead of twice.
+	 */
+	j.nstrips = j.q <= CD_TILEP ? 1 : (j.q + CD_STRIP * j.np - 1) / (CD_STRIP * j.np);
+	j.strip = ((j.q + j.nstrips - 1) / j.nstrips + j.np - 1) / j.np * j.np;
+	if (j.strip > CD_TILEP)
+		j.strip = CD_TILEP / j.np * j.np;
 	j.nstrips = (j.q + j.strip - 1) / j.strip;
-	/* Enough tasks for every thread: shorter strips, then filter groups. */
+	/*
+	 * Enough tasks for every thread: filter groups first (each reads its
+	 * share of the weights once), then shorter strips.
+	 */
 	j.mgroups = 1;
-	while (nthr > 1 && j.nstrips < 4 * (int64_t)nthr && j.strip > j.np) {
+	while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.mgroups < mb)
+		j.mgroups++;
+	while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.strip > j.np) {
 		j.strip -= j.np;
 		j.nstrips = (j.q + j.strip - 1) / j.strip;
 	}
-	while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.mgroups < mb)
-		j.mgroups++;
 	j.mper = (mb + j.mgroups - 1) / j.mgroups;
 	j.mgroups = (mb + j.mper - 1) / j.mper;
 	ntasks = j.nstrips * j.mgroups;
