@@ -16,7 +16,8 @@
  * node, often well under 100 us apart, and a futex wake-up costs tens of
  * microseconds (more on a loaded machine), which on MobileNet-v2 made two
  * threads slower than one. Workers poll the generation and the caller
- * polls `pending` for up to LR_POOL_SPIN_US before sleeping on the
+ * polls `pending` for up to LR_POOL_SPIN_US (the environment variable of
+ * that name overrides it per pool; 0 sleeps at once) before sleeping on the
  * condition variables, so between the nodes of one run nobody sleeps and
  * between runs (or when idle) nobody spins for long; after the first
  * LR_POOL_PAUSE_US the spin yields the core on each poll, so a spinning
@@ -50,6 +51,7 @@
 
 struct lr_pool {
 	int nthreads;           /* including the caller */
+	int64_t spin_us;        /* spin budget (LR_POOL_SPIN_US, env overrides) */
 	pthread_t *threads;     /* nthreads - 1 workers */
 	pthread_mutex_t mu;     /* guards the sleeps and the run's parameters */
 	pthread_cond_t wake;    /* workers wait for a new generation */
@@ -92,14 +94,16 @@ static int64_t now_us(void)
  * One poll of a spin that started at *t0 (0: not yet): pauses, or after
  * LR_POOL_PAUSE_US yields the core. Returns 0 once LR_POOL_SPIN_US passed.
  */
-static int spin_step(unsigned i, int64_t *t0, int *yield)
+static int spin_step(const lr_pool *p, unsigned i, int64_t *t0, int *yield)
 {
+	if (p->spin_us <= 0)
+		return 0;
 	if ((i & 15u) == 0 || *yield) {
 		int64_t t = now_us();
 
 		if (*t0 == 0)
 			*t0 = t;
-		else if (t - *t0 > LR_POOL_SPIN_US)
+		else if (t - *t0 > p->spin_us)
 			return 0;
 		else if (t - *t0 > LR_POOL_PAUSE_US)
 			*yield = 1;
@@ -121,7 +125,7 @@ static int spin_generation(lr_pool *p, uint64_t seen)
 		if (atomic_load_explicit(&p->generation, memory_order_acquire) != seen ||
 		    atomic_load_explicit(&p->stop, memory_order_relaxed))
 			return 1;
-		if (!spin_step(i, &t0, &yield))
+		if (!spin_step(p, i, &t0, &yield))
 			return 0;
 	}
 }
@@ -183,6 +187,9 @@ lr_pool *lr_pool_create(int nthreads)
 	if (p == NULL)
 		return NULL;
 	p->nthreads = 1;
+	p->spin_us = LR_POOL_SPIN_US;
+	if (getenv("LR_POOL_SPIN_US") != NULL)
+		p->spin_us = strtoll(getenv("LR_POOL_SPIN_US"), NULL, 10);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	pthread_cond_init(&p->done, NULL);
@@ -273,7 +280,7 @@ static void run_common(lr_pool *p, int64_t n, int64_t grain, lr_pool_fn fn,
 		int yield = 0;
 
 		for (unsigned i = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++)
-			if (!spin_step(i, &t0, &yield))
+			if (!spin_step(p, i, &t0, &yield))
 				break;
 	}
 	if (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
