@@ -34,7 +34,7 @@ const char *lr_dtype_name(lr_dtype dt)
 
 #define LR_RECYCLE_MIN ((size_t)32 << 20)    /* glibc mmaps from here on */
 #define LR_RECYCLE_MAX 8                      /* blocks kept */
-#define LR_RECYCLE_BYTES ((size_t)768 << 20)  /* bytes kept */
+#define LR_RECYCLE_BYTES ((size_t)256 << 20)  /* bytes kept */
 
 static struct {
 	pthread_mutex_t mu;
