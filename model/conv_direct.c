@@ -1,7 +1,7 @@
 /*
- * conv_direct.c - direct convolution for group-1, stride-1, undilated
- * Conv: no im2col, weights packed once per engine, AVX-512 or AVX2
- * microkernels chosen at run time.
+ * conv_direct.c - direct convolution for group-1, undilated Conv of any
+ * stride: no im2col, weights packed once per engine, AVX-512 or AVX2
+ * microkernels chosen at run time, Relu/Clip fused into the stores.
  *
  * DESIGN. The image is copied once into a zero-padded buffer (skipped
  * when the node has no padding) of width wp = w + pl + pr. Outputs are
@@ -13,6 +13,11 @@
  * (k = (c * kh + ki) * kw + kj, off[k] = c * plane + ki * wp + kj).
  * Columns ox >= ow of the padded grid are computed and dropped: wp / ow
  * extra work, 2/56 .. 2/7 for a 3x3 with pad 1, nothing for a 1x1.
+ * A stride s > 1 becomes stride 1 by splitting the padded image into s x s
+ * phases (rows i = pi mod s, columns j = pj mod s), each a grid of
+ * ceil(hp / s) x ceil(wp / s): tap (ki, kj) reads phase (ki mod s, kj mod
+ * s) at offset (ki / s, kj / s), so the offset table and kernels are the
+ * stride-1 ones (ResNet-50's stride-2 1x1, 3x3 and 7x7 stem).
  *
  * The microkernels are shaped like ONNX Runtime's NCHWc convolution
  * kernels (MLAS), so that layers cost, relative to each other, what they
@@ -23,23 +28,30 @@
  * weight vectors and broadcast one input per position. A thin layer
  * (one block) does one FMA per broadcast and runs at about half the rate
  * of a wide one, as ORT's does. Accumulators hold 16 filters of one
- * position, so tiles are transposed into Y (NCHW) as they are stored,
- * where ORT reorders its blocked layout once per chain of layers.
+ * position, so tiles are transposed into Y (NCHW) as they are stored
+ * (16 x 16 register transposes with AVX-512), where ORT reorders its
+ * blocked layout once per chain of layers. A Relu or Clip the engine fused
+ * into the node (c->act) is applied to the transposed vectors.
  *
  * Packed weights and bias live in the node's cache (struct lr_node_cache)
  * for constant weights and are packed per call otherwise. Work is split
  * into (image, strip of 8 x 6 positions, group of filter blocks) tasks;
- * small images get shorter strips and several filter groups so that
- * every thread has work. Within a strip, taps run in chunks of CD_KC
+ * strips are of equal length and a map of up to CD_TILEP grid positions
+ * is one strip, so that weights stream once per strip and never for a
+ * short remainder; small images get several filter groups (then, if
+ * still needed, shorter strips) so that every thread has work. Within a strip, taps run in chunks of CD_KC
  * (32 KiB of weights for 4 blocks, kept in L1 across the strip), each
  * summed from zero and added to a strip-sized tile: a blocked sum, 2-4x
  * closer to double precision than one running sum over all taps.
  *
- * Every group-1, stride-1, undilated Conv takes this path when the CPU
+ * Every group-1, undilated Conv takes this path when the CPU
  * has AVX2 and FMA (lr__conv_direct_worth): measured with
  * bench/layers.sh and bench/engine.sh, it beat im2col and Winograd on
  * OpenBLAS's Haswell kernels (what Debian's OpenBLAS 0.3.21 picks on
- * this Zen CPU) for every VGG and ResNet shape tried. LR_NO_CONV_DIRECT (set) disables it;
+ * this Zen CPU) for every VGG and ResNet shape tried; strided ones beat
+ * im2col on ResNet-50 (66 -> 56 ms, with the transposed stores).
+ * LR_NO_CONV_DIRECT (set) disables it, LR_NO_CONV_DIRECT_STRIDED strided
+ * shapes only;
  * LR_CONV_DIRECT_FORCE (set) takes it for every eligible shape;
  * LR_CONV_ISA=avx2 restricts the kernels to AVX2 (tests cover both).
  */
@@ -62,6 +74,9 @@
 #define CD_NPMAX 6
 #ifndef CD_STRIP
 #define CD_STRIP 8              /* microkernel calls per strip of positions */
+#endif
+#ifndef CD_TILEP
+#define CD_TILEP 72             /* most positions per strip (one strip up to 72) */
 #endif
 #ifndef CD_KC
 #define CD_KC 128               /* taps per chunk (weights stay in L1) */
@@ -92,6 +107,8 @@ struct cd_job {
 	int64_t nstrips, strip; /* strips of `strip` positions */
 	int64_t mgroups, mper;  /* filter groups per strip, blocks per group */
 	const cd_kernel *kern;  /* [CD_FB][np]: FB blocks x NP positions */
+	int act;                /* fused activation (LR_ACT_*) */
+	float lo, hi;           /* its bounds (LR_ACT_CLIP) */
 };
 
 #if defined(CD_X86)
@@ -240,15 +257,122 @@ int lr__conv_direct_isa(void)
  * goes into Y (NCHW) through the positions' output indices (grid columns
  * past ow are dropped).
  */
+/*
+ * Stores rows [0, rows) of a strip's tile into Y: row r of filter m0 + r
+ * goes to yr = y + (m0 + r) * ohw, at yr[d0 + i] for the i-th valid
+ * position vidx[i] (i < nv). The valid positions' outputs are
+ * consecutive (a grid row's last valid column is followed by the next
+ * row's first), so each row is one contiguous store of values gathered
+ * from the tile's column r.
+ */
+__attribute__((target("avx512f")))
+static void cd_store512(const float *tile, const int32_t *vidx, int64_t nv, float *y,
+			int64_t ohw, int64_t rows, int act, float lo, float hi)
+{
+	/* Fused activation: Relu as max(v, 0) (NaN -> 0, as lr_op_relu),
+	 * Clip as min(hi, max(lo, v)) (NaN stays, as lr_op_clip). */
+	const __m512 vlo = _mm512_set1_ps(act == LR_ACT_CLIP ? lo : 0.f);
+	const __m512 vhi = _mm512_set1_ps(hi);
+
+	/*
+	 * 16 positions x 16 filters at a time: 16 tile rows (one position's
+	 * filters each) transposed in registers into 16 filter rows of 16
+	 * consecutive outputs (unpack, unpack by pairs, then 128-bit lanes).
+	 */
+	for (int64_t i0 = 0; i0 < nv; i0 += 16) {
+		int64_t ni = nv - i0 < 16 ? nv - i0 : 16;
+		__mmask16 mi = (__mmask16)(ni == 16 ? 0xffffu : (1u << ni) - 1u);
+
+		for (int64_t f0 = 0; f0 < rows; f0 += 16) {
+			int64_t nf = rows - f0 < 16 ? rows - f0 : 16;
+			__m512 r[16], t[16];
+
+			/* vidx is padded with 0 (a real tile row) past nv */
+			_Pragma("GCC unroll 16")
+			for (int i = 0; i < 16; i++)
+				r[i] = _mm512_load_ps(tile + vidx[i0 + i] + f0);
+			_Pragma("GCC unroll 8")
+			for (int k = 0; k < 8; k++) {
+				t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+				t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+			}
+			_Pragma("GCC unroll 4")
+			for (int k = 0; k < 4; k++) {
+				__m512d a0 = _mm512_castps_pd(t[4 * k]), a1 = _mm512_castps_pd(t[4 * k + 1]);
+				__m512d a2 = _mm512_castps_pd(t[4 * k + 2]), a3 = _mm512_castps_pd(t[4 * k + 3]);
+
+				r[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+				r[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+				r[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+				r[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+			}
+			_Pragma("GCC unroll 4")
+			for (int m = 0; m < 4; m++) {
+				__m512 x0 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x88);
+				__m512 x1 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xdd);
+				__m512 y0 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x88);
+				__m512 y1 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xdd);
+
+				t[m] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+				t[8 + m] = _mm512_shuffle_f32x4(x0, y0, 0xdd);
+				t[4 + m] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+				t[12 + m] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
+			}
+			if (act == LR_ACT_RELU) {
+				_Pragma("GCC unroll 16")
+				for (int f = 0; f < 16; f++)
+					t[f] = _mm512_max_ps(t[f], vlo);
+			} else if (act == LR_ACT_CLIP) {
+				_Pragma("GCC unroll 16")
+				for (int f = 0; f < 16; f++)
+					t[f] = _mm512_min_ps(vhi, _mm512_max_ps(vlo, t[f]));
+			}
+			if (nf == 16) {
+				_Pragma("GCC unroll 16")
+				for (int f = 0; f < 16; f++)
+					_mm512_mask_storeu_ps(y + (f0 + f) * ohw + i0, mi, t[f]);
+			} else {
+				for (int64_t f = 0; f < nf; f++)
+					_mm512_mask_storeu_ps(y + (f0 + f) * ohw + i0, mi, t[f]);
+			}
+		}
+	}
+}
+
+__attribute__((target("avx2")))
+static void cd_store256(const float *tile, const int32_t *vidx, int64_t nv, float *y,
+			int64_t ohw, int64_t rows, int act, float lo, float hi)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		float *yr = y + r * ohw;
+		int64_t i = 0;
+
+		for (; i + 8 <= nv; i += 8) {
+			__m256i ix = _mm256_loadu_si256((const void *)(vidx + i));
+
+			_mm256_storeu_ps(yr + i, _mm256_i32gather_ps(tile + r, ix, 4));
+		}
+		for (; i < nv; i++)
+			yr[i] = tile[vidx[i] + r];
+		lr__act_apply(act, lo, hi, yr, nv);
+	}
+}
+
 static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0, int64_t n)
 {
-	float tile[CD_STRIP * CD_NPMAX * 64] __attribute__((aligned(64)));
-	int64_t dst[CD_STRIP * CD_NPMAX];
+	float tile[CD_TILEP * 64] __attribute__((aligned(64)));
+	int32_t vidx[CD_TILEP + 16] = { 0 };
+	int64_t d0 = -1, nv = 0;
 
+	/* Valid positions (grid column < ow), as float offsets into the tile. */
 	for (int64_t p = 0; p < n; p++) {
 		int64_t oy = (q0 + p) / j->wp, ox = q0 + p - oy * j->wp;
 
-		dst[p] = ox < j->ow ? oy * j->ow + ox : -1;
+		if (ox < j->ow) {
+			if (d0 < 0)
+				d0 = oy * j->ow + ox;
+			vidx[nv++] = (int32_t)(p * 64);
+		}
 	}
 	for (int64_t bi = b0; bi < b1; bi += CD_FB) {
 		int fb = b1 - bi < CD_FB ? (int)(b1 - bi) : CD_FB;
@@ -269,13 +393,14 @@ static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0,
 								      k0 > 0);
 			}
 		}
-		for (int64_t r = 0; r < rows; r++) {
-			float *yr = j->y + (m0 + r) * j->ohw;
-
-			for (int64_t p = 0; p < n; p++)
-				if (dst[p] >= 0)
-					yr[dst[p]] = tile[p * 64 + r];
-		}
+		if (nv == 0)
+			continue;
+		if (j->blk == 16)
+			cd_store512(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows,
+				    j->act, j->lo, j->hi);
+		else
+			cd_store256(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows,
+				    j->act, j->lo, j->hi);
 	}
 }
 
@@ -295,28 +420,60 @@ static void cd_tiles(void *arg, int64_t begin, int64_t end, int thread)
 
 struct cd_pad_job {
 	const float *x;         /* image [C][h][w] */
-	float *xp;              /* padded [C][plane] */
+	float *xp;              /* padded [C][phases][plane] */
 	const struct lr_geom *g;
-	int64_t wp, plane;
+	int64_t wp, plane;      /* grid width and plane size (of a phase) */
+	int64_t npi, npj;       /* phases used per axis (1, 1 at stride 1) */
 };
 
+/*
+ * Padded copy of channels [begin, end). At stride 1 one plane per
+ * channel; at stride s, phase (pi, pj) holds the padded image's rows
+ * pi, pi + s, ... and columns pj, pj + s, ... (see lr__conv_direct).
+ */
 static void cd_pad(void *arg, int64_t begin, int64_t end)
 {
 	const struct cd_pad_job *j = arg;
 	const struct lr_geom *g = j->g;
 
+	if (g->sh == 1 && g->sw == 1) {
+		for (int64_t ch = begin; ch < end; ch++) {
+			const float *src = j->x + ch * g->h * g->w;
+			float *dst = j->xp + ch * j->plane;
+
+			memset(dst, 0, (size_t)(g->pt * j->wp) * sizeof(float));
+			dst += g->pt * j->wp;
+			for (int64_t r = 0; r < g->h; r++, dst += j->wp) {
+				memset(dst, 0, (size_t)g->pl * sizeof(float));
+				memcpy(dst + g->pl, src + r * g->w, (size_t)g->w * sizeof(float));
+				memset(dst + g->pl + g->w, 0, (size_t)g->pr * sizeof(float));
+			}
+			memset(dst, 0, (size_t)(j->plane - (g->pt + g->h) * j->wp) * sizeof(float));
+		}
+		return;
+	}
 	for (int64_t ch = begin; ch < end; ch++) {
 		const float *src = j->x + ch * g->h * g->w;
-		float *dst = j->xp + ch * j->plane;
 
-		memset(dst, 0, (size_t)(g->pt * j->wp) * sizeof(float));
-		dst += g->pt * j->wp;
-		for (int64_t r = 0; r < g->h; r++, dst += j->wp) {
-			memset(dst, 0, (size_t)g->pl * sizeof(float));
-			memcpy(dst + g->pl, src + r * g->w, (size_t)g->w * sizeof(float));
-			memset(dst + g->pl + g->w, 0, (size_t)g->pr * sizeof(float));
-		}
-		memset(dst, 0, (size_t)(j->plane - (g->pt + g->h) * j->wp) * sizeof(float));
+		for (int64_t pi = 0; pi < j->npi; pi++)
+			for (int64_t pj = 0; pj < j->npj; pj++) {
+				float *dst = j->xp + ((ch * j->npi + pi) * j->npj + pj) * j->plane;
+				int64_t hq = j->plane / j->wp;
+
+				for (int64_t r = 0; r < hq; r++, dst += j->wp) {
+					int64_t iy = r * g->sh + pi - g->pt;
+
+					if (iy < 0 || iy >= g->h) {
+						memset(dst, 0, (size_t)j->wp * sizeof(float));
+						continue;
+					}
+					for (int64_t cc = 0; cc < j->wp; cc++) {
+						int64_t ix = cc * g->sw + pj - g->pl;
+
+						dst[cc] = ix >= 0 && ix < g->w ? src[iy * g->w + ix] : 0.0f;
+					}
+				}
+			}
 	}
 }
 
@@ -359,9 +516,10 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	struct cd_job j;
 	int isa = cd_isa();
 	int64_t hp = g->h + g->pt + g->pb, wp = g->w + g->pl + g->pr;
-	int64_t plane, ntasks, m = w->dims[0], mb, kk, blk, tag;
+	int64_t plane, ntasks, m = w->dims[0], mb, kk, blk, tag, npi, npj;
 	int nthr = lr_pool_size(c->pool);
-	int pad = g->pt != 0 || g->pl != 0 || g->pb != 0 || g->pr != 0;
+	int pad = g->pt != 0 || g->pl != 0 || g->pb != 0 || g->pr != 0 ||
+		  g->sh != 1 || g->sw != 1;
 	size_t wbytes, sbytes;
 	float *packed = NULL, *own = NULL;
 	char *s, *sown = NULL;
@@ -369,14 +527,29 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	int rc = 0;
 
 	if (isa == CD_NONE || getenv("LR_NO_CONV_DIRECT") != NULL ||
-	    g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1)
+	    g->sh < 1 || g->sw < 1 || g->dh != 1 || g->dw != 1)
+		return 1;
+	if ((g->sh != 1 || g->sw != 1) && getenv("LR_NO_CONV_DIRECT_STRIDED") != NULL)
 		return 1;
 	if (!lr__conv_direct_worth(isa, g, m) && getenv("LR_CONV_DIRECT_FORCE") == NULL)
 		return 1;
+	/*
+	 * Stride s: the padded image is split into phases (pi, pj), pi < s,
+	 * each holding rows pi, pi + s, ... and columns pj, pj + s, ... on a
+	 * grid of ceil(hp / s) x ceil(wp / s). Tap (ki, kj) of output
+	 * (oy, ox) reads padded (oy*s + ki, ox*s + kj) = phase (ki % s,
+	 * kj % s) at (oy + ki / s, ox + kj / s): a stride-1 read of the
+	 * phase grid, so the kernels and offset tables are the stride-1
+	 * ones. Only phases a tap reads are built (one for a 1x1 stride 2).
+	 */
+	npi = g->kh < g->sh ? g->kh : g->sh;
+	npj = g->kw < g->sw ? g->kw : g->sw;
+	hp = (hp + g->sh - 1) / g->sh;
+	wp = (wp + g->sw - 1) / g->sw;
 	plane = hp * wp;
 	kk = g->c * g->kh * g->kw;
 	/* Offsets are int32. */
-	if (g->c * plane + 64 > INT32_MAX || kk > INT32_MAX / 16)
+	if (g->c * npi * npj * plane + 64 > INT32_MAX || kk > INT32_MAX / 16)
 		return 1;
 	blk = isa == CD_AVX512 ? 16 : 8;
 	mb = (m + blk - 1) / blk;
@@ -417,7 +590,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	}
 
 	/* Scratch: the padded image (when padded) and the offset table. */
-	sbytes = (pad ? (size_t)(g->c * plane + 64) * sizeof(float) : 0) +
+	sbytes = (pad ? (size_t)(g->c * npi * npj * plane + 64) * sizeof(float) : 0) +
 		 (size_t)kk * sizeof(int32_t);
 	s = lr_op_scratch(c, 0, sbytes);
 	if (s == NULL) {
@@ -427,14 +600,19 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 			goto out;
 		}
 	}
-	off = (int32_t *)(void *)(s + (pad ? (size_t)(g->c * plane + 64) * sizeof(float) : 0));
+	off = (int32_t *)(void *)(s + (pad ? (size_t)(g->c * npi * npj * plane + 64) *
+					     sizeof(float) : 0));
 	{
 		int64_t t = 0, pstride = pad ? plane : g->h * g->w, row = pad ? wp : g->w;
 
 		for (int64_t ch = 0; ch < g->c; ch++)
 			for (int64_t ki = 0; ki < g->kh; ki++)
-				for (int64_t kj = 0; kj < g->kw; kj++)
-					off[t++] = (int32_t)(ch * pstride + ki * row + kj);
+				for (int64_t kj = 0; kj < g->kw; kj++) {
+					int64_t ph = (ch * npi + ki % g->sh) * npj + kj % g->sw;
+
+					off[t++] = (int32_t)(ph * pstride + ki / g->sh * row +
+							     kj / g->sw);
+				}
 	}
 
 	memset(&j, 0, sizeof(j));
@@ -451,16 +629,32 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	j.q = (g->oh - 1) * j.wp + g->ow;
 	j.np = isa == CD_AVX512 ? CD_NP512 : CD_NP256;
 	j.kern = isa == CD_AVX512 ? &cd512_k[0][0] : &cd256_k[0][0];
-	j.strip = CD_STRIP * j.np;
+	j.act = c->act;
+	j.lo = c->act_lo;
+	j.hi = c->act_hi;
+	/*
+	 * Strips of at most CD_STRIP calls, all of one length (a last strip
+	 * of a few positions would stream every weight again for them), and
+	 * one strip for up to CD_TILEP positions: ResNet-50's 7x7 layers
+	 * (49 or 61 grid positions, up to 9 MiB of weights) read their
+	 * weights once instead of twice.
+	 */
+	j.nstrips = j.q <= CD_TILEP ? 1 : (j.q + CD_STRIP * j.np - 1) / (CD_STRIP * j.np);
+	j.strip = ((j.q + j.nstrips - 1) / j.nstrips + j.np - 1) / j.np * j.np;
+	if (j.strip > CD_TILEP)
+		j.strip = CD_TILEP / j.np * j.np;
 	j.nstrips = (j.q + j.strip - 1) / j.strip;
-	/* Enough tasks for every thread: shorter strips, then filter groups. */
+	/*
+	 * Enough tasks for every thread: filter groups first (each reads its
+	 * share of the weights once), then shorter strips.
+	 */
 	j.mgroups = 1;
-	while (nthr > 1 && j.nstrips < 4 * (int64_t)nthr && j.strip > j.np) {
+	while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.mgroups < mb)
+		j.mgroups++;
+	while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.strip > j.np) {
 		j.strip -= j.np;
 		j.nstrips = (j.q + j.strip - 1) / j.strip;
 	}
-	while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.mgroups < mb)
-		j.mgroups++;
 	j.mper = (mb + j.mgroups - 1) / j.mgroups;
 	j.mgroups = (mb + j.mper - 1) / j.mper;
 	ntasks = j.nstrips * j.mgroups;
@@ -468,7 +662,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		const float *xn = (const float *)x->data + n * g->c * g->h * g->w;
 
 		if (pad) {
-			struct cd_pad_job pj = { xn, (float *)(void *)s, g, wp, plane };
+			struct cd_pad_job pj = { xn, (float *)(void *)s, g, wp, plane, npi, npj };
 
 			lr_pool_run(c->pool, g->c, 1, cd_pad, &pj);
 			j.xp = (float *)(void *)s;

@@ -16,7 +16,9 @@
 #include "model/engine.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <malloc.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -160,6 +162,98 @@ bad:
 }
 
 /*
+ * A constant float scalar: an initializer, or the output of a Constant
+ * node (torchvision's Clip bounds). Returns 1 and sets *f, else 0.
+ */
+static int const_scalar(const lr_model *m, int v, float *f)
+{
+	const lr_tensor *t = m->values[v].init;
+	int p = m->values[v].producer, ok = 0;
+
+	if (t != NULL) {
+		if (t->dtype != LR_DT_FLOAT || t->nelem != 1 || t->data == NULL)
+			return 0;
+		*f = *(const float *)t->data;
+		return 1;
+	}
+	if (p >= 0 && m->nodes[p].op->run == lr_op_constant) {
+		const Onnx__AttributeProto *a = lr_node_attr(&m->nodes[p], "value");
+		lr_tensor *c = NULL;
+
+		if (a != NULL && a->t != NULL && lr_tensor_from_proto(a->t, NULL, &c, NULL) == 0 &&
+		    c->dtype == LR_DT_FLOAT && c->nelem == 1 && c->data != NULL) {
+			*f = *(const float *)c->data;
+			ok = 1;
+		}
+		lr_tensor_free(c);
+		if (a == NULL && (a = lr_node_attr(&m->nodes[p], "value_float")) != NULL) {
+			*f = a->f;
+			ok = 1;
+		}
+	}
+	return ok;
+}
+
+/*
+ * Whether node `ni` (a Conv) can write its reader's activation: its one
+ * output is read once, as the data input of a later node that runs, a
+ * Relu or a Clip with constant scalar bounds, and is not kept (graph
+ * output or wanted). Sets *act, the bounds and *reader. With an observer
+ * installed nothing is fused: observers (the solver) read the Conv's own
+ * output. LR_NO_FUSE (set) turns fusion off.
+ */
+static int fusable_act(const lr_engine *e, int ni, const char *need, const char *keep,
+		       const int *remaining, int *act, float *lo, float *hi, int *reader)
+{
+	const lr_model *m = e->m;
+	const lr_node *n = &m->nodes[ni], *a = NULL;
+	int v, r;
+
+	if (e->observer != NULL || n->op->run != lr_op_conv || n->nout != 1 ||
+	    getenv("LR_NO_FUSE") != NULL)
+		return 0;
+	v = n->out[0];
+	if (v < 0 || keep[v] || remaining[v] != 1 || m->values[v].nconsumers != 1)
+		return 0;
+	for (r = ni + 1; r < m->nnodes; r++) {
+		a = &m->nodes[r];
+		for (int k = 0; k < a->nin; k++)
+			if (a->in[k] == v)
+				goto found;
+	}
+	return 0;
+found:
+	if (!need[r] || a->in[0] != v || a->nout != 1)
+		return 0;
+	*reader = r;
+	if (a->op->run == lr_op_relu) {
+		*act = LR_ACT_RELU;
+		*lo = 0.f;
+		*hi = INFINITY;
+		return 1;
+	}
+	if (a->op->run != lr_op_clip)
+		return 0;
+	*lo = -FLT_MAX;
+	*hi = FLT_MAX;
+	if (m->opset < 11) {
+		if (a->nin > 1)
+			return 0;
+		*lo = lr_node_attr_float(a, "min", -FLT_MAX);
+		*hi = lr_node_attr_float(a, "max", FLT_MAX);
+	} else {
+		if (a->nin > 3)
+			return 0;
+		if (a->nin > 1 && a->in[1] >= 0 && !const_scalar(m, a->in[1], lo))
+			return 0;
+		if (a->nin > 2 && a->in[2] >= 0 && !const_scalar(m, a->in[2], hi))
+			return 0;
+	}
+	*act = LR_ACT_CLIP;
+	return 1;
+}
+
+/*
  * The one run loop. Full run (want == NULL): every node runs and the graph
  * outputs are returned. Segment run: seeds are fed by value (borrowed),
  * only the nodes needed for the wanted values run, and those are returned.
@@ -177,6 +271,7 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 	lr_tensor *in[64], *out[64];
 	lr_tensor **inp = in, **outp = out;
 	size_t live = 0;
+	char *passon = NULL;
 	int rc = 0, maxio = 0;
 
 	e->peak_bytes = 0;
@@ -191,6 +286,7 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 	need = calloc((size_t)m->nnodes + 1, 1);
 	remaining = calloc((size_t)m->nvalues + 1, sizeof(int));
 	stack = calloc((size_t)m->nnodes + 1, sizeof(int));
+	passon = calloc((size_t)m->nnodes + 1, 1);
 	for (int i = 0; i < m->nnodes; i++) {
 		if (m->nodes[i].nin > maxio)
 			maxio = m->nodes[i].nin;
@@ -202,7 +298,7 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		outp = calloc((size_t)maxio, sizeof(*outp));
 	}
 	if (slot == NULL || owned == NULL || keep == NULL || need == NULL ||
-	    remaining == NULL || stack == NULL || inp == NULL || outp == NULL) {
+	    remaining == NULL || stack == NULL || passon == NULL || inp == NULL || outp == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
 	}
@@ -296,7 +392,18 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		}
 		for (int k = 0; k < node->nout; k++)
 			outp[k] = NULL;
-		rc = node->op->run(&c, inp, node->nin, outp, node->nout);
+		{
+			int reader;
+
+			if (!dry && fusable_act(e, ni, need, keep, remaining, &c.act, &c.act_lo,
+						&c.act_hi, &reader))
+				passon[reader] = 1;
+		}
+		/* A Conv before wrote this activation: pass its buffer on. */
+		if (passon[ni] && (outp[0] = lr_op_take(&c, inp, 0)) != NULL)
+			rc = 0;
+		else
+			rc = node->op->run(&c, inp, node->nin, outp, node->nout);
 		if (rc != 0) {
 			for (int k = 0; k < node->nout; k++)
 				lr_tensor_free(outp[k]);
@@ -427,6 +534,7 @@ out:
 	free(need);
 	free(remaining);
 	free(stack);
+	free(passon);
 	return rc;
 }
 

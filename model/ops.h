@@ -37,7 +37,20 @@ typedef struct lr_opctx {
 	unsigned takeable;      /* bit i: input i's buffer may be taken */
 	struct lr_scratch *scratch; /* per-thread scratch buffers (engine-owned) */
 	struct lr_node_cache *cache; /* this node's cache, or NULL (see below) */
+	int act;                /* Conv: activation fused into the output (LR_ACT_*) */
+	float act_lo, act_hi;   /* LR_ACT_CLIP's bounds */
 } lr_opctx;
+
+/*
+ * Activations the engine fuses into a Conv whose only reader is a Relu or
+ * a Clip with constant bounds (engine.c). The Conv writes act(y) with the
+ * activation's own NaN rules; the activation node then passes the tensor
+ * on (or, when it cannot take it, runs: both are idempotent).
+ */
+enum { LR_ACT_NONE = 0, LR_ACT_RELU = 1, LR_ACT_CLIP = 2 };
+
+/* Applies activation `act` (LR_ACT_*) to y[0..n) in place. */
+void lr__act_apply(int act, float lo, float hi, float *y, int64_t n);
 
 /*
  * What a kernel derives from a node's constant weights and keeps across
@@ -153,6 +166,27 @@ struct lr_geom {
 int lr__window_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
 		    int ceil_mode, struct lr_geom *g);
 
+/* The window geometry of any rank (3-D pooling and convolution). */
+#define LR_ND_MAX (LR_MAX_DIMS - 2) /* spatial axes */
+
+struct lr_ndgeom {
+	int nsp;
+	int64_t n, c, plane, oplane;
+	int64_t in[LR_ND_MAX], k[LR_ND_MAX], s[LR_ND_MAX], d[LR_ND_MAX];
+	int64_t pb[LR_ND_MAX], pe[LR_ND_MAX], out[LR_ND_MAX];
+	int64_t istr[LR_ND_MAX];   /* row-major strides within a plane */
+	int64_t cstr[LR_ND_MAX];   /* column-major strides (storage_order=1) */
+};
+
+/*
+ * Reads strides/dilations/pads/auto_pad of the node for window `kernel`
+ * (x->ndim - 2 entries) over X of any rank >= 3, with the rules of
+ * lr__window_geom (ceil_mode for pooling; extents bounded by 2^20, at
+ * most 2^40 window positions per plane). Errors name node and attribute.
+ */
+int lr__nd_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel, int ceil_mode,
+		struct lr_ndgeom *g);
+
 /*
  * Runs a 2-D convolution with group 1, 3x3 kernel, stride 1, dilation 1
  * by Winograd's minimal filtering (conv_winograd.c) into y (allocated,
@@ -163,9 +197,10 @@ int lr__conv_winograd(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		      const lr_tensor *b, lr_tensor *y, const struct lr_geom *g);
 
 /*
- * Runs a 2-D or 1-D convolution with group 1, stride 1 and dilation 1 by
+ * Runs a 2-D or 1-D convolution with group 1, any stride and dilation 1 by
  * the direct kernels of conv_direct.c into y (allocated, [N, M, oh, ow]
- * from g), packing the weights into c->cache when there is one. Returns 0
+ * from g), packing the weights into c->cache when there is one, with the
+ * fused activation c->act applied. Returns 0
  * when done, 1 when the CPU has no kernel for it or the shape is better
  * left to the other paths (nothing written), LR_ENOMEM.
  */

@@ -8,12 +8,17 @@
  * no im2col: the input plane already is the patch matrix. Depthwise
  * convolution (one input and one output channel per group) would make
  * GEMMs with a single row, so it has a direct kernel, parallel over
- * channel planes. One- and two-dimensional convolutions are supported
+ * channel planes (3x3 with AVX-512: 16 outputs per step on a zero-padded
+ * copy of the plane, no edge checks). One- and two-dimensional convolutions are supported
  * (1-D runs as 2-D with height 1). Bias is added while the output is
  * still in cache. Accumulation is float32 inside SGEMM, as in every
  * runtime this engine is compared with.
  *
- * Group-1, stride-1, undilated convolutions go first to the direct
+ * A Relu or Clip the engine fused into the node (c->act, engine.c) is
+ * applied by the direct and depthwise kernels as they store, and by a
+ * pass over the output after Winograd and im2col.
+ *
+ * Group-1, undilated convolutions (any stride) go first to the direct
  * kernels of conv_direct.c (AVX-512/AVX2, shaped like ONNX Runtime's so
  * that thin layers cost what they cost there), then to Winograd
  * (conv_winograd.c) when the CPU has neither; im2col takes the rest.
@@ -27,6 +32,11 @@
 #include <string.h>
 
 #include "model/ops.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#include <immintrin.h>
+#define DW_X86 1
+#endif
 
 int lr__window_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
 		    int ceil_mode, struct lr_geom *g)
@@ -187,14 +197,192 @@ static void im2col_tile(const float *x, float *col, const struct lr_geom *g,
 	}
 }
 
+/* ---- fused activations --------------------------------------------------- */
+
+/* Relu as lr_op_relu computes it (NaN -> 0), Clip as lr_op_clip (NaN stays). */
+LR_CLONES
+void lr__act_apply(int act, float lo, float hi, float *y, int64_t n)
+{
+	if (act == LR_ACT_RELU) {
+		for (int64_t i = 0; i < n; i++)
+			y[i] = y[i] > 0.f ? y[i] : 0.f;
+	} else if (act == LR_ACT_CLIP) {
+		for (int64_t i = 0; i < n; i++) {
+			float v = y[i] < lo ? lo : y[i];
+
+			y[i] = v > hi ? hi : v;
+		}
+	}
+}
+
 /* ---- depthwise ---------------------------------------------------------- */
 
 struct dw_job {
+	lr_opctx *c;             /* for per-thread scratch (padded planes) */
 	const float *x, *w, *b;  /* input, filters [C*mult, 1, kh, kw], bias */
 	float *y;
 	const struct lr_geom *g;
 	int64_t mult;            /* output channels per input channel */
+	int act;                 /* fused activation (LR_ACT_*) */
+	float lo, hi;
 };
+
+#if defined(DW_X86)
+/*
+ * The interior [lo, hi) of one output row of a 3x3 depthwise filter with
+ * AVX-512: 16 outputs per step, nr kernel rows r[k] (already offset by
+ * -pl), every tap an FMA in the order the scalar loop adds them
+ * (bias, then row by row, column by column). Stride 1 loads each tap's
+ * 16 inputs unaligned; stride 2 takes the even and odd columns of two
+ * loads with one permute each. Returns the first q it did not do.
+ */
+__attribute__((target("avx512f")))
+static int64_t dw3_row512(const float *const *r, const float (*w)[3], int nr, float bias,
+			  float *out, int64_t lo, int64_t hi, int64_t sw, int overread)
+{
+	int64_t q = lo;
+
+	if (sw == 1) {
+		for (; q + 16 <= hi; q += 16) {
+			__m512 acc = _mm512_set1_ps(bias);
+
+			for (int k = 0; k < nr; k++) {
+				const float *rr = r[k] + q;
+
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][0]), _mm512_loadu_ps(rr), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][1]), _mm512_loadu_ps(rr + 1), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][2]), _mm512_loadu_ps(rr + 2), acc);
+			}
+			_mm512_storeu_ps(out + q, acc);
+		}
+		if (q < hi) {
+			__mmask16 mk = (__mmask16)((1u << (hi - q)) - 1u);
+			__m512 acc = _mm512_set1_ps(bias);
+
+			for (int k = 0; k < nr; k++) {
+				const float *rr = r[k] + q;
+
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][0]),
+						      _mm512_maskz_loadu_ps(mk, rr), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][1]),
+						      _mm512_maskz_loadu_ps(mk, rr + 1), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][2]),
+						      _mm512_maskz_loadu_ps(mk, rr + 2), acc);
+			}
+			_mm512_mask_storeu_ps(out + q, mk, acc);
+			q = hi;
+		}
+	} else if (sw == 2) {
+		const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+						    14, 12, 10, 8, 6, 4, 2, 0);
+		const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+
+		for (; q + 16 <= hi; q += 16) {
+			__m512 acc = _mm512_set1_ps(bias);
+
+			for (int k = 0; k < nr; k++) {
+				const float *rr = r[k] + 2 * q;
+				__m512 a = _mm512_loadu_ps(rr), b = _mm512_loadu_ps(rr + 16);
+				__m512 c = _mm512_loadu_ps(rr + 2), d = _mm512_loadu_ps(rr + 18);
+
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][0]),
+						      _mm512_permutex2var_ps(a, ev, b), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][1]),
+						      _mm512_permutex2var_ps(a, od, b), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][2]),
+						      _mm512_permutex2var_ps(c, ev, d), acc);
+			}
+			_mm512_storeu_ps(out + q, acc);
+		}
+		/* The last partial step: full loads (the caller's rows may be
+		 * read up to 31 floats past 2 * hi + 1), masked store. */
+		if (overread && q < hi) {
+			__mmask16 mk = (__mmask16)((1u << (hi - q)) - 1u);
+			__m512 acc = _mm512_set1_ps(bias);
+
+			for (int k = 0; k < nr; k++) {
+				const float *rr = r[k] + 2 * q;
+				__m512 a = _mm512_loadu_ps(rr), b = _mm512_loadu_ps(rr + 16);
+				__m512 c = _mm512_loadu_ps(rr + 2), d = _mm512_loadu_ps(rr + 18);
+
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][0]),
+						      _mm512_permutex2var_ps(a, ev, b), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][1]),
+						      _mm512_permutex2var_ps(a, od, b), acc);
+				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][2]),
+						      _mm512_permutex2var_ps(c, ev, d), acc);
+			}
+			_mm512_mask_storeu_ps(out + q, mk, acc);
+			q = hi;
+		}
+	}
+	return q;
+}
+
+#endif
+
+/* Whether dw3_row512 runs here: AVX-512 and no LR_CONV_ISA cap. */
+static int dw_avx512(void)
+{
+#if defined(DW_X86)
+	static int cpu = -1;
+
+	if (cpu < 0) {
+		__builtin_cpu_init();
+		cpu = __builtin_cpu_supports("avx512f") != 0;
+	}
+	return cpu && getenv("LR_CONV_ISA") == NULL;
+#else
+	return 0;
+#endif
+}
+
+#if defined(DW_X86)
+/*
+ * One output plane of a 3x3 undilated depthwise filter with AVX-512 on a
+ * zero-padded copy of the input plane (pad, of (h + pt + pb) x wp floats
+ * plus 32 of slack): every output is interior, so each row is
+ * dw3_row512's 16-wide steps (the last one masked, its loads running
+ * into the next row or the slack) plus, at stride > 2, scalar taps on
+ * the padded rows. The padded zeros add
+ * 0 * w as ONNX's zero padding does.
+ */
+static void depthwise_3x3_pad512(const struct lr_geom *g, const float *xp, const float *wk,
+				 float bias, float *yp, float *pad)
+{
+	int64_t wp = g->w + g->pl + g->pr, hp = g->h + g->pt + g->pb;
+	const float(*w)[3] = (const float(*)[3])wk;
+
+	memset(pad, 0, (size_t)(g->pt * wp) * sizeof(float));
+	for (int64_t r = 0; r < g->h; r++) {
+		float *d = pad + (g->pt + r) * wp;
+
+		memset(d, 0, (size_t)g->pl * sizeof(float));
+		memcpy(d + g->pl, xp + r * g->w, (size_t)g->w * sizeof(float));
+		memset(d + g->pl + g->w, 0, (size_t)g->pr * sizeof(float));
+	}
+	memset(pad + (g->pt + g->h) * wp, 0, (size_t)((hp - g->pt - g->h) * wp + 32) * sizeof(float));
+	for (int64_t oy = 0; oy < g->oh; oy++) {
+		const float *r[3];
+		float *out = yp + oy * g->ow;
+		int64_t q;
+
+		for (int k = 0; k < 3; k++)
+			r[k] = pad + (oy * g->sh + k) * wp;
+		q = dw3_row512(r, w, 3, bias, out, 0, g->ow, g->sw, 1);
+		for (; q < g->ow; q++) {
+			float v = bias;
+
+			for (int k = 0; k < 3; k++) {
+				const float *rr = r[k] + q * g->sw;
+
+				v += w[k][0] * rr[0] + w[k][1] * rr[1] + w[k][2] * rr[2];
+			}
+			out[q] = v;
+		}
+	}
+}
+#endif
 
 /*
  * One output plane of a 3x3 undilated depthwise filter (MobileNet's case),
@@ -204,7 +392,7 @@ struct dw_job {
  */
 LR_CLONES
 static void depthwise_3x3(const struct lr_geom *g, const float *xp, const float *wk,
-			  float bias, float *yp)
+			  float bias, float *yp, int v512)
 {
 	int64_t sw = g->sw;
 	/* Interior ox: every tap column 0 <= ox*sw - pl + kj < w for kj = 0..2. */
@@ -235,20 +423,28 @@ static void depthwise_3x3(const struct lr_geom *g, const float *xp, const float 
 			float acc = bias;
 
 			if (ox == lo) {
+				int64_t q0 = lo;
+
+#if defined(DW_X86)
+				/* AVX-512: all taps of 16 outputs at once. */
+				if (v512)
+					q0 = dw3_row512(r, (const float (*)[3])w, nr, bias, out,
+							lo, hi, sw, 0);
+#endif
 				/* The interior: no bounds checks; stride 1 in one
 				 * vectorisable sweep per kernel row. */
 				if (sw == 1) {
-					for (int64_t q = lo; q < hi; q++)
+					for (int64_t q = q0; q < hi; q++)
 						out[q] = bias;
 					for (int k = 0; k < nr; k++) {
 						const float *rr = r[k];
 						float a = w[k][0], b = w[k][1], c = w[k][2];
 
-						for (int64_t q = lo; q < hi; q++)
+						for (int64_t q = q0; q < hi; q++)
 							out[q] += a * rr[q] + b * rr[q + 1] + c * rr[q + 2];
 					}
 				} else {
-					for (int64_t q = lo; q < hi; q++) {
+					for (int64_t q = q0; q < hi; q++) {
 						float v = bias;
 
 						for (int k = 0; k < nr; k++) {
@@ -277,18 +473,42 @@ static void depthwise_3x3(const struct lr_geom *g, const float *xp, const float 
 	}
 }
 
-static void depthwise_planes(void *arg, int64_t begin, int64_t end)
+static void depthwise_planes(void *arg, int64_t begin, int64_t end, int thread)
 {
 	const struct dw_job *j = arg;
 	const struct lr_geom *g = j->g;
 	int64_t cout = g->c * j->mult;
 
 	if (g->kh == 3 && g->kw == 3 && g->dh == 1 && g->dw == 1 && g->h > 0 && g->w > 0) {
+		int v512 = dw_avx512();
+
+#if defined(DW_X86)
+		if (v512) {
+			size_t bytes = (size_t)((g->h + g->pt + g->pb) * (g->w + g->pl + g->pr) + 32) *
+				       sizeof(float);
+			float *pad = lr_op_scratch(j->c, thread, bytes);
+
+			if (pad != NULL) {
+				for (int64_t p = begin; p < end; p++) {
+					int64_t n = p / cout, oc = p % cout, ic = oc / j->mult;
+
+					depthwise_3x3_pad512(g, j->x + (n * g->c + ic) * g->h * g->w,
+							     j->w + oc * 9, j->b ? j->b[oc] : 0.0f,
+							     j->y + p * g->oh * g->ow, pad);
+					lr__act_apply(j->act, j->lo, j->hi, j->y + p * g->oh * g->ow,
+						      g->oh * g->ow);
+				}
+				return;
+			}
+		}
+#endif
+
 		for (int64_t p = begin; p < end; p++) {
 			int64_t n = p / cout, oc = p % cout, ic = oc / j->mult;
 
 			depthwise_3x3(g, j->x + (n * g->c + ic) * g->h * g->w, j->w + oc * 9,
-				      j->b ? j->b[oc] : 0.0f, j->y + p * g->oh * g->ow);
+				      j->b ? j->b[oc] : 0.0f, j->y + p * g->oh * g->ow, v512);
+			lr__act_apply(j->act, j->lo, j->hi, j->y + p * g->oh * g->ow, g->oh * g->ow);
 		}
 		return;
 	}
@@ -331,6 +551,7 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end)
 				}
 			}
 		}
+		lr__act_apply(j->act, j->lo, j->hi, yp, g->oh * g->ow);
 	}
 }
 
@@ -401,6 +622,123 @@ static void conv_tiles(void *arg, int64_t begin, int64_t end, int thread)
 	}
 }
 
+/* ---- N-D (3-D and deeper) convolution ------------------------------------- */
+
+struct ndc_job {
+	const struct lr_ndgeom *g;
+	const float *x, *w, *b;
+	float *y;
+	int64_t m, cg, mg, kvol;  /* filters, channels per group in/out, window size */
+	int act;
+	float lo, hi;
+};
+
+/*
+ * Output planes [begin, end) of an N-D convolution, directly: per output
+ * position, the bias plus every in-bounds tap of the group's channels,
+ * summed in float in channel-then-window order. No fast path: 3-D
+ * convolutions are rare in the models this engine serves (the ONNX
+ * backend cases), and correctness is what they need.
+ */
+static void ndc_planes(void *arg, int64_t begin, int64_t end)
+{
+	const struct ndc_job *j = arg;
+	const struct lr_ndgeom *g = j->g;
+	int nsp = g->nsp;
+
+	for (int64_t p = begin; p < end; p++) {
+		int64_t n = p / j->m, oc = p % j->m, grp = oc / j->mg;
+		float *yp = j->y + p * g->oplane;
+		const float *wk = j->w + oc * j->cg * j->kvol;
+
+		for (int64_t q = 0; q < g->oplane; q++) {
+			int64_t o[LR_ND_MAX], r = q;
+			float acc = j->b != NULL ? j->b[oc] : 0.0f;
+
+			for (int i = nsp - 1; i >= 0; i--) {
+				o[i] = r % g->out[i];
+				r /= g->out[i];
+			}
+			for (int64_t ci = 0; ci < j->cg; ci++) {
+				const float *xp = j->x + (n * g->c + grp * j->cg + ci) * g->plane;
+
+				for (int64_t t = 0; t < j->kvol; t++) {
+					int64_t kr = t, off = 0;
+					int inside = 1;
+
+					for (int i = nsp - 1; i >= 0; i--) {
+						int64_t ki = kr % g->k[i], pos;
+
+						kr /= g->k[i];
+						pos = o[i] * g->s[i] - g->pb[i] + ki * g->d[i];
+						if (pos < 0 || pos >= g->in[i]) {
+							inside = 0;
+							break;
+						}
+						off += pos * g->istr[i];
+					}
+					if (inside)
+						acc += xp[off] * wk[ci * j->kvol + t];
+				}
+			}
+			yp[q] = acc;
+		}
+		lr__act_apply(j->act, j->lo, j->hi, yp, g->oplane);
+	}
+}
+
+/* Conv over 3 or more spatial axes (X of rank >= 5). */
+static int conv_nd(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr_tensor *b,
+		   int64_t group, lr_tensor **out)
+{
+	struct lr_ndgeom g;
+	struct ndc_job j;
+	int64_t kernel[LR_ND_MAX], ks[LR_ND_MAX], dims[LR_MAX_DIMS];
+	int nsp = x->ndim - 2, cnt, rc;
+	lr_tensor *y = NULL;
+
+	if (nsp > LR_ND_MAX)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input X has rank %d; at most %d is supported",
+				  x->ndim, LR_MAX_DIMS);
+	for (int i = 0; i < nsp; i++)
+		kernel[i] = w->dims[2 + i];
+	if (lr_node_attr_ints(c->node, "kernel_shape", ks, nsp, &cnt) == 0 && cnt == nsp)
+		for (int i = 0; i < nsp; i++)
+			if (ks[i] != kernel[i])
+				return lr_op_fail(c, LR_ESHAPE,
+						  "attribute kernel_shape does not match the weight's shape");
+	rc = lr__nd_geom(c, x, kernel, 0, &g);
+	if (rc != 0)
+		return rc;
+	dims[0] = g.n;
+	dims[1] = w->dims[0];
+	for (int i = 0; i < nsp; i++)
+		dims[2 + i] = g.out[i];
+	rc = lr_op_output(c, &y, LR_DT_FLOAT, x->ndim, dims);
+	if (rc != 0)
+		return rc;
+	if (y->data != NULL && y->nelem > 0) {
+		memset(&j, 0, sizeof(j));
+		j.g = &g;
+		j.x = x->data;
+		j.w = w->data;
+		j.b = b != NULL ? b->data : NULL;
+		j.y = y->data;
+		j.m = w->dims[0];
+		j.cg = x->dims[1] / group;
+		j.mg = j.m / group;
+		j.kvol = 1;
+		for (int i = 0; i < nsp; i++)
+			j.kvol *= kernel[i];
+		j.act = c->act;
+		j.lo = c->act_lo;
+		j.hi = c->act_hi;
+		lr_pool_run(c->pool, g.n * j.m, 1, ndc_planes, &j);
+	}
+	out[0] = y;
+	return 0;
+}
+
 int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	const lr_tensor *x, *w, *b = NULL;
@@ -443,6 +781,10 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 						  "attribute kernel_shape does not match the weight's shape");
 	if (b != NULL && (b->ndim != 1 || b->dims[0] != m))
 		return lr_op_fail(c, LR_ESHAPE, "bias B must have shape [%lld]", (long long)m);
+	if (nsp > 2) {
+		(void)nout;
+		return conv_nd(c, x, w, b, group, out);
+	}
 	rc = lr__window_geom(c, x, kernel, 0, &g);
 	if (rc != 0)
 		return rc;
@@ -455,20 +797,20 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	mg = m / group;
 
 	if (cg == 1 && group == x->dims[1]) {
-		struct dw_job j = { x->data, w->data, b ? b->data : NULL, y->data, &g,
-				    m / group };
+		struct dw_job j = { c, x->data, w->data, b ? b->data : NULL, y->data, &g,
+				    m / group, c->act, c->act_lo, c->act_hi };
 
-		lr_pool_run(c->pool, g.n * m, 1, depthwise_planes, &j);
+		lr_pool_run_indexed(c->pool, g.n * m, 1, depthwise_planes, &j);
 		goto done;
 	}
-	if (group == 1 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1) {
+	if (group == 1 && g.dh == 1 && g.dw == 1) {
 		rc = lr__conv_direct(c, x, w, b, y, &g);
 		if (rc < 0) {
 			rc = lr_op_fail(c, rc, "out of memory for the direct convolution");
 			goto fail;
 		}
 		if (rc == 0)
-			goto done;
+			goto done; /* the direct kernels applied c->act */
 	}
 	if (group == 1 && nsp == 2 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 &&
 	    g.dh == 1 && g.dw == 1 && getenv("LR_NO_WINOGRAD") == NULL) {
@@ -478,7 +820,7 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 			goto fail;
 		}
 		if (rc == 0)
-			goto done;
+			goto post;
 	}
 	{
 		struct conv_job j;
@@ -519,6 +861,8 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 			goto fail;
 		}
 	}
+post:
+	lr__act_apply(c->act, c->act_lo, c->act_hi, y->data, y->nelem);
 done:
 	out[0] = y;
 	return 0;

@@ -175,26 +175,17 @@ static void pool_planes(void *arg, int64_t begin, int64_t end)
 
 /* ---- the general N-D path ------------------------------------------------ */
 
-#define ND_MAX (LR_MAX_DIMS - 2) /* spatial axes */
+#define ND_MAX LR_ND_MAX
 
 enum nd_kind { ND_MAX_K, ND_AVG, ND_LP };
-
-struct nd_geom {
-	int nsp;
-	int64_t n, c, plane, oplane;
-	int64_t in[ND_MAX], k[ND_MAX], s[ND_MAX], d[ND_MAX];
-	int64_t pb[ND_MAX], pe[ND_MAX], out[ND_MAX];
-	int64_t istr[ND_MAX];   /* row-major strides within a plane */
-	int64_t cstr[ND_MAX];   /* column-major strides (storage_order=1) */
-};
 
 /*
  * The window geometry of any rank, with the rules of lr__window_geom
  * (auto_pad, ceil_mode whose last window must start inside the input or
  * the left padding, extents bounded by 2^20).
  */
-static int nd_geom_read(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
-			int ceil_mode, struct nd_geom *g)
+int lr__nd_geom(lr_opctx *c, const lr_tensor *x, const int64_t *kernel, int ceil_mode,
+		struct lr_ndgeom *g)
 {
 	int nsp = x->ndim - 2, cnt;
 	int64_t strides[ND_MAX], dil[ND_MAX], pads[2 * ND_MAX];
@@ -305,7 +296,7 @@ static int nd_geom_read(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
 }
 
 struct nd_job {
-	const struct nd_geom *g;
+	const struct lr_ndgeom *g;
 	const float *x;
 	float *y;
 	int64_t *ind;           /* MaxPool Indices, or NULL */
@@ -318,7 +309,7 @@ struct nd_job {
 static void nd_planes(void *arg, int64_t begin, int64_t end)
 {
 	const struct nd_job *j = arg;
-	const struct nd_geom *g = j->g;
+	const struct lr_ndgeom *g = j->g;
 	int nsp = g->nsp;
 
 	for (int64_t pl = begin; pl < end; pl++) {
@@ -425,7 +416,7 @@ static double attr_num(const lr_node *n, const char *name, double def)
 static int nd_pool(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
 		   enum nd_kind kind, lr_tensor **out, int nout)
 {
-	struct nd_geom g;
+	struct lr_ndgeom g;
 	struct nd_job j;
 	int64_t od[LR_MAX_DIMS];
 	lr_tensor *y = NULL, *ind = NULL;
@@ -433,7 +424,7 @@ static int nd_pool(lr_opctx *c, const lr_tensor *x, const int64_t *kernel,
 	int rc;
 
 	memset(&j, 0, sizeof(j));
-	rc = nd_geom_read(c, x, kernel, (int)lr_node_attr_int(c->node, "ceil_mode", 0), &g);
+	rc = lr__nd_geom(c, x, kernel, (int)lr_node_attr_int(c->node, "ceil_mode", 0), &g);
 	if (rc != 0)
 		return rc;
 	if (kind == ND_LP) {

@@ -2,11 +2,13 @@
  * pool.h - a fixed set of worker threads for data-parallel loops.
  *
  * DESIGN. Kernels that OpenBLAS does not cover (im2col, depthwise
- * convolution, pooling, elementwise maps) split an index range into one
- * contiguous chunk per thread and run the chunks at once. The pool owns
- * nthreads-1 threads; the calling thread does the first chunk itself, so a
- * pool of one thread runs everything inline with no synchronisation. One
- * lr_pool_run() at a time per pool (the engine runs nodes sequentially).
+ * convolution, pooling, elementwise maps) split an index range into
+ * contiguous chunks (up to 4 per thread) that the threads take in turn.
+ * The pool owns nthreads-1 threads; the calling thread takes chunks too,
+ * so a pool of one thread runs everything inline with no synchronisation.
+ * A thread may run several chunks, one at a time; loop bodies must not
+ * depend on where the range is cut. One lr_pool_run() at a time per pool
+ * (the engine runs nodes sequentially).
  */
 #ifndef LR_POOL_H
 #define LR_POOL_H

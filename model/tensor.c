@@ -1,10 +1,22 @@
 /*
  * tensor.c - creation, copying and freeing of lr_tensor. See tensor.h.
+ *
+ * Large buffers are recycled. glibc serves blocks of 32 MiB and more
+ * (the most M_MMAP_THRESHOLD can be raised to) with a fresh mmap, so
+ * every run of a model with such activations (VGG-16 at batch 8: 102 MiB
+ * per conv1 output; MobileNet-v2 at batch 8: 38 MiB) paid a page fault
+ * and a zeroed page per 4 KiB, 25-30% of the run. lr_free_aligned keeps
+ * up to LR_RECYCLE_MAX such blocks, LR_RECYCLE_BYTES in all, and
+ * lr_alloc_aligned hands out the smallest kept block that is big enough
+ * and at most 1/4 bigger. Process-wide, under a mutex (engines run on
+ * several threads in the daemon); blocks beyond the bounds are freed.
  */
 #include "config.h"
 
 #include "model/tensor.h"
 
+#include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +32,18 @@ const char *lr_dtype_name(lr_dtype dt)
 	return dt == LR_DT_INT64 ? "int64" : "float";
 }
 
+#define LR_RECYCLE_MIN ((size_t)32 << 20)    /* glibc mmaps from here on */
+#define LR_RECYCLE_MAX 8                      /* blocks kept */
+#define LR_RECYCLE_BYTES ((size_t)256 << 20)  /* bytes kept */
+
+static struct {
+	pthread_mutex_t mu;
+	void *p[LR_RECYCLE_MAX];
+	size_t size[LR_RECYCLE_MAX];          /* usable sizes */
+	int n;
+	size_t total;
+} recycle = { PTHREAD_MUTEX_INITIALIZER, { NULL }, { 0 }, 0, 0 };
+
 void *lr_alloc_aligned(size_t bytes)
 {
 	void *p = NULL;
@@ -27,6 +51,25 @@ void *lr_alloc_aligned(size_t bytes)
 	if (bytes == 0)
 		bytes = 64;
 	bytes = (bytes + 63u) & ~(size_t)63u;
+	if (bytes >= LR_RECYCLE_MIN) {
+		int best = -1;
+
+		pthread_mutex_lock(&recycle.mu);
+		for (int i = 0; i < recycle.n; i++)
+			if (recycle.size[i] >= bytes && recycle.size[i] - bytes <= bytes / 4 &&
+			    (best < 0 || recycle.size[i] < recycle.size[best]))
+				best = i;
+		if (best >= 0) {
+			p = recycle.p[best];
+			recycle.total -= recycle.size[best];
+			recycle.n--;
+			recycle.p[best] = recycle.p[recycle.n];
+			recycle.size[best] = recycle.size[recycle.n];
+		}
+		pthread_mutex_unlock(&recycle.mu);
+		if (p != NULL)
+			return p;
+	}
 	if (posix_memalign(&p, 64, bytes) != 0)
 		return NULL;
 	return p;
@@ -34,6 +77,43 @@ void *lr_alloc_aligned(size_t bytes)
 
 void lr_free_aligned(void *p)
 {
+	size_t size;
+
+	if (p == NULL)
+		return;
+	size = malloc_usable_size(p);
+	if (size >= LR_RECYCLE_MIN && size <= LR_RECYCLE_BYTES) {
+		void *drop = NULL;
+
+		pthread_mutex_lock(&recycle.mu);
+		/* Make room: drop the largest kept block while over a bound. */
+		while (recycle.n > 0 && (recycle.n == LR_RECYCLE_MAX ||
+					 recycle.total + size > LR_RECYCLE_BYTES)) {
+			int big = 0;
+
+			for (int i = 1; i < recycle.n; i++)
+				if (recycle.size[i] > recycle.size[big])
+					big = i;
+			if (recycle.size[big] < size)
+				break;  /* keep the smaller ones; free this one below */
+			free(recycle.p[big]);
+			recycle.total -= recycle.size[big];
+			recycle.n--;
+			recycle.p[big] = recycle.p[recycle.n];
+			recycle.size[big] = recycle.size[recycle.n];
+		}
+		if (recycle.n < LR_RECYCLE_MAX && recycle.total + size <= LR_RECYCLE_BYTES) {
+			recycle.p[recycle.n] = p;
+			recycle.size[recycle.n] = size;
+			recycle.n++;
+			recycle.total += size;
+		} else {
+			drop = p;
+		}
+		pthread_mutex_unlock(&recycle.mu);
+		free(drop);
+		return;
+	}
 	free(p);
 }
 

@@ -7,7 +7,9 @@
  * filters, counts that are not multiples of the block of 8), 1x1 with
  * and without padding (the no-copy path), 3x3 and 5x5, asymmetric
  * kernels and pads, 1-D, output counts around the tile of 48 and 8
- * positions, batches of 1..3, with and without bias, 1 and 2 threads.
+ * positions, strides 1..4 (the phase split), depthwise 3x3 at strides
+ * 1..3 (MobileNet shapes and odd pads), batches of 1..3, with and
+ * without bias, 1 and 2 threads.
  * Every case runs twice on one engine, so the second run uses the
  * weights packed into the node's cache. The skinny Gemm kernel
  * (model/ops_conv.c: 3..16 rows, transB) is checked the same way against
@@ -60,6 +62,8 @@ struct dcase {
 	int oned;                /* 1-D: h = kh = 1, pads left/right only */
 	int bias;
 	int threads;
+	int64_t sh, sw;          /* strides (0: 1) */
+	int dw;                  /* depthwise: group = C = M, W [M, 1, kh, kw] */
 };
 
 static lr_tensor *rand_tensor(int ndim, const int64_t *dims)
@@ -114,6 +118,8 @@ static lr_tensor *run_conv(const struct dcase *k, lr_tensor *x, lr_tensor *w, lr
 			setenv("LR_CONV_ISA", "avx2", 1);
 	}
 	lrt_init(&nd, "Conv", 13);
+	if (k->dw)
+		lrt_attr_int(&nd, "group", k->c);
 	lrt_input(&nd, x);
 	lrt_const(&nd, w);
 	if (k->bias)
@@ -121,9 +127,12 @@ static lr_tensor *run_conv(const struct dcase *k, lr_tensor *x, lr_tensor *w, lr
 	if (k->oned) {
 		lrt_attr_ints(&nd, "kernel_shape", 1, (int64_t[]){ k->kw });
 		lrt_attr_ints(&nd, "pads", 2, (int64_t[]){ k->pads[1], k->pads[3] });
+		lrt_attr_ints(&nd, "strides", 1, (int64_t[]){ k->sw > 0 ? k->sw : 1 });
 	} else {
 		lrt_attr_ints(&nd, "kernel_shape", 2, (int64_t[]){ k->kh, k->kw });
 		lrt_attr_ints(&nd, "pads", 4, k->pads);
+		lrt_attr_ints(&nd, "strides", 2,
+			      (int64_t[]){ k->sh > 0 ? k->sh : 1, k->sw > 0 ? k->sw : 1 });
 	}
 	rc = lrt_run_n(&nd, 1, &y, &msg, k->threads, 2);
 	lrt_fini(&nd);
@@ -141,14 +150,16 @@ static double worst_overall;
 static void run_case(const struct dcase *k, int isa)
 {
 	int64_t pt = k->pads[0], pl = k->pads[1], pb = k->pads[2], pr = k->pads[3];
-	int64_t oh = k->h + pt + pb - k->kh + 1, ow = k->w + pl + pr - k->kw + 1, ny;
-	int64_t xd4[4] = { k->n, k->c, k->h, k->w }, wd4[4] = { k->m, k->c, k->kh, k->kw };
-	int64_t xd3[3] = { k->n, k->c, k->w }, wd3[3] = { k->m, k->c, k->kw };
+	int64_t sh = k->sh > 0 ? k->sh : 1, sw = k->sw > 0 ? k->sw : 1;
+	int64_t oh = (k->h + pt + pb - k->kh) / sh + 1, ow = (k->w + pl + pr - k->kw) / sw + 1, ny;
+	int64_t wc = k->dw ? 1 : k->c;
+	int64_t xd4[4] = { k->n, k->c, k->h, k->w }, wd4[4] = { k->m, wc, k->kh, k->kw };
+	int64_t xd3[3] = { k->n, k->c, k->w }, wd3[3] = { k->m, wc, k->kw };
 	lr_tensor *x, *w, *b, *yi, *yd, *y2 = NULL;
 	double *ref, tol = tol_for(k->c * k->kh * k->kw), ei, ed, e2 = 0;
 	char label[200];
 
-	if (oh < 1 || ow < 1)
+	if (k->h + pt + pb < k->kh || k->w + pl + pr < k->kw)
 		return;
 	x = k->oned ? rand_tensor(3, xd3) : rand_tensor(4, xd4);
 	w = k->oned ? rand_tensor(3, wd3) : rand_tensor(4, wd4);
@@ -168,26 +179,32 @@ static void run_case(const struct dcase *k, int isa)
 
 						for (int64_t ci = 0; ci < k->c; ci++)
 							for (int64_t ki = 0; ki < k->kh; ki++) {
-								int64_t iy = oy - pt + ki;
+								int64_t wi = k->dw ? 0 : ci;
+
+								if (k->dw && ci != m)
+									break;
+								int64_t iy = oy * sh - pt + ki;
 
 								if (iy < 0 || iy >= k->h)
 									continue;
 								for (int64_t kj = 0; kj < k->kw; kj++) {
-									int64_t ix = ox - pl + kj;
+									int64_t ix = ox * sw - pl + kj;
 
 									if (ix < 0 || ix >= k->w)
 										continue;
 									acc += (double)xv[((n * k->c + ci) * k->h + iy) * k->w + ix] *
-									       (double)wv[((m * k->c + ci) * k->kh + ki) * k->kw + kj];
+									       (double)wv[((m * wc + wi) * k->kh + ki) * k->kw + kj];
 								}
 							}
 						ref[((n * k->m + m) * oh + oy) * ow + ox] = acc;
 					}
 	}
 	snprintf(label, sizeof(label),
-		 "N=%lld C=%lld M=%lld %lldx%lld k%lldx%lld pads %lld,%lld,%lld,%lld%s%s t%d",
+		 "%sN=%lld C=%lld M=%lld %lldx%lld k%lldx%lld s%lldx%lld pads %lld,%lld,%lld,%lld%s%s t%d",
+		 k->dw ? "depthwise " : "",
 		 (long long)k->n, (long long)k->c, (long long)k->m, (long long)k->h,
-		 (long long)k->w, (long long)k->kh, (long long)k->kw, (long long)pt,
+		 (long long)k->w, (long long)k->kh, (long long)k->kw, (long long)sh,
+		 (long long)sw, (long long)pt,
 		 (long long)pl, (long long)pb, (long long)pr, k->oned ? " 1-D" : "",
 		 k->bias ? " bias" : "", k->threads);
 	yi = run_conv(k, x, w, b, 0);
@@ -300,25 +317,46 @@ int main(void)
 	uint64_t seed = s != NULL ? strtoull(s, NULL, 0) : 20261203u;
 	int isa;
 	static const struct dcase fixed[] = {
-		/* n, c, h, w, m, kh, kw, pads{t,l,b,r}, oned, bias, threads */
-		{ 1, 16, 8, 8, 16, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1 },
-		{ 1, 32, 7, 7, 16, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2 },     /* thin, 7x7 */
-		{ 2, 64, 14, 14, 8, 3, 3, { 1, 1, 1, 1 }, 0, 0, 2 },
-		{ 1, 64, 28, 28, 13, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1 },   /* M % 8 != 0 */
-		{ 1, 40, 9, 11, 1, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2 },     /* one filter */
-		{ 3, 24, 5, 6, 17, 3, 3, { 0, 0, 0, 0 }, 0, 1, 2 },     /* unpadded 3x3 */
-		{ 1, 16, 1, 1, 24, 3, 3, { 1, 1, 1, 1 }, 0, 0, 1 },     /* one pixel */
-		{ 1, 256, 56, 56, 16, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2 },  /* VGG conv3 r16 */
-		{ 1, 512, 14, 14, 64, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1 },  /* deep: accuracy */
-		{ 1, 16, 56, 56, 256, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2 },  /* pair's 1x1 */
-		{ 2, 64, 7, 7, 2048, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2 },
-		{ 1, 1024, 14, 14, 32, 1, 1, { 0, 0, 0, 0 }, 0, 0, 1 },
-		{ 1, 8, 3, 5, 9, 1, 1, { 1, 0, 0, 2 }, 0, 1, 1 },       /* padded 1x1 */
-		{ 2, 12, 17, 13, 20, 5, 5, { 2, 2, 2, 2 }, 0, 1, 2 },
-		{ 1, 10, 12, 19, 11, 1, 3, { 0, 1, 0, 1 }, 0, 1, 1 },   /* 1x3 */
-		{ 1, 10, 19, 12, 11, 3, 1, { 1, 0, 1, 0 }, 0, 0, 2 },   /* 3x1 */
-		{ 2, 20, 1, 50, 24, 1, 3, { 0, 1, 0, 1 }, 1, 1, 2 },    /* 1-D */
-		{ 1, 9, 6, 8, 16, 3, 3, { 2, 0, 0, 1 }, 0, 1, 1 },      /* asymmetric */
+		/* n, c, h, w, m, kh, kw, pads{t,l,b,r}, oned, bias, threads, sh, sw, dw */
+		{ 1, 20, 8, 9, 40, 1, 1, { 0, 0, 0, 0 }, 0, 1, 1, 0, 0, 0 },     /* 72: one strip */
+		{ 1, 12, 1, 73, 24, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2, 0, 0, 0 },    /* 73: two */
+		{ 1, 512, 7, 7, 512, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 0, 0, 0 },  /* ResNet 7x7 */
+		{ 1, 16, 8, 8, 16, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 0, 0, 0 },
+		{ 1, 32, 7, 7, 16, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 0, 0, 0 },     /* thin, 7x7 */
+		{ 2, 64, 14, 14, 8, 3, 3, { 1, 1, 1, 1 }, 0, 0, 2, 0, 0, 0 },
+		{ 1, 64, 28, 28, 13, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 0, 0, 0 },   /* M % 8 != 0 */
+		{ 1, 40, 9, 11, 1, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 0, 0, 0 },     /* one filter */
+		{ 3, 24, 5, 6, 17, 3, 3, { 0, 0, 0, 0 }, 0, 1, 2, 0, 0, 0 },     /* unpadded 3x3 */
+		{ 1, 16, 1, 1, 24, 3, 3, { 1, 1, 1, 1 }, 0, 0, 1, 0, 0, 0 },     /* one pixel */
+		{ 1, 256, 56, 56, 16, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 0, 0, 0 },  /* VGG conv3 r16 */
+		{ 1, 512, 14, 14, 64, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 0, 0, 0 },  /* deep: accuracy */
+		{ 1, 16, 56, 56, 256, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2, 0, 0, 0 },  /* pair's 1x1 */
+		{ 2, 64, 7, 7, 2048, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2, 0, 0, 0 },
+		{ 1, 1024, 14, 14, 32, 1, 1, { 0, 0, 0, 0 }, 0, 0, 1, 0, 0, 0 },
+		{ 1, 8, 3, 5, 9, 1, 1, { 1, 0, 0, 2 }, 0, 1, 1, 0, 0, 0 },       /* padded 1x1 */
+		{ 2, 12, 17, 13, 20, 5, 5, { 2, 2, 2, 2 }, 0, 1, 2, 0, 0, 0 },
+		{ 1, 10, 12, 19, 11, 1, 3, { 0, 1, 0, 1 }, 0, 1, 1, 0, 0, 0 },   /* 1x3 */
+		{ 1, 10, 19, 12, 11, 3, 1, { 1, 0, 1, 0 }, 0, 0, 2, 0, 0, 0 },   /* 3x1 */
+		{ 2, 20, 1, 50, 24, 1, 3, { 0, 1, 0, 1 }, 1, 1, 2, 0, 0, 0 },    /* 1-D */
+		{ 1, 9, 6, 8, 16, 3, 3, { 2, 0, 0, 1 }, 0, 1, 1, 0, 0, 0 },      /* asymmetric */
+		/* strided: phases of the padded image (ResNet's and MobileNet's) */
+		{ 1, 64, 56, 56, 128, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 2, 2, 0 },
+		{ 2, 256, 14, 14, 64, 1, 1, { 0, 0, 0, 0 }, 0, 0, 1, 2, 2, 0 },
+		{ 1, 3, 33, 31, 64, 7, 7, { 3, 3, 3, 3 }, 0, 1, 2, 2, 2, 0 },  /* stem */
+		{ 1, 3, 15, 16, 32, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 2, 2, 0 },
+		{ 1, 5, 11, 13, 7, 2, 3, { 0, 1, 1, 0 }, 0, 1, 1, 3, 2, 0 },   /* s > k */
+		{ 2, 6, 9, 10, 9, 1, 1, { 1, 0, 0, 1 }, 0, 1, 2, 3, 3, 0 },
+		{ 1, 8, 1, 40, 10, 1, 3, { 0, 1, 0, 1 }, 1, 1, 2, 1, 2, 0 },   /* 1-D s2 */
+		{ 1, 4, 5, 5, 3, 4, 4, { 0, 0, 0, 0 }, 0, 1, 1, 4, 4, 0 },     /* one output */
+		/* depthwise 3x3 (AVX-512 on a padded plane; LR_CONV_ISA=avx2: scalar edges) */
+		{ 1, 32, 112, 112, 32, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 1, 1, 1 },
+		{ 1, 24, 112, 112, 24, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 2, 2, 1 },
+		{ 2, 20, 14, 14, 20, 3, 3, { 1, 1, 1, 1 }, 0, 0, 2, 2, 2, 1 },
+		{ 1, 17, 7, 7, 17, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 1, 1, 1 },
+		{ 1, 5, 33, 35, 5, 3, 3, { 2, 0, 1, 3 }, 0, 1, 2, 1, 1, 1 },
+		{ 1, 6, 37, 40, 6, 3, 3, { 0, 1, 2, 0 }, 0, 1, 1, 2, 2, 1 },
+		{ 1, 3, 20, 50, 3, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 3, 3, 1 },
+		{ 1, 4, 2, 2, 4, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 1, 1, 1 },
 	};
 
 	rng = seed ? seed : 1;
@@ -351,6 +389,10 @@ int main(void)
 		}
 		k.bias = (int)irand(0, 1);
 		k.threads = (int)irand(1, 2);
+		if (i % 3 == 1) {
+			k.sh = k.oned ? 1 : irand(1, 3);
+			k.sw = irand(1, 3);
+		}
 		run_case(&k, isa);
 	}
 	tap_diag("worst relative error of the direct kernels: %.3g", worst_overall);

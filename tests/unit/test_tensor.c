@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,5 +68,59 @@ int main(void)
 	}
 	lr_pool_free(NULL);
 	lr_tensor_free(NULL);
+	{
+		/*
+		 * Large-buffer recycling (tensor.c): a freed 40 MiB block comes
+		 * back for a request of the same or a slightly smaller size, not
+		 * for one over 1/4 smaller; every block is 64-byte aligned and
+		 * writable to its end; 9 blocks freed at once (over the 8 kept)
+		 * and a block larger than the whole budget are simply freed.
+		 */
+		size_t mib = (size_t)1 << 20;
+		char *a = lr_alloc_aligned(40 * mib), *b, *c2;
+		void *many[9];
+		int ok = a != NULL && ((uintptr_t)a & 63u) == 0;
+
+		if (ok)
+			memset(a, 1, 40 * mib);
+		lr_free_aligned(a);
+		b = lr_alloc_aligned(36 * mib);
+		tap_ok(ok && b == a, "a freed 40 MiB block is reused for 36 MiB");
+		c2 = lr_alloc_aligned(36 * mib);
+		tap_ok(c2 != NULL && c2 != b && ((uintptr_t)c2 & 63u) == 0,
+		       "a second 36 MiB request gets a new aligned block");
+		if (c2 != NULL)
+			memset(c2, 2, 36 * mib);
+		lr_free_aligned(c2);
+		{
+			/* kept now: c2 (36 MiB); 48 MiB is over 1/4 more than 33 MiB */
+			char *f = lr_alloc_aligned(48 * mib), *g, *h;
+
+			lr_free_aligned(f);
+			g = lr_alloc_aligned(33 * mib);
+			h = lr_alloc_aligned(33 * mib);
+			tap_ok(f != NULL && g == c2 && h != f && h != NULL,
+			       "33 MiB reuses the kept 36 MiB block, never the 48 MiB one");
+			lr_free_aligned(g);
+			lr_free_aligned(h);
+		}
+		lr_free_aligned(b);
+		for (int i = 0; i < 9; i++) {
+			many[i] = lr_alloc_aligned(33 * mib);
+			if (many[i] != NULL)
+				memset(many[i], 3, 33 * mib);
+		}
+		for (int i = 0; i < 9; i++)
+			lr_free_aligned(many[i]);
+		{
+			char *huge = lr_alloc_aligned(800 * mib);
+
+			if (huge != NULL)
+				huge[800 * mib - 1] = 1;
+			lr_free_aligned(huge);
+			tap_ok(huge != NULL, "a block over the recycling budget is allocated and freed");
+		}
+		lr_free_aligned(NULL);
+	}
 	return tap_done();
 }

@@ -1,0 +1,307 @@
+/*
+ * test_fuse.c - the engine's Conv + activation fusion (model/engine.c,
+ * fusable_act): a Conv whose one reader is a Relu or a Clip with constant
+ * bounds writes the activation itself and the activation node passes the
+ * tensor on. Each two-node model (Conv -> Relu, Conv -> Clip-6 with
+ * attribute bounds, Conv -> Clip-13 with initializer bounds and with one
+ * bound omitted) runs fused and with LR_NO_FUSE, and the outputs must be
+ * bit-identical, NaN included (the input carries NaN and infinities:
+ * Relu maps NaN to 0, Clip keeps it). Every Conv path is covered: direct
+ * 1x1 and 3x3 (AVX-512 and LR_CONV_ISA=avx2), strided direct, depthwise,
+ * Winograd and im2col (dilation 2). With an observer installed nothing is
+ * fused: the observer must see the Conv's own output (negative values).
+ * Random values come from a fixed seed.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/engine.h"
+#include "tests/unit/opcheck.h"
+#include "tests/unit/tap.h"
+
+static uint64_t rng = 20261203u;
+
+static float frand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+struct fcase {
+	const char *label;
+	int64_t c, h, m, k, stride, dil, group;
+	int act;                /* 1 Relu, 2 Clip-6, 3 Clip-13, 4 Clip-13 min only,
+				 * 5 Clip-13 with bounds from Constant nodes between
+				 * the Conv and the Clip (torchvision's MobileNet-v2) */
+	const char *env;        /* extra environment for this case, or NULL */
+};
+
+struct seen {
+	int conv_node;
+	float min;              /* smallest value of the Conv's output seen */
+};
+
+static int observe(void *ud, const lr_model *m, int node_index, lr_tensor *const *outs,
+		   int nout)
+{
+	struct seen *s = ud;
+
+	(void)m;
+	if (node_index == s->conv_node && nout > 0 && outs[0] != NULL) {
+		const float *v = outs[0]->data;
+
+		for (int64_t i = 0; i < outs[0]->nelem; i++)
+			if (v[i] < s->min)
+				s->min = v[i];
+	}
+	return 0;
+}
+
+static Onnx__TensorProto *init_tp(Onnx__TensorProto *tp, char *name, lr_tensor *t)
+{
+	onnx__tensor_proto__init(tp);
+	tp->name = name;
+	tp->n_dims = (size_t)t->ndim;
+	tp->dims = t->dims;
+	tp->has_data_type = 1;
+	tp->data_type = 1;
+	tp->has_raw_data = 1;
+	tp->raw_data.data = t->data;
+	tp->raw_data.len = lr_tensor_bytes(t);
+	return tp;
+}
+
+/* Builds and runs Conv -> act on x; *y gets the output. obs: install an observer. */
+static int run2(const struct fcase *k, lr_tensor *x, lr_tensor *w, lr_tensor *b,
+		lr_tensor *lo, lr_tensor *hi, int threads, struct seen *obs, lr_tensor **y,
+		lr_msg *msg)
+{
+	char xn[] = "x", wn[] = "w", bn[] = "b", cn[] = "c", yn[] = "y", lon[] = "lo",
+	     hin[] = "hi", empty[] = "", gname[] = "g", dom[] = "";
+	char *conv_in[3] = { xn, wn, bn }, *conv_out[1] = { cn };
+	char *act_in[3] = { cn, lon, hin }, *act_out[1] = { yn };
+	lrt_node cv, ac, k1, k2;
+	char *k1_out[1] = { lon }, *k2_out[1] = { hin };
+	Onnx__NodeProto nodes[4], *nodep[4] = { &nodes[0], &nodes[1], &nodes[2], &nodes[3] };
+	int nn = 2;
+	Onnx__TensorProto init[4], *initp[4];
+	struct lrt_vi gin, gout;
+	Onnx__ValueInfoProto *ginp = &gin.vi, *goutp = &gout.vi;
+	Onnx__GraphProto graph;
+	Onnx__OperatorSetIdProto opset, *opsetp = &opset;
+	Onnx__ModelProto model;
+	lr_model *m = NULL;
+	lr_engine *e = NULL;
+	uint8_t *buf;
+	size_t len;
+	int ninit = 0, rc;
+	int64_t pad = (k->k / 2) * k->dil;
+
+	*y = NULL;
+	lrt_init(&cv, "Conv", k->act == 2 ? 6 : 13);
+	lrt_attr_ints(&cv, "kernel_shape", 2, (int64_t[]){ k->k, k->k });
+	lrt_attr_ints(&cv, "pads", 4, (int64_t[]){ pad, pad, pad, pad });
+	lrt_attr_ints(&cv, "strides", 2, (int64_t[]){ k->stride, k->stride });
+	lrt_attr_ints(&cv, "dilations", 2, (int64_t[]){ k->dil, k->dil });
+	lrt_attr_int(&cv, "group", k->group);
+	lrt_init(&ac, k->act == 1 ? "Relu" : "Clip", 13);
+	if (k->act == 2) {
+		lrt_attr_float(&ac, "min", -0.25f);
+		lrt_attr_float(&ac, "max", 0.5f);
+	}
+	onnx__node_proto__init(&nodes[0]);
+	nodes[0].op_type = cv.op_type;
+	nodes[0].n_input = 3;
+	nodes[0].input = conv_in;
+	nodes[0].n_output = 1;
+	nodes[0].output = conv_out;
+	nodes[0].n_attribute = (size_t)cv.nattr;
+	nodes[0].attribute = cv.attrp;
+	if (k->act == 5) {
+		lrt_init(&k1, "Constant", 13);
+		lrt_attr_tensor(&k1, "value", lo);
+		lrt_init(&k2, "Constant", 13);
+		lrt_attr_tensor(&k2, "value", hi);
+		onnx__node_proto__init(&nodes[1]);
+		nodes[1].op_type = k1.op_type;
+		nodes[1].n_output = 1;
+		nodes[1].output = k1_out;
+		nodes[1].n_attribute = (size_t)k1.nattr;
+		nodes[1].attribute = k1.attrp;
+		onnx__node_proto__init(&nodes[2]);
+		nodes[2].op_type = k2.op_type;
+		nodes[2].n_output = 1;
+		nodes[2].output = k2_out;
+		nodes[2].n_attribute = (size_t)k2.nattr;
+		nodes[2].attribute = k2.attrp;
+		nn = 4;
+	}
+	onnx__node_proto__init(&nodes[nn - 1]);
+	nodes[nn - 1].op_type = ac.op_type;
+	nodes[nn - 1].n_input = k->act >= 3 ? (k->act == 4 ? 2 : 3) : 1;
+	nodes[nn - 1].input = act_in;
+	nodes[nn - 1].n_output = 1;
+	nodes[nn - 1].output = act_out;
+	nodes[nn - 1].n_attribute = (size_t)ac.nattr;
+	nodes[nn - 1].attribute = ac.attrp;
+	initp[ninit] = init_tp(&init[ninit], wn, w), ninit++;
+	initp[ninit] = init_tp(&init[ninit], bn, b), ninit++;
+	if (k->act == 3 || k->act == 4)
+		initp[ninit] = init_tp(&init[ninit], lon, lo), ninit++;
+	if (k->act == 3)
+		initp[ninit] = init_tp(&init[ninit], hin, hi), ninit++;
+	(void)empty;
+	lrt_vi_fill(&gin, xn, x);
+	lrt_vi_fill(&gout, yn, NULL);
+	onnx__graph_proto__init(&graph);
+	graph.name = gname;
+	graph.n_node = (size_t)nn;
+	graph.node = nodep;
+	graph.n_input = 1;
+	graph.input = &ginp;
+	graph.n_output = 1;
+	graph.output = &goutp;
+	graph.n_initializer = (size_t)ninit;
+	graph.initializer = initp;
+	onnx__operator_set_id_proto__init(&opset);
+	opset.domain = dom;
+	opset.has_version = 1;
+	opset.version = k->act == 2 ? 6 : 13;
+	onnx__model_proto__init(&model);
+	model.has_ir_version = 1;
+	model.ir_version = 8;
+	model.n_opset_import = 1;
+	model.opset_import = &opsetp;
+	model.graph = &graph;
+	len = onnx__model_proto__get_packed_size(&model);
+	buf = malloc(len);
+	if (buf == NULL)
+		return LR_ENOMEM;
+	onnx__model_proto__pack(&model, buf);
+	rc = lr_model_load_mem(buf, len, "fuse", NULL, &m, msg);
+	free(buf);
+	if (rc == 0)
+		rc = lr_engine_create(&e, m, threads);
+	if (rc == 0 && obs != NULL) {
+		obs->conv_node = 0;
+		obs->min = INFINITY;
+		lr_engine_set_observer(e, observe, obs);
+	}
+	/* Twice: the second run uses the packed weights in the node cache. */
+	for (int r = 0; rc == 0 && r < 2; r++) {
+		lr_tensor_free(*y);
+		*y = NULL;
+		rc = lr_engine_run(e, &x, 1, y, 1, 0, msg);
+	}
+	lr_engine_free(e);
+	lr_model_free(m);
+	return rc;
+}
+
+static int same_bits(const lr_tensor *a, const lr_tensor *b, int64_t *where)
+{
+	if (a == NULL || b == NULL || a->nelem != b->nelem)
+		return 0;
+	for (int64_t i = 0; i < a->nelem; i++) {
+		float u = ((const float *)a->data)[i], v = ((const float *)b->data)[i];
+
+		if (memcmp(&u, &v, sizeof(u)) != 0 && !(isnan(u) && isnan(v))) {
+			*where = i;
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static void run_case(const struct fcase *k)
+{
+	int64_t cg = k->c / k->group;
+	int64_t xd[4] = { 2, k->c, k->h, k->h }, wd[4] = { k->m, cg, k->k, k->k };
+	lr_tensor *x = lrt_f(4, xd, NULL), *w = lrt_f(4, wd, NULL);
+	lr_tensor *b = lrt_f(1, (int64_t[]){ k->m }, NULL);
+	lr_tensor *lo = lrt_f(0, NULL, (float[]){ -0.25f }), *hi = lrt_f(0, NULL, (float[]){ 0.5f });
+	lr_tensor *yf = NULL, *yu = NULL, *yo = NULL;
+	lr_msg msg = { { 0 } };
+	struct seen s;
+	int64_t where = -1, nnan = 0;
+	int rc1, rc2, rc3;
+
+	for (int64_t i = 0; i < x->nelem; i++)
+		((float *)x->data)[i] = frand();
+	/* NaN and infinities in the first image's first channel. */
+	((float *)x->data)[3] = NAN;
+	((float *)x->data)[k->h * 2 + 5] = INFINITY;
+	((float *)x->data)[k->h * 4 + 1] = -INFINITY;
+	for (int64_t i = 0; i < w->nelem; i++)
+		((float *)w->data)[i] = frand();
+	for (int64_t i = 0; i < b->nelem; i++)
+		((float *)b->data)[i] = frand();
+	if (k->env != NULL) {
+		char name[64];
+		const char *eq = strchr(k->env, '=');
+
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - k->env), k->env);
+		setenv(name, eq + 1, 1);
+		if (strcmp(name, "LR_NO_CONV_DIRECT") == 0)
+			setenv("LR_WINOGRAD_FORCE", "1", 1);
+	}
+	unsetenv("LR_NO_FUSE");
+	rc1 = run2(k, x, w, b, lo, hi, 2, NULL, &yf, &msg);
+	rc3 = run2(k, x, w, b, lo, hi, 2, &s, &yo, &msg);
+	setenv("LR_NO_FUSE", "1", 1);
+	rc2 = run2(k, x, w, b, lo, hi, 2, NULL, &yu, &msg);
+	unsetenv("LR_NO_FUSE");
+	unsetenv("LR_CONV_ISA");
+	unsetenv("LR_NO_CONV_DIRECT");
+	if (rc1 != 0 || rc2 != 0 || rc3 != 0)
+		tap_diag("run failed: %s", msg.text);
+	for (int64_t i = 0; yf != NULL && i < yf->nelem; i++)
+		nnan += isnan(((float *)yf->data)[i]);
+	tap_ok(rc1 == 0 && rc2 == 0 && same_bits(yf, yu, &where),
+	       "%s: fused output bit-identical to unfused (%lld NaN; first difference at %lld)",
+	       k->label, (long long)nnan, (long long)where);
+	tap_ok(rc3 == 0 && same_bits(yo, yu, &where) && s.min < -0.25f,
+	       "%s: with an observer the Conv's own output is seen (min %g) and the result is the same",
+	       k->label, (double)s.min);
+	lr_tensor_free(x);
+	lr_tensor_free(w);
+	lr_tensor_free(b);
+	lr_tensor_free(lo);
+	lr_tensor_free(hi);
+	lr_tensor_free(yf);
+	lr_tensor_free(yu);
+	lr_tensor_free(yo);
+}
+
+int main(void)
+{
+	static const struct fcase cases[] = {
+		/* label, c, h, m, k, stride, dil, group, act, env */
+		{ "direct 1x1 Relu", 24, 20, 40, 1, 1, 1, 1, 1, NULL },
+		{ "direct 3x3 Clip-6", 16, 19, 33, 3, 1, 1, 1, 2, NULL },
+		{ "direct 3x3 Clip-13", 16, 19, 33, 3, 1, 1, 1, 3, NULL },
+		{ "direct 3x3 Clip-13 min only", 16, 19, 33, 3, 1, 1, 1, 4, NULL },
+		{ "direct AVX2 3x3 Clip-13", 16, 19, 20, 3, 1, 1, 1, 3, "LR_CONV_ISA=avx2" },
+		{ "direct AVX2 1x1 Relu", 16, 19, 20, 1, 1, 1, 1, 1, "LR_CONV_ISA=avx2" },
+		{ "direct stride 2 Relu", 8, 23, 64, 3, 2, 1, 1, 1, NULL },
+		{ "depthwise 3x3 Clip-13", 32, 28, 32, 3, 1, 1, 32, 3, NULL },
+		{ "depthwise 3x3 stride 2 Relu", 32, 28, 32, 3, 2, 1, 32, 1, NULL },
+		{ "depthwise AVX2 Clip-6", 8, 15, 8, 3, 1, 1, 8, 2, "LR_CONV_ISA=avx2" },
+		{ "Winograd 3x3 Relu", 16, 18, 24, 3, 1, 1, 1, 1, "LR_NO_CONV_DIRECT=1" },
+		{ "im2col dilation 2 Clip-13", 12, 17, 10, 3, 1, 2, 1, 3, NULL },
+		{ "grouped im2col Relu", 12, 17, 12, 3, 1, 1, 3, 1, NULL },
+		{ "direct 1x1 Clip-13 bounds from Constant nodes", 24, 20, 40, 1, 1, 1, 1, 5, NULL },
+		{ "depthwise Clip-13 bounds from Constant nodes", 16, 14, 16, 3, 2, 1, 16, 5, NULL },
+	};
+
+	/* Winograd wherever the direct kernels are off (its case only). */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		run_case(&cases[i]);
+	return tap_done();
+}
