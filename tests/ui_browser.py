@@ -301,7 +301,7 @@ def make_html_model(path):
     m = onnx.load(os.path.join(DATA, "tiny_cnn.onnx"))
     names = []
     for i, node in enumerate(m.graph.node):
-        if node.op_type == "Conv":
+        if node.op_type in ("Conv", "Gemm"):  # every layer the report lists
             node.name = HTML_NAME + "<i>%d</i></td><script>window.__xss=2</script>" % i
             names.append(node.name)
     onnx.save(m, path)
@@ -506,6 +506,7 @@ def run_open(d, dm, tmp, ddir):
 
 
 def run_tokens(d, tmp, ddir):
+    from selenium.webdriver.support.ui import Select
     from selenium.webdriver.common.by import By
 
     secret = "s3cret-token-for-the-ui-test"
