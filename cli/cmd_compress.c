@@ -40,6 +40,8 @@ static const char help[] =
 	"  --report F            write the JSON report to F\n"
 	"  --method M            nonlinear-asymmetric (default), nonlinear,\n"
 	"                        linear-asymmetric or linear\n"
+	"  --decomposition D     channel (default) or spatial-channel: k x k\n"
+	"                        layers may also become k x 1, 1 x k and 1 x 1\n"
 	"  --ranks NAME=R,...    fixed ranks for layers (node or output names)\n"
 	"  --exclude NAME,...    layers never to decompose\n"
 	"  --samples-per-input N positions sampled per input and layer (default 10)\n"
@@ -214,6 +216,7 @@ int lr_cmd_compress(int argc, char **argv)
 		{ "deploy-batch", required_argument, NULL, 'b' },
 		{ "deploy-threads", required_argument, NULL, 'T' },
 		{ "timing-cache", required_argument, NULL, 'C' },
+		{ "decomposition", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -310,6 +313,12 @@ int lr_cmd_compress(int argc, char **argv)
 				goto usage;
 			}
 			o.memory_budget = (size_t)v << 20;
+			break;
+		case 'D':
+			if (lr_decomposition_parse(optarg, &o.decomposition) != 0) {
+				lr_cli_err("compress", "--decomposition must be channel or spatial-channel");
+				goto usage;
+			}
 			break;
 		case 'O':
 			if (lr_objective_parse(optarg, &o.objective) != 0) {
