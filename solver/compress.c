@@ -1568,6 +1568,8 @@ static int add_spatial_choices(struct pipe *p, struct layer *Y, int time_obj)
 		goto out;
 	}
 	Y->ch = ch;
+	/* stage_cost appends the measured channel candidates after these */
+	memset(ch + Y->nch, 0, sizeof(*ch) * (size_t)(n2 * n1 + Y->nscand + Y->ncand + 2));
 	for (int64_t a = 0; a < n2; a++)
 		for (int64_t b = 0; b < n1; b++) {
 			double c = lr_spatial_macs(Y->d, Y->c, Y->kh, Y->kw, g2[a], g1[b], Y->oh, Y->ow, Y->win);
