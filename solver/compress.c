@@ -1234,6 +1234,23 @@ static int64_t layer_input_width(const struct pipe *p, const struct layer *Y)
 	return w > 0 ? w : 1;
 }
 
+/* The input height of layer Y from its output height and geometry. */
+static int64_t layer_input_height(const struct pipe *p, const struct layer *Y)
+{
+	const lr_node *n = &p->m->nodes[Y->node];
+	int64_t st[2] = { 1, 1 }, dl[2] = { 1, 1 }, pd[4] = { 0, 0, 0, 0 }, h;
+	int cnt;
+
+	lr_node_attr_ints(n, "strides", st, 2, &cnt);
+	lr_node_attr_ints(n, "dilations", dl, 2, &cnt);
+	lr_node_attr_ints(n, "pads", pd, 4, &cnt);
+	h = (Y->oh - 1) * st[0] + dl[0] * (Y->kh - 1) + 1 - pd[0] - pd[2];
+	return h > 0 ? h : 1;
+}
+
+/* What the split's measured energy may hold of one layer's input. */
+#define SPLIT_INPUT_BYTES (128.0 * 1024 * 1024)
+
 /*
  * The weight energy every d'' keeps (Y->fen), from the singular values of
  * the split's (c kh) x (d kw) matrix: fen[j] = sum_{i<j} s_i^2 / sum s_i^2.
@@ -1657,7 +1674,8 @@ out:
 /*
  * The split's energy in response space, measured: for each d'' of r2s and
  * d' of rs, E = 1 - |U_d'^T (S - T)|^2 / |U_d'^T (T - tbar)|^2 over the
- * sampled positions of the first (at most 32) fitting inputs, where S are
+ * sampled positions of the first fitting inputs (at most 32, and at most
+ * SPLIT_INPUT_BYTES of the layer's input; at least one), where S are
  * the responses of the split layer V -> H at d'' (run alone on the
  * original network's input of the layer) and U the responses' principal
  * directions. The weights' own energy would badly overstate the split's
@@ -1672,6 +1690,8 @@ static int split_energies(struct pipe *p, struct layer *Y, const double *U, cons
 	const lr_node *nd = &m->nodes[Y->node];
 	const lr_tensor *W = m->values[nd->in[1]].init, *B;
 	int64_t d = Y->d, nb = p->nfit < 32 ? p->nfit : 32, rows, plane = Y->oh * Y->ow;
+	/* the layer's input for nb inputs stays under SPLIT_INPUT_BYTES */
+	double in_bytes = 4.0 * (double)Y->c * (double)layer_input_height(p, Y) * (double)Y->win;
 	int want = nd->in[0], rc;
 	lr_engine *e = NULL;
 	lr_tensor *x = NULL, *xin = NULL, *y = NULL;
@@ -1680,6 +1700,8 @@ static int split_energies(struct pipe *p, struct layer *Y, const double *U, cons
 	float *wv = NULL, *wh = NULL;
 	lr_decomp dc;
 
+	if (in_bytes * (double)nb > SPLIT_INPUT_BYTES)
+		nb = in_bytes >= SPLIT_INPUT_BYTES ? 1 : (int64_t)(SPLIT_INPUT_BYTES / in_bytes);
 	rows = nb * p->spi;
 	dif = malloc(sizeof(double) * (size_t)(rows * d));
 	du = malloc(sizeof(double) * (size_t)(rows * d));
