@@ -70,8 +70,9 @@ const char *lr_objective_name(lr_objective o);
 /* How a k x k convolution is decomposed. */
 typedef enum lr_decomposition {
 	LR_DECOMP_CHANNEL = 0,         /* (k x k, d') -> (1 x 1, d): the paper's main method */
-	LR_DECOMP_SPATIAL_CHANNEL,     /* also (k x 1, d'') -> (1 x k, d') -> (1 x 1, d) where
-					  the selection finds it better (TPAMI 3.5, "3d") */
+	LR_DECOMP_SPATIAL_CHANNEL,     /* (default) also (k x 1, d'') -> (1 x k, d') ->
+					  (1 x 1, d) where the selection finds it better
+					  (TPAMI 3.5, "3d") */
 } lr_decomposition;
 
 /* Parses "channel" or "spatial-channel"; returns 0 or LR_EINVAL. */
@@ -125,7 +126,7 @@ typedef struct lr_compress_opts {
 	lr_progress_fn progress;    /* optional */
 	void *progress_ud;
 	volatile int *cancel;       /* optional; nonzero = stop with LR_ECANCELED */
-	lr_decomposition decomposition; /* channel (default) or spatial-channel */
+	lr_decomposition decomposition; /* spatial-channel (default) or channel */
 } lr_compress_opts;
 
 /* Fills the defaults above. */

@@ -17,9 +17,10 @@ have_ort=0
 "$PYTHON3" "$D/fmnist.py" calib 300 "$TMP/calib.npy" --seed 1
 ok $? "calibration inputs from Fashion-MNIST training images"
 
-"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --speedup 3 --threads 2 \
+# The channel scheme first (the default, spatial-channel, is below).
+"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --speedup 3 --threads 2 --decomposition channel \
 	-o "$TMP/vgg3.onnx" --report "$TMP/vgg3.json" >"$TMP/out" 2>"$TMP/err"
-ok $? "compress fmnist_vgg 3x"
+ok $? "compress fmnist_vgg 3x --decomposition channel"
 grep -q "^wrote .*vgg3.onnx: theoretical conv speedup" "$TMP/out"; ok $? "summary line"
 grep -q "solving layer 5/5" "$TMP/err"; ok $? "progress names layer i of n"
 
@@ -50,6 +51,7 @@ for m in r["measured"]:
     assert m["original_ms"] > 0 and m["compressed_ms"] > 0
     assert abs(m["speedup"] - m["original_ms"] / m["compressed_ms"]) < 1e-9
 assert r["method"] == "nonlinear-asymmetric" and r["seed"] == 0
+assert r["decomposition"] == "channel" and all(l["scheme"] == "channel" for l in L[1:]), r
 PY
 ok $? "report: ranks, exact layer speedups, errors, target met, held-out fidelity"
 
@@ -100,7 +102,7 @@ else
 fi
 
 # Same seed, same threads: the same bytes.
-"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --speedup 3 --threads 2 \
+"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --speedup 3 --threads 2 --decomposition channel \
 	-o "$TMP/vgg3b.onnx" >/dev/null 2>&1 && cmp -s "$TMP/vgg3.onnx" "$TMP/vgg3b.onnx"
 ok $? "compress is deterministic for a given seed"
 
@@ -128,6 +130,7 @@ assert L["/features/features.2/Conv"]["skipped"] == "excluded by the user", L
 for l in r["layers"]:
     if "rank" in l:
         assert l["rank"] % 8 == 0 or l["rank"] == l["d"], l
+        assert l.get("rank2", 0) % 8 == 0, l
 assert r["theoretical_speedup"] >= 2.0 and r["method"] == "nonlinear"
 PY
 ok $? "--exclude and --rank-multiple honoured"
@@ -172,7 +175,7 @@ assert cb[0] is False and any(cb) and not all(cb[1:]), cb
 assert 0 < b["cache_peak_bytes"] <= 40 << 20, b["cache_peak_bytes"]
 PY
 ok $? "resnet: the report says which layers used the cached cut; the cache stays in budget"
-# The spatial + channel scheme (issue 9): where the selection finds it
+# The spatial + channel scheme (issue 9, the default): where the selection finds it
 # better, a 3x3 conv becomes 3x1 (d'') -> 1x3 (d') -> 1x1 (d). The report
 # says which scheme each layer got and what each stage left; the FLOPs it
 # claims are those of the written model; the model is valid ONNX, ONNX
@@ -180,8 +183,8 @@ ok $? "resnet: the report says which layers used the cached cut; the cache stays
 # written model reproduces the solver's own fit (error_after, measured
 # on the fitting samples) over all positions of the fitting inputs.
 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --speedup 5 --threads 2 \
-	--decomposition spatial-channel -o "$TMP/vggs5.onnx" --report "$TMP/vggs5.json" >/dev/null 2>"$TMP/err"
-ok $? "compress fmnist_vgg 5x --decomposition spatial-channel"
+	-o "$TMP/vggs5.onnx" --report "$TMP/vggs5.json" >/dev/null 2>"$TMP/err"
+ok $? "compress fmnist_vgg 5x (the default decomposition, spatial-channel)"
 "$PYTHON3" - "$TMP/vggs5.json" "$TMP/vggs5.onnx" <<'PY'
 import json, sys
 import onnx

@@ -1,6 +1,6 @@
 /*
- * test_spec_decomp.c - the job spec's "decomposition" member: "channel"
- * (the default, as in lr_compress_opts_init()) or "spatial-channel"
+ * test_spec_decomp.c - the job spec's "decomposition" member:
+ * "spatial-channel" (the default, as in lr_compress_opts_init()) or "channel"
  * parses into the solver options, anything else is refused naming the
  * member, and the canonical form carries it back; the CLI/solver name
  * functions agree with the parser.
@@ -42,26 +42,27 @@ int main(void)
 	int rc;
 
 	lr_compress_opts_init(&d);
-	tap_ok(d.decomposition == LR_DECOMP_CHANNEL, "the solver's default is channel");
+	tap_ok(d.decomposition == LR_DECOMP_SPATIAL_CHANNEL, "the solver's default is spatial-channel");
 	rc = parse("{\"speedup\": 2}", &s, &m);
-	tap_ok(rc == 0 && s->opts.decomposition == LR_DECOMP_CHANNEL,
+	tap_ok(rc == 0 && s->opts.decomposition == LR_DECOMP_SPATIAL_CHANNEL,
 	       "an absent decomposition keeps the default");
 	lr_spec_free(s);
-	rc = parse("{\"speedup\": 5, \"decomposition\": \"spatial-channel\"}", &s, &m);
-	tap_ok(rc == 0 && s->opts.decomposition == LR_DECOMP_SPATIAL_CHANNEL,
-	       "decomposition spatial-channel parses (%s)", m.text);
+	rc = parse("{\"speedup\": 5, \"decomposition\": \"channel\"}", &s, &m);
+	tap_ok(rc == 0 && s->opts.decomposition == LR_DECOMP_CHANNEL,
+	       "decomposition channel parses (%s)", m.text);
 	j = rc == 0 ? lr_spec_to_json(s) : NULL;
 	txt = j ? cJSON_PrintUnformatted(j) : NULL;
 	rc = txt ? parse(txt, &s2, &m) : -1;
-	tap_ok(rc == 0 && s2->opts.decomposition == LR_DECOMP_SPATIAL_CHANNEL &&
-		       strstr(txt, "\"decomposition\":\"spatial-channel\"") != NULL,
+	tap_ok(rc == 0 && s2->opts.decomposition == LR_DECOMP_CHANNEL &&
+		       strstr(txt, "\"decomposition\":\"channel\"") != NULL,
 	       "the canonical form carries it and parses back: %s", txt ? txt : "(null)");
 	free(txt);
 	cJSON_Delete(j);
 	lr_spec_free(s);
 	lr_spec_free(s2);
-	rc = parse("{\"decomposition\": \"channel\"}", &s, &m);
-	tap_ok(rc == 0 && s->opts.decomposition == LR_DECOMP_CHANNEL, "decomposition channel parses");
+	rc = parse("{\"decomposition\": \"spatial-channel\"}", &s, &m);
+	tap_ok(rc == 0 && s->opts.decomposition == LR_DECOMP_SPATIAL_CHANNEL,
+	       "decomposition spatial-channel parses");
 	lr_spec_free(s);
 	refuse("{\"decomposition\": \"3d\"}");
 	refuse("{\"decomposition\": 1}");
