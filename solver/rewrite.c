@@ -915,7 +915,7 @@ static int split_attrs(struct edit *ed, const lr_node *n, Onnx__NodeProto *p,
  * (1 x kw, r2 -> d) writing the original output; the solver's regressors
  * for the 3d scheme come from this form (compress.c).
  */
-static int spatial_only(struct edit *ed, const lr_decomp *dc, const lr_tensor *w,
+static int spatial_only(struct edit *ed, const lr_tensor *w,
 			const lr_node *n, const char *base, Onnx__NodeProto *na,
 			Onnx__TensorProto *ba, Onnx__TensorProto *wa, Onnx__NodeProto *nv,
 			Onnx__TensorProto *wv, char *vmid)
@@ -950,7 +950,6 @@ static int spatial_only(struct edit *ed, const lr_decomp *dc, const lr_tensor *w
 	na->output[0] = n->proto->output[0];
 	LR_ASSERT(ed->n_add_vi < ed->cap);
 	ed->add_vi[ed->n_add_vi++] = viv;
-	(void)dc;
 	ed->nrep[n->proto_index] = 2;
 	ed->rep[n->proto_index][0] = nv;
 	ed->rep[n->proto_index][1] = na;
@@ -998,7 +997,7 @@ static int decompose_one(struct edit *ed, const lr_decomp *dc, const lr_tensor *
 	if (wa == NULL || (dc->ba != NULL && ba == NULL) || na == NULL)
 		return LR_ENOMEM;
 	if (dc->wb == NULL)
-		return spatial_only(ed, dc, w, n, base, na, ba, wa, nv, wv, vmid);
+		return spatial_only(ed, w, n, base, na, ba, wa, nv, wv, vmid);
 	wb = factor_tensor(ed, wname, ".lr_b", w->ndim, db, dc->wb);
 	if (dc->bb != NULL)
 		bb = factor_tensor(ed, wname, ".lr_b_bias", 1, &w->dims[0], dc->bb);
