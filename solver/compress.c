@@ -1258,43 +1258,32 @@ static int64_t layer_input_height(const struct pipe *p, const struct layer *Y)
 #define SPLIT_INPUT_BYTES (128.0 * 1024 * 1024)
 
 /*
- * The weight energy every d'' keeps (Y->fen), from the singular values of
- * the split's (c kh) x (d kw) matrix: fen[j] = sum_{i<j} s_i^2 / sum s_i^2.
+ * Room for the weight energy every d'' keeps (Y->fen, kmax + 1 values),
+ * which split_energies() fills from the split's singular values:
+ * fen[j] = sum_{i<j} s_i^2 / sum s_i^2. Until then it marks a layer with
+ * spatial choices.
  */
 static int spatial_energies(struct pipe *p, struct layer *Y)
 {
-	const lr_node *n = &p->m->nodes[Y->node];
-	const lr_tensor *w = p->m->values[n->in[1]].init;
-	int64_t kmax = Y->c * Y->kh < Y->d * Y->kw ? Y->c * Y->kh : Y->d * Y->kw;
-	float *wv = malloc(sizeof(float) * (size_t)(Y->c * Y->kh));
-	float *wh = malloc(sizeof(float) * (size_t)(Y->d * Y->kw));
-	double *sv = malloc(sizeof(double) * (size_t)kmax), all = 0, acc = 0;
-	int rc;
+	(void)p;
+	Y->kmax = Y->c * Y->kh < Y->d * Y->kw ? Y->c * Y->kh : Y->d * Y->kw;
+	Y->fen = calloc((size_t)Y->kmax + 1, sizeof(double));
+	return Y->fen != NULL ? 0 : LR_ENOMEM;
+}
 
-	Y->fen = calloc((size_t)kmax + 1, sizeof(double));
-	if (wv == NULL || wh == NULL || sv == NULL || Y->fen == NULL) {
-		rc = LR_ENOMEM;
-		goto out;
-	}
-	rc = lr_spatial_split(w->data, Y->d, Y->c, Y->kh, Y->kw, 1, wv, wh, sv, p->msg);
-	if (rc != 0) {
-		lr_msg_prefix(p->msg, "layer '%s'", Y->node_name);
-		goto out;
-	}
-	Y->kmax = kmax;
-	for (int64_t j = 0; j < kmax; j++)
+/* Fills Y->fen from the kmax singular values sv of the split. */
+static void fill_energies(struct layer *Y, const double *sv)
+{
+	double all = 0, acc = 0;
+
+	for (int64_t j = 0; j < Y->kmax; j++)
 		all += sv[j] * sv[j];
-	for (int64_t j = 0; j <= kmax; j++) {
+	for (int64_t j = 0; j <= Y->kmax; j++) {
 		Y->fen[j] = all > 0 ? acc / all : 1.0;
-		if (j < kmax)
+		if (j < Y->kmax)
 			acc += sv[j] * sv[j];
 	}
-	Y->fen[kmax] = 1.0;
-out:
-	free(wv);
-	free(wh);
-	free(sv);
-	return rc;
+	Y->fen[Y->kmax] = 1.0;
 }
 
 /*
@@ -1703,7 +1692,8 @@ static int split_energies(struct pipe *p, struct layer *Y, const double *U, cons
 	lr_tensor *x = NULL, *xin = NULL, *y = NULL;
 	lr_model *alone = NULL, *split = NULL;
 	double *tbar = calloc((size_t)d, sizeof(double)), *dif = NULL, *du = NULL, *den = NULL, *num = NULL;
-	float *wv = NULL, *wh = NULL;
+	float *wv = NULL, *wh = NULL, *whr = NULL;
+	double *sv = NULL;
 	lr_decomp dc;
 
 	if (in_bytes * (double)nb > SPLIT_INPUT_BYTES)
@@ -1715,8 +1705,10 @@ static int split_energies(struct pipe *p, struct layer *Y, const double *U, cons
 	num = calloc((size_t)d + 1, sizeof(double));
 	wv = malloc(sizeof(float) * (size_t)(Y->kmax * Y->c * Y->kh));
 	wh = malloc(sizeof(float) * (size_t)(d * Y->kmax * Y->kw));
+	whr = malloc(sizeof(float) * (size_t)(d * Y->kmax * Y->kw));
+	sv = malloc(sizeof(double) * (size_t)Y->kmax);
 	if (tbar == NULL || dif == NULL || du == NULL || den == NULL || num == NULL || wv == NULL ||
-	    wh == NULL) {
+	    wh == NULL || whr == NULL || sv == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
 	}
@@ -1757,19 +1749,24 @@ static int split_energies(struct pipe *p, struct layer *Y, const double *U, cons
 			acc += du[i + a * rows] * du[i + a * rows];
 		den[a + 1] = den[a] + acc;
 	}
+	/* One SVD: the split at d'' is its first d'' components. */
+	rc = lr_spatial_split(W->data, d, Y->c, Y->kh, Y->kw, Y->kmax, wv, wh, sv, p->msg);
+	if (rc != 0)
+		goto out;
+	fill_energies(Y, sv);
 	for (int j2 = 0; j2 < n2; j2++) {
-		int64_t r2 = r2s[j2];
+		int64_t r2 = r2s[j2] < Y->kmax ? r2s[j2] : Y->kmax;
 
-		rc = lr_spatial_split(W->data, d, Y->c, Y->kh, Y->kw, r2, wv, wh, NULL, p->msg);
-		if (rc != 0)
-			goto out;
+		for (int64_t o = 0; o < d; o++) /* (d, kmax, kw) -> (d, r2, kw) */
+			memcpy(whr + o * r2 * Y->kw, wh + o * Y->kmax * Y->kw,
+			       sizeof(float) * (size_t)(r2 * Y->kw));
 		memset(&dc, 0, sizeof(dc));
 		dc.node = 0;
 		dc.r = d;
 		dc.r2 = r2;
 		dc.wv = wv;
 		dc.nwv = (size_t)(r2 * Y->c * Y->kh);
-		dc.wa = wh;
+		dc.wa = whr;
 		dc.nwa = (size_t)(d * r2 * Y->kw);
 		dc.ba = B != NULL ? B->data : NULL;
 		dc.nba = B != NULL ? (size_t)d : 0;
@@ -1829,6 +1826,8 @@ out:
 	free(num);
 	free(wv);
 	free(wh);
+	free(whr);
+	free(sv);
 	return rc;
 }
 
@@ -1877,7 +1876,7 @@ static int finish_spatial_choices(struct pipe *p, struct layer *Y)
 		goto out;
 	}
 	rc = response_eigvecs(Y->T, p->nfit * p->spi, Y->d, U, p->msg);
-	if (rc == 0 && nr > 0)
+	if (rc == 0 && nr > 0) /* without spatial choices fen is never read */
 		rc = split_energies(p, Y, U, rs, nr, r2s, n2, E);
 	if (rc != 0) {
 		lr_msg_prefix(p->msg, "layer '%s'", Y->node_name);
