@@ -214,6 +214,11 @@ static int parse_member(lr_spec *s, const cJSON *v, lr_msg *msg)
 		if (!cJSON_IsString(v) || lr_fc_fit_parse(v->valuestring, &s->opts.fc_fit) != 0)
 			return lr_fail(msg, LR_EINVAL,
 				       "fc_fit: must be \"auto\", \"shrinkage\", \"weight-svd\" or \"data\"");
+	} else if (strcmp(k, "decomposition") == 0) {
+		if (!cJSON_IsString(v) ||
+		    lr_decomposition_parse(v->valuestring, &s->opts.decomposition) != 0)
+			return lr_fail(msg, LR_EINVAL,
+				       "decomposition: must be \"channel\" or \"spatial-channel\"");
 	} else if (strcmp(k, "deploy_batch") == 0) {
 		if (!integer_in(v, 1, 65536, &d))
 			return lr_fail(msg, LR_EINVAL, "deploy_batch: must be an integer from 1 to 65536");
@@ -239,7 +244,7 @@ static int parse_member(lr_spec *s, const cJSON *v, lr_msg *msg)
 		s->opts.holdout = v->valuedouble;
 	} else {
 		return lr_fail(msg, LR_EINVAL,
-			       "%.64s: unknown member (expected speedup, objective, deploy_batch, deploy_threads, ranks, method, fc_fit, samples_per_input, seed, rank_multiple, exclude, holdout or notify_url)",
+			       "%.64s: unknown member (expected speedup, objective, decomposition, deploy_batch, deploy_threads, ranks, method, fc_fit, samples_per_input, seed, rank_multiple, exclude, holdout or notify_url)",
 			       k);
 	}
 	return 0;
@@ -328,6 +333,8 @@ cJSON *lr_spec_to_json(const lr_spec *s)
 	ok = ok && cJSON_AddStringToObject(o, "method", lr_method_name(s->opts.method));
 	if (ok && s->opts.fc_fit != LR_FC_FIT_AUTO)
 		ok = cJSON_AddStringToObject(o, "fc_fit", lr_fc_fit_name(s->opts.fc_fit)) != NULL;
+	ok = ok && cJSON_AddStringToObject(o, "decomposition",
+					   lr_decomposition_name(s->opts.decomposition));
 	ok = ok && cJSON_AddNumberToObject(o, "samples_per_input", s->opts.samples_per_input);
 	ok = ok && cJSON_AddNumberToObject(o, "seed", (double)s->opts.seed);
 	if (ok && s->opts.rank_multiple > 1)

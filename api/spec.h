@@ -11,6 +11,7 @@
  *   "deploy_threads": integer 1..256, the threads it measures with (1)
  *   "ranks": { "<layer>": integer >= 1, ... } fixed ranks per layer
  *   "method": "nonlinear-asymmetric" | "nonlinear" | "linear-asymmetric" | "linear"
+ *   "decomposition": "spatial-channel" (default) | "channel"
  *   "samples_per_input": integer 1..10000 (10)
  *   "seed": integer 0..2^53 (0)
  *   "rank_multiple": integer 1..4096 (the CPU's vector block for "time",

@@ -41,6 +41,8 @@ static const char help[] =
 	"  --report F            write the JSON report to F\n"
 	"  --method M            nonlinear-asymmetric (default), nonlinear,\n"
 	"                        linear-asymmetric or linear\n"
+	"  --decomposition D     spatial-channel (default): k x k layers may also\n"
+	"                        become k x 1, 1 x k and 1 x 1; or channel\n"
 	"  --ranks NAME=R,...    fixed ranks for layers (node or output names)\n"
 	"  --exclude NAME,...    layers never to decompose\n"
 	"  --samples-per-input N positions sampled per input and layer (default 10)\n"
@@ -219,6 +221,7 @@ int lr_cmd_compress(int argc, char **argv)
 		{ "deploy-threads", required_argument, NULL, 'T' },
 		{ "timing-cache", required_argument, NULL, 'C' },
 		{ "fc-fit", required_argument, NULL, 'F' },
+		{ "decomposition", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -319,6 +322,12 @@ int lr_cmd_compress(int argc, char **argv)
 		case 'F':
 			if (lr_fc_fit_parse(optarg, &o.fc_fit) != 0) {
 				lr_cli_err("compress", "--fc-fit must be auto, shrinkage, weight-svd or data");
+				goto usage;
+			}
+			break;
+		case 'D':
+			if (lr_decomposition_parse(optarg, &o.decomposition) != 0) {
+				lr_cli_err("compress", "--decomposition must be channel or spatial-channel");
 				goto usage;
 			}
 			break;

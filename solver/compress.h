@@ -87,6 +87,17 @@ typedef enum lr_fc_fit_kind {
 /* Parses "auto", "shrinkage", "weight-svd" or "data"; 0 or LR_EINVAL. */
 int lr_fc_fit_parse(const char *s, lr_fc_fit_kind *out);
 const char *lr_fc_fit_name(lr_fc_fit_kind f);
+/* How a k x k convolution is decomposed. */
+typedef enum lr_decomposition {
+	LR_DECOMP_CHANNEL = 0,         /* (k x k, d') -> (1 x 1, d): the paper's main method */
+	LR_DECOMP_SPATIAL_CHANNEL,     /* (default) also (k x 1, d'') -> (1 x k, d') ->
+					  (1 x 1, d) where the selection finds it better
+					  (TPAMI 3.5, "3d") */
+} lr_decomposition;
+
+/* Parses "channel" or "spatial-channel"; returns 0 or LR_EINVAL. */
+int lr_decomposition_parse(const char *s, lr_decomposition *out);
+const char *lr_decomposition_name(lr_decomposition d);
 
 /* A user-given rank for one layer (by node name or output name). */
 typedef struct lr_rank_req {
@@ -136,6 +147,7 @@ typedef struct lr_compress_opts {
 	lr_progress_fn progress;    /* optional */
 	void *progress_ud;
 	volatile int *cancel;       /* optional; nonzero = stop with LR_ECANCELED */
+	lr_decomposition decomposition; /* spatial-channel (default) or channel */
 } lr_compress_opts;
 
 /* Fills the defaults above. */

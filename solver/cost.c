@@ -561,6 +561,54 @@ int lr_conv_pair(const lr_model *alone, int64_t r, uint64_t seed, lr_model **out
 	return rc;
 }
 
+int lr_conv_triple(const lr_model *alone, int64_t r2, int64_t r, uint64_t seed, lr_model **out,
+		   lr_msg *msg)
+{
+	const lr_tensor *W;
+	float *f = NULL;
+	int64_t d, c, kh, kw, nv, na, nf;
+	lr_decomp dc;
+	uint64_t s = seed;
+	int rc;
+
+	*out = NULL;
+	if (alone->nnodes < 1 || alone->nodes[0].nin < 2 ||
+	    (W = alone->values[alone->nodes[0].in[1]].init) == NULL || W->ndim != 4)
+		return lr_fail(msg, LR_EINVAL, "not a one-Conv 2-D timing model");
+	d = W->dims[0];
+	c = W->dims[1];
+	kh = W->dims[2];
+	kw = W->dims[3];
+	if (r < 1 || r2 < 1)
+		return lr_fail(msg, LR_EINVAL, "ranks d'' %lld, d' %lld must be >= 1", (long long)r2,
+			       (long long)r);
+	nv = r2 * c * kh;
+	na = r * r2 * kw;
+	nf = nv + na + r + d * r + d;
+	f = malloc(sizeof(float) * (size_t)nf);
+	if (f == NULL)
+		return LR_ENOMEM;
+	for (int64_t i = 0; i < nf; i++)
+		f[i] = (float)(0.02 * ((double)(splitmix(&s) >> 11) / 9007199254740992.0 - 0.5));
+	memset(&dc, 0, sizeof(dc));
+	dc.node = 0;
+	dc.r = r;
+	dc.r2 = r2;
+	dc.wv = f;
+	dc.nwv = (size_t)nv;
+	dc.wa = f + nv;
+	dc.nwa = (size_t)na;
+	dc.ba = dc.wa + na;
+	dc.nba = (size_t)r;
+	dc.wb = dc.ba + r;
+	dc.nwb = (size_t)(d * r);
+	dc.bb = dc.wb + d * r;
+	dc.nbb = (size_t)d;
+	rc = lr_rewrite_decompose(alone, &dc, 1, NULL, 0, out, msg);
+	free(f);
+	return rc;
+}
+
 static void ints_str(const lr_node *n, const char *name, char *buf, size_t len)
 {
 	int64_t v[16];

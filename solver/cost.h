@@ -104,6 +104,14 @@ int lr_conv_alone(const lr_model *m, int node, const int64_t in_dims[4], lr_mode
 int lr_conv_pair(const lr_model *alone, int64_t r, uint64_t seed, lr_model **out, lr_msg *msg);
 
 /*
+ * The spatial + channel triple (spatial.h) at d'' = r2 and d' = r in
+ * place of the 2-D Conv of a model from lr_conv_alone(), factors drawn
+ * from `seed`. *out is the caller's. Errors as lr_rewrite_decompose().
+ */
+int lr_conv_triple(const lr_model *alone, int64_t r2, int64_t r, uint64_t seed, lr_model **out,
+		   lr_msg *msg);
+
+/*
  * The cache key of Conv node `node` of `m` at input in_dims[0..4) and rank
  * r (0: the original layer): "<prefix>|conv|c=..|d=..|in=HxW|k=..|s=..|
  * p=..|dl=..|g=..|ap=..|b=N|r=R". Written into buf (len bytes).

@@ -846,7 +846,17 @@ static int check_decomp(const lr_model *m, const lr_decomp *dc, int k,
 	if (lr_mul_i64(dc->r, c * kprod, &na) != 0 || lr_mul_i64(dc->r, d, &nb) != 0)
 		return lr_fail(msg, LR_EINVAL, "node '%s' (Conv): rank %lld is too large",
 			       n->name, (long long)dc->r);
-	if (dc->wa == NULL || dc->wb == NULL)
+	if (dc->r2 > 0 && dc->wb == NULL) {
+		/* The spatial split alone: A is (1 x kw, r2 -> d) and last. */
+		if (dc->r != d || dc->nwb != 0 || dc->bb != NULL || dc->nbb != 0)
+			return lr_fail(msg, LR_EINVAL,
+				       "node '%s' (Conv): a spatial split without a 1x1 factor needs rank = d = %lld (got %lld) and no 1x1 bias",
+				       n->name, (long long)d, (long long)dc->r);
+		nb = 0;
+	} else if (dc->wa == NULL || dc->wb == NULL) {
+		return lr_fail(msg, LR_EINVAL, "node '%s' (Conv): a factor array is NULL", n->name);
+	}
+	if (dc->wa == NULL)
 		return lr_fail(msg, LR_EINVAL, "node '%s' (Conv): a factor array is NULL", n->name);
 	if (dc->nwa != (size_t)na)
 		return lr_fail(msg, LR_EINVAL,
@@ -863,7 +873,7 @@ static int check_decomp(const lr_model *m, const lr_decomp *dc, int k,
 		return lr_fail(msg, LR_EINVAL,
 			       "node '%s' (Conv): bias sizes %zu and %zu do not match rank %lld and %lld output channels",
 			       n->name, dc->nba, dc->nbb, (long long)dc->r, (long long)d);
-	if (!all_finite(dc->wa, dc->nwa) || !all_finite(dc->wb, dc->nwb) ||
+	if (!all_finite(dc->wa, dc->nwa) || (dc->wb != NULL && !all_finite(dc->wb, dc->nwb)) ||
 	    (dc->ba != NULL && !all_finite(dc->ba, dc->nba)) ||
 	    (dc->bb != NULL && !all_finite(dc->bb, dc->nbb)))
 		return lr_fail(msg, LR_EINVAL, "node '%s' (Conv): a factor holds NaN or infinity",
@@ -1041,6 +1051,52 @@ static int decompose_fc_one(struct edit *ed, const lr_decomp *dc, const lr_tenso
 	return 0;
 }
 
+/*
+ * The spatial split without a channel split: V (kh x 1, c -> r2) -> A
+ * (1 x kw, r2 -> d) writing the original output; the solver's regressors
+ * for the 3d scheme come from this form (compress.c).
+ */
+static int spatial_only(struct edit *ed, const lr_tensor *w,
+			const lr_node *n, const char *base, Onnx__NodeProto *na,
+			Onnx__TensorProto *ba, Onnx__TensorProto *wa, Onnx__NodeProto *nv,
+			Onnx__TensorProto *wv, char *vmid)
+{
+	Onnx__ValueInfoProto *viv;
+	int rc;
+
+	*na = *n->proto;
+	*nv = *n->proto;
+	na->name = unique_name(ed, base, ".lr_a");
+	na->n_input = ba != NULL ? 3 : 2;
+	na->input = ar_array(&ed->ar, 3, sizeof(char *));
+	na->n_output = 1;
+	na->output = ar_array(&ed->ar, 1, sizeof(char *));
+	nv->name = unique_name(ed, base, ".lr_v");
+	nv->n_input = 2;
+	nv->input = ar_array(&ed->ar, 2, sizeof(char *));
+	nv->n_output = 1;
+	nv->output = ar_array(&ed->ar, 1, sizeof(char *));
+	viv = new_value_info(ed, vmid, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, -1, NULL);
+	if (na->name == NULL || na->input == NULL || na->output == NULL || nv->name == NULL ||
+	    nv->input == NULL || nv->output == NULL || viv == NULL)
+		return LR_ENOMEM;
+	if ((rc = split_attrs(ed, n, nv, w, 1)) != 0 || (rc = split_attrs(ed, n, na, w, 0)) != 0)
+		return rc;
+	nv->input[0] = n->proto->input[0];
+	nv->input[1] = wv->name;
+	nv->output[0] = vmid;
+	na->input[0] = vmid;
+	na->input[1] = wa->name;
+	na->input[2] = ba != NULL ? ba->name : NULL;
+	na->output[0] = n->proto->output[0];
+	LR_ASSERT(ed->n_add_vi < ed->cap);
+	ed->add_vi[ed->n_add_vi++] = viv;
+	ed->nrep[n->proto_index] = 2;
+	ed->rep[n->proto_index][0] = nv;
+	ed->rep[n->proto_index][1] = na;
+	return 0;
+}
+
 static int decompose_one(struct edit *ed, const lr_decomp *dc, const lr_tensor *w)
 {
 	const lr_model *m = ed->m;
@@ -1078,14 +1134,17 @@ static int decompose_one(struct edit *ed, const lr_decomp *dc, const lr_tensor *
 	wa = factor_tensor(ed, wname, ".lr_a", w->ndim, da, dc->wa);
 	if (dc->ba != NULL)
 		ba = factor_tensor(ed, wname, ".lr_a_bias", 1, &dc->r, dc->ba);
+	na = ar_alloc(&ed->ar, sizeof(*na));
+	if (wa == NULL || (dc->ba != NULL && ba == NULL) || na == NULL)
+		return LR_ENOMEM;
+	if (dc->wb == NULL)
+		return spatial_only(ed, w, n, base, na, ba, wa, nv, wv, vmid);
 	wb = factor_tensor(ed, wname, ".lr_b", w->ndim, db, dc->wb);
 	if (dc->bb != NULL)
 		bb = factor_tensor(ed, wname, ".lr_b_bias", 1, &w->dims[0], dc->bb);
 	mid = unique_name(ed, yname, ".lr_mid");
-	na = ar_alloc(&ed->ar, sizeof(*na));
 	nb = ar_alloc(&ed->ar, sizeof(*nb));
-	if (wa == NULL || wb == NULL || (dc->ba != NULL && ba == NULL) ||
-	    (dc->bb != NULL && bb == NULL) || mid == NULL || na == NULL || nb == NULL)
+	if (wb == NULL || (dc->bb != NULL && bb == NULL) || mid == NULL || nb == NULL)
 		return LR_ENOMEM;
 
 	/* A: the original node with new filters, writing the intermediate. */

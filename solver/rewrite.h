@@ -96,7 +96,9 @@ typedef struct lr_decomp {
 	 * vertical stride, dilation and pads, no bias) reading X, then A
 	 * (1 x kw, r2 -> r; the horizontal ones) with wa of r*r2*kw floats
 	 * (r, r2, 1, kw), then B as above. auto_pad must be NOTSET or VALID.
-	 * r2 = 0: the two-layer form. */
+	 * r2 = 0: the two-layer form. With r2 > 0 and wb NULL (nwb 0, no
+	 * bb) there is no channel split: r must be d, and A (1 x kw,
+	 * r2 -> d) writes the original output (V -> A only). */
 	int64_t r2;
 	const float *wv;       /* r2*c*kh floats (r2, c, kh, 1) */
 	size_t nwv;

@@ -43,6 +43,8 @@ typedef struct lr_mck_choice {
 	int64_t rank;     /* 0: the layer is kept as it is */
 	double cost;      /* >= 0, in the cost model's unit */
 	double value;     /* log of the energy kept (<= 0; 0 for rank 0) */
+	int64_t rank2;    /* > 0: the spatial split's d'' (compress.c); else 0 */
+	double pen;       /* with rank2: the split's energy share in value (report) */
 } lr_mck_choice;
 
 typedef struct lr_mck_layer {

@@ -108,3 +108,40 @@ double lr_spatial_macs(int64_t d, int64_t c, int64_t kh, int64_t kw, int64_t r2,
 	return first + (double)r * (double)r2 * (double)kw * (double)hout * (double)wout +
 	       (double)d * (double)r * (double)hout * (double)wout;
 }
+
+void lr_spatial_project(const double *Qt, int64_t r, const float *wh, int64_t d, int64_t r2,
+			int64_t kw, const float *b0, float *wa, float *ba)
+{
+	int64_t row = r2 * kw;
+	double *acc = malloc(sizeof(double) * (size_t)(row > 0 ? row : 1));
+
+	for (int64_t i = 0; i < r; i++) {
+		double bacc = 0;
+
+		if (acc != NULL) {
+			memset(acc, 0, sizeof(double) * (size_t)row);
+			for (int64_t o = 0; o < d; o++) {
+				double q = Qt[i + o * r];
+				const float *w = wh + o * row;
+
+				for (int64_t k = 0; k < row; k++)
+					acc[k] += q * (double)w[k];
+			}
+			for (int64_t k = 0; k < row; k++)
+				wa[i * row + k] = (float)acc[k];
+		} else {
+			/* no scratch: the same sums, one entry at a time */
+			for (int64_t k = 0; k < row; k++) {
+				double a = 0;
+
+				for (int64_t o = 0; o < d; o++)
+					a += Qt[i + o * r] * (double)wh[o * row + k];
+				wa[i * row + k] = (float)a;
+			}
+		}
+		for (int64_t o = 0; o < d && b0 != NULL; o++)
+			bacc += Qt[i + o * r] * (double)b0[o];
+		ba[i] = (float)bacc;
+	}
+	free(acc);
+}

@@ -47,6 +47,19 @@ void lr_spatial_compose(const float *wv, const float *wh, int64_t d, int64_t c,
 			int64_t kh, int64_t kw, int64_t r2, float *ws);
 
 /*
+ * The (1 x kw, r2 -> r) layer of the channel split of a spatial split
+ * (TPAMI 3.5): with the channel solver's Qt (r x d, column-major, ld r:
+ * Qt[i + o*r]) fitted on the responses of the (1 x kw, r2 -> d) layer wh
+ * (d x r2 x 1 x kw, C order) plus its bias b0, computes
+ *   wa = Qt wh   (r x r2 x 1 x kw, C order)   and   ba = Qt b0   (r),
+ * so that P (wa * v + ba) + b = M (wh * v + b0) + b for any input v and
+ * M = P Qt: the three layers compute exactly what the solver fitted.
+ * b0 may be NULL (no bias: ba = 0). Summed in double.
+ */
+void lr_spatial_project(const double *Qt, int64_t r, const float *wh, int64_t d, int64_t r2,
+			int64_t kw, const float *b0, float *wa, float *ba);
+
+/*
  * Multiply-accumulates per image of the three layers that replace a
  * (kh x kw, c -> d) convolution with output hout x wout and input width
  * win: (kh x 1, c -> r2) over hout x win (it neither strides nor pads

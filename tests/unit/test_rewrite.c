@@ -1257,6 +1257,95 @@ out:
 	lr_model_free(m);
 }
 
+/*
+ * The split alone (wb NULL, r = d): V (kh x 1) -> A (1 x kw, d'' -> d)
+ * writing the original output, as the solver's regressor model for the 3d
+ * scheme. It computes conv(x, W_s) + b0 with W_s the composite kernel.
+ */
+static void test_spatial_only(const char *name, int64_t r2)
+{
+	lr_model *m = load_fixture(name), *res = NULL;
+	lr_tensor *x = NULL, *o2[1] = { 0 }, *z = NULL, *want = NULL;
+	float *wv = NULL, *wh = NULL, *ws = NULL;
+	const lr_tensor *w;
+	const float *b0 = NULL;
+	lr_decomp dc;
+	lr_msg msg = { { 0 } };
+	int64_t d, c, kh, kw;
+	int ci, rc;
+	char file[256], xfile[256], tag[128];
+
+	if (!tap_ok(m != NULL, "spatial only %s: fixture loads", name))
+		return;
+	ci = first_op(m, "Conv");
+	w = m->values[m->nodes[ci].in[1]].init;
+	if (m->nodes[ci].nin >= 3 && m->nodes[ci].in[2] >= 0)
+		b0 = m->values[m->nodes[ci].in[2]].init->data;
+	d = w->dims[0];
+	c = w->dims[1];
+	kh = w->dims[2];
+	kw = w->dims[3];
+	wv = calloc((size_t)(r2 * c * kh), sizeof(float));
+	wh = calloc((size_t)(d * r2 * kw), sizeof(float));
+	ws = calloc((size_t)(d * c * kh * kw), sizeof(float));
+	if (!wv || !wh || !ws)
+		abort();
+	rc = lr_spatial_split(w->data, d, c, kh, kw, r2, wv, wh, NULL, &msg);
+	lr_spatial_compose(wv, wh, d, c, kh, kw, r2, ws);
+	memset(&dc, 0, sizeof(dc));
+	dc.node = ci;
+	dc.r = d - 1;
+	dc.r2 = r2;
+	dc.wv = wv;
+	dc.nwv = (size_t)(r2 * c * kh);
+	dc.wa = wh;
+	dc.nwa = (size_t)((d - 1) * r2 * kw);
+	rc = lr_rewrite_decompose(m, &dc, 1, NULL, 0, &res, &msg);
+	tap_ok(rc == LR_EINVAL && res == NULL && strstr(msg.text, "needs rank = d"),
+	       "spatial only %s: without a 1x1 factor a rank below d is refused: %s", name, msg.text);
+	memset(&msg, 0, sizeof(msg));
+	dc.r = d;
+	dc.nwa = (size_t)(d * r2 * kw);
+	dc.ba = b0;
+	dc.nba = b0 != NULL ? (size_t)d : 0;
+	rc = lr_rewrite_decompose(m, &dc, 1, NULL, 0, &res, &msg);
+	if (!tap_ok(rc == 0 && res != NULL, "spatial only %s: d'' %lld rewrite succeeds (%s)", name,
+		    (long long)r2, msg.text))
+		goto out;
+	{
+		int v = find_node(res, "conv.lr_v"), a = find_node(res, "conv.lr_a");
+
+		tap_ok(count_op(res, "Conv") == 2 && v >= 0 && a >= 0 &&
+			       res->nodes[a].in[0] == res->nodes[v].out[0] &&
+			       strcmp(res->values[res->nodes[a].out[0]].name, "y") == 0 &&
+			       find_node(res, "conv.lr_b") < 0,
+		       "spatial only %s: conv.lr_v -> conv.lr_a writes y, no 1x1", name);
+	}
+	x = rand_input(m);
+	rc = run_model(res, x, o2, producer_of(res, "y"), &z);
+	if (!tap_ok(rc == 0 && z != NULL, "spatial only %s: runs", name))
+		goto out;
+	want = ref_conv(&m->nodes[ci], x, ws, b0, d, kh, kw);
+	tap_ok(rel_err(z, want) <= 1e-4, "spatial only %s: computes conv(x, W_s) + b0 (rel error %.3g)",
+	       name, rel_err(z, want));
+	snprintf(file, sizeof(file), "%s.split.onnx", name);
+	snprintf(xfile, sizeof(xfile), "%s_xs.npy", name);
+	snprintf(tag, sizeof(tag), "%ssplit", name);
+	tap_ok(save_model(res, file) == 0 && checker_ok(file) &&
+		       lr_npy_write(path_in(xfile), x, &msg) == 0 && ort_agrees(file, xfile, o2[0], tag),
+	       "spatial only %s: onnx.checker accepts it and ONNX Runtime agrees", name);
+out:
+	free(wv);
+	free(wh);
+	free(ws);
+	lr_tensor_free(x);
+	lr_tensor_free(z);
+	lr_tensor_free(want);
+	free_outs(o2, 1);
+	lr_model_free(res);
+	lr_model_free(m);
+}
+
 /* What the spatial rewrite refuses: SAME padding, bad factor sizes. */
 static void test_spatial_errors(void)
 {
@@ -1509,6 +1598,8 @@ int main(void)
 	test_spatial("dec_dil", 9, 8, 1);
 	test_spatial("dec_dil", 4, 5, 0);
 	test_spatial("dec_nobias", 3, 2, 0);
+	test_spatial_only("dec_s2", 4);
+	test_spatial_only("dec_nobias", 3);
 	test_spatial_errors();
 	test_activation();
 	test_errors();

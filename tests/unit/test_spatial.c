@@ -2,7 +2,8 @@
  * test_spatial.c - the spatial split's filter reconstruction (solver/spatial.h):
  * exact at full d'', optimal below it (Eckart-Young: the error is the tail of
  * the singular values, and no perturbation of the factors does better), the
- * cost formula, and the errors. Seeded (LR_TEST_SEED replays).
+ * channel split's first layer A = Qt H (lr_spatial_project), the cost
+ * formula, and the errors. Seeded (LR_TEST_SEED replays).
  */
 #include "config.h"
 
@@ -107,6 +108,60 @@ out:
 	free(sv);
 }
 
+/*
+ * A = Qt H and its bias Qt b0 (lr_spatial_project): for random v, the
+ * (1 x kw, r2 -> r) layer gives Qt (H v + b0), so with B = P the pair
+ * computes M (H v + b0) + b, the solver's prediction.
+ */
+static void test_project(int64_t d, int64_t r2, int64_t kw, int64_t r, int with_bias)
+{
+	int64_t row = r2 * kw;
+	double *qt = malloc(sizeof(double) * (size_t)(r * d)), worst = 0, scale = 0;
+	float *wh = malloc(sizeof(float) * (size_t)(d * row)), *b0 = malloc(sizeof(float) * (size_t)d);
+	float *wa = malloc(sizeof(float) * (size_t)(r * row)), *ba = malloc(sizeof(float) * (size_t)r);
+	double *v = malloc(sizeof(double) * (size_t)row), *hv = malloc(sizeof(double) * (size_t)d);
+
+	if (!qt || !wh || !b0 || !wa || !ba || !v || !hv)
+		abort();
+	for (int64_t i = 0; i < r * d; i++)
+		qt[i] = urand(-1, 1);
+	for (int64_t i = 0; i < d * row; i++)
+		wh[i] = (float)urand(-1, 1);
+	for (int64_t i = 0; i < d; i++)
+		b0[i] = (float)urand(-2, 2);
+	lr_spatial_project(qt, r, wh, d, r2, kw, with_bias ? b0 : NULL, wa, ba);
+	for (int t = 0; t < 5; t++) {
+		for (int64_t k = 0; k < row; k++)
+			v[k] = urand(-1, 1);
+		for (int64_t o = 0; o < d; o++) {
+			hv[o] = with_bias ? b0[o] : 0;
+			for (int64_t k = 0; k < row; k++)
+				hv[o] += (double)wh[o * row + k] * v[k];
+		}
+		for (int64_t i = 0; i < r; i++) {
+			double got = ba[i], want = 0;
+
+			for (int64_t k = 0; k < row; k++)
+				got += (double)wa[i * row + k] * v[k];
+			for (int64_t o = 0; o < d; o++)
+				want += qt[i + o * r] * hv[o];
+			worst = fmax(worst, fabs(got - want));
+			scale = fmax(scale, fabs(want));
+		}
+	}
+	tap_ok(worst <= 1e-5 * (scale + 1),
+	       "project d %lld, d'' %lld, kw %lld, d' %lld%s: Qt H v + Qt b0 = Qt (H v + b0) (max err %.3g of %.3g)",
+	       (long long)d, (long long)r2, (long long)kw, (long long)r, with_bias ? ", bias" : "", worst,
+	       scale);
+	free(qt);
+	free(wh);
+	free(b0);
+	free(wa);
+	free(ba);
+	free(v);
+	free(hv);
+}
+
 static void test_errors(void)
 {
 	float w[2 * 2 * 3 * 3], wv[16], wh[16];
@@ -152,6 +207,9 @@ int main(void)
 	test_case(16, 8, 3, 3, 7);
 	test_case(5, 7, 5, 3, 15);
 	test_case(4, 3, 1, 3, 2);
+	test_project(6, 4, 3, 2, 1);
+	test_project(16, 7, 3, 5, 0);
+	test_project(9, 12, 5, 9, 1);
 	test_errors();
 	test_macs();
 	return tap_done();
