@@ -184,7 +184,7 @@ ok $? "resnet: the report says which layers used the cached cut; the cache stays
 # Runtime agrees with lowrank on it; and each split layer's output in the
 # written model reproduces the solver's own fit (error_after, measured
 # on the fitting samples) over all positions of the fitting inputs.
-"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --speedup 5 --threads 2 \
+"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective flops --speedup 5 --threads 2 \
 	-o "$TMP/vggs5.onnx" --report "$TMP/vggs5.json" >/dev/null 2>"$TMP/err"
 ok $? "compress fmnist_vgg 5x (the default decomposition, spatial-channel)"
 "$PYTHON3" - "$TMP/vggs5.json" "$TMP/vggs5.onnx" <<'PY'

@@ -453,7 +453,12 @@ def run_open(d, dm, tmp, ddir):
     ok(len(rows) == len(rep["layers"]) and all(r[1] == l["name"] for r, l in zip(rows, rep["layers"])),
        "the layer table has one row per report layer")
     dec = [(r, l) for r, l in zip(rows, rep["layers"]) if "rank" in l]
-    ok(dec and all(r[5] == str(l["rank"]) and r[6] == l["solution"] and r[7] == "%.2f%%" % (100 * l["energy"])
+    def rank_text(l):
+        return "%d → %d" % (l["rank2"], l["rank"]) if "rank2" in l else str(l["rank"])
+
+    def scheme_text(l):
+        return " · ".join(x for x in ("fc" if l.get("kind") == "fc" else l.get("scheme"), l.get("solution")) if x)
+    ok(dec and all(r[5] == rank_text(l) and r[6] == scheme_text(l) and r[7] == "%.2f%%" % (100 * l["energy"])
                    for r, l in dec),
        "rank, scheme and energy kept match the report")
     skipped = [(r, l) for r, l in zip(rows, rep["layers"]) if "rank" not in l]

@@ -715,7 +715,7 @@
   const KNOWN = new Set(['kernel', 'name', 'output', 'k', 'c', 'd', 'rank', 'solution', 'scheme', 'energy',
     'error_before', 'error_after', 'time_ms_before', 'time_ms_after', 'speedup', 'mflops_before',
     'mflops_after', 'skipped', 'note', 'energy_curve', 'candidates', 'seconds', 'in_model_factor',
-    'from_cached_cut']);
+    'from_cached_cut', 'rank2', 'kind']);
 
   function layerName(l, i) {
     return typeof l.name === 'string' && l.name ? l.name : typeof l.output === 'string' ? l.output : 'layer ' + i;
@@ -731,7 +731,12 @@
         if (KNOWN.has(k) || v === null || typeof v === 'object') continue;
         notes.push(k.replace(/_/g, ' ') + ': ' + (isNum(v) ? fmt(v) : String(v)));
       }
-      const scheme = typeof l.scheme === 'string' ? l.scheme : typeof l.solution === 'string' ? l.solution : isNum(l.rank) ? dash : 'not decomposed';
+      /* Scheme: the decomposition (with "fc" for a fully connected layer)
+       * and the solution, e.g. "spatial-channel · nonlinear". */
+      const parts = [l.kind === 'fc' ? 'fc' : l.scheme, l.solution].filter((s) => typeof s === 'string' && s);
+      const scheme = parts.length ? parts.join(' · ') : isNum(l.rank) ? dash : 'not decomposed';
+      /* Rank: d', or d'' → d' for a spatial split. */
+      const rank = isNum(l.rank2) && isNum(l.rank) ? fmt(l.rank2, 0) + ' → ' + fmt(l.rank, 0) : fmt(l.rank, 0);
       const k = Array.isArray(l.kernel) ? l.kernel.join('×') : isNum(l.k) ? l.k + '×' + l.k : typeof l.k === 'string' ? l.k : dash;
       const mf = isNum(l.mflops_before) ? fmt(l.mflops_before, 2) + ' → ' + fmt(l.mflops_after, 2) : dash;
       const tr = el('tr', { class: isNum(l.rank) ? 'decomposed' : 'skipped' },
@@ -740,7 +745,7 @@
         el('td', { class: 'n', text: k }),
         el('td', { class: 'n', text: fmt(l.c, 0) }),
         el('td', { class: 'n', text: fmt(l.d, 0) }),
-        el('td', { class: 'n', text: fmt(l.rank, 0) }),
+        el('td', { class: 'n', text: rank }),
         el('td', { text: scheme }),
         el('td', { class: 'n', text: pct(l.energy, 2) }),
         el('td', { class: 'n', text: fmt(l.error_before, 4) }),
