@@ -89,6 +89,9 @@ enum lr_store_err {
 	LR_STORE_ESCHEMA = -4206,    /* database schema is newer than this
 					build, or unrecognised */
 	LR_STORE_EDB = -4207,        /* SQLite failed (corruption, misuse) */
+	LR_STORE_EUNAVAIL = -4208,   /* the PostgreSQL server is unreachable
+					(answer 503 + Retry-After; the call
+					may be retried later) */
 };
 /* Also returned: LR_EINVAL (bad argument, e.g. a malformed page token or
  * invalid JSON), LR_ENOMEM, -ENOSPC (disk or database full), -EIO and other
@@ -123,7 +126,39 @@ int64_t lr_store_now_ms(void);
 /* ------------------------------------------------------------------ */
 /* Opening                                                              */
 
-typedef struct lr_store lr_store; /* opaque: one SQLite connection */
+typedef struct lr_store lr_store; /* opaque: one database connection */
+
+/*
+ * Chooses the database of every lr_store_open() that follows, process-wide:
+ * NULL, "" or "sqlite" is the embedded SQLite file in state_dir (the
+ * default); "postgresql://..." or "postgres://..." (a libpq URI; the
+ * password comes from PGPASSFILE or a service file, never from logs) is a
+ * PostgreSQL server shared by several nodes, with only the blob files in
+ * state_dir (a directory all nodes share). Call before any store is
+ * opened (not thread-safe). Errors: LR_EINVAL for anything else.
+ */
+int lr_store_set_database(const char *database, lr_msg *msg);
+
+/* The database string in effect ("sqlite" by default). Static storage. */
+const char *lr_store_database(void);
+
+/* 1 when the database in effect is PostgreSQL (shared by nodes), else 0. */
+int lr_store_is_shared(void);
+
+/* Copies `uri` into buf with any password replaced by "***", for logs. */
+void lr_store_redact_uri(const char *uri, char *buf, size_t len);
+
+/* Checks that the database answers (SELECT 1 on PostgreSQL; always 0 on
+ * SQLite). LR_STORE_EUNAVAIL when it does not: /readyz fails. */
+int lr_store_ping(lr_store *st, lr_msg *msg);
+
+/*
+ * Waits up to timeout_ms for a job to be queued by any node: returns 1
+ * when PostgreSQL NOTIFYed one (LISTEN lowrankd_jobs), 0 on timeout (and
+ * always after sleeping on SQLite), or a negative code. Callers poll as
+ * the fallback, since a notification may be lost with a connection.
+ */
+int lr_store_wait(lr_store *st, int timeout_ms, lr_msg *msg);
 
 /*
  * Opens (creating when needed) the store in `state_dir`: creates the

@@ -25,8 +25,8 @@ static char *dir;
 
 static void q_exec(lr_store *st, const char *sql)
 {
-	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		tap_diag("exec failed: %s: %s", sql, sqlite3_errmsg(st->db));
+	if (t_exec(st, sql) != 0)
+		tap_diag("exec failed: %s", sql);
 }
 
 static int create_job(lr_store *st, const char *tenant, const char *model,
@@ -48,7 +48,7 @@ static void test_open(void)
 	struct stat sb;
 	int err;
 
-	err = lr_store_open(dir, &st, &msg);
+	err = t_open(dir, &st, &msg);
 	tap_ok(err == 0 && st != NULL, "open a new state_dir (%s)", msg.text);
 	snprintf(path, sizeof(path), "%s/lowrankd.db", dir);
 	tap_ok(stat(path, &sb) == 0 && S_ISREG(sb.st_mode), "db file created");
@@ -76,7 +76,7 @@ static void test_open(void)
 	st = lr_store_close(st);
 
 	/* Reopening runs no migration twice (it would fail on CREATE). */
-	err = lr_store_open(dir, &st, &msg);
+	err = t_open(dir, &st, &msg);
 	tap_ok(err == 0, "reopen is idempotent (%s)", msg.text);
 	tap_ok(q_int(st, "SELECT count(*) FROM meta") == 1,
 	       "migration did not run twice");
@@ -88,7 +88,7 @@ static void test_open(void)
 	sqlite3_exec(raw, "PRAGMA user_version=99", NULL, NULL, NULL);
 	sqlite3_close(raw);
 	msg.text[0] = '\0';
-	err = lr_store_open(dir, &st, &msg);
+	err = t_open(dir, &st, &msg);
 	tap_ok(err == LR_STORE_ESCHEMA && st == NULL,
 	       "newer schema refused: %s", msg.text);
 	tap_ok(strstr(msg.text, "99") != NULL, "message names the version");
@@ -113,10 +113,10 @@ static void test_open(void)
 	}
 	sqlite3_close(raw);
 
-	err = lr_store_open("", &st, NULL);
+	err = t_open("", &st, NULL);
 	tap_ok(err == LR_EINVAL, "empty state_dir refused");
 	snprintf(path, sizeof(path), "%s/lowrankd.db/x", dir);
-	err = lr_store_open(path, &st, NULL);
+	err = t_open(path, &st, NULL);
 	tap_ok(err < 0 && st == NULL, "state_dir under a file refused (%s)",
 	       lr_store_strerror(err));
 }
@@ -165,7 +165,7 @@ static void test_busy_wait(void)
 
 	snprintf(path, sizeof(path), "%s/lowrankd.db", dir);
 	h.path = path;
-	lr_store_open(dir, &st, NULL);
+	t_open(dir, &st, NULL);
 	atomic_init(&h.locked, 0);
 	pthread_create(&t, NULL, hold_lock, &h);
 	while (atomic_load(&h.locked) == 0)
@@ -188,7 +188,7 @@ static void *open_one(void *arg)
 {
 	const char *d = arg;
 	lr_store *st = NULL;
-	int err = lr_store_open(d, &st, NULL);
+	int err = t_open(d, &st, NULL);
 
 	lr_store_close(st);
 	return (void *)(intptr_t)err;
@@ -203,6 +203,12 @@ static void test_concurrent_open(void)
 	lr_store *st = NULL;
 
 	snprintf(sub, sizeof(sub), "%s/fresh", dir);
+	if (t_pg()) { /* a fresh database too */
+		char *d = t_mkdtemp();
+
+		snprintf(sub, sizeof(sub), "%s", d);
+		free(d);
+	}
 	for (i = 0; i < N; i++)
 		pthread_create(&t[i], NULL, open_one, sub);
 	for (i = 0; i < N; i++) {
@@ -212,8 +218,9 @@ static void test_concurrent_open(void)
 		if ((intptr_t)r != 0)
 			failed++;
 	}
-	tap_ok(failed == 0 && lr_store_open(sub, &st, NULL) == 0 &&
-		       q_int(st, "PRAGMA user_version") ==
+	tap_ok(failed == 0 && t_open(sub, &st, NULL) == 0 &&
+		       q_int(st, t_pg() ? "SELECT max(version) FROM lr_schema"
+					: "PRAGMA user_version") ==
 			       LR_STORE_SCHEMA_VERSION &&
 		       q_int(st, "SELECT value FROM meta WHERE key = 'epoch'") ==
 			       0,
@@ -750,8 +757,12 @@ static void test_recover(lr_store *st, const char *model_a, int64_t *epoch)
 	tap_ok(err == 0 && rep.requeued == 0 && rep.failed == 0 &&
 		       rep.canceled == 0,
 	       "recover leaves a live lease alone");
-	/* A dead job with a pending cancel ends canceled. */
+	/* A dead job with a pending cancel ends canceled. On PostgreSQL a
+	 * job is dead when its daemon's session (holding the epoch's
+	 * advisory lock) is gone, not because another epoch asks. */
 	lr_store_job_cancel(st, "alice", id, NULL, NULL);
+	if (t_pg())
+		t_exec(st, "SELECT pg_advisory_unlock_all()");
 	err = lr_store_jobs_recover(st, *epoch + 1, &rep, NULL);
 	lr_store_job_get(st, "alice", id, &got, NULL);
 	tap_ok(err == 0 && rep.canceled == 1 &&
@@ -759,6 +770,13 @@ static void test_recover(lr_store *st, const char *model_a, int64_t *epoch)
 	       "dead job with a cancel request ends canceled");
 	lr_store_job_fini(&got);
 	lr_store_job_fini(&job);
+	if (t_pg()) {
+		char sql[96];
+
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(19538, %lld)",
+			 (long long)*epoch);
+		t_exec(st, sql);
+	}
 	(void)id2;
 }
 
@@ -839,15 +857,23 @@ int main(void)
 	int64_t epoch = 0;
 
 	dir = t_mkdtemp();
-	test_open();
-	test_busy_wait();
+	if (t_pg()) {
+		/* SQLite's file, pragmas and busy handler; PostgreSQL runs
+		 * the rest of this file. */
+		tap_diag("backend: PostgreSQL (LR_TEST_DATABASE); the SQLite "
+			 "file, pragma and lock-wait tests are SQLite-only");
+	} else {
+		test_open();
+		test_busy_wait();
+	}
 	test_concurrent_open();
 	test_validators();
-	if (lr_store_open(dir, &st, NULL) != 0) {
+	if (t_open(dir, &st, NULL) != 0) {
 		tap_ok(0, "reopen");
 		return tap_done();
 	}
-	tap_ok(lr_store_epoch_begin(st, &epoch, NULL) == 0 && epoch == 2,
+	tap_ok(lr_store_epoch_begin(st, &epoch, NULL) == 0 &&
+		       epoch == (t_pg() ? 1 : 2),
 	       "epochs count up (the busy test took epoch 1)");
 	t_put(st, "alice", "model a", model_a);
 	t_put(st, "bob", "model b", model_b);

@@ -524,7 +524,7 @@ int main(void)
 	lr_msg msg = { "" };
 
 	dir = t_mkdtemp();
-	if (lr_store_open(dir, &st, &msg) != 0) {
+	if (t_open(dir, &st, &msg) != 0) {
 		tap_ok(0, "open: %s", msg.text);
 		return tap_done();
 	}

@@ -264,7 +264,7 @@ int main(void)
 	lr_store *st = NULL;
 	int64_t epoch = 0;
 
-	if (lr_store_open(dir, &st, NULL) != 0 || lr_store_epoch_begin(st, &epoch, NULL) != 0) {
+	if (t_open(dir, &st, NULL) != 0 || lr_store_epoch_begin(st, &epoch, NULL) != 0) {
 		tap_ok(0, "open");
 		return tap_done();
 	}
