@@ -760,6 +760,11 @@ int lr__pg_job_claim(lr_store *st, const char *owner, int64_t epoch,
 	v[1] = lr_pg_num(e, epoch);
 	v[2] = lr_pg_num(now, lr_store_now_ms());
 	v[3] = lr_pg_num(l, lease_ms);
+	/* A transaction only so that a crash test can stop between the
+	 * UPDATE and the COMMIT (LR__FAULT below); the UPDATE is atomic. */
+	err = lr__pg_begin(st, msg);
+	if (err)
+		return err;
 	r = lr_pg_q(st,
 		    "UPDATE jobs SET state = 'running', lease_owner = $1, "
 		    "lease_epoch = $2, lease_expires_ms = $3::bigint + $4::bigint, "
@@ -770,14 +775,24 @@ int lr__pg_job_claim(lr_store *st, const char *owner, int64_t epoch,
 		    "RETURNING " LR__JOB_COLS,
 		    4, v, msg, "claim", &err);
 	if (err)
-		return err;
+		goto out;
 	if (PQntuples(r) == 1) {
 		err = lr_pg_job_from_row(r, 0, job);
-		if (err)
+		if (err) {
 			lr_fail(msg, err, "out of memory");
+			goto out;
+		}
 	}
 	PQclear(r);
+	r = NULL;
 	LR__FAULT("claim-updated");
+	err = lr__pg_commit(st, msg);
+	if (err)
+		lr_store_job_fini(job);
+	return err;
+out:
+	PQclear(r);
+	lr__pg_rollback(st);
 	return err;
 }
 

@@ -24,8 +24,8 @@ static char *dir;
 
 static void q_exec(lr_store *st, const char *sql)
 {
-	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		tap_diag("exec failed: %s: %s", sql, sqlite3_errmsg(st->db));
+	if (t_exec(st, sql) != 0)
+		tap_diag("exec failed: %s", sql);
 }
 
 
@@ -513,7 +513,10 @@ static void test_foreign_keys(lr_store *st)
 	nj.model_sha = model;
 	lr_store_job_create(st, &nj, id, NULL);
 	snprintf(q, sizeof(q), "DELETE FROM blobs WHERE sha = '%s'", model);
-	rc = sqlite3_exec(st->db, q, NULL, NULL, NULL);
+	if (t_pg()) /* the refusal is what matters; codes differ */
+		rc = t_exec(st, q) != 0 ? SQLITE_CONSTRAINT : SQLITE_OK;
+	else
+		rc = sqlite3_exec(st->db, q, NULL, NULL, NULL);
 	tap_ok((rc & 0xff) == SQLITE_CONSTRAINT,
 	       "a referenced blob row cannot be deleted (rc %d)", rc);
 }
