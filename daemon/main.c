@@ -433,7 +433,9 @@ int main(int argc, char **argv)
 	}
 	lr_logf(LR_LOG_INFO, "store open, epoch %lld: %lld interrupted jobs requeued, %lld failed after too many attempts, %lld canceled",
 		(long long)d.epoch, (long long)rep.requeued, (long long)rep.failed, (long long)rep.canceled);
-	sweep(&d, 0);
+	/* Alone on state_dir: every temp file is a dead upload. Shared with
+	 * other nodes: theirs may be in flight, so only old ones go. */
+	sweep(&d, lr_store_is_shared() ? 3600 * 1000LL : 0);
 	if (d.cfg.tokens_file[0] != '\0') {
 		rc = lr_tokens_load(d.cfg.tokens_file, &tokens, &msg);
 		if (rc != 0) {

@@ -55,6 +55,8 @@ typedef struct slot {
 	volatile int user_cancel;        /* the client asked to cancel */
 	volatile int lost;               /* the job was taken from us (stale) */
 	double last_progress;            /* monotonic seconds of last write */
+	double renewed;                  /* monotonic seconds of the claim or
+					    the last successful heartbeat */
 	lr_store *st;                    /* this worker's connection */
 	char owner[LR_STORE_OWNER_MAX + 1]; /* lease owner name */
 } slot;
@@ -311,6 +313,7 @@ static void *worker_main(void *arg)
 		s->user_cancel = 0;
 		s->lost = 0;
 		s->last_progress = 0;
+		s->renewed = mono();
 		pthread_mutex_unlock(&w->lock);
 		run_job(s, &job);
 		pthread_mutex_lock(&w->lock);
@@ -387,7 +390,20 @@ void lr_workers_heartbeat(lr_workers *w, lr_store *st, int cancel_only)
 			if (rc == LR_STORE_ESTALE) {
 				s->lost = 1;
 				s->cancel = 1;
-			} else if (rc == 0 && cancel) {
+			} else if (rc != 0 && !cancel_only && !s->lost &&
+				   mono() - s->renewed > w->o.lease_ms / 1000.0) {
+				/* The database did not renew the lease for a
+				 * whole lease (e.g. unreachable): another node
+				 * may recover the job now. Stop and write
+				 * nothing (run_job drops a lost job). */
+				s->lost = 1;
+				s->cancel = 1;
+				lr_log(LR_LOG_WARNING, "lease could not be renewed; stopping the job",
+				       "job_id", id, "error", lr_store_strerror(rc), NULL);
+			} else if (rc == 0 && !cancel_only) {
+				s->renewed = mono();
+			}
+			if (rc == 0 && cancel) {
 				s->user_cancel = 1;
 				s->cancel = 1;
 			}

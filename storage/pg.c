@@ -205,12 +205,12 @@ static int lr_pg_fail(lr_store *st, PGresult *r, lr_msg *msg,
 }
 
 /* Resets a lost connection and re-takes this store's epoch lock. */
-static int lr_pg_ensure(lr_store *st, lr_msg *msg)
+static int lr_pg_reset(lr_store *st, int force, lr_msg *msg)
 {
 	char sql[96];
 	PGresult *r;
 
-	if (PQstatus(st->pg) == CONNECTION_OK)
+	if (!force && PQstatus(st->pg) == CONNECTION_OK)
 		return 0;
 	PQreset(st->pg);
 	if (PQstatus(st->pg) != CONNECTION_OK)
@@ -245,6 +245,19 @@ static PGresult *lr_pg_q(lr_store *st, const char *sql, int n,
 		return NULL;
 	r = PQexecParams(st->pg, sql, n, NULL, v, NULL, NULL, 0);
 	s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK && !st->in_write &&
+	    lr_pg_conn_lost(st, r) &&
+	    (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "SELECT", 6) == 0)) {
+		/* The server restarted since this connection's last call:
+		 * a BEGIN or a read outside a transaction changed nothing,
+		 * so reconnect and run it once more. */
+		PQclear(r);
+		*err = lr_pg_reset(st, 1, msg);
+		if (*err)
+			return NULL;
+		r = PQexecParams(st->pg, sql, n, NULL, v, NULL, NULL, 0);
+		s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	}
 	if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) {
 		*err = 0;
 		return r;
