@@ -228,6 +228,11 @@ static int lr_pg_reset(lr_store *st, int force, lr_msg *msg)
 	return 0;
 }
 
+static int lr_pg_ensure(lr_store *st, lr_msg *msg)
+{
+	return lr_pg_reset(st, 0, msg);
+}
+
 /*
  * Runs `sql` with n text parameters (NULL pointers are SQL NULL). Returns
  * the result (caller PQclear()s) or NULL with *err set. A lost connection
