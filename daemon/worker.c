@@ -295,6 +295,26 @@ static void *worker_main(void *arg)
 			struct timespec until;
 
 			lr_store_job_fini(&job);
+			if (rc == 0 && lr_store_is_shared()) {
+				/* Other nodes queue jobs too: their NOTIFY (and
+				 * ours) wakes this connection's LISTEN. Waits
+				 * of 0.5 s keep a stop prompt; the claim every
+				 * 2 s is the fallback for a lost notification. */
+				for (int k = 0; k < 4; k++) {
+					int stop;
+
+					pthread_mutex_lock(&w->lock);
+					stop = w->stopping || w->kicks > 0;
+					pthread_mutex_unlock(&w->lock);
+					if (stop || lr_store_wait(s->st, 500, NULL) != 0)
+						break;
+				}
+				pthread_mutex_lock(&w->lock);
+				if (w->kicks > 0)
+					w->kicks--;
+				pthread_mutex_unlock(&w->lock);
+				continue;
+			}
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += 2;
 			pthread_mutex_lock(&w->lock);
