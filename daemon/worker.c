@@ -184,6 +184,15 @@ static void run_job(slot *s, lr_store_job *job)
 	if (rc == 0 && (lr_store_blob_path(s->st, job->model_sha, mpath, sizeof(mpath)) != 0 ||
 			lr_store_blob_path(s->st, job->calib_sha, cpath, sizeof(cpath)) != 0))
 		rc = lr_fail(&msg, LR_EIO, "the inputs could not be located");
+	/* A torn file on a shared state_dir must not be computed on. */
+	if (rc == 0) {
+		lr_msg vm = { { 0 } };
+
+		if (lr_store_blob_verify(s->st, job->model_sha, &vm) != 0 ||
+		    (job->calib_sha[0] != '\0' &&
+		     lr_store_blob_verify(s->st, job->calib_sha, &vm) != 0))
+			rc = lr_fail(&msg, LR_EIO, "an input blob is damaged: %s", vm.text);
+	}
 	if (rc == 0)
 		rc = lr_inputs_load(mpath, cpath, &m, &calib, &fault, &msg);
 	if (rc == 0) {

@@ -17,7 +17,11 @@
  * are the only thing access checks look at, so an orphan file is never
  * served. Reads build the path only from a validated hex digest and open
  * it with O_NOFOLLOW at both levels (the "ab" folder and the file), then
- * check it is a regular file of the recorded size.
+ * check it is a regular file of the recorded size and that its bytes hash
+ * to its name (lr_store_blob_verify_fd): with state_dir shared by several
+ * nodes over NFS or CephFS, a torn or half-replicated file must never be
+ * served or computed on. On PostgreSQL the rename and the row commit hold
+ * the digest's advisory lock instead of SQLite's write lock (storage/pg.c).
  */
 #include "config.h"
 
@@ -414,6 +418,48 @@ int lr_store_blob_stat(lr_store *st, const char *tenant, const char *sha,
 	return err;
 }
 
+int lr_store_blob_verify_fd(int fd, const char *sha, lr_msg *msg)
+{
+	unsigned char buf[1 << 16], digest[SHA256_DIGEST_SIZE];
+	char hex[LR_STORE_SHA_LEN + 1];
+	struct sha256_ctx c;
+	off_t off = 0;
+	ssize_t n;
+
+	sha256_init(&c);
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		sha256_update(&c, (size_t)n, buf);
+		off += n;
+	}
+	if (n < 0)
+		return lr_fail(msg, -errno, "read blob %s: %s", sha,
+			       strerror(errno));
+	sha256_digest(&c, sizeof(digest), digest);
+	lr__hex(digest, sizeof(digest), hex);
+	if (strcmp(hex, sha) != 0)
+		return lr_fail(msg, LR_STORE_EDB,
+			       "blob %s: content hashes to %s (torn or damaged "
+			       "file)", sha, hex);
+	return 0;
+}
+
+int lr_store_blob_verify(lr_store *st, const char *sha, lr_msg *msg)
+{
+	char rel[LR_STORE_SHA_LEN + 8];
+	int fd, err;
+
+	if (!lr_store_sha_valid(sha))
+		return lr_fail(msg, LR_STORE_ENOTFOUND, "blob not found");
+	lr__blob_relpath(sha, rel, sizeof(rel));
+	fd = openat(st->blobs_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return lr_fail(msg, errno == ENOENT ? LR_STORE_EDB : -errno,
+			       "blobs/%s: %s", rel, strerror(errno));
+	err = lr_store_blob_verify_fd(fd, sha, msg);
+	close(fd);
+	return err;
+}
+
 int lr_store_blob_open(lr_store *st, const char *tenant, const char *sha,
 		       int *fd, int64_t *size_bytes, lr_msg *msg)
 {
@@ -453,6 +499,9 @@ int lr_store_blob_open(lr_store *st, const char *tenant, const char *sha,
 			      (long long)info.size_bytes);
 		goto out;
 	}
+	err = lr_store_blob_verify_fd(f, sha, msg);
+	if (err)
+		goto out;
 	*fd = f;
 	f = -1;
 	*size_bytes = info.size_bytes;

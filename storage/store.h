@@ -516,12 +516,22 @@ int lr_store_blob_stat(lr_store *st, const char *tenant, const char *sha,
  * Opens blob `sha` for reading, with the access rule of
  * lr_store_blob_stat(). The path is built only from the validated digest;
  * the file is opened O_RDONLY|O_NOFOLLOW|O_CLOEXEC and must be a regular
- * file whose size matches the database. On success *fd (caller closes) and
+ * file whose size matches the database and whose bytes hash to `sha`
+ * (read once, lr_store_blob_verify_fd). On success *fd (caller closes) and
  * *size_bytes are set. Errors: LR_STORE_ENOTFOUND, LR_STORE_EDB (file
  * missing or wrong size: the store is damaged), -errno.
  */
 int lr_store_blob_open(lr_store *st, const char *tenant, const char *sha,
 		       int *fd, int64_t *size_bytes, lr_msg *msg);
+
+/* Reads the whole file behind open `fd` and checks its SHA-256 is `sha`:
+ * 0, LR_STORE_EDB (a torn or damaged file; msg names both digests), or
+ * -errno. Does not move the file offset (pread). */
+int lr_store_blob_verify_fd(int fd, const char *sha, lr_msg *msg);
+
+/* Same for blob `sha` in the store (no access check: for digests taken
+ * from a job record, before a worker loads them by path). */
+int lr_store_blob_verify(lr_store *st, const char *sha, lr_msg *msg);
 
 /*
  * Writes the absolute path of blob `sha` into buf (for loaders that take a

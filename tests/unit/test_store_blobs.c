@@ -521,6 +521,36 @@ static void test_foreign_keys(lr_store *st)
 	       "a referenced blob row cannot be deleted (rc %d)", rc);
 }
 
+/* A torn file (same size, other bytes: e.g. a shared directory that
+ * replicated half a write) is never served nor handed to a worker. */
+static void test_torn(lr_store *st)
+{
+	char sha[LR_STORE_SHA_LEN + 1], path[4096];
+	lr_msg m = { "" };
+	int64_t size = 0;
+	int fd = -1, err, f;
+
+	t_put(st, "frank", "the original bytes of a model", sha);
+	tap_ok(lr_store_blob_verify(st, sha, NULL) == 0,
+	       "an intact blob verifies");
+	err = lr_store_blob_open(st, "frank", sha, &fd, &size, NULL);
+	tap_ok(err == 0 && fd >= 0, "an intact blob opens");
+	if (fd >= 0)
+		close(fd);
+	t_blob_file(dir, sha, path, sizeof(path));
+	f = open(path, O_WRONLY);
+	if (f >= 0) {
+		(void)!pwrite(f, "X", 1, 5);
+		close(f);
+	}
+	fd = -1;
+	err = lr_store_blob_open(st, "frank", sha, &fd, &size, &m);
+	tap_ok(err == LR_STORE_EDB && fd < 0 && strstr(m.text, "hashes to"),
+	       "a torn blob of the right size is refused (%s)", m.text);
+	tap_ok(lr_store_blob_verify(st, sha, NULL) == LR_STORE_EDB,
+	       "lr_store_blob_verify refuses it too");
+}
+
 int main(void)
 {
 	lr_store *st = NULL;
@@ -537,6 +567,7 @@ int main(void)
 	test_tenant_bytes(st);
 	test_sweep(st);
 	test_foreign_keys(st);
+	test_torn(st);
 	lr_store_close(st);
 	t_rmrf(dir);
 	free(dir);
