@@ -29,6 +29,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/lrnodes.XXXXXX")
 pids=""
 cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; pg_stop; rm -rf "$tmp"; }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
 pg_start || { echo "bench/nodes.sh: cannot start PostgreSQL" >&2; exit 1; }
 
 # node NAME [FLAGS]: starts a node, prints its URL; its pid joins $pids.

@@ -131,38 +131,47 @@ _Static_assert(sizeof(lr_pg_migrations) / sizeof(lr_pg_migrations[0]) ==
 
 /* ---- connection and errors ------------------------------------------ */
 
+/* Appends n bytes of src to buf (size len) at *o, truncating. */
+static void lr_put(char *buf, size_t len, size_t *o, const char *src,
+		   size_t n)
+{
+	while (n-- > 0 && *o + 1 < len)
+		buf[(*o)++] = *src++;
+	buf[*o] = '\0';
+}
+
 void lr_store_redact_uri(const char *uri, char *buf, size_t len)
 {
-	const char *s, *at, *colon;
+	const char *p, *end, *at, *colon, *q;
+	size_t o = 0;
 
+	if (len == 0)
+		return;
+	buf[0] = '\0';
 	if (uri == NULL) {
-		snprintf(buf, len, "(none)");
+		lr_put(buf, len, &o, "(none)", 6);
 		return;
 	}
-	s = strstr(uri, "://");
-	if (s == NULL) {
-		snprintf(buf, len, "%s", uri);
-		return;
+	p = strstr(uri, "://");
+	p = p != NULL ? p + 3 : uri;
+	/* user:password@ before the host: keep the user only. */
+	end = p + strcspn(p, "/?");
+	at = memchr(p, '@', (size_t)(end - p));
+	colon = at != NULL ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	if (colon != NULL) {
+		lr_put(buf, len, &o, uri, (size_t)(colon - uri));
+		lr_put(buf, len, &o, ":***", 4);
+		p = at;
+	} else {
+		lr_put(buf, len, &o, uri, (size_t)(p - uri));
 	}
-	s += 3;
-	at = strchr(s, '@');
-	colon = strchr(s, ':');
-	if (at != NULL && colon != NULL && colon < at)
-		snprintf(buf, len, "%.*s:***%s", (int)(colon - uri), uri, at);
-	else
-		snprintf(buf, len, "%s", uri);
-	/* password=... in the query string */
-	{
-		char *p = strstr(buf, "password=");
-
-		if (p != NULL) {
-			char *e = strchr(p, '&');
-			size_t tail = e ? strlen(e) : 0;
-
-			memmove(p + 12, e ? e : p + strlen(p), tail + 1);
-			memcpy(p + 9, "***", 3);
-		}
+	/* password=... in the query string. */
+	while ((q = strstr(p, "password=")) != NULL) {
+		lr_put(buf, len, &o, p, (size_t)(q - p) + 9);
+		lr_put(buf, len, &o, "***", 3);
+		p = q + 9 + strcspn(q + 9, "&");
 	}
+	lr_put(buf, len, &o, p, strlen(p));
 }
 
 /* 1 when the connection looks lost (so the call may be retried later). */

@@ -173,6 +173,9 @@ int lr_store_wait(lr_store *st, int timeout_ms, lr_msg *msg);
  * cannot be created, LR_STORE_EDB, LR_ENOMEM. Does NOT recover jobs or
  * clean tmp/: the daemon calls lr_store_epoch_begin(),
  * lr_store_jobs_recover() and lr_store_sweep() at startup.
+ * With lr_store_set_database() naming PostgreSQL, the database is not in
+ * state_dir (only blobs/ and tmp/ are) and LR_STORE_EUNAVAIL means the
+ * server could not be reached.
  */
 int lr_store_open(const char *state_dir, lr_store **out, lr_msg *msg);
 
@@ -419,9 +422,13 @@ typedef struct lr_store_recover_report {
  * was requested. Their fence stays, so the old worker's next write is
  * rejected once the job is claimed again. Call at startup after
  * lr_store_epoch_begin(), then periodically (e.g. every lease_ms / 2) to
- * catch frozen workers. Only ONE daemon may use a state_dir at a time (the
- * daemon should hold a lock file), since jobs of other epochs are taken as
- * dead. `rep` may be NULL.
+ * catch frozen workers. On SQLite only ONE daemon may use a state_dir at
+ * a time (the daemon should hold a lock file), since jobs of other epochs
+ * are taken as dead. On PostgreSQL (several nodes) `epoch` is not
+ * compared: a job is dead when its lease expired or when no session holds
+ * its epoch's advisory lock, which lr_store_epoch_begin() took on the
+ * claiming daemon's connection (so a node that died loses it at once).
+ * `rep` may be NULL.
  */
 int lr_store_jobs_recover(lr_store *st, int64_t epoch,
 			  lr_store_recover_report *rep, lr_msg *msg);

@@ -34,6 +34,7 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
 pg_start || { echo "not ok 1 - start a throwaway PostgreSQL"; echo "1..1"; exit 1; }
 echo "# PostgreSQL in $PG_DIR"
 

@@ -1,6 +1,7 @@
 # tests/pg.sh - a throwaway PostgreSQL 15 server for the tests. Source it,
-# call pg_start (sets PG_URI, PG_DIR; registers pg_stop on EXIT), and
-# pg_stop when done. The server listens only on a unix socket in a fresh
+# call pg_start (sets PG_URI, PG_DIR), and make sure pg_stop runs at exit:
+# the caller's EXIT trap calls it, and INT/TERM/HUP traps call exit so
+# that the EXIT trap runs (dash does not run it on a fatal signal). The server listens only on a unix socket in a fresh
 # temporary directory (no TCP port, so parallel test runs cannot collide),
 # trusts local connections, and is removed with its data at the end.
 # PostgreSQL refuses to run as root: as root the server runs as `nobody`
@@ -33,7 +34,6 @@ pg_start() {
 	pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U lowrank \
 		--no-sync -E UTF8 >"$PG_DIR/initdb.log" 2>&1 || {
 		cat "$PG_DIR/initdb.log" >&2; return 1; }
-	trap 'pg_stop' EXIT
 	pg_restart_start || return 1
 	PG_URI="postgresql://lowrank@/postgres?host=$PG_DIR"
 	export PG_URI PG_DIR

@@ -12,6 +12,8 @@ if ! pg_bindir >/dev/null; then
 	echo "1..0 # SKIP PostgreSQL server binaries not found (apt-get install postgresql): THE POSTGRESQL BACKEND WAS NOT TESTED"
 	exit 0
 fi
+trap 'pg_stop' EXIT
+trap 'exit 1' INT TERM HUP
 pg_start || { echo "1..1"; echo "not ok 1 - start a throwaway PostgreSQL"; exit 1; }
 echo "# PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') in $PG_DIR"
 tests="test_store test_store_blobs test_store_hooks test_store_contention test_store_crash"

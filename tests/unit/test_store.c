@@ -230,6 +230,27 @@ static void test_concurrent_open(void)
 	lr_store_close(st);
 }
 
+/* Passwords never reach a log line or --check-config. */
+static void test_redact(void)
+{
+	char b[256];
+
+	lr_store_redact_uri("postgresql://u:secret@h:5432/db?password=x&sslmode=require",
+			    b, sizeof(b));
+	tap_ok(strcmp(b, "postgresql://u:***@h:5432/db?password=***&sslmode=require") == 0,
+	       "URI redacted: %s", b);
+	lr_store_redact_uri("postgresql://lowrank@/db?host=/tmp/x", b, sizeof(b));
+	tap_ok(strcmp(b, "postgresql://lowrank@/db?host=/tmp/x") == 0,
+	       "a URI without a password is unchanged: %s", b);
+	lr_store_redact_uri("postgresql://u:pw@h/db", b, 12);
+	tap_ok(strlen(b) == 11 && strstr(b, "pw") == NULL,
+	       "truncation keeps the password out: %s", b);
+	tap_ok(lr_store_set_database("mysql://x", NULL) == LR_EINVAL &&
+		       lr_store_set_database("sqlite", NULL) == 0 &&
+		       !lr_store_is_shared(),
+	       "database: only sqlite or a postgresql:// URI");
+}
+
 static void test_validators(void)
 {
 	tap_ok(lr_store_id_valid("0123456789abcdef0123456789abcdef"),
@@ -868,6 +889,7 @@ int main(void)
 	}
 	test_concurrent_open();
 	test_validators();
+	test_redact();
 	if (t_open(dir, &st, NULL) != 0) {
 		tap_ok(0, "reopen");
 		return tap_done();
