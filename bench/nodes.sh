@@ -35,7 +35,7 @@ pg_start || { echo "bench/nodes.sh: cannot start PostgreSQL" >&2; exit 1; }
 # node NAME [FLAGS]: starts a node, prints its URL; its pid joins $pids.
 node() {
 	n=$1; shift
-	"$daemon" --listen 127.0.0.1:0 --workers 1 --blas-threads 1 "$@" >/dev/null 2>"$tmp/$n.log" &
+	"$daemon" --listen 127.0.0.1:0 --workers 1 --blas-threads 1 --max-queued-per-tenant 100000 "$@" >/dev/null 2>"$tmp/$n.log" &
 	echo $! >"$tmp/$n.pid"
 	for _ in $(seq 1 200); do
 		port=$(grep '"msg":"listening"' "$tmp/$n.log" 2>/dev/null | tail -1 | sed 's/.*"port":"\([0-9]*\)".*/\1/')
@@ -86,7 +86,11 @@ for n in 1 2 3; do
 		submit "$u" "$m" "$c" >/dev/null
 		i=$((i + 1))
 	done
-	until [ "$(count_succeeded "$first")" -ge "$njobs" ]; do sleep 0.2; done
+	end=$(($(date +%s) + 1800))
+	until [ "$(count_succeeded "$first")" -ge "$njobs" ]; do
+		[ "$(date +%s)" -lt $end ] || { echo "bench/nodes.sh: jobs did not finish" >&2; exit 1; }
+		sleep 0.2
+	done
 	t1=$(date +%s.%N)
 	"$py" -c "import sys; w=float(sys.argv[2])-float(sys.argv[1]); print('| %s | %.1f | %.0f | %s |' % (sys.argv[3], w, int(sys.argv[4])*3600/w, sys.argv[5]))" \
 		"$t0" "$t1" "$n" "$njobs" "$(cut -d' ' -f1 /proc/loadavg)"
