@@ -474,6 +474,14 @@ out:
 	return err;
 }
 
+/* Server notices (e.g. "relation already exists, skipping") are not
+ * errors and must not reach stderr, which is the daemon's log. */
+static void lr_pg_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 int lr__pg_open(lr_store *st, const char *uri, lr_msg *msg)
 {
 	char red[256];
@@ -488,8 +496,7 @@ int lr__pg_open(lr_store *st, const char *uri, lr_msg *msg)
 			       "database %s unreachable: %s", red,
 			       PQerrorMessage(st->pg));
 	}
-	/* Notices (e.g. "relation already exists") are not for stderr. */
-	PQsetNoticeProcessor(st->pg, NULL, NULL);
+	PQsetNoticeProcessor(st->pg, lr_pg_notice, NULL);
 	r = PQexec(st->pg, "SET client_min_messages = warning");
 	PQclear(r);
 	return lr_pg_migrate(st, msg);
