@@ -870,6 +870,81 @@ static void test_fencing(lr_store *st, const char *model_a, int64_t epoch)
 	       "lease set exactly on running jobs");
 }
 
+/*
+ * PostgreSQL only: what several nodes rely on. Two stores on one database
+ * stand for two nodes: a node's jobs survive another node's recovery
+ * while it lives, and come back at once when its session dies (no lease
+ * wait); the sweep runs on one node at a time; a schema newer than the
+ * build is refused; a job created on one node wakes another's LISTEN.
+ */
+static void test_pg_nodes(void)
+{
+	char *d = t_mkdtemp(), id[LR_STORE_ID_LEN + 1], m[LR_STORE_SHA_LEN + 1];
+	lr_store *a = NULL, *b = NULL, *c = NULL;
+	lr_store_recover_report rep = { 0 };
+	lr_store_sweep_opts o = { 0, 3600000 };
+	lr_store_sweep_report sr;
+	lr_store_job job = { 0 }, got = { 0 };
+	int64_t ea = 0, eb = 0;
+	int claimed = 0, err, woke;
+	lr_msg msg = { "" };
+
+	if (t_open(d, &a, NULL) != 0 || t_open(d, &b, NULL) != 0) {
+		tap_ok(0, "two nodes open one database");
+		goto out;
+	}
+	lr_store_epoch_begin(a, &ea, NULL);
+	lr_store_epoch_begin(b, &eb, NULL);
+	tap_ok(ea >= 1 && eb == ea + 1, "each node gets its own epoch (%lld, %lld)",
+	       (long long)ea, (long long)eb);
+	t_put(a, "alice", "pg model", m);
+	woke = lr_store_wait(b, 0, NULL); /* LISTEN now */
+	create_job(a, "alice", m, 0, id);
+	woke = lr_store_wait(b, 2000, NULL);
+	tap_ok(woke == 1, "a job queued on node a wakes node b (NOTIFY)");
+	lr_store_job_claim(a, "node-a", ea, 600000, &job, &claimed, NULL);
+	err = lr_store_jobs_recover(b, eb, &rep, NULL);
+	tap_ok(claimed && err == 0 && rep.requeued == 0,
+	       "node b leaves node a's running job alone (another epoch, alive)");
+	a = lr_store_close(a); /* node a dies: its session and lock go */
+	err = lr_store_jobs_recover(b, eb, &rep, NULL);
+	lr_store_job_get(b, "alice", id, &got, NULL);
+	tap_ok(err == 0 && rep.requeued == 1 && got.state == LR_JOB_STATE_QUEUED,
+	       "node a gone: node b requeues its job at once, lease unexpired");
+	lr_store_job_fini(&got);
+	lr_store_job_fini(&job);
+
+	/* One sweeper at a time. */
+	t_open(d, &c, NULL);
+	t_exec(c, "SELECT pg_advisory_lock(19540, 1)");
+	t_exec(b, "UPDATE blob_owners SET created_ms = 0");
+	t_exec(b, "DELETE FROM jobs");
+	memset(&sr, 0, sizeof(sr));
+	o.retention_ms = 1;
+	err = lr_store_sweep(b, &o, &sr, NULL);
+	tap_ok(err == 0 && sr.owners_deleted == 0,
+	       "the sweep skips its round while another node sweeps");
+	t_exec(c, "SELECT pg_advisory_unlock(19540, 1)");
+	err = lr_store_sweep(b, &o, &sr, NULL);
+	tap_ok(err == 0 && sr.owners_deleted == 1,
+	       "and runs once that node is done (%lld owner rows)",
+	       (long long)sr.owners_deleted);
+
+	/* Schema newer than this build: refused, left alone. */
+	t_exec(c, "INSERT INTO lr_schema (version) VALUES (99)");
+	c = lr_store_close(c);
+	err = t_open(d, &c, &msg);
+	tap_ok(err == LR_STORE_ESCHEMA && c == NULL && strstr(msg.text, "99"),
+	       "a newer schema is refused: %s", msg.text);
+	t_exec(b, "DELETE FROM lr_schema WHERE version = 99");
+out:
+	lr_store_close(a);
+	lr_store_close(b);
+	lr_store_close(c);
+	t_rmrf(d);
+	free(d);
+}
+
 int main(void)
 {
 	lr_store *st = NULL;
@@ -890,6 +965,8 @@ int main(void)
 	test_concurrent_open();
 	test_validators();
 	test_redact();
+	if (t_pg())
+		test_pg_nodes();
 	if (t_open(dir, &st, NULL) != 0) {
 		tap_ok(0, "reopen");
 		return tap_done();
