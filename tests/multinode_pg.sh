@@ -6,8 +6,8 @@
 # a seeded spec. Then three nodes (a, b, c; one worker each) share a
 # throwaway PostgreSQL 15 (tests/pg.sh) and $TMP/shared; six jobs with
 # that spec are submitted round-robin. Node a is killed with SIGKILL while
-# it runs a job, the database is stopped and started again while jobs
-# run, and node b is stopped with SIGTERM while it runs one (then started
+# it runs a job, the database is stopped (/readyz and requests answer 503)
+# and started again while jobs run, and node b is stopped with SIGTERM while it runs one (then started
 # again as b2). Checks: every job ends succeeded, exactly one "job
 # finished ... succeeded" log line per job across all nodes (fencing: a
 # killed or stopped worker's result is never committed), every result is
@@ -130,8 +130,18 @@ kill -9 "$PID_a"
 wait "$PID_a" 2>/dev/null
 ok 0 "node a killed with SIGKILL mid-job"
 
-pg_restart
-ok $? "database stopped and started again while jobs run"
+pg_halt
+ok $? "database stopped while jobs run"
+code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$URL_c/readyz")
+[ "$code" = 503 ]
+ok $? "/readyz answers 503 while the database is down ($code)"
+j1=$(echo $JOBS | cut -d' ' -f1)
+code=$(curl -s -m 10 -D "$TMP/hdr" -o "$TMP/body" -w '%{http_code}' "$URL_c/v1/jobs/$j1")
+[ "$code" = 503 ] && grep -qi '^retry-after: [0-9]' "$TMP/hdr"
+ok $? "a status request gets 503 with Retry-After ($code: $(head -c 120 "$TMP/body"))"
+sleep 1
+pg_restart_start
+ok $? "database started again"
 ready "$URL_c" || wait_for 30 ready "$URL_c"
 ok $? "node c is ready again after the database restart"
 

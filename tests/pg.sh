@@ -45,9 +45,14 @@ pg_restart_start() {
 		start >/dev/null 2>&1 || { cat "$PG_DIR/server.log" >&2; return 1; }
 }
 
-# Stops the server (fast shutdown) and starts it again on the same data.
-pg_restart() {
+# Stops the server (fast shutdown), keeping its data for pg_restart_start.
+pg_halt() {
 	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1
+}
+
+# Stops the server and starts it again on the same data.
+pg_restart() {
+	pg_halt
 	pg_restart_start
 }
 
