@@ -49,7 +49,7 @@ struct lr_api {
 enum lr_route {
 	R_NONE, R_LIVEZ, R_READYZ, R_METRICS, R_OPENAPI, R_BLOB_PUT,
 	R_JOB_CREATE, R_JOB_LIST, R_JOB_GET, R_JOB_CANCEL, R_JOB_DELETE,
-	R_JOB_EVENTS, R_JOB_MODEL, R_JOB_REPORT
+	R_JOB_EVENTS, R_JOB_MODEL, R_JOB_REPORT, R_UI
 };
 
 /* Per-request state, freed when MHD reports the request completed. */
@@ -62,6 +62,7 @@ typedef struct lr_req {
 	char rid[33];                   /* request id, hex */
 	char tenant[LR_TENANT_MAX + 1]; /* authenticated tenant */
 	char job_id[LR_STORE_ID_LEN + 1]; /* from the path, when any */
+	const struct lr_ui_file *ui;    /* R_UI: the dashboard file (api/ui.c) */
 	double t0;                      /* start, monotonic seconds */
 	int status;                     /* status sent, for logs and metrics */
 	int upload_slot;                /* 1 when counted in api->uploads */

@@ -274,7 +274,8 @@ static cJSON *report_summary(lr_req *r, const char *sha)
 static cJSON *report_summary_read(lr_store *st, const char *tenant, const char *sha)
 {
 	static const char *const keys[] = { "theoretical_speedup", "target_speedup",
-		"conv_mflops_before", "conv_mflops_after", "seconds", "method" };
+		"conv_mflops_before", "conv_mflops_after", "mflops_before", "mflops_after",
+		"model_bytes_before", "model_bytes_after", "seconds", "method" };
 	cJSON *rep = NULL, *sum = NULL, *h;
 	char *text = NULL;
 	int64_t size;

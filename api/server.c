@@ -45,6 +45,7 @@
 
 #include "api/log.h"
 #include "api/range.h"
+#include "api/ui.h"
 
 /* The OpenAPI document, compiled in from api/openapi.yaml. */
 __asm__(".section .rodata\n"
@@ -552,6 +553,12 @@ static int route(lr_req *r, const char *url, const char *method, const char **al
 			return 405;
 		return 0;
 	}
+	if ((r->ui = lr__ui_lookup(url)) != NULL) { /* the dashboard: api/ui.c */
+		r->route = R_UI;
+		r->route_name = lr__ui_route_name(r->ui);
+		*allow = "GET, HEAD";
+		return get ? 0 : 405;
+	}
 	if (strncmp(url, jobs, sizeof(jobs) - 1) != 0)
 		return 404;
 	rest = url + sizeof(jobs) - 1;
@@ -659,8 +666,9 @@ static enum MHD_Result first_call(lr_req *r, const char *url, const char *method
 	if (rc == 405)
 		return problem_v(r, 405, "method-not-allowed",
 				 "this resource does not accept that method", NULL, NULL, allow);
-	if (r->route == R_LIVEZ || r->route == R_READYZ)
-		return MHD_YES; /* answered on the next call: no auth */
+	if (r->route == R_LIVEZ || r->route == R_READYZ || r->route == R_UI)
+		return MHD_YES; /* answered on the next call: no auth (the UI's
+				 * static files hold no data; it sends the token) */
 	rc = authenticate(r);
 	if (rc == 400)
 		return lr__api_problem(r, 400, "bad-request",
@@ -735,6 +743,8 @@ static enum MHD_Result dispatch(lr_req *r, int first, const char *data, size_t *
 		return lr__jobs_download(r, 0);
 	case R_JOB_REPORT:
 		return lr__jobs_download(r, 1);
+	case R_UI:
+		return lr__ui_serve(r, r->ui);
 	default:
 		return lr__api_problem(r, 404, "not-found", "no such resource");
 	}

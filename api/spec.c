@@ -179,9 +179,9 @@ static int parse_member(lr_spec *s, const cJSON *v, lr_msg *msg)
 
 	if (strcmp(k, "speedup") == 0) {
 		if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
-		    !(v->valuedouble > 1.0) || v->valuedouble > 1000.0)
+		    !(v->valuedouble > 1.0) || !(v->valuedouble < 1000.0))
 			return lr_fail(msg, LR_EINVAL,
-				       "speedup: must be a number greater than 1 and at most 1000");
+				       "speedup: must be a number greater than 1 and less than 1000");
 		s->opts.speedup = v->valuedouble;
 		s->speedup_given = 1;
 	} else if (strcmp(k, "ranks") == 0) {
@@ -210,6 +210,10 @@ static int parse_member(lr_spec *s, const cJSON *v, lr_msg *msg)
 	} else if (strcmp(k, "objective") == 0) {
 		if (!cJSON_IsString(v) || lr_objective_parse(v->valuestring, &s->opts.objective) != 0)
 			return lr_fail(msg, LR_EINVAL, "objective: must be \"time\" or \"flops\"");
+	} else if (strcmp(k, "fc_fit") == 0) {
+		if (!cJSON_IsString(v) || lr_fc_fit_parse(v->valuestring, &s->opts.fc_fit) != 0)
+			return lr_fail(msg, LR_EINVAL,
+				       "fc_fit: must be \"auto\", \"shrinkage\", \"weight-svd\" or \"data\"");
 	} else if (strcmp(k, "deploy_batch") == 0) {
 		if (!integer_in(v, 1, 65536, &d))
 			return lr_fail(msg, LR_EINVAL, "deploy_batch: must be an integer from 1 to 65536");
@@ -235,7 +239,7 @@ static int parse_member(lr_spec *s, const cJSON *v, lr_msg *msg)
 		s->opts.holdout = v->valuedouble;
 	} else {
 		return lr_fail(msg, LR_EINVAL,
-			       "%.64s: unknown member (expected speedup, objective, deploy_batch, deploy_threads, ranks, method, samples_per_input, seed, rank_multiple, exclude, holdout or notify_url)",
+			       "%.64s: unknown member (expected speedup, objective, deploy_batch, deploy_threads, ranks, method, fc_fit, samples_per_input, seed, rank_multiple, exclude, holdout or notify_url)",
 			       k);
 	}
 	return 0;
@@ -322,6 +326,8 @@ cJSON *lr_spec_to_json(const lr_spec *s)
 	ok = ok && cJSON_AddNumberToObject(o, "deploy_batch", s->opts.deploy_batch);
 	ok = ok && cJSON_AddNumberToObject(o, "deploy_threads", s->opts.deploy_threads);
 	ok = ok && cJSON_AddStringToObject(o, "method", lr_method_name(s->opts.method));
+	if (ok && s->opts.fc_fit != LR_FC_FIT_AUTO)
+		ok = cJSON_AddStringToObject(o, "fc_fit", lr_fc_fit_name(s->opts.fc_fit)) != NULL;
 	ok = ok && cJSON_AddNumberToObject(o, "samples_per_input", s->opts.samples_per_input);
 	ok = ok && cJSON_AddNumberToObject(o, "seed", (double)s->opts.seed);
 	if (ok && s->opts.rank_multiple > 1)

@@ -67,7 +67,7 @@ PY
 	for s in $speedups; do
 		for meth in $methods; do
 			out="$tmp/$arch-$meth-$s"
-			"$lowrank" compress "$model" --calib "$tmp/calib.npy" --speedup "$s" --method "$meth" \
+			"$lowrank" compress "$model" --calib "$tmp/calib.npy" --speedup "$s" --objective flops --method "$meth" \
 				--threads "$threads" -o "$out.onnx" --report "$out.json" >/dev/null 2>"$out.err" || {
 				echo "| $arch | $meth | $s | failed: $(tail -1 "$out.err") |"
 				continue

@@ -50,7 +50,7 @@ np.save(sys.argv[2], np.random.default_rng(0).standard_normal((int(sys.argv[1]),
 		"$n" "$tmp/calib.npy"
 	set -- $(measure node "$here/tests/ort/ort_run.js" run "$md/$model.onnx" "$tmp/calib.npy" "$tmp/ort.npy" --threads "$threads")
 	ort_s=$1 ort_rss=$2
-	set -- $(measure "$lowrank" compress "$md/$model.onnx" --calib "$tmp/calib.npy" --speedup "$speedup" \
+	set -- $(measure "$lowrank" compress "$md/$model.onnx" --calib "$tmp/calib.npy" --speedup "$speedup" --objective flops \
 		--threads "$threads" -o "$tmp/out.onnx" --report "$tmp/report.json")
 	"$py" - "$n" "$ort_s" "$ort_rss" "$1" "$2" "$tmp/report.json" <<'PY'
 import json, sys

@@ -24,15 +24,16 @@ static const char help[] =
 	"usage: lowrank compress MODEL.onnx --calib CALIB.npy -o OUT.onnx [options]\n"
 	"\n"
 	"Replaces expensive convolutions by low-rank pairs (k x k with d' filters,\n"
-	"then 1 x 1 back to d) fitted to the model's own responses on CALIB.npy,\n"
+	"then 1 x 1 back to d) and fully connected layers (Gemm, MatMul) by two\n"
+	"thinner ones, fitted to the model's own responses on CALIB.npy,\n"
 	"which holds N inputs shaped like the model's first input (N x C x H x W).\n"
 	"\n"
 	"  --calib F             calibration inputs (.npy, required)\n"
 	"  -o, --output F        the compressed model (required)\n"
 	"  --speedup X           target speedup (default 4): of the whole model's\n"
 	"                        time in lowrank's engine at --deploy-batch and\n"
-	"                        --deploy-threads, or of the convolutions' FLOPs\n"
-	"  --objective O         time (measured) or flops (the paper's; default)\n"
+	"                        --deploy-threads, or of the layers' FLOPs\n"
+	"  --objective O         time (measured; default) or flops (the paper's)\n"
 	"  --deploy-batch N      batch size the time is measured at (default 1)\n"
 	"  --deploy-threads N    threads it is measured with (default 1)\n"
 	"  --timing-cache F      file of cached timings (default\n"
@@ -43,6 +44,9 @@ static const char help[] =
 	"  --ranks NAME=R,...    fixed ranks for layers (node or output names)\n"
 	"  --exclude NAME,...    layers never to decompose\n"
 	"  --samples-per-input N positions sampled per input and layer (default 10)\n"
+	"  --fc-fit F            fully connected layers: auto (default: data when\n"
+	"                        there are 10 inputs per output feature, else\n"
+	"                        shrinkage), shrinkage, weight-svd or data\n"
 	"  --rank-multiple N     ranks are multiples of N (default: the CPU's\n"
 	"                        vector block, 16 with AVX-512, 8 with AVX2, for\n"
 	"                        the time objective; every rank for flops)\n"
@@ -214,6 +218,7 @@ int lr_cmd_compress(int argc, char **argv)
 		{ "deploy-batch", required_argument, NULL, 'b' },
 		{ "deploy-threads", required_argument, NULL, 'T' },
 		{ "timing-cache", required_argument, NULL, 'C' },
+		{ "fc-fit", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -311,6 +316,12 @@ int lr_cmd_compress(int argc, char **argv)
 			}
 			o.memory_budget = (size_t)v << 20;
 			break;
+		case 'F':
+			if (lr_fc_fit_parse(optarg, &o.fc_fit) != 0) {
+				lr_cli_err("compress", "--fc-fit must be auto, shrinkage, weight-svd or data");
+				goto usage;
+			}
+			break;
 		case 'O':
 			if (lr_objective_parse(optarg, &o.objective) != 0) {
 				lr_cli_err("compress", "--objective must be time or flops");
@@ -395,8 +406,13 @@ int lr_cmd_compress(int argc, char **argv)
 		cJSON *ps = dep ? cJSON_GetObjectItem(dep, "predicted_speedup") : NULL;
 		cJSON *ms = dep ? cJSON_GetObjectItem(dep, "measured_speedup") : NULL;
 
-		printf("wrote %s: theoretical conv speedup %.2fx", out_path,
+		cJSON *b0 = cJSON_GetObjectItem(report, "model_bytes_before");
+		cJSON *b1 = cJSON_GetObjectItem(report, "model_bytes_after");
+
+		printf("wrote %s: theoretical speedup (FLOPs) %.2fx", out_path,
 		       ts ? ts->valuedouble : 0.0);
+		if (b0 != NULL && b1 != NULL)
+			printf(", file %.1f -> %.1f MB", b0->valuedouble / 1e6, b1->valuedouble / 1e6);
 		if (ps != NULL && ms != NULL)
 			printf(", in lowrank's engine at batch %d predicted %.2fx, measured %.2fx",
 			       o.deploy_batch, ps->valuedouble, ms->valuedouble);

@@ -3,8 +3,11 @@
  * faster ONNX model and a report out.
  *
  * DESIGN. lr_compress() folds BatchNormalization into the convolutions
- * before it, lists the convolutions (model/inspect.h), samples their
- * pre-activation responses on the calibration inputs held for fitting,
+ * before it, lists the convolutions (model/inspect.h) and the fully
+ * connected layers (Gemm, MatMul with a constant 2-D weight: solver/fc.h,
+ * one response per input instead of sampled positions, fitted by the
+ * shrunk weight SVD unless there are LR_FC_DATA_RATIO inputs per output),
+ * samples their pre-activation responses on the calibration inputs held for fitting,
  * selects ranks for the target speedup from the responses' PCA energy
  * (solver/lowrank.h), and then solves the layers shallow to deep. For an
  * asymmetric method each layer's regressors are collected from the model
@@ -21,7 +24,8 @@
  * cached), the rest of the model counts at its measured time, and the
  * selection keeps within original time / speedup. Layers that are not
  * faster at any rank stay as they are. With the FLOP objective the cost
- * is the paper's d'(k^2 c + d) H'W' over the convolutions. Either way the
+ * is the paper's d'(k^2 c + d) H'W' over the convolutions, and r (c + d)
+ * for a fully connected layer. Either way the
  * selection maximises the product of kept PCA energies exactly
  * (solver/select.h). A target that cannot be reached fails before any
  * response is sampled, naming the fastest reachable speedup.
@@ -58,18 +62,35 @@ const char *lr_method_name(lr_method m);
 
 /* What --speedup counts. */
 typedef enum lr_objective {
-	LR_OBJECTIVE_TIME = 0,   /* measured time in lowrank's engine */
-	LR_OBJECTIVE_FLOPS,      /* the paper's: conv multiply-accumulates (default
-				    until the engine work of issue item 6) */
+	LR_OBJECTIVE_TIME = 0,   /* measured time in lowrank's engine (default) */
+	LR_OBJECTIVE_FLOPS,      /* the paper's: multiply-accumulates of the conv
+				    and fully connected layers */
 } lr_objective;
 
 /* Parses "time" or "flops"; returns 0 or LR_EINVAL. */
 int lr_objective_parse(const char *s, lr_objective *out);
 const char *lr_objective_name(lr_objective o);
 
+/* How fully connected layers are fitted (solver/fc.h). */
+typedef enum lr_fc_fit_kind {
+	LR_FC_FIT_AUTO = 0, /* "auto": the data fit (as for convolutions, ReLU-aware)
+			       when there are at least LR_FC_DATA_RATIO
+			       responses per output feature, else "shrinkage" */
+	LR_FC_FIT_SHRINK,   /* "shrinkage": weight SVD shaped by the input
+			       covariance, shrunk by the data-driven alpha */
+	LR_FC_FIT_SVD,      /* "weight-svd": the plain SVD of W (alpha = 1) */
+	LR_FC_FIT_DATA,     /* "data": the conv solver on the responses */
+} lr_fc_fit_kind;
+
+#define LR_FC_DATA_RATIO 10
+
+/* Parses "auto", "shrinkage", "weight-svd" or "data"; 0 or LR_EINVAL. */
+int lr_fc_fit_parse(const char *s, lr_fc_fit_kind *out);
+const char *lr_fc_fit_name(lr_fc_fit_kind f);
+
 /* A user-given rank for one layer (by node name or output name). */
 typedef struct lr_rank_req {
-	const char *layer;      /* node name or conv output name */
+	const char *layer;      /* node name or layer output name */
 	int64_t rank;           /* d' >= 1 */
 } lr_rank_req;
 
@@ -90,12 +111,13 @@ typedef void (*lr_progress_fn)(void *ud, const lr_progress *p);
 
 typedef struct lr_compress_opts {
 	double speedup;             /* target speedup (> 1), or 0 with ranks */
-	lr_objective objective;     /* what the speedup counts (flops, for now) */
+	lr_objective objective;     /* what the speedup counts (time) */
 	int deploy_batch;           /* batch the time objective is measured at (1) */
 	int deploy_threads;         /* engine threads it is measured with (1) */
 	const char *timing_cache;   /* file caching measured timings, or NULL */
 	int measure_samples;        /* timing samples per measurement, median (7) */
 	lr_method method;
+	lr_fc_fit_kind fc_fit;          /* fully connected layers' fit (auto) */
 	int samples_per_input;      /* positions sampled per input and layer (10) */
 	int rank_multiple;          /* candidate ranks are multiples of this; 0: the
 				       CPU's vector block for the time objective,

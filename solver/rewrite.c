@@ -671,8 +671,9 @@ int lr_conv_activation(const lr_model *m, int node, char *why, size_t len)
 		return LR_EINVAL;
 	n = &m->nodes[node];
 	tmp[0] = '\0';
-	if (!is_op(n, "Conv") || n->nout < 1 || n->out[0] < 0) {
-		snprintf(tmp, sizeof(tmp), "not a Conv");
+	if ((!is_op(n, "Conv") && !is_op(n, "Gemm") && !is_op(n, "MatMul")) || n->nout < 1 ||
+	    n->out[0] < 0) {
+		snprintf(tmp, sizeof(tmp), "not a Conv, Gemm or MatMul");
 		goto none;
 	}
 	v = &m->values[n->out[0]];
@@ -720,6 +721,60 @@ static int all_finite(const float *p, size_t n)
 	return 1;
 }
 
+/* The in/out features of FC node n with weight w (2-D). */
+static void fc_dims(const lr_node *n, const lr_tensor *w, int64_t *c, int64_t *d)
+{
+	int tb = is_op(n, "Gemm") && lr_node_attr_int(n, "transB", 0) != 0;
+
+	*d = tb ? w->dims[0] : w->dims[1];
+	*c = tb ? w->dims[1] : w->dims[0];
+}
+
+/* Checks a decomposition of a Gemm or MatMul (fully connected) node. */
+static int check_fc(const lr_model *m, const lr_decomp *dc, const lr_tensor **wout, lr_msg *msg)
+{
+	const lr_node *n = &m->nodes[dc->node];
+	const lr_tensor *w;
+	int64_t c, d, na, nb;
+
+	if (n->nin < 2 || n->in[0] < 0 || n->in[1] < 0 || n->nout != 1 || n->out[0] < 0)
+		return lr_fail(msg, LR_EINVAL, "node '%s' (%s) lacks its input, weight or output",
+			       n->name, n->op_type);
+	if (is_op(n, "Gemm") && lr_node_attr_int(n, "transA", 0) != 0)
+		return lr_fail(msg, LR_EUNSUPPORTED, "node '%s' (Gemm): transA = 1 is not decomposed",
+			       n->name);
+	w = m->values[n->in[1]].init;
+	if (w == NULL || w->dtype != LR_DT_FLOAT || w->ndim != 2 || w->data == NULL)
+		return lr_fail(msg, LR_EUNSUPPORTED,
+			       "node '%s' (%s): weight '%s' is not a 2-D float initializer",
+			       n->name, n->op_type, m->values[n->in[1]].name);
+	fc_dims(n, w, &c, &d);
+	if (dc->r < 1 || dc->r2 != 0)
+		return lr_fail(msg, LR_EINVAL, "node '%s' (%s): rank %lld must be at least 1 (and no spatial split)",
+			       n->name, n->op_type, (long long)dc->r);
+	if (lr_mul_i64(dc->r, c, &na) != 0 || lr_mul_i64(dc->r, d, &nb) != 0)
+		return lr_fail(msg, LR_EINVAL, "node '%s' (%s): rank %lld is too large", n->name,
+			       n->op_type, (long long)dc->r);
+	if (dc->wa == NULL || dc->wb == NULL || dc->nwa != (size_t)na || dc->nwb != (size_t)nb)
+		return lr_fail(msg, LR_EINVAL,
+			       "node '%s' (%s): the factors have %zu and %zu values; rank %lld needs %lld (%lld x %lld) and %lld (%lld x %lld)",
+			       n->name, n->op_type, dc->wa ? dc->nwa : 0, dc->wb ? dc->nwb : 0,
+			       (long long)dc->r, (long long)na, (long long)dc->r, (long long)c,
+			       (long long)nb, (long long)d, (long long)dc->r);
+	if (dc->nba != (dc->ba != NULL ? (size_t)dc->r : 0) ||
+	    dc->nbb != (dc->bb != NULL ? (size_t)d : 0))
+		return lr_fail(msg, LR_EINVAL,
+			       "node '%s' (%s): bias sizes %zu and %zu do not match rank %lld and %lld outputs",
+			       n->name, n->op_type, dc->nba, dc->nbb, (long long)dc->r, (long long)d);
+	if (!all_finite(dc->wa, dc->nwa) || !all_finite(dc->wb, dc->nwb) ||
+	    (dc->ba != NULL && !all_finite(dc->ba, dc->nba)) ||
+	    (dc->bb != NULL && !all_finite(dc->bb, dc->nbb)))
+		return lr_fail(msg, LR_EINVAL, "node '%s' (%s): a factor holds NaN or infinity",
+			       n->name, n->op_type);
+	*wout = w;
+	return 0;
+}
+
 /* Checks decomposition `k`; on success *w is the Conv's weight. */
 static int check_decomp(const lr_model *m, const lr_decomp *dc, int k,
 			const char *seen, const lr_tensor **wout, lr_msg *msg)
@@ -736,8 +791,10 @@ static int check_decomp(const lr_model *m, const lr_decomp *dc, int k,
 	if (seen[dc->node])
 		return lr_fail(msg, LR_EINVAL, "node '%s' is listed for decomposition twice",
 			       n->name);
+	if (is_op(n, "Gemm") || is_op(n, "MatMul"))
+		return check_fc(m, dc, wout, msg);
 	if (!is_op(n, "Conv"))
-		return lr_fail(msg, LR_EINVAL, "node '%s' is a %s, not a Conv; only Conv can be decomposed",
+		return lr_fail(msg, LR_EINVAL, "node '%s' is a %s, not a Conv; only Conv, Gemm and MatMul can be decomposed",
 			       n->name, n->op_type);
 	if (lr_node_attr_int(n, "group", 1) != 1)
 		return lr_fail(msg, LR_EUNSUPPORTED,
@@ -900,6 +957,90 @@ static int split_attrs(struct edit *ed, const lr_node *n, Onnx__NodeProto *p,
 	return 0;
 }
 
+/* A Gemm (transB = 1) node in the arena: in -> out with weight and bias. */
+static Onnx__NodeProto *gemm_node(struct edit *ed, const lr_node *n, char *name, char *in,
+				  const Onnx__TensorProto *wt, const Onnx__TensorProto *bt,
+				  char *out)
+{
+	Onnx__NodeProto *p = ar_alloc(&ed->ar, sizeof(*p));
+	Onnx__AttributeProto *a = ar_alloc(&ed->ar, sizeof(*a));
+
+	if (p == NULL || a == NULL || name == NULL)
+		return NULL;
+	onnx__node_proto__init(p);
+	onnx__attribute_proto__init(a);
+	a->name = ar_strdup(&ed->ar, "transB");
+	a->has_type = 1;
+	a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+	a->has_i = 1;
+	a->i = 1;
+	p->name = name;
+	p->op_type = ar_strdup(&ed->ar, "Gemm");
+	p->domain = n->proto->domain;
+	p->n_attribute = 1;
+	p->attribute = ar_array(&ed->ar, 1, sizeof(*p->attribute));
+	p->n_input = bt != NULL ? 3 : 2;
+	p->input = ar_array(&ed->ar, 3, sizeof(char *));
+	p->n_output = 1;
+	p->output = ar_array(&ed->ar, 1, sizeof(char *));
+	if (a->name == NULL || p->op_type == NULL || p->attribute == NULL || p->input == NULL ||
+	    p->output == NULL)
+		return NULL;
+	p->attribute[0] = a;
+	p->input[0] = in;
+	p->input[1] = wt->name;
+	p->input[2] = bt != NULL ? bt->name : NULL;
+	p->output[0] = out;
+	return p;
+}
+
+/*
+ * A fully connected node X -> Y (Gemm or MatMul, 2-D X) becomes
+ * Gemm(X, Wa (r x c), ba) -> mid -> Gemm(mid, Wb (d x r), bb) -> Y, both
+ * with transB = 1; the original's alpha, beta and transB are in the
+ * factors the caller computed.
+ */
+static int decompose_fc_one(struct edit *ed, const lr_decomp *dc, const lr_tensor *w)
+{
+	const lr_model *m = ed->m;
+	const lr_node *n = &m->nodes[dc->node];
+	const char *wname = m->values[n->in[1]].name;
+	const char *yname = m->values[n->out[0]].name;
+	const char *base = n->proto->name && n->proto->name[0] ? n->proto->name : yname;
+	int64_t c, d, da[2], db[2];
+	Onnx__TensorProto *wa, *ba = NULL, *wb, *bb = NULL;
+	Onnx__NodeProto *na, *nb;
+	Onnx__ValueInfoProto *vi;
+	char *mid;
+
+	fc_dims(n, w, &c, &d);
+	da[0] = dc->r;
+	da[1] = c;
+	db[0] = d;
+	db[1] = dc->r;
+	wa = factor_tensor(ed, wname, ".lr_a", 2, da, dc->wa);
+	if (dc->ba != NULL)
+		ba = factor_tensor(ed, wname, ".lr_a_bias", 1, &dc->r, dc->ba);
+	wb = factor_tensor(ed, wname, ".lr_b", 2, db, dc->wb);
+	if (dc->bb != NULL)
+		bb = factor_tensor(ed, wname, ".lr_b_bias", 1, &d, dc->bb);
+	mid = unique_name(ed, yname, ".lr_mid");
+	if (wa == NULL || wb == NULL || (dc->ba != NULL && ba == NULL) ||
+	    (dc->bb != NULL && bb == NULL) || mid == NULL)
+		return LR_ENOMEM;
+	na = gemm_node(ed, n, unique_name(ed, base, ".lr_a"), n->proto->input[0], wa, ba, mid);
+	nb = gemm_node(ed, n, unique_name(ed, base, ".lr_b"), mid, wb, bb, n->proto->output[0]);
+	vi = new_value_info(ed, mid, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, -1, NULL);
+	if (na == NULL || nb == NULL || vi == NULL)
+		return LR_ENOMEM;
+	LR_ASSERT(ed->n_add_vi < ed->cap);
+	ed->add_vi[ed->n_add_vi++] = vi;
+	ed->nrep[n->proto_index] = 0;
+	ed->rep[n->proto_index][ed->nrep[n->proto_index]++] = na;
+	ed->rep[n->proto_index][ed->nrep[n->proto_index]++] = nb;
+	return 0;
+}
+
 static int decompose_one(struct edit *ed, const lr_decomp *dc, const lr_tensor *w)
 {
 	const lr_model *m = ed->m;
@@ -1041,7 +1182,10 @@ int lr_rewrite_decompose(const lr_model *m, const lr_decomp *d, int nd,
 	if (rc != 0)
 		goto out;
 	for (int k = 0; k < nd; k++) {
-		rc = decompose_one(&ed, &d[k], w[k]);
+		const lr_node *n = &m->nodes[d[k].node];
+
+		rc = is_op(n, "Gemm") || is_op(n, "MatMul") ? decompose_fc_one(&ed, &d[k], w[k])
+							    : decompose_one(&ed, &d[k], w[k]);
 		if (rc != 0)
 			goto out;
 	}

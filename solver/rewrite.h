@@ -64,7 +64,9 @@ enum lr_act {
  * Returns LR_ACT_RELU when the Conv's output is read by exactly one node,
  * a Relu, and is not a graph output; otherwise LR_ACT_NONE and, when
  * `why` is not NULL, a short reason in why[0..len) such as "graph output",
- * "feeds Add", "feeds Concat", "feeds 2 nodes", "unused", "not a Conv".
+ * "feeds Add", "feeds Concat", "feeds 2 nodes", "unused", "not a Conv, Gemm or
+ * MatMul". Gemm and MatMul nodes (fully connected layers) are classified
+ * the same way.
  * Run lr_rewrite_fold_bn() first: a Conv followed by a BatchNormalization
  * reports "feeds BatchNormalization". Returns LR_EINVAL for a node index
  * out of range.
@@ -107,7 +109,7 @@ typedef struct lr_meta {
 } lr_meta;
 
 /*
- * Replaces each listed Conv by Conv_A -> Conv_B. Conv_A keeps the original
+ * Replaces each listed Conv by Conv_A -> Conv_B (fully connected: below). Conv_A keeps the original
  * node's attributes (kernel_shape, strides, pads, dilations, auto_pad,
  * group), domain and doc string and reads the original input X; Conv_B is
  * a 1x1 Conv producing the ORIGINAL output name. Both take the original
@@ -119,6 +121,12 @@ typedef struct lr_meta {
  *   nodes "<node>.lr_a", "<node>.lr_b" (and "<node>.lr_v"; <node> = the node name, or Y
  *   when the node has none)
  * where W is the original weight name and Y the original output name.
+ * A fully connected node (Gemm with transA = 0, or MatMul; its input must
+ * be 2-D, which the caller checks) with a 2-D weight of d outputs and c
+ * inputs becomes Gemm(X, wa as (r, c), ba) -> Gemm(mid, wb as (d, r), bb),
+ * both transB = 1 and alpha = beta = 1, under the same names: the caller
+ * folds the original's alpha, beta, transB and bias into the factors
+ * (solver/fc.h).
  * Weights are stored as float32 raw_data (little-endian). The original W
  * and bias are dropped when nothing else reads them. Then the `nmeta`
  * entries of `meta` are set in metadata_props, replacing the value of an
@@ -126,7 +134,8 @@ typedef struct lr_meta {
  *
  * On success *out is a new model owned by the caller; `m` and the factor
  * arrays are not modified. Errors, each message naming the node:
- * LR_EINVAL (node index out of range or listed twice, not a Conv, r < 1,
+ * LR_EINVAL (node index out of range or listed twice, not a Conv, Gemm or
+ * MatMul, r < 1,
  * an array size that does not match, a NULL array, a non-finite factor
  * value, a NULL or empty metadata key), LR_EUNSUPPORTED (group != 1, the
  * weight or bias is not an initializer, the weight has fewer than 3

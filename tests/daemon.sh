@@ -222,7 +222,7 @@ EOF
 ok $? "/v1/openapi.yaml parses and documents every route (missing: ${missing:-none})"
 
 # --- A whole job -------------------------------------------------------
-submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{"speedup": 2, "seed": 1}'
+submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{"speedup": 2, "objective": "flops", "seed": 1}'
 [ "$(cat "$TMP/status")" = 202 ] && grep -qi "^location: /v1/jobs/$JOB" "$TMP/hdr"
 ok $? "POST /v1/jobs (multipart, curl -F) -> 202 + Location"
 timeout "$JOB_WAIT" curl -sN "$URL/v1/jobs/$JOB/events" >"$TMP/events" 2>/dev/null
@@ -447,7 +447,7 @@ ok $? "/metrics: jobs by state, requests by code, duration histogram, bytes uplo
 # --- Concurrent submissions ---------------------------------------------
 for i in 1 2 3 4; do
 	curl -s -o "$TMP/conc$i.json" -w '%{http_code}' -F "model=@$D/tiny_cnn.onnx" \
-		-F "calibration=@$D/tiny_input.npy" -F "spec={\"speedup\": 2, \"seed\": $i}" \
+		-F "calibration=@$D/tiny_input.npy" -F "spec={\"speedup\": 2, \"objective\": \"flops\", \"seed\": $i}" \
 		"$URL/v1/jobs" >"$TMP/conc$i.code" &
 	CPIDS="${CPIDS:-} $!"
 done
@@ -535,7 +535,7 @@ done
 ok $? "a token in the query string -> 400"
 [ "$(req GET /livez)" = 200 ] && [ "$(req GET /readyz)" = 200 ]
 ok $? "health answers without a token"
-submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{"speedup": 2}' -H "$A"
+submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{"speedup": 2, "objective": "flops"}' -H "$A"
 [ "$(cat "$TMP/status")" = 202 ]
 ok $? "alice submits a job"
 JA=$JOB
@@ -571,14 +571,14 @@ ok $? "SIGHUP reloads the tokens: carol is in, and sees no jobs"
 
 # --- Queue limit (max_queued_per_tenant = 1) ----------------------------
 "$PY" "$D/fmnist.py" calib 256 "$TMP/c256.npy"
-SLOW_SPEC='{"speedup": 2, "samples_per_input": 120}'  # about 10 s
+SLOW_SPEC='{"speedup": 2, "objective": "flops", "samples_per_input": 120}'  # about 10 s
 submit "$D/fmnist_vgg.onnx" "$TMP/c256.npy" "$SLOW_SPEC" -H "$A"
 JS=$JOB
-submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{}' -H "$A"
+submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{"objective": "flops"}' -H "$A"
 is_problem 429 "a second job while alice's first is queued or running"
 grep -qi '^retry-after: [0-9]' "$TMP/hdr"
 ok $? "429 says Retry-After"
-submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{}' -H "$B"
+submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{"objective": "flops"}' -H "$B"
 [ "$(cat "$TMP/status")" = 202 ]
 ok $? "bob is not limited by alice's queue"
 JB=$JOB

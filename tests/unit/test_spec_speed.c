@@ -61,6 +61,19 @@ int main(void)
 	rc = parse("{\"objective\": \"flops\"}", &s, &m);
 	tap_ok(rc == 0 && s->opts.objective == LR_OBJECTIVE_FLOPS, "objective flops");
 	lr_spec_free(s);
+	tap_ok(d.objective == LR_OBJECTIVE_TIME, "the default objective is measured time");
+	rc = parse("{\"speedup\": 999.5, \"fc_fit\": \"weight-svd\"}", &s, &m);
+	j = rc == 0 ? lr_spec_to_json(s) : NULL;
+	txt = j ? cJSON_PrintUnformatted(j) : NULL;
+	tap_ok(rc == 0 && s->opts.fc_fit == LR_FC_FIT_SVD && txt != NULL &&
+	       strstr(txt, "\"fc_fit\":\"weight-svd\"") != NULL,
+	       "speedup just below 1000 and fc_fit parse and round-trip: %s", txt ? txt : "(null)");
+	free(txt);
+	cJSON_Delete(j);
+	lr_spec_free(s);
+	/* compress refuses 1000 (speedup < 1000): the spec must refuse it up front */
+	refuse("{\"speedup\": 1000}", "speedup:");
+	refuse("{\"fc_fit\": \"svd\"}", "fc_fit:");
 	refuse("{\"objective\": \"speed\"}", "objective:");
 	refuse("{\"objective\": 1}", "objective:");
 	refuse("{\"deploy_batch\": 0}", "deploy_batch:");
