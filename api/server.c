@@ -353,6 +353,11 @@ enum MHD_Result lr__api_store_error(lr_req *r, int rc, const lr_msg *msg)
 		return lr__api_problem(r, 507, "insufficient-storage", "the server's disk is full");
 	case -ETIMEDOUT:
 		return lr__api_problem(r, 503, "not-ready", "the job store is busy; retry");
+	case LR_STORE_EUNAVAIL:
+		lr_log(LR_LOG_WARNING, "database unreachable", "request_id", r->rid, "error",
+		       msg && msg->text[0] ? msg->text : lr_store_strerror(rc), NULL);
+		return lr__api_problem(r, 503, "database-unavailable",
+				       "the job database is unreachable; retry");
 	default:
 		lr_log(LR_LOG_ERR, "store error", "request_id", r->rid, "error",
 		       msg && msg->text[0] ? msg->text : lr_store_strerror(rc), NULL);
@@ -369,7 +374,8 @@ static enum MHD_Result handle_readyz(lr_req *r)
 {
 	lr_api *a = r->api;
 	int ready = atomic_load(&a->ready) && !atomic_load(&a->stopping);
-	int db = lr__api_store(a) != NULL;
+	lr_store *st = lr__api_store(a);
+	int db = st != NULL && lr_store_ping(st, NULL) == 0; /* PostgreSQL: reachable */
 	int ok = ready && db;
 	char text[256];
 	const char *verbose = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "verbose");

@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include "daemon/conf.h"
+#include "storage/store.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -45,6 +46,8 @@ static const key_def keys[] = {
 	  "address and port to serve HTTP on (HOST:PORT, [V6]:PORT; port 0 picks a free one)" },
 	{ "state_dir", STR(state_dir), 0, 0, "./var", NULL,
 	  "directory for the job database, blobs and uploads in progress" },
+	{ "database", STR(database), 0, 0, "sqlite", NULL,
+	  "'sqlite' (the file in state_dir) or a postgresql:// URI shared by several nodes, which then share state_dir's blobs/ too (password: PGPASSFILE or a service file, never in the URI)" },
 	{ "tokens_file", STR(tokens_file), 0, 0, "", NULL,
 	  "bearer tokens, one 'TENANT SHA256-HEX-OF-TOKEN' per line; empty = no auth (loopback only)" },
 	{ "workers", INT(workers), 1, 256, "1", NULL,
@@ -335,6 +338,11 @@ int lr_config_validate(const lr_config *c, lr_msg *msg)
 			       c->listen);
 	if (c->state_dir[0] == '\0')
 		return lr_fail(msg, LR_EINVAL, "state_dir: must not be empty");
+	if (strcmp(c->database, "sqlite") != 0 &&
+	    strncmp(c->database, "postgresql://", 13) != 0 &&
+	    strncmp(c->database, "postgres://", 11) != 0)
+		return lr_fail(msg, LR_EINVAL,
+			       "database: expected 'sqlite' or a postgresql:// URI");
 	if (c->heartbeat_seconds * 2 > c->lease_seconds)
 		return lr_fail(msg, LR_EINVAL,
 			       "lease_seconds: must be at least twice heartbeat_seconds");
@@ -356,7 +364,15 @@ void lr_config_print(const lr_config *c, FILE *f)
 	fputs("# lowrankd effective configuration\n", f);
 	for (size_t k = 0; k < NKEYS; k++) {
 		fprintf(f, "%s = ", keys[k].name);
-		print_value(c, &keys[k], f);
+		if (strcmp(keys[k].name, "database") == 0) {
+			char red[LR_CONFIG_PATH_MAX];
+
+			/* never print a password given in the URI */
+			lr_store_redact_uri(c->database, red, sizeof(red));
+			fputs(red, f);
+		} else {
+			print_value(c, &keys[k], f);
+		}
 		fputc('\n', f);
 	}
 }

@@ -17,6 +17,7 @@
 typedef struct lr_config {
 	char listen[256];                 /* HOST:PORT or [V6]:PORT; port 0 = any free port */
 	char state_dir[LR_CONFIG_PATH_MAX]; /* database, blobs, temporary uploads */
+	char database[LR_CONFIG_PATH_MAX];  /* "sqlite" or a postgresql:// URI */
 	char tokens_file[LR_CONFIG_PATH_MAX]; /* "TENANT SHA256HEX" lines; empty = no auth */
 	int64_t workers;                  /* solver worker threads */
 	int64_t blas_threads;             /* engine threads per job; 0 = number of cores */

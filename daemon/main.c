@@ -399,9 +399,27 @@ int main(int argc, char **argv)
 	}
 	lr_log_setup(d.cfg.log_level, d.cfg.log_format);
 
-	lock_fd = lock_state_dir(d.cfg.state_dir);
-	if (lock_fd < 0)
+	if (lr_store_set_database(d.cfg.database, &msg) != 0) {
+		lr_log(LR_LOG_ERR, "bad database setting", "error", msg.text, NULL);
 		goto out;
+	}
+	if (lr_store_is_shared()) {
+		/* Several nodes share state_dir: no lock file; liveness is
+		 * the epoch's advisory lock in PostgreSQL. */
+		char red[LR_CONFIG_PATH_MAX];
+
+		lr_store_redact_uri(d.cfg.database, red, sizeof(red));
+		lr_log(LR_LOG_INFO, "database", "database", red, NULL);
+		if (mkdir(d.cfg.state_dir, 0700) != 0 && errno != EEXIST) {
+			lr_logf(LR_LOG_ERR, "cannot create state_dir %s: %s", d.cfg.state_dir,
+				strerror(errno));
+			goto out;
+		}
+	} else {
+		lock_fd = lock_state_dir(d.cfg.state_dir);
+		if (lock_fd < 0)
+			goto out;
+	}
 	rc = lr_store_open(d.cfg.state_dir, &d.st, &msg);
 	if (rc == 0)
 		rc = lr_store_epoch_begin(d.st, &d.epoch, &msg);
@@ -415,7 +433,9 @@ int main(int argc, char **argv)
 	}
 	lr_logf(LR_LOG_INFO, "store open, epoch %lld: %lld interrupted jobs requeued, %lld failed after too many attempts, %lld canceled",
 		(long long)d.epoch, (long long)rep.requeued, (long long)rep.failed, (long long)rep.canceled);
-	sweep(&d, 0);
+	/* Alone on state_dir: every temp file is a dead upload. Shared with
+	 * other nodes: theirs may be in flight, so only old ones go. */
+	sweep(&d, lr_store_is_shared() ? 3600 * 1000LL : 0);
 	if (d.cfg.tokens_file[0] != '\0') {
 		rc = lr_tokens_load(d.cfg.tokens_file, &tokens, &msg);
 		if (rc != 0) {

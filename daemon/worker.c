@@ -55,6 +55,8 @@ typedef struct slot {
 	volatile int user_cancel;        /* the client asked to cancel */
 	volatile int lost;               /* the job was taken from us (stale) */
 	double last_progress;            /* monotonic seconds of last write */
+	double renewed;                  /* monotonic seconds of the claim or
+					    the last successful heartbeat */
 	lr_store *st;                    /* this worker's connection */
 	char owner[LR_STORE_OWNER_MAX + 1]; /* lease owner name */
 } slot;
@@ -182,6 +184,15 @@ static void run_job(slot *s, lr_store_job *job)
 	if (rc == 0 && (lr_store_blob_path(s->st, job->model_sha, mpath, sizeof(mpath)) != 0 ||
 			lr_store_blob_path(s->st, job->calib_sha, cpath, sizeof(cpath)) != 0))
 		rc = lr_fail(&msg, LR_EIO, "the inputs could not be located");
+	/* A torn file on a shared state_dir must not be computed on. */
+	if (rc == 0) {
+		lr_msg vm = { { 0 } };
+
+		if (lr_store_blob_verify(s->st, job->model_sha, &vm) != 0 ||
+		    (job->calib_sha[0] != '\0' &&
+		     lr_store_blob_verify(s->st, job->calib_sha, &vm) != 0))
+			rc = lr_fail(&msg, LR_EIO, "an input blob is damaged: %s", vm.text);
+	}
 	if (rc == 0)
 		rc = lr_inputs_load(mpath, cpath, &m, &calib, &fault, &msg);
 	if (rc == 0) {
@@ -293,6 +304,26 @@ static void *worker_main(void *arg)
 			struct timespec until;
 
 			lr_store_job_fini(&job);
+			if (rc == 0 && lr_store_is_shared()) {
+				/* Other nodes queue jobs too: their NOTIFY (and
+				 * ours) wakes this connection's LISTEN. Waits
+				 * of 0.5 s keep a stop prompt; the claim every
+				 * 2 s is the fallback for a lost notification. */
+				for (int k = 0; k < 4; k++) {
+					int stop;
+
+					pthread_mutex_lock(&w->lock);
+					stop = w->stopping || w->kicks > 0;
+					pthread_mutex_unlock(&w->lock);
+					if (stop || lr_store_wait(s->st, 500, NULL) != 0)
+						break;
+				}
+				pthread_mutex_lock(&w->lock);
+				if (w->kicks > 0)
+					w->kicks--;
+				pthread_mutex_unlock(&w->lock);
+				continue;
+			}
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += 2;
 			pthread_mutex_lock(&w->lock);
@@ -311,6 +342,7 @@ static void *worker_main(void *arg)
 		s->user_cancel = 0;
 		s->lost = 0;
 		s->last_progress = 0;
+		s->renewed = mono();
 		pthread_mutex_unlock(&w->lock);
 		run_job(s, &job);
 		pthread_mutex_lock(&w->lock);
@@ -387,7 +419,20 @@ void lr_workers_heartbeat(lr_workers *w, lr_store *st, int cancel_only)
 			if (rc == LR_STORE_ESTALE) {
 				s->lost = 1;
 				s->cancel = 1;
-			} else if (rc == 0 && cancel) {
+			} else if (rc != 0 && !cancel_only && !s->lost &&
+				   mono() - s->renewed > w->o.lease_ms / 1000.0) {
+				/* The database did not renew the lease for a
+				 * whole lease (e.g. unreachable): another node
+				 * may recover the job now. Stop and write
+				 * nothing (run_job drops a lost job). */
+				s->lost = 1;
+				s->cancel = 1;
+				lr_log(LR_LOG_WARNING, "lease could not be renewed; stopping the job",
+				       "job_id", id, "error", lr_store_strerror(rc), NULL);
+			} else if (rc == 0 && !cancel_only) {
+				s->renewed = mono();
+			}
+			if (rc == 0 && cancel) {
 				s->user_cancel = 1;
 				s->cancel = 1;
 			}

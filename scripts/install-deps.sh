@@ -31,16 +31,17 @@ fi
 RUN_PKGS="build-essential autoconf automake libtool pkgconf
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev
   libopenblas-dev liblapacke-dev
-  libmicrohttpd-dev libcjson-dev libuv1-dev libsqlite3-dev nettle-dev
+  libmicrohttpd-dev libcjson-dev libuv1-dev libsqlite3-dev libpq-dev nettle-dev
   libjs-chart.js
   libcurl4-openssl-dev curl ca-certificates"
 
 # Tests and benches: PyTorch exports the test models, python3-onnx checks
 # them, the ONNX backend test cases and Fashion-MNIST are test data, clang
 # builds the fuzzers, systemd-analyze checks the unit, sqlite3 inspects the
-# store after crashes, wrk loads the HTTP API in bench/, and headless
+# store after crashes, postgresql runs a throwaway server for the
+# PostgreSQL backend's tests, wrk loads the HTTP API in bench/, and headless
 # chromium driven by python3-selenium tests the dashboard (tests/ui.sh).
-TEST_PKGS="sqlite3 wrk procps systemd
+TEST_PKGS="sqlite3 postgresql wrk procps systemd
   python3 python3-numpy python3-onnx python3-torch python3-torchvision
   libonnx-testdata dataset-fashion-mnist
   clang libclang-rt-14-dev

@@ -17,7 +17,11 @@
  * are the only thing access checks look at, so an orphan file is never
  * served. Reads build the path only from a validated hex digest and open
  * it with O_NOFOLLOW at both levels (the "ab" folder and the file), then
- * check it is a regular file of the recorded size.
+ * check it is a regular file of the recorded size and that its bytes hash
+ * to its name (lr_store_blob_verify_fd): with state_dir shared by several
+ * nodes over NFS or CephFS, a torn or half-replicated file must never be
+ * served or computed on. On PostgreSQL the rename and the row commit hold
+ * the digest's advisory lock instead of SQLite's write lock (storage/pg.c).
  */
 #include "config.h"
 
@@ -297,11 +301,19 @@ int lr_store_blob_writer_commit(lr_store *st, lr_store_blob_writer *w,
 	if (err)
 		goto out;
 	in_tx = 1;
+	if (st->pg != NULL) {
+		/* Other nodes: the orphan remover takes this lock too. */
+		err = lr__pg_blob_lock(st, sha, msg);
+		if (err)
+			goto out;
+	}
 	err = lr_blob_install(st, w, sha, &renamed, msg);
 	if (err)
 		goto out;
 	now = lr_store_now_ms();
-	err = lr_blob_record(st, tenant, sha, w->size_bytes, now, msg);
+	err = st->pg != NULL
+		      ? lr__pg_blob_record(st, tenant, sha, w->size_bytes, now, msg)
+		      : lr_blob_record(st, tenant, sha, w->size_bytes, now, msg);
 	if (err)
 		goto out;
 	LR__FAULT("blob-renamed");
@@ -317,7 +329,9 @@ int lr_store_blob_writer_commit(lr_store *st, lr_store_blob_writer *w,
 		info->size_bytes = w->size_bytes;
 		info->created_ms = now;
 		/* The first store time, when the content was already there. */
-		if (lr__prepare(st, "SELECT created_ms FROM blobs WHERE sha = ?1",
+		if (st->pg != NULL)
+			(void)lr__pg_blob_created(st, sha, &info->created_ms);
+		else if (lr__prepare(st, "SELECT created_ms FROM blobs WHERE sha = ?1",
 				&stmt, NULL) == 0) {
 			sqlite3_bind_text(stmt, 1, sha, -1, SQLITE_STATIC);
 			if (lr__step(st, stmt) == SQLITE_ROW)
@@ -375,6 +389,8 @@ int lr_store_blob_stat(lr_store *st, const char *tenant, const char *sha,
 	memset(info, 0, sizeof(*info));
 	if (!lr_store_sha_valid(sha) || !lr_store_tenant_valid(tenant))
 		return lr_fail(msg, LR_STORE_ENOTFOUND, "blob not found");
+	if (st->pg != NULL)
+		return lr__pg_blob_stat(st, tenant, sha, info, msg);
 	err = lr__prepare(st,
 			  "SELECT size_bytes, created_ms FROM blobs b "
 			  "WHERE b.sha = ?1 AND ("
@@ -399,6 +415,48 @@ int lr_store_blob_stat(lr_store *st, const char *tenant, const char *sha,
 		err = lr__db_fail(st, rc, msg, "blob lookup");
 	}
 	lr__finalize(st, stmt);
+	return err;
+}
+
+int lr_store_blob_verify_fd(int fd, const char *sha, lr_msg *msg)
+{
+	unsigned char buf[1 << 16], digest[SHA256_DIGEST_SIZE];
+	char hex[LR_STORE_SHA_LEN + 1];
+	struct sha256_ctx c;
+	off_t off = 0;
+	ssize_t n;
+
+	sha256_init(&c);
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		sha256_update(&c, (size_t)n, buf);
+		off += n;
+	}
+	if (n < 0)
+		return lr_fail(msg, -errno, "read blob %s: %s", sha,
+			       strerror(errno));
+	sha256_digest(&c, sizeof(digest), digest);
+	lr__hex(digest, sizeof(digest), hex);
+	if (strcmp(hex, sha) != 0)
+		return lr_fail(msg, LR_STORE_EDB,
+			       "blob %s: content hashes to %s (torn or damaged "
+			       "file)", sha, hex);
+	return 0;
+}
+
+int lr_store_blob_verify(lr_store *st, const char *sha, lr_msg *msg)
+{
+	char rel[LR_STORE_SHA_LEN + 8];
+	int fd, err;
+
+	if (!lr_store_sha_valid(sha))
+		return lr_fail(msg, LR_STORE_ENOTFOUND, "blob not found");
+	lr__blob_relpath(sha, rel, sizeof(rel));
+	fd = openat(st->blobs_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return lr_fail(msg, errno == ENOENT ? LR_STORE_EDB : -errno,
+			       "blobs/%s: %s", rel, strerror(errno));
+	err = lr_store_blob_verify_fd(fd, sha, msg);
+	close(fd);
 	return err;
 }
 
@@ -441,6 +499,9 @@ int lr_store_blob_open(lr_store *st, const char *tenant, const char *sha,
 			      (long long)info.size_bytes);
 		goto out;
 	}
+	err = lr_store_blob_verify_fd(f, sha, msg);
+	if (err)
+		goto out;
 	*fd = f;
 	f = -1;
 	*size_bytes = info.size_bytes;
@@ -461,6 +522,8 @@ int lr_store_tenant_bytes(lr_store *st, const char *tenant, int64_t *bytes,
 	*bytes = 0;
 	if (!lr_store_tenant_valid(tenant))
 		return lr_fail(msg, LR_EINVAL, "invalid tenant name");
+	if (st->pg != NULL)
+		return lr__pg_tenant_bytes(st, tenant, bytes, msg);
 	err = lr__prepare(st,
 			  "SELECT coalesce(sum(size_bytes), 0) FROM blobs "
 			  "WHERE sha IN ("
@@ -498,12 +561,30 @@ int lr__blob_unlink_orphans(lr_store *st, char (*shas)[LR_STORE_SHA_LEN + 1],
 	err = lr__tx_begin(st, msg);
 	if (err)
 		return err;
-	err = lr__prepare(st, "SELECT 1 FROM blobs WHERE sha = ?1", &stmt, msg);
-	if (err)
-		goto out;
+	if (st->pg == NULL) {
+		err = lr__prepare(st, "SELECT 1 FROM blobs WHERE sha = ?1",
+				  &stmt, msg);
+		if (err)
+			goto out;
+	}
 	for (i = 0; i < n; i++) {
 		if (!lr_store_sha_valid(shas[i]))
 			continue;
+		if (st->pg != NULL) {
+			/* The digest's lock: no node is between its rename
+			 * and its commit. */
+			err = lr__pg_blob_lock(st, shas[i], msg);
+			if (err)
+				goto out;
+			rc = lr__pg_blob_row_exists(st, shas[i], msg);
+			if (rc < 0) {
+				err = LR_STORE_EDB;
+				goto out;
+			}
+			if (rc == 1)
+				continue;
+			goto unlink;
+		}
 		sqlite3_reset(stmt);
 		sqlite3_bind_text(stmt, 1, shas[i], -1, SQLITE_STATIC);
 		rc = lr__step(st, stmt);
@@ -513,6 +594,7 @@ int lr__blob_unlink_orphans(lr_store *st, char (*shas)[LR_STORE_SHA_LEN + 1],
 			err = lr__db_fail(st, rc, msg, "orphan check");
 			goto out;
 		}
+unlink:
 		lr__blob_relpath(shas[i], rel, sizeof(rel));
 		if (unlinkat(st->blobs_fd, rel, 0) == 0) {
 			if (removed != NULL)

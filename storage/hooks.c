@@ -49,6 +49,8 @@ int lr__outbox_add(lr_store *st, const char *id, int64_t finished_ms,
 	int err, rc;
 
 	LR_ASSERT(st->in_write);
+	if (st->pg != NULL)
+		return lr__pg_outbox_add(st, id, finished_ms, now, msg);
 	err = lr__prepare(st, sql, &stmt, msg);
 	if (err)
 		return err;
@@ -129,6 +131,18 @@ int lr_store_hooks_due(lr_store *st, int64_t now_ms, size_t max,
 	v = calloc(max, sizeof(*v));
 	if (v == NULL)
 		return lr_fail(msg, LR_ENOMEM, "out of memory");
+	if (st->pg != NULL) {
+		err = lr__pg_hooks_due(st, now_ms, max, v, &k, msg);
+		if (err)
+			goto out;
+		if (k == 0) {
+			free(v);
+			return 0;
+		}
+		*out = v;
+		*n = k;
+		return 0;
+	}
 	err = lr__prepare(st,
 			  "SELECT " LR_HOOK_COLS " FROM webhook_outbox "
 			  "WHERE state = 'pending' AND next_ms <= ?1 "
@@ -173,6 +187,8 @@ int lr_store_hook_of_job(lr_store *st, const char *job_id, lr_store_hook *h,
 	memset(h, 0, sizeof(*h));
 	if (!lr_store_id_valid(job_id))
 		return lr_fail(msg, LR_STORE_ENOTFOUND, "job not found");
+	if (st->pg != NULL)
+		return lr__pg_hook_of_job(st, job_id, h, state, msg);
 	err = lr__prepare(st,
 			  "SELECT " LR_HOOK_COLS " FROM webhook_outbox "
 			  "WHERE job_id = ?1",
@@ -202,6 +218,9 @@ int lr_store_hook_attempt(lr_store *st, const char *id, const char *body,
 
 	if (id == NULL || (int)outcome < 0 || outcome > LR_HOOK_FAILED)
 		return lr_fail(msg, LR_EINVAL, "bad webhook attempt");
+	if (st->pg != NULL)
+		return lr__pg_hook_attempt(st, id, body, names[outcome],
+					   next_ms, status, error, msg);
 	err = lr__tx_begin(st, msg);
 	if (err)
 		return err;
@@ -250,6 +269,8 @@ int lr_store_hooks_count(lr_store *st, int64_t counts[3], lr_msg *msg)
 	int err, rc;
 
 	counts[0] = counts[1] = counts[2] = 0;
+	if (st->pg != NULL)
+		return lr__pg_hooks_count(st, counts, msg);
 	err = lr__prepare(st,
 			  "SELECT state, count(*) FROM webhook_outbox GROUP BY state",
 			  &stmt, msg);
@@ -305,6 +326,8 @@ int lr_store_idem_begin(lr_store *st, const char *tenant, const char *key,
 	memset(r, 0, sizeof(*r));
 	if (!lr_store_tenant_valid(tenant) || !lr_idem_key_valid(key))
 		return lr_fail(msg, LR_EINVAL, "invalid tenant or idempotency key");
+	if (st->pg != NULL)
+		return lr__pg_idem_begin(st, tenant, key, r, msg);
 	err = lr__tx_begin(st, msg);
 	if (err)
 		return err;
@@ -393,6 +416,10 @@ int lr__idem_mark_done(lr_store *st, const char *tenant, const char *key,
 	LR_ASSERT(st->in_write);
 	if (!lr_idem_key_valid(key) || !lr_store_sha_valid(fingerprint))
 		return lr_fail(msg, LR_EINVAL, "invalid idempotency key or fingerprint");
+	if (st->pg != NULL)
+		return lr__pg_idem_mark_done(st, tenant, key, fingerprint,
+					     status, resource, location, body,
+					     msg);
 	/* A pending key takes everything; a done one (created with its job)
 	 * only gains the body. A key the sweep removed while its request
 	 * was still running (an upload slower than tmp_age_ms) is written
@@ -458,6 +485,8 @@ int lr_store_idem_release(lr_store *st, const char *tenant, const char *key,
 
 	if (!lr_store_tenant_valid(tenant) || !lr_idem_key_valid(key))
 		return lr_fail(msg, LR_EINVAL, "invalid tenant or idempotency key");
+	if (st->pg != NULL)
+		return lr__pg_idem_release(st, tenant, key, msg);
 	err = lr__tx_begin(st, msg);
 	if (err)
 		return err;

@@ -35,18 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Problem objects stored in error_json when the caller gives none. */
-#define LR_PROBLEM_CANCELED                                               \
-	"{\"title\":\"Job canceled\",\"detail\":\"The job was canceled at "  \
-	"the client's request.\",\"code\":\"canceled\"}"
-#define LR_PROBLEM_CRASHED                                                \
-	"{\"title\":\"Job crashed\",\"detail\":\"The worker stopped while "   \
-	"running this job on every allowed attempt; it will not be "         \
-	"retried.\",\"code\":\"crashed\"}"
-#define LR_PROBLEM_FAILED                                                 \
-	"{\"title\":\"Job failed\",\"detail\":\"The job failed.\","           \
-	"\"code\":\"failed\"}"
-
 /* ---- records -------------------------------------------------------- */
 
 void lr_store_job_fini(lr_store_job *job)
@@ -221,6 +209,12 @@ int lr_store_job_create(lr_store *st, const lr_store_job_new *nj,
 	if (err)
 		return lr_fail(msg, err, "getrandom failed");
 	lr__hex(raw, sizeof(raw), id);
+	if (st->pg != NULL) {
+		err = lr__pg_job_create(st, nj, id, max_attempts, msg);
+		if (err == 0)
+			memcpy(id_out, id, sizeof(id));
+		return err;
+	}
 
 	err = lr__tx_begin(st, msg);
 	if (err)
@@ -299,6 +293,8 @@ int lr_store_job_get(lr_store *st, const char *tenant, const char *id,
 	memset(job, 0, sizeof(*job));
 	if (!lr_store_id_valid(id) || !lr_store_tenant_valid(tenant))
 		return lr_fail(msg, LR_STORE_ENOTFOUND, "job not found");
+	if (st->pg != NULL)
+		return lr__pg_job_get(st, tenant, id, job, msg);
 	err = lr__prepare(st,
 			  "SELECT " LR__JOB_COLS " FROM jobs "
 			  "WHERE id = ?1 AND tenant = ?2",
@@ -485,6 +481,13 @@ int lr_store_jobs_list(lr_store *st, const char *tenant, int state,
 	if (jobs == NULL)
 		return lr_fail(msg, LR_ENOMEM, "out of memory");
 	page->jobs = jobs;
+	if (st->pg != NULL) {
+		err = lr__pg_jobs_list(st, tenant, state, limit, has_cursor,
+				       cursor_created, cursor_id, page, msg);
+		if (err)
+			goto fail;
+		goto paged;
+	}
 	err = lr__prepare(st, sql[state >= 0][has_cursor], &stmt, msg);
 	if (err)
 		goto fail;
@@ -511,6 +514,7 @@ int lr_store_jobs_list(lr_store *st, const char *tenant, int state,
 		err = lr__db_fail(st, rc, msg, "list jobs");
 		goto fail;
 	}
+paged:
 	if (page->count > limit) {
 		lr_store_job_fini(&jobs[limit]);
 		page->count = limit;
@@ -541,6 +545,15 @@ int lr_store_job_claim(lr_store *st, const char *owner, int64_t epoch,
 	if (lease_ms <= 0 || epoch < 0)
 		return lr_fail(msg, LR_EINVAL,
 			       "lease_ms must be > 0 and epoch >= 0");
+	if (st->pg != NULL) {
+		err = lr__pg_job_claim(st, owner, epoch, lease_ms, job, msg);
+		if (err) {
+			lr_store_job_fini(job);
+			return err;
+		}
+		*claimed = job->id[0] != '\0';
+		return 0;
+	}
 	err = lr__tx_begin(st, msg);
 	if (err)
 		return err;
@@ -656,6 +669,11 @@ int lr_store_job_heartbeat(lr_store *st, const char *id, int64_t fence,
 {
 	if (lease_ms <= 0)
 		return lr_fail(msg, LR_EINVAL, "lease_ms must be > 0");
+	if (st->pg != NULL)
+		return lr_store_id_valid(id)
+			       ? lr__pg_fenced_write(st, 0, id, fence, lease_ms,
+						     NULL, cancel_requested, msg)
+			       : lr_fail(msg, LR_STORE_ENOTFOUND, "job not found");
 	return lr_fenced_write(
 		st, "heartbeat",
 		"UPDATE jobs SET lease_expires_ms = ?3 + ?4 "
@@ -670,6 +688,12 @@ int lr_store_job_progress(lr_store *st, const char *id, int64_t fence,
 {
 	if (progress_json == NULL)
 		return lr_fail(msg, LR_EINVAL, "progress is missing");
+	if (st->pg != NULL)
+		return lr_store_id_valid(id)
+			       ? lr__pg_fenced_write(st, 1, id, fence, 0,
+						     progress_json,
+						     cancel_requested, msg)
+			       : lr_fail(msg, LR_STORE_ENOTFOUND, "job not found");
 	return lr_fenced_write(
 		st, "progress",
 		"UPDATE jobs SET progress_json = ?5, updated_ms = ?3 "
@@ -681,6 +705,12 @@ int lr_store_job_progress(lr_store *st, const char *id, int64_t fence,
 int lr_store_job_requeue(lr_store *st, const char *id, int64_t fence,
 			 lr_msg *msg)
 {
+	if (st->pg != NULL)
+		return lr_store_id_valid(id)
+			       ? lr__pg_fenced_write(st, 2, id, fence, 0,
+						     LR_PROBLEM_CANCELED, NULL,
+						     msg)
+			       : lr_fail(msg, LR_STORE_ENOTFOUND, "job not found");
 	return lr_fenced_write(
 		st, "requeue",
 		"UPDATE jobs SET "
@@ -705,6 +735,8 @@ int lr_store_job_cancel_check(lr_store *st, const char *id, int64_t fence,
 
 	if (!lr_store_id_valid(id))
 		return lr_fail(msg, LR_STORE_ENOTFOUND, "job not found");
+	if (st->pg != NULL)
+		return lr__pg_cancel_check(st, id, fence, flag, msg);
 	err = lr__prepare(st,
 			  "SELECT cancel_requested FROM jobs WHERE id = ?1 "
 			  "AND fence = ?2 AND state = 'running'",
@@ -781,6 +813,8 @@ int lr_store_job_finish(lr_store *st, const char *id, int64_t fence,
 	default:
 		return lr_fail(msg, LR_EINVAL, "finish needs a terminal state");
 	}
+	if (st->pg != NULL)
+		return lr__pg_job_finish(st, id, fence, res, error_json, msg);
 	err = lr__tx_begin(st, msg);
 	if (err)
 		return err;
@@ -876,6 +910,8 @@ int lr_store_job_cancel(lr_store *st, const char *tenant, const char *id,
 
 	if (!lr_store_id_valid(id) || !lr_store_tenant_valid(tenant))
 		return lr_fail(msg, LR_STORE_ENOTFOUND, "job not found");
+	if (st->pg != NULL)
+		return lr__pg_job_cancel(st, tenant, id, state_out, msg);
 	err = lr__tx_begin(st, msg);
 	if (err)
 		return err;
@@ -941,6 +977,8 @@ int lr_store_job_delete(lr_store *st, const char *tenant, const char *id,
 
 	if (!lr_store_id_valid(id) || !lr_store_tenant_valid(tenant))
 		return lr_fail(msg, LR_STORE_ENOTFOUND, "job not found");
+	if (st->pg != NULL)
+		return lr__pg_job_delete(st, tenant, id, msg);
 	err = lr__tx_begin(st, msg);
 	if (err)
 		return err;
@@ -1048,6 +1086,8 @@ int lr_store_jobs_recover(lr_store *st, int64_t epoch,
 	int64_t now = lr_store_now_ms();
 	int err, rc, i;
 
+	if (st->pg != NULL)
+		return lr__pg_jobs_recover(st, epoch, rep, msg);
 	err = lr__tx_begin(st, msg);
 	if (err)
 		return err;
@@ -1102,6 +1142,8 @@ int lr_store_jobs_count(lr_store *st, int64_t counts[LR_JOB_STATE_COUNT],
 
 	for (i = 0; i < LR_JOB_STATE_COUNT; i++)
 		counts[i] = 0;
+	if (st->pg != NULL)
+		return lr__pg_jobs_count(st, counts, msg);
 	err = lr__prepare(st, "SELECT state, count(*) FROM jobs GROUP BY state",
 			  &stmt, msg);
 	if (err)
@@ -1123,5 +1165,7 @@ int lr_store_tenant_active(lr_store *st, const char *tenant, int64_t *n,
 	*n = 0;
 	if (!lr_store_tenant_valid(tenant))
 		return lr_fail(msg, LR_EINVAL, "invalid tenant name");
+	if (st->pg != NULL)
+		return lr__pg_tenant_active(st, tenant, n, msg);
 	return lr_active_count(st, tenant, n, msg);
 }

@@ -5,6 +5,7 @@
 #ifndef LR_STORE_INT_H
 #define LR_STORE_INT_H
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "storage/store.h"
@@ -28,6 +29,10 @@ struct lr_store {
 	int tmp_fd;      /* O_DIRECTORY fd of state_dir/tmp */
 	int in_write;    /* 1 between lr__tx_begin() and commit/rollback */
 	double busy_since; /* lr_now() when the current busy wait began */
+	PGconn *pg;        /* PostgreSQL backend (storage/pg.c) when not
+			      NULL; then db is NULL */
+	int64_t pg_epoch;  /* epoch whose advisory lock this session holds */
+	int listening;     /* LISTEN lowrankd_jobs issued (lr_store_wait) */
 };
 
 #define LR__BUSY_DEADLINE_S 60.0 /* give up on SQLITE_BUSY after this */
@@ -129,5 +134,91 @@ int lr__random(void *buf, size_t n);
 
 /* Lowercase hex of n bytes into out (2n + 1 bytes). */
 void lr__hex(const unsigned char *in, size_t n, char *out);
+
+/* Problem objects stored in error_json when the caller gives none. */
+#define LR_PROBLEM_CANCELED                                               \
+	"{\"title\":\"Job canceled\",\"detail\":\"The job was canceled at "  \
+	"the client's request.\",\"code\":\"canceled\"}"
+#define LR_PROBLEM_CRASHED                                                \
+	"{\"title\":\"Job crashed\",\"detail\":\"The worker stopped while "   \
+	"running this job on every allowed attempt; it will not be "         \
+	"retried.\",\"code\":\"crashed\"}"
+#define LR_PROBLEM_FAILED                                                 \
+	"{\"title\":\"Job failed\",\"detail\":\"The job failed.\","           \
+	"\"code\":\"failed\"}"
+
+/* ---- PostgreSQL backend (storage/pg.c) -------------------------------
+ * Each public function of store.h checks st->pg and calls the function
+ * here; arguments are validated by the caller as for SQLite. */
+int lr__pg_open(lr_store *st, const char *uri, lr_msg *msg);
+void lr__pg_close(lr_store *st);
+int lr__pg_ping(lr_store *st, lr_msg *msg);
+int lr__pg_begin(lr_store *st, lr_msg *msg);
+int lr__pg_commit(lr_store *st, lr_msg *msg);
+void lr__pg_rollback(lr_store *st);
+int lr__pg_blob_lock(lr_store *st, const char *sha, lr_msg *msg);
+int lr__pg_integrity_check(lr_store *st, lr_msg *msg);
+int lr__pg_epoch_begin(lr_store *st, int64_t *epoch, lr_msg *msg);
+int lr__pg_tenant_active(lr_store *st, const char *tenant, int64_t *n,
+			 lr_msg *msg);
+int lr__pg_idem_mark_done(lr_store *st, const char *tenant, const char *key,
+			  const char *fingerprint, int status,
+			  const char *resource, const char *location,
+			  const char *body, lr_msg *msg);
+int lr__pg_job_create(lr_store *st, const lr_store_job_new *nj,
+		      const char *id, int max_attempts, lr_msg *msg);
+int lr__pg_job_get(lr_store *st, const char *tenant, const char *id,
+		   lr_store_job *job, lr_msg *msg);
+int lr__pg_jobs_list(lr_store *st, const char *tenant, int state,
+		     size_t limit, int has_cursor, int64_t cursor_created,
+		     const char *cursor_id, lr_store_job_page *page,
+		     lr_msg *msg);
+int lr__pg_job_claim(lr_store *st, const char *owner, int64_t epoch,
+		     int64_t lease_ms, lr_store_job *job, lr_msg *msg);
+int lr__pg_outbox_add(lr_store *st, const char *id, int64_t finished_ms,
+		      int64_t now, lr_msg *msg);
+/* kind: 0 heartbeat (num = lease_ms), 1 progress (text), 2 requeue. */
+int lr__pg_fenced_write(lr_store *st, int kind, const char *id,
+			int64_t fence, int64_t num, const char *text,
+			int *cancel_requested, lr_msg *msg);
+int lr__pg_cancel_check(lr_store *st, const char *id, int64_t fence,
+			int *flag, lr_msg *msg);
+int lr__pg_job_finish(lr_store *st, const char *id, int64_t fence,
+		      const lr_store_job_result *res, const char *error_json,
+		      lr_msg *msg);
+int lr__pg_job_cancel(lr_store *st, const char *tenant, const char *id,
+		      enum lr_job_state *state_out, lr_msg *msg);
+int lr__pg_job_delete(lr_store *st, const char *tenant, const char *id,
+		      lr_msg *msg);
+int lr__pg_jobs_recover(lr_store *st, int64_t epoch,
+			lr_store_recover_report *rep, lr_msg *msg);
+int lr__pg_jobs_count(lr_store *st, int64_t counts[LR_JOB_STATE_COUNT],
+		      lr_msg *msg);
+int lr__pg_blob_record(lr_store *st, const char *tenant, const char *sha,
+		       int64_t size, int64_t now, lr_msg *msg);
+int lr__pg_blob_created(lr_store *st, const char *sha, int64_t *created);
+int lr__pg_blob_stat(lr_store *st, const char *tenant, const char *sha,
+		     lr_store_blob_info *info, lr_msg *msg);
+int lr__pg_tenant_bytes(lr_store *st, const char *tenant, int64_t *bytes,
+			lr_msg *msg);
+int lr__pg_blob_row_exists(lr_store *st, const char *sha, lr_msg *msg);
+int lr__pg_hooks_due(lr_store *st, int64_t now_ms, size_t max,
+		     lr_store_hook *v, size_t *n, lr_msg *msg);
+int lr__pg_hook_of_job(lr_store *st, const char *job_id, lr_store_hook *h,
+		       int *state, lr_msg *msg);
+int lr__pg_hook_attempt(lr_store *st, const char *id, const char *body,
+			const char *outcome, int64_t next_ms, int status,
+			const char *error, lr_msg *msg);
+int lr__pg_hooks_count(lr_store *st, int64_t counts[3], lr_msg *msg);
+int lr__pg_idem_begin(lr_store *st, const char *tenant, const char *key,
+		      lr_store_idem *rec, lr_msg *msg);
+int lr__pg_idem_release(lr_store *st, const char *tenant, const char *key,
+			lr_msg *msg);
+int lr__pg_sweep_try_lock(lr_store *st, int *got, lr_msg *msg);
+void lr__pg_sweep_unlock(lr_store *st);
+int lr__pg_sweep_rows(lr_store *st, const lr_store_sweep_opts *opts,
+		      int64_t now, lr_store_sweep_report *rep,
+		      int (*add)(void *ctx, const char *sha), void *ctx,
+		      lr_msg *msg);
 
 #endif /* LR_STORE_INT_H */

@@ -279,6 +279,7 @@ const char *lr_store_strerror(int code)
 	case LR_STORE_EQUEUEFULL: return "too many queued or running jobs";
 	case LR_STORE_ESCHEMA: return "database schema newer than this build";
 	case LR_STORE_EDB: return "database failure";
+	case LR_STORE_EUNAVAIL: return "database unreachable";
 	default: return lr_strerror(code);
 	}
 }
@@ -370,6 +371,8 @@ static void lr_writer_leave(void)
 
 int lr__tx_begin(lr_store *st, lr_msg *msg)
 {
+	if (st->pg != NULL)
+		return lr__pg_begin(st, msg);
 	int rc;
 
 	LR_ASSERT(!st->in_write); /* no nested write transactions */
@@ -385,6 +388,8 @@ int lr__tx_begin(lr_store *st, lr_msg *msg)
 
 int lr__tx_commit(lr_store *st, lr_msg *msg)
 {
+	if (st->pg != NULL)
+		return lr__pg_commit(st, msg);
 	int rc = lr_exec_retry(st, "COMMIT");
 
 	if (rc != SQLITE_OK) {
@@ -400,6 +405,10 @@ int lr__tx_commit(lr_store *st, lr_msg *msg)
 
 void lr__tx_rollback(lr_store *st)
 {
+	if (st->pg != NULL) {
+		lr__pg_rollback(st);
+		return;
+	}
 	if (st == NULL || !st->in_write)
 		return;
 	if (!sqlite3_get_autocommit(st->db))
@@ -684,6 +693,46 @@ out:
 	return err;
 }
 
+/* The database of lr_store_set_database(): NULL for SQLite. */
+static char *lr_database;
+
+int lr_store_set_database(const char *database, lr_msg *msg)
+{
+	char *copy = NULL;
+
+	if (database != NULL && database[0] != '\0' &&
+	    strcmp(database, "sqlite") != 0) {
+		if (strncmp(database, "postgresql://", 13) != 0 &&
+		    strncmp(database, "postgres://", 11) != 0)
+			return lr_fail(msg, LR_EINVAL,
+				       "database: expected \"sqlite\" or a "
+				       "postgresql:// URI");
+		copy = strdup(database);
+		if (copy == NULL)
+			return lr_fail(msg, LR_ENOMEM, "out of memory");
+	}
+	free(lr_database);
+	lr_database = copy;
+	return 0;
+}
+
+const char *lr_store_database(void)
+{
+	return lr_database != NULL ? lr_database : "sqlite";
+}
+
+int lr_store_is_shared(void)
+{
+	return lr_database != NULL;
+}
+
+int lr_store_ping(lr_store *st, lr_msg *msg)
+{
+	if (st->pg == NULL)
+		return 0;
+	return lr__pg_ping(st, msg);
+}
+
 int lr_store_open(const char *state_dir, lr_store **out, lr_msg *msg)
 {
 	char path[PATH_MAX];
@@ -717,6 +766,13 @@ int lr_store_open(const char *state_dir, lr_store **out, lr_msg *msg)
 	err = lr_open_dir(st->dir, "tmp", &st->tmp_fd, msg);
 	if (err)
 		goto fail;
+	if (lr_store_is_shared()) {
+		err = lr__pg_open(st, lr_database, msg);
+		if (err)
+			goto fail;
+		*out = st;
+		return 0;
+	}
 	if (snprintf(path, sizeof(path), "%s/lowrankd.db", st->dir) >=
 	    (int)sizeof(path)) {
 		err = lr_fail(msg, -ENAMETOOLONG, "%s: path too long", st->dir);
@@ -752,6 +808,7 @@ lr_store *lr_store_close(lr_store *st)
 	for (int i = 0; i < st->nstmts; i++)
 		sqlite3_finalize(st->stmts[i].stmt);
 	st->nstmts = 0;
+	lr__pg_close(st);
 	if (st->db != NULL)
 		sqlite3_close_v2(st->db);
 	if (st->blobs_fd >= 0)
@@ -768,6 +825,8 @@ int lr_store_integrity_check(lr_store *st, lr_msg *msg)
 	char res[256];
 	int err;
 
+	if (st->pg != NULL)
+		return lr__pg_integrity_check(st, msg);
 	err = lr_query_text(st, "PRAGMA integrity_check", res, sizeof(res),
 			    msg);
 	if (err)
@@ -782,6 +841,8 @@ int lr_store_epoch_begin(lr_store *st, int64_t *epoch, lr_msg *msg)
 	sqlite3_stmt *stmt = NULL;
 	int err, rc;
 
+	if (st->pg != NULL)
+		return lr__pg_epoch_begin(st, epoch, msg);
 	err = lr__tx_begin(st, msg);
 	if (err)
 		return err;

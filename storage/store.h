@@ -89,6 +89,9 @@ enum lr_store_err {
 	LR_STORE_ESCHEMA = -4206,    /* database schema is newer than this
 					build, or unrecognised */
 	LR_STORE_EDB = -4207,        /* SQLite failed (corruption, misuse) */
+	LR_STORE_EUNAVAIL = -4208,   /* the PostgreSQL server is unreachable
+					(answer 503 + Retry-After; the call
+					may be retried later) */
 };
 /* Also returned: LR_EINVAL (bad argument, e.g. a malformed page token or
  * invalid JSON), LR_ENOMEM, -ENOSPC (disk or database full), -EIO and other
@@ -123,7 +126,39 @@ int64_t lr_store_now_ms(void);
 /* ------------------------------------------------------------------ */
 /* Opening                                                              */
 
-typedef struct lr_store lr_store; /* opaque: one SQLite connection */
+typedef struct lr_store lr_store; /* opaque: one database connection */
+
+/*
+ * Chooses the database of every lr_store_open() that follows, process-wide:
+ * NULL, "" or "sqlite" is the embedded SQLite file in state_dir (the
+ * default); "postgresql://..." or "postgres://..." (a libpq URI; the
+ * password comes from PGPASSFILE or a service file, never from logs) is a
+ * PostgreSQL server shared by several nodes, with only the blob files in
+ * state_dir (a directory all nodes share). Call before any store is
+ * opened (not thread-safe). Errors: LR_EINVAL for anything else.
+ */
+int lr_store_set_database(const char *database, lr_msg *msg);
+
+/* The database string in effect ("sqlite" by default). Static storage. */
+const char *lr_store_database(void);
+
+/* 1 when the database in effect is PostgreSQL (shared by nodes), else 0. */
+int lr_store_is_shared(void);
+
+/* Copies `uri` into buf with any password replaced by "***", for logs. */
+void lr_store_redact_uri(const char *uri, char *buf, size_t len);
+
+/* Checks that the database answers (SELECT 1 on PostgreSQL; always 0 on
+ * SQLite). LR_STORE_EUNAVAIL when it does not: /readyz fails. */
+int lr_store_ping(lr_store *st, lr_msg *msg);
+
+/*
+ * Waits up to timeout_ms for a job to be queued by any node: returns 1
+ * when PostgreSQL NOTIFYed one (LISTEN lowrankd_jobs), 0 on timeout (and
+ * always after sleeping on SQLite), or a negative code. Callers poll as
+ * the fallback, since a notification may be lost with a connection.
+ */
+int lr_store_wait(lr_store *st, int timeout_ms, lr_msg *msg);
 
 /*
  * Opens (creating when needed) the store in `state_dir`: creates the
@@ -138,6 +173,9 @@ typedef struct lr_store lr_store; /* opaque: one SQLite connection */
  * cannot be created, LR_STORE_EDB, LR_ENOMEM. Does NOT recover jobs or
  * clean tmp/: the daemon calls lr_store_epoch_begin(),
  * lr_store_jobs_recover() and lr_store_sweep() at startup.
+ * With lr_store_set_database() naming PostgreSQL, the database is not in
+ * state_dir (only blobs/ and tmp/ are) and LR_STORE_EUNAVAIL means the
+ * server could not be reached.
  */
 int lr_store_open(const char *state_dir, lr_store **out, lr_msg *msg);
 
@@ -384,9 +422,13 @@ typedef struct lr_store_recover_report {
  * was requested. Their fence stays, so the old worker's next write is
  * rejected once the job is claimed again. Call at startup after
  * lr_store_epoch_begin(), then periodically (e.g. every lease_ms / 2) to
- * catch frozen workers. Only ONE daemon may use a state_dir at a time (the
- * daemon should hold a lock file), since jobs of other epochs are taken as
- * dead. `rep` may be NULL.
+ * catch frozen workers. On SQLite only ONE daemon may use a state_dir at
+ * a time (the daemon should hold a lock file), since jobs of other epochs
+ * are taken as dead. On PostgreSQL (several nodes) `epoch` is not
+ * compared: a job is dead when its lease expired or when no session holds
+ * its epoch's advisory lock, which lr_store_epoch_begin() took on the
+ * claiming daemon's connection (so a node that died loses it at once).
+ * `rep` may be NULL.
  */
 int lr_store_jobs_recover(lr_store *st, int64_t epoch,
 			  lr_store_recover_report *rep, lr_msg *msg);
@@ -481,12 +523,22 @@ int lr_store_blob_stat(lr_store *st, const char *tenant, const char *sha,
  * Opens blob `sha` for reading, with the access rule of
  * lr_store_blob_stat(). The path is built only from the validated digest;
  * the file is opened O_RDONLY|O_NOFOLLOW|O_CLOEXEC and must be a regular
- * file whose size matches the database. On success *fd (caller closes) and
+ * file whose size matches the database and whose bytes hash to `sha`
+ * (read once, lr_store_blob_verify_fd). On success *fd (caller closes) and
  * *size_bytes are set. Errors: LR_STORE_ENOTFOUND, LR_STORE_EDB (file
  * missing or wrong size: the store is damaged), -errno.
  */
 int lr_store_blob_open(lr_store *st, const char *tenant, const char *sha,
 		       int *fd, int64_t *size_bytes, lr_msg *msg);
+
+/* Reads the whole file behind open `fd` and checks its SHA-256 is `sha`:
+ * 0, LR_STORE_EDB (a torn or damaged file; msg names both digests), or
+ * -errno. Does not move the file offset (pread). */
+int lr_store_blob_verify_fd(int fd, const char *sha, lr_msg *msg);
+
+/* Same for blob `sha` in the store (no access check: for digests taken
+ * from a job record, before a worker loads them by path). */
+int lr_store_blob_verify(lr_store *st, const char *sha, lr_msg *msg);
 
 /*
  * Writes the absolute path of blob `sha` into buf (for loaders that take a

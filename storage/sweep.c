@@ -142,12 +142,19 @@ out:
 	return err;
 }
 
+static int lr_sha_list_add_cb(void *ctx, const char *sha)
+{
+	return lr_sha_list_add(ctx, sha);
+}
+
 /* 1 when blob `sha` has a row (a plain read, no lock). */
 static int lr_blob_row_exists(lr_store *st, const char *sha)
 {
 	sqlite3_stmt *stmt = NULL;
 	int rc;
 
+	if (st->pg != NULL)
+		return lr__pg_blob_row_exists(st, sha, NULL) != 0;
 	if (lr__prepare(st, "SELECT 1 FROM blobs WHERE sha = ?1", &stmt,
 			NULL) != 0)
 		return 1; /* when in doubt, keep the file */
@@ -259,14 +266,23 @@ int lr_store_sweep(lr_store *st, const lr_store_sweep_opts *opts,
 	lr_store_sweep_report rep;
 	lr_sha_list gone = { NULL, 0, 0 }, cand = { NULL, 0, 0 };
 	int64_t now = lr_store_now_ms(), unlinked = 0;
-	int err;
+	int err, locked = 0;
 
 	memset(&rep, 0, sizeof(rep));
 	if (opts->tmp_age_ms < 0) {
 		err = lr_fail(msg, LR_EINVAL, "tmp_age_ms must be >= 0");
 		goto out;
 	}
-	err = lr_sweep_rows(st, opts, now, &rep, &gone, msg);
+	if (st->pg != NULL) {
+		/* One node at a time; the others skip this round. */
+		err = lr__pg_sweep_try_lock(st, &locked, msg);
+		if (err || !locked)
+			goto out;
+		err = lr__pg_sweep_rows(st, opts, now, &rep, lr_sha_list_add_cb,
+					&gone, msg);
+	} else {
+		err = lr_sweep_rows(st, opts, now, &rep, &gone, msg);
+	}
 	if (err)
 		goto out;
 	err = lr__blob_unlink_orphans(st, gone.v, gone.n, &unlinked, msg);
@@ -282,6 +298,8 @@ int lr_store_sweep(lr_store *st, const lr_store_sweep_opts *opts,
 	err = lr_sweep_tmp(st, opts->tmp_age_ms, now, &rep.tmp_files_deleted,
 			   msg);
 out:
+	if (locked)
+		lr__pg_sweep_unlock(st);
 	free(gone.v);
 	free(cand.v);
 	if (rep_out != NULL)

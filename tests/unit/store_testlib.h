@@ -18,6 +18,64 @@
 #include "storage/store-int.h"
 #include "storage/store.h"
 
+/*
+ * Backends. With LR_TEST_DATABASE unset (or "sqlite") every store is the
+ * SQLite file in its state directory. With LR_TEST_DATABASE set to a
+ * PostgreSQL URI of a throwaway server (tests/pg.sh starts one), every
+ * t_mkdtemp() also creates a fresh database on that server, and t_open()
+ * opens the directory's store on it, so each test still starts empty.
+ */
+#define T_MAXDIRS 256
+static struct {
+	char *dir, *uri;
+} t_dbs[T_MAXDIRS];
+static int t_ndbs;
+
+/* 1 when the tests run against PostgreSQL. */
+static inline int t_pg(void)
+{
+	const char *d = getenv("LR_TEST_DATABASE");
+
+	return d != NULL && d[0] != '\0' && strcmp(d, "sqlite") != 0;
+}
+
+/* Creates database `name` through the server's maintenance database. */
+static inline void t_pg_createdb(const char *name)
+{
+	char sql[128];
+	PGconn *c = PQconnectdb(getenv("LR_TEST_DATABASE"));
+	PGresult *r;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "LR_TEST_DATABASE: %s", PQerrorMessage(c));
+		abort();
+	}
+	snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", name);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+		abort();
+	}
+	PQclear(r);
+	PQfinish(c);
+}
+
+/* Opens the store of state directory `dir` on the test's backend. */
+static inline int t_open(const char *dir, lr_store **out, lr_msg *msg)
+{
+	const char *uri = NULL;
+	int i;
+
+	for (i = 0; i < t_ndbs; i++)
+		if (strcmp(t_dbs[i].dir, dir) == 0)
+			uri = t_dbs[i].uri;
+	if (t_pg() && uri == NULL)
+		uri = getenv("LR_TEST_DATABASE");
+	if (lr_store_set_database(uri, msg) != 0)
+		abort();
+	return lr_store_open(dir, out, msg);
+}
+
 /* A fresh directory under $TMPDIR (or /tmp); caller frees the string. */
 static inline char *t_mkdtemp(void)
 {
@@ -31,6 +89,32 @@ static inline char *t_mkdtemp(void)
 	if (mkdtemp(p) == NULL) {
 		perror("mkdtemp");
 		abort();
+	}
+	if (t_pg() && t_ndbs < T_MAXDIRS) {
+		/* lrt_<pid>_<suffix>, lowercase so it needs no quoting. */
+		char name[64], *u;
+		const char *base_uri = getenv("LR_TEST_DATABASE");
+		const char *q = strchr(strstr(base_uri, "://") + 3, '/'), *qs;
+		size_t k;
+
+		snprintf(name, sizeof(name), "lrt_%d_%s", (int)getpid(),
+			 strrchr(p, '-') + 1);
+		for (k = 0; name[k]; k++)
+			if (name[k] >= 'A' && name[k] <= 'Z')
+				name[k] = (char)(name[k] - 'A' + 'a') ;
+		/* Case-folding may collide: add a counter. */
+		snprintf(name + strlen(name), sizeof(name) - strlen(name),
+			 "_%d", t_ndbs);
+		t_pg_createdb(name);
+		/* Replace the path of the URI (".../postgres?host=x") by the
+		 * new database name, keeping the query string. */
+		qs = strchr(q, '?');
+		if (asprintf(&u, "%.*s/%s%s", (int)(q - base_uri), base_uri,
+			     name, qs ? qs : "") < 0)
+			abort();
+		t_dbs[t_ndbs].dir = strdup(p);
+		t_dbs[t_ndbs].uri = u;
+		t_ndbs++;
 	}
 	return p;
 }
@@ -146,12 +230,37 @@ static inline long long q_int(lr_store *st, const char *sql)
 	sqlite3_stmt *s;
 	long long v = -999;
 
+	if (st->pg != NULL) {
+		PGresult *r = PQexec(st->pg, sql);
+
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			v = -998;
+		else if (PQntuples(r) > 0)
+			v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		PQclear(r);
+		return v;
+	}
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
 		return -998;
 	if (sqlite3_step(s) == SQLITE_ROW)
 		v = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
 	return v;
+}
+
+/* Runs `sql` (no result needed) on the store's own connection; 0 when it
+ * worked. */
+static inline int t_exec(lr_store *st, const char *sql)
+{
+	if (st->pg != NULL) {
+		PGresult *r = PQexec(st->pg, sql);
+		int ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
+			 PQresultStatus(r) == PGRES_TUPLES_OK;
+
+		PQclear(r);
+		return ok ? 0 : -1;
+	}
+	return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
 /* Where the blob store keeps blob `sha` under state dir `dir`. */

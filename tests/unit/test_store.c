@@ -25,8 +25,8 @@ static char *dir;
 
 static void q_exec(lr_store *st, const char *sql)
 {
-	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		tap_diag("exec failed: %s: %s", sql, sqlite3_errmsg(st->db));
+	if (t_exec(st, sql) != 0)
+		tap_diag("exec failed: %s", sql);
 }
 
 static int create_job(lr_store *st, const char *tenant, const char *model,
@@ -48,7 +48,7 @@ static void test_open(void)
 	struct stat sb;
 	int err;
 
-	err = lr_store_open(dir, &st, &msg);
+	err = t_open(dir, &st, &msg);
 	tap_ok(err == 0 && st != NULL, "open a new state_dir (%s)", msg.text);
 	snprintf(path, sizeof(path), "%s/lowrankd.db", dir);
 	tap_ok(stat(path, &sb) == 0 && S_ISREG(sb.st_mode), "db file created");
@@ -76,7 +76,7 @@ static void test_open(void)
 	st = lr_store_close(st);
 
 	/* Reopening runs no migration twice (it would fail on CREATE). */
-	err = lr_store_open(dir, &st, &msg);
+	err = t_open(dir, &st, &msg);
 	tap_ok(err == 0, "reopen is idempotent (%s)", msg.text);
 	tap_ok(q_int(st, "SELECT count(*) FROM meta") == 1,
 	       "migration did not run twice");
@@ -88,7 +88,7 @@ static void test_open(void)
 	sqlite3_exec(raw, "PRAGMA user_version=99", NULL, NULL, NULL);
 	sqlite3_close(raw);
 	msg.text[0] = '\0';
-	err = lr_store_open(dir, &st, &msg);
+	err = t_open(dir, &st, &msg);
 	tap_ok(err == LR_STORE_ESCHEMA && st == NULL,
 	       "newer schema refused: %s", msg.text);
 	tap_ok(strstr(msg.text, "99") != NULL, "message names the version");
@@ -113,10 +113,10 @@ static void test_open(void)
 	}
 	sqlite3_close(raw);
 
-	err = lr_store_open("", &st, NULL);
+	err = t_open("", &st, NULL);
 	tap_ok(err == LR_EINVAL, "empty state_dir refused");
 	snprintf(path, sizeof(path), "%s/lowrankd.db/x", dir);
-	err = lr_store_open(path, &st, NULL);
+	err = t_open(path, &st, NULL);
 	tap_ok(err < 0 && st == NULL, "state_dir under a file refused (%s)",
 	       lr_store_strerror(err));
 }
@@ -165,7 +165,7 @@ static void test_busy_wait(void)
 
 	snprintf(path, sizeof(path), "%s/lowrankd.db", dir);
 	h.path = path;
-	lr_store_open(dir, &st, NULL);
+	t_open(dir, &st, NULL);
 	atomic_init(&h.locked, 0);
 	pthread_create(&t, NULL, hold_lock, &h);
 	while (atomic_load(&h.locked) == 0)
@@ -188,7 +188,7 @@ static void *open_one(void *arg)
 {
 	const char *d = arg;
 	lr_store *st = NULL;
-	int err = lr_store_open(d, &st, NULL);
+	int err = t_open(d, &st, NULL);
 
 	lr_store_close(st);
 	return (void *)(intptr_t)err;
@@ -203,6 +203,12 @@ static void test_concurrent_open(void)
 	lr_store *st = NULL;
 
 	snprintf(sub, sizeof(sub), "%s/fresh", dir);
+	if (t_pg()) { /* a fresh database too */
+		char *d = t_mkdtemp();
+
+		snprintf(sub, sizeof(sub), "%s", d);
+		free(d);
+	}
 	for (i = 0; i < N; i++)
 		pthread_create(&t[i], NULL, open_one, sub);
 	for (i = 0; i < N; i++) {
@@ -212,8 +218,9 @@ static void test_concurrent_open(void)
 		if ((intptr_t)r != 0)
 			failed++;
 	}
-	tap_ok(failed == 0 && lr_store_open(sub, &st, NULL) == 0 &&
-		       q_int(st, "PRAGMA user_version") ==
+	tap_ok(failed == 0 && t_open(sub, &st, NULL) == 0 &&
+		       q_int(st, t_pg() ? "SELECT max(version) FROM lr_schema"
+					: "PRAGMA user_version") ==
 			       LR_STORE_SCHEMA_VERSION &&
 		       q_int(st, "SELECT value FROM meta WHERE key = 'epoch'") ==
 			       0,
@@ -221,6 +228,27 @@ static void test_concurrent_open(void)
 	       "schema (%d failed)",
 	       failed);
 	lr_store_close(st);
+}
+
+/* Passwords never reach a log line or --check-config. */
+static void test_redact(void)
+{
+	char b[256];
+
+	lr_store_redact_uri("postgresql://u:secret@h:5432/db?password=x&sslmode=require",
+			    b, sizeof(b));
+	tap_ok(strcmp(b, "postgresql://u:***@h:5432/db?password=***&sslmode=require") == 0,
+	       "URI redacted: %s", b);
+	lr_store_redact_uri("postgresql://lowrank@/db?host=/tmp/x", b, sizeof(b));
+	tap_ok(strcmp(b, "postgresql://lowrank@/db?host=/tmp/x") == 0,
+	       "a URI without a password is unchanged: %s", b);
+	lr_store_redact_uri("postgresql://u:pw@h/db", b, 12);
+	tap_ok(strlen(b) == 11 && strstr(b, "pw") == NULL,
+	       "truncation keeps the password out: %s", b);
+	tap_ok(lr_store_set_database("mysql://x", NULL) == LR_EINVAL &&
+		       lr_store_set_database("sqlite", NULL) == 0 &&
+		       !lr_store_is_shared(),
+	       "database: only sqlite or a postgresql:// URI");
 }
 
 static void test_validators(void)
@@ -750,8 +778,12 @@ static void test_recover(lr_store *st, const char *model_a, int64_t *epoch)
 	tap_ok(err == 0 && rep.requeued == 0 && rep.failed == 0 &&
 		       rep.canceled == 0,
 	       "recover leaves a live lease alone");
-	/* A dead job with a pending cancel ends canceled. */
+	/* A dead job with a pending cancel ends canceled. On PostgreSQL a
+	 * job is dead when its daemon's session (holding the epoch's
+	 * advisory lock) is gone, not because another epoch asks. */
 	lr_store_job_cancel(st, "alice", id, NULL, NULL);
+	if (t_pg())
+		t_exec(st, "SELECT pg_advisory_unlock_all()");
 	err = lr_store_jobs_recover(st, *epoch + 1, &rep, NULL);
 	lr_store_job_get(st, "alice", id, &got, NULL);
 	tap_ok(err == 0 && rep.canceled == 1 &&
@@ -759,6 +791,13 @@ static void test_recover(lr_store *st, const char *model_a, int64_t *epoch)
 	       "dead job with a cancel request ends canceled");
 	lr_store_job_fini(&got);
 	lr_store_job_fini(&job);
+	if (t_pg()) {
+		char sql[96];
+
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(19538, %lld)",
+			 (long long)*epoch);
+		t_exec(st, sql);
+	}
 	(void)id2;
 }
 
@@ -831,6 +870,81 @@ static void test_fencing(lr_store *st, const char *model_a, int64_t epoch)
 	       "lease set exactly on running jobs");
 }
 
+/*
+ * PostgreSQL only: what several nodes rely on. Two stores on one database
+ * stand for two nodes: a node's jobs survive another node's recovery
+ * while it lives, and come back at once when its session dies (no lease
+ * wait); the sweep runs on one node at a time; a schema newer than the
+ * build is refused; a job created on one node wakes another's LISTEN.
+ */
+static void test_pg_nodes(void)
+{
+	char *d = t_mkdtemp(), id[LR_STORE_ID_LEN + 1], m[LR_STORE_SHA_LEN + 1];
+	lr_store *a = NULL, *b = NULL, *c = NULL;
+	lr_store_recover_report rep = { 0 };
+	lr_store_sweep_opts o = { 0, 3600000 };
+	lr_store_sweep_report sr;
+	lr_store_job job = { 0 }, got = { 0 };
+	int64_t ea = 0, eb = 0;
+	int claimed = 0, err, woke;
+	lr_msg msg = { "" };
+
+	if (t_open(d, &a, NULL) != 0 || t_open(d, &b, NULL) != 0) {
+		tap_ok(0, "two nodes open one database");
+		goto out;
+	}
+	lr_store_epoch_begin(a, &ea, NULL);
+	lr_store_epoch_begin(b, &eb, NULL);
+	tap_ok(ea >= 1 && eb == ea + 1, "each node gets its own epoch (%lld, %lld)",
+	       (long long)ea, (long long)eb);
+	t_put(a, "alice", "pg model", m);
+	woke = lr_store_wait(b, 0, NULL); /* LISTEN now */
+	create_job(a, "alice", m, 0, id);
+	woke = lr_store_wait(b, 2000, NULL);
+	tap_ok(woke == 1, "a job queued on node a wakes node b (NOTIFY)");
+	lr_store_job_claim(a, "node-a", ea, 600000, &job, &claimed, NULL);
+	err = lr_store_jobs_recover(b, eb, &rep, NULL);
+	tap_ok(claimed && err == 0 && rep.requeued == 0,
+	       "node b leaves node a's running job alone (another epoch, alive)");
+	a = lr_store_close(a); /* node a dies: its session and lock go */
+	err = lr_store_jobs_recover(b, eb, &rep, NULL);
+	lr_store_job_get(b, "alice", id, &got, NULL);
+	tap_ok(err == 0 && rep.requeued == 1 && got.state == LR_JOB_STATE_QUEUED,
+	       "node a gone: node b requeues its job at once, lease unexpired");
+	lr_store_job_fini(&got);
+	lr_store_job_fini(&job);
+
+	/* One sweeper at a time. */
+	t_open(d, &c, NULL);
+	t_exec(c, "SELECT pg_advisory_lock(19540, 1)");
+	t_exec(b, "UPDATE blob_owners SET created_ms = 0");
+	t_exec(b, "DELETE FROM jobs");
+	memset(&sr, 0, sizeof(sr));
+	o.retention_ms = 1;
+	err = lr_store_sweep(b, &o, &sr, NULL);
+	tap_ok(err == 0 && sr.owners_deleted == 0,
+	       "the sweep skips its round while another node sweeps");
+	t_exec(c, "SELECT pg_advisory_unlock(19540, 1)");
+	err = lr_store_sweep(b, &o, &sr, NULL);
+	tap_ok(err == 0 && sr.owners_deleted == 1,
+	       "and runs once that node is done (%lld owner rows)",
+	       (long long)sr.owners_deleted);
+
+	/* Schema newer than this build: refused, left alone. */
+	t_exec(c, "INSERT INTO lr_schema (version) VALUES (99)");
+	c = lr_store_close(c);
+	err = t_open(d, &c, &msg);
+	tap_ok(err == LR_STORE_ESCHEMA && c == NULL && strstr(msg.text, "99"),
+	       "a newer schema is refused: %s", msg.text);
+	t_exec(b, "DELETE FROM lr_schema WHERE version = 99");
+out:
+	lr_store_close(a);
+	lr_store_close(b);
+	lr_store_close(c);
+	t_rmrf(d);
+	free(d);
+}
+
 int main(void)
 {
 	lr_store *st = NULL;
@@ -839,15 +953,26 @@ int main(void)
 	int64_t epoch = 0;
 
 	dir = t_mkdtemp();
-	test_open();
-	test_busy_wait();
+	if (t_pg()) {
+		/* SQLite's file, pragmas and busy handler; PostgreSQL runs
+		 * the rest of this file. */
+		tap_diag("backend: PostgreSQL (LR_TEST_DATABASE); the SQLite "
+			 "file, pragma and lock-wait tests are SQLite-only");
+	} else {
+		test_open();
+		test_busy_wait();
+	}
 	test_concurrent_open();
 	test_validators();
-	if (lr_store_open(dir, &st, NULL) != 0) {
+	test_redact();
+	if (t_pg())
+		test_pg_nodes();
+	if (t_open(dir, &st, NULL) != 0) {
 		tap_ok(0, "reopen");
 		return tap_done();
 	}
-	tap_ok(lr_store_epoch_begin(st, &epoch, NULL) == 0 && epoch == 2,
+	tap_ok(lr_store_epoch_begin(st, &epoch, NULL) == 0 &&
+		       epoch == (t_pg() ? 1 : 2),
 	       "epochs count up (the busy test took epoch 1)");
 	t_put(st, "alice", "model a", model_a);
 	t_put(st, "bob", "model b", model_b);

@@ -72,7 +72,7 @@ static void *consumer(void *arg)
 	int claimed, err, empty = 0, cancel;
 	double t0;
 
-	if (lr_store_open(dir, &st, &w->msg) != 0) {
+	if (t_open(dir, &st, &w->msg) != 0) {
 		w->errors++;
 		return NULL;
 	}
@@ -131,7 +131,7 @@ static void *producer(void *arg)
 	int i, err;
 	double t0;
 
-	if (lr_store_open(dir, &st, &p->w.msg) == 0) {
+	if (t_open(dir, &st, &p->w.msg) == 0) {
 		for (i = 0; i < p->jobs; i++) {
 			t0 = lr_now();
 			err = lr_store_job_create(st, &nj, id, &p->w.msg);
@@ -155,7 +155,7 @@ static void *reader(void *arg)
 	int err;
 	double t0;
 
-	if (lr_store_open(dir, &st, &w->msg) != 0) {
+	if (t_open(dir, &st, &w->msg) != 0) {
 		w->errors++;
 		return NULL;
 	}
@@ -253,7 +253,7 @@ int main(void)
 	if (nthreads < 1 || nthreads > MAX_THREADS)
 		nthreads = 6;
 	dir = t_mkdtemp();
-	if (lr_store_open(dir, &st, NULL) != 0) {
+	if (t_open(dir, &st, NULL) != 0) {
 		tap_ok(0, "open");
 		return tap_done();
 	}
@@ -362,7 +362,7 @@ int main(void)
 	tap_ok(timeouts == 0, "0 SQLITE_BUSY surfaced (%d)", timeouts);
 	tap_ok(errors == 0, "0 errors from the store (%d)", errors);
 
-	lr_store_open(dir, &st, NULL);
+	t_open(dir, &st, NULL);
 	tap_ok(q_int(st, "SELECT count(*) FROM jobs WHERE state = 'succeeded' "
 			 "AND fence = 1 AND attempts = 1") ==
 		       jobs + jobs / 4,

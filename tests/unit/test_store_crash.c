@@ -88,7 +88,7 @@ static int child_slow_upload(void *arg)
 
 	(void)arg;
 	memset(chunk, 'u', sizeof(chunk));
-	if (lr_store_open(dir, &st, NULL) != 0 ||
+	if (t_open(dir, &st, NULL) != 0 ||
 	    lr_store_blob_writer_open(st, 0, &w, NULL) != 0)
 		return 2;
 	for (;;) {
@@ -105,7 +105,7 @@ static int child_put(void *arg)
 	char sha[LR_STORE_SHA_LEN + 1];
 
 	lr__fault_hook = die_here;
-	if (lr_store_open(dir, &st, NULL) != 0)
+	if (t_open(dir, &st, NULL) != 0)
 		return 2;
 	if (t_put(st, "alice", arg, sha) != 0)
 		return 3;
@@ -124,7 +124,7 @@ static int child_claim(void *arg)
 	int claimed;
 
 	lr__fault_hook = die_here;
-	if (lr_store_open(dir, &st, NULL) != 0)
+	if (t_open(dir, &st, NULL) != 0)
 		return 2;
 	if (lr_store_job_claim(st, "crash-child", epoch, 60000, &job,
 			       &claimed, NULL) != 0 || !claimed)
@@ -267,7 +267,7 @@ static void test_chosen_moments(void)
 	       "leaves it)");
 
 	/* 5-6. Inside the claim and finish transactions. */
-	if (lr_store_open(dir, &st, NULL) != 0) {
+	if (t_open(dir, &st, NULL) != 0) {
 		tap_ok(0, "open after kills");
 		return;
 	}
@@ -279,7 +279,7 @@ static void test_chosen_moments(void)
 	kill_at = "claim-updated";
 	pid = spawn(child_claim, &epoch);
 	killed = reaped_by_sigkill(pid);
-	lr_store_open(dir, &st, NULL);
+	t_open(dir, &st, NULL);
 	lr_store_job_get(st, "alice", id_claim, &job, NULL);
 	tap_ok(killed && job.state == LR_JOB_STATE_QUEUED &&
 		       job.attempts == 0 && job.fence == 0,
@@ -290,7 +290,7 @@ static void test_chosen_moments(void)
 	kill_at = "finish-updated";
 	pid = spawn(child_claim, &epoch);
 	killed = reaped_by_sigkill(pid);
-	lr_store_open(dir, &st, NULL);
+	t_open(dir, &st, NULL);
 	lr_store_job_get(st, "alice", id_claim, &job, NULL);
 	tap_ok(killed && job.state == LR_JOB_STATE_RUNNING &&
 		       job.attempts == 1 && job.fence == 1 &&
@@ -360,7 +360,7 @@ static int child_frozen(void *arg)
 	int claimed, hb, fin;
 	char go;
 
-	if (lr_store_open(dir, &st, NULL) != 0)
+	if (t_open(dir, &st, NULL) != 0)
 		return 2;
 	if (lr_store_job_claim(st, "frozen", a->epoch, 200, &job, &claimed,
 			       NULL) != 0 || !claimed)
@@ -387,7 +387,7 @@ static void test_frozen_worker(void)
 	int fds[2], go[2], status = -1, claimed = 0, err;
 	pid_t pid;
 
-	lr_store_open(dir, &st, NULL);
+	t_open(dir, &st, NULL);
 	lr_store_epoch_begin(st, &a.epoch, NULL);
 	t_put(st, "alice", "frozen model", model);
 	nj.model_sha = model;
@@ -405,7 +405,7 @@ static void test_frozen_worker(void)
 	close(fds[0]);
 	kill(pid, SIGSTOP);
 	t_sleep_ms(2 * 200 + 50); /* frozen for 2x the lease */
-	lr_store_open(dir, &st, NULL);
+	t_open(dir, &st, NULL);
 	lr_store_jobs_recover(st, a.epoch, &rec, NULL);
 	err = lr_store_job_claim(st, "rescuer", a.epoch, 60000, &job, &claimed,
 				 NULL);
@@ -451,7 +451,7 @@ static int child_small_disk(void *arg)
 	int created = 0, cerr = 0, werr = 0, i;
 
 	signal(SIGXFSZ, SIG_IGN);
-	if (lr_store_open(dir, &st, NULL) != 0 ||
+	if (t_open(dir, &st, NULL) != 0 ||
 	    t_put(st, "alice", "small disk model", model) != 0)
 		return 2;
 	spec = malloc(16 * 1024 + 16);
@@ -518,7 +518,7 @@ static void test_small_disk(void)
 	       "an upload that cannot be written fails (%s) and its temp "
 	       "file is removed",
 	       lr_store_strerror(werr));
-	lr_store_open(dir, &st, NULL);
+	t_open(dir, &st, NULL);
 	tap_ok(st != NULL && lr_store_integrity_check(st, NULL) == 0,
 	       "after space is back: integrity_check ok");
 	jobs = q_int(st, "SELECT count(*) FROM jobs");
@@ -548,7 +548,7 @@ static int child_cycles(void *arg)
 	unsigned r = (unsigned)getpid();
 	int claimed;
 
-	if (lr_store_open(dir, &st, NULL) != 0 ||
+	if (t_open(dir, &st, NULL) != 0 ||
 	    lr_store_epoch_begin(st, &epoch, NULL) != 0 ||
 	    lr_store_jobs_recover(st, epoch, NULL, NULL) != 0)
 		return 2;
@@ -625,7 +625,7 @@ static void test_random_kills(int iterations)
 		close(fds[0]);
 
 		/* The restart. */
-		if (lr_store_open(dir, &st, NULL) != 0) {
+		if (t_open(dir, &st, NULL) != 0) {
 			integrity_bad++;
 			continue;
 		}
@@ -688,10 +688,17 @@ int main(void)
 	test_frozen_worker();
 	t_rmrf(dir);
 	free(dir);
-	dir = t_mkdtemp();
-	test_small_disk();
-	t_rmrf(dir);
-	free(dir);
+	if (t_pg()) {
+		/* RLIMIT_FSIZE limits this process's files: the SQLite file,
+		 * not a PostgreSQL server's. */
+		tap_diag("backend: PostgreSQL; the small-disk test is "
+			 "SQLite-only");
+	} else {
+		dir = t_mkdtemp();
+		test_small_disk();
+		t_rmrf(dir);
+		free(dir);
+	}
 	dir = t_mkdtemp();
 	test_random_kills(iterations > 0 ? iterations : 1);
 	t_rmrf(dir);

@@ -2,7 +2,8 @@
  * test_store_lint.c - source checks for storage/ (reliability Q1):
  *   - every SQL "BEGIN" in a string literal is "BEGIN IMMEDIATE" (a
  *     deferred transaction that later writes can fail with SQLITE_BUSY
- *     without waiting, which is the WAL pitfall);
+ *     without waiting, which is the WAL pitfall); pg.c, the PostgreSQL
+ *     backend, is exempt (see below);
  *   - no SQL is built with sqlite3_mprintf() and friends (user data goes
  *     through bound parameters only);
  *   - the durability pragmas are set.
@@ -158,7 +159,12 @@ int main(void)
 		if (src == NULL)
 			continue;
 		files++;
-		b = bare_begins(src);
+		/* PostgreSQL (pg.c) has no BEGIN IMMEDIATE and needs none: a
+		 * transaction there takes row locks as it writes and waits
+		 * for them, rather than failing on a read-to-write upgrade
+		 * as an SQLite deferred transaction does. Its "BEGIN"s are
+		 * lr__pg_begin's and the reconnect check. */
+		b = strcmp(de->d_name, "pg.c") == 0 ? 0 : bare_begins(src);
 		if (b)
 			tap_diag("%s: %d BEGIN without IMMEDIATE", de->d_name, b);
 		begins_bad += b;
