@@ -36,74 +36,88 @@
 #include "solver/spatial.h"
 
 
-static const char *method_names[] = {
+/* The option enums' names, in enum order; one lookup serves them all. */
+#define NNAMES(a) ((int)(sizeof(a) / sizeof((a)[0])))
+static const char *const method_names[] = {
 	"nonlinear-asymmetric", "nonlinear", "linear-asymmetric", "linear",
 };
+static const char *const decomposition_names[] = { "channel", "spatial-channel" };
+static const char *const objective_names[] = { "time", "flops" };
+static const char *const fc_fit_names[] = { "auto", "shrinkage", "weight-svd", "data" };
+
+/* The index of `s` in names[0..n), or -1. */
+static int name_index(const char *const *names, int n, const char *s)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* names[i], or "unknown" when i is out of range. */
+static const char *name_of(const char *const *names, int n, unsigned i)
+{
+	return i < (unsigned)n ? names[i] : "unknown";
+}
 
 int lr_method_parse(const char *s, lr_method *out)
 {
-	for (int i = 0; i < 4; i++)
-		if (strcmp(s, method_names[i]) == 0) {
-			*out = (lr_method)i;
-			return 0;
-		}
-	return LR_EINVAL;
+	int i = name_index(method_names, NNAMES(method_names), s);
+
+	if (i < 0)
+		return LR_EINVAL;
+	*out = (lr_method)i;
+	return 0;
 }
 
 const char *lr_method_name(lr_method m)
 {
-	return (unsigned)m < 4 ? method_names[m] : "unknown";
+	return name_of(method_names, NNAMES(method_names), (unsigned)m);
 }
-
-static const char *decomposition_names[] = { "channel", "spatial-channel" };
 
 int lr_decomposition_parse(const char *s, lr_decomposition *out)
 {
-	for (int i = 0; i < 2; i++)
-		if (strcmp(s, decomposition_names[i]) == 0) {
-			*out = (lr_decomposition)i;
-			return 0;
-		}
-	return LR_EINVAL;
+	int i = name_index(decomposition_names, NNAMES(decomposition_names), s);
+
+	if (i < 0)
+		return LR_EINVAL;
+	*out = (lr_decomposition)i;
+	return 0;
 }
 
 const char *lr_decomposition_name(lr_decomposition d)
 {
-	return (unsigned)d < 2 ? decomposition_names[d] : "unknown";
+	return name_of(decomposition_names, NNAMES(decomposition_names), (unsigned)d);
 }
-
-static const char *objective_names[] = { "time", "flops" };
 
 int lr_objective_parse(const char *s, lr_objective *out)
 {
-	for (int i = 0; i < 2; i++)
-		if (strcmp(s, objective_names[i]) == 0) {
-			*out = (lr_objective)i;
-			return 0;
-		}
-	return LR_EINVAL;
+	int i = name_index(objective_names, NNAMES(objective_names), s);
+
+	if (i < 0)
+		return LR_EINVAL;
+	*out = (lr_objective)i;
+	return 0;
 }
 
 const char *lr_objective_name(lr_objective o)
 {
-	return (unsigned)o < 2 ? objective_names[o] : "unknown";
+	return name_of(objective_names, NNAMES(objective_names), (unsigned)o);
 }
-
-static const char *fc_fit_names[] = { "auto", "shrinkage", "weight-svd", "data" };
 
 int lr_fc_fit_parse(const char *s, lr_fc_fit_kind *out)
 {
-	for (int i = 0; i < 4; i++)
-		if (strcmp(s, fc_fit_names[i]) == 0) {
-			*out = (lr_fc_fit_kind)i;
-			return 0;
-		}
-	return LR_EINVAL;
+	int i = name_index(fc_fit_names, NNAMES(fc_fit_names), s);
+
+	if (i < 0)
+		return LR_EINVAL;
+	*out = (lr_fc_fit_kind)i;
+	return 0;
 }
 
 const char *lr_fc_fit_name(lr_fc_fit_kind f)
 {
-	return (unsigned)f < 4 ? fc_fit_names[f] : "unknown";
+	return name_of(fc_fit_names, NNAMES(fc_fit_names), (unsigned)f);
 }
 
 void lr_compress_opts_init(lr_compress_opts *o)
