@@ -193,13 +193,14 @@ static void test_vs_greedy(void)
 
 			ml[l].choices = ch[l];
 			ml[l].n = 1 + (int)ng;
-			ch[l][0] = (lr_mck_choice){ 0, (double)L[l].d * (double)L[l].k2c * (double)L[l].hw, 0 };
+			ch[l][0] = (lr_mck_choice){ .rank = 0, .cost = (double)L[l].d * (double)L[l].k2c * (double)L[l].hw };
 			for (int64_t i = 0; i < ng; i++) {
 				int64_t r1[1] = { grid[i] };
 
 				ch[l][1 + i] = (lr_mck_choice){
-					grid[i], (double)grid[i] * (double)(L[l].k2c + L[l].d) * (double)L[l].hw,
-					sum_log_energy(&L[l], 1, r1) };
+					.rank = grid[i],
+					.cost = (double)grid[i] * (double)(L[l].k2c + L[l].d) * (double)L[l].hw,
+					.value = sum_log_energy(&L[l], 1, r1) };
 			}
 		}
 		if (lr_mck_solve(ml, n, c0 / speedup, pick, &res, &msg) != 0) {
@@ -274,13 +275,13 @@ static void test_binned(void)
 		L[l].n = NC;
 		S[l].choices = sub[l];
 		S[l].n = 0;
-		ch[l][0] = (lr_mck_choice){ 0, c0, 0 };
+		ch[l][0] = (lr_mck_choice){ .rank = 0, .cost = c0 };
 		/* Value nearly proportional to cost: almost no state is
 		 * dominated, so the exact frontier would grow like NC^l. */
 		for (int j = 1; j < NC; j++) {
 			double c = c0 * j / NC * (0.9 + 0.2 * rng_unif());
 
-			ch[l][j] = (lr_mck_choice){ j, c, -(c0 - c) * (1 + 0.01 * rng_unif()) };
+			ch[l][j] = (lr_mck_choice){ .rank = j, .cost = c, .value = -(c0 - c) * (1 + 0.01 * rng_unif()) };
 		}
 		for (int j = 0; j < NC; j += 4)
 			sub[l][S[l].n++] = ch[l][j];
@@ -301,7 +302,7 @@ static void test_binned(void)
 
 static void test_errors(void)
 {
-	lr_mck_choice c[2] = { { 0, 5, 0 }, { 4, NAN, -1 } };
+	lr_mck_choice c[2] = { { .rank = 0, .cost = 5 }, { .rank = 4, .cost = NAN, .value = -1 } };
 	lr_mck_layer L[1] = { { c, 2 } };
 	int pick[1];
 	lr_mck_result res;
