@@ -693,8 +693,11 @@ out:
 	return err;
 }
 
-/* The database of lr_store_set_database(): NULL for SQLite. */
+/* The database of lr_store_set_database(): NULL for SQLite. The lock
+ * lets a set race an open (tests open stores of several databases from
+ * several threads); lr_store_open() connects with its own copy. */
 static char *lr_database;
+static pthread_mutex_t lr_database_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int lr_store_set_database(const char *database, lr_msg *msg)
 {
@@ -711,8 +714,10 @@ int lr_store_set_database(const char *database, lr_msg *msg)
 		if (copy == NULL)
 			return lr_fail(msg, LR_ENOMEM, "out of memory");
 	}
+	pthread_mutex_lock(&lr_database_lock);
 	free(lr_database);
 	lr_database = copy;
+	pthread_mutex_unlock(&lr_database_lock);
 	return 0;
 }
 
@@ -735,7 +740,7 @@ int lr_store_ping(lr_store *st, lr_msg *msg)
 
 int lr_store_open(const char *state_dir, lr_store **out, lr_msg *msg)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], *uri = NULL;
 	lr_store *st = NULL;
 	int err, rc;
 
@@ -766,8 +771,17 @@ int lr_store_open(const char *state_dir, lr_store **out, lr_msg *msg)
 	err = lr_open_dir(st->dir, "tmp", &st->tmp_fd, msg);
 	if (err)
 		goto fail;
-	if (lr_store_is_shared()) {
-		err = lr__pg_open(st, lr_database, msg);
+	pthread_mutex_lock(&lr_database_lock);
+	if (lr_database != NULL && (uri = strdup(lr_database)) == NULL)
+		err = LR_ENOMEM;
+	pthread_mutex_unlock(&lr_database_lock);
+	if (err) {
+		err = lr_fail(msg, LR_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (uri != NULL) {
+		err = lr__pg_open(st, uri, msg);
+		free(uri);
 		if (err)
 			goto fail;
 		*out = st;

@@ -134,8 +134,11 @@ typedef struct lr_store lr_store; /* opaque: one database connection */
  * default); "postgresql://..." or "postgres://..." (a libpq URI; the
  * password comes from PGPASSFILE or a service file, never from logs) is a
  * PostgreSQL server shared by several nodes, with only the blob files in
- * state_dir (a directory all nodes share). Call before any store is
- * opened (not thread-safe). Errors: LR_EINVAL for anything else.
+ * state_dir (a directory all nodes share). Call before the stores are
+ * opened; a call racing an lr_store_open() is safe (the open connects with
+ * the string in effect when it started), but the pointer
+ * lr_store_database() returned before it is not. Errors: LR_EINVAL for
+ * anything else.
  */
 int lr_store_set_database(const char *database, lr_msg *msg);
 

@@ -30,6 +30,8 @@ for t in $tests; do
 		echo "ok $n - $t on PostgreSQL: $total passed"
 	else
 		echo "not ok $n - $t on PostgreSQL: $total passed, $bad failed (exit $rc)"
+		# What the program said besides TAP (sanitizer reports, errors).
+		printf '%s\n' "$out" | grep -vE '^(ok|not ok|#|1\.\.)' | head -60 | sed 's/^/# | /'
 		fail=$((fail + 1))
 	fi
 done
