@@ -2930,6 +2930,15 @@ static int stage_report(struct pipe *p)
 							Y->eig ? log_energy(Y->eig, Y->d, Y->cand_rank[i]) : 0);
 				cJSON_AddItemToArray(cand, c);
 			}
+			/* The spatial + channel triples timed, with their d''. */
+			for (int i = 0; i < Y->nscand; i++) {
+				cJSON *c = cJSON_CreateObject();
+
+				cJSON_AddNumberToObject(c, "rank", (double)Y->scand_r[i]);
+				cJSON_AddNumberToObject(c, "rank2", (double)Y->scand_r2[i]);
+				cJSON_AddNumberToObject(c, "ms", Y->scand_sec[i] * 1e3);
+				cJSON_AddItemToArray(cand, c);
+			}
 			cJSON_AddItemToObject(j, "candidates", cand);
 		}
 		cJSON_AddItemToArray(layers, j);
