@@ -17,7 +17,7 @@
 static const char help[] =
 	"usage: lowrank inspect MODEL.onnx [--input-shape 1,3,224,224] [--json]\n"
 	"\n"
-	"Lists every Conv and Gemm layer with its kernel, input channels c, output\n"
+	"Lists every Conv, Gemm and constant-weight MatMul layer with its kernel, input channels c, output\n"
 	"channels d, stride, output size, cost in MFLOPs (2 x multiply-accumulates)\n"
 	"and share of the total, and whether the low-rank solver can decompose it\n"
 	"(and if not, why).\n"
@@ -152,7 +152,7 @@ int lr_cmd_inspect(int argc, char **argv)
 		printf("model %s: IR %lld, opset %lld, input '%s' %s\n", argv[optind],
 		       (long long)m->ir_version, (long long)m->opset,
 		       m->values[m->inputs[0]].name, lr_shape_str(ndim, dims, sbuf, sizeof(sbuf)));
-		printf("%-4s %-28s %-5s %-7s %6s %6s %-6s %-9s %10s %6s  %s\n", "#", "layer", "op",
+		printf("%-4s %-28s %-6s %-7s %6s %6s %-6s %-9s %10s %6s  %s\n", "#", "layer", "op",
 		       "kernel", "c", "d", "stride", "output", "MFLOPs", "share", "decomposable");
 		for (int i = 0; i < n; i++) {
 			char k[32], s[32], o[32];
@@ -160,7 +160,7 @@ int lr_cmd_inspect(int argc, char **argv)
 			snprintf(k, sizeof(k), "%lldx%lld", (long long)L[i].kh, (long long)L[i].kw);
 			snprintf(s, sizeof(s), "%lldx%lld", (long long)L[i].sh, (long long)L[i].sw);
 			snprintf(o, sizeof(o), "%lldx%lld", (long long)L[i].oh, (long long)L[i].ow);
-			printf("%-4d %-28.28s %-5s %-7s %6lld %6lld %-6s %-9s %10.1f %5.1f%%  %s%s\n", i,
+			printf("%-4d %-28.28s %-6s %-7s %6lld %6lld %-6s %-9s %10.1f %5.1f%%  %s%s\n", i,
 			       L[i].name, L[i].op_type, k, (long long)L[i].c, (long long)L[i].d, s, o,
 			       2.0 * L[i].macs / 1e6, 100.0 * L[i].share,
 			       L[i].decomposable ? "yes" : "no: ", L[i].decomposable ? "" : L[i].reason);
@@ -169,7 +169,7 @@ int lr_cmd_inspect(int argc, char **argv)
 				dec += L[i].macs;
 			}
 		}
-		printf("total %.1f MFLOPs in %d Conv/Gemm layers; %d decomposable, covering %.1f%% of the cost\n",
+		printf("total %.1f MFLOPs in %d Conv/Gemm/MatMul layers; %d decomposable, covering %.1f%% of the cost\n",
 		       2.0 * total / 1e6, n, ndec, total > 0 ? 100.0 * dec / total : 0.0);
 	}
 	status = 0;

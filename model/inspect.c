@@ -23,7 +23,9 @@ static int observe(void *ud, const lr_model *m, int ni, lr_tensor *const *outs,
 	const lr_node *n = &m->nodes[ni];
 	lr_layer_info *L;
 
-	if (strcmp(n->op_type, "Conv") != 0 && strcmp(n->op_type, "Gemm") != 0)
+	if (strcmp(n->op_type, "Conv") != 0 && strcmp(n->op_type, "Gemm") != 0 &&
+	    !(strcmp(n->op_type, "MatMul") == 0 && n->nin >= 2 && n->in[1] >= 0 &&
+	      m->values[n->in[1]].init != NULL))
 		return 0;
 	if (nout < 1 || outs[0] == NULL || n->nin < 2 || n->in[1] < 0)
 		return 0;
@@ -87,23 +89,49 @@ static int observe(void *ud, const lr_model *m, int ni, lr_tensor *const *outs,
 				L->decomposable = 1;
 		}
 	} else {
+		/*
+		 * A fully connected layer (Gemm, or MatMul with a constant 2-D
+		 * weight) becomes two: c -> r, then r -> d. It is faster when
+		 * r (c + d) < c d. The conditions mirror solver/fc.c's
+		 * lr_fc_extract, which model/ cannot call.
+		 */
 		const lr_tensor *y = outs[0];
-		int64_t k = 0;
-		const lr_tensor *a = NULL;
+		const lr_tensor *w = m->values[n->in[1]].init;
+		int gemm = strcmp(n->op_type, "Gemm") == 0;
+		int64_t c = 0;
 
-		(void)a;
 		L->group = 1;
 		L->kh = L->kw = L->sh = L->sw = L->oh = L->ow = 1;
-		L->d = y->ndim == 2 ? y->dims[1] : 0;
-		if (m->values[n->in[1]].init != NULL && m->values[n->in[1]].init->ndim == 2) {
-			const lr_tensor *w = m->values[n->in[1]].init;
+		L->d = 0;
+		if (w != NULL && w->ndim == 2) {
+			int tb = gemm && lr_node_attr_int(n, "transB", 0) != 0;
 
-			k = lr_node_attr_int(n, "transB", 0) ? w->dims[1] : w->dims[0];
+			c = tb ? w->dims[1] : w->dims[0];
+			L->d = tb ? w->dims[0] : w->dims[1];
 		}
-		L->c = k;
-		L->macs = (double)(y->ndim == 2 ? y->dims[0] : 1) * (double)L->d * (double)k;
-		snprintf(L->reason, sizeof(L->reason),
-			 "fully connected layer: the method approximates convolutions only");
+		L->c = c;
+		L->macs = (double)(y->ndim >= 2 ? y->dims[0] : 1) * (double)L->d * (double)c;
+		if (w == NULL || w->ndim != 2) {
+			snprintf(L->reason, sizeof(L->reason), "the weight is not a constant 2-D initializer");
+		} else if (y->ndim != 2) {
+			snprintf(L->reason, sizeof(L->reason),
+				 "its output has rank %d; only 2-D (batch x features) layers are decomposed",
+				 y->ndim);
+		} else if (gemm && lr_node_attr_int(n, "transA", 0) != 0) {
+			snprintf(L->reason, sizeof(L->reason), "transA = 1 is not decomposed");
+		} else {
+			/* r (c + d) < c d  <=>  r < c d / (c + d) */
+			double bound = (double)c * (double)L->d / (double)(c + L->d);
+			int64_t r = (int64_t)bound;
+
+			if ((double)r >= bound)
+				r--;
+			L->max_rank = r > 0 ? r : 0;
+			if (L->max_rank < 1)
+				snprintf(L->reason, sizeof(L->reason), "no rank r < d makes it faster");
+			else
+				L->decomposable = 1;
+		}
 	}
 	return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * inspect.h - the cost structure of a model: its Conv and Gemm layers.
+ * inspect.h - the cost structure of a model: its Conv, Gemm and MatMul layers.
  *
  * DESIGN. A dry run of the engine at a given input shape yields every
  * layer's output size; from it and the weights come the layer's cost in
@@ -20,13 +20,13 @@
 typedef struct lr_layer_info {
 	int node;               /* index into lr_model.nodes */
 	const char *name;       /* node name (borrowed from the model) */
-	const char *op_type;    /* "Conv" or "Gemm" */
+	const char *op_type;    /* "Conv", "Gemm" or "MatMul" (constant weight) */
 	const char *weight;     /* weight initializer name, or NULL */
-	int64_t kh, kw;         /* kernel size (1x1 for Gemm) */
+	int64_t kh, kw;         /* kernel size (1x1 for Gemm, MatMul) */
 	int64_t c, d;           /* input channels / features, output channels */
-	int64_t group;          /* Conv group (1 for Gemm) */
+	int64_t group;          /* Conv group (1 for Gemm, MatMul) */
 	int64_t sh, sw;         /* strides */
-	int64_t oh, ow;         /* output spatial size (1x1 for Gemm) */
+	int64_t oh, ow;         /* output spatial size (1x1 for Gemm, MatMul) */
 	double macs;            /* multiply-accumulates for the whole input batch */
 	double share;           /* macs / total macs of all listed layers */
 	int decomposable;       /* 1: the solver can decompose this layer */
@@ -35,7 +35,7 @@ typedef struct lr_layer_info {
 } lr_layer_info;
 
 /*
- * Lists the Conv and Gemm layers of `m` for an input of shape
+ * Lists the Conv, Gemm and constant-weight MatMul layers of `m` for an input of shape
  * (ndim, dims) fed to the first graph input (other inputs, if any, use
  * their declared shapes with unknown dimensions set to 1). On success
  * *layers is a malloc'd array of *count entries the caller frees with

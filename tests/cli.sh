@@ -11,8 +11,8 @@ done
 
 "$LOWRANK" inspect "$D/tiny_cnn.onnx" --input-shape 1,3,32,32 >"$TMP/inspect.txt"
 ok $? "inspect tiny_cnn"
-grep -q "total .* MFLOPs in 6 Conv/Gemm layers; 4 decomposable" "$TMP/inspect.txt"
-ok $? "inspect counts 6 layers, 4 decomposable"
+grep -q "total .* MFLOPs in 6 Conv/Gemm/MatMul layers; 5 decomposable" "$TMP/inspect.txt"
+ok $? "inspect counts 6 layers, 5 decomposable (the 64 -> 10 Gemm too)"
 grep -q "too few input channels (c=3)" "$TMP/inspect.txt"; ok $? "first conv skipped for c=3"
 "$LOWRANK" inspect "$D/tiny_cnn.onnx" --json >"$TMP/inspect.json"; ok $? "inspect --json"
 "$PYTHON3" - "$TMP/inspect.json" <<'PY'
@@ -25,7 +25,8 @@ c2 = L[1]
 assert (c2["c"], c2["d"], c2["kh"], c2["out_h"]) == (16, 32, 3, 32), c2
 assert abs(c2["mflops"] - 2*16*32*9*32*32/1e6) < 1e-6, c2["mflops"]
 assert abs(sum(l["share"] for l in L) - 1) < 1e-9
-assert L[5]["op_type"] == "Gemm" and not L[5]["decomposable"]
+# the 64 -> 10 Gemm: r (64 + 10) < 640 for r <= 8
+assert L[5]["op_type"] == "Gemm" and L[5]["decomposable"] and L[5]["max_rank"] == 8, L[5]
 PY
 ok $? "inspect --json values (c, d, k, output size, MFLOPs, shares)"
 
