@@ -60,65 +60,30 @@ static const char *name_of(const char *const *names, int n, unsigned i)
 	return i < (unsigned)n ? names[i] : "unknown";
 }
 
-int lr_method_parse(const char *s, lr_method *out)
-{
-	int i = name_index(method_names, NNAMES(method_names), s);
+/*
+ * Each option enum has a parse and a name function over its name table;
+ * one definition serves all four.
+ */
+#define ENUM_FUNCS(type, parse, name, names)                               \
+	int parse(const char *s, type *out)                                \
+	{                                                                  \
+		int i = name_index(names, NNAMES(names), s);               \
+                                                                           \
+		if (i < 0)                                                 \
+			return LR_EINVAL;                                  \
+		*out = (type)i;                                            \
+		return 0;                                                  \
+	}                                                                  \
+	const char *name(type v)                                           \
+	{                                                                  \
+		return name_of(names, NNAMES(names), (unsigned)v);         \
+	}
 
-	if (i < 0)
-		return LR_EINVAL;
-	*out = (lr_method)i;
-	return 0;
-}
-
-const char *lr_method_name(lr_method m)
-{
-	return name_of(method_names, NNAMES(method_names), (unsigned)m);
-}
-
-int lr_decomposition_parse(const char *s, lr_decomposition *out)
-{
-	int i = name_index(decomposition_names, NNAMES(decomposition_names), s);
-
-	if (i < 0)
-		return LR_EINVAL;
-	*out = (lr_decomposition)i;
-	return 0;
-}
-
-const char *lr_decomposition_name(lr_decomposition d)
-{
-	return name_of(decomposition_names, NNAMES(decomposition_names), (unsigned)d);
-}
-
-int lr_objective_parse(const char *s, lr_objective *out)
-{
-	int i = name_index(objective_names, NNAMES(objective_names), s);
-
-	if (i < 0)
-		return LR_EINVAL;
-	*out = (lr_objective)i;
-	return 0;
-}
-
-const char *lr_objective_name(lr_objective o)
-{
-	return name_of(objective_names, NNAMES(objective_names), (unsigned)o);
-}
-
-int lr_fc_fit_parse(const char *s, lr_fc_fit_kind *out)
-{
-	int i = name_index(fc_fit_names, NNAMES(fc_fit_names), s);
-
-	if (i < 0)
-		return LR_EINVAL;
-	*out = (lr_fc_fit_kind)i;
-	return 0;
-}
-
-const char *lr_fc_fit_name(lr_fc_fit_kind f)
-{
-	return name_of(fc_fit_names, NNAMES(fc_fit_names), (unsigned)f);
-}
+ENUM_FUNCS(lr_method, lr_method_parse, lr_method_name, method_names)
+ENUM_FUNCS(lr_decomposition, lr_decomposition_parse, lr_decomposition_name, decomposition_names)
+ENUM_FUNCS(lr_objective, lr_objective_parse, lr_objective_name, objective_names)
+ENUM_FUNCS(lr_fc_fit_kind, lr_fc_fit_parse, lr_fc_fit_name, fc_fit_names)
+#undef ENUM_FUNCS
 
 void lr_compress_opts_init(lr_compress_opts *o)
 {

@@ -424,14 +424,12 @@ static Onnx__TensorProto *find_init(const lr_model *m, const char *name)
 	return NULL;
 }
 
-int lr_conv_alone(const lr_model *m, int node, const int64_t in_dims[4], lr_model **out,
-		  lr_msg *msg)
+int lr_cost_model_pack(struct Onnx__NodeProto **nodes, size_t nnodes,
+		       struct Onnx__TensorProto **inits, size_t ninits, const char *in,
+		       const int64_t *dims, int ndim, const char *out, int64_t ir, int64_t opset,
+		       const char *gname, uint8_t **buf, size_t *len)
 {
-	const lr_node *n;
-	Onnx__NodeProto *np, copy;
-	char *ins[3];
-	Onnx__TensorProto *inits[2];
-	Onnx__TensorShapeProto__Dimension dim[4], *dimp[4];
+	Onnx__TensorShapeProto__Dimension dim[8], *dimp[8];
 	Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
 	Onnx__TypeProto__Tensor tt = ONNX__TYPE_PROTO__TENSOR__INIT, tto = ONNX__TYPE_PROTO__TENSOR__INIT;
 	Onnx__TypeProto tp = ONNX__TYPE_PROTO__INIT, tpo = ONNX__TYPE_PROTO__INIT;
@@ -440,6 +438,67 @@ int lr_conv_alone(const lr_model *m, int node, const int64_t in_dims[4], lr_mode
 	Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
 	Onnx__OperatorSetIdProto os = ONNX__OPERATOR_SET_ID_PROTO__INIT, *osp = &os;
 	Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
+
+	*buf = NULL;
+	*len = 0;
+	if (ndim < 1 || ndim > 8)
+		return LR_EINVAL;
+	for (int i = 0; i < ndim; i++) {
+		Onnx__TensorShapeProto__Dimension d0 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+
+		dim[i] = d0;
+		dim[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+		dim[i].dim_value = dims[i];
+		dimp[i] = &dim[i];
+	}
+	shape.n_dim = (size_t)ndim;
+	shape.dim = dimp;
+	tt.has_elem_type = 1;
+	tt.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+	tt.shape = &shape;
+	tp.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+	tp.tensor_type = &tt;
+	tto.has_elem_type = 1;
+	tto.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+	tpo.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+	tpo.tensor_type = &tto;
+	vin.name = (char *)in;
+	vin.type = &tp;
+	vout.name = (char *)out;
+	vout.type = &tpo;
+	g.n_node = nnodes;
+	g.node = nodes;
+	g.name = (char *)gname;
+	g.n_initializer = ninits;
+	g.initializer = inits;
+	g.n_input = 1;
+	g.input = &vinp;
+	g.n_output = 1;
+	g.output = &voutp;
+	os.domain = (char *)"";
+	os.has_version = 1;
+	os.version = opset;
+	mp.has_ir_version = 1;
+	mp.ir_version = ir;
+	mp.n_opset_import = 1;
+	mp.opset_import = &osp;
+	mp.producer_name = (char *)"lowrank-cost";
+	mp.graph = &g;
+	*len = onnx__model_proto__get_packed_size(&mp);
+	*buf = malloc(*len + 1);
+	if (*buf == NULL)
+		return LR_ENOMEM;
+	onnx__model_proto__pack(&mp, *buf);
+	return 0;
+}
+
+int lr_conv_alone(const lr_model *m, int node, const int64_t in_dims[4], lr_model **out,
+		  lr_msg *msg)
+{
+	const lr_node *n;
+	Onnx__NodeProto *np, copy;
+	char *ins[3];
+	Onnx__TensorProto *inits[2];
 	uint8_t *buf = NULL;
 	size_t len, ni = 0;
 	int rc;
@@ -472,53 +531,10 @@ int lr_conv_alone(const lr_model *m, int node, const int64_t in_dims[4], lr_mode
 		ins[2] = inits[ni++]->name;
 		copy.n_input = 3;
 	}
-	for (int i = 0; i < 4; i++) {
-		Onnx__TensorShapeProto__Dimension d0 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
-
-		dim[i] = d0;
-		dim[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-		dim[i].dim_value = in_dims[i];
-		dimp[i] = &dim[i];
-	}
-	shape.n_dim = 4;
-	shape.dim = dimp;
-	tt.has_elem_type = 1;
-	tt.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-	tt.shape = &shape;
-	tp.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-	tp.tensor_type = &tt;
-	tto.has_elem_type = 1;
-	tto.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-	tpo.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-	tpo.tensor_type = &tto;
-	vin.name = np->input[0];
-	vin.type = &tp;
-	vout.name = np->output[0];
-	vout.type = &tpo;
-	g.n_node = 1;
-	g.node = &np;
-	g.name = (char *)"lowrank_cost";
-	g.n_initializer = ni;
-	g.initializer = inits;
-	g.n_input = 1;
-	g.input = &vinp;
-	g.n_output = 1;
-	g.output = &voutp;
-	os.domain = (char *)"";
-	os.has_version = 1;
-	os.version = m->opset;
-	mp.has_ir_version = 1;
-	mp.ir_version = m->ir_version;
-	mp.n_opset_import = 1;
-	mp.opset_import = &osp;
-	mp.producer_name = (char *)"lowrank-cost";
-	mp.graph = &g;
-	len = onnx__model_proto__get_packed_size(&mp);
-	buf = malloc(len + 1);
-	if (buf == NULL)
-		return LR_ENOMEM;
-	onnx__model_proto__pack(&mp, buf);
-	rc = lr_model_load_mem(buf, len, "timing model", NULL, out, msg);
+	rc = lr_cost_model_pack(&np, 1, inits, ni, np->input[0], in_dims, 4, np->output[0],
+				m->ir_version, m->opset, "lowrank_cost", &buf, &len);
+	if (rc == 0)
+		rc = lr_model_load_mem(buf, len, "timing model", NULL, out, msg);
 	free(buf);
 	return rc;
 }

@@ -86,6 +86,23 @@ int lr_time_forward(const lr_model *m, int ndim, const int64_t *dims, int thread
 int lr_time_nodes(const lr_model *m, int ndim, const int64_t *dims, int threads,
 		  int samples, volatile int *cancel, double *node_sec, lr_msg *msg);
 
+struct Onnx__NodeProto;
+struct Onnx__TensorProto;
+
+/*
+ * Packs the nodes and initializers (none of them owned) into a serialized
+ * ONNX model (IR version `ir`, default-domain opset `opset`, graph name
+ * `gname`) with one float graph input `in` of shape dims[0..ndim) and one
+ * float graph output `out`: *buf (malloc'd, the caller frees it) of *len
+ * bytes, for lr_model_load_mem. The timing models of this module and of
+ * solver/fc.c are built this way. Returns 0, LR_EINVAL (ndim not 1..8) or
+ * LR_ENOMEM.
+ */
+int lr_cost_model_pack(struct Onnx__NodeProto **nodes, size_t nnodes,
+		       struct Onnx__TensorProto **inits, size_t ninits, const char *in,
+		       const int64_t *dims, int ndim, const char *out, int64_t ir, int64_t opset,
+		       const char *gname, uint8_t **buf, size_t *len);
+
 /*
  * A model holding only Conv node `node` of `m` (borrowed; its weight and
  * bias must be initializers), reading a graph input of shape

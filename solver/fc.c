@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "model/onnx.pb-c.h"
+#include "solver/cost.h"
 
 #define FC_BLOCK 512 /* rows / columns converted to double at a time */
 
@@ -550,15 +551,7 @@ int lr_fc_timing_model(int64_t batch, int64_t c, int64_t d, int64_t r, int64_t o
 	Onnx__NodeProto nd[2], *ndp[2];
 	Onnx__AttributeProto tb = ONNX__ATTRIBUTE_PROTO__INIT, *tbp = &tb;
 	char *in0[3], *in1[3], *out0[1], *out1[1];
-	Onnx__TensorShapeProto__Dimension dim[2], *dimp[2];
-	Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
-	Onnx__TypeProto__Tensor tt = ONNX__TYPE_PROTO__TENSOR__INIT, tto = ONNX__TYPE_PROTO__TENSOR__INIT;
-	Onnx__TypeProto typ = ONNX__TYPE_PROTO__INIT, typo = ONNX__TYPE_PROTO__INIT;
-	Onnx__ValueInfoProto vin = ONNX__VALUE_INFO_PROTO__INIT, vout = ONNX__VALUE_INFO_PROTO__INIT;
-	Onnx__ValueInfoProto *vinp = &vin, *voutp = &vout;
-	Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
-	Onnx__OperatorSetIdProto os = ONNX__OPERATOR_SET_ID_PROTO__INIT, *osp = &os;
-	Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
+	const int64_t xdims[2] = { batch, c };
 	uint64_t s = seed;
 	uint8_t *buf = NULL;
 	size_t len;
@@ -616,55 +609,11 @@ int lr_fc_timing_model(int64_t batch, int64_t c, int64_t d, int64_t r, int64_t o
 	nd[1].input = in1;
 	nd[1].output = out1;
 	nd[1].name = (char *)"fc_b";
-	for (int i = 0; i < 2; i++) {
-		Onnx__TensorShapeProto__Dimension d0 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
-
-		dim[i] = d0;
-		dim[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-		dim[i].dim_value = i == 0 ? batch : c;
-		dimp[i] = &dim[i];
-	}
-	shape.n_dim = 2;
-	shape.dim = dimp;
-	tt.has_elem_type = 1;
-	tt.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-	tt.shape = &shape;
-	typ.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-	typ.tensor_type = &tt;
-	tto.has_elem_type = 1;
-	tto.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-	typo.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-	typo.tensor_type = &tto;
-	vin.name = (char *)"x";
-	vin.type = &typ;
-	vout.name = (char *)"y";
-	vout.type = &typo;
-	g.n_node = (size_t)nn;
-	g.node = ndp;
-	g.name = (char *)"lowrank_fc_cost";
-	g.n_initializer = (size_t)nt;
-	g.initializer = tp;
-	g.n_input = 1;
-	g.input = &vinp;
-	g.n_output = 1;
-	g.output = &voutp;
-	os.domain = (char *)"";
-	os.has_version = 1;
-	os.version = opset >= 7 ? opset : 13;
-	mp.has_ir_version = 1;
-	mp.ir_version = 7;
-	mp.n_opset_import = 1;
-	mp.opset_import = &osp;
-	mp.producer_name = (char *)"lowrank-cost";
-	mp.graph = &g;
-	len = onnx__model_proto__get_packed_size(&mp);
-	buf = malloc(len + 1);
-	if (buf == NULL) {
-		rc = LR_ENOMEM;
+	rc = lr_cost_model_pack(ndp, (size_t)nn, tp, (size_t)nt, "x", xdims, 2, "y", 7,
+				opset >= 7 ? opset : 13, "lowrank_fc_cost", &buf, &len);
+	if (rc != 0)
 		goto out;
-	}
-	onnx__model_proto__pack(&mp, buf);
-	/* The weights are in buf now. */
+	/* The weights are in buf now (fc6 of VGG-16 is 411 MB). */
 	for (int i = 0; i < 4; i++) {
 		free(t[i].raw_data.data);
 		t[i].raw_data.data = NULL;
