@@ -512,46 +512,45 @@ out:
 	return err;
 }
 
-int lr__hooks_sweep(lr_store *st, int64_t now, int64_t retention_ms,
-		    int64_t tmp_age_ms, lr_store_sweep_report *rep,
-		    lr_msg *msg)
+/* Runs one sweep DELETE with up to two int64 parameters; *deleted = rows. */
+static int sweep_delete(lr_store *st, const char *sql, int64_t p1, int64_t p2, const char *what,
+			int64_t *deleted, lr_msg *msg)
 {
 	sqlite3_stmt *stmt = NULL;
 	int err, rc;
 
-	LR_ASSERT(st->in_write);
-	err = lr__prepare(st,
-			  "DELETE FROM idempotency WHERE created_ms < ?1 OR "
-			  "(state = 'pending' AND created_ms <= ?2)",
-			  &stmt, msg);
+	err = lr__prepare(st, sql, &stmt, msg);
 	if (err)
 		return err;
-	sqlite3_bind_int64(stmt, 1, now - LR_STORE_IDEM_TTL_MS);
-	sqlite3_bind_int64(stmt, 2, now - tmp_age_ms);
+	sqlite3_bind_int64(stmt, 1, p1);
+	if (sqlite3_bind_parameter_count(stmt) >= 2)
+		sqlite3_bind_int64(stmt, 2, p2);
 	rc = lr__step(st, stmt);
-	if (rc != SQLITE_DONE) {
-		err = lr__db_fail(st, rc, msg, "sweep idempotency keys");
-		goto out;
-	}
-	rep->idem_deleted = sqlite3_changes(st->db);
+	if (rc != SQLITE_DONE)
+		err = lr__db_fail(st, rc, msg, what);
+	else
+		*deleted = sqlite3_changes(st->db);
 	lr__finalize(st, stmt);
-	stmt = NULL;
-	if (retention_ms > 0) {
-		err = lr__prepare(st,
-				  "DELETE FROM webhook_outbox WHERE state != 'pending' "
-				  "AND updated_ms < ?1",
-				  &stmt, msg);
-		if (err)
-			goto out;
-		sqlite3_bind_int64(stmt, 1, now - retention_ms);
-		rc = lr__step(st, stmt);
-		if (rc != SQLITE_DONE) {
-			err = lr__db_fail(st, rc, msg, "sweep webhook outbox");
-			goto out;
-		}
-		rep->hooks_deleted = sqlite3_changes(st->db);
-	}
-out:
-	lr__finalize(st, stmt);
+	return err;
+}
+
+int lr__hooks_sweep(lr_store *st, int64_t now, int64_t retention_ms,
+		    int64_t tmp_age_ms, lr_store_sweep_report *rep,
+		    lr_msg *msg)
+{
+	int err;
+
+	LR_ASSERT(st->in_write);
+	err = sweep_delete(st,
+			   "DELETE FROM idempotency WHERE created_ms < ?1 OR "
+			   "(state = 'pending' AND created_ms <= ?2)",
+			   now - LR_STORE_IDEM_TTL_MS, now - tmp_age_ms, "sweep idempotency keys",
+			   &rep->idem_deleted, msg);
+	if (err == 0 && retention_ms > 0)
+		err = sweep_delete(st,
+				   "DELETE FROM webhook_outbox WHERE state != 'pending' "
+				   "AND updated_ms < ?1",
+				   now - retention_ms, 0, "sweep webhook outbox", &rep->hooks_deleted,
+				   msg);
 	return err;
 }
