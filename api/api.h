@@ -32,6 +32,7 @@ typedef struct lr_api_opts {
 	int64_t max_queued_per_tenant;  /* 429 above */
 	int64_t max_stored_bytes_per_tenant; /* 507 above; 0 = no quota */
 	int max_attempts;               /* crash budget per job */
+	int64_t job_memory_mib;         /* the most a spec's memory_budget_mib may ask */
 	int http_threads;               /* MHD thread pool size */
 	int connection_limit;           /* MHD_OPTION_CONNECTION_LIMIT */
 	int per_ip_connection_limit;    /* MHD_OPTION_PER_IP_CONNECTION_LIMIT */

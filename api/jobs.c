@@ -537,6 +537,13 @@ static enum MHD_Result create_job(lr_req *r, const char *spec_text, size_t spec_
 				      "notify_url: this server sends no webhooks (its webhook_secret_file is not set)");
 		goto out;
 	}
+	if (spec->memory_mib > 0 && r->api->o.job_memory_mib > 0 &&
+	    spec->memory_mib > r->api->o.job_memory_mib) {
+		ret = lr__api_problem(r, 422, "invalid-spec",
+				      "memory_budget_mib: %lld is more than this server allows a job (job_memory_mib = %lld)",
+				      (long long)spec->memory_mib, (long long)r->api->o.job_memory_mib);
+		goto out;
+	}
 	if (lr_store_blob_path(st, r->model_sha, mpath, sizeof(mpath)) != 0 ||
 	    lr_store_blob_path(st, r->calib_sha, cpath, sizeof(cpath)) != 0) {
 		ret = lr__api_problem(r, 500, "internal", "the inputs could not be located");

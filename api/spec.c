@@ -238,13 +238,19 @@ static int parse_member(lr_spec *s, const cJSON *v, lr_msg *msg)
 		s->notify_url = strdup(v->valuestring);
 		if (s->notify_url == NULL)
 			return LR_ENOMEM;
+	} else if (strcmp(k, "memory_budget_mib") == 0) {
+		if (!integer_in(v, 64, 1048576, &d))
+			return lr_fail(msg, LR_EINVAL,
+				       "memory_budget_mib: must be an integer from 64 to 1048576");
+		s->memory_mib = (int64_t)d;
+		s->opts.memory_budget = (size_t)s->memory_mib << 20;
 	} else if (strcmp(k, "holdout") == 0) {
 		if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0.0 && v->valuedouble < 1.0))
 			return lr_fail(msg, LR_EINVAL, "holdout: must be a number in [0, 1)");
 		s->opts.holdout = v->valuedouble;
 	} else {
 		return lr_fail(msg, LR_EINVAL,
-			       "%.64s: unknown member (expected speedup, objective, decomposition, deploy_batch, deploy_threads, ranks, method, fc_fit, samples_per_input, seed, rank_multiple, exclude, holdout or notify_url)",
+			       "%.64s: unknown member (expected speedup, objective, decomposition, deploy_batch, deploy_threads, ranks, method, fc_fit, samples_per_input, seed, rank_multiple, exclude, holdout, memory_budget_mib or notify_url)",
 			       k);
 	}
 	return 0;
@@ -346,6 +352,8 @@ cJSON *lr_spec_to_json(const lr_spec *s)
 		ok = e != NULL && cJSON_AddItemToArray(x, e);
 	}
 	ok = ok && cJSON_AddNumberToObject(o, "holdout", s->opts.holdout);
+	if (ok && s->memory_mib > 0)
+		ok = cJSON_AddNumberToObject(o, "memory_budget_mib", (double)s->memory_mib) != NULL;
 	if (ok && s->notify_url != NULL)
 		ok = cJSON_AddStringToObject(o, "notify_url", s->notify_url) != NULL;
 	if (!ok) {

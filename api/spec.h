@@ -6,7 +6,7 @@
  * any member of the wrong type or out of range, is refused with a message
  * naming the member):
  *   "speedup": number > 1 and <= 1000 (default 4 unless "ranks" is given)
- *   "objective": "time" (measured in lowrank's engine) | "flops" (default)
+ *   "objective": "time" (measured in lowrank's engine; default) | "flops"
  *   "deploy_batch": integer 1..65536, the batch "time" measures at (1)
  *   "deploy_threads": integer 1..256, the threads it measures with (1)
  *   "ranks": { "<layer>": integer >= 1, ... } fixed ranks per layer
@@ -18,6 +18,9 @@
  *                    every rank for "flops")
  *   "exclude": [ "<layer>", ... ] layers never decomposed
  *   "holdout": number in [0, 1) (0.1)
+ *   "memory_budget_mib": integer 64..1048576, memory for sampled responses
+ *                 and cached activations (default: the daemon's
+ *                 job_memory_mib, which is also the most it may be)
  *   "notify_url": "http(s)://host[:port]/path", where lowrankd POSTs a
  *                 signed webhook when the job ends (no default: none);
  *                 see lr_spec_notify_url_check()
@@ -43,6 +46,7 @@ typedef struct lr_spec {
 	char **exclude;          /* owned; opts.exclude == exclude */
 	int speedup_given;       /* 1 when "speedup" was in the text */
 	char *notify_url;        /* owned; NULL when not given */
+	int64_t memory_mib;      /* "memory_budget_mib"; 0 = the daemon's job_memory_mib */
 } lr_spec;
 
 #define LR_SPEC_MAX_URL 2048      /* bytes in notify_url */

@@ -54,6 +54,8 @@ static const key_def keys[] = {
 	  "solver worker threads (jobs run at once)" },
 	{ "blas_threads", INT(blas_threads), 0, 1024, "0", NULL,
 	  "engine threads per job; 0 = number of cores" },
+	{ "job_memory_mib", INT(job_memory_mib), 64, 1048576, "2048", NULL,
+	  "memory for one job's sampled responses and cached activations, MiB (the CLI's --memory-budget); also the most a job spec's memory_budget_mib may ask" },
 	{ "max_upload_bytes", INT(max_upload_bytes), 1024, INT64_C(1) << 40, "2147483647", NULL,
 	  "largest request body, bytes (413 above; checked before the body is read)" },
 	{ "max_concurrent_uploads", INT(max_concurrent_uploads), 1, 1024, "4", NULL,

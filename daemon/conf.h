@@ -21,6 +21,7 @@ typedef struct lr_config {
 	char tokens_file[LR_CONFIG_PATH_MAX]; /* "TENANT SHA256HEX" lines; empty = no auth */
 	int64_t workers;                  /* solver worker threads */
 	int64_t blas_threads;             /* engine threads per job; 0 = number of cores */
+	int64_t job_memory_mib;           /* a job's solver memory budget, and the most a spec may ask */
 	int64_t max_upload_bytes;         /* largest accepted request body, bytes */
 	int64_t max_concurrent_uploads;   /* bodies being received at once; more -> 503 */
 	int64_t max_queued_per_tenant;    /* queued + running jobs per tenant; more -> 429 */

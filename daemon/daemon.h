@@ -18,6 +18,7 @@ typedef struct lr_workers_opts {
 	const char *state_dir;  /* the store's directory */
 	int count;              /* worker threads */
 	int engine_threads;     /* threads per job (0 = all cores) */
+	int64_t memory_mib;     /* a job's memory budget unless its spec sets one */
 	int64_t epoch;          /* this daemon's epoch (lr_store_epoch_begin) */
 	int64_t lease_ms;       /* lease taken at claim */
 } lr_workers_opts;

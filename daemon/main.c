@@ -447,6 +447,7 @@ int main(int argc, char **argv)
 	wo.state_dir = d.cfg.state_dir;
 	wo.count = (int)d.cfg.workers;
 	wo.engine_threads = (int)d.cfg.blas_threads;
+	wo.memory_mib = d.cfg.job_memory_mib;
 	wo.epoch = d.epoch;
 	wo.lease_ms = d.cfg.lease_seconds * 1000;
 	rc = lr_workers_start(&wo, &d.workers, &msg);
@@ -493,6 +494,7 @@ int main(int argc, char **argv)
 	ao.max_queued_per_tenant = d.cfg.max_queued_per_tenant;
 	ao.max_stored_bytes_per_tenant = d.cfg.max_stored_bytes_per_tenant;
 	ao.max_attempts = (int)d.cfg.max_attempts;
+	ao.job_memory_mib = d.cfg.job_memory_mib;
 	ao.http_threads = (int)d.cfg.http_threads;
 	ao.connection_limit = (int)d.cfg.connection_limit;
 	ao.per_ip_connection_limit = (int)d.cfg.per_ip_connection_limit;

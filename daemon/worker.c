@@ -197,6 +197,8 @@ static void run_job(slot *s, lr_store_job *job)
 		rc = lr_inputs_load(mpath, cpath, &m, &calib, &fault, &msg);
 	if (rc == 0) {
 		spec->opts.threads = w->o.engine_threads;
+		spec->opts.memory_budget =
+			(size_t)(spec->memory_mib > 0 ? spec->memory_mib : w->o.memory_mib) << 20;
 		/* Measured timings are shared by all jobs of this daemon; each
 		 * job reads and merges the file itself (solver/cost.h). */
 		snprintf(tcache, sizeof(tcache), "%s/timing-cache.tsv", w->state_dir);

@@ -193,7 +193,7 @@ else
 fi
 
 # --- Health, OpenAPI --------------------------------------------------
-start main --max-upload-bytes 4000000
+start main --max-upload-bytes 4000000 --job-memory-mib 1024
 [ -n "$port" ]
 ok $? "lowrankd starts on a free port ($port)"
 grep '"msg":"listening"' "$TMP/main/log" | tail -1 |
@@ -222,7 +222,7 @@ EOF
 ok $? "/v1/openapi.yaml parses and documents every route (missing: ${missing:-none})"
 
 # --- A whole job -------------------------------------------------------
-submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{"speedup": 2, "objective": "flops", "seed": 1}'
+submit "$D/tiny_cnn.onnx" "$D/tiny_input.npy" '{"speedup": 2, "objective": "flops", "seed": 1, "memory_budget_mib": 256}'
 [ "$(cat "$TMP/status")" = 202 ] && grep -qi "^location: /v1/jobs/$JOB" "$TMP/hdr"
 ok $? "POST /v1/jobs (multipart, curl -F) -> 202 + Location"
 timeout "$JOB_WAIT" curl -sN "$URL/v1/jobs/$JOB/events" >"$TMP/events" 2>/dev/null
@@ -240,6 +240,8 @@ ok $? "the model downloads with its SHA-256 as a strong ETag and a file name"
 [ "$(req GET "/v1/jobs/$JOB/report")" = 200 ] && cp "$TMP/body" "$TMP/report.json"
 [ "$(jq_ "$TMP/report.json" "j['holdout']['relative_output_error'] >= 0")" = True ]
 ok $? "the report downloads as JSON"
+[ "$(jq_ "$TMP/report.json" "j['memory_budget_bytes']")" = $((256 << 20)) ]
+ok $? "the spec's memory_budget_mib is the solver's budget ($(jq_ "$TMP/report.json" "j.get('memory_budget_bytes')"))"
 if [ -d "$ORT_DIR/node_modules/onnxruntime-node" ]; then
 	"$NODE" "$ORT_DIR/ort_run.js" run "$TMP/out.onnx" "$D/tiny_input.npy" "$TMP/ort_new.npy" >/dev/null &&
 		"$NODE" "$ORT_DIR/ort_run.js" run "$D/tiny_cnn.onnx" "$D/tiny_input.npy" "$TMP/ort_old.npy" >/dev/null
@@ -343,7 +345,8 @@ for case in \
 	"422 spec that is not JSON|$good_m|$good_c|{speedup: 4" \
 	"422 spec with an unknown member|$good_m|$good_c|{\"speed\": 4}" \
 	"422 spec with a wrong type|$good_m|$good_c|{\"speedup\": \"4\"}" \
-	"422 spec naming a layer the model lacks|$good_m|$good_c|{\"ranks\": {\"conv9\": 4}}"; do
+	"422 spec naming a layer the model lacks|$good_m|$good_c|{\"ranks\": {\"conv9\": 4}}" \
+	"422 spec asking more memory than job_memory_mib|$good_m|$good_c|{\"memory_budget_mib\": 2048}"; do
 	want=${case%% *}
 	rest=${case#* }
 	desc=${rest%%|*}

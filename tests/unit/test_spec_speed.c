@@ -1,6 +1,6 @@
 /*
  * test_spec_speed.c - the job spec's measured-speed members: objective,
- * deploy_batch and deploy_threads parse into the solver options, keep
+ * deploy_batch, deploy_threads (and memory_budget_mib) parse into the solver options, keep
  * lr_compress_opts_init()'s defaults when absent, are refused out of
  * range naming the member, and survive the canonical round trip.
  */
@@ -71,6 +71,27 @@ int main(void)
 	free(txt);
 	cJSON_Delete(j);
 	lr_spec_free(s);
+	rc = parse("{\"memory_budget_mib\": 300}", &s, &m);
+	j = rc == 0 ? lr_spec_to_json(s) : NULL;
+	txt = j ? cJSON_PrintUnformatted(j) : NULL;
+	tap_ok(rc == 0 && s->memory_mib == 300 && s->opts.memory_budget == (size_t)300 << 20 &&
+	       txt != NULL && strstr(txt, "\"memory_budget_mib\":300") != NULL,
+	       "memory_budget_mib sets the solver's budget in bytes and round-trips: %s",
+	       txt ? txt : "(null)");
+	free(txt);
+	cJSON_Delete(j);
+	lr_spec_free(s);
+	rc = parse("{}", &s, &m);
+	j = rc == 0 ? lr_spec_to_json(s) : NULL;
+	txt = j ? cJSON_PrintUnformatted(j) : NULL;
+	tap_ok(rc == 0 && s->memory_mib == 0 && txt != NULL && strstr(txt, "memory_budget_mib") == NULL,
+	       "without memory_budget_mib the daemon's default applies and none is echoed");
+	free(txt);
+	cJSON_Delete(j);
+	lr_spec_free(s);
+	refuse("{\"memory_budget_mib\": 63}", "memory_budget_mib:");
+	refuse("{\"memory_budget_mib\": 1048577}", "memory_budget_mib:");
+	refuse("{\"memory_budget_mib\": 100.5}", "memory_budget_mib:");
 	/* compress refuses 1000 (speedup < 1000): the spec must refuse it up front */
 	refuse("{\"speedup\": 1000}", "speedup:");
 	refuse("{\"fc_fit\": \"svd\"}", "fc_fit:");
