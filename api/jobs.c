@@ -762,6 +762,39 @@ enum MHD_Result lr__jobs_create(lr_req *r, int first, const char *data, size_t *
 /* ------------------------------------------------------------------ */
 /* Reading jobs                                                        */
 
+/*
+ * Adds "notify" to a job resource whose spec has a notify_url and whose
+ * webhook has been written (the job ended): the delivery's state, attempts,
+ * the last attempt's HTTP status and error, and when the next attempt is
+ * due. Only GET /v1/jobs/{id} shows it: the webhook's own payload is the
+ * job resource without it, and lists would cost a query per job.
+ */
+static void add_notify(lr_store *st, cJSON *o, const lr_store_job *j)
+{
+	static const char *const states[] = { "pending", "delivered", "failed" };
+	lr_store_hook h;
+	cJSON *n;
+	int state = -1;
+
+	if (j->spec_json == NULL || strstr(j->spec_json, "\"notify_url\"") == NULL ||
+	    lr_store_hook_of_job(st, j->id, &h, &state, NULL) != 0)
+		return;
+	n = cJSON_AddObjectToObject(o, "notify");
+	if (n != NULL && state >= 0 && state <= 2) {
+		cJSON_AddStringToObject(n, "webhook_id", h.id);
+		cJSON_AddStringToObject(n, "event", h.event);
+		cJSON_AddStringToObject(n, "state", states[state]);
+		cJSON_AddNumberToObject(n, "attempts", h.attempts);
+		if (h.last_status > 0)
+			cJSON_AddNumberToObject(n, "last_status", h.last_status);
+		if (h.last_error != NULL)
+			cJSON_AddStringToObject(n, "last_error", h.last_error);
+		if (state == 0)
+			add_time(n, "next_attempt_time", h.next_ms);
+	}
+	lr_store_hook_fini(&h);
+}
+
 enum MHD_Result lr__jobs_get(lr_req *r)
 {
 	lr_store *st = lr__api_store(r->api);
@@ -776,8 +809,14 @@ enum MHD_Result lr__jobs_get(lr_req *r)
 	rc = lr_store_job_get(st, r->tenant, r->job_id, &job, &msg);
 	if (rc != 0)
 		return lr__api_store_error(r, rc, &msg);
-	ret = lr__api_json(r, 200, job_json(r, &job), "Retry-After",
-			   lr_job_state_is_terminal(job.state) ? NULL : "2", NULL);
+	{
+		cJSON *o = job_json(r, &job);
+
+		if (o != NULL)
+			add_notify(st, o, &job);
+		ret = lr__api_json(r, 200, o, "Retry-After",
+				   lr_job_state_is_terminal(job.state) ? NULL : "2", NULL);
+	}
 	lr_store_job_fini(&job);
 	return ret;
 }

@@ -70,6 +70,7 @@ void lr_store_hook_fini(lr_store_hook *h)
 		return;
 	free(h->url);
 	free(h->body);
+	free(h->last_error);
 	memset(h, 0, sizeof(*h));
 }
 
@@ -84,7 +85,7 @@ void lr_store_hooks_free(lr_store_hook *h, size_t n)
 
 #define LR_HOOK_COLS \
 	"id, job_id, tenant, event, url, body, event_ms, created_ms, " \
-	"attempts, state"
+	"attempts, state, next_ms, last_status, last_error"
 
 /* Fills *h from a row of LR_HOOK_COLS; *state from the last column. */
 static int lr_hook_from_row(sqlite3_stmt *stmt, lr_store_hook *h, int *state)
@@ -103,6 +104,15 @@ static int lr_hook_from_row(sqlite3_stmt *stmt, lr_store_hook *h, int *state)
 	h->event_ms = sqlite3_column_int64(stmt, 6);
 	h->created_ms = sqlite3_column_int64(stmt, 7);
 	h->attempts = sqlite3_column_int(stmt, 8);
+	h->next_ms = sqlite3_column_int64(stmt, 10);
+	h->last_status = sqlite3_column_int(stmt, 11);
+	if (sqlite3_column_type(stmt, 12) != SQLITE_NULL) {
+		h->last_error = strdup((const char *)sqlite3_column_text(stmt, 12));
+		if (h->last_error == NULL) {
+			lr_store_hook_fini(h);
+			return LR_ENOMEM;
+		}
+	}
 	if (state != NULL)
 		*state = s == NULL ? -1
 			 : strcmp((const char *)s, "pending") == 0 ? 0

@@ -1365,7 +1365,7 @@ int lr__pg_blob_row_exists(lr_store *st, const char *sha, lr_msg *msg)
 
 #define LR_PG_HOOK_COLS                                                      \
 	"id, job_id, tenant, event, url, body, event_ms, created_ms, "     \
-	"attempts, state"
+	"attempts, state, next_ms, last_status, last_error"
 
 static int lr_pg_hook_from_row(const PGresult *r, int row, lr_store_hook *h,
 			       int *state)
@@ -1383,6 +1383,9 @@ static int lr_pg_hook_from_row(const PGresult *r, int row, lr_store_hook *h,
 	h->event_ms = lr_pg_i64(r, row, 6);
 	h->created_ms = lr_pg_i64(r, row, 7);
 	h->attempts = (int)lr_pg_i64(r, row, 8);
+	h->next_ms = lr_pg_i64(r, row, 10);
+	h->last_status = (int)lr_pg_i64(r, row, 11);
+	h->last_error = lr_pg_dup(r, row, 12, &oom);
 	if (state != NULL)
 		*state = strcmp(s, "pending") == 0     ? 0
 			 : strcmp(s, "delivered") == 0 ? 1 : 2;

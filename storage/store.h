@@ -585,6 +585,10 @@ typedef struct lr_store_hook {
 	int64_t event_ms;                     /* when the job ended */
 	int64_t created_ms;                   /* when the row was written */
 	int attempts;                         /* attempts made so far */
+	int64_t next_ms;                      /* next attempt (pending rows) */
+	int last_status;                      /* HTTP status of the last attempt,
+						 0 when none */
+	char *last_error;                     /* its error sentence, or NULL */
 } lr_store_hook;
 
 /*

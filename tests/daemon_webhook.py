@@ -323,6 +323,15 @@ def run():
        d.metric('lowrankd_webhook_attempts_total{outcome="delivered"}') == 1,
        "metrics: 1 http_error and 1 delivered attempt")
     ok(d.metric('lowrankd_webhooks{state="delivered"}') == 1, "metrics: 1 delivered in the outbox")
+    st, _, b = d.req("GET", "/v1/jobs/" + jid)
+    n = json.loads(b).get("notify", {}) if st == 200 else {}
+    ok(n.get("state") == "delivered" and n.get("attempts") == 2 and
+       n.get("event") == "job.succeeded" and 200 <= n.get("last_status", 0) < 300 and
+       got and n.get("webhook_id") == got[0][1]["webhook-id"] and "next_attempt_time" not in n,
+       "GET /v1/jobs/{id} shows the delivery: delivered after 2 attempts, its webhook-id (%r)" % n)
+    st, _, b = d.req("GET", "/v1/jobs?page_size=50")
+    ok(st == 200 and all("notify" not in j for j in json.loads(b).get("jobs", [])),
+       "the job list does not carry delivery state (a query per job)")
 
     # kill -9 while the delivery is in flight
     st, _, b = submit(d, {"speedup": 2, "notify_url": RX_URL + "/hang"})
@@ -383,12 +392,21 @@ def run():
         return r
     ok(wait_for(WAIT, lambda: (attempts() or (0,))[0] >= 2),
        "a refused connection is retried (%r)" % (attempts(),))
+    st, _, b = d.req("GET", "/v1/jobs/" + jid3)
+    n = json.loads(b).get("notify", {}) if st == 200 else {}
+    ok(n.get("state") == "pending" and n.get("attempts", 0) >= 2 and n.get("last_error") and
+       "last_status" not in n and re.match(r"\d{4}-\d\d-\d\dT", n.get("next_attempt_time", "")),
+       "a failing delivery shows pending, its attempts, the last error and the next attempt (%r)" % n)
     with d.db() as c:
         # Pretend the job ended 24 h ago: the next failure gives up.
         c.execute("UPDATE webhook_outbox SET created_ms = created_ms - 86400000 WHERE job_id = ?",
                   (jid3,))
     ok(wait_for(WAIT, lambda: (attempts() or (0, ""))[1] == "failed"),
        "after 24 h of failures the delivery fails for good (%r)" % (attempts(),))
+    st, _, b = d.req("GET", "/v1/jobs/" + jid3)
+    n = json.loads(b).get("notify", {}) if st == 200 else {}
+    ok(n.get("state") == "failed" and "next_attempt_time" not in n,
+       "and the job resource says failed (%r)" % n)
     ok(d.metric('lowrankd_webhook_attempts_total{outcome="gave_up"}') == 1 and
        d.metric('lowrankd_webhook_attempts_total{outcome="network_error"}') >= 3,
        "metrics: network errors and one gave_up")

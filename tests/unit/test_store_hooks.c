@@ -149,10 +149,16 @@ static void test_outbox(lr_store *st, const char *model, int64_t epoch)
 		       n == 5,
 	       "it is due after next_ms");
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(due[i].id, first_id) == 0)
+		if (strcmp(due[i].id, first_id) == 0) {
 			tap_ok(due[i].attempts == 1 && due[i].body != NULL &&
 				       strcmp(due[i].body, "{\"v\":1}") == 0,
 			       "same webhook-id, 1 attempt, body frozen");
+			tap_ok(due[i].last_status == 500 && due[i].last_error != NULL &&
+				       strcmp(due[i].last_error, "HTTP 500") == 0 &&
+				       due[i].next_ms > lr_store_now_ms() + 3500000,
+			       "the row keeps the last status, error and next attempt (%d, %s)",
+			       due[i].last_status, due[i].last_error ? due[i].last_error : "NULL");
+		}
 	lr_store_hooks_free(due, n);
 	err = lr_store_hook_attempt(st, first_id, "{\"v\":2}", LR_HOOK_DELIVERED, 0, 204, NULL, NULL);
 	tap_ok(err == 0, "record delivery");
@@ -160,6 +166,9 @@ static void test_outbox(lr_store *st, const char *model, int64_t epoch)
 	tap_ok(err == 0 && state == 1 && h.attempts == 2 && strcmp(h.body, "{\"v\":1}") == 0 &&
 		       strcmp(h.id, first_id) == 0,
 	       "delivered after 2 attempts; the first body stays");
+	tap_ok(err == 0 && h.last_status == 204 && h.last_error == NULL,
+	       "the delivery's status replaces the failure's, and the error is cleared (%d, %s)",
+	       h.last_status, h.last_error ? h.last_error : "NULL");
 	lr_store_hook_fini(&h);
 	tap_ok(lr_store_hook_attempt(st, first_id, NULL, LR_HOOK_RETRY, 0, 0, NULL, NULL) ==
 		       LR_STORE_ENOTFOUND,
