@@ -480,6 +480,15 @@
       add('Calibration SHA-256', j.inputs.calibration_sha256);
     }
     if (j.response) add('Result SHA-256', j.response.model_sha256);
+    if (j.notify && typeof j.notify === 'object') {
+      /* Only GET /v1/jobs/{id} carries it (not the event stream). */
+      const n = j.notify;
+      let s = String(n.state) + ' after ' + n.attempts + (n.attempts === 1 ? ' attempt' : ' attempts');
+      if (isNum(n.last_status)) s += ', last answer HTTP ' + n.last_status;
+      if (typeof n.last_error === 'string') s += ', last error: ' + n.last_error;
+      if (n.next_attempt_time) s += ', next attempt ' + when(n.next_attempt_time);
+      add('Webhook', s);
+    }
     $('job-spec').textContent = JSON.stringify(j.spec === undefined ? {} : j.spec, null, 2);
 
     /* Progress. */
