@@ -2527,7 +2527,9 @@ static int rewrite_fc_layer(struct pipe *p, const struct layer *Y, const lr_solv
 		rc = LR_ENOMEM;
 		goto out;
 	}
-	lr_fc_factors(&fc, res, wa, ba, wb, bb);
+	rc = lr_fc_factors(&fc, res, wa, ba, wb, bb);
+	if (rc != 0)
+		goto out;
 	memset(&dc, 0, sizeof(dc));
 	dc.node = ni;
 	dc.r = r;

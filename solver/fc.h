@@ -129,9 +129,10 @@ int lr_fc_fit(const lr_fc *fc, const float *Y, int64_t n, int64_t r, double alph
  * lr_lowrank_solve() on the layer's responses (M = P Qt, output
  * M (W x + b) + res->b): wa = Qt W (r x c, row-major), ba = Qt b (r),
  * wb = P (d x r, row-major), bb = res->b (d). Products in double.
- * Arrays are the caller's, of those sizes.
+ * Arrays are the caller's, of those sizes. Returns 0 or LR_ENOMEM (the
+ * double-precision blocks, about (d + r) x 512 doubles).
  */
-void lr_fc_factors(const lr_fc *fc, const lr_solve_result *res, float *wa, float *ba,
+int lr_fc_factors(const lr_fc *fc, const lr_solve_result *res, float *wa, float *ba,
 		   float *wb, float *bb);
 
 /*

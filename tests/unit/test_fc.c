@@ -126,7 +126,7 @@ static void test_exact(void)
 	tap_ok(fabs(res.energy - 1) < 1e-9 && res.lin_err_after < 1e-4,
 	       "exact: all energy kept (%.12f), linear error %.2e", res.energy, res.lin_err_after);
 	/* The two Gemms reproduce the layer on inputs the fit never saw. */
-	lr_fc_factors(&fc, &res, wa, ba, wb, bb);
+	tap_ok(lr_fc_factors(&fc, &res, wa, ba, wb, bb) == 0, "exact: factors");
 	for (int64_t i = n; i < n + nh; i++) {
 		float mid[8];
 
@@ -277,6 +277,121 @@ out:
 	lr_model_free(m1);
 }
 
+/*
+ * The fit's statistics against plain loops, with more inputs than one
+ * block of the fit's blocked products (512), at a rank below d/8 (a subset
+ * of eigenvectors) and one above (all, and more than a block): energy =
+ * sum_k p_k^T C p_k / tr C, and the relative error of max(., 0) of the
+ * responses against max(P P^T y + b, 0).
+ */
+static void test_fit_stats(int64_t r)
+{
+	int64_t c = 700, d = 600, n = 1100;
+	lr_fc fc = { 0 };
+	float *X = malloc(sizeof(float) * (size_t)(n * c)), *Y = malloc(sizeof(float) * (size_t)(n * d));
+	double *t = malloc(sizeof(double) * (size_t)r), kept = 0, num = 0, den = 0;
+	lr_fc_cov cov;
+	lr_solve_result res;
+	lr_msg msg = { { 0 } };
+	int rc;
+
+	fc.c = c;
+	fc.d = d;
+	fc.W = malloc(sizeof(float) * (size_t)(d * c));
+	fc.b = malloc(sizeof(float) * (size_t)d);
+	for (int64_t i = 0; i < d * c; i++)
+		fc.W[i] = (float)rng_normal();
+	for (int64_t j = 0; j < d; j++)
+		fc.b[j] = (float)(rng_normal() / 4);
+	for (int64_t i = 0; i < n * c; i++)
+		X[i] = (float)rng_normal();
+	respond(&fc, X, n, Y);
+	memset(&res, 0, sizeof(res));
+	rc = lr_fc_cov_build(&fc, Y, n, 0.5, NULL, &cov, &msg);
+	if (rc == 0)
+		rc = lr_fc_fit_cov(&cov, Y, n, r, &res, &msg);
+	tap_ok(rc == 0, "fit at rank %lld of %lld on %lld inputs (%s)", (long long)r, (long long)d,
+	       (long long)n, msg.text);
+	if (rc == 0) {
+		for (int64_t k = 0; k < r; k++) {
+			const double *p = res.P + k * d;
+
+			for (int64_t i = 0; i < d; i++)
+				for (int64_t j = 0; j < d; j++) {
+					/* C holds its lower triangle (column-major). */
+					double cij = i >= j ? cov.C[i + j * d] : cov.C[j + i * d];
+
+					kept += p[i] * cij * p[j];
+				}
+		}
+		for (int64_t s = 0; s < n; s++) {
+			const float *y = Y + s * d;
+
+			for (int64_t a = 0; a < r; a++) {
+				t[a] = 0;
+				for (int64_t j = 0; j < d; j++)
+					t[a] += res.P[j + a * d] * y[j];
+			}
+			for (int64_t j = 0; j < d; j++) {
+				double v = res.b[j], a0 = y[j] > 0 ? y[j] : 0, a1;
+
+				for (int64_t a = 0; a < r; a++)
+					v += res.P[j + a * d] * t[a];
+				a1 = v > 0 ? v : 0;
+				num += (a0 - a1) * (a0 - a1);
+				den += a0 * a0;
+			}
+		}
+		tap_ok(fabs(res.energy - kept / cov.trc) < 1e-9 && res.energy < 1,
+		       "energy kept matches tr(P^T C P) / tr C (%.12f vs %.12f)", res.energy,
+		       kept / cov.trc);
+		tap_ok(fabs(res.err_after - sqrt(num / den)) < 1e-9 * (1 + sqrt(num / den)) &&
+			       res.err_after > 0,
+		       "response error matches the plain loop (%.12f vs %.12f)", res.err_after,
+		       sqrt(num / den));
+		/* wa = Qt W over more columns than one block (c = 700 > 512) */
+		{
+			float *wa = malloc(sizeof(float) * (size_t)(r * c));
+			float *ba = malloc(sizeof(float) * (size_t)r);
+			float *wb = malloc(sizeof(float) * (size_t)(d * r));
+			float *bb = malloc(sizeof(float) * (size_t)d);
+			double worst = 0, wbe = 0;
+
+			rc = lr_fc_factors(&fc, &res, wa, ba, wb, bb);
+			for (int64_t i = 0; rc == 0 && i < r; i++) {
+				double sb = 0;
+
+				for (int64_t k = 0; k < c; k++) {
+					double sw = 0;
+
+					for (int64_t j = 0; j < d; j++)
+						sw += res.Qt[i + j * r] * fc.W[j * c + k];
+					worst = fmax(worst, fabs(wa[i * c + k] - sw) / (1 + fabs(sw)));
+				}
+				for (int64_t j = 0; j < d; j++)
+					sb += res.Qt[i + j * r] * fc.b[j];
+				worst = fmax(worst, fabs(ba[i] - sb) / (1 + fabs(sb)));
+			}
+			for (int64_t j = 0; rc == 0 && j < d; j++)
+				for (int64_t i = 0; i < r; i++)
+					wbe = fmax(wbe, fabs(wb[j * r + i] - res.P[j + i * d]));
+			tap_ok(rc == 0 && worst < 1e-6 && wbe < 1e-6,
+			       "factors: Qt W, Qt b and P match plain loops (worst %.2e, %.2e)", worst, wbe);
+			free(wa);
+			free(ba);
+			free(wb);
+			free(bb);
+		}
+	}
+	lr_solve_result_free(&res);
+	lr_fc_cov_free(&cov);
+	free(fc.W);
+	free(fc.b);
+	free(X);
+	free(Y);
+	free(t);
+}
+
 int main(void)
 {
 	const char *s = getenv("LR_TEST_SEED");
@@ -289,5 +404,7 @@ int main(void)
 	test_exact();
 	test_heldout();
 	test_timing_models();
+	test_fit_stats(50);
+	test_fit_stats(530);
 	return tap_done();
 }
