@@ -342,7 +342,10 @@ static void *run(void *arg)
 		size_t n = 0;
 		lr_msg msg = { { 0 } };
 
-		if (lr_store_hooks_due(h->st, lr_store_now_ms(), LR_HOOKS_BATCH, &due, &n, &msg) != 0)
+		/* Claimed (several nodes on PostgreSQL) for the whole batch's
+		 * worst case, plus a margin. */
+		if (lr_store_hooks_due(h->st, lr_store_now_ms(), LR_HOOKS_BATCH,
+				       LR_HOOKS_BATCH * (h->o.timeout_ms + 5000), &due, &n, &msg) != 0)
 			lr_log(LR_LOG_ERR, "cannot read the webhook outbox", "error", msg.text, NULL);
 		for (size_t i = 0; i < n && !atomic_load(&h->stop); i++)
 			deliver(h, &due[i]);

@@ -124,7 +124,7 @@ static int lr_hook_from_row(sqlite3_stmt *stmt, lr_store_hook *h, int *state)
 	return 0;
 }
 
-int lr_store_hooks_due(lr_store *st, int64_t now_ms, size_t max,
+int lr_store_hooks_due(lr_store *st, int64_t now_ms, size_t max, int64_t lease_ms,
 		       lr_store_hook **out, size_t *n, lr_msg *msg)
 {
 	sqlite3_stmt *stmt = NULL;
@@ -142,7 +142,7 @@ int lr_store_hooks_due(lr_store *st, int64_t now_ms, size_t max,
 	if (v == NULL)
 		return lr_fail(msg, LR_ENOMEM, "out of memory");
 	if (st->pg != NULL) {
-		err = lr__pg_hooks_due(st, now_ms, max, v, &k, msg);
+		err = lr__pg_hooks_due(st, now_ms, max, lease_ms, v, &k, msg);
 		if (err)
 			goto out;
 		if (k == 0) {

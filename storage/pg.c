@@ -1396,19 +1396,31 @@ static int lr_pg_hook_from_row(const PGresult *r, int row, lr_store_hook *h,
 	return 0;
 }
 
-int lr__pg_hooks_due(lr_store *st, int64_t now_ms, size_t max,
+int lr__pg_hooks_due(lr_store *st, int64_t now_ms, size_t max, int64_t lease_ms,
 		     lr_store_hook *v, size_t *n, lr_msg *msg)
 {
-	char a[24], b[24];
-	const char *p[2] = { lr_pg_num(a, now_ms), lr_pg_num(b, (int64_t)max) };
+	char a[24], b[24], c[24];
+	const char *p[3] = { lr_pg_num(a, now_ms), lr_pg_num(b, (int64_t)max),
+			     lr_pg_num(c, now_ms + (lease_ms > 0 ? lease_ms : 0)) };
 	PGresult *r;
 	int err, i;
 
-	r = lr_pg_q(st,
-		    "SELECT " LR_PG_HOOK_COLS " FROM webhook_outbox "
-		    "WHERE state = 'pending' AND next_ms <= $1 "
-		    "ORDER BY next_ms, id LIMIT $2",
-		    2, p, msg, "read webhook outbox", &err);
+	if (lease_ms > 0)
+		/* Claimed rows come back with their new next_ms; RETURNING
+		 * keeps no order, which only the batch's order would use. */
+		r = lr_pg_q(st,
+			    "UPDATE webhook_outbox SET next_ms = $3 WHERE id IN ("
+			    "SELECT id FROM webhook_outbox "
+			    "WHERE state = 'pending' AND next_ms <= $1 "
+			    "ORDER BY next_ms, id LIMIT $2 FOR UPDATE SKIP LOCKED) "
+			    "RETURNING " LR_PG_HOOK_COLS,
+			    3, p, msg, "claim webhook outbox rows", &err);
+	else
+		r = lr_pg_q(st,
+			    "SELECT " LR_PG_HOOK_COLS " FROM webhook_outbox "
+			    "WHERE state = 'pending' AND next_ms <= $1 "
+			    "ORDER BY next_ms, id LIMIT $2",
+			    2, p, msg, "read webhook outbox", &err);
 	if (err)
 		return err;
 	for (i = 0; i < PQntuples(r); i++) {

@@ -202,7 +202,7 @@ int lr__pg_blob_stat(lr_store *st, const char *tenant, const char *sha,
 int lr__pg_tenant_bytes(lr_store *st, const char *tenant, int64_t *bytes,
 			lr_msg *msg);
 int lr__pg_blob_row_exists(lr_store *st, const char *sha, lr_msg *msg);
-int lr__pg_hooks_due(lr_store *st, int64_t now_ms, size_t max,
+int lr__pg_hooks_due(lr_store *st, int64_t now_ms, size_t max, int64_t lease_ms,
 		     lr_store_hook *v, size_t *n, lr_msg *msg);
 int lr__pg_hook_of_job(lr_store *st, const char *job_id, lr_store_hook *h,
 		       int *state, lr_msg *msg);

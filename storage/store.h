@@ -594,9 +594,14 @@ typedef struct lr_store_hook {
 /*
  * Reads up to `max` pending rows with next_ms <= now_ms, oldest due first,
  * into a new array *out of *n rows (caller frees with lr_store_hooks_free;
- * *out is NULL when none). Errors: LR_ENOMEM, LR_STORE_EDB.
+ * *out is NULL when none). On PostgreSQL, where several nodes deliver from
+ * one outbox, the rows are also claimed: their next_ms becomes now_ms +
+ * lease_ms in the same statement (FOR UPDATE SKIP LOCKED), so no other
+ * node takes them until the attempt is recorded or the lease runs out (a
+ * node that dies mid-delivery). lease_ms <= 0, or SQLite (one node), reads
+ * without claiming. Errors: LR_ENOMEM, LR_STORE_EDB.
  */
-int lr_store_hooks_due(lr_store *st, int64_t now_ms, size_t max,
+int lr_store_hooks_due(lr_store *st, int64_t now_ms, size_t max, int64_t lease_ms,
 		       lr_store_hook **out, size_t *n, lr_msg *msg);
 
 /* Frees `n` rows from lr_store_hooks_due() and the array (NULL-safe). */

@@ -136,16 +136,16 @@ static void test_outbox(lr_store *st, const char *model, int64_t epoch)
 	}
 
 	/* due rows and attempts */
-	tap_ok(lr_store_hooks_due(st, lr_store_now_ms(), 100, &due, &n, NULL) == 0 && n == 5,
+	tap_ok(lr_store_hooks_due(st, lr_store_now_ms(), 100, 0, &due, &n, NULL) == 0 && n == 5,
 	       "5 rows due (%zu)", n);
 	lr_store_hooks_free(due, n);
 	err = lr_store_hook_attempt(st, first_id, "{\"v\":1}", LR_HOOK_RETRY,
 				    lr_store_now_ms() + 3600000, 500, "HTTP 500", NULL);
 	tap_ok(err == 0, "record a failed attempt");
-	tap_ok(lr_store_hooks_due(st, lr_store_now_ms(), 100, &due, &n, NULL) == 0 && n == 4,
+	tap_ok(lr_store_hooks_due(st, lr_store_now_ms(), 100, 0, &due, &n, NULL) == 0 && n == 4,
 	       "the retried row is not due before next_ms");
 	lr_store_hooks_free(due, n);
-	tap_ok(lr_store_hooks_due(st, lr_store_now_ms() + 3600001, 100, &due, &n, NULL) == 0 &&
+	tap_ok(lr_store_hooks_due(st, lr_store_now_ms() + 3600001, 100, 0, &due, &n, NULL) == 0 &&
 		       n == 5,
 	       "it is due after next_ms");
 	for (size_t i = 0; i < n; i++)
@@ -268,6 +268,41 @@ static void test_idem(lr_store *st, const char *model)
 	}
 }
 
+/*
+ * Claiming: on PostgreSQL a second node's read skips the rows the first
+ * claimed until the lease runs out; SQLite (one node) does not claim.
+ */
+static void test_claim(const char *dir, lr_store *st)
+{
+	lr_store *st2 = NULL;
+	lr_store_hook *a = NULL, *b = NULL, *c = NULL;
+	size_t na = 0, nb = 0, nc = 0;
+	int64_t now = lr_store_now_ms() + 2 * 3600000, lease = 60000;
+	int ok2;
+
+	if (!tap_ok(t_open(dir, &st2, NULL) == 0, "a second connection (another node)"))
+		return;
+	ok2 = lr_store_hooks_due(st, now, 100, lease, &a, &na, NULL) == 0 &&
+	      lr_store_hooks_due(st2, now, 100, lease, &b, &nb, NULL) == 0;
+	tap_ok(ok2 && na == 4, "the first node gets the 4 due rows (%zu)", na);
+	if (t_pg()) {
+		int leased = 1;
+
+		for (size_t i = 0; i < na; i++)
+			leased &= a[i].next_ms == now + lease;
+		tap_ok(nb == 0 && leased, "PostgreSQL: claimed until now + lease, the second node gets none (%zu)",
+		       nb);
+		tap_ok(lr_store_hooks_due(st2, now + lease + 1, 100, lease, &c, &nc, NULL) == 0 && nc == 4,
+		       "after the lease the rows are due again, on any node (%zu)", nc);
+	} else {
+		tap_ok(nb == na, "SQLite: one node, nothing claimed (%zu)", nb);
+	}
+	lr_store_hooks_free(a, na);
+	lr_store_hooks_free(b, nb);
+	lr_store_hooks_free(c, nc);
+	lr_store_close(st2);
+}
+
 int main(void)
 {
 	char *dir = t_mkdtemp();
@@ -282,6 +317,7 @@ int main(void)
 	tap_ok(q_int(st, t_pg() ? "SELECT max(version) FROM lr_schema" : "PRAGMA user_version") == 2, "schema version 2");
 	t_put(st, "alice", "model", model);
 	test_outbox(st, model, epoch);
+	test_claim(dir, st);
 	test_idem(st, model);
 	lr_store_close(st);
 	t_rmrf(dir);
