@@ -2429,7 +2429,7 @@ static int rewrite_layer(struct pipe *p, const struct layer *Y, const lr_solve_r
 	if (m->nodes[ni].nin > 2 && m->nodes[ni].in[2] >= 0) {
 		/* The bias may come through Identity nodes (exporters share one
 		 * bias tensor that way); without it the first factor's bias
-		 * Qt b0 would be lost (method.md 8.3). */
+		 * Qt b0 would be lost (../shared/docs/method.md §8.3). */
 		int bv = m->nodes[ni].in[2];
 
 		for (int hop = 0; bv >= 0 && hop < 8 && m->values[bv].init == NULL; hop++) {

@@ -8,7 +8,7 @@
  * The first pass computes the means (in double) and rejects NaN/Inf; the
  * second ("init") centres each block in double, accumulates
  * A = S_c S_c^T with DSYRK, B = T_c S_c^T with DGEMM (the linear asymmetric
- * regression Z = T that initialises the solver, method.md 1.7 / 8.13) and,
+ * regression Z = T that initialises the solver, ../shared/docs/method.md §1.7 / 8.13) and,
  * for S != T, T_c T_c^T for the PCA energy; it also keeps a float copy of
  * S_c. A' = A + eps I is factored once by Cholesky (DPOTRF + DTRTRI) into
  * A^-1 ~ G G^T. The ridge is applied as twice-iterated Tikhonov,
@@ -18,12 +18,12 @@
  * gain in near-null directions stays bounded by 2/eps. If A' is not
  * positive definite the same formula runs on its eigenvalues with small
  * ones dropped (a pseudo-inverse). Each (M, b)-step is then the DERIVED
- * recipe of method.md 1.5 on d x d doubles: C = B G, K = C C^T = B A^-1 B^T,
+ * recipe of ../shared/docs/method.md §1.5 on d x d doubles: C = B G, K = C C^T = B A^-1 B^T,
  * Mhat = C G^T = B A^-1, U = top-r eigenvectors of K (DSYEVR, range 'I'),
  * M = U U^T Mhat, kept as the factors P (d x r) and Qt (r x d), and
  * b = zbar - M sbar. Each nonlinear iteration is one more pass that, per
  * block, predicts Y' = P (Qt S_c) + zbar_prev (two thin GEMMs), applies the
- * exact z-step case analysis (method.md 1.6) entry by entry, and adds
+ * exact z-step case analysis (../shared/docs/method.md §1.6) entry by entry, and adds
  * (Z - zbar_prev) S_c^T into B; since S_c has zero column sums, shifting Z
  * by any constant vector leaves B = Z_c S_c^T unchanged, and shifting by the
  * previous mean keeps the float products well conditioned. So Z is never
@@ -420,7 +420,7 @@ static int whitener(struct solver *s, lr_solve_result *res, lr_msg *msg)
 	return 0;
 }
 
-/* The (M, b)-step from B and zbar (method.md 1.5, DERIVED recipe). */
+/* The (M, b)-step from B and zbar (../shared/docs/method.md §1.5, DERIVED recipe). */
 static int mstep(struct solver *s, const double *zbar, lr_msg *msg)
 {
 	int64_t d = s->d, r = s->r;

@@ -123,7 +123,7 @@ int lr_lowrank_solve(const float *T, const float *S, int64_t n, int64_t d,
 void lr_solve_result_free(lr_solve_result *res);
 
 /*
- * The z-step of one entry (Eqs. 9-11, method.md section 1.6): the
+ * The z-step of one entry (Eqs. 9-11; ../shared/docs/method.md §1.6, docs/method.md §3.4): the
  * minimiser over z of (t - max(z, 0))^2 + lambda (z - u)^2, where
  * t = r(y) >= 0 and u = y' = (M y + b)_j. Ties prefer z0 = min(0, u).
  * Exposed for the unit test.
@@ -229,10 +229,10 @@ double lr_rank_speedup(const lr_rank_layer *layers, int n,
  * (the message gives the largest reachable speedup). LR_ENUMERIC (a
  * non-finite eigenvalue). LR_ENOMEM.
  *
- * Relation to the paper's bookkeeping (method.md section 4, DERIVED): the
+ * Relation to the paper's bookkeeping (../shared/docs/method.md §4, DERIVED): the
  * published VGG-16 / SPP-10 ranks satisfy the exact cost d'(k2c + d) H'W'
  * with un-accelerated layers at full cost; lr_rank_speedup() of Table 6's
- * "yes" rows gives 2.0006 / 3.0044 / 4.0054 (method.md truncates these to
+ * "yes" rows gives 2.0006 / 3.0044 / 4.0054 (that method.md truncates these to
  * 2.00 / 3.00 / 4.00; tested). The greedy step here also uses the exact
  * per-rank cost, like the MATLAB re-implementation. Where the paper is
  * silent (UNCONFIRMED) this module decides: layers not below the bound

@@ -74,7 +74,7 @@ enum lr_act {
 int lr_conv_activation(const lr_model *m, int node, char *why, size_t len);
 
 /*
- * The two layers that replace one Conv (method.md 2.1). With the Conv's
+ * The two layers that replace one Conv (../shared/docs/method.md §2.1). With the Conv's
  * weight W of shape (d, c, k1, .., kn) and r = the rank d':
  *   wa: r*c*k1*..*kn floats, the first Conv's filters (r, c, k1, .., kn);
  *   ba: r floats, its bias, or NULL for none;
