@@ -6,6 +6,8 @@
 
 #include "model/lr.h"
 
+#include <link.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,4 +92,52 @@ size_t lr_peak_rss_bytes(void)
 	if (getrusage(RUSAGE_SELF, &ru) != 0)
 		return 0;
 	return (size_t)ru.ru_maxrss * 1024u; /* Linux reports KiB */
+}
+
+static char build_id[40];
+static pthread_once_t build_id_once = PTHREAD_ONCE_INIT;
+
+/* dl_iterate_phdr callback: the first object is the program itself. */
+static int find_build_id(struct dl_phdr_info *info, size_t size, void *ud)
+{
+	(void)size;
+	(void)ud;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		const unsigned char *p, *end;
+
+		if (ph->p_type != PT_NOTE)
+			continue;
+		p = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
+		end = p + ph->p_memsz;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)(const void *)p;
+			const unsigned char *name = p + sizeof(*nh);
+			const unsigned char *desc = name + ((nh->n_namesz + 3) & ~3u);
+
+			if (desc + nh->n_descsz > end)
+				break;
+			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+			    memcmp(name, "GNU", 4) == 0 && nh->n_descsz >= 8) {
+				for (unsigned k = 0; k < 8; k++)
+					snprintf(build_id + 2 * k, 3, "%02x", desc[k]);
+				return 1;
+			}
+			p = desc + ((nh->n_descsz + 3) & ~3u);
+		}
+	}
+	return 1; /* only the first object (the program) is looked at */
+}
+
+static void build_id_init(void)
+{
+	dl_iterate_phdr(find_build_id, NULL);
+	if (build_id[0] == '\0')
+		snprintf(build_id, sizeof(build_id), "v%s", PACKAGE_VERSION);
+}
+
+const char *lr_build_id(void)
+{
+	pthread_once(&build_id_once, build_id_init);
+	return build_id;
 }

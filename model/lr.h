@@ -80,4 +80,13 @@ double lr_now(void);
 /* Peak resident set size of this process in bytes (0 when unknown). */
 size_t lr_peak_rss_bytes(void);
 
+/*
+ * A name of this build: the first 16 hex digits of the program's GNU
+ * build-id (it changes with every change to the binary), or
+ * "v" PACKAGE_VERSION when the program has none. Measured timings are
+ * keyed by it, since a new engine times layers differently. Static,
+ * never NULL; thread-safe after the first call.
+ */
+const char *lr_build_id(void);
+
 #endif /* LR_LR_H */

@@ -1657,7 +1657,10 @@ static int cost_time(struct pipe *p)
 
 	p->vector_block = lr_cpu_vector_block();
 	lr_cpu_name(p->cpu, sizeof(p->cpu));
-	snprintf(prefix, sizeof(prefix), "cpu=%s|vb=%d|t=%d", p->cpu, p->vector_block, o->deploy_threads);
+	/* The build is part of the key: another engine times layers
+	 * differently, and a daemon's cache outlives its binary. */
+	snprintf(prefix, sizeof(prefix), "cpu=%s|vb=%d|t=%d|build=%s", p->cpu, p->vector_block,
+		 o->deploy_threads, lr_build_id());
 	rc = lr_timing_cache_open(o->timing_cache, &tc, p->msg);
 	if (rc != 0)
 		goto out;
@@ -2943,6 +2946,7 @@ static int stage_report(struct pipe *p)
 		cJSON_AddStringToObject(cm, "unit", "seconds in lowrank's engine");
 		cJSON_AddStringToObject(cm, "cpu", p->cpu);
 		cJSON_AddNumberToObject(cm, "vector_block", p->vector_block);
+		cJSON_AddStringToObject(cm, "build", lr_build_id());
 		cJSON_AddNumberToObject(cm, "measure_seconds", p->measure_seconds);
 		cJSON_AddNumberToObject(cm, "measured", p->nmeasured);
 		cJSON_AddNumberToObject(cm, "from_cache", p->ncached);

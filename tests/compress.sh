@@ -392,6 +392,17 @@ ok $? "the timing cache holds $n entries and no temporary file is left"
 import json, sys; c = json.load(open(sys.argv[1]))['cost_model']
 assert c['measured'] == 0 and c['from_cache'] > 0, c" "$TMP/vt2.json"
 ok $? "a cached run measures nothing and gives the byte-identical model"
+# Timings of another build (another engine) are not used: the same entries
+# under another build's key are all measured again.
+sed "s/|build=[^|]*|/|build=0123456789abcdef|/" "$TMP/tc.tsv" >"$TMP/tc_other.tsv"
+"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective time --speedup 1.1 --deploy-batch 8 \
+	--timing-cache "$TMP/tc_other.tsv" -o "$TMP/vt3.onnx" --report "$TMP/vt3.json" >/dev/null 2>&1 &&
+	"$PYTHON3" -c "
+import json, sys; c = json.load(open(sys.argv[1]))['cost_model']
+assert c['from_cache'] == 0 and c['measured'] > 0 and len(c['build']) >= 16, c" "$TMP/vt3.json" &&
+	grep -q "build=0123456789abcdef" "$TMP/tc_other.tsv" &&
+	grep -q "build=$("$PYTHON3" -c "import json,sys; print(json.load(open(sys.argv[1]))['cost_model']['build'])" "$TMP/vt3.json")|" "$TMP/tc_other.tsv"
+ok $? "timings cached by another build are measured again (the key names the build)"
 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective time --speedup 1.1 --deploy-batch 8 \
 	--rank-multiple 8 --timing-cache "$TMP/tc.tsv" -o "$TMP/vt8.onnx" --report "$TMP/vt8.json" >/dev/null 2>&1 &&
 	"$PYTHON3" -c "
