@@ -176,6 +176,13 @@ struct layer {
 	int64_t rank2;           /* chosen d'' (0: the channel scheme) */
 	double err_split;        /* response error after the split alone (-1: none) */
 	double pen;              /* the chosen split's energy in the kept directions */
+	double *patch;           /* spatial: input patches at the sampled positions of
+				    the first patch_imgs fitting inputs, rows x kw x
+				    c kh doubles (split_energies) */
+	int64_t patch_imgs;
+	int64_t patch_filled;    /* images whose patches patch_fill() wrote */
+	int in_node, in_slot;    /* producer (node, output) of the layer's input;
+				    in_node -1: the graph's first input */
 	int64_t *scand_r2, *scand_r; /* measured (d'', d') candidates and seconds */
 	double *scand_sec;
 	int nscand;
@@ -189,7 +196,56 @@ struct collect {
 	float **dst;             /* per layer: destination (T or S), or NULL */
 	int64_t first;           /* fitting index of the batch's first input */
 	int spi;                 /* samples per input */
+	int patches;             /* 1: also fill the layers' patch arrays */
 };
+
+/*
+ * Copies the input patches of layer Y at its sampled positions, for the
+ * images of batch x (fitting indices first..) below Y->patch_imgs, into
+ * Y->patch: row (i spi + s) holds kw x (c kh) values, column x of the
+ * window then channel and row, zero where the window leaves the input.
+ */
+static int patch_fill(const lr_model *m, struct layer *Y, const lr_tensor *x, int64_t first,
+		      int spi)
+{
+	const lr_node *nd = &m->nodes[Y->node];
+	int64_t st[2] = { 1, 1 }, dl[2] = { 1, 1 }, pd[4] = { 0, 0, 0, 0 }, H, W, ckh;
+	int cnt;
+
+	if (x->ndim != 4 || x->dtype != LR_DT_FLOAT || x->dims[1] != Y->c)
+		return LR_ESHAPE;
+	H = x->dims[2];
+	W = x->dims[3];
+	ckh = Y->c * Y->kh;
+	lr_node_attr_ints(nd, "strides", st, 2, &cnt);
+	lr_node_attr_ints(nd, "dilations", dl, 2, &cnt);
+	lr_node_attr_ints(nd, "pads", pd, 4, &cnt);
+	for (int64_t b = 0; b < x->dims[0] && first + b < Y->patch_imgs; b++) {
+		const float *img = (const float *)x->data + b * Y->c * H * W;
+
+		if (first + b + 1 > Y->patch_filled)
+			Y->patch_filled = first + b + 1;
+		for (int s = 0; s < spi; s++) {
+			int64_t row = (first + b) * spi + s;
+			int64_t oy = Y->pos[row] / Y->ow, ox = Y->pos[row] % Y->ow;
+
+			for (int64_t xx = 0; xx < Y->kw; xx++) {
+				int64_t ix = ox * st[1] - pd[1] + xx * dl[1];
+				double *dst = Y->patch + (row * Y->kw + xx) * ckh;
+
+				for (int64_t ci = 0; ci < Y->c; ci++)
+					for (int64_t h = 0; h < Y->kh; h++) {
+						int64_t iy = oy * st[0] - pd[0] + h * dl[0];
+
+						dst[ci * Y->kh + h] = iy >= 0 && iy < H && ix >= 0 && ix < W
+									      ? (double)img[(ci * H + iy) * W + ix]
+									      : 0.0;
+					}
+			}
+		}
+	}
+	return 0;
+}
 
 static int collect_observer(void *ud, const lr_model *m, int ni,
 			    lr_tensor *const *outs, int nout)
@@ -200,6 +256,18 @@ static int collect_observer(void *ud, const lr_model *m, int ni,
 	struct layer *L;
 	int64_t plane;
 
+	/* Patches of layers whose input this node produces (stage_sample). */
+	for (int l = 0; cl->patches && l < cl->nl; l++) {
+		struct layer *Y = &cl->L[l];
+		int rc;
+
+		if (Y->patch == NULL || Y->in_node != ni || Y->in_slot >= nout || outs[Y->in_slot] == NULL ||
+		    cl->first >= Y->patch_imgs)
+			continue;
+		rc = patch_fill(m, Y, outs[Y->in_slot], cl->first, cl->spi);
+		if (rc != 0)
+			return rc;
+	}
 	if (li < 0 || cl->dst[li] == NULL || nout < 1 || outs[0] == NULL)
 		return 0;
 	y = outs[0];
@@ -302,7 +370,7 @@ static int collect_engine(const lr_model *m, struct layer *L, int nl, float **ds
  * responses of the layers whose dst[] is set.
  */
 static int run_collect(const lr_model *m, const lr_tensor *calib, const int64_t *order,
-		       int64_t nfit, struct layer *L, int nl, float **dst,
+		       int64_t nfit, struct layer *L, int nl, float **dst, int patches,
 		       const lr_compress_opts *o, lr_msg *msg)
 {
 	struct collect cl;
@@ -313,6 +381,7 @@ static int run_collect(const lr_model *m, const lr_tensor *calib, const int64_t 
 	rc = collect_engine(m, L, nl, dst, o, &cl, &e, msg);
 	if (rc != 0)
 		goto out;
+	cl.patches = patches;
 	for (int64_t b0 = 0; b0 < nfit; b0 += o->batch) {
 		int64_t bn = nfit - b0 < o->batch ? nfit - b0 : o->batch;
 
@@ -324,7 +393,12 @@ static int run_collect(const lr_model *m, const lr_tensor *calib, const int64_t 
 		if (rc != 0)
 			goto out;
 		cl.first = b0;
-		rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
+		/* a layer on the graph input takes its patches from the batch */
+		for (int l = 0; patches && l < nl && rc == 0; l++)
+			if (L[l].patch != NULL && L[l].in_node < 0 && b0 < L[l].patch_imgs)
+				rc = patch_fill(m, &L[l], x, b0, o->samples_per_input);
+		if (rc == 0)
+			rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
 		lr_tensor_free(y);
 		y = NULL;
 		lr_tensor_free(x);
@@ -796,6 +870,7 @@ static void pipe_free(struct pipe *p)
 		free(p->L[l].cand_sec);
 		lr_fc_cov_free(&p->L[l].fcov);
 		free(p->L[l].fen);
+		free(p->L[l].patch);
 		free(p->L[l].scand_r2);
 		free(p->L[l].scand_r);
 		free(p->L[l].scand_sec);
@@ -1172,11 +1247,54 @@ static int fc_spectrum(struct pipe *p, struct layer *Y)
  * get at most half the memory budget; with more inputs than that holds,
  * the first ones of the seeded order are fitted and the report says so.
  */
+/* What the input patches of all split candidates may hold together. */
+#define SPLIT_PATCH_BYTES (256.0 * 1024 * 1024)
+
+/*
+ * Plans the patches split_energies() needs of layer Y (one of nspatial with
+ * spatial choices): the first patch_imgs <= 32 fitting inputs, within an
+ * even share of SPLIT_PATCH_BYTES and of a quarter of the memory budget,
+ * collected in the sampling pass from the output of the node that feeds
+ * the layer. Layers fed by anything but a node or the first graph input,
+ * or when the memory is not there, get none, and split_energies() runs
+ * the network to the layer instead.
+ */
+static void patch_plan(struct pipe *p, struct layer *Y, int nspatial)
+{
+	const lr_model *m = p->m;
+	int v = m->nodes[Y->node].in[0];
+	double row = 8.0 * (double)(Y->c * Y->kh * Y->kw) * (double)p->spi;
+	double share = SPLIT_PATCH_BYTES < (double)p->o->memory_budget / 4
+			       ? SPLIT_PATCH_BYTES : (double)p->o->memory_budget / 4;
+	int64_t imgs = p->nfit < 32 ? p->nfit : 32;
+
+	share /= nspatial > 0 ? nspatial : 1;
+	if (row * (double)imgs > share)
+		imgs = (int64_t)(share / row);
+	/* LR_SPLIT_NO_PATCHES: always the fallback (tests compare the two) */
+	if (imgs < 1 || v < 0 || getenv("LR_SPLIT_NO_PATCHES") != NULL)
+		return;
+	Y->in_slot = 0;
+	Y->in_node = m->values[v].producer;
+	if (Y->in_node >= 0) {
+		const lr_node *pn = &m->nodes[Y->in_node];
+
+		while (Y->in_slot < pn->nout && pn->out[Y->in_slot] != v)
+			Y->in_slot++;
+		if (Y->in_slot >= pn->nout)
+			return;
+	} else if (m->ninputs < 1 || m->inputs[0] != v) {
+		return;
+	}
+	Y->patch = malloc(sizeof(double) * (size_t)imgs * (size_t)(row / 8.0));
+	Y->patch_imgs = Y->patch != NULL ? imgs : 0;
+}
+
 static int stage_sample(struct pipe *p)
 {
 	const lr_compress_opts *o = p->o;
 	struct layer *L = p->L;
-	int nl = p->nl, spi = p->spi, rc;
+	int nl = p->nl, spi = p->spi, rc, nspatial = 0;
 	float **dst = NULL;
 	int64_t sumd = 0, maxd = 0;
 	double per_input, cap;
@@ -1200,6 +1318,8 @@ static int stage_sample(struct pipe *p)
 	dst = calloc((size_t)nl + 1, sizeof(*dst));
 	if (dst == NULL)
 		return LR_ENOMEM;
+	for (int l = 0; l < nl; l++)
+		nspatial += L[l].decomposable && L[l].fen != NULL && !L[l].fc;
 	for (int l = 0; l < nl; l++) {
 		struct layer *Y = &L[l];
 		uint64_t s = o->seed ^ (0xA5A5ull << 32) ^ (uint64_t)l * 0x100000001B3ull;
@@ -1224,9 +1344,11 @@ static int stage_sample(struct pipe *p)
 			Y->pos[r] = (int32_t)(oy * Y->ow + ox);
 		}
 		dst[l] = Y->T;
+		if (Y->fen != NULL && !Y->fc)
+			patch_plan(p, Y, nspatial);
 	}
 	report_progress(o, "collecting", 0, nl, NULL, 0.02, p->t0, &p->clk);
-	rc = run_collect(p->m, p->calib, p->order, p->nfit, L, nl, dst, o, p->msg);
+	rc = run_collect(p->m, p->calib, p->order, p->nfit, L, nl, dst, 1, o, p->msg);
 	if (rc != 0)
 		goto out;
 	report_progress(o, "ranks", 0, nl, NULL, 0.1, p->t0, &p->clk);
@@ -1966,11 +2088,19 @@ out:
  * d' of rs, E = 1 - |U_d'^T (S - T)|^2 / |U_d'^T (T - tbar)|^2 over the
  * sampled positions of the first fitting inputs (at most 32, and at most
  * SPLIT_INPUT_BYTES of the layer's input; at least one), where S are
- * the responses of the split layer V -> H at d'' (run alone on the
- * original network's input of the layer) and U the responses' principal
- * directions. The weights' own energy would badly overstate the split's
- * error: layer inputs are strongly correlated, and only the error within
- * the d' kept directions survives the channel split.
+ * the responses of the split layer V -> H at d'' on the original network's
+ * input of the layer and U the responses' principal directions. The
+ * weights' own energy would badly overstate the split's error: layer
+ * inputs are strongly correlated, and only the error within the d' kept
+ * directions survives the channel split.
+ *
+ * S - T is linear in the input patch at each sampled position (the bias
+ * cancels), so it is computed on those patches alone, in double: with the
+ * patches P (rows x kw x c kh), V = P wv^T once (the vertical filters at
+ * every column of every patch, all kmax of them), then per d'' the
+ * horizontal filters' sum over columns, S = V_d'' wh_d''^T, and T = P W^T.
+ * (Running the split layer over whole maps for every d'' cost minutes on
+ * VGG-16's 224 x 224 layers, for ten positions an image.)
  * E is nr x n2 (E[i * n2 + j] for rs[i], r2s[j]).
  */
 static int split_energies(struct pipe *p, struct layer *Y, const double *U, const int64_t *rs,
@@ -1978,54 +2108,70 @@ static int split_energies(struct pipe *p, struct layer *Y, const double *U, cons
 {
 	const lr_model *m = p->m;
 	const lr_node *nd = &m->nodes[Y->node];
-	const lr_tensor *W = m->values[nd->in[1]].init, *B;
-	int64_t d = Y->d, nb = p->nfit < 32 ? p->nfit : 32, rows, plane = Y->oh * Y->ow;
-	/* the layer's input for nb inputs stays under SPLIT_INPUT_BYTES */
-	double in_bytes = 4.0 * (double)Y->c * (double)layer_input_height(p, Y) * (double)Y->win;
-	int want = nd->in[0], rc;
-	lr_engine *e = NULL;
-	lr_tensor *x = NULL, *xin = NULL, *y = NULL;
-	lr_model *alone = NULL, *split = NULL;
-	double *tbar = calloc((size_t)d, sizeof(double)), *dif = NULL, *du = NULL, *den = NULL, *num = NULL;
-	float *wv = NULL, *wh = NULL, *whr = NULL;
+	const lr_tensor *W = m->values[nd->in[1]].init;
+	int64_t d = Y->d, c = Y->c, kh = Y->kh, kw = Y->kw, km = Y->kmax, ckh = c * kh;
+	int64_t rows, K = ckh * kw;
+	int rc = 0;
+	double *tbar = NULL, *dif = NULL, *du = NULL, *den = NULL, *num = NULL;
+	double *P, *V = NULL, *Vr = NULL, *T0 = NULL, *wd = NULL, *whd = NULL;
+	float *wv = NULL, *wh = NULL;
 	double *sv = NULL;
-	lr_decomp dc;
 
-	if (in_bytes * (double)nb > SPLIT_INPUT_BYTES)
-		nb = in_bytes >= SPLIT_INPUT_BYTES ? 1 : (int64_t)(SPLIT_INPUT_BYTES / in_bytes);
-	rows = nb * p->spi;
+	if (Y->patch != NULL && Y->patch_filled < Y->patch_imgs) {
+		/* the producer never ran observed (it cannot happen today) */
+		free(Y->patch);
+		Y->patch = NULL;
+	}
+	if (Y->patch == NULL) {
+		/* Not collected in the sampling pass: run the original network
+		 * to the layer's input for the first nb inputs. */
+		int64_t nb = p->nfit < 32 ? p->nfit : 32;
+		double in_bytes = 4.0 * (double)Y->c * (double)layer_input_height(p, Y) * (double)Y->win;
+		int want = nd->in[0];
+		lr_engine *e = NULL;
+		lr_tensor *x = NULL, *xin = NULL;
+
+		if (in_bytes * (double)nb > SPLIT_INPUT_BYTES)
+			nb = in_bytes >= SPLIT_INPUT_BYTES ? 1 : (int64_t)(SPLIT_INPUT_BYTES / in_bytes);
+		Y->patch = malloc(sizeof(double) * (size_t)(nb * p->spi * K));
+		Y->patch_imgs = nb;
+		Y->patch_filled = 0;
+		rc = Y->patch != NULL ? gather_batch(p->calib, p->order, 0, nb, &x) : LR_ENOMEM;
+		if (rc == 0)
+			rc = lr_engine_create(&e, m, p->o->threads);
+		if (rc == 0)
+			rc = lr_engine_run_segment(e, &x, 1, NULL, NULL, 0, &want, 1, &xin, p->msg);
+		if (rc == 0 && patch_fill(m, Y, xin, 0, p->spi) != 0)
+			rc = lr_fail(p->msg, LR_EUNSUPPORTED,
+				     "layer '%s': its input is not a 4-D float tensor of %lld channels",
+				     Y->node_name, (long long)c);
+		lr_engine_free(e);
+		lr_tensor_free(x);
+		lr_tensor_free(xin);
+		if (rc != 0)
+			goto out;
+	}
+	P = Y->patch;
+	rows = Y->patch_imgs * p->spi;
+	tbar = calloc((size_t)d, sizeof(double));
 	dif = malloc(sizeof(double) * (size_t)(rows * d));
 	du = malloc(sizeof(double) * (size_t)(rows * d));
 	den = calloc((size_t)d + 1, sizeof(double));
 	num = calloc((size_t)d + 1, sizeof(double));
-	wv = malloc(sizeof(float) * (size_t)(Y->kmax * Y->c * Y->kh));
-	wh = malloc(sizeof(float) * (size_t)(d * Y->kmax * Y->kw));
-	whr = malloc(sizeof(float) * (size_t)(d * Y->kmax * Y->kw));
-	sv = malloc(sizeof(double) * (size_t)Y->kmax);
+	wv = malloc(sizeof(float) * (size_t)(km * ckh));
+	wh = malloc(sizeof(float) * (size_t)(d * km * kw));
+	sv = malloc(sizeof(double) * (size_t)km);
+	V = malloc(sizeof(double) * (size_t)(rows * kw * km));
+	Vr = malloc(sizeof(double) * (size_t)(rows * kw * km));
+	T0 = malloc(sizeof(double) * (size_t)(rows * d));
+	wd = malloc(sizeof(double) * (size_t)(d * K > km * ckh ? d * K : km * ckh));
+	whd = malloc(sizeof(double) * (size_t)(d * kw * km));
 	if (tbar == NULL || dif == NULL || du == NULL || den == NULL || num == NULL || wv == NULL ||
-	    wh == NULL || whr == NULL || sv == NULL) {
+	    wh == NULL || sv == NULL || V == NULL || Vr == NULL || T0 == NULL || wd == NULL ||
+	    whd == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
 	}
-	/* the layer's input in the original network */
-	rc = gather_batch(p->calib, p->order, 0, nb, &x);
-	if (rc == 0)
-		rc = lr_engine_create(&e, m, p->o->threads);
-	if (rc == 0)
-		rc = lr_engine_run_segment(e, &x, 1, NULL, NULL, 0, &want, 1, &xin, p->msg);
-	if (rc != 0)
-		goto out;
-	if (xin->ndim != 4 || xin->dtype != LR_DT_FLOAT) {
-		rc = lr_fail(p->msg, LR_EUNSUPPORTED, "layer '%s': its input is not a 4-D float tensor",
-			     Y->node_name);
-		goto out;
-	}
-	rc = lr_conv_alone(m, Y->node, xin->dims, &alone, p->msg);
-	if (rc != 0)
-		goto out;
-	B = conv_bias(alone, 0, &rc);
-	if (rc != 0)
-		goto out;
 	/* denominators: the targets' variance within the top d' directions */
 	for (int64_t i = 0; i < p->nfit * p->spi; i++)
 		for (int64_t j = 0; j < d; j++)
@@ -2044,54 +2190,67 @@ static int split_energies(struct pipe *p, struct layer *Y, const double *U, cons
 			acc += du[i + a * rows] * du[i + a * rows];
 		den[a + 1] = den[a] + acc;
 	}
+	/* T0 = P W^T, with W's columns reordered to the patches' (x, ci, h) */
+	for (int64_t o = 0; o < d; o++)
+		for (int64_t xx = 0; xx < kw; xx++)
+			for (int64_t ci = 0; ci < c; ci++)
+				for (int64_t h = 0; h < kh; h++)
+					wd[o * K + xx * ckh + ci * kh + h] =
+						((const float *)W->data)[((o * c + ci) * kh + h) * kw + xx];
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)d, (int)K, 1.0, P,
+		    (int)K, wd, (int)K, 0.0, T0, (int)d);
+	/*
+	 * Self-check: the patches must reproduce the sampled responses the
+	 * engine computed, T = P W^T + b, up to the engine's float rounding.
+	 * A wrong patch (geometry, layout) would otherwise just lower the
+	 * energies and steer the selection away from the split, silently.
+	 */
+	{
+		const lr_tensor *B = conv_bias(m, Y->node, &rc);
+		double worst = 0, scale = 0;
+
+		if (rc != 0)
+			goto out;
+		for (int64_t i = 0; i < rows; i++)
+			for (int64_t o = 0; o < d; o++) {
+				double t = Y->T[i * d + o];
+				double e = T0[i * d + o] + (B != NULL ? ((const float *)B->data)[o] : 0.0) - t;
+
+				worst = fabs(e) > worst ? fabs(e) : worst;
+				scale = fabs(t) > scale ? fabs(t) : scale;
+			}
+		if (worst > 1e-3 * (scale > 0 ? scale : 1.0)) {
+			rc = lr_fail(p->msg, LR_ENUMERIC,
+				     "internal: layer '%s': the input patches do not reproduce its responses (error %.3g of %.3g)",
+				     Y->node_name, worst, scale);
+			goto out;
+		}
+	}
 	/* One SVD: the split at d'' is its first d'' components. */
-	rc = lr_spatial_split(W->data, d, Y->c, Y->kh, Y->kw, Y->kmax, wv, wh, sv, p->msg);
+	rc = lr_spatial_split(W->data, d, c, kh, kw, km, wv, wh, sv, p->msg);
 	if (rc != 0)
 		goto out;
 	fill_energies(Y, sv);
+	/* V = P wv^T: rows kw x km, the vertical filters at each patch column */
+	for (int64_t i = 0; i < km * ckh; i++)
+		wd[i] = wv[i];
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(rows * kw), (int)km, (int)ckh, 1.0,
+		    P, (int)ckh, wd, (int)ckh, 0.0, V, (int)km);
 	for (int j2 = 0; j2 < n2; j2++) {
-		int64_t r2 = r2s[j2] < Y->kmax ? r2s[j2] : Y->kmax;
+		int64_t r2 = r2s[j2] < km ? r2s[j2] : km, kr = kw * r2;
 
-		for (int64_t o = 0; o < d; o++) /* (d, kmax, kw) -> (d, r2, kw) */
-			memcpy(whr + o * r2 * Y->kw, wh + o * Y->kmax * Y->kw,
-			       sizeof(float) * (size_t)(r2 * Y->kw));
-		memset(&dc, 0, sizeof(dc));
-		dc.node = 0;
-		dc.r = d;
-		dc.r2 = r2;
-		dc.wv = wv;
-		dc.nwv = (size_t)(r2 * Y->c * Y->kh);
-		dc.wa = whr;
-		dc.nwa = (size_t)(d * r2 * Y->kw);
-		dc.ba = B != NULL ? B->data : NULL;
-		dc.nba = B != NULL ? (size_t)d : 0;
-		rc = lr_rewrite_decompose(alone, &dc, 1, NULL, 0, &split, p->msg);
-		lr_engine_free(e);
-		e = NULL;
-		if (rc == 0)
-			rc = lr_engine_create(&e, split, p->o->threads);
-		if (rc == 0)
-			rc = lr_engine_run(e, &xin, 1, &y, 1, 0, p->msg);
-		/* an engine borrows its model: free it first */
-		lr_engine_free(e);
-		e = NULL;
-		lr_model_free(split);
-		split = NULL;
-		if (rc != 0)
-			goto out;
-		if (y->ndim != 4 || y->dims[0] != nb || y->dims[1] != d || y->dims[2] * y->dims[3] != plane) {
-			rc = lr_fail(p->msg, LR_ESHAPE, "layer '%s': the split layer's output has another shape",
-				     Y->node_name);
-			goto out;
-		}
-		for (int64_t i = 0; i < rows; i++) {
-			const float *img = (const float *)y->data + (i / p->spi) * d * plane;
-
-			for (int64_t j = 0; j < d; j++)
-				dif[i * d + j] = (double)img[j * plane + Y->pos[i]] - Y->T[i * d + j];
-		}
-		lr_tensor_free(y);
-		y = NULL;
+		/* Vr[i, x r2 + j] = V[i kw + x, j]; whd[o, x r2 + j] = wh[o, j, x] */
+		for (int64_t i = 0; i < rows; i++)
+			for (int64_t xx = 0; xx < kw; xx++)
+				memcpy(Vr + i * kr + xx * r2, V + (i * kw + xx) * km, sizeof(double) * (size_t)r2);
+		for (int64_t o = 0; o < d; o++)
+			for (int64_t xx = 0; xx < kw; xx++)
+				for (int64_t j = 0; j < r2; j++)
+					whd[o * kr + xx * r2 + j] = wh[(o * km + j) * kw + xx];
+		/* dif = S - T0 = Vr whd^T - T0 */
+		memcpy(dif, T0, sizeof(double) * (size_t)(rows * d));
+		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)d, (int)kr, 1.0, Vr,
+			    (int)kr, whd, (int)kr, -1.0, dif, (int)d);
 		cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)rows, (int)d, (int)d, 1.0, dif,
 			    (int)d, U, (int)d, 0.0, du, (int)rows);
 		for (int64_t a = 0; a < d; a++) {
@@ -2108,12 +2267,10 @@ static int split_energies(struct pipe *p, struct layer *Y, const double *U, cons
 		}
 	}
 out:
-	lr_engine_free(e);
-	lr_tensor_free(x);
-	lr_tensor_free(xin);
-	lr_tensor_free(y);
-	lr_model_free(alone);
-	lr_model_free(split);
+	/* the patches are not needed after this */
+	free(Y->patch);
+	Y->patch = NULL;
+	Y->patch_imgs = Y->patch_filled = 0;
 	free(tbar);
 	free(dif);
 	free(du);
@@ -2121,8 +2278,12 @@ out:
 	free(num);
 	free(wv);
 	free(wh);
-	free(whr);
 	free(sv);
+	free(V);
+	free(Vr);
+	free(T0);
+	free(wd);
+	free(whd);
 	return rc;
 }
 

@@ -217,6 +217,19 @@ for l in sp:
     assert len(v.input) == 2, "V has no bias"
 PY
 ok $? "spatial-channel: report per layer (scheme, d'', d', stage errors), factor shapes, onnx.checker"
+# The split energies come from input patches gathered in the sampling pass;
+# LR_SPLIT_NO_PATCHES makes them run the network to each layer instead.
+# Both ways give the same energies (same 32 inputs here) and model.
+LR_SPLIT_NO_PATCHES=1 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective flops --speedup 5 \
+	--threads 2 -o "$TMP/vggs5n.onnx" --report "$TMP/vggs5n.json" >/dev/null 2>&1 &&
+	"$PYTHON3" -c "
+import json, sys
+a, b = (json.load(open(f))['layers'] for f in sys.argv[1:3])
+pairs = [(x, y) for x, y in zip(a, b) if 'split_energy' in x]
+assert pairs and all(x['rank2'] == y['rank2'] and x['rank'] == y['rank'] and
+                     abs(x['split_energy'] - y['split_energy']) < 1e-7 for x, y in pairs), pairs" \
+	"$TMP/vggs5.json" "$TMP/vggs5n.json"
+ok $? "split energies from sampled patches equal those from running the network to each layer"
 "$PYTHON3" - "$VGG" "$TMP/vggs5.onnx" "$TMP/vggs5.json" <<'PY'
 import json, sys
 import numpy as np
