@@ -225,6 +225,7 @@ struct dw_job {
 	int64_t mult;            /* output channels per input channel */
 	int act;                 /* fused activation (LR_ACT_*) */
 	float lo, hi;
+	int64_t band;            /* depthwise_c16: output rows per task */
 };
 
 #if defined(DW_X86)
@@ -471,6 +472,202 @@ static void depthwise_3x3(const struct lr_geom *g, const float *xp, const float 
 			out[ox] = acc;
 		}
 	}
+}
+
+#if defined(DW_X86)
+/*
+ * Depthwise 3x3 on 16 channels at once (AVX-512; MobileNet's layers have
+ * multiples of 16 channels). The 16 planes' rows are transposed in
+ * registers into rows of pixels of 16 channels ([wp][16], zero-padded
+ * left and right; rows above and below the image are a zero row), kept in
+ * a ring of 3 rows; each output pixel is then 9 aligned FMAs with the 9
+ * taps' weight vectors held in registers, so every lane works whatever
+ * the map's width (the plane-wise kernel above fills 7 of 16 lanes on a
+ * 7x7 map), and the output row is transposed back into the 16 planes with
+ * the fused activation. Per output the FMAs run in the plane-wise
+ * kernel's order (bias, then row by row, column by column, padded zeros
+ * included), so both give the same bits.
+ */
+__attribute__((target("avx512f")))
+static inline void dw_tr16(__m512 *r)
+{
+	__m512 t[16];
+
+	for (int k = 0; k < 8; k++) {
+		t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+		t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+	}
+	for (int k = 0; k < 4; k++) {
+		__m512d a0 = _mm512_castps_pd(t[4 * k]), a1 = _mm512_castps_pd(t[4 * k + 1]);
+		__m512d a2 = _mm512_castps_pd(t[4 * k + 2]), a3 = _mm512_castps_pd(t[4 * k + 3]);
+
+		r[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+		r[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+		r[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+		r[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+	}
+	for (int m = 0; m < 4; m++) {
+		__m512 x0 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x88);
+		__m512 x1 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xdd);
+		__m512 y0 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x88);
+		__m512 y1 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xdd);
+
+		t[m] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+		t[8 + m] = _mm512_shuffle_f32x4(x0, y0, 0xdd);
+		t[4 + m] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+		t[12 + m] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
+	}
+	for (int k = 0; k < 16; k++)
+		r[k] = t[k];
+}
+
+/* Input row iy of 16 planes (x: plane 0's row, planes hw apart) into
+ * dst[(pl + ix) * 16 + c]; the padding columns are left as they are. */
+__attribute__((target("avx512f")))
+static void dw_pack_row(const float *x, int64_t hw, int64_t w, float *dst)
+{
+	for (int64_t x0 = 0; x0 < w; x0 += 16) {
+		int64_t nx = w - x0 < 16 ? w - x0 : 16;
+		__mmask16 mk = (__mmask16)(nx == 16 ? 0xffffu : (1u << nx) - 1u);
+		__m512 r[16];
+
+		for (int c = 0; c < 16; c++)
+			r[c] = _mm512_maskz_loadu_ps(mk, x + c * hw + x0);
+		dw_tr16(r);
+		for (int64_t i = 0; i < nx; i++)
+			_mm512_store_ps(dst + (x0 + i) * 16, r[i]);
+	}
+}
+
+/* Output rows [oy0, oy1) of 16 channels of one image: xc points at the
+ * first plane, yc at the first output plane, wk at the 16 filters, bias at
+ * 16 biases or NULL. buf: 4 * wp * 16 + 16 * 16 floats, 64-byte aligned. */
+__attribute__((target("avx512f")))
+static void dw3_c16(const struct lr_geom *g, const float *xc, const float *wk, const float *bias,
+		    float *yc, int64_t oy0, int64_t oy1, int act, float lo, float hi, float *buf)
+{
+	int64_t wp = g->w + g->pl + g->pr, hw = g->h * g->w, ohw = g->oh * g->ow;
+	float *ring = buf, *zero = buf + 3 * wp * 16, *orow = buf + 4 * wp * 16;
+	int64_t slot_row[3] = { -1, -1, -1 };
+	__m512 wv[9], bv;
+	const __m512 vlo = _mm512_set1_ps(act == LR_ACT_CLIP ? lo : 0.f);
+	const __m512 vhi = _mm512_set1_ps(hi);
+
+	for (int t = 0; t < 9; t++) {
+		float tmp[16];
+
+		for (int c = 0; c < 16; c++)
+			tmp[c] = wk[c * 9 + t];
+		wv[t] = _mm512_loadu_ps(tmp);
+	}
+	bv = bias != NULL ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+	memset(zero, 0, (size_t)(wp * 16) * sizeof(float));
+	for (int s = 0; s < 3; s++) {
+		/* padding columns of each ring slot: zero once */
+		memset(ring + s * wp * 16, 0, (size_t)(g->pl * 16) * sizeof(float));
+		memset(ring + (s * wp + g->pl + g->w) * 16, 0, (size_t)(g->pr * 16) * sizeof(float));
+	}
+	for (int64_t oy = oy0; oy < oy1; oy++) {
+		const float *r[3];
+
+		for (int k = 0; k < 3; k++) {
+			int64_t iy = oy * g->sh - g->pt + k;
+
+			if (iy < 0 || iy >= g->h) {
+				r[k] = zero;
+				continue;
+			}
+			int s = (int)(iy % 3);
+
+			if (slot_row[s] != iy) {
+				dw_pack_row(xc + iy * g->w, hw, g->w, ring + (s * wp + g->pl) * 16);
+				slot_row[s] = iy;
+			}
+			r[k] = ring + s * wp * 16;
+		}
+		int64_t sw16 = g->sw * 16, ox = 0;
+
+		for (; ox + 4 <= g->ow; ox += 4) {
+			__m512 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
+
+			for (int k = 0; k < 3; k++) {
+				const float *p = r[k] + ox * sw16;
+
+				for (int j = 0; j < 3; j++) {
+					a0 = _mm512_fmadd_ps(_mm512_load_ps(p + j * 16), wv[k * 3 + j], a0);
+					a1 = _mm512_fmadd_ps(_mm512_load_ps(p + sw16 + j * 16), wv[k * 3 + j], a1);
+					a2 = _mm512_fmadd_ps(_mm512_load_ps(p + 2 * sw16 + j * 16), wv[k * 3 + j], a2);
+					a3 = _mm512_fmadd_ps(_mm512_load_ps(p + 3 * sw16 + j * 16), wv[k * 3 + j], a3);
+				}
+			}
+			_mm512_store_ps(orow + ox * 16, a0);
+			_mm512_store_ps(orow + (ox + 1) * 16, a1);
+			_mm512_store_ps(orow + (ox + 2) * 16, a2);
+			_mm512_store_ps(orow + (ox + 3) * 16, a3);
+		}
+		for (; ox < g->ow; ox++) {
+			__m512 a0 = bv;
+
+			for (int k = 0; k < 3; k++)
+				for (int j = 0; j < 3; j++)
+					a0 = _mm512_fmadd_ps(_mm512_load_ps(r[k] + ox * sw16 + j * 16),
+							     wv[k * 3 + j], a0);
+			_mm512_store_ps(orow + ox * 16, a0);
+		}
+		/* back to 16 planes, with the fused activation as cd_store512 */
+		for (int64_t x0 = 0; x0 < g->ow; x0 += 16) {
+			int64_t nx = g->ow - x0 < 16 ? g->ow - x0 : 16;
+			__mmask16 mk = (__mmask16)(nx == 16 ? 0xffffu : (1u << nx) - 1u);
+			__m512 v[16];
+
+			for (int i = 0; i < 16; i++)
+				v[i] = i < nx ? _mm512_load_ps(orow + (x0 + i) * 16) : _mm512_setzero_ps();
+			dw_tr16(v);
+			for (int c = 0; c < 16; c++) {
+				if (act == LR_ACT_RELU)
+					v[c] = _mm512_max_ps(v[c], vlo);
+				else if (act == LR_ACT_CLIP)
+					v[c] = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v[c]));
+				_mm512_mask_storeu_ps(yc + c * ohw + oy * g->ow + x0, mk, v[c]);
+			}
+		}
+	}
+}
+#endif
+
+static void depthwise_planes(void *arg, int64_t begin, int64_t end, int thread);
+
+/* Tasks of the 16-channel kernel: (image, block of 16 channels, band of
+ * output rows), bands of j->band rows; see dw3_c16. */
+static void depthwise_c16(void *arg, int64_t begin, int64_t end, int thread)
+{
+#if defined(DW_X86)
+	const struct dw_job *j = arg;
+	const struct lr_geom *g = j->g;
+	int64_t nblk = g->c / 16, nband = (g->oh + j->band - 1) / j->band;
+	int64_t wp = g->w + g->pl + g->pr;
+	float *buf = lr_op_scratch(j->c, thread, (size_t)(4 * wp * 16 + 256) * sizeof(float));
+
+	for (int64_t t = begin; t < end; t++) {
+		int64_t n = t / (nblk * nband), cb = t / nband % nblk, band = t % nband;
+		int64_t oy0 = band * j->band, oy1 = oy0 + j->band < g->oh ? oy0 + j->band : g->oh;
+		int64_t c0 = cb * 16;
+
+		if (buf == NULL) { /* no scratch: the plane-wise kernel for these planes */
+			struct dw_job k = *j;
+
+			k.band = 0;
+			if (band == 0)
+				depthwise_planes(&k, n * g->c + c0, n * g->c + c0 + 16, thread);
+			continue;
+		}
+		dw3_c16(g, j->x + (n * g->c + c0) * g->h * g->w, j->w + c0 * 9,
+			j->b ? j->b + c0 : NULL, j->y + (n * g->c + c0) * g->oh * g->ow,
+			oy0, oy1, j->act, j->lo, j->hi, buf);
+	}
+#else
+	(void)arg; (void)begin; (void)end; (void)thread;
+#endif
 }
 
 static void depthwise_planes(void *arg, int64_t begin, int64_t end, int thread)
@@ -798,8 +995,26 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 
 	if (cg == 1 && group == x->dims[1]) {
 		struct dw_job j = { c, x->data, w->data, b ? b->data : NULL, y->data, &g,
-				    m / group, c->act, c->act_lo, c->act_hi };
+				    m / group, c->act, c->act_lo, c->act_hi, 0 };
 
+		/*
+		 * 16 channels at a time where they come in 16s, on maps up to 32
+		 * wide (LR_NO_DW_C16: off). On MobileNet-v2's 56- and 112-wide
+		 * maps the plane-wise kernel, whose rows fill its lanes, measured
+		 * 1.4-2x faster; on 7-28 wide maps this one 1.3-1.8x.
+		 */
+		if (m == group && group % 16 == 0 && g.kh == 3 && g.kw == 3 && g.dh == 1 && g.w <= 32 &&
+		    g.dw == 1 && dw_avx512() && getenv("LR_NO_DW_C16") == NULL) {
+			int64_t tasks = g.n * (group / 16), nt = lr_pool_size(c->pool);
+
+			/* Bands of rows when blocks alone would leave a thread idle. */
+			j.band = g.oh;
+			while (nt > 1 && tasks * ((g.oh + j.band - 1) / j.band) < 4 * nt && j.band > 4)
+				j.band = (j.band + 1) / 2;
+			lr_pool_run_indexed(c->pool, tasks * ((g.oh + j.band - 1) / j.band), 1,
+					    depthwise_c16, &j);
+			goto done;
+		}
 		lr_pool_run_indexed(c->pool, g.n * m, 1, depthwise_planes, &j);
 		goto done;
 	}
