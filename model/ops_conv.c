@@ -849,6 +849,299 @@ static int conv_pw1x1(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const
 #endif
 }
 
+/* ---- few input channels, any stride: positions in lanes ----------------- */
+
+#if defined(DW_X86)
+/*
+ * Convolutions with few input channels (the RGB stems of ResNet-50 and
+ * MobileNet-v2: 3 channels, 7x7 or 3x3, stride 2), where the direct
+ * kernel's NCHWc tiles are short in the reduction (27-147 products) and
+ * their transposes into NCHW cost as much as the FMAs. The zero-padded
+ * input is split into stride x stride phases (so every tap reads a
+ * stride-1 plane), and outputs are computed on a grid of the phases'
+ * width wq: grid position q = oy * wq + ox, and tap t reads the phases at
+ * q + off[t], so 16 consecutive grid positions are one vector load per
+ * tap. Like pw_tile, a tile is 8 filters x PW_NV vectors, weights
+ * broadcast from the packed [tap][8] layout; each output adds the bias
+ * then the taps in the order phase, channel, row, column. Grid columns ox
+ * >= ow are not outputs: each vector's valid lanes are compressed and
+ * stored at their place in Y (valid outputs of a strip are consecutive).
+ */
+struct gc_job {
+	const float *ph, *w, *b;  /* phases [n][s*s][c][hq][wq], packed W, bias */
+	float *y;
+	const int32_t *off;       /* per tap: offset in one image's phases */
+	int64_t kk, m, wq, imgsz; /* taps, filters, grid width, floats/image */
+	int64_t oh, ow, ngrid;    /* output size, grid positions oh * wq */
+	int64_t nstrip, mchunk, nmc;
+	int act;
+	float lo, hi;
+};
+
+__attribute__((target("avx512f"), always_inline))
+static inline void gc_tile(const float *x, const int32_t *off, int64_t kk, const float *w,
+			   const float *b, float *y, int64_t ohw, int64_t q0, const int MR,
+			   const __mmask16 *mk, const int64_t *dst, int act, float lo, float hi)
+{
+	__m512 acc[8][PW_NV];
+
+	_Pragma("GCC unroll 8")
+	for (int r = 0; r < MR; r++) {
+		_Pragma("GCC unroll 8")
+		for (int v = 0; v < PW_NV; v++)
+			acc[r][v] = b != NULL ? _mm512_set1_ps(b[r]) : _mm512_setzero_ps();
+	}
+	for (int64_t k = 0; k < kk; k++) {
+		const float *xr = x + off[k] + q0;
+		__m512 xv[PW_NV];
+
+		_Pragma("GCC unroll 8")
+		for (int v = 0; v < PW_NV; v++)
+			xv[v] = _mm512_loadu_ps(xr + 16 * v);
+		_Pragma("GCC unroll 8")
+		for (int r = 0; r < MR; r++) {
+			__m512 wv = _mm512_set1_ps(w[k * 8 + r]);
+
+			_Pragma("GCC unroll 8")
+			for (int v = 0; v < PW_NV; v++)
+				acc[r][v] = _mm512_fmadd_ps(wv, xv[v], acc[r][v]);
+		}
+	}
+	const __m512 vlo = _mm512_set1_ps(act == LR_ACT_CLIP ? lo : 0.f);
+	const __m512 vhi = _mm512_set1_ps(hi);
+
+	_Pragma("GCC unroll 8")
+	for (int r = 0; r < MR; r++) {
+		_Pragma("GCC unroll 8")
+		for (int v = 0; v < PW_NV; v++) {
+			__m512 t = acc[r][v];
+			int cnt = __builtin_popcount(mk[v]);
+
+			if (act == LR_ACT_RELU)
+				t = _mm512_max_ps(t, vlo);
+			else if (act == LR_ACT_CLIP)
+				t = _mm512_min_ps(vhi, _mm512_max_ps(vlo, t));
+			t = _mm512_maskz_compress_ps(mk[v], t);
+			_mm512_mask_storeu_ps(y + r * ohw + dst[v], (__mmask16)((1u << cnt) - 1u), t);
+		}
+	}
+}
+
+#define GC_TILE_FN(MR)                                                             \
+__attribute__((target("avx512f")))                                                 \
+static void gc_tile_##MR(const float *x, const int32_t *off, int64_t kk,           \
+			 const float *w, const float *b, float *y, int64_t ohw,     \
+			 int64_t q0, const __mmask16 *mk, const int64_t *dst,        \
+			 int act, float lo, float hi)                               \
+{                                                                                  \
+	gc_tile(x, off, kk, w, b, y, ohw, q0, MR, mk, dst, act, lo, hi);           \
+}
+GC_TILE_FN(1) GC_TILE_FN(2) GC_TILE_FN(3) GC_TILE_FN(4)
+GC_TILE_FN(5) GC_TILE_FN(6) GC_TILE_FN(7) GC_TILE_FN(8)
+
+typedef void (*gc_tile_fn)(const float *, const int32_t *, int64_t, const float *,
+			   const float *, float *, int64_t, int64_t, const __mmask16 *,
+			   const int64_t *, int, float, float);
+static const gc_tile_fn gc_tiles[9] = { NULL, gc_tile_1, gc_tile_2, gc_tile_3, gc_tile_4,
+					gc_tile_5, gc_tile_6, gc_tile_7, gc_tile_8 };
+
+/* Tasks: (image, strip of PW_NV * 16 grid positions, chunk of filters). */
+static void gc_tasks(void *arg, int64_t begin, int64_t end)
+{
+	const struct gc_job *j = arg;
+	int64_t ohw = j->oh * j->ow;
+
+	for (int64_t t = begin; t < end; t++) {
+		int64_t n = t / (j->nstrip * j->nmc), s = t / j->nmc % j->nstrip, mc = t % j->nmc;
+		int64_t q0 = s * PW_NV * 16;
+		int64_t m0 = mc * j->mchunk, m1 = m0 + j->mchunk < j->m ? m0 + j->mchunk : j->m;
+		__mmask16 mk[PW_NV];
+		int64_t dst[PW_NV];
+
+		/* Each vector's valid lanes and where the first goes in Y. */
+		for (int v = 0; v < PW_NV; v++) {
+			unsigned msk = 0;
+
+			dst[v] = -1;
+			for (int i = 0; i < 16; i++) {
+				int64_t q = q0 + 16 * v + i, oy = q / j->wq, ox = q % j->wq;
+
+				if (q < j->ngrid && ox < j->ow) {
+					msk |= 1u << i;
+					if (dst[v] < 0)
+						dst[v] = oy * j->ow + ox;
+				}
+			}
+			mk[v] = (__mmask16)msk;
+			if (dst[v] < 0)
+				dst[v] = 0;
+		}
+		for (int64_t r = m0; r < m1; r += 8) {
+			int mr = m1 - r < 8 ? (int)(m1 - r) : 8;
+
+			gc_tiles[mr](j->ph + n * j->imgsz, j->off, j->kk, j->w + r * j->kk,
+				     j->b ? j->b + r : NULL, j->y + (n * j->m + r) * ohw, ohw, q0,
+				     mk, dst, j->act, j->lo, j->hi);
+		}
+	}
+}
+
+struct gc_split {
+	const float *x;
+	float *ph;
+	const struct lr_geom *g;
+	int64_t s, hq, wq, plane;  /* stride, phase rows/cols (+ slack rows), floats */
+};
+
+/* Zero-padded phases of planes [begin, end) (plane = n * c + ci). */
+static void gc_split_planes(void *arg, int64_t begin, int64_t end)
+{
+	const struct gc_split *sp = arg;
+	const struct lr_geom *g = sp->g;
+
+	for (int64_t pl = begin; pl < end; pl++) {
+		int64_t n = pl / g->c, ci = pl % g->c;
+		const float *xp = sp->x + pl * g->h * g->w;
+
+		for (int64_t a = 0; a < sp->s; a++)
+			for (int64_t bb = 0; bb < sp->s; bb++) {
+				float *d = sp->ph + ((n * sp->s * sp->s + a * sp->s + bb) * g->c + ci) *
+						    sp->plane;
+
+				for (int64_t r = 0; r < sp->hq; r++) {
+					int64_t iy = r * sp->s + a - g->pt;
+					float *dr = d + r * sp->wq;
+
+					for (int64_t cq = 0; cq < sp->wq; cq++) {
+						int64_t ix = cq * sp->s + bb - g->pl;
+
+						dr[cq] = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w
+							 ? xp[iy * g->w + ix] : 0.f;
+					}
+				}
+				memset(d + sp->hq * sp->wq, 0,
+				       (size_t)(sp->plane - sp->hq * sp->wq) * sizeof(float));
+			}
+	}
+}
+#endif
+
+/*
+ * Runs a group-1 2-D Conv with at most 4 input channels (dilation 1, any
+ * stride and padding) with gc_tasks where AVX-512 is allowed
+ * (LR_NO_SMALLC or LR_NO_CONV_DIRECT: never). Returns 1 if it ran, 0 if
+ * not taken, LR_ENOMEM.
+ */
+static int conv_smallc(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr_tensor *b,
+		       lr_tensor *y, const struct lr_geom *g, int64_t m)
+{
+#if defined(DW_X86)
+	struct gc_job j;
+	struct gc_split sp;
+	int64_t s = g->sh, kq, kk, mt = (m + 7) / 8, nt, tasks, maxoff;
+	int32_t *off = NULL;
+	float *packed, *own = NULL, *ph = NULL;
+	size_t wbytes;
+
+	if (g->c > 4 || g->sh != g->sw || g->dh != 1 || g->dw != 1 || x->ndim != 4 ||
+	    g->oh * g->ow < 196 || g->c * g->kh * g->kw > 256 || !dw_avx512() ||
+	    getenv("LR_NO_SMALLC") != NULL || getenv("LR_NO_CONV_DIRECT") != NULL)
+		return 0;
+	kq = (g->kh + s - 1) / s > (g->kw + s - 1) / s ? (g->kh + s - 1) / s : (g->kw + s - 1) / s;
+	/* Phases: rows and columns of the padded image / s, plus kq - 1 for
+	 * the taps and one extra row for the last strip's grid overrun. */
+	sp.s = s;
+	sp.wq = g->ow + kq - 1;
+	sp.hq = g->oh + kq - 1;
+	sp.plane = (sp.hq + 1) * sp.wq + PW_NV * 16 + 16;
+	sp.x = x->data;
+	sp.g = g;
+	j.imgsz = s * s * g->c * sp.plane;
+	if (j.imgsz > INT32_MAX)
+		return 0;
+	kk = g->c * g->kh * g->kw;
+	wbytes = (size_t)(mt * 8) * (size_t)kk * sizeof(float);
+	/* Taps in the order of W's layout (channel, row, column): the sums
+	 * add them in that order, as the reference does. */
+	off = malloc((size_t)kk * sizeof(*off));
+	ph = lr_alloc_aligned((size_t)(g->n * j.imgsz) * sizeof(float));
+	if (off == NULL || ph == NULL) {
+		free(off);
+		lr_free_aligned(ph);
+		return LR_ENOMEM;
+	}
+	maxoff = 0;
+	for (int64_t ci = 0; ci < g->c; ci++)
+		for (int64_t ki = 0; ki < g->kh; ki++)
+			for (int64_t kj = 0; kj < g->kw; kj++) {
+				int64_t a = ki % s, bb = kj % s, t = (ci * g->kh + ki) * g->kw + kj;
+
+				off[t] = (int32_t)(((a * s + bb) * g->c + ci) * sp.plane +
+						   (ki / s) * sp.wq + kj / s);
+				if (off[t] > maxoff)
+					maxoff = off[t];
+			}
+	(void)maxoff;
+	if (c->cache != NULL && c->cache->key == w->data && c->cache->bytes == wbytes + 3) {
+		packed = c->cache->data;
+	} else {
+		const float *wf = w->data;
+
+		packed = lr_alloc_aligned(wbytes);
+		if (packed == NULL) {
+			free(off);
+			lr_free_aligned(ph);
+			return LR_ENOMEM;
+		}
+		for (int64_t t = 0; t < mt; t++)
+			for (int64_t k = 0; k < kk; k++)
+				for (int64_t r = 0; r < 8; r++)
+					packed[(t * kk + k) * 8 + r] =
+						t * 8 + r < m ? wf[(t * 8 + r) * kk + k] : 0.f;
+		if (c->cache != NULL) {
+			lr_free_aligned(c->cache->data);
+			c->cache->data = packed;
+			c->cache->key = w->data;
+			c->cache->bytes = wbytes + 3;
+		} else {
+			own = packed;
+		}
+	}
+	sp.ph = ph;
+	lr_pool_run(c->pool, g->n * g->c, 1, gc_split_planes, &sp);
+	j.ph = ph;
+	j.w = packed;
+	j.b = b ? b->data : NULL;
+	j.y = y->data;
+	j.off = off;
+	j.kk = kk;
+	j.m = m;
+	j.wq = sp.wq;
+	j.oh = g->oh;
+	j.ow = g->ow;
+	j.ngrid = g->oh * sp.wq;
+	j.nstrip = (j.ngrid + PW_NV * 16 - 1) / (PW_NV * 16);
+	j.act = c->act;
+	j.lo = c->act_lo;
+	j.hi = c->act_hi;
+	nt = lr_pool_size(c->pool);
+	j.mchunk = mt * 8;
+	tasks = g->n * j.nstrip;
+	while (tasks * ((m + j.mchunk - 1) / j.mchunk) < 4 * nt && j.mchunk > 8)
+		j.mchunk = ((j.mchunk / 2) + 7) / 8 * 8;
+	j.nmc = (m + j.mchunk - 1) / j.mchunk;
+	lr_pool_run(c->pool, tasks * j.nmc, 1, gc_tasks, &j);
+	lr_free_aligned(own);
+	lr_free_aligned(ph);
+	free(off);
+	return 1;
+#else
+	(void)c; (void)x; (void)w; (void)b; (void)y; (void)g; (void)m;
+	return 0;
+#endif
+}
+
+
 
 /* Tasks of the 16-channel kernel: (image, block of 16 channels, band of
  * output rows), bands of j->band rows; see dw3_c16. */
@@ -1232,6 +1525,13 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		goto done;
 	}
 	if (group == 1) {
+		rc = conv_smallc(c, x, w, b, y, &g, m);
+		if (rc < 0) {
+			rc = lr_op_fail(c, rc, "out of memory for the few-channel convolution");
+			goto fail;
+		}
+		if (rc == 1)
+			goto done; /* applied c->act */
 		rc = conv_pw1x1(c, x, w, b, y, &g, m);
 		if (rc < 0) {
 			rc = lr_op_fail(c, rc, "out of memory for the 1x1 convolution's packed weights");

@@ -8,7 +8,8 @@
  * bit-identical, NaN included (the input carries NaN and infinities:
  * Relu maps NaN to 0, Clip keeps it). Every Conv path is covered: direct
  * 1x1 and 3x3 (AVX-512 and LR_CONV_ISA=avx2), the NCHW pointwise 1x1
- * (ops_conv.c, conv_pw1x1), strided direct, depthwise (16-channel and
+ * (ops_conv.c, conv_pw1x1), the few-channel kernel (conv_smallc), strided
+ * direct, depthwise (16-channel and
  * plane-wise),
  * Winograd and im2col (dilation 2). With an observer installed nothing is
  * fused: the observer must see the Conv's own output (negative values).
@@ -297,6 +298,8 @@ int main(void)
 		{ "direct AVX2 3x3 Clip-13", 16, 19, 20, 3, 1, 1, 1, 3, "LR_CONV_ISA=avx2" },
 		{ "direct AVX2 1x1 Relu", 16, 19, 20, 1, 1, 1, 1, 1, "LR_CONV_ISA=avx2" },
 		{ "direct stride 2 Relu", 8, 23, 64, 3, 2, 1, 1, 1, NULL },
+		{ "few-channel stride 2 Clip-6", 3, 33, 20, 3, 2, 1, 1, 2, NULL },
+		{ "few-channel 7x7 stride 2 Relu", 3, 40, 16, 7, 2, 1, 1, 1, NULL },
 		{ "depthwise 3x3 Clip-13", 32, 28, 32, 3, 1, 1, 32, 3, NULL },
 		{ "depthwise 3x3 plane-wise (40 wide) Clip-6", 32, 40, 32, 3, 1, 1, 32, 2, NULL },
 		{ "depthwise 3x3 plane-wise (LR_NO_DW_C16) Relu", 32, 28, 32, 3, 1, 1, 32, 1, "LR_NO_DW_C16=1" },
