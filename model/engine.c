@@ -10,6 +10,11 @@
  * this node is the last reader (see ops.h), which makes activations like
  * Relu and Reshape free of copies. `live` tracks the bytes of tensors the
  * engine owns; its maximum over the run is the reported peak.
+ *
+ * With LR_PROFILE set when the engine is created, every node of a full
+ * (non-dry, non-segment) run is timed with CLOCK_MONOTONIC around its
+ * kernel; the sums, without the first run (which packs weights into the
+ * node caches), are written as JSON lines when the engine is freed.
  */
 #include "config.h"
 
@@ -40,6 +45,7 @@ struct lr_engine {
 	double *prof_ns;                /* LR_PROFILE: per node, summed ns */
 	char **prof_shape;              /* LR_PROFILE: per node, shapes seen */
 	int prof_runs;                  /* LR_PROFILE: timed full runs */
+	char *prof_path;                /* LR_PROFILE at creation */
 };
 
 int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
@@ -71,7 +77,8 @@ int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
 	if (getenv("LR_PROFILE") != NULL && *getenv("LR_PROFILE") != '\0') {
 		e->prof_ns = calloc((size_t)m->nnodes + 1, sizeof(*e->prof_ns));
 		e->prof_shape = calloc((size_t)m->nnodes + 1, sizeof(*e->prof_shape));
-		if (e->prof_ns == NULL || e->prof_shape == NULL) {
+		e->prof_path = strdup(getenv("LR_PROFILE"));
+		if (e->prof_ns == NULL || e->prof_shape == NULL || e->prof_path == NULL) {
 			lr_engine_free(e);
 			return LR_ENOMEM;
 		}
@@ -97,21 +104,22 @@ int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
 }
 
 /*
- * LR_PROFILE=FILE ("-" or "1": stderr): at lr_engine_free, one JSON line
+ * LR_PROFILE=FILE ("-" or "1": stderr; read when the engine is created):
+ * at lr_engine_free, one JSON line
  * per node with data, {"node","op","shape","ms"} (ms: mean per full run,
  * over the engine's non-dry full runs but the first, which fills caches; a Relu/Clip fused into its Conv
  * shows ~0 and its time is in the Conv's), then per op type totals.
  */
 static void profile_dump(const lr_engine *e)
 {
-	const char *path = getenv("LR_PROFILE");
+	const char *path = e->prof_path;
 	FILE *f = stderr;
 	double tot = 0;
 	const char *types[512];
 	double tms[512];
 	int nt = 0;
 
-	if (e->prof_ns == NULL || e->prof_runs < 2)
+	if (e->prof_ns == NULL || e->prof_path == NULL || e->prof_runs < 2)
 		return;
 	if (strcmp(path, "-") != 0 && strcmp(path, "1") != 0 && (f = fopen(path, "w")) == NULL) {
 		fprintf(stderr, "LR_PROFILE: cannot write '%s'\n", path);
@@ -150,6 +158,7 @@ void lr_engine_free(lr_engine *e)
 		free(e->prof_shape[i]);
 	free(e->prof_shape);
 	free(e->prof_ns);
+	free(e->prof_path);
 	lr_pool_free(e->pool);
 	for (int i = 0; i < e->scratch.n && e->scratch.buf != NULL; i++)
 		lr_free_aligned(e->scratch.buf[i]);
