@@ -1012,12 +1012,10 @@ static void gc_split_planes(void *arg, int64_t begin, int64_t end)
 					int64_t iy = r * sp->s + a - g->pt;
 					float *dr = d + r * sp->wq;
 
-					for (int64_t cq = 0; cq < sp->wq; cq++) {
-						int64_t ix = cq * sp->s + bb - g->pl;
-
-						dr[cq] = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w
-							 ? xp[iy * g->w + ix] : 0.f;
-					}
+					if (iy < 0 || iy >= g->h)
+						memset(dr, 0, (size_t)sp->wq * sizeof(float));
+					else
+						lr__phase_row(xp + iy * g->w, g->w, sp->s, bb - g->pl, dr, sp->wq);
 				}
 				memset(d + sp->hq * sp->wq, 0,
 				       (size_t)(sp->plane - sp->hq * sp->wq) * sizeof(float));
