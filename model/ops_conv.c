@@ -239,9 +239,15 @@ struct dw_job {
  */
 __attribute__((target("avx512f")))
 static int64_t dw3_row512(const float *const *r, const float (*w)[3], int nr, float bias,
-			  float *out, int64_t lo, int64_t hi, int64_t sw, int overread)
+			  float *out, int64_t lo, int64_t hi, int64_t sw, int overread,
+			  int act, float alo, float ahi)
 {
 	int64_t q = lo;
+	/* Fused activation as cd_store512: Relu max(v, 0), Clip min(hi, max(lo, v)). */
+	const __m512 vlo = _mm512_set1_ps(act == LR_ACT_CLIP ? alo : 0.f);
+	const __m512 vhi = _mm512_set1_ps(ahi);
+#define DW_ACT(v) (act == LR_ACT_RELU ? _mm512_max_ps((v), vlo) \
+		   : act == LR_ACT_CLIP ? _mm512_min_ps(vhi, _mm512_max_ps(vlo, (v))) : (v))
 
 	if (sw == 1) {
 		for (; q + 16 <= hi; q += 16) {
@@ -254,7 +260,7 @@ static int64_t dw3_row512(const float *const *r, const float (*w)[3], int nr, fl
 				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][1]), _mm512_loadu_ps(rr + 1), acc);
 				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][2]), _mm512_loadu_ps(rr + 2), acc);
 			}
-			_mm512_storeu_ps(out + q, acc);
+			_mm512_storeu_ps(out + q, DW_ACT(acc));
 		}
 		if (q < hi) {
 			__mmask16 mk = (__mmask16)((1u << (hi - q)) - 1u);
@@ -270,7 +276,7 @@ static int64_t dw3_row512(const float *const *r, const float (*w)[3], int nr, fl
 				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][2]),
 						      _mm512_maskz_loadu_ps(mk, rr + 2), acc);
 			}
-			_mm512_mask_storeu_ps(out + q, mk, acc);
+			_mm512_mask_storeu_ps(out + q, mk, DW_ACT(acc));
 			q = hi;
 		}
 	} else if (sw == 2) {
@@ -293,7 +299,7 @@ static int64_t dw3_row512(const float *const *r, const float (*w)[3], int nr, fl
 				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][2]),
 						      _mm512_permutex2var_ps(c, ev, d), acc);
 			}
-			_mm512_storeu_ps(out + q, acc);
+			_mm512_storeu_ps(out + q, DW_ACT(acc));
 		}
 		/* The last partial step: full loads (the caller's rows may be
 		 * read up to 31 floats past 2 * hi + 1), masked store. */
@@ -313,10 +319,11 @@ static int64_t dw3_row512(const float *const *r, const float (*w)[3], int nr, fl
 				acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][2]),
 						      _mm512_permutex2var_ps(c, ev, d), acc);
 			}
-			_mm512_mask_storeu_ps(out + q, mk, acc);
+			_mm512_mask_storeu_ps(out + q, mk, DW_ACT(acc));
 			q = hi;
 		}
 	}
+#undef DW_ACT
 	return q;
 }
 
@@ -345,11 +352,11 @@ static int dw_avx512(void)
  * plus 32 of slack): every output is interior, so each row is
  * dw3_row512's 16-wide steps (the last one masked, its loads running
  * into the next row or the slack) plus, at stride > 2, scalar taps on
- * the padded rows. The padded zeros add
+ * the padded rows. The fused activation is applied as each step stores. The padded zeros add
  * 0 * w as ONNX's zero padding does.
  */
 static void depthwise_3x3_pad512(const struct lr_geom *g, const float *xp, const float *wk,
-				 float bias, float *yp, float *pad)
+				 float bias, float *yp, float *pad, int act, float lo, float hi)
 {
 	int64_t wp = g->w + g->pl + g->pr, hp = g->h + g->pt + g->pb;
 	const float(*w)[3] = (const float(*)[3])wk;
@@ -370,8 +377,8 @@ static void depthwise_3x3_pad512(const struct lr_geom *g, const float *xp, const
 
 		for (int k = 0; k < 3; k++)
 			r[k] = pad + (oy * g->sh + k) * wp;
-		q = dw3_row512(r, w, 3, bias, out, 0, g->ow, g->sw, 1);
-		for (; q < g->ow; q++) {
+		q = dw3_row512(r, w, 3, bias, out, 0, g->ow, g->sw, 1, act, lo, hi);
+		for (int64_t q0 = q; q < g->ow; q++) {
 			float v = bias;
 
 			for (int k = 0; k < 3; k++) {
@@ -380,6 +387,8 @@ static void depthwise_3x3_pad512(const struct lr_geom *g, const float *xp, const
 				v += w[k][0] * rr[0] + w[k][1] * rr[1] + w[k][2] * rr[2];
 			}
 			out[q] = v;
+			if (q + 1 == g->ow)
+				lr__act_apply(act, lo, hi, out + q0, g->ow - q0);
 		}
 	}
 }
@@ -430,7 +439,7 @@ static void depthwise_3x3(const struct lr_geom *g, const float *xp, const float 
 				/* AVX-512: all taps of 16 outputs at once. */
 				if (v512)
 					q0 = dw3_row512(r, (const float (*)[3])w, nr, bias, out,
-							lo, hi, sw, 0);
+							lo, hi, sw, 0, LR_ACT_NONE, 0.f, 0.f);
 #endif
 				/* The interior: no bounds checks; stride 1 in one
 				 * vectorisable sweep per kernel row. */
@@ -1195,9 +1204,8 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end, int thread)
 
 					depthwise_3x3_pad512(g, j->x + (n * g->c + ic) * g->h * g->w,
 							     j->w + oc * 9, j->b ? j->b[oc] : 0.0f,
-							     j->y + p * g->oh * g->ow, pad);
-					lr__act_apply(j->act, j->lo, j->hi, j->y + p * g->oh * g->ow,
-						      g->oh * g->ow);
+							     j->y + p * g->oh * g->ow, pad, j->act,
+							     j->lo, j->hi);
 				}
 				return;
 			}

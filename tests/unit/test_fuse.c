@@ -302,6 +302,8 @@ int main(void)
 		{ "few-channel 7x7 stride 2 Relu", 3, 40, 16, 7, 2, 1, 1, 1, NULL },
 		{ "depthwise 3x3 Clip-13", 32, 28, 32, 3, 1, 1, 32, 3, NULL },
 		{ "depthwise 3x3 plane-wise (40 wide) Clip-6", 32, 40, 32, 3, 1, 1, 32, 2, NULL },
+		{ "depthwise 3x3 plane-wise stride 2 Relu", 8, 37, 8, 3, 2, 1, 8, 1, NULL },
+		{ "depthwise 3x3 plane-wise stride 3 Clip-13", 8, 37, 8, 3, 3, 1, 8, 3, NULL },
 		{ "depthwise 3x3 plane-wise (LR_NO_DW_C16) Relu", 32, 28, 32, 3, 1, 1, 32, 1, "LR_NO_DW_C16=1" },
 		{ "depthwise 3x3 stride 2 Relu", 32, 28, 32, 3, 2, 1, 32, 1, NULL },
 		{ "depthwise AVX2 Clip-6", 8, 15, 8, 3, 1, 1, 8, 2, "LR_CONV_ISA=avx2" },
