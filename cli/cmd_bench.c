@@ -30,7 +30,10 @@ static const char help[] =
 	"  --repeat N        timed runs (default 10)\n"
 	"  --warmup N        untimed runs first (default 2)\n"
 	"  --seed N          seed of the random input (default 0)\n"
-	"  --json            one JSON object: median_ms, p10_ms, p90_ms, peak_rss_bytes, ...\n";
+	"  --json            one JSON object: median_ms, p10_ms, p90_ms, peak_rss_bytes, ...\n"
+	"\n"
+	"Environment: LR_PROFILE=FILE (1: stderr) writes per-node and per-op-type\n"
+	"times as JSON lines at exit (README: What the engine runs).\n";
 
 static int cmp_double(const void *a, const void *b)
 {

@@ -249,6 +249,52 @@ int lr__conv_direct_isa(void)
 }
 
 #if defined(CD_X86)
+/* dst[cc] = src[2 cc + off] for cc in [c0, c1), 16 per step (all inside src). */
+__attribute__((target("avx512f")))
+static int64_t cd_phase_row2_512(const float *src, int64_t w, int64_t off, float *dst,
+				 int64_t c0, int64_t c1)
+{
+	const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+					    14, 12, 10, 8, 6, 4, 2, 0);
+	int64_t cc = c0;
+
+	for (; cc + 16 <= c1 && 2 * cc + off + 32 <= w; cc += 16) {
+		const float *s = src + 2 * cc + off;
+
+		_mm512_storeu_ps(dst + cc, _mm512_permutex2var_ps(_mm512_loadu_ps(s), ev,
+								  _mm512_loadu_ps(s + 16)));
+	}
+	return cc;
+}
+#endif
+
+void lr__phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *dst, int64_t n)
+{
+	/* cc in [c0, c1) read inside the row: 0 <= cc * s + off < w */
+	int64_t c0 = off >= 0 ? 0 : (-off + s - 1) / s;
+	int64_t c1 = w - off > 0 ? (w - off + s - 1) / s : 0;
+	int64_t cc;
+
+	if (c1 > n)
+		c1 = n;
+	if (c0 > c1)
+		c0 = c1;
+	memset(dst, 0, (size_t)c0 * sizeof(float));
+	cc = c0;
+	if (s == 1) {
+		memcpy(dst + c0, src + c0 + off, (size_t)(c1 - c0) * sizeof(float));
+		cc = c1;
+	}
+#if defined(CD_X86)
+	else if (s == 2 && cd_isa() == CD_AVX512)
+		cc = cd_phase_row2_512(src, w, off, dst, c0, c1);
+#endif
+	for (; cc < c1; cc++)
+		dst[cc] = src[cc * s + off];
+	memset(dst + c1, 0, (size_t)(n - c1) * sizeof(float));
+}
+
+#if defined(CD_X86)
 /*
  * Runs filter blocks [b0, b1) over positions [q0, q0 + n) (n <= strip):
  * per group of FB blocks, taps in chunks of CD_KC so that the chunk's

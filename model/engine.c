@@ -10,6 +10,11 @@
  * this node is the last reader (see ops.h), which makes activations like
  * Relu and Reshape free of copies. `live` tracks the bytes of tensors the
  * engine owns; its maximum over the run is the reported peak.
+ *
+ * With LR_PROFILE set when the engine is created, every node of a full
+ * (non-dry, non-segment) run is timed with CLOCK_MONOTONIC around its
+ * kernel; the sums, without the first run (which packs weights into the
+ * node caches), are written as JSON lines when the engine is freed.
  */
 #include "config.h"
 
@@ -17,6 +22,8 @@
 
 #include <cblas.h>
 #include <float.h>
+#include <stdio.h>
+#include <time.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
@@ -35,6 +42,10 @@ struct lr_engine {
 	size_t peak_bytes;              /* peak live bytes of the last run */
 	struct lr_scratch scratch;      /* per-thread kernel scratch */
 	struct lr_node_cache *cache;    /* per node: derived constant data */
+	double *prof_ns;                /* LR_PROFILE: per node, summed ns */
+	char **prof_shape;              /* LR_PROFILE: per node, shapes seen */
+	int prof_runs;                  /* LR_PROFILE: timed full runs */
+	char *prof_path;                /* LR_PROFILE at creation */
 };
 
 int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
@@ -63,6 +74,15 @@ int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
 	e->scratch.buf = calloc((size_t)nthreads, sizeof(void *));
 	e->scratch.bytes = calloc((size_t)nthreads, sizeof(size_t));
 	e->cache = calloc((size_t)m->nnodes + 1, sizeof(*e->cache));
+	if (getenv("LR_PROFILE") != NULL && *getenv("LR_PROFILE") != '\0') {
+		e->prof_ns = calloc((size_t)m->nnodes + 1, sizeof(*e->prof_ns));
+		e->prof_shape = calloc((size_t)m->nnodes + 1, sizeof(*e->prof_shape));
+		e->prof_path = strdup(getenv("LR_PROFILE"));
+		if (e->prof_ns == NULL || e->prof_shape == NULL || e->prof_path == NULL) {
+			lr_engine_free(e);
+			return LR_ENOMEM;
+		}
+	}
 	if (e->scratch.buf == NULL || e->scratch.bytes == NULL || e->cache == NULL) {
 		lr_engine_free(e);
 		return LR_ENOMEM;
@@ -83,10 +103,62 @@ int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
 	return 0;
 }
 
+/*
+ * LR_PROFILE=FILE ("-" or "1": stderr; read when the engine is created):
+ * at lr_engine_free, one JSON line
+ * per node with data, {"node","op","shape","ms"} (ms: mean per full run,
+ * over the engine's non-dry full runs but the first, which fills caches; a Relu/Clip fused into its Conv
+ * shows ~0 and its time is in the Conv's), then per op type totals.
+ */
+static void profile_dump(const lr_engine *e)
+{
+	const char *path = e->prof_path;
+	FILE *f = stderr;
+	double tot = 0;
+	const char *types[512];
+	double tms[512];
+	int nt = 0;
+
+	if (e->prof_ns == NULL || e->prof_path == NULL || e->prof_runs < 2)
+		return;
+	if (strcmp(path, "-") != 0 && strcmp(path, "1") != 0 && (f = fopen(path, "w")) == NULL) {
+		fprintf(stderr, "LR_PROFILE: cannot write '%s'\n", path);
+		return;
+	}
+	for (int i = 0; i < e->m->nnodes; i++) {
+		const lr_node *n = &e->m->nodes[i];
+		double ms = e->prof_ns[i] / 1e6 / (e->prof_runs - 1);
+		int k;
+
+		tot += ms;
+		fprintf(f, "{\"node\":\"%s\",\"op\":\"%s\",\"shape\":\"%s\",\"ms\":%.4f}\n",
+			n->name, n->op_type, e->prof_shape[i] ? e->prof_shape[i] : "", ms);
+		for (k = 0; k < nt && strcmp(types[k], n->op_type) != 0; k++)
+			;
+		if (k == nt && nt < 512) {
+			types[nt] = n->op_type;
+			tms[nt++] = 0;
+		}
+		if (k < nt)
+			tms[k] += ms;
+	}
+	for (int k = 0; k < nt; k++)
+		fprintf(f, "{\"op_total\":\"%s\",\"ms\":%.4f}\n", types[k], tms[k]);
+	fprintf(f, "{\"total_ms\":%.4f,\"runs\":%d}\n", tot, e->prof_runs - 1);
+	if (f != stderr)
+		fclose(f);
+}
+
 void lr_engine_free(lr_engine *e)
 {
 	if (e == NULL)
 		return;
+	profile_dump(e);
+	for (int i = 0; e->prof_shape != NULL && i < e->m->nnodes; i++)
+		free(e->prof_shape[i]);
+	free(e->prof_shape);
+	free(e->prof_ns);
+	free(e->prof_path);
 	lr_pool_free(e->pool);
 	for (int i = 0; i < e->scratch.n && e->scratch.buf != NULL; i++)
 		lr_free_aligned(e->scratch.buf[i]);
@@ -399,11 +471,37 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 						&c.act_hi, &reader))
 				passon[reader] = 1;
 		}
+		struct timespec t0, t1;
+		int prof = e->prof_ns != NULL && !dry && want == NULL;
+		char sa[96] = "-", sb[96] = "-";
+
+		if (prof && e->prof_shape[ni] == NULL) {
+			/* Shapes before the run: a kernel may take its input. */
+			if (node->nin > 0 && inp[0] != NULL)
+				lr_shape_str(inp[0]->ndim, inp[0]->dims, sa, sizeof(sa));
+			if (node->nin > 1 && inp[1] != NULL)
+				lr_shape_str(inp[1]->ndim, inp[1]->dims, sb, sizeof(sb));
+		}
+		if (prof)
+			clock_gettime(CLOCK_MONOTONIC, &t0);
 		/* A Conv before wrote this activation: pass its buffer on. */
 		if (passon[ni] && (outp[0] = lr_op_take(&c, inp, 0)) != NULL)
 			rc = 0;
 		else
 			rc = node->op->run(&c, inp, node->nin, outp, node->nout);
+		if (prof && rc == 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			e->prof_ns[ni] += (double)(t1.tv_sec - t0.tv_sec) * 1e9 +
+					  (double)(t1.tv_nsec - t0.tv_nsec);
+			if (e->prof_shape[ni] == NULL) {
+				char buf[320], sc[96] = "-";
+
+				if (node->nout > 0 && outp[0] != NULL)
+					lr_shape_str(outp[0]->ndim, outp[0]->dims, sc, sizeof(sc));
+				snprintf(buf, sizeof(buf), "in %s w %s out %s", sa, sb, sc);
+				e->prof_shape[ni] = strdup(buf);
+			}
+		}
 		if (rc != 0) {
 			for (int k = 0; k < node->nout; k++)
 				lr_tensor_free(outp[k]);
@@ -493,6 +591,12 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		}
 	}
 
+	if (e->prof_ns != NULL && !dry && want == NULL && rc == 0) {
+		/* The first run fills the per-node caches: not counted. */
+		if (e->prof_runs++ == 0)
+			for (int i = 0; i < m->nnodes; i++)
+				e->prof_ns[i] = 0;
+	}
 	for (int i = 0; i < noutputs; i++) {
 		int v = outv[i];
 		int dup = 0;

@@ -210,6 +210,12 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 /* The direct kernels' instruction set: 0 none, 1 AVX2, 2 AVX-512. */
 int lr__conv_direct_isa(void);
 
+/*
+ * One row of a stride phase: dst[cc] = src[cc * s + off] where 0 <= cc * s
+ * + off < w, else 0, for cc in [0, n) (conv_direct.c; AVX-512 for s = 2).
+ */
+void lr__phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *dst, int64_t n);
+
 /* Whether lr__conv_direct takes geometry g with m filters on kernels isa. */
 int lr__conv_direct_worth(int isa, const struct lr_geom *g, int64_t m);
 

@@ -42,6 +42,55 @@ struct pool_job {
 	int include_pad;        /* AveragePool count_include_pad */
 };
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#include <immintrin.h>
+#include <stdlib.h>
+#define MP_X86 1
+
+/* AVX-512 and no LR_CONV_ISA cap (the kernels' ISA switch). */
+static int mp_avx512(void)
+{
+	static int cpu = -1;
+
+	if (cpu < 0) {
+		__builtin_cpu_init();
+		cpu = __builtin_cpu_supports("avx512f") != 0;
+	}
+	return cpu && getenv("LR_CONV_ISA") == NULL;
+}
+
+/*
+ * Stride 2, window kw (2 or 3) over column maxima col[0..w): out[ox] =
+ * max of col[2 ox .. 2 ox + kw), 16 outputs per step while every load
+ * stays inside col. Returns how many outputs it wrote; the caller's
+ * scalar loop does the rest and the left edge.
+ */
+__attribute__((target("avx512f")))
+static int64_t maxpool_row2_512(const float *col, int64_t w, int64_t kw, float *out, int64_t ow)
+{
+	const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+					    14, 12, 10, 8, 6, 4, 2, 0);
+	const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+	int64_t ox = 0;
+
+	/* window of ox + 15 reads up to 2 * (ox + 15) + 2 + 16 (full loads) */
+	for (; ox + 16 <= ow && 2 * ox + 34 <= w; ox += 16) {
+		const float *c = col + 2 * ox;
+		__m512 a = _mm512_loadu_ps(c), b = _mm512_loadu_ps(c + 16);
+		__m512 best = _mm512_permutex2var_ps(a, ev, b);
+
+		best = _mm512_max_ps(_mm512_permutex2var_ps(a, od, b), best);
+		if (kw == 3) {
+			__m512 e = _mm512_loadu_ps(c + 2), f = _mm512_loadu_ps(c + 18);
+
+			best = _mm512_max_ps(_mm512_permutex2var_ps(e, ev, f), best);
+		}
+		_mm512_storeu_ps(out + ox, best);
+	}
+	return ox;
+}
+#endif
+
 #define MAXPOOL_ROW_MAX 4096 /* widest input row of the separable path */
 
 /*
@@ -74,7 +123,23 @@ static void maxpool_rows(const struct pool_job *j, int64_t p)
 			for (int64_t ix = 0; ix < g->w; ix++)
 				col[ix] = rp[ix] > col[ix] ? rp[ix] : col[ix];
 		}
+		/* [v0, v1): outputs of the vector kernel (none without it) */
+		int64_t v0 = g->ow, v1 = g->ow;
+#if defined(MP_X86)
+		/* Stride 2, width 2 or 3: windows wholly inside the row, 16 at a
+		 * time (even/odd permutes); max_ps(c, b) is c > b ? c : b, the
+		 * scalar loop's step, in its order. */
+		if (g->sw == 2 && (g->kw == 2 || g->kw == 3) && g->pl <= 2 && mp_avx512()) {
+			v0 = (g->pl + 1) / 2;
+			v1 = v0 >= g->ow ? v0 : v0 + maxpool_row2_512(col + 2 * v0 - g->pl, g->w - (2 * v0 - g->pl),
+								       g->kw, yp + oy * g->ow + v0, g->ow - v0);
+		}
+#endif
 		for (int64_t ox = 0; ox < g->ow; ox++) {
+			if (ox == v0)
+				ox = v1;
+			if (ox >= g->ow)
+				break;
 			int64_t x0 = ox * g->sw - g->pl, xa = x0 < 0 ? 0 : x0;
 			int64_t xb = x0 + g->kw < g->w ? x0 + g->kw : g->w;
 			float best = xa < xb ? col[xa] : -FLT_MAX;

@@ -1,22 +1,27 @@
 /*
  * pool.c - worker threads for data-parallel loops. See pool.h.
  *
- * Each run publishes (fn, arg, n, active, nchunks) under the mutex and
- * bumps a generation counter; every worker notices the new generation,
- * and when its index is below `active` takes chunks from a shared counter
- * until none is left, then counts down `pending` (all workers count down,
- * active or not, so none can mistake the next run's parameters for this
- * one's). The caller takes chunks too and waits for zero. Up to 4 chunks
- * per thread, taken in turn: a thread that the machine's other work
- * delays leaves its share to the others instead of making them wait.
- * Loop bodies only map indices to outputs, so how a range is cut does
- * not change a result.
+ * Each run publishes (fn, arg, n, nchunks) under the mutex, resets the
+ * count of finished chunks and the claim word, which holds the run's
+ * generation (low 32 bits) above the next chunk's index, and bumps the
+ * generation counter. A thread claims a chunk by a compare-and-swap of
+ * the claim word that keeps the generation it saw: a worker that wakes
+ * late, after its run is over, finds another generation there and claims
+ * nothing, and a successful claim proves the run is not over (its chunk is
+ * not finished), so the run's parameters stay put while it runs the
+ * chunk. The caller takes chunks too and waits until every chunk is
+ * finished, not for every worker to check in: a worker that the
+ * machine's other work keeps off a core delays nobody (two threads were
+ * slower than one on MobileNet-v2 under load when the caller waited for
+ * the late worker at every node). Up to 4 chunks per thread, taken in
+ * turn. Loop bodies only map indices to outputs, so how a range is cut
+ * does not change a result.
  *
  * Waiting spins first, then blocks: a model runs one parallel loop per
  * node, often well under 100 us apart, and a futex wake-up costs tens of
  * microseconds (more on a loaded machine), which on MobileNet-v2 made two
  * threads slower than one. Workers poll the generation and the caller
- * polls `pending` for up to LR_POOL_SPIN_US (the environment variable of
+ * polls the finished chunks for up to LR_POOL_SPIN_US (the environment variable of
  * that name overrides it per pool; 0 sleeps at once) before sleeping on the
  * condition variables, so between the nodes of one run nobody sleeps and
  * between runs (or when idle) nobody spins for long; after the first
@@ -55,14 +60,13 @@ struct lr_pool {
 	pthread_t *threads;     /* nthreads - 1 workers */
 	pthread_mutex_t mu;     /* guards the sleeps and the run's parameters */
 	pthread_cond_t wake;    /* workers wait for a new generation */
-	pthread_cond_t done;    /* caller waits for pending == 0 */
+	pthread_cond_t done;    /* caller waits for finished == nchunks */
 	_Atomic uint64_t generation; /* bumped per run (after the parameters) */
 	_Atomic int stop;       /* 1: workers exit */
-	_Atomic int pending;    /* workers yet to finish this generation */
 	int sleepers;           /* workers blocked on `wake` (under mu) */
-	int active;             /* threads in this run (<= nthreads) */
-	int64_t nchunks;        /* chunks of [0, n) */
-	_Atomic int64_t next;   /* next chunk to take */
+	_Atomic int64_t nchunks; /* chunks of [0, n) (read before a claim) */
+	_Atomic uint64_t claim; /* next chunk << 32 | generation (low 32 bits) */
+	_Atomic int64_t finished; /* chunks of this run finished */
 	lr_pool_fn fn;          /* current loop body (plain) */
 	lr_pool_ifn ifn;        /* current loop body (indexed), or NULL */
 	void *arg;              /* its argument */
@@ -130,19 +134,37 @@ static int spin_generation(lr_pool *p, uint64_t seen)
 	}
 }
 
-/* Takes and runs chunks of the current run until none is left. */
-static void take_chunks(lr_pool *p, int index)
+/*
+ * Takes and runs chunks of run `gen` until none is left (or that run is
+ * over); the thread that finishes the last chunk wakes a sleeping caller.
+ */
+static void take_chunks(lr_pool *p, int index, uint64_t gen)
 {
-	for (;;) {
-		int64_t i = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed), b, e;
+	uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
 
-		if (i >= p->nchunks)
+	for (;;) {
+		int64_t i = (int64_t)(c >> 32), b, e;
+		int64_t nch = atomic_load_explicit(&p->nchunks, memory_order_relaxed);
+
+		if ((uint32_t)c != (uint32_t)gen || i >= nch)
 			return;
-		chunk_range(p->n, (int)p->nchunks, (int)i, &b, &e);
+		if (!atomic_compare_exchange_weak_explicit(&p->claim, &c, c + ((uint64_t)1 << 32),
+							   memory_order_acq_rel,
+							   memory_order_acquire))
+			continue; /* c now holds the current word */
+		/* Chunk i of run gen is ours: the run cannot end before it. */
+		chunk_range(p->n, (int)nch, (int)i, &b, &e);
 		if (p->ifn != NULL)
 			p->ifn(p->arg, b, e, index);
 		else
 			p->fn(p->arg, b, e);
+		if (atomic_fetch_add_explicit(&p->finished, 1, memory_order_acq_rel) == nch - 1) {
+			pthread_mutex_lock(&p->mu);
+			pthread_cond_signal(&p->done);
+			pthread_mutex_unlock(&p->mu);
+			return;
+		}
+		c = atomic_load_explicit(&p->claim, memory_order_acquire);
 	}
 }
 
@@ -166,13 +188,7 @@ static void *worker_main(void *vp)
 		if (atomic_load(&p->stop))
 			break;
 		seen = atomic_load_explicit(&p->generation, memory_order_acquire);
-		if (index < p->active)
-			take_chunks(p, index);
-		if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
-			pthread_mutex_lock(&p->mu);
-			pthread_cond_signal(&p->done);
-			pthread_mutex_unlock(&p->mu);
-		}
+		take_chunks(p, index, seen);
 	}
 	return NULL;
 }
@@ -244,6 +260,8 @@ static void run_common(lr_pool *p, int64_t n, int64_t grain, lr_pool_fn fn,
 		       lr_pool_ifn ifn, void *arg)
 {
 	int parts;
+	int64_t nch;
+	uint64_t gen;
 
 	if (n <= 0)
 		return;
@@ -264,28 +282,29 @@ static void run_common(lr_pool *p, int64_t n, int64_t grain, lr_pool_fn fn,
 	p->ifn = ifn;
 	p->arg = arg;
 	p->n = n;
-	p->active = parts;
-	p->nchunks = n / grain < (int64_t)parts * LR_POOL_CHUNKS ? n / grain
-								 : (int64_t)parts * LR_POOL_CHUNKS;
-	atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-	atomic_store_explicit(&p->pending, p->nthreads - 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+	nch = n / grain < (int64_t)parts * LR_POOL_CHUNKS ? n / grain
+							  : (int64_t)parts * LR_POOL_CHUNKS;
+	atomic_store_explicit(&p->nchunks, nch, memory_order_relaxed);
+	gen = atomic_load_explicit(&p->generation, memory_order_relaxed) + 1;
+	atomic_store_explicit(&p->finished, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->claim, (uint64_t)(uint32_t)gen, memory_order_release);
+	atomic_store_explicit(&p->generation, gen, memory_order_release);
 	if (p->sleepers > 0)
 		pthread_cond_broadcast(&p->wake);
 	pthread_mutex_unlock(&p->mu);
 
-	take_chunks(p, 0);
+	take_chunks(p, 0, gen);
 	{
 		int64_t t0 = 0;
 		int yield = 0;
 
-		for (unsigned i = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++)
+		for (unsigned i = 0; atomic_load_explicit(&p->finished, memory_order_acquire) < nch; i++)
 			if (!spin_step(p, i, &t0, &yield))
 				break;
 	}
-	if (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+	if (atomic_load_explicit(&p->finished, memory_order_acquire) < nch) {
 		pthread_mutex_lock(&p->mu);
-		while (atomic_load(&p->pending) > 0)
+		while (atomic_load(&p->finished) < nch)
 			pthread_cond_wait(&p->done, &p->mu);
 		pthread_mutex_unlock(&p->mu);
 	}

@@ -8,7 +8,9 @@
  * and without padding (the no-copy path), 3x3 and 5x5, asymmetric
  * kernels and pads, 1-D, output counts around the tile of 48 and 8
  * positions, strides 1..4 (the phase split), depthwise 3x3 at strides
- * 1..3 (MobileNet shapes and odd pads), batches of 1..3, with and
+ * 1..3 (MobileNet shapes and odd pads; plane-wise and 16 channels at a
+ * time), the NCHW pointwise 1x1 and the few-channel (stem) kernel of
+ * ops_conv.c, batches of 1..3, with and
  * without bias, 1 and 2 threads.
  * Every case runs twice on one engine, so the second run uses the
  * weights packed into the node's cache. The skinny Gemm kernel
@@ -357,6 +359,28 @@ int main(void)
 		{ 1, 6, 37, 40, 6, 3, 3, { 0, 1, 2, 0 }, 0, 1, 1, 2, 2, 1 },
 		{ 1, 3, 20, 50, 3, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 3, 3, 1 },
 		{ 1, 4, 2, 2, 4, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 1, 1, 1 },
+		/* depthwise 3x3, 16 channels at a time (C % 16 == 0, W <= 32):
+		 * ring of rows, bands of rows on 2 threads, odd widths */
+		{ 1, 32, 28, 28, 32, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 1, 1, 1 },
+		{ 1, 48, 28, 28, 48, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 2, 2, 1 },
+		{ 2, 16, 7, 7, 16, 3, 3, { 1, 1, 1, 1 }, 0, 0, 2, 1, 1, 1 },
+		{ 1, 64, 13, 17, 64, 3, 3, { 0, 1, 2, 0 }, 0, 1, 2, 2, 2, 1 },
+		{ 3, 16, 5, 32, 16, 3, 3, { 2, 0, 1, 3 }, 0, 1, 1, 1, 1, 1 },
+		{ 1, 32, 9, 31, 32, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 3, 3, 1 },
+		/* pointwise 1x1 in NCHW (< 64 channels or filters, >= 196
+		 * positions): filter tails, position tails, channel blocks */
+		{ 2, 24, 15, 15, 19, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2, 0, 0, 0 },
+		{ 1, 40, 14, 14, 70, 1, 1, { 0, 0, 0, 0 }, 0, 0, 1, 0, 0, 0 },
+		{ 3, 300, 20, 20, 12, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2, 0, 0, 0 },
+		{ 1, 16, 112, 112, 96, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2, 0, 0, 0 },
+		/* at most 4 input channels, >= 196 outputs: phases, positions
+		 * in lanes (ops_conv.c, conv_smallc); ResNet's and MobileNet's
+		 * stems, odd sizes, asymmetric pads, strides 1..3, 1x1 s2 */
+		{ 1, 3, 64, 61, 64, 7, 7, { 3, 3, 3, 3 }, 0, 1, 2, 2, 2, 0 },
+		{ 2, 3, 40, 37, 32, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 2, 2, 0 },
+		{ 1, 4, 30, 30, 13, 5, 5, { 2, 1, 0, 2 }, 0, 0, 1, 1, 1, 0 },
+		{ 1, 1, 50, 47, 8, 3, 3, { 0, 2, 1, 0 }, 0, 1, 2, 3, 3, 0 },
+		{ 3, 3, 64, 64, 24, 1, 1, { 0, 0, 0, 0 }, 0, 1, 1, 2, 2, 0 },
 	};
 
 	rng = seed ? seed : 1;

@@ -2,10 +2,13 @@
  * test_engine.c - whole-model runs and segment runs (lr_engine_run_segment)
  * on the shipped tiny CNN: a segment seeded with an intermediate value must
  * give bit-identical results to the full run, run only the nodes it needs,
- * and name a value it cannot compute.
+ * and name a value it cannot compute. LR_PROFILE's dump names every node
+ * in order and counts only full runs after the first.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model/engine.h"
 #include "model/npy.h"
@@ -111,10 +114,72 @@ int main(void)
 		tap_ok(rc == LR_EINVAL, "a wanted value out of range is refused: %s", msg.text);
 	}
 
+	lr_engine_free(e);
+	e = NULL;
+
+	/*
+	 * LR_PROFILE: three full runs (the first not counted), a segment run
+	 * and a dry run (neither counted) write, at lr_engine_free, one line
+	 * per node in order, one per op type and the total over 2 runs.
+	 */
+	{
+		char prof[] = "/tmp/lr_test_profileXXXXXX", line[1024];
+		int fd = mkstemp(prof), nodes = 0, inorder = 1, convs = 0, tot = 0, runs = -1;
+		double conv_ms = -1, sum = 0, total = -1;
+		lr_tensor *y = NULL;
+		FILE *f;
+
+		if (fd >= 0)
+			close(fd);
+		msg.text[0] = '\0';
+		setenv("LR_PROFILE", prof, 1);
+		rc = lr_engine_create(&e, m, 1);
+		unsetenv("LR_PROFILE");
+		for (int i = 0; rc == 0 && i < 3; i++) {
+			rc = lr_engine_run(e, &x, 1, &y, 1, 0, &msg);
+			lr_tensor_free(y);
+			y = NULL;
+		}
+		if (rc == 0)
+			rc = lr_engine_run_segment(e, &x, 1, NULL, NULL, 0, &mid, 1, &y, &msg);
+		lr_tensor_free(y);
+		y = NULL;
+		if (rc == 0)
+			rc = lr_engine_run(e, &x, 1, &y, 1, 1, &msg);
+		lr_tensor_free(y);
+		lr_engine_free(e);
+		e = NULL;
+		f = fopen(prof, "r");
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+			char *p;
+
+			if ((p = strstr(line, "{\"node\":\"")) == line) {
+				if (nodes < m->nnodes &&
+				    strncmp(line + 9, m->nodes[nodes].name, strlen(m->nodes[nodes].name)) != 0)
+					inorder = 0;
+				nodes++;
+				sum += strtod(strstr(line, "\"ms\":") + 5, NULL);
+			} else if (strstr(line, "{\"op_total\":\"Conv\"") == line) {
+				conv_ms = strtod(strstr(line, "\"ms\":") + 5, NULL);
+				convs++;
+			} else if (strstr(line, "{\"total_ms\":") == line) {
+				total = strtod(line + 12, NULL);
+				runs = atoi(strstr(line, "\"runs\":") + 7);
+				tot++;
+			}
+		}
+		if (f != NULL)
+			fclose(f);
+		remove(prof);
+		tap_ok(rc == 0 && nodes == m->nnodes && inorder && convs == 1 && tot == 1 && runs == 2 &&
+		       conv_ms > 0 && total >= conv_ms && total > 0.99 * sum && total < 1.01 * sum + 0.001,
+		       "LR_PROFILE: %d of %d nodes in order (%d), Conv total %.4f ms, total %.4f ms = sum %.4f, runs %d: %s",
+		       nodes, m->nnodes, inorder, conv_ms, total, sum, runs, msg.text);
+	}
+
 	lr_tensor_free(s.captured);
 	lr_tensor_free(full);
 	lr_tensor_free(x);
-	lr_engine_free(e);
 	lr_model_free(m);
 	return tap_done();
 }

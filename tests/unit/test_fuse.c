@@ -7,7 +7,10 @@
  * bound omitted) runs fused and with LR_NO_FUSE, and the outputs must be
  * bit-identical, NaN included (the input carries NaN and infinities:
  * Relu maps NaN to 0, Clip keeps it). Every Conv path is covered: direct
- * 1x1 and 3x3 (AVX-512 and LR_CONV_ISA=avx2), strided direct, depthwise,
+ * 1x1 and 3x3 (AVX-512 and LR_CONV_ISA=avx2), the NCHW pointwise 1x1
+ * (ops_conv.c, conv_pw1x1), the few-channel kernel (conv_smallc), strided
+ * direct, depthwise (16-channel and
+ * plane-wise),
  * Winograd and im2col (dilation 2). With an observer installed nothing is
  * fused: the observer must see the Conv's own output (negative values).
  * Random values come from a fixed seed.
@@ -259,6 +262,8 @@ static void run_case(const struct fcase *k)
 	unsetenv("LR_NO_FUSE");
 	unsetenv("LR_CONV_ISA");
 	unsetenv("LR_NO_CONV_DIRECT");
+	unsetenv("LR_NO_PW1X1");
+	unsetenv("LR_NO_DW_C16");
 	if (rc1 != 0 || rc2 != 0 || rc3 != 0)
 		tap_diag("run failed: %s", msg.text);
 	for (int64_t i = 0; yf != NULL && i < yf->nelem; i++)
@@ -283,14 +288,23 @@ int main(void)
 {
 	static const struct fcase cases[] = {
 		/* label, c, h, m, k, stride, dil, group, act, env */
-		{ "direct 1x1 Relu", 24, 20, 40, 1, 1, 1, 1, 1, NULL },
+		{ "pointwise 1x1 Relu", 24, 20, 40, 1, 1, 1, 1, 1, NULL },
+		{ "pointwise 1x1 Clip-6, 8 filters and a tail", 17, 15, 13, 1, 1, 1, 1, 2, NULL },
+		{ "direct 1x1 Relu", 64, 20, 64, 1, 1, 1, 1, 1, NULL },
+		{ "direct 1x1 Clip-13 (LR_NO_PW1X1)", 24, 20, 40, 1, 1, 1, 1, 3, "LR_NO_PW1X1=1" },
 		{ "direct 3x3 Clip-6", 16, 19, 33, 3, 1, 1, 1, 2, NULL },
 		{ "direct 3x3 Clip-13", 16, 19, 33, 3, 1, 1, 1, 3, NULL },
 		{ "direct 3x3 Clip-13 min only", 16, 19, 33, 3, 1, 1, 1, 4, NULL },
 		{ "direct AVX2 3x3 Clip-13", 16, 19, 20, 3, 1, 1, 1, 3, "LR_CONV_ISA=avx2" },
 		{ "direct AVX2 1x1 Relu", 16, 19, 20, 1, 1, 1, 1, 1, "LR_CONV_ISA=avx2" },
 		{ "direct stride 2 Relu", 8, 23, 64, 3, 2, 1, 1, 1, NULL },
+		{ "few-channel stride 2 Clip-6", 3, 33, 20, 3, 2, 1, 1, 2, NULL },
+		{ "few-channel 7x7 stride 2 Relu", 3, 40, 16, 7, 2, 1, 1, 1, NULL },
 		{ "depthwise 3x3 Clip-13", 32, 28, 32, 3, 1, 1, 32, 3, NULL },
+		{ "depthwise 3x3 plane-wise (40 wide) Clip-6", 32, 40, 32, 3, 1, 1, 32, 2, NULL },
+		{ "depthwise 3x3 plane-wise stride 2 Relu", 8, 37, 8, 3, 2, 1, 8, 1, NULL },
+		{ "depthwise 3x3 plane-wise stride 3 Clip-13", 8, 37, 8, 3, 3, 1, 8, 3, NULL },
+		{ "depthwise 3x3 plane-wise (LR_NO_DW_C16) Relu", 32, 28, 32, 3, 1, 1, 32, 1, "LR_NO_DW_C16=1" },
 		{ "depthwise 3x3 stride 2 Relu", 32, 28, 32, 3, 2, 1, 32, 1, NULL },
 		{ "depthwise AVX2 Clip-6", 8, 15, 8, 3, 1, 1, 8, 2, "LR_CONV_ISA=avx2" },
 		{ "Winograd 3x3 Relu", 16, 18, 24, 3, 1, 1, 1, 1, "LR_NO_CONV_DIRECT=1" },

@@ -375,6 +375,13 @@ int main(void)
 	pool_case("MaxPool", 8, 8, 3, 2, 1, 0, 0);
 	pool_case("MaxPool", 7, 7, 3, 2, 0, 1, 0);
 	pool_case("MaxPool", 6, 6, 2, 2, 1, 1, 0);
+	/* rows wide enough for the AVX-512 stride-2 steps (ops_pool.c):
+	 * VGG's 2x2, ResNet's 3x3 pad 1, odd widths, ceil mode */
+	pool_case("MaxPool", 9, 112, 2, 2, 0, 0, 0);
+	pool_case("MaxPool", 5, 113, 3, 2, 1, 0, 0);
+	pool_case("MaxPool", 4, 70, 3, 2, 0, 1, 0);
+	pool_case("MaxPool", 3, 99, 2, 2, 1, 1, 0);
+	pool_case("MaxPool", 3, 67, 3, 2, 2, 0, 0);
 	pool_case("AveragePool", 7, 7, 3, 2, 1, 0, 0);
 	pool_case("AveragePool", 7, 7, 3, 2, 1, 0, 1);
 	pool_case("AveragePool", 8, 8, 3, 2, 1, 1, 1);

@@ -1,0 +1,62 @@
+#!/bin/sh
+# bench/profile.sh - where lowrank's engine loses time to ONNX Runtime, per
+# op type and per Conv layer, for one model, batch and thread count.
+#
+#   bench/profile.sh MODEL.onnx [BATCH] [THREADS] [BUILD_DIR]
+# Environment: REPEAT=20, WARMUP=3, LR_ORT_DIR (default tests/ort).
+# lowrank's per-node times come from LR_PROFILE (model/engine.c), ONNX
+# Runtime's from its own profiler (bench/profile_ort.js); both run here,
+# lowrank first. ORT fuses activations (and some Adds) into its Conv nodes
+# and lowrank fuses Relu/Clip into the Conv before them, so activations are
+# counted with the Conv in both. Conv layers are matched by their order in
+# the graph. Prints Markdown.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+model=$1
+b=${2:-1}
+t=${3:-1}
+build=${4:-$here/_build}
+repeat=${REPEAT:-20}
+warmup=${WARMUP:-3}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/lrprof.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+hw=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['input_shape'][2])" "${model%.onnx}.json")
+LR_PROFILE="$tmp/lr.jsonl" "$build/lowrank" bench "$model" --input-shape "$b,3,$hw,$hw" \
+	--threads "$t" --repeat "$repeat" --warmup "$warmup" --json >"$tmp/lr.json"
+node "$here/bench/profile_ort.js" "$model" --input-shape "$b,3,$hw,$hw" \
+	--threads "$t" --repeat "$repeat" --warmup "$warmup" >"$tmp/ort.json"
+/usr/bin/python3 - "$tmp/lr.jsonl" "$tmp/ort.json" "$tmp/lr.json" "$model" "$b" "$t" <<'PY'
+import json, sys
+lr = [json.loads(l) for l in open(sys.argv[1])]
+ort = json.load(open(sys.argv[2]))
+bench = json.load(open(sys.argv[3]))
+name = sys.argv[4].rsplit('/', 1)[-1]
+nodes = [r for r in lr if 'node' in r]
+ops = {r['op_total']: r['ms'] for r in lr if 'op_total' in r}
+tot = [r for r in lr if 'total_ms' in r][0]['total_ms']
+print("%s, batch %s, %s thread(s): lowrank bench median %.2f ms (sum of nodes %.2f), ONNX Runtime median %.2f ms with profiling on (sum of nodes %.2f)\n" % (
+    name, sys.argv[5], sys.argv[6], bench['median_ms'], tot, ort['total_ms'], sum(ort['ops'].values())))
+print("| op type | lowrank ms | ORT ms | ratio |")
+print("|---|---|---|---|")
+fold = {'FusedConv': 'Conv', 'NchwcConv': 'Conv', 'FusedGemm': 'Gemm', 'Relu': 'Relu'}
+ot = {}
+for k, v in ort['ops'].items():
+    k = fold.get(k, k)
+    ot[k] = ot.get(k, 0) + v
+for k in sorted(set(ops) | set(ot), key=lambda k: -max(ops.get(k, 0), ot.get(k, 0))):
+    a, c = ops.get(k, 0), ot.get(k, 0)
+    if a < 0.005 and c < 0.005:
+        continue
+    print("| %s | %.3f | %.3f | %s |" % (k, a, c, "%.2f" % (a / c) if c > 0 else "-"))
+lc = [r for r in nodes if r['op'] == 'Conv']
+oc = [n for n in ort['nodes'] if n[1] in ('Conv', 'FusedConv', 'NchwcConv')]
+print()
+if len(lc) != len(oc):
+    print("(%d Conv nodes in lowrank, %d in ONNX Runtime: not matched per layer)" % (len(lc), len(oc)))
+    sys.exit(0)
+print("| # | Conv layer (lowrank shapes) | lowrank ms | ORT ms | ratio | lowrank - ORT ms |")
+print("|---|---|---|---|---|---|")
+rows = [(i, r['shape'], r['ms'], o[2]) for i, (r, o) in enumerate(zip(lc, oc))]
+for i, s, a, c in sorted(rows, key=lambda x: -(x[2] - x[3])):
+    print("| %d | %s | %.3f | %.3f | %.2f | %+.3f |" % (i, s, a, c, a / c if c else 0, a - c))
+PY
