@@ -40,6 +40,8 @@ struct pool_job {
 	const struct lr_geom *g;
 	int is_max;             /* 1 max, 0 average */
 	int include_pad;        /* AveragePool count_include_pad */
+	int max2x2;             /* 1: MaxPool 2x2 stride 2, no pads, whole
+				   windows, on AVX-512 (maxpool2x2_512) */
 };
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -88,6 +90,43 @@ static int64_t maxpool_row2_512(const float *col, int64_t w, int64_t kw, float *
 		_mm512_storeu_ps(out + ox, best);
 	}
 	return ox;
+}
+
+/*
+ * MaxPool 2x2 stride 2 without pads on one plane whose windows all lie
+ * inside it (VGG's pools, any width): input rows 2 oy and 2 oy + 1 give
+ * output row oy, 32 inputs to 16 outputs a step, the last step of a row
+ * masked, so narrow maps (28, 14, 7 wide) take it too. The operations are
+ * the separable scalar path's, in its order: the column maximum
+ * max_ps(r1, r0) (r1 > r0 ? r1 : r0), then max_ps(odd, even).
+ */
+__attribute__((target("avx512f")))
+static void maxpool2x2_512(const float *x, int64_t w, float *y, int64_t oh, int64_t ow)
+{
+	const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+					    14, 12, 10, 8, 6, 4, 2, 0);
+	const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+
+	for (int64_t oy = 0; oy < oh; oy++) {
+		const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
+		float *yo = y + oy * ow;
+
+		for (int64_t ox = 0; ox < ow; ox += 16) {
+			int64_t n = ow - ox < 16 ? ow - ox : 16, ni = 2 * n;
+			__mmask16 mlo = ni >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << ni) - 1);
+			__mmask16 mhi = ni >= 32 ? (__mmask16)0xFFFF
+				      : ni > 16 ? (__mmask16)((1u << (ni - 16)) - 1) : (__mmask16)0;
+			__mmask16 mo = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+			const float *p0 = r0 + 2 * ox, *p1 = r1 + 2 * ox;
+			__m512 a = _mm512_max_ps(_mm512_maskz_loadu_ps(mlo, p1), _mm512_maskz_loadu_ps(mlo, p0));
+			__m512 b = _mm512_max_ps(_mm512_maskz_loadu_ps(mhi, p1 + 16),
+						 _mm512_maskz_loadu_ps(mhi, p0 + 16));
+			__m512 best = _mm512_max_ps(_mm512_permutex2var_ps(a, od, b),
+						    _mm512_permutex2var_ps(a, ev, b));
+
+			_mm512_mask_storeu_ps(yo + ox, mo, best);
+		}
+	}
 }
 #endif
 
@@ -156,6 +195,14 @@ static void pool_planes(void *arg, int64_t begin, int64_t end)
 	const struct pool_job *j = arg;
 	const struct lr_geom *g = j->g;
 
+#if defined(MP_X86)
+	if (j->max2x2) {
+		for (int64_t p = begin; p < end; p++)
+			maxpool2x2_512(j->x + p * g->h * g->w, g->w, j->y + p * g->oh * g->ow, g->oh,
+				       g->ow);
+		return;
+	}
+#endif
 	if (j->is_max && g->dh == 1 && g->dw == 1 && g->w <= MAXPOOL_ROW_MAX) {
 		for (int64_t p = begin; p < end; p++)
 			maxpool_rows(j, p);
@@ -576,7 +623,13 @@ static int pool_common(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		return rc;
 	if (y->data != NULL) {
 		struct pool_job j = { x->data, y->data, &g, is_max,
-				      (int)lr_node_attr_int(c->node, "count_include_pad", 0) };
+				      (int)lr_node_attr_int(c->node, "count_include_pad", 0), 0 };
+
+#if defined(MP_X86)
+		j.max2x2 = is_max && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 &&
+			   g.dh == 1 && g.dw == 1 && g.pt == 0 && g.pl == 0 &&
+			   2 * g.oh <= g.h && 2 * g.ow <= g.w && mp_avx512();
+#endif
 
 		lr_pool_run(c->pool, g.n * g.c, 1, pool_planes, &j);
 	}

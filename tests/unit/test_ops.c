@@ -382,6 +382,17 @@ int main(void)
 	pool_case("MaxPool", 4, 70, 3, 2, 0, 1, 0);
 	pool_case("MaxPool", 3, 99, 2, 2, 1, 1, 0);
 	pool_case("MaxPool", 3, 67, 3, 2, 2, 0, 0);
+	/* 2x2 stride 2 without pads, whole planes at once (ops_pool.c's
+	 * maxpool2x2_512): the Fashion-MNIST widths, one full and one masked
+	 * step, a single output column, odd sizes (last row and column
+	 * unused), and ceil mode's partial windows (the general path) */
+	pool_case("MaxPool", 28, 28, 2, 2, 0, 0, 0);
+	pool_case("MaxPool", 14, 14, 2, 2, 0, 0, 0);
+	pool_case("MaxPool", 7, 7, 2, 2, 0, 0, 0);
+	pool_case("MaxPool", 5, 32, 2, 2, 0, 0, 0);
+	pool_case("MaxPool", 6, 35, 2, 2, 0, 0, 0);
+	pool_case("MaxPool", 4, 2, 2, 2, 0, 0, 0);
+	pool_case("MaxPool", 7, 9, 2, 2, 0, 1, 0);
 	pool_case("AveragePool", 7, 7, 3, 2, 1, 0, 0);
 	pool_case("AveragePool", 7, 7, 3, 2, 1, 0, 1);
 	pool_case("AveragePool", 8, 8, 3, 2, 1, 1, 1);
