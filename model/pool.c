@@ -144,7 +144,7 @@ static void take_chunks(lr_pool *p, int index, uint64_t gen)
 
 	for (;;) {
 		int64_t i = (int64_t)(c >> 32), b, e;
-		int64_t nch = atomic_load_explicit(&p->nchunks, memory_order_relaxed);
+		int64_t nch = atomic_load_explicit(&p->nchunks, memory_order_acquire);
 
 		if ((uint32_t)c != (uint32_t)gen || i >= nch)
 			return;
@@ -278,16 +278,25 @@ static void run_common(lr_pool *p, int64_t n, int64_t grain, lr_pool_fn fn,
 		return;
 	}
 	pthread_mutex_lock(&p->mu);
+	gen = atomic_load_explicit(&p->generation, memory_order_relaxed) + 1;
+	/*
+	 * The claim word moves to the new generation before anything else
+	 * changes: a worker still holding the previous run's word (all of
+	 * whose chunks are taken) fails its compare-and-swap from here on,
+	 * and one that sees the new chunk count (acquire, below) also sees
+	 * this word. Otherwise a late worker could read the new count, pass
+	 * its bound check with the old word and claim a chunk of the new run
+	 * that the new run hands out again.
+	 */
+	atomic_store_explicit(&p->claim, (uint64_t)(uint32_t)gen, memory_order_seq_cst);
 	p->fn = fn;
 	p->ifn = ifn;
 	p->arg = arg;
 	p->n = n;
 	nch = n / grain < (int64_t)parts * LR_POOL_CHUNKS ? n / grain
 							  : (int64_t)parts * LR_POOL_CHUNKS;
-	atomic_store_explicit(&p->nchunks, nch, memory_order_relaxed);
-	gen = atomic_load_explicit(&p->generation, memory_order_relaxed) + 1;
 	atomic_store_explicit(&p->finished, 0, memory_order_relaxed);
-	atomic_store_explicit(&p->claim, (uint64_t)(uint32_t)gen, memory_order_release);
+	atomic_store_explicit(&p->nchunks, nch, memory_order_release);
 	atomic_store_explicit(&p->generation, gen, memory_order_release);
 	if (p->sleepers > 0)
 		pthread_cond_broadcast(&p->wake);
