@@ -40,6 +40,7 @@ struct pool_job {
 	const struct lr_geom *g;
 	int is_max;             /* 1 max, 0 average */
 	int include_pad;        /* AveragePool count_include_pad */
+	int avx512;             /* mp_avx512(), read once per node, not per row */
 	int max2x2;             /* 1: MaxPool 2x2 stride 2, no pads, whole
 				   windows, on AVX-512 (maxpool2x2_512) */
 };
@@ -168,7 +169,7 @@ static void maxpool_rows(const struct pool_job *j, int64_t p)
 		/* Stride 2, width 2 or 3: windows wholly inside the row, 16 at a
 		 * time (even/odd permutes); max_ps(c, b) is c > b ? c : b, the
 		 * scalar loop's step, in its order. */
-		if (g->sw == 2 && (g->kw == 2 || g->kw == 3) && g->pl <= 2 && mp_avx512()) {
+		if (g->sw == 2 && (g->kw == 2 || g->kw == 3) && g->pl <= 2 && j->avx512) {
 			v0 = (g->pl + 1) / 2;
 			v1 = v0 >= g->ow ? v0 : v0 + maxpool_row2_512(col + 2 * v0 - g->pl, g->w - (2 * v0 - g->pl),
 								       g->kw, yp + oy * g->ow + v0, g->ow - v0);
@@ -623,12 +624,13 @@ static int pool_common(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		return rc;
 	if (y->data != NULL) {
 		struct pool_job j = { x->data, y->data, &g, is_max,
-				      (int)lr_node_attr_int(c->node, "count_include_pad", 0), 0 };
+				      (int)lr_node_attr_int(c->node, "count_include_pad", 0), 0, 0 };
 
 #if defined(MP_X86)
+		j.avx512 = mp_avx512();
 		j.max2x2 = is_max && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 &&
 			   g.dh == 1 && g.dw == 1 && g.pt == 0 && g.pl == 0 &&
-			   2 * g.oh <= g.h && 2 * g.ow <= g.w && mp_avx512();
+			   2 * g.oh <= g.h && 2 * g.ow <= g.w && j.avx512;
 #endif
 
 		lr_pool_run(c->pool, g.n * g.c, 1, pool_planes, &j);
