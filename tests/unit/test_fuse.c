@@ -300,6 +300,7 @@ int main(void)
 		{ "direct stride 2 Relu", 8, 23, 64, 3, 2, 1, 1, 1, NULL },
 		{ "few-channel stride 2 Clip-6", 3, 33, 20, 3, 2, 1, 1, 2, NULL },
 		{ "few-channel 7x7 stride 2 Relu", 3, 40, 16, 7, 2, 1, 1, 1, NULL },
+		{ "few-channel 1-channel stem (Fashion-MNIST) Relu", 1, 28, 32, 3, 1, 1, 1, 1, NULL },
 		{ "depthwise 3x3 Clip-13", 32, 28, 32, 3, 1, 1, 32, 3, NULL },
 		{ "depthwise 3x3 plane-wise (40 wide) Clip-6", 32, 40, 32, 3, 1, 1, 32, 2, NULL },
 		{ "depthwise 3x3 plane-wise stride 2 Relu", 8, 37, 8, 3, 2, 1, 8, 1, NULL },
