@@ -243,10 +243,52 @@ static int cd_isa(void)
 	return cpu;
 }
 
+#if defined(CD_X86)
+/*
+ * Whether the CPU has AVX-512F, for the copies that pad and split rows:
+ * they run per row, where cd_isa's getenv would cost more than the copy,
+ * and LR_CONV_ISA caps the microkernels, not these.
+ */
+static int cd_cpu512(void)
+{
+	static int v = -1;
+
+	if (v < 0) {
+		__builtin_cpu_init();
+		v = __builtin_cpu_supports("avx512f") ? 1 : 0;
+	}
+	return v;
+}
+#endif
+
 int lr__conv_direct_isa(void)
 {
 	return cd_isa();
 }
+
+#if defined(CD_X86)
+/*
+ * dst[i] = src[i - pl] where 0 <= i - pl < w, else 0, for i in [0, wp):
+ * one padded row in masked vectors. The 7-56 float rows of small maps
+ * took three libc calls each (memset, memcpy, memset), 15% of a
+ * compressed Fashion-MNIST VGG's time. Masked-off lanes are not read.
+ */
+__attribute__((target("avx512f")))
+static void cd_pad_row512(const float *src, int64_t w, int64_t pl, float *dst, int64_t wp)
+{
+	for (int64_t i0 = 0; i0 < wp; i0 += 16) {
+		int64_t lo = pl - i0, hi = pl + w - i0, n = wp - i0;
+		unsigned lo_m = lo <= 0 ? 0u : lo >= 16 ? 0xffffu : (1u << lo) - 1u;
+		unsigned hi_m = hi <= 0 ? 0u : hi >= 16 ? 0xffffu : (1u << hi) - 1u;
+		__mmask16 ld = (__mmask16)(hi_m & ~lo_m);
+		__mmask16 st = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
+		__m512 v = _mm512_maskz_loadu_ps(ld, (const float *)((uintptr_t)src +
+				(uintptr_t)((i0 - pl) * (int64_t)sizeof(float))));
+
+		_mm512_mask_storeu_ps(dst + i0, st, v);
+	}
+}
+#endif
 
 #if defined(CD_X86)
 /* dst[cc] = src[2 cc + off] for cc in [c0, c1), 16 per step (all inside src). */
@@ -275,6 +317,12 @@ void lr__phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *d
 	int64_t c1 = w - off > 0 ? (w - off + s - 1) / s : 0;
 	int64_t cc;
 
+#if defined(CD_X86)
+	if (s == 1 && cd_cpu512()) {
+		cd_pad_row512(src, w, -off, dst, n);
+		return;
+	}
+#endif
 	if (c1 > n)
 		c1 = n;
 	if (c0 > c1)
@@ -286,7 +334,7 @@ void lr__phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *d
 		cc = c1;
 	}
 #if defined(CD_X86)
-	else if (s == 2 && cd_isa() == CD_AVX512)
+	else if (s == 2 && cd_cpu512())
 		cc = cd_phase_row2_512(src, w, off, dst, c0, c1);
 #endif
 	for (; cc < c1; cc++)
@@ -294,29 +342,6 @@ void lr__phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *d
 	memset(dst + c1, 0, (size_t)(n - c1) * sizeof(float));
 }
 
-#if defined(CD_X86)
-/*
- * dst[i] = src[i - pl] where 0 <= i - pl < w, else 0, for i in [0, wp):
- * one padded row in masked vectors. The 7-56 float rows of small maps
- * took three libc calls each (memset, memcpy, memset), 15% of a
- * compressed Fashion-MNIST VGG's time. Masked-off lanes are not read.
- */
-__attribute__((target("avx512f")))
-static void cd_pad_row512(const float *src, int64_t w, int64_t pl, float *dst, int64_t wp)
-{
-	for (int64_t i0 = 0; i0 < wp; i0 += 16) {
-		int64_t lo = pl - i0, hi = pl + w - i0, n = wp - i0;
-		unsigned lo_m = lo <= 0 ? 0u : lo >= 16 ? 0xffffu : (1u << lo) - 1u;
-		unsigned hi_m = hi <= 0 ? 0u : hi >= 16 ? 0xffffu : (1u << hi) - 1u;
-		__mmask16 ld = (__mmask16)(hi_m & ~lo_m);
-		__mmask16 st = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
-		__m512 v = _mm512_maskz_loadu_ps(ld, (const float *)((uintptr_t)src +
-				(uintptr_t)((i0 - pl) * (int64_t)sizeof(float))));
-
-		_mm512_mask_storeu_ps(dst + i0, st, v);
-	}
-}
-#endif
 
 #if defined(CD_X86)
 /*
@@ -505,9 +530,6 @@ static void cd_pad(void *arg, int64_t begin, int64_t end)
 {
 	const struct cd_pad_job *j = arg;
 	const struct lr_geom *g = j->g;
-	int v512 = cd_isa() == CD_AVX512;
-
-	(void)v512;
 	if (g->sh == 1 && g->sw == 1) {
 		for (int64_t ch = begin; ch < end; ch++) {
 			const float *src = j->x + ch * g->h * g->w;
@@ -519,18 +541,9 @@ static void cd_pad(void *arg, int64_t begin, int64_t end)
 				memcpy(dst, src, (size_t)(g->h * g->w) * sizeof(float));
 				dst += g->h * j->wp;
 			}
-#if defined(CD_X86)
-			else if (v512) {
-				for (int64_t r = 0; r < g->h; r++, dst += j->wp)
-					cd_pad_row512(src + r * g->w, g->w, g->pl, dst, j->wp);
-			}
-#endif
 			else {
-				for (int64_t r = 0; r < g->h; r++, dst += j->wp) {
-					memset(dst, 0, (size_t)g->pl * sizeof(float));
-					memcpy(dst + g->pl, src + r * g->w, (size_t)g->w * sizeof(float));
-					memset(dst + g->pl + g->w, 0, (size_t)g->pr * sizeof(float));
-				}
+				for (int64_t r = 0; r < g->h; r++, dst += j->wp)
+					lr__phase_row(src + r * g->w, g->w, 1, -g->pl, dst, j->wp);
 			}
 			memset(dst, 0, (size_t)(j->plane - (g->pt + g->h) * j->wp) * sizeof(float));
 		}
@@ -551,11 +564,7 @@ static void cd_pad(void *arg, int64_t begin, int64_t end)
 						memset(dst, 0, (size_t)j->wp * sizeof(float));
 						continue;
 					}
-					for (int64_t cc = 0; cc < j->wp; cc++) {
-						int64_t ix = cc * g->sw + pj - g->pl;
-
-						dst[cc] = ix >= 0 && ix < g->w ? src[iy * g->w + ix] : 0.0f;
-					}
+					lr__phase_row(src + iy * g->w, g->w, g->sw, pj - g->pl, dst, j->wp);
 				}
 			}
 	}

@@ -212,7 +212,7 @@ int lr__conv_direct_isa(void);
 
 /*
  * One row of a stride phase: dst[cc] = src[cc * s + off] where 0 <= cc * s
- * + off < w, else 0, for cc in [0, n) (conv_direct.c; AVX-512 for s = 2).
+ * + off < w, else 0, for cc in [0, n) (conv_direct.c; AVX-512 for s = 1, 2).
  */
 void lr__phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *dst, int64_t n);
 
