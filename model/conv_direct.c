@@ -267,62 +267,67 @@ int lr__conv_direct_isa(void)
 }
 
 #if defined(CD_X86)
+/* Lanes i of 16 with lo <= i < hi. */
+static inline __mmask16 cd_lanes(int64_t lo, int64_t hi)
+{
+	unsigned lo_m = lo <= 0 ? 0u : lo >= 16 ? 0xffffu : (1u << lo) - 1u;
+	unsigned hi_m = hi <= 0 ? 0u : hi >= 16 ? 0xffffu : (1u << hi) - 1u;
+
+	return (__mmask16)(hi_m & ~lo_m);
+}
+
+/* src + i floats as an address, for i possibly < 0 (lanes there are masked off). */
+static inline const float *cd_at(const float *src, int64_t i)
+{
+	return (const float *)((uintptr_t)src + (uintptr_t)(i * (int64_t)sizeof(float)));
+}
+
 /*
- * dst[i] = src[i - pl] where 0 <= i - pl < w, else 0, for i in [0, wp):
- * one padded row in masked vectors. The 7-56 float rows of small maps
- * took three libc calls each (memset, memcpy, memset), 15% of a
- * compressed Fashion-MNIST VGG's time. Masked-off lanes are not read.
+ * lr__phase_row for s = 1 or 2 in masked vectors, 16 outputs per step:
+ * lanes whose source lies outside [0, w) are zeros and are not read. The
+ * 7-56 float rows of small maps took three libc calls each (memset,
+ * memcpy, memset) or a scalar loop, 15% of a compressed Fashion-MNIST
+ * VGG's time.
  */
 __attribute__((target("avx512f")))
-static void cd_pad_row512(const float *src, int64_t w, int64_t pl, float *dst, int64_t wp)
-{
-	for (int64_t i0 = 0; i0 < wp; i0 += 16) {
-		int64_t lo = pl - i0, hi = pl + w - i0, n = wp - i0;
-		unsigned lo_m = lo <= 0 ? 0u : lo >= 16 ? 0xffffu : (1u << lo) - 1u;
-		unsigned hi_m = hi <= 0 ? 0u : hi >= 16 ? 0xffffu : (1u << hi) - 1u;
-		__mmask16 ld = (__mmask16)(hi_m & ~lo_m);
-		__mmask16 st = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
-		__m512 v = _mm512_maskz_loadu_ps(ld, (const float *)((uintptr_t)src +
-				(uintptr_t)((i0 - pl) * (int64_t)sizeof(float))));
-
-		_mm512_mask_storeu_ps(dst + i0, st, v);
-	}
-}
-#endif
-
-#if defined(CD_X86)
-/* dst[cc] = src[2 cc + off] for cc in [c0, c1), 16 per step (all inside src). */
-__attribute__((target("avx512f")))
-static int64_t cd_phase_row2_512(const float *src, int64_t w, int64_t off, float *dst,
-				 int64_t c0, int64_t c1)
+static void cd_phase_row512(const float *src, int64_t w, int64_t s, int64_t off, float *dst,
+			    int64_t n)
 {
 	const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
 					    14, 12, 10, 8, 6, 4, 2, 0);
-	int64_t cc = c0;
 
-	for (; cc + 16 <= c1 && 2 * cc + off + 32 <= w; cc += 16) {
-		const float *s = src + 2 * cc + off;
+	for (int64_t c0 = 0; c0 < n; c0 += 16) {
+		int64_t b = s * c0 + off; /* source of lane 0 */
+		__mmask16 st = cd_lanes(0, n - c0);
+		__m512 v;
 
-		_mm512_storeu_ps(dst + cc, _mm512_permutex2var_ps(_mm512_loadu_ps(s), ev,
-								  _mm512_loadu_ps(s + 16)));
+		if (s == 1) {
+			v = _mm512_maskz_loadu_ps(cd_lanes(-b, w - b), cd_at(src, b));
+		} else {
+			__m512 lo = _mm512_maskz_loadu_ps(cd_lanes(-b, w - b), cd_at(src, b));
+			__m512 hi = _mm512_maskz_loadu_ps(cd_lanes(-b - 16, w - b - 16),
+							  cd_at(src, b + 16));
+
+			v = _mm512_permutex2var_ps(lo, ev, hi);
+		}
+		_mm512_mask_storeu_ps(dst + c0, st, v);
 	}
-	return cc;
 }
 #endif
 
 void lr__phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *dst, int64_t n)
 {
-	/* cc in [c0, c1) read inside the row: 0 <= cc * s + off < w */
-	int64_t c0 = off >= 0 ? 0 : (-off + s - 1) / s;
-	int64_t c1 = w - off > 0 ? (w - off + s - 1) / s : 0;
-	int64_t cc;
+	int64_t c0, c1, cc;
 
 #if defined(CD_X86)
-	if (s == 1 && cd_cpu512()) {
-		cd_pad_row512(src, w, -off, dst, n);
+	if ((s == 1 || s == 2) && cd_cpu512()) {
+		cd_phase_row512(src, w, s, off, dst, n);
 		return;
 	}
 #endif
+	/* cc in [c0, c1) read inside the row: 0 <= cc * s + off < w */
+	c0 = off >= 0 ? 0 : (-off + s - 1) / s;
+	c1 = w - off > 0 ? (w - off + s - 1) / s : 0;
 	if (c1 > n)
 		c1 = n;
 	if (c0 > c1)
@@ -333,13 +338,58 @@ void lr__phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *d
 		memcpy(dst + c0, src + c0 + off, (size_t)(c1 - c0) * sizeof(float));
 		cc = c1;
 	}
-#if defined(CD_X86)
-	else if (s == 2 && cd_cpu512())
-		cc = cd_phase_row2_512(src, w, off, dst, c0, c1);
-#endif
 	for (; cc < c1; cc++)
 		dst[cc] = src[cc * s + off];
 	memset(dst + c1, 0, (size_t)(n - c1) * sizeof(float));
+}
+
+#if defined(CD_X86)
+/* lr__phase_plane's rows [r0, r1) at s = 1 or 2, column chunks outside. */
+__attribute__((target("avx512f")))
+static void cd_phase_rows512(const float *src, int64_t w, int64_t sy, int64_t sx,
+			     int64_t ro, int64_t co, float *dst, int64_t r0, int64_t r1,
+			     int64_t wq)
+{
+	const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+					    14, 12, 10, 8, 6, 4, 2, 0);
+
+	for (int64_t c0 = 0; c0 < wq; c0 += 16) {
+		int64_t b = sx * c0 + co; /* source column of lane 0 */
+		__mmask16 st = cd_lanes(0, wq - c0);
+		__mmask16 m0 = cd_lanes(-b, w - b), m1 = cd_lanes(-b - 16, w - b - 16);
+
+		for (int64_t r = r0; r < r1; r++) {
+			const float *row = src + (r * sy + ro) * w;
+			__m512 v = _mm512_maskz_loadu_ps(m0, cd_at(row, b));
+
+			if (sx == 2)
+				v = _mm512_permutex2var_ps(v, ev, _mm512_maskz_loadu_ps(m1, cd_at(row, b + 16)));
+			_mm512_mask_storeu_ps(dst + r * wq + c0, st, v);
+		}
+	}
+}
+#endif
+
+void lr__phase_plane(const float *src, int64_t h, int64_t w, int64_t sy, int64_t sx,
+		     int64_t ro, int64_t co, float *dst, int64_t hq, int64_t wq)
+{
+	/* Rows [r0, r1) read the image: 0 <= r * sy + ro < h. */
+	int64_t r0 = ro >= 0 ? 0 : (-ro + sy - 1) / sy;
+	int64_t r1 = h - ro > 0 ? (h - ro + sy - 1) / sy : 0;
+
+	if (r1 > hq)
+		r1 = hq;
+	if (r0 > r1)
+		r0 = r1;
+	memset(dst, 0, (size_t)(r0 * wq) * sizeof(float));
+#if defined(CD_X86)
+	if ((sx == 1 || sx == 2) && cd_cpu512())
+		cd_phase_rows512(src, w, sy, sx, ro, co, dst, r0, r1, wq);
+	else
+#endif
+	for (int64_t r = r0; r < r1; r++)
+		lr__phase_row(src + (r * sy + ro) * w, w, sx, co, dst + r * wq, wq);
+	memset(dst + r1 * wq, 0, (size_t)((hq - r1) * wq) * sizeof(float));
 }
 
 
@@ -535,17 +585,17 @@ static void cd_pad(void *arg, int64_t begin, int64_t end)
 			const float *src = j->x + ch * g->h * g->w;
 			float *dst = j->xp + ch * j->plane;
 
-			memset(dst, 0, (size_t)(g->pt * j->wp) * sizeof(float));
-			dst += g->pt * j->wp;
+			int64_t hp = g->h + g->pt + g->pb;
+
 			if (g->pl == 0 && g->pr == 0) { /* rows are contiguous */
-				memcpy(dst, src, (size_t)(g->h * g->w) * sizeof(float));
-				dst += g->h * j->wp;
+				memset(dst, 0, (size_t)(g->pt * j->wp) * sizeof(float));
+				memcpy(dst + g->pt * j->wp, src, (size_t)(g->h * g->w) * sizeof(float));
+				memset(dst + (g->pt + g->h) * j->wp, 0,
+				       (size_t)(g->pb * j->wp) * sizeof(float));
+			} else {
+				lr__phase_plane(src, g->h, g->w, 1, 1, -g->pt, -g->pl, dst, hp, j->wp);
 			}
-			else {
-				for (int64_t r = 0; r < g->h; r++, dst += j->wp)
-					lr__phase_row(src + r * g->w, g->w, 1, -g->pl, dst, j->wp);
-			}
-			memset(dst, 0, (size_t)(j->plane - (g->pt + g->h) * j->wp) * sizeof(float));
+			memset(dst + hp * j->wp, 0, (size_t)(j->plane - hp * j->wp) * sizeof(float));
 		}
 		return;
 	}
@@ -555,17 +605,9 @@ static void cd_pad(void *arg, int64_t begin, int64_t end)
 		for (int64_t pi = 0; pi < j->npi; pi++)
 			for (int64_t pj = 0; pj < j->npj; pj++) {
 				float *dst = j->xp + ((ch * j->npi + pi) * j->npj + pj) * j->plane;
-				int64_t hq = j->plane / j->wp;
 
-				for (int64_t r = 0; r < hq; r++, dst += j->wp) {
-					int64_t iy = r * g->sh + pi - g->pt;
-
-					if (iy < 0 || iy >= g->h) {
-						memset(dst, 0, (size_t)j->wp * sizeof(float));
-						continue;
-					}
-					lr__phase_row(src + iy * g->w, g->w, g->sw, pj - g->pl, dst, j->wp);
-				}
+				lr__phase_plane(src, g->h, g->w, g->sh, g->sw, pi - g->pt, pj - g->pl,
+						dst, j->plane / j->wp, j->wp);
 			}
 	}
 }

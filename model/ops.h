@@ -216,6 +216,15 @@ int lr__conv_direct_isa(void);
  */
 void lr__phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *dst, int64_t n);
 
+/*
+ * A zero-padded stride phase of one plane src [h][w]: dst [hq][wq] row r,
+ * column cc holds src[r * sy + ro][cc * sx + co] where that is inside
+ * src, else 0 (conv_direct.c; AVX-512 for sx = 1, 2, masks computed once
+ * per plane, not per row).
+ */
+void lr__phase_plane(const float *src, int64_t h, int64_t w, int64_t sy, int64_t sx,
+		     int64_t ro, int64_t co, float *dst, int64_t hq, int64_t wq);
+
 /* Whether lr__conv_direct takes geometry g with m filters on kernels isa. */
 int lr__conv_direct_worth(int isa, const struct lr_geom *g, int64_t m);
 

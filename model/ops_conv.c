@@ -1017,15 +1017,8 @@ static void gc_split_planes(void *arg, int64_t begin, int64_t end)
 				float *d = sp->ph + ((n * sp->s * sp->s + a * sp->s + bb) * g->c + ci) *
 						    sp->plane;
 
-				for (int64_t r = 0; r < sp->hq; r++) {
-					int64_t iy = r * sp->s + a - g->pt;
-					float *dr = d + r * sp->wq;
-
-					if (iy < 0 || iy >= g->h)
-						memset(dr, 0, (size_t)sp->wq * sizeof(float));
-					else
-						lr__phase_row(xp + iy * g->w, g->w, sp->s, bb - g->pl, dr, sp->wq);
-				}
+				lr__phase_plane(xp, g->h, g->w, sp->s, sp->s, a - g->pt, bb - g->pl,
+						d, sp->hq, sp->wq);
 				memset(d + sp->hq * sp->wq, 0,
 				       (size_t)(sp->plane - sp->hq * sp->wq) * sizeof(float));
 			}
