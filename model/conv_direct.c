@@ -509,14 +509,21 @@ static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0,
 	int32_t vidx[CD_TILEP + 16] = { 0 };
 	int64_t d0 = -1, nv = 0;
 
-	/* Valid positions (grid column < ow), as float offsets into the tile. */
-	for (int64_t p = 0; p < n; p++) {
-		int64_t oy = (q0 + p) / j->wp, ox = q0 + p - oy * j->wp;
+	/* Valid positions (grid column < ow), as float offsets into the tile;
+	 * one division per strip, not per position. */
+	{
+		int64_t oy = q0 / j->wp, ox = q0 - oy * j->wp;
 
-		if (ox < j->ow) {
-			if (d0 < 0)
-				d0 = oy * j->ow + ox;
-			vidx[nv++] = (int32_t)(p * 64);
+		for (int64_t p = 0; p < n; p++) {
+			if (ox < j->ow) {
+				if (d0 < 0)
+					d0 = oy * j->ow + ox;
+				vidx[nv++] = (int32_t)(p * 64);
+			}
+			if (++ox == j->wp) {
+				ox = 0;
+				oy++;
+			}
 		}
 	}
 	for (int64_t bi = b0; bi < b1; bi += CD_FB) {
@@ -738,16 +745,19 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	off = (int32_t *)(void *)(s + (pad ? (size_t)(g->c * npi * npj * plane + 64) *
 					     sizeof(float) : 0));
 	{
-		int64_t t = 0, pstride = pad ? plane : g->h * g->w, row = pad ? wp : g->w;
+		/* Tap (ch, ki, kj): per-channel offsets of a kernel window
+		 * first (kh * kw of them, the only divisions), then one add
+		 * per tap. */
+		int64_t pstride = pad ? plane : g->h * g->w, row = pad ? wp : g->w;
+		int64_t win = g->kh * g->kw, cstride = npi * npj * pstride;
 
-		for (int64_t ch = 0; ch < g->c; ch++)
-			for (int64_t ki = 0; ki < g->kh; ki++)
-				for (int64_t kj = 0; kj < g->kw; kj++) {
-					int64_t ph = (ch * npi + ki % g->sh) * npj + kj % g->sw;
-
-					off[t++] = (int32_t)(ph * pstride + ki / g->sh * row +
-							     kj / g->sw);
-				}
+		for (int64_t ki = 0, t = 0; ki < g->kh; ki++)
+			for (int64_t kj = 0; kj < g->kw; kj++, t++)
+				off[t] = (int32_t)(((ki % g->sh) * npj + kj % g->sw) * pstride +
+						   ki / g->sh * row + kj / g->sw);
+		for (int64_t ch = 1; ch < g->c; ch++)
+			for (int64_t t = 0; t < win; t++)
+				off[ch * win + t] = (int32_t)(off[t] + ch * cstride);
 	}
 
 	memset(&j, 0, sizeof(j));
