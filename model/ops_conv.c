@@ -1499,15 +1499,22 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	mg = m / group;
 
 	/*
-	 * One input channel and group 1 (a grayscale stem) is also a depthwise
-	 * conv with multiplier m, but the few-channel kernel computes 8 filters
-	 * per load of the input: Fashion-MNIST's 1 -> 32 3x3 stem took 20 us
-	 * plane by plane, X padded once per filter (LR_NO_SMALLC: that path).
+	 * Group 1 first: with one input channel (a grayscale stem) it is also
+	 * a depthwise conv with multiplier m, but the few-channel kernel
+	 * computes 8 filters per load of the input (Fashion-MNIST's 1 -> 32
+	 * 3x3 stem took 20 us plane by plane, X padded once per filter).
 	 */
-	if (group == 1 && x->dims[1] == 1) {
+	if (group == 1) {
 		rc = conv_smallc(c, x, w, b, y, &g, m);
 		if (rc < 0) {
 			rc = lr_op_fail(c, rc, "out of memory for the few-channel convolution");
+			goto fail;
+		}
+		if (rc == 1)
+			goto done; /* applied c->act */
+		rc = conv_pw1x1(c, x, w, b, y, &g, m);
+		if (rc < 0) {
+			rc = lr_op_fail(c, rc, "out of memory for the 1x1 convolution's packed weights");
 			goto fail;
 		}
 		if (rc == 1)
@@ -1538,23 +1545,6 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		}
 		lr_pool_run_indexed(c->pool, g.n * m, 1, depthwise_planes, &j);
 		goto done;
-	}
-	if (group == 1) {
-		rc = conv_smallc(c, x, w, b, y, &g, m);
-		if (rc < 0) {
-			rc = lr_op_fail(c, rc, "out of memory for the few-channel convolution");
-			goto fail;
-		}
-		if (rc == 1)
-			goto done; /* applied c->act */
-		rc = conv_pw1x1(c, x, w, b, y, &g, m);
-		if (rc < 0) {
-			rc = lr_op_fail(c, rc, "out of memory for the 1x1 convolution's packed weights");
-			goto fail;
-		}
-		if (rc == 1)
-			goto done; /* applied c->act */
-		rc = 0;
 	}
 	if (group == 1 && g.dh == 1 && g.dw == 1) {
 		rc = lr__conv_direct(c, x, w, b, y, &g);
