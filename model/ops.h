@@ -86,7 +86,44 @@ typedef struct lr_op_def {
 	lr_op_fn run;           /* the kernel */
 	int min_in, max_in;     /* accepted input counts */
 	int min_out, max_out;   /* accepted output counts */
+	unsigned native_in;     /* bit i (bit 31: inputs 31 and up): the kernel
+				 * takes input i in any element type; see below */
 } lr_op_def;
+
+/*
+ * Element types at kernel entry. A kernel sees every input whose bit is
+ * set in native_in in its own type and must check or handle it. Every
+ * other input arrives as float32 or int64: the engine widens the other
+ * integer types and bool to int64 (lossless; how every integer tensor was
+ * held before lowrank had narrow types) and refuses double and float16
+ * there, naming the node, the input and its type, rather than compute a
+ * double in float32.
+ */
+#define LR_NATIVE_ALL 0xffffffffu
+
+/* 1 when input i of a node of kind `op` is passed in its own type. */
+static inline int lr_op_native(const lr_op_def *op, int i)
+{
+	return (op->native_in >> (i < 31 ? i : 31)) & 1u;
+}
+
+/*
+ * The generic kernels in ops_types.c: element types other than float32
+ * and int64, in their own width. lr__typed_binary serves Add, Sub, Mul,
+ * Div, Mod, Pow, Max, Min (kind: the LR_TB_* below) when an input is not
+ * float32/int64; lr__typed_clip serves Clip on integer types and double
+ * and float16.
+ */
+enum { LR_TB_ADD, LR_TB_SUB, LR_TB_MUL, LR_TB_DIV, LR_TB_MOD, LR_TB_POW,
+       LR_TB_MAX, LR_TB_MIN };
+int lr__typed_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int kind);
+int lr__typed_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out);
+
+/* 1 for float32 and int64, the types every kernel takes. */
+static inline int lr_dtype_is_legacy(lr_dtype dt)
+{
+	return dt == LR_DT_FLOAT || dt == LR_DT_INT64;
+}
 
 /* Finds the kernel for (domain, op_type); NULL when unsupported. */
 const lr_op_def *lr_op_find(const char *domain, const char *op_type);
@@ -348,7 +385,24 @@ int lr_op_shape(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_gather(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_slice(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_pad(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_types.c */
 int lr_op_cast(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_castlike(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_equal(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_less(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_lessorequal(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_greater(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_greaterorequal(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_and(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_or(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_xor(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_not(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_bitshift(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_where(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_isinf(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_isnan(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_nonzero(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_compress(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_unary.c */
 int lr_op_abs(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_neg(lr_opctx *, lr_tensor **, int, lr_tensor **, int);

@@ -58,6 +58,16 @@ static int dry_values(lr_opctx *c, lr_tensor **out, int have)
 }
 
 
+
+/* 1 when some present input is neither float32 nor int64 (ops_types.c). */
+static int any_typed(lr_tensor **in, int nin)
+{
+	for (int i = 0; i < nin; i++)
+		if (in[i] != NULL && !lr_dtype_is_legacy(in[i]->dtype))
+			return 1;
+	return 0;
+}
+
 /*
  * 1 / (1 + exp(-x)) from e = exp(-|x|) without branches: x >= 0 gives
  * 1 / (1 + e), x < 0 gives e / (1 + e); NaN stays NaN. Selects are bit
@@ -284,6 +294,8 @@ int lr_op_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	float lo = -FLT_MAX, hi = FLT_MAX;
 	int rc, have = 1;
 
+	if (any_typed(in, nin))
+		return lr__typed_clip(c, in, nin, out);
 	if (c->opset < 11) {
 		if (nin > 1)
 			return lr_op_fail(c, LR_EMODEL,
@@ -742,18 +754,24 @@ static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 /* Add: C = A + B with numpy broadcasting; float or int64. */
 int lr_op_add(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return lr__typed_binary(c, in, nin, out, LR_TB_ADD);
 	return run_binary(c, in, nin, out, B_ADD);
 }
 
 /* Sub: C = A - B with numpy broadcasting; float or int64. */
 int lr_op_sub(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return lr__typed_binary(c, in, nin, out, LR_TB_SUB);
 	return run_binary(c, in, nin, out, B_SUB);
 }
 
 /* Mul: C = A * B with numpy broadcasting; float or int64. */
 int lr_op_mul(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return lr__typed_binary(c, in, nin, out, LR_TB_MUL);
 	return run_binary(c, in, nin, out, B_MUL);
 }
 
@@ -763,6 +781,8 @@ int lr_op_mul(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
  */
 int lr_op_div(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return lr__typed_binary(c, in, nin, out, LR_TB_DIV);
 	return run_binary(c, in, nin, out, B_DIV);
 }
 
@@ -829,6 +849,8 @@ int lr_op_pow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	lr_tensor *tmp = NULL, *fo = NULL, *y = NULL;
 	int rc;
 
+	if (any_typed(in, nin))
+		return lr__typed_binary(c, in, nin, out, LR_TB_POW);
 	(void)nout;
 	for (int i = 0; i < 2; i++)
 		if (i >= nin || in[i] == NULL)
@@ -878,6 +900,8 @@ int lr_op_pow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
  */
 int lr_op_mod(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return lr__typed_binary(c, in, nin, out, LR_TB_MOD);
 	(void)nout;
 	return run_binary(c, in, nin, out,
 			  lr_node_attr_int(c->node, "fmod", 0) ? B_FMOD : B_MOD);
@@ -991,6 +1015,8 @@ static int run_variadic(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 /* Max: elementwise maximum of 1+ inputs, broadcasting; float or int64. */
 int lr_op_max(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return lr__typed_binary(c, in, nin, out, LR_TB_MAX);
 	(void)nout;
 	return run_variadic(c, in, nin, out, B_MAX, 0);
 }
@@ -998,6 +1024,8 @@ int lr_op_max(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 /* Min: elementwise minimum of 1+ inputs, broadcasting; float or int64. */
 int lr_op_min(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return lr__typed_binary(c, in, nin, out, LR_TB_MIN);
 	(void)nout;
 	return run_variadic(c, in, nin, out, B_MIN, 0);
 }

@@ -365,11 +365,13 @@ int lr_op_size(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 
 /*
  * EyeLike (9): a 2-D tensor of input 0's shape with ones where
- * column - row == k; type from 'dtype' (float or int64) or input 0's.
+ * column - row == k; type from 'dtype' (any numeric type or bool) or
+ * input 0's.
  */
 int lr_op_eyelike(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	int64_t k = lr_node_attr_int(c->node, "k", 0), dt, rows, cols;
+	float one = 1.0f;
 	int rc;
 
 	(void)nout;
@@ -378,8 +380,8 @@ int lr_op_eyelike(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nou
 	if (in[0]->ndim != 2)
 		return lr_op_fail(c, LR_ESHAPE, "input 0 must be 2-D, got shape %s", TSHP(in[0]));
 	dt = lr_node_attr_int(c->node, "dtype", in[0]->dtype);
-	if (dt != LR_DT_FLOAT && dt != LR_DT_INT64)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "dtype %lld is not supported (float and int64 are)",
+	if (dt < 0 || dt > 1000 || lr_dtype_from_onnx((int)dt) == 0)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "dtype %lld is not supported (numeric types and bool are)",
 				  (long long)dt);
 	rc = gen_out(c, out, (lr_dtype)dt, 2, in[0]->dims, 1, 1);
 	if (rc != 0 || (*out)->data == NULL)
@@ -392,10 +394,9 @@ int lr_op_eyelike(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nou
 
 		if (col < 0 || col >= cols)
 			continue;
-		if (dt == LR_DT_FLOAT)
-			((float *)(*out)->data)[r * cols + col] = 1.0f;
-		else
-			((int64_t *)(*out)->data)[r * cols + col] = 1;
+		lr_tensor_convert(&(lr_tensor){ .dtype = LR_DT_FLOAT, .nelem = 1, .data = &one },
+				  (lr_dtype)dt, (char *)(*out)->data +
+				  (size_t)(r * cols + col) * lr_dtype_size((lr_dtype)dt));
 	}
 	return 0;
 }
