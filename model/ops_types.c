@@ -58,8 +58,8 @@ static int ty_out(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim,
 		rc = lr_op_fail(c, LR_ENOMEM, "out of memory for an output of shape %s", SHP(*out));
 	} else if (!have) {
 		rc = lr_op_fail(c, c->dry ? LR_EUNSUPPORTED : LR_EINVAL,
-				"its %s output depends on the values of a tensor without data",
-				lr_dtype_name(dt));
+				"its %s output depends on the values of a tensor without data%s",
+				lr_dtype_name(dt), c->dry ? " (a dry run computes no float values)" : "");
 	} else {
 		return 0;
 	}

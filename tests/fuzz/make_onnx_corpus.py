@@ -422,7 +422,7 @@ def bad_models():
         [N("RandomNormalLike", ["x"], ["v"], name="random"),
          N("Einsum", ["v"], ["e1"], name="einsum_a", equation="ij->ij"),
          N("Einsum", ["e1"], ["e2"], name="einsum_b", equation="ij->ij"),
-         N("NonZero", ["e2"], ["nz"], name="nonzero"),
+         N("DFT", ["e2"], ["nz"], name="dft"),
          N("MyFancyOp", ["e2"], ["y"], name="custom",
            domain="com.example")],
         x, y,

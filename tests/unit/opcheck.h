@@ -171,8 +171,8 @@ static inline void lrt_vi_fill(struct lrt_vi *s, char *name, const lr_tensor *t)
 	s->vi.type = &s->tp;
 	s->tp.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
 	s->tp.tensor_type = &s->tt;
-	s->tt.has_elem_type = 1;
-	s->tt.elem_type = t ? (int32_t)t->dtype : 1;
+	s->tt.has_elem_type = t != NULL; /* outputs: type left to the engine */
+	s->tt.elem_type = t ? (int32_t)t->dtype : 0;
 	if (t != NULL) {
 		onnx__tensor_shape_proto__init(&s->sh);
 		for (int i = 0; i < t->ndim; i++) {
