@@ -751,11 +751,34 @@ static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	return 0;
 }
 
+/*
+ * The typed path (ops_types.c) of a binary op, with the broadcast=1/axis
+ * alignment of opsets before 7 applied to B first.
+ */
+static int typed_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int tb,
+			enum bin_kind kind)
+{
+	char sa[160], sb[160];
+	lr_tensor bl, *v[2];
+	int rc;
+
+	if (c->opset >= 7 || nin != 2 || in[0] == NULL || in[1] == NULL)
+		return lr__typed_binary(c, in, nin, out, tb);
+	lr_shape_str(in[0]->ndim, in[0]->dims, sa, sizeof(sa));
+	lr_shape_str(in[1]->ndim, in[1]->dims, sb, sizeof(sb));
+	rc = legacy_broadcast(c, kind, in[0], in[1], &bl, sa, sb);
+	if (rc != 0)
+		return rc;
+	v[0] = in[0];
+	v[1] = &bl;
+	return lr__typed_binary(c, v, 2, out, tb);
+}
+
 /* Add: C = A + B with numpy broadcasting; float or int64. */
 int lr_op_add(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	if (any_typed(in, nin))
-		return lr__typed_binary(c, in, nin, out, LR_TB_ADD);
+		return typed_binary(c, in, nin, out, LR_TB_ADD, B_ADD);
 	return run_binary(c, in, nin, out, B_ADD);
 }
 
@@ -763,7 +786,7 @@ int lr_op_add(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 int lr_op_sub(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	if (any_typed(in, nin))
-		return lr__typed_binary(c, in, nin, out, LR_TB_SUB);
+		return typed_binary(c, in, nin, out, LR_TB_SUB, B_SUB);
 	return run_binary(c, in, nin, out, B_SUB);
 }
 
@@ -771,7 +794,7 @@ int lr_op_sub(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 int lr_op_mul(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	if (any_typed(in, nin))
-		return lr__typed_binary(c, in, nin, out, LR_TB_MUL);
+		return typed_binary(c, in, nin, out, LR_TB_MUL, B_MUL);
 	return run_binary(c, in, nin, out, B_MUL);
 }
 
@@ -782,7 +805,7 @@ int lr_op_mul(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 int lr_op_div(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	if (any_typed(in, nin))
-		return lr__typed_binary(c, in, nin, out, LR_TB_DIV);
+		return typed_binary(c, in, nin, out, LR_TB_DIV, B_DIV);
 	return run_binary(c, in, nin, out, B_DIV);
 }
 
@@ -850,7 +873,7 @@ int lr_op_pow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	int rc;
 
 	if (any_typed(in, nin))
-		return lr__typed_binary(c, in, nin, out, LR_TB_POW);
+		return typed_binary(c, in, nin, out, LR_TB_POW, B_POW);
 	(void)nout;
 	for (int i = 0; i < 2; i++)
 		if (i >= nin || in[i] == NULL)

@@ -248,6 +248,28 @@ static void test_arith(void)
 	lr_tensor_free(a);
 	lr_tensor_free(b);
 
+	{
+		/* Add-6 with broadcast=1, axis=0: B [2] is aligned with A's axis 0. */
+		lrt_node n;
+
+		a = NULL;
+		lr_tensor_create(&a, LR_DT_DOUBLE, 2, D(2, 3), 1);
+		memcpy(a->data, (double[]){ 1, 2, 3, 4, 5, 6 }, 6 * sizeof(double));
+		b = mk(LR_DT_DOUBLE, 2, (double[]){ 10, 20 });
+		lrt_init(&n, "Add", 6);
+		lrt_attr_int(&n, "broadcast", 1);
+		lrt_attr_int(&n, "axis", 0);
+		lrt_input(&n, a);
+		lrt_input(&n, b);
+		y = NULL;
+		lrt_run(&n, 1, &y, &msg);
+		tap_ok(is(y, LR_DT_DOUBLE, 6, (double[]){ 11, 12, 13, 24, 25, 26 }),
+		       "double Add-6 honours broadcast=1 with axis=0%s", msg.text);
+		lr_tensor_free(y);
+		lr_tensor_free(a);
+		lr_tensor_free(b);
+	}
+
 	a = mk(LR_DT_FLOAT16, 2, (uint16_t[]){ 0x3c00, 0x7bff });   /* 1, 65504 */
 	b = mk(LR_DT_FLOAT16, 2, (uint16_t[]){ 0x1400, 0x5000 });   /* 2^-10, 32 */
 	y = run2("Add", 14, a, b, NULL, 0, &msg);
