@@ -343,7 +343,7 @@ static int widen_inputs(const lr_node *node, lr_tensor **inp, lr_tensor **conv,
 		lr_tensor *t = inp[k];
 		int rc;
 
-		if (t == NULL || lr_dtype_is_legacy(t->dtype) || lr_op_native(node->op, k))
+		if (t == NULL || lr_dtype_is_legacy(t->dtype) || lr_op_native(node->op, k, t->dtype))
 			continue;
 		if (lr_dtype_is_float(t->dtype))
 			return lr_fail(msg, LR_EUNSUPPORTED,

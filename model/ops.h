@@ -88,12 +88,15 @@ typedef struct lr_op_def {
 	int min_out, max_out;   /* accepted output counts */
 	unsigned native_in;     /* bit i (bit 31: inputs 31 and up): the kernel
 				 * takes input i in any element type; see below */
+	unsigned double_in;     /* bit i: the kernel also takes input i as
+				 * double (and computes in double) */
 } lr_op_def;
 
 /*
  * Element types at kernel entry. A kernel sees every input whose bit is
  * set in native_in in its own type and must check or handle it. Every
- * other input arrives as float32 or int64: the engine widens the other
+ * other input arrives as float32 or int64 (or double where double_in
+ * says so): the engine widens the other
  * integer types and bool to int64 (lossless; how every integer tensor was
  * held before lowrank had narrow types) and refuses double and float16
  * there, naming the node, the input and its type, rather than compute a
@@ -101,10 +104,13 @@ typedef struct lr_op_def {
  */
 #define LR_NATIVE_ALL 0xffffffffu
 
-/* 1 when input i of a node of kind `op` is passed in its own type. */
-static inline int lr_op_native(const lr_op_def *op, int i)
+/* 1 when input i of type dt of a node of kind `op` is passed as it is. */
+static inline int lr_op_native(const lr_op_def *op, int i, lr_dtype dt)
 {
-	return (op->native_in >> (i < 31 ? i : 31)) & 1u;
+	int b = i < 31 ? i : 31;
+
+	return ((op->native_in >> b) & 1u) ||
+	       (dt == LR_DT_DOUBLE && ((op->double_in >> b) & 1u));
 }
 
 /*

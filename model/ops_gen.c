@@ -562,6 +562,7 @@ int lr_op_cumsum(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 	int rev = lr_node_attr_int(c->node, "reverse", 0) != 0;
 	int64_t axis, outer = 1, len, inner = 1;
 	const lr_tensor *x;
+	size_t es;
 	int a, rc;
 
 	(void)nout;
@@ -575,8 +576,12 @@ int lr_op_cumsum(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 		return rc;
 	if (x->ndim < 1)
 		return lr_op_fail(c, LR_ESHAPE, "input 0 (x) must have rank >= 1");
+	if (x->dtype == LR_DT_FLOAT16 || x->dtype == LR_DT_BOOL)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (x) has type %s, which CumSum does not take",
+				  lr_dtype_name(x->dtype));
 	if ((rc = lr_op_axis(c, axis, x->ndim, &a)) != 0)
 		return rc;
+	es = lr_dtype_size(x->dtype);
 	rc = gen_out(c, out, x->dtype, x->ndim, x->dims, x->data != NULL, 0);
 	if (rc != 0 || (*out)->data == NULL || (*out)->nelem == 0)
 		return rc;
@@ -602,6 +607,27 @@ int lr_op_cumsum(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 					((float *)(*out)->data)[e] = (float)s;
 					if (excl)
 						s += v;
+				} else if (x->dtype == LR_DT_DOUBLE) {
+					double v = ((const double *)x->data)[e];
+
+					if (!excl)
+						s += v;
+					((double *)(*out)->data)[e] = s;
+					if (excl)
+						s += v;
+				} else if (x->dtype != LR_DT_INT64) {
+					/* Narrower integers: the low bits of the wrapping sum. */
+					uint64_t v = (uint64_t)lr_tensor_get_i64(x, e);
+					int64_t w;
+
+					if (!excl)
+						si += v;
+					w = (int64_t)si;
+					lr_tensor_convert(&(lr_tensor){ .dtype = LR_DT_INT64, .nelem = 1,
+									.data = &w },
+							  x->dtype, (char *)(*out)->data + (size_t)e * es);
+					if (excl)
+						si += v;
 				} else {
 					uint64_t v = (uint64_t)((const int64_t *)x->data)[e];
 

@@ -16,6 +16,9 @@
  * zero elements gives the identity of the operation (0, 1, -inf for
  * Max/LogSum/LogSumExp, +inf for Min), as the ONNX reference does.
  *
+ * double inputs (lr_op_def.double_in) are reduced the same way into a
+ * double output, on one thread.
+ *
  * int64 inputs (shape arithmetic) are accepted by Sum, Max, Min and Prod,
  * computed with wrapping arithmetic, and always computed, dry run or not;
  * float outputs are skipped in a dry run. ArgMax/ArgMin return int64
@@ -70,51 +73,58 @@ static int red_next(const struct red_job *j, int64_t *idx, int64_t *off)
 	return 0;
 }
 
-static double red_float1(const struct red_job *j, const float *x)
-{
-	int64_t idx[LR_MAX_DIMS] = { 0 }, off = 0;
-	double acc, m = -INFINITY;
-
-	switch (j->kind) {
-	case R_MAX: acc = -INFINITY; break;
-	case R_MIN: acc = INFINITY; break;
-	case R_PROD: acc = 1.0; break;
-	default: acc = 0.0; break;
-	}
-	if (j->count == 0)
-		return j->kind == R_LOGSUM || j->kind == R_LOGSUMEXP ? -INFINITY : acc;
-	if (j->kind == R_LOGSUMEXP) {
-		do {
-			double v = x[off];
-
-			m = v > m || v != v ? v : m;
-		} while (red_next(j, idx, &off));
-		if (m == INFINITY)
-			return m;
-		if (m == -INFINITY)
-			m = 0.0;        /* every term is exp(-inf) = 0: log(0) */
-	}
-	do {
-		double v = x[off];
-
-		switch (j->kind) {
-		case R_SUM: case R_LOGSUM: acc += v; break;
-		case R_MAX: acc = v > acc || v != v ? v : acc; break;
-		case R_MIN: acc = v < acc || v != v ? v : acc; break;
-		case R_PROD: acc *= v; break;
-		case R_L1: acc += fabs(v); break;
-		case R_L2: case R_SUMSQ: acc += v * v; break;
-		case R_LOGSUMEXP: acc += exp(v - m); break;
-		}
-	} while (red_next(j, idx, &off));
-	if (j->kind == R_L2)
-		return sqrt(acc);
-	if (j->kind == R_LOGSUM)
-		return log(acc);
-	if (j->kind == R_LOGSUMEXP)
-		return m + log(acc);
-	return acc;
+/*
+ * One reduction of elements of type T, accumulated in double: red_float1
+ * for float32 (the kernel as it always was), red_double1 for double.
+ */
+#define DEF_RED1(NAME, T) \
+static double NAME(const struct red_job *j, const T *x) \
+{ \
+	int64_t idx[LR_MAX_DIMS] = { 0 }, off = 0; \
+	double acc, m = -INFINITY; \
+ \
+	switch (j->kind) { \
+	case R_MAX: acc = -INFINITY; break; \
+	case R_MIN: acc = INFINITY; break; \
+	case R_PROD: acc = 1.0; break; \
+	default: acc = 0.0; break; \
+	} \
+	if (j->count == 0) \
+		return j->kind == R_LOGSUM || j->kind == R_LOGSUMEXP ? -INFINITY : acc; \
+	if (j->kind == R_LOGSUMEXP) { \
+		do { \
+			double v = x[off]; \
+ \
+			m = v > m || v != v ? v : m; \
+		} while (red_next(j, idx, &off)); \
+		if (m == INFINITY) \
+			return m; \
+		if (m == -INFINITY) \
+			m = 0.0;        /* every term is exp(-inf) = 0: log(0) */ \
+	} \
+	do { \
+		double v = x[off]; \
+ \
+		switch (j->kind) { \
+		case R_SUM: case R_LOGSUM: acc += v; break; \
+		case R_MAX: acc = v > acc || v != v ? v : acc; break; \
+		case R_MIN: acc = v < acc || v != v ? v : acc; break; \
+		case R_PROD: acc *= v; break; \
+		case R_L1: acc += fabs(v); break; \
+		case R_L2: case R_SUMSQ: acc += v * v; break; \
+		case R_LOGSUMEXP: acc += exp(v - m); break; \
+		} \
+	} while (red_next(j, idx, &off)); \
+	if (j->kind == R_L2) \
+		return sqrt(acc); \
+	if (j->kind == R_LOGSUM) \
+		return log(acc); \
+	if (j->kind == R_LOGSUMEXP) \
+		return m + log(acc); \
+	return acc; \
 }
+DEF_RED1(red_float1, float)
+DEF_RED1(red_double1, double)
 
 static void red_chunk(void *vp, int64_t begin, int64_t end)
 {
@@ -124,6 +134,13 @@ static void red_chunk(void *vp, int64_t begin, int64_t end)
 
 	for (int64_t u = begin; u < end; u++)
 		y[u] = (float)red_float1(j, x + red_base(j, u));
+}
+
+/* double outputs, one per kept position (no threads: a generic path). */
+static void red_double(const struct red_job *j, int64_t nout)
+{
+	for (int64_t u = 0; u < nout; u++)
+		((double *)j->y)[u] = red_double1(j, (const double *)j->x + red_base(j, u));
 }
 
 /* int64 Sum/Max/Min/Prod, wrapping; count >= 1 for Max/Min. */
@@ -256,6 +273,10 @@ static int run_reduce(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	job.count = count;
 	if (x->dtype == LR_DT_INT64) {
 		red_int64(&job, (*out)->nelem);
+		return 0;
+	}
+	if (x->dtype == LR_DT_DOUBLE) {
+		red_double(&job, (*out)->nelem);
 		return 0;
 	}
 	lr_pool_run(c->pool, (*out)->nelem, count > 0 && count < 8192 ? 8192 / count : 1,

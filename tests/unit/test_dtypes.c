@@ -309,6 +309,55 @@ static void test_arith(void)
 	lr_tensor_free(a);
 }
 
+/* ---- reductions and CumSum in double and narrow integers ---------------- */
+
+static void test_reduce(void)
+{
+	lr_msg msg;
+	lrt_node n;
+	lr_tensor *xd = mk(LR_DT_DOUBLE, 3, (double[]){ 0.1, 0.2, 1e-17 });
+	lr_tensor *x8 = mk(LR_DT_INT8, 3, (int8_t[]){ 100, 100, 100 });
+	lr_tensor *ax = NULL, *y = NULL;
+
+	lr_tensor_create(&ax, LR_DT_INT64, 0, NULL, 1);
+	*(int64_t *)ax->data = 0;
+	lrt_init(&n, "ReduceSum", 13);
+	lrt_attr_int(&n, "keepdims", 0);
+	lrt_input(&n, xd);
+	memset(&msg, 0, sizeof(msg));
+	lrt_run(&n, 1, &y, &msg);
+	tap_ok(is(y, LR_DT_DOUBLE, 1, (double[]){ 0.1 + 0.2 + 1e-17 }),
+	       "double ReduceSum accumulates and returns double%s", msg.text);
+	lr_tensor_free(y);
+	y = NULL;
+	lrt_init(&n, "ReduceLogSumExp", 13);
+	lrt_attr_int(&n, "keepdims", 0);
+	lrt_input(&n, xd);
+	lrt_run(&n, 1, &y, &msg);
+	tap_ok(y != NULL && y->dtype == LR_DT_DOUBLE &&
+	       fabs(*(double *)y->data - log(exp(0.1) + exp(0.2) + exp(1e-17))) < 1e-15,
+	       "double ReduceLogSumExp to 1e-15");
+	lr_tensor_free(y);
+	y = NULL;
+	lrt_init(&n, "CumSum", 14);
+	lrt_input(&n, x8);
+	lrt_const(&n, ax);
+	lrt_run(&n, 1, &y, &msg);
+	tap_ok(is(y, LR_DT_INT8, 3, (int8_t[]){ 100, -56, 44 }), "int8 CumSum wraps in 8 bits%s", msg.text);
+	lr_tensor_free(y);
+	y = NULL;
+	lrt_init(&n, "CumSum", 14);
+	lrt_attr_int(&n, "exclusive", 1);
+	lrt_input(&n, xd);
+	lrt_const(&n, ax);
+	lrt_run(&n, 1, &y, &msg);
+	tap_ok(is(y, LR_DT_DOUBLE, 3, (double[]){ 0, 0.1, 0.1 + 0.2 }), "double exclusive CumSum");
+	lr_tensor_free(y);
+	lr_tensor_free(xd);
+	lr_tensor_free(x8);
+	lr_tensor_free(ax);
+}
+
 /* ---- bool ------------------------------------------------------------------ */
 
 static void test_bool(void)
@@ -578,6 +627,7 @@ int main(void)
 	test_half();
 	test_cast();
 	test_arith();
+	test_reduce();
 	test_bool();
 	test_engine();
 	test_npy();
