@@ -109,7 +109,7 @@ static const lr_op_def op_table[] = {
 	{ "Expand", lr_op_expand, 2, 2, 1, 1, 1u, 0u },
 	{ "Tile", lr_op_tile, 2, 3, 1, 1, 1u, 0u },
 	{ "ConstantOfShape", lr_op_constantofshape, 1, 1, 1, 1, 0u, 0u },
-	{ "Range", lr_op_range, 3, 3, 1, 1, 0u, 0u },
+	{ "Range", lr_op_range, 3, 3, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "Size", lr_op_size, 1, 1, 1, 1, 1u, 0u },
 	{ "EyeLike", lr_op_eyelike, 1, 1, 1, 1, 1u, 0u },
 	{ "Trilu", lr_op_trilu, 1, 2, 1, 1, 0u, 0u },

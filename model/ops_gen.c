@@ -289,6 +289,63 @@ static int range_arg(lr_opctx *c, lr_tensor **in, int i, const char *name,
 	return 0;
 }
 
+int lr_op_range(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout);
+
+/*
+ * Range of int8..int32, uint8..uint32 or double scalars: the integer types
+ * run the int64 path (every element lies between start and limit, so it
+ * fits the type) and the result is narrowed; double is computed in double.
+ */
+static int range_typed(lr_opctx *c, lr_tensor **in, lr_tensor **out)
+{
+	lr_dtype dt = in[0]->dtype;
+	lr_tensor *w[3] = { NULL, NULL, NULL }, *y = NULL;
+	int rc = 0;
+
+	for (int i = 1; i < 3; i++)
+		if (in[i]->dtype != dt)
+			return lr_op_fail(c, LR_EMODEL, "input %d has type %s, input 0 %s", i,
+					  lr_dtype_name(in[i]->dtype), lr_dtype_name(dt));
+	for (int i = 0; i < 3; i++)
+		if (in[i]->nelem != 1 || in[i]->data == NULL)
+			return lr_op_fail(c, LR_EUNSUPPORTED, "input %d must be a known scalar", i);
+	if (dt == LR_DT_DOUBLE) {
+		double s0 = *(const double *)in[0]->data, lim = *(const double *)in[1]->data;
+		double dl = *(const double *)in[2]->data, cnt;
+		int64_t n;
+
+		if (dl == 0 || !isfinite(s0) || !isfinite(lim) || !isfinite(dl))
+			return lr_op_fail(c, LR_EMODEL, "start %g, limit %g and delta %g do not make a range",
+					  s0, lim, dl);
+		cnt = ceil((lim - s0) / dl);
+		if (cnt > (double)LR_GEN_MAX_ELEMS)
+			return lr_op_fail(c, LR_ELIMIT, "the range has %g elements, more than the limit of %lld",
+					  cnt, (long long)LR_GEN_MAX_ELEMS);
+		n = cnt > 0 ? (int64_t)cnt : 0;
+		rc = gen_out(c, out, dt, 1, &n, 1, 1);
+		for (int64_t i = 0; rc == 0 && (*out)->data != NULL && i < n; i++)
+			((double *)(*out)->data)[i] = s0 + (double)i * dl;
+		return rc;
+	}
+	if (lr_dtype_is_float(dt) || dt == LR_DT_BOOL || dt == LR_DT_UINT64)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "Range of %s is not supported", lr_dtype_name(dt));
+	for (int i = 0; i < 3 && rc == 0; i++) {
+		rc = lr_tensor_create(&w[i], LR_DT_INT64, 0, NULL, 1);
+		if (rc == 0)
+			lr_tensor_convert(in[i], LR_DT_INT64, w[i]->data);
+	}
+	if (rc == 0)
+		rc = lr_op_range(c, w, 3, &y, 1);
+	if (rc == 0)
+		rc = gen_out(c, out, dt, y->ndim, y->dims, 1, 1);
+	if (rc == 0 && (*out)->data != NULL)
+		lr_tensor_convert(y, dt, (*out)->data);
+	for (int i = 0; i < 3; i++)
+		lr_tensor_free(w[i]);
+	lr_tensor_free(y);
+	return rc;
+}
+
 /*
  * Range (11): start, start + delta, ... while before limit; count
  * max(ceil((limit - start) / delta), 0). float or int64 scalars of one
@@ -305,6 +362,8 @@ int lr_op_range(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	for (int i = 0; i < 3; i++)
 		if ((rc = need(c, in, nin, i, names[i])) != 0)
 			return rc;
+	if (!lr_dtype_is_legacy(in[0]->dtype))
+		return range_typed(c, in, out);
 	for (int i = 0; i < 3; i++)
 		if ((rc = range_arg(c, in, i, names[i], &d[i], &v[i])) != 0)
 			return rc;

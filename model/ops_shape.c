@@ -767,7 +767,8 @@ int lr_op_identity(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
  * is all ones: float before opset 10 (type T), otherwise bool, which
  * lowrank holds as bool (one byte, 1). The ratio
  * (attribute before opset 12, input 1 from 12) does not matter; a true
- * training_mode (input 2, opset >= 12) is unsupported.
+ * training_mode (input 2, opset >= 12) is unsupported unless the ratio is
+ * a known 0 (then nothing is dropped).
  */
 int lr_op_dropout(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
@@ -793,9 +794,13 @@ int lr_op_dropout(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nou
 					  "input 2 (training_mode) must be a known scalar");
 		on = tm->dtype == LR_DT_INT64 ? *(const int64_t *)tm->data != 0
 					      : *(const float *)tm->data != 0.0f;
+		/* Training with ratio 0 drops nothing: the same as inference. */
+		if (on && in[1] != NULL && in[1]->data != NULL && in[1]->nelem == 1 &&
+		    lr_tensor_get_f64(in[1], 0) == 0.0)
+			on = 0;
 		if (on)
 			return lr_op_fail(c, LR_EUNSUPPORTED,
-					  "input 2 (training_mode) is true; lowrank only runs inference");
+					  "input 2 (training_mode) is true with a nonzero ratio; lowrank only runs inference");
 	}
 	memcpy(dims, in[0]->dims, sizeof(dims));
 	/* The mask first: nothing may fail after the input buffer is taken. */
