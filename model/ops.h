@@ -5,10 +5,12 @@
  * It reads attributes through the node (lr_node_attr_*), checks its inputs'
  * types and shapes, allocates its outputs with lr_op_output() and computes
  * them. Shape computation and numeric work are in one function: in a dry
- * run (c->dry) lr_op_output() gives float outputs no buffer and the kernel
- * returns right after the shapes are known, while int64 outputs (shape
- * arithmetic) are always computed, because Reshape or Slice downstream may
- * need their values. A kernel that wants to write into an input's buffer
+ * run (c->dry) lr_op_output() gives outputs of every type but int64 no
+ * buffer and the kernel returns right after the shapes are known (some
+ * kernels still compute small outputs whose inputs are known), while int64
+ * outputs (shape arithmetic) are always computed, because Reshape or Slice
+ * downstream may need their values. Which element types a kernel sees is
+ * set per input in its lr_op_def (native_in, double_in; see below). A kernel that wants to write into an input's buffer
  * asks lr_op_take(); the engine grants it only when that node is the
  * value's last reader and the buffer belongs to the engine.
  *
