@@ -333,11 +333,11 @@ found:
 /*
  * Gives a kernel that takes only float32 and int64 in input k (see
  * lr_op_def.native_in) what it expects: another integer type or bool is
- * widened to an int64 copy in conv[k] (shape-only stays shape-only), and
- * the copy is not takeable; double and float16 are refused.
+ * widened to an int64 copy in conv[k], which is not takeable; double and
+ * float16 are refused, and so is a shape-only tensor in a dry run.
  */
 static int widen_inputs(const lr_node *node, lr_tensor **inp, lr_tensor **conv,
-			unsigned *takeable, lr_msg *msg)
+			unsigned *takeable, int dry, lr_msg *msg)
 {
 	for (int k = 0; k < node->nin; k++) {
 		lr_tensor *t = inp[k];
@@ -348,6 +348,12 @@ static int widen_inputs(const lr_node *node, lr_tensor **inp, lr_tensor **conv,
 		if (lr_dtype_is_float(t->dtype))
 			return lr_fail(msg, LR_EUNSUPPORTED,
 				       "node '%s' (%s): input %d ('%s') has type %s; this operator computes in float32 only",
+				       node->name, node->op_type, k, node->proto->input[k],
+				       lr_dtype_name(t->dtype));
+		if (t->data == NULL && dry)
+			/* int64 reaching these kernels always had values before. */
+			return lr_fail(msg, LR_EUNSUPPORTED,
+				       "node '%s' (%s): input %d ('%s') of type %s has no values in a dry run, and this operator reads it as int64",
 				       node->name, node->op_type, k, node->proto->input[k],
 				       lr_dtype_name(t->dtype));
 		rc = lr_tensor_create(&conv[k], LR_DT_INT64, t->ndim, t->dims, t->data != NULL);
@@ -517,7 +523,7 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		}
 		for (int k = 0; k < node->nout; k++)
 			outp[k] = NULL;
-		rc = widen_inputs(node, inp, conv, &c.takeable, msg);
+		rc = widen_inputs(node, inp, conv, &c.takeable, dry, msg);
 		if (rc != 0)
 			goto out;
 		{

@@ -114,10 +114,14 @@ static int bc_init(lr_opctx *c, const lr_tensor *const *t, int nt, struct bcast 
 	b->nt = nt;
 	b->nd = t[0]->ndim;
 	memcpy(b->dims, t[0]->dims, sizeof(b->dims));
-	for (int i = 1; i < nt; i++)
-		if (lr_broadcast_shape(b->nd, b->dims, t[i]->ndim, t[i]->dims, &b->nd, b->dims) != 0)
+	for (int i = 1; i < nt; i++) {
+		int64_t acc[LR_MAX_DIMS]; /* lr_broadcast_shape must not write its input */
+
+		memcpy(acc, b->dims, sizeof(acc));
+		if (lr_broadcast_shape(b->nd, acc, t[i]->ndim, t[i]->dims, &b->nd, b->dims) != 0)
 			return lr_op_fail(c, LR_ESHAPE, "input shapes %s and %s do not broadcast",
 					  SHP(t[0]), SHP(t[i]));
+	}
 	if (lr_shape_nelem(b->nd, b->dims, &b->n) != 0)
 		return lr_op_fail(c, LR_ELIMIT, "the broadcast output is too large");
 	for (int i = 0; i < nt; i++) {

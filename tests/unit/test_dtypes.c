@@ -172,6 +172,20 @@ static void test_arith(void)
 	y = run2("Add", 14, a, b, NULL, 0, &msg);
 	tap_ok(is(y, LR_DT_UINT8, 4, (uint8_t[]){ 44, 0, 1, 9 }), "uint8 Add wraps mod 256");
 	lr_tensor_free(y);
+	{
+		/* A lower-rank first input: [3] + [2,3] broadcasts to [2,3]. */
+		lr_tensor *r1 = mk(LR_DT_UINT16, 3, (uint16_t[]){ 1, 2, 3 }), *r2 = NULL;
+
+		lr_tensor_create(&r2, LR_DT_UINT16, 2, D(2, 3), 1);
+		memcpy(r2->data, (uint16_t[]){ 10, 20, 30, 40, 50, 60 }, 12);
+		y = run2("Add", 14, r1, r2, NULL, 0, &msg);
+		tap_ok(is(y, LR_DT_UINT16, 6, (uint16_t[]){ 11, 22, 33, 41, 52, 63 }) &&
+		       y->ndim == 2 && y->dims[0] == 2 && y->dims[1] == 3,
+		       "uint16 Add broadcasts [3] + [2,3]%s", msg.text);
+		lr_tensor_free(y);
+		lr_tensor_free(r1);
+		lr_tensor_free(r2);
+	}
 	y = run2("Sub", 14, a, b, NULL, 0, &msg);
 	tap_ok(is(y, LR_DT_UINT8, 4, (uint8_t[]){ 100, 254, 255, 5 }), "uint8 Sub wraps (0 - 1 = 255)");
 	lr_tensor_free(y);
