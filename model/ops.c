@@ -157,6 +157,9 @@ static const lr_op_def op_table[] = {
 	{ "IsNaN", lr_op_isnan, 1, 1, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "NonZero", lr_op_nonzero, 1, 1, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "Compress", lr_op_compress, 2, 2, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "QuantizeLinear", lr_op_quantizelinear, 2, 3, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "DequantizeLinear", lr_op_dequantizelinear, 2, 3, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "DynamicQuantizeLinear", lr_op_dynamicquantizelinear, 1, 1, 1, 3, LR_NATIVE_ALL, 0u },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

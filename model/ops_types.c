@@ -2,7 +2,8 @@
  * ops_types.c - kernels for element types beyond float32 and int64: Cast,
  * CastLike, the comparisons (Equal, Less, LessOrEqual, Greater,
  * GreaterOrEqual), the logic operators (And, Or, Xor, Not), BitShift,
- * Where, IsInf, IsNaN, NonZero and Compress, and the typed paths of Add,
+ * Where, IsInf, IsNaN, NonZero, Compress, QuantizeLinear,
+ * DequantizeLinear, DynamicQuantizeLinear, and the typed paths of Add,
  * Sub, Mul, Div, Mod, Pow, Max, Min and Clip.
  *
  * DESIGN. float32 stays on its own fast kernels (ops_elementwise.c); this
@@ -848,4 +849,202 @@ int lr_op_compress(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 			y += (size_t)inner * es;
 		}
 	return 0;
+}
+
+/* ---- QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear -------------- */
+
+/* The saturation range of a quantized type; 0 for types not quantized to. */
+static int quant_range(lr_dtype dt, double *lo, double *hi)
+{
+	switch (dt) {
+	case LR_DT_UINT8: *lo = 0; *hi = 255; return 1;
+	case LR_DT_INT8: *lo = -128; *hi = 127; return 1;
+	case LR_DT_UINT16: *lo = 0; *hi = 65535; return 1;
+	case LR_DT_INT16: *lo = -32768; *hi = 32767; return 1;
+	default: return 0;
+	}
+}
+
+/* round(v) + zp saturated to [lo, hi] (v already rounded; NaN counts as 0). */
+static double quant_sat(double v, double zp, double lo, double hi)
+{
+	v = isnan(v) ? zp : v + zp;
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/*
+ * The scale (and zero point) of QuantizeLinear/DequantizeLinear: one
+ * value, or (opset 13+) one per index of 'axis' of x. Sets *axis_len
+ * (1: per tensor) and *inner (elements per index of the axis).
+ */
+static int quant_params(lr_opctx *c, lr_tensor **in, int nin, const lr_tensor *x,
+			int64_t *axis_len, int64_t *inner)
+{
+	const lr_tensor *s = in[1], *zp = nin > 2 ? in[2] : NULL;
+	int a = 0, rc;
+
+	if (lr_node_attr_int(c->node, "block_size", 0) != 0)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "blocked quantization (block_size) is not supported");
+	if (s->dtype != LR_DT_FLOAT)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 1 (scale) has type %s; only float is supported",
+				  lr_dtype_name(s->dtype));
+	if (s->data == NULL || (zp != NULL && zp->data == NULL))
+		return lr_op_fail(c, LR_EUNSUPPORTED, "scale and zero point must be known (constants)");
+	if (zp != NULL && (zp->ndim != s->ndim || zp->nelem != s->nelem))
+		return lr_op_fail(c, LR_ESHAPE, "input 2 (zero point) of shape %s does not match the scale's %s",
+				  SHP(zp), SHP(s));
+	*axis_len = 1;
+	*inner = x->nelem;
+	if (s->ndim == 0 || (s->ndim == 1 && s->nelem == 1))
+		return 0; /* per tensor */
+	if (s->ndim != 1 || c->opset < 13)
+		return lr_op_fail(c, LR_ESHAPE, "input 1 (scale) of shape %s must be a scalar%s", SHP(s),
+				  c->opset < 13 ? "" : " or 1-D along 'axis'");
+	if ((rc = lr_op_axis(c, lr_node_attr_int(c->node, "axis", 1), x->ndim, &a)) != 0)
+		return rc;
+	if (s->nelem != x->dims[a])
+		return lr_op_fail(c, LR_ESHAPE, "input 1 (scale) has %lld entries for axis %d of %s",
+				  (long long)s->nelem, a, SHP(x));
+	*axis_len = s->nelem;
+	*inner = 1;
+	for (int d = a + 1; d < x->ndim; d++)
+		*inner *= x->dims[d];
+	return 0;
+}
+
+/*
+ * QuantizeLinear (10, 13, 19, 21): y = saturate(round_even(x / scale) + zp)
+ * with x and scale float32 (the division in float32, as the reference
+ * does); y has the zero point's type (uint8 when absent; int8, and uint16
+ * and int16 from opset 21). NaN inputs give the zero point.
+ */
+int lr_op_quantizelinear(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	const lr_tensor *x, *s, *zp;
+	lr_dtype dt = LR_DT_UINT8;
+	int64_t alen, inner;
+	double lo, hi;
+	int rc;
+
+	(void)nout;
+	if ((rc = need_input(c, in, nin, 0)) != 0 || (rc = need_input(c, in, nin, 1)) != 0)
+		return rc;
+	x = in[0];
+	s = in[1];
+	zp = nin > 2 ? in[2] : NULL;
+	if (x->dtype != LR_DT_FLOAT)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (x) has type %s; only float is supported",
+				  lr_dtype_name(x->dtype));
+	if (zp != NULL)
+		dt = zp->dtype;
+	else if (lr_node_attr_int(c->node, "output_dtype", 0) != 0)
+		dt = lr_dtype_from_onnx((int)lr_node_attr_int(c->node, "output_dtype", 0));
+	if (!quant_range(dt, &lo, &hi))
+		return lr_op_fail(c, LR_EUNSUPPORTED, "quantizing to %s is not supported (uint8, int8, uint16, int16 are)",
+				  lr_dtype_name(dt));
+	if ((rc = quant_params(c, in, nin, x, &alen, &inner)) != 0)
+		return rc;
+	rc = ty_out(c, &out[0], dt, x->ndim, x->dims, x->data != NULL);
+	if (rc != 0 || out[0]->data == NULL)
+		return rc;
+	for (int64_t k = 0; k < x->nelem; k++) {
+		int64_t ch = (k / inner) % alen;
+		float q = nearbyintf(((const float *)x->data)[k] / ((const float *)s->data)[ch]);
+		double z = zp != NULL ? lr_tensor_get_f64(zp, ch) : 0.0;
+
+		put_f64(dt, out[0]->data, k, quant_sat(q, z, lo, hi));
+	}
+	return 0;
+}
+
+/*
+ * DequantizeLinear (10, 13, 19, 21): y = (x - zp) * scale as float32, x
+ * of type uint8, int8, uint16, int16 or int32 (int32 without a zero
+ * point), the zero point of x's type.
+ */
+int lr_op_dequantizelinear(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	const lr_tensor *x, *s, *zp;
+	int64_t alen, inner;
+	double lo, hi;
+	int rc;
+
+	(void)nout;
+	if ((rc = need_input(c, in, nin, 0)) != 0 || (rc = need_input(c, in, nin, 1)) != 0)
+		return rc;
+	x = in[0];
+	s = in[1];
+	zp = nin > 2 ? in[2] : NULL;
+	if (!quant_range(x->dtype, &lo, &hi) && !(x->dtype == LR_DT_INT32 && zp == NULL))
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (x) has type %s; uint8, int8, uint16, int16 and int32 are supported",
+				  lr_dtype_name(x->dtype));
+	if (zp != NULL && (rc = same_type(c, in, 0, 2)) != 0)
+		return rc;
+	if ((rc = quant_params(c, in, nin, x, &alen, &inner)) != 0)
+		return rc;
+	rc = ty_out(c, &out[0], LR_DT_FLOAT, x->ndim, x->dims, x->data != NULL);
+	if (rc != 0 || out[0]->data == NULL)
+		return rc;
+	for (int64_t k = 0; k < x->nelem; k++) {
+		int64_t ch = (k / inner) % alen;
+		int64_t z = zp != NULL ? lr_tensor_get_i64(zp, ch) : 0;
+
+		((float *)out[0]->data)[k] = (float)(lr_tensor_get_i64(x, k) - z) *
+					     ((const float *)s->data)[ch];
+	}
+	return 0;
+}
+
+/*
+ * DynamicQuantizeLinear (11): uint8 y, float32 scale and uint8 zero point
+ * from the range of x extended to include 0, in float32 as the reference:
+ * scale = (max - min) / 255 (1 / 255 when the range is empty), zero point
+ * = round_even(saturate(0 - min / scale)), y = saturate(round_even(x /
+ * scale) + zero point). x must have data (the scale depends on it).
+ */
+int lr_op_dynamicquantizelinear(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	const lr_tensor *x;
+	const float *xv;
+	float mn = 0.0f, mx = 0.0f, scale, zp;
+	int rc;
+
+	if ((rc = need_input(c, in, nin, 0)) != 0)
+		return rc;
+	x = in[0];
+	if (x->dtype != LR_DT_FLOAT)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (x) has type %s; only float is supported",
+				  lr_dtype_name(x->dtype));
+	if (x->data == NULL)
+		return lr_op_fail(c, c->dry ? LR_EUNSUPPORTED : LR_EINVAL,
+				  "input 0 (x) has no data; the scale depends on its values");
+	xv = x->data;
+	for (int64_t k = 0; k < x->nelem; k++) {
+		mn = xv[k] < mn ? xv[k] : mn;
+		mx = xv[k] > mx ? xv[k] : mx;
+	}
+	scale = (mx == mn ? 1.0f : mx - mn) / 255.0f;
+	zp = 0.0f - mn / scale;
+	zp = nearbyintf(zp < 0.0f ? 0.0f : zp > 255.0f ? 255.0f : zp);
+	rc = ty_out(c, &out[0], LR_DT_UINT8, x->ndim, x->dims, 1);
+	if (rc == 0 && nout > 1)
+		rc = ty_out(c, &out[1], LR_DT_FLOAT, 0, NULL, 1);
+	if (rc == 0 && nout > 2)
+		rc = ty_out(c, &out[2], LR_DT_UINT8, 0, NULL, 1);
+	if (rc != 0)
+		goto fail;
+	if (nout > 1 && out[1]->data != NULL)
+		*(float *)out[1]->data = scale;
+	if (nout > 2 && out[2]->data != NULL)
+		*(uint8_t *)out[2]->data = (uint8_t)zp;
+	for (int64_t k = 0; out[0]->data != NULL && k < x->nelem; k++)
+		((uint8_t *)out[0]->data)[k] =
+			(uint8_t)quant_sat(nearbyintf(xv[k] / scale), zp, 0.0, 255.0);
+	return 0;
+fail:
+	for (int i = 0; i < nout && i < 3; i++) {
+		lr_tensor_free(out[i]);
+		out[i] = NULL;
+	}
+	return rc;
 }

@@ -493,6 +493,42 @@ static void test_bool(void)
 	lr_tensor_free(b);
 }
 
+/* ---- quantization ---------------------------------------------------------- */
+
+static void test_quant(void)
+{
+	lr_msg msg;
+	lrt_node n;
+	lr_tensor *x = mk(LR_DT_FLOAT, 6, (float[]){ 5.0f, 7.0f, -5.0f, 1000.0f, -1000.0f, NAN });
+	lr_tensor *s = NULL, *z8 = NULL, *y = NULL, *q = NULL;
+
+	lr_tensor_create(&s, LR_DT_FLOAT, 0, NULL, 1);
+	*(float *)s->data = 2.0f;
+	lr_tensor_create(&z8, LR_DT_INT8, 0, NULL, 1);
+	*(int8_t *)z8->data = -1;
+	lrt_init(&n, "QuantizeLinear", 13);
+	lrt_input(&n, x);
+	lrt_const(&n, s);
+	lrt_const(&n, z8);
+	memset(&msg, 0, sizeof(msg));
+	lrt_run(&n, 1, &q, &msg);
+	/* 5/2 = 2.5 -> 2 and 7/2 = 3.5 -> 4 (ties to even), -2.5 -> -2, then -1. */
+	tap_ok(is(q, LR_DT_INT8, 6, (int8_t[]){ 1, 3, -3, 127, -128, -1 }),
+	       "QuantizeLinear to int8: ties to even, saturation, NaN -> zero point%s", msg.text);
+	lrt_init(&n, "DequantizeLinear", 13);
+	lrt_input(&n, q);
+	lrt_const(&n, s);
+	lrt_const(&n, z8);
+	lrt_run(&n, 1, &y, &msg);
+	tap_ok(is(y, LR_DT_FLOAT, 6, (float[]){ 4, 8, -4, 256, -254, 0 }),
+	       "DequantizeLinear from int8: (q - zp) * scale");
+	lr_tensor_free(y);
+	lr_tensor_free(q);
+	lr_tensor_free(x);
+	lr_tensor_free(s);
+	lr_tensor_free(z8);
+}
+
 /* ---- engine: widening, refusals, declared types ------------------------ */
 
 static void test_engine(void)
@@ -643,6 +679,7 @@ int main(void)
 	test_arith();
 	test_reduce();
 	test_bool();
+	test_quant();
 	test_engine();
 	test_npy();
 	return tap_done();
