@@ -160,6 +160,10 @@ static const lr_op_def op_table[] = {
 	{ "QuantizeLinear", lr_op_quantizelinear, 2, 3, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "DequantizeLinear", lr_op_dequantizelinear, 2, 3, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "DynamicQuantizeLinear", lr_op_dynamicquantizelinear, 1, 1, 1, 3, LR_NATIVE_ALL, 0u },
+	{ "MatMulInteger", lr_op_matmulinteger, 2, 4, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "ConvInteger", lr_op_convinteger, 2, 4, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "QLinearMatMul", lr_op_qlinearmatmul, 8, 8, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "QLinearConv", lr_op_qlinearconv, 8, 9, 1, 1, LR_NATIVE_ALL, 0u },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

@@ -414,6 +414,10 @@ int lr_op_compress(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_quantizelinear(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_dequantizelinear(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_dynamicquantizelinear(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_matmulinteger(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_convinteger(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_qlinearmatmul(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_qlinearconv(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_unary.c */
 int lr_op_abs(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_neg(lr_opctx *, lr_tensor **, int, lr_tensor **, int);

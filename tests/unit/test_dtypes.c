@@ -527,6 +527,96 @@ static void test_quant(void)
 	lr_tensor_free(x);
 	lr_tensor_free(s);
 	lr_tensor_free(z8);
+
+	{
+		/* 1-D ConvInteger, group 2, stride 2, pads 1, x zero point 1. */
+		lr_tensor *cx = NULL, *cw = NULL, *zx = NULL;
+
+		lr_tensor_create(&cx, LR_DT_INT8, 3, D(1, 2, 5), 1);
+		memcpy(cx->data, (int8_t[]){ 1, 2, 3, 4, 5, -1, -2, -3, -4, -5 }, 10);
+		lr_tensor_create(&cw, LR_DT_INT8, 3, D(2, 1, 3), 1);
+		memcpy(cw->data, (int8_t[]){ 1, 0, -1, 1, 1, 1 }, 6);
+		lr_tensor_create(&zx, LR_DT_INT8, 0, NULL, 1);
+		*(int8_t *)zx->data = 1;
+		lrt_init(&n, "ConvInteger", 10);
+		lrt_attr_int(&n, "group", 2);
+		lrt_attr_ints(&n, "strides", 1, (int64_t[]){ 2 });
+		lrt_attr_ints(&n, "pads", 2, (int64_t[]){ 1, 1 });
+		lrt_input(&n, cx);
+		lrt_const(&n, cw);
+		lrt_const(&n, zx);
+		y = NULL;
+		lrt_run(&n, 1, &y, &msg);
+		tap_ok(is(y, LR_DT_INT32, 6, (int32_t[]){ -1, -2, 3, -5, -12, -11 }) && y->ndim == 3,
+		       "1-D int8 ConvInteger with group, stride, pads and a zero point%s", msg.text);
+		lr_tensor_free(y);
+		lr_tensor_free(cx);
+		lr_tensor_free(cw);
+		lr_tensor_free(zx);
+	}
+	{
+		/* MatMulInteger: batch [2] against no batch; per-column b zero point. */
+		lr_tensor *ma = NULL, *mb = NULL, *za = NULL, *zb = mk(LR_DT_UINT8, 1, (uint8_t[]){ 2 });
+
+		lr_tensor_create(&ma, LR_DT_UINT8, 3, D(2, 1, 2), 1);
+		memcpy(ma->data, (uint8_t[]){ 1, 2, 3, 4 }, 4);
+		lr_tensor_create(&mb, LR_DT_UINT8, 2, D(2, 1), 1);
+		memcpy(mb->data, (uint8_t[]){ 5, 6 }, 2);
+		lr_tensor_create(&za, LR_DT_UINT8, 0, NULL, 1);
+		*(uint8_t *)za->data = 1;
+		lrt_init(&n, "MatMulInteger", 10);
+		lrt_input(&n, ma);
+		lrt_input(&n, mb);
+		lrt_const(&n, za);
+		lrt_const(&n, zb);
+		y = NULL;
+		lrt_run(&n, 1, &y, &msg);
+		tap_ok(is(y, LR_DT_INT32, 2, (int32_t[]){ 4, 18 }) && y->ndim == 3,
+		       "MatMulInteger broadcasts the batch and subtracts both zero points%s", msg.text);
+		lr_tensor_free(y);
+		lr_tensor_free(ma);
+		lr_tensor_free(mb);
+		lr_tensor_free(za);
+		lr_tensor_free(zb);
+	}
+}
+
+static void test_qlinear(void)
+{
+	lr_msg msg;
+	lrt_node n;
+	lr_tensor *a = NULL, *b = NULL, *y = NULL, *t[6] = { NULL };
+	float sc[3] = { 1.0f, 1.0f, 2.0f };
+
+	lr_tensor_create(&a, LR_DT_UINT8, 2, D(2, 1), 1);
+	memcpy(a->data, (uint8_t[]){ 5, 7 }, 2);
+	lr_tensor_create(&b, LR_DT_UINT8, 2, D(1, 1), 1);
+	*(uint8_t *)b->data = 1;
+	for (int i = 0; i < 3; i++) {
+		lr_tensor_create(&t[2 * i], LR_DT_FLOAT, 0, NULL, 1);
+		*(float *)t[2 * i]->data = sc[i];
+		lr_tensor_create(&t[2 * i + 1], LR_DT_UINT8, 0, NULL, 1);
+		*(uint8_t *)t[2 * i + 1]->data = i == 2 ? 10 : 0;
+	}
+	lrt_init(&n, "QLinearMatMul", 10);
+	lrt_input(&n, a);
+	lrt_const(&n, t[0]);
+	lrt_const(&n, t[1]);
+	lrt_input(&n, b);
+	lrt_const(&n, t[2]);
+	lrt_const(&n, t[3]);
+	lrt_const(&n, t[4]);
+	lrt_const(&n, t[5]);
+	memset(&msg, 0, sizeof(msg));
+	lrt_run(&n, 1, &y, &msg);
+	/* 5 / 2 = 2.5 -> 2 and 7 / 2 = 3.5 -> 4 (ties to even), + 10. */
+	tap_ok(is(y, LR_DT_UINT8, 2, (uint8_t[]){ 12, 14 }),
+	       "QLinearMatMul requantizes with ties to even and the output zero point%s", msg.text);
+	lr_tensor_free(y);
+	lr_tensor_free(a);
+	lr_tensor_free(b);
+	for (int i = 0; i < 6; i++)
+		lr_tensor_free(t[i]);
 }
 
 /* ---- engine: widening, refusals, declared types ------------------------ */
@@ -680,6 +770,7 @@ int main(void)
 	test_reduce();
 	test_bool();
 	test_quant();
+	test_qlinear();
 	test_engine();
 	test_npy();
 	return tap_done();
