@@ -164,6 +164,9 @@ static const lr_op_def op_table[] = {
 	{ "ConvInteger", lr_op_convinteger, 2, 4, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "QLinearMatMul", lr_op_qlinearmatmul, 8, 8, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "QLinearConv", lr_op_qlinearconv, 8, 9, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "HannWindow", lr_op_hannwindow, 1, 1, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "HammingWindow", lr_op_hammingwindow, 1, 1, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "BlackmanWindow", lr_op_blackmanwindow, 1, 1, 1, 1, LR_NATIVE_ALL, 0u },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

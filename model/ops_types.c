@@ -1343,3 +1343,69 @@ int lr_op_qlinearconv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int
 	lr_tensor_free(acc);
 	return rc;
 }
+
+/* ---- HannWindow, HammingWindow, BlackmanWindow ------------------------------ */
+
+enum window_kind { WIN_HANN, WIN_HAMMING, WIN_BLACKMAN };
+
+/*
+ * The windows (17): `size` values (input 0, a known integer scalar) of
+ * the window, periodic (default) over size points or symmetric over
+ * size - 1, computed in double and stored as 'output_datatype' (float by
+ * default): Hann 0.5 - 0.5 cos, Hamming 25/46 - 21/46 cos, Blackman
+ * 0.42 - 0.5 cos + 0.08 cos(2x), all of x = 2 pi n / N.
+ */
+static int run_window(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, enum window_kind k)
+{
+	int periodic = lr_node_attr_int(c->node, "periodic", 1) != 0;
+	int64_t odt = lr_node_attr_int(c->node, "output_datatype", 1), size;
+	lr_dtype dt;
+	double den;
+	int rc;
+
+	if ((rc = need_input(c, in, nin, 0)) != 0)
+		return rc;
+	if (lr_dtype_is_float(in[0]->dtype) || in[0]->dtype == LR_DT_BOOL || in[0]->nelem != 1 ||
+	    in[0]->data == NULL)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (size) must be a known integer scalar, got %s %s",
+				  lr_dtype_name(in[0]->dtype), SHP(in[0]));
+	dt = odt > 0 && odt < 1000 ? lr_dtype_from_onnx((int)odt) : (lr_dtype)0;
+	if (dt == 0)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "output_datatype %lld is not supported", (long long)odt);
+	size = lr_tensor_get_i64(in[0], 0);
+	if (size < 0 || size > ((int64_t)1 << 28))
+		return lr_op_fail(c, LR_EMODEL, "input 0 (size) is %lld", (long long)size);
+	rc = ty_out(c, &out[0], dt, 1, &size, 1);
+	if (rc != 0 || out[0]->data == NULL)
+		return rc;
+	den = (double)(periodic ? size : size - 1);
+	for (int64_t i = 0; i < size; i++) {
+		double x = den > 0 ? 2.0 * M_PI * (double)i / den : 0.0, v;
+
+		switch (k) {
+		case WIN_HANN: v = 0.5 - 0.5 * cos(x); break;
+		case WIN_HAMMING: v = 25.0 / 46.0 - 21.0 / 46.0 * cos(x); break;
+		default: v = 0.42 - 0.5 * cos(x) + 0.08 * cos(2.0 * x); break;
+		}
+		put_f64(dt, out[0]->data, i, v);
+	}
+	return 0;
+}
+
+int lr_op_hannwindow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	(void)nout;
+	return run_window(c, in, nin, out, WIN_HANN);
+}
+
+int lr_op_hammingwindow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	(void)nout;
+	return run_window(c, in, nin, out, WIN_HAMMING);
+}
+
+int lr_op_blackmanwindow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	(void)nout;
+	return run_window(c, in, nin, out, WIN_BLACKMAN);
+}

@@ -619,6 +619,37 @@ static void test_qlinear(void)
 		lr_tensor_free(t[i]);
 }
 
+static void test_windows(void)
+{
+	lr_msg msg;
+	lrt_node n;
+	lr_tensor *sz = NULL, *y = NULL;
+
+	lr_tensor_create(&sz, LR_DT_INT32, 0, NULL, 1);
+	*(int32_t *)sz->data = 4;
+	lrt_init(&n, "HannWindow", 17);
+	lrt_const(&n, sz);
+	memset(&msg, 0, sizeof(msg));
+	lrt_run(&n, 1, &y, &msg);
+	tap_ok(y != NULL && y->dtype == LR_DT_FLOAT && y->nelem == 4 &&
+	       tap_close(((float *)y->data)[0], 0, 1e-7, 0) && tap_close(((float *)y->data)[1], 0.5, 1e-7, 0) &&
+	       tap_close(((float *)y->data)[2], 1, 1e-7, 0) && tap_close(((float *)y->data)[3], 0.5, 1e-7, 0),
+	       "periodic HannWindow of int32 size 4 is 0, 0.5, 1, 0.5%s", msg.text);
+	lr_tensor_free(y);
+	y = NULL;
+	lrt_init(&n, "HammingWindow", 17);
+	lrt_attr_int(&n, "periodic", 0);
+	lrt_attr_int(&n, "output_datatype", 11);
+	lrt_const(&n, sz);
+	lrt_run(&n, 1, &y, &msg);
+	tap_ok(y != NULL && y->dtype == LR_DT_DOUBLE && y->nelem == 4 &&
+	       tap_close(((double *)y->data)[0], 4.0 / 46.0, 1e-15, 0) &&
+	       tap_close(((double *)y->data)[1], 25.0 / 46.0 + 21.0 / 92.0, 1e-15, 0),
+	       "symmetric HammingWindow as double (output_datatype 11)%s", msg.text);
+	lr_tensor_free(y);
+	lr_tensor_free(sz);
+}
+
 /* ---- engine: widening, refusals, declared types ------------------------ */
 
 static void test_engine(void)
@@ -771,6 +802,7 @@ int main(void)
 	test_bool();
 	test_quant();
 	test_qlinear();
+	test_windows();
 	test_engine();
 	test_npy();
 	return tap_done();
