@@ -167,6 +167,7 @@ static const lr_op_def op_table[] = {
 	{ "HannWindow", lr_op_hannwindow, 1, 1, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "HammingWindow", lr_op_hammingwindow, 1, 1, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "BlackmanWindow", lr_op_blackmanwindow, 1, 1, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "Einsum", lr_op_einsum, 1, 8, 1, 1, LR_NATIVE_ALL, 0u },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

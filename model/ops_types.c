@@ -4,7 +4,7 @@
  * GreaterOrEqual), the logic operators (And, Or, Xor, Not), BitShift,
  * Where, IsInf, IsNaN, NonZero, Compress, QuantizeLinear,
  * DequantizeLinear, DynamicQuantizeLinear, MatMulInteger, ConvInteger,
- * QLinearMatMul, QLinearConv, and the typed paths of Add,
+ * QLinearMatMul, QLinearConv, the windows, Einsum, and the typed paths of Add,
  * Sub, Mul, Div, Mod, Pow, Max, Min and Clip.
  *
  * DESIGN. float32 stays on its own fast kernels (ops_elementwise.c); this
@@ -32,6 +32,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -1408,4 +1409,197 @@ int lr_op_blackmanwindow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, 
 {
 	(void)nout;
 	return run_window(c, in, nin, out, WIN_BLACKMAN);
+}
+
+/* ---- Einsum ---------------------------------------------------------------- */
+
+#define EIN_LABELS 64   /* 52 letters, then the axes an ellipsis stands for */
+#define EIN_MAX_IN 8
+
+/*
+ * Parses one term of an Einsum equation (letters and at most one "...")
+ * for a tensor of rank `rank` (-1: the output, whose ellipsis length is
+ * `ell`) into labels[]; returns the term's rank or a negative code.
+ * Ellipsis axes get labels 52 + (ell - k) .. 52 + ell - 1, right-aligned.
+ */
+static int ein_term(lr_opctx *c, const char *p, const char *e, int rank, int ell,
+		    int *labels)
+{
+	int n = 0, letters = 0, seen_ell = 0;
+
+	for (const char *q = p; q < e; q++)
+		letters += (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z');
+	while (p < e) {
+		if (*p == ' ') {
+			p++;
+		} else if (*p == '.' && e - p >= 3 && p[1] == '.' && p[2] == '.' && !seen_ell) {
+			int k = rank < 0 ? ell : rank - letters;
+
+			if (k < 0 || k > ell || n + k > LR_MAX_DIMS)
+				return lr_op_fail(c, LR_EMODEL, "the ellipsis does not fit the input's rank");
+			for (int i = 0; i < k; i++)
+				labels[n++] = 52 + (ell - k) + i;
+			seen_ell = 1;
+			p += 3;
+		} else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')) {
+			if (n >= LR_MAX_DIMS)
+				return lr_op_fail(c, LR_EMODEL, "a term has more than %d axes", LR_MAX_DIMS);
+			labels[n++] = *p >= 'a' ? *p - 'a' : 26 + *p - 'A';
+			p++;
+		} else {
+			return lr_op_fail(c, LR_EMODEL, "bad character '%c' in the equation", *p);
+		}
+	}
+	if (rank >= 0 && n != rank)
+		return lr_op_fail(c, LR_EMODEL, "a term has %d axes for an input of rank %d", n, rank);
+	return n;
+}
+
+/*
+ * Einsum (12): sums products over the labels the output does not keep;
+ * any number of inputs of one numeric type, repeated labels (diagonals),
+ * "..." for leading axes (broadcast between inputs), and the implicit
+ * output (labels used once, alphabetical, after the ellipsis axes). A
+ * plain loop over every label combination (at most 2^27), accumulating
+ * in double for float types and in wrapping int64 for integers.
+ */
+int lr_op_einsum(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	char eqbuf[512];
+	const char *eq = lr_node_attr_str(c->node, "equation", "", eqbuf, sizeof(eqbuf));
+	const char *arrow = strstr(eq, "->"), *end = arrow ? arrow : eq + strlen(eq), *p = eq;
+	int lab[EIN_MAX_IN][LR_MAX_DIMS], olab[LR_MAX_DIMS], nl[EIN_MAX_IN], no = 0;
+	int64_t ext[EIN_LABELS], odims[LR_MAX_DIMS], total = 1;
+	int used[EIN_LABELS] = { 0 }, all[EIN_LABELS], nall = 0, ell = 0, rc;
+	int64_t idx[EIN_LABELS] = { 0 };
+	lr_dtype dt;
+	int isf, have = 1;
+
+	(void)nout;
+	if (nin < 1 || nin > EIN_MAX_IN)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "%d inputs (1 to %d are supported)", nin, EIN_MAX_IN);
+	for (int i = 0; i < nin; i++) {
+		if ((rc = need_input(c, in, nin, i)) != 0 || (rc = same_type(c, in, 0, i)) != 0)
+			return rc;
+		have = have && in[i]->data != NULL;
+	}
+	dt = in[0]->dtype;
+	if (dt == LR_DT_BOOL || dt == LR_DT_FLOAT16)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "inputs of type %s are not supported", lr_dtype_name(dt));
+	isf = lr_dtype_is_float(dt);
+	for (int i = 0; i < nin; i++) {
+		const char *q = strchr(p, ',');
+		const char *te = (i == nin - 1) ? end : q;
+		int letters = 0;
+
+		if (te == NULL || te > end || (i == nin - 1 && q != NULL && q < end))
+			return lr_op_fail(c, LR_EMODEL, "equation '%s' does not have %d input terms", eq, nin);
+		for (const char *r = p; r < te; r++)
+			letters += (*r >= 'a' && *r <= 'z') || (*r >= 'A' && *r <= 'Z');
+		if (strstr(p, "...") != NULL && strstr(p, "...") < te && in[i]->ndim - letters > ell)
+			ell = in[i]->ndim - letters;
+		p = te + 1;
+	}
+	p = eq;
+	for (int i = 0; i < nin; i++) {
+		const char *te = (i == nin - 1) ? end : strchr(p, ',');
+
+		if ((nl[i] = ein_term(c, p, te, in[i]->ndim, ell, lab[i])) < 0)
+			return nl[i];
+		p = te + 1;
+	}
+	for (int l = 0; l < EIN_LABELS; l++)
+		ext[l] = -1;
+	for (int i = 0; i < nin; i++)
+		for (int k = 0; k < nl[i]; k++) {
+			int l = lab[i][k];
+			int64_t d = in[i]->dims[k];
+
+			used[l]++;
+			if (ext[l] < 0 || ext[l] == 1)
+				ext[l] = d;
+			else if (d != ext[l] && !(l >= 52 && d == 1))
+				return lr_op_fail(c, LR_ESHAPE, "label '%c' has extents %lld and %lld",
+						  l < 26 ? 'a' + l : l < 52 ? 'A' + l - 26 : '.',
+						  (long long)ext[l], (long long)d);
+		}
+	if (arrow != NULL) {
+		if ((no = ein_term(c, arrow + 2, arrow + 2 + strlen(arrow + 2), -1, ell, olab)) < 0)
+			return no;
+		for (int k = 0; k < no; k++)
+			if (ext[olab[k]] < 0)
+				return lr_op_fail(c, LR_EMODEL, "output label %d is not in any input", olab[k]);
+	} else {
+		for (int l = 52; l < 52 + ell; l++)
+			olab[no++] = l;
+		for (int u = 0; u < 52 && no < LR_MAX_DIMS; u++) {
+			int l = (u + 26) % 52; /* ASCII order: 'A'..'Z' before 'a'..'z' */
+
+			if (used[l] == 1)
+				olab[no++] = l;
+		}
+	}
+	for (int k = 0; k < no; k++)
+		odims[k] = ext[olab[k]];
+	for (int l = 0; l < EIN_LABELS; l++)
+		if (ext[l] >= 0) {
+			all[nall++] = l;
+			if (ext[l] > 0 && total > ((int64_t)1 << 27) / ext[l])
+				return lr_op_fail(c, LR_ELIMIT, "more than 2^27 products to sum (this generic Einsum is a plain loop)");
+			total *= ext[l];
+		}
+	rc = ty_out(c, &out[0], dt, no, odims, have);
+	if (rc != 0 || out[0]->data == NULL)
+		return rc;
+	{
+		double *accf = NULL;
+		uint64_t *acci = NULL;
+		int64_t on = out[0]->nelem;
+
+		if (isf)
+			accf = calloc((size_t)(on ? on : 1), sizeof(double));
+		else
+			acci = calloc((size_t)(on ? on : 1), sizeof(uint64_t));
+		if (accf == NULL && acci == NULL) {
+			lr_tensor_free(out[0]);
+			out[0] = NULL;
+			return lr_op_fail(c, LR_ENOMEM, "out of memory");
+		}
+		for (int64_t t = 0; t < total; t++) {
+			int64_t o = 0;
+			double pf = 1.0;
+			uint64_t pi = 1;
+
+			for (int i = 0; i < nin; i++) {
+				int64_t off = 0;
+
+				for (int k = 0; k < nl[i]; k++)
+					off = off * in[i]->dims[k] + (in[i]->dims[k] == 1 ? 0 : idx[lab[i][k]]);
+				if (isf)
+					pf *= lr_tensor_get_f64(in[i], off);
+				else
+					pi *= (uint64_t)lr_tensor_get_i64(in[i], off);
+			}
+			for (int k = 0; k < no; k++)
+				o = o * odims[k] + idx[olab[k]];
+			if (isf)
+				accf[o] += pf;
+			else
+				acci[o] += pi;
+			for (int a = nall - 1; a >= 0; a--) { /* odometer over every label */
+				if (++idx[all[a]] < ext[all[a]])
+					break;
+				idx[all[a]] = 0;
+			}
+		}
+		for (int64_t o = 0; o < on; o++) {
+			if (isf)
+				put_f64(dt, out[0]->data, o, accf[o]);
+			else
+				put_i64(dt, out[0]->data, o, (int64_t)acci[o]);
+		}
+		free(accf);
+		free(acci);
+	}
+	return 0;
 }

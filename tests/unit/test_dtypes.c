@@ -650,6 +650,43 @@ static void test_windows(void)
 	lr_tensor_free(sz);
 }
 
+static void test_einsum(void)
+{
+	lr_msg msg;
+	lrt_node n;
+	lr_tensor *a = NULL, *b = NULL, *y = NULL;
+
+	lr_tensor_create(&a, LR_DT_INT32, 2, D(2, 2), 1);
+	memcpy(a->data, (int32_t[]){ 1, 2, 3, 4 }, 16);
+	lr_tensor_create(&b, LR_DT_INT32, 2, D(2, 2), 1);
+	memcpy(b->data, (int32_t[]){ 5, 6, 7, 8 }, 16);
+	lrt_init(&n, "Einsum", 12);
+	lrt_attr_str(&n, "equation", "ij,jk");
+	lrt_input(&n, a);
+	lrt_input(&n, b);
+	memset(&msg, 0, sizeof(msg));
+	lrt_run(&n, 1, &y, &msg);
+	tap_ok(is(y, LR_DT_INT32, 4, (int32_t[]){ 19, 22, 43, 50 }),
+	       "int32 Einsum 'ij,jk' (implicit output ik) is the matrix product%s", msg.text);
+	lr_tensor_free(y);
+	y = NULL;
+	lrt_init(&n, "Einsum", 12);
+	lrt_attr_str(&n, "equation", "ii");
+	lrt_input(&n, a);
+	lrt_run(&n, 1, &y, &msg);
+	tap_ok(is(y, LR_DT_INT32, 1, (int32_t[]){ 5 }) && y->ndim == 0, "Einsum 'ii' is the trace%s", msg.text);
+	lr_tensor_free(y);
+	y = NULL;
+	lrt_init(&n, "Einsum", 12);
+	lrt_attr_str(&n, "equation", "Ba->aB");
+	lrt_input(&n, a);
+	lrt_run(&n, 1, &y, &msg);
+	tap_ok(is(y, LR_DT_INT32, 4, (int32_t[]){ 1, 3, 2, 4 }), "Einsum with an upper-case label transposes%s", msg.text);
+	lr_tensor_free(y);
+	lr_tensor_free(a);
+	lr_tensor_free(b);
+}
+
 /* ---- engine: widening, refusals, declared types ------------------------ */
 
 static void test_engine(void)
@@ -803,6 +840,7 @@ int main(void)
 	test_quant();
 	test_qlinear();
 	test_windows();
+	test_einsum();
 	test_engine();
 	test_npy();
 	return tap_done();
