@@ -168,6 +168,9 @@ static const lr_op_def op_table[] = {
 	{ "HammingWindow", lr_op_hammingwindow, 1, 1, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "BlackmanWindow", lr_op_blackmanwindow, 1, 1, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "Einsum", lr_op_einsum, 1, 8, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "DFT", lr_op_dft, 1, 2, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "STFT", lr_op_stft, 2, 4, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "MelWeightMatrix", lr_op_melweightmatrix, 5, 5, 1, 1, LR_NATIVE_ALL, 0u },
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];

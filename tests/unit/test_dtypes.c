@@ -687,6 +687,45 @@ static void test_einsum(void)
 	lr_tensor_free(b);
 }
 
+static void test_dft(void)
+{
+	lr_msg msg;
+	lrt_node n;
+	lr_tensor *x = NULL, *y = NULL, *z = NULL;
+	const double want[8] = { 10, 0, -2, 2, -2, 0, -2, -2 };
+	int ok;
+
+	lr_tensor_create(&x, LR_DT_DOUBLE, 3, D(1, 4, 1), 1);
+	memcpy(x->data, (double[]){ 1, 2, 3, 4 }, 32);
+	lrt_init(&n, "DFT", 17);
+	lrt_input(&n, x);
+	memset(&msg, 0, sizeof(msg));
+	lrt_run(&n, 1, &y, &msg);
+	ok = y != NULL && y->dtype == LR_DT_DOUBLE && y->nelem == 8;
+	for (int i = 0; ok && i < 8; i++)
+		ok = fabs(((double *)y->data)[i] - want[i]) < 1e-12;
+	tap_ok(ok, "double DFT of 1,2,3,4 is 10, -2+2i, -2, -2-2i%s", msg.text);
+	lrt_init(&n, "DFT", 17);
+	lrt_attr_int(&n, "inverse", 1);
+	lrt_input(&n, y);
+	lrt_run(&n, 1, &z, &msg);
+	ok = z != NULL && z->nelem == 8;
+	for (int i = 0; ok && i < 4; i++)
+		ok = fabs(((double *)z->data)[2 * i] - (i + 1)) < 1e-12 &&
+		     fabs(((double *)z->data)[2 * i + 1]) < 1e-12;
+	tap_ok(ok, "the inverse DFT gives the signal back%s", msg.text);
+	lr_tensor_free(z);
+	z = NULL;
+	lrt_init(&n, "DFT", 17);
+	lrt_attr_int(&n, "onesided", 1);
+	lrt_input(&n, x);
+	lrt_run(&n, 1, &z, &msg);
+	tap_ok(z != NULL && z->ndim == 3 && z->dims[1] == 3, "onesided keeps length / 2 + 1 bins%s", msg.text);
+	lr_tensor_free(z);
+	lr_tensor_free(y);
+	lr_tensor_free(x);
+}
+
 /* ---- engine: widening, refusals, declared types ------------------------ */
 
 static void test_engine(void)
@@ -841,6 +880,7 @@ int main(void)
 	test_qlinear();
 	test_windows();
 	test_einsum();
+	test_dft();
 	test_engine();
 	test_npy();
 	return tap_done();
