@@ -18,7 +18,7 @@ static const lr_op_def op_table[] = {
 	{ "Conv", lr_op_conv, 2, 3, 1, 1, 0u, 0u },
 	{ "Gemm", lr_op_gemm, 2, 3, 1, 1, 0u, 0u },
 	{ "MatMul", lr_op_matmul, 2, 2, 1, 1, 0u, 0u },
-	{ "MaxPool", lr_op_maxpool, 1, 1, 1, 2, 0u, 0u },
+	{ "MaxPool", lr_op_maxpool_any, 1, 1, 1, 2, 1u, 0u }, /* float32: lr_op_maxpool */
 	{ "AveragePool", lr_op_averagepool, 1, 1, 1, 1, 0u, 0u },
 	{ "GlobalAveragePool", lr_op_globalaveragepool, 1, 1, 1, 1, 0u, 0u },
 	{ "GlobalMaxPool", lr_op_globalmaxpool, 1, 1, 1, 1, 0u, 0u },

@@ -425,6 +425,7 @@ int lr_op_einsum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_dft(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_stft(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_melweightmatrix(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_maxpool_any(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_unary.c */
 int lr_op_abs(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_neg(lr_opctx *, lr_tensor **, int, lr_tensor **, int);

@@ -1870,3 +1870,67 @@ int lr_op_melweightmatrix(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	free(fb);
 	return 0;
 }
+
+/* ---- MaxPool on integer types ------------------------------------------------ */
+
+/*
+ * MaxPool (8, 10, 11, 12) of int8 and uint8 (opset 12) and the other
+ * integer types: 1-D or 2-D windows with strides, dilations, pads,
+ * auto_pad and ceil_mode, padding never winning; the Indices output is
+ * left to the float kernel. float32 goes to lr_op_maxpool in ops_pool.c,
+ * unchanged.
+ */
+int lr_op_maxpool_any(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	int64_t kernel[2] = { 1, 1 }, dims[4];
+	const lr_tensor *x;
+	struct lr_geom g;
+	int nk = 0, rc;
+
+	if (nin < 1 || in[0] == NULL || in[0]->dtype == LR_DT_FLOAT)
+		return lr_op_maxpool(c, in, nin, out, nout);
+	x = in[0];
+	if (lr_dtype_is_float(x->dtype) || x->dtype == LR_DT_BOOL)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 has type %s; MaxPool takes float32 and integer types",
+				  lr_dtype_name(x->dtype));
+	if (nout > 1 && c->node->out[1] >= 0)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "the Indices output is supported for float32 only");
+	if (x->ndim != 3 && x->ndim != 4)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 of shape %s: 1-D and 2-D pooling are supported",
+				  SHP(x));
+	if (lr_node_attr_ints(c->node, "kernel_shape", kernel, 2, &nk) != 0 || nk != x->ndim - 2)
+		return lr_op_fail(c, LR_EMODEL, "attribute 'kernel_shape' must have %d entries", x->ndim - 2);
+	if (lr_node_attr_int(c->node, "storage_order", 0) != 0)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "storage_order=1 is supported for float32 only");
+	rc = lr__window_geom(c, x, kernel, (int)lr_node_attr_int(c->node, "ceil_mode", 0) != 0, &g);
+	if (rc != 0)
+		return rc;
+	dims[0] = g.n;
+	dims[1] = g.c;
+	dims[2] = x->ndim == 4 ? g.oh : g.ow;
+	dims[3] = g.ow;
+	rc = ty_out(c, &out[0], x->dtype, x->ndim, dims, x->data != NULL);
+	if (rc != 0 || out[0]->data == NULL)
+		return rc;
+	for (int64_t p = 0; p < g.n * g.c; p++)
+		for (int64_t oy = 0; oy < g.oh; oy++)
+			for (int64_t ox = 0; ox < g.ow; ox++) {
+				int64_t best = 0, any = 0;
+				int uns = lr_dtype_is_unsigned(x->dtype);
+
+				for (int64_t ky = 0; ky < g.kh; ky++)
+					for (int64_t kx = 0; kx < g.kw; kx++) {
+						int64_t iy = oy * g.sh - g.pt + ky * g.dh;
+						int64_t ix = ox * g.sw - g.pl + kx * g.dw, v;
+
+						if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w)
+							continue;
+						v = lr_tensor_get_i64(x, (p * g.h + iy) * g.w + ix);
+						if (!any || (uns ? (uint64_t)v > (uint64_t)best : v > best))
+							best = v;
+						any = 1;
+					}
+				put_i64(x->dtype, out[0]->data, (p * g.oh + oy) * g.ow + ox, best);
+			}
+	return 0;
+}

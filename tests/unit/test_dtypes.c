@@ -726,6 +726,26 @@ static void test_dft(void)
 	lr_tensor_free(x);
 }
 
+static void test_maxpool(void)
+{
+	lr_msg msg;
+	lrt_node n;
+	lr_tensor *x = NULL, *y = NULL;
+
+	lr_tensor_create(&x, LR_DT_UINT8, 4, D(1, 1, 2, 3), 1);
+	memcpy(x->data, (uint8_t[]){ 1, 200, 3, 4, 5, 255 }, 6);
+	lrt_init(&n, "MaxPool", 12);
+	lrt_attr_ints(&n, "kernel_shape", 2, (int64_t[]){ 2, 2 });
+	lrt_attr_ints(&n, "pads", 4, (int64_t[]){ 0, 0, 0, 1 });
+	lrt_input(&n, x);
+	memset(&msg, 0, sizeof(msg));
+	lrt_run(&n, 1, &y, &msg);
+	tap_ok(is(y, LR_DT_UINT8, 3, (uint8_t[]){ 200, 255, 255 }) && y->dims[3] == 3,
+	       "uint8 MaxPool compares unsigned (200 > 5) and padding never wins%s", msg.text);
+	lr_tensor_free(y);
+	lr_tensor_free(x);
+}
+
 /* ---- engine: widening, refusals, declared types ------------------------ */
 
 static void test_engine(void)
@@ -881,6 +901,7 @@ int main(void)
 	test_windows();
 	test_einsum();
 	test_dft();
+	test_maxpool();
 	test_engine();
 	test_npy();
 	return tap_done();
