@@ -127,6 +127,45 @@ enum { LR_TB_ADD, LR_TB_SUB, LR_TB_MUL, LR_TB_DIV, LR_TB_MOD, LR_TB_POW,
 int lr__typed_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int kind);
 int lr__typed_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out);
 
+/*
+ * Helpers shared by the generic kernels (ops_types.c, ops_quant.c,
+ * ops_signal.c).
+ *
+ * lr__ty_out creates output *out of type dt; `have` says every input it
+ * is computed from has data. In a dry run it gets values when `have` and
+ * small (LR_DRY_VALUES_MAX), else it is shape-only; an int64 output whose
+ * inputs lack data fails (LR_EUNSUPPORTED in a dry run). On failure *out
+ * is NULL and the message is set.
+ */
+int lr__ty_out(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim, const int64_t *dims,
+	       int have);
+/* Fails (LR_EMODEL, naming it) unless input i is present. */
+int lr__need_input(lr_opctx *c, lr_tensor **in, int nin, int i);
+/* Fails (LR_EUNSUPPORTED, naming both) unless inputs a and b have one type. */
+int lr__same_type(lr_opctx *c, lr_tensor **in, int a, int b);
+/* Stores v as element k of a dt buffer: integers wrap, as Cast from int64. */
+void lr__put_i64(lr_dtype dt, void *y, int64_t k, int64_t v);
+/* Stores v as element k of a dt buffer, as Cast from double. */
+void lr__put_f64(lr_dtype dt, void *y, int64_t k, double v);
+
+/*
+ * A numpy broadcast of up to 3 inputs, walked in output order:
+ * lr__bc_init computes the shape (failing with LR_ESHAPE naming the
+ * shapes), then off[i] is input i's element for output element 0, and
+ * each lr__bc_next moves every off[] to the next output element.
+ */
+struct lr__bcast {
+	int nt, nd;                         /* inputs, output rank */
+	int64_t n;                          /* output elements */
+	int64_t dims[LR_MAX_DIMS];          /* output shape */
+	int64_t st[3][LR_MAX_DIMS];         /* element strides, 0 when broadcast */
+	int64_t idx[LR_MAX_DIMS];           /* odometer */
+	int64_t off[3];                     /* current element of each input */
+};
+
+int lr__bc_init(lr_opctx *c, const lr_tensor *const *t, int nt, struct lr__bcast *b);
+void lr__bc_next(struct lr__bcast *b);
+
 /* 1 for float32 and int64, the types every kernel takes. */
 static inline int lr_dtype_is_legacy(lr_dtype dt)
 {
@@ -411,6 +450,9 @@ int lr_op_isinf(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_isnan(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_nonzero(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_compress(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_einsum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_maxpool_any(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_quant.c */
 int lr_op_quantizelinear(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_dequantizelinear(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_dynamicquantizelinear(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
@@ -418,14 +460,13 @@ int lr_op_matmulinteger(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_convinteger(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_qlinearmatmul(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_qlinearconv(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_signal.c */
 int lr_op_hannwindow(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_hammingwindow(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_blackmanwindow(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
-int lr_op_einsum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_dft(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_stft(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_melweightmatrix(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
-int lr_op_maxpool_any(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_unary.c */
 int lr_op_abs(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_neg(lr_opctx *, lr_tensor **, int, lr_tensor **, int);

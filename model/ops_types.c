@@ -2,10 +2,8 @@
  * ops_types.c - kernels for element types beyond float32 and int64: Cast,
  * CastLike, the comparisons (Equal, Less, LessOrEqual, Greater,
  * GreaterOrEqual), the logic operators (And, Or, Xor, Not), BitShift,
- * Where, IsInf, IsNaN, NonZero, Compress, QuantizeLinear,
- * DequantizeLinear, DynamicQuantizeLinear, MatMulInteger, ConvInteger,
- * QLinearMatMul, QLinearConv, the windows, DFT, STFT, MelWeightMatrix,
- * Einsum, and the typed paths of Add,
+ * Where, IsInf, IsNaN, NonZero, Compress, Einsum, MaxPool on integers, and
+ * the typed paths of Add,
  * Sub, Mul, Div, Mod, Pow, Max, Min and Clip.
  *
  * DESIGN. float32 stays on its own fast kernels (ops_elementwise.c); this
@@ -47,7 +45,7 @@
  * Creates output *out of type dt; `have`: every input it is computed from
  * has data. See DESIGN for the dry-run rules. On failure *out is NULL.
  */
-static int ty_out(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim,
+int lr__ty_out(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim,
 		  const int64_t *dims, int have)
 {
 	int rc = lr_op_output(c, out, dt, ndim, dims);
@@ -72,7 +70,7 @@ static int ty_out(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim,
 	return rc;
 }
 
-static int need_input(lr_opctx *c, lr_tensor **in, int nin, int i)
+int lr__need_input(lr_opctx *c, lr_tensor **in, int nin, int i)
 {
 	if (i >= nin || in[i] == NULL)
 		return lr_op_fail(c, LR_EMODEL, "input %d is required", i);
@@ -80,7 +78,7 @@ static int need_input(lr_opctx *c, lr_tensor **in, int nin, int i)
 }
 
 /* Fails unless inputs a and b have the same element type. */
-static int same_type(lr_opctx *c, lr_tensor **in, int a, int b)
+int lr__same_type(lr_opctx *c, lr_tensor **in, int a, int b)
 {
 	if (in[a]->dtype == in[b]->dtype)
 		return 0;
@@ -89,30 +87,21 @@ static int same_type(lr_opctx *c, lr_tensor **in, int a, int b)
 }
 
 /* Stores v as element k of a dt buffer (integers: the low bits). */
-static void put_i64(lr_dtype dt, void *y, int64_t k, int64_t v)
+void lr__put_i64(lr_dtype dt, void *y, int64_t k, int64_t v)
 {
 	lr_tensor_convert(&(lr_tensor){ .dtype = LR_DT_INT64, .nelem = 1, .data = &v }, dt,
 			  (char *)y + (size_t)k * lr_dtype_size(dt));
 }
 
 /* Stores v as element k of a dt buffer, as Cast from double would. */
-static void put_f64(lr_dtype dt, void *y, int64_t k, double v)
+void lr__put_f64(lr_dtype dt, void *y, int64_t k, double v)
 {
 	lr_tensor_convert(&(lr_tensor){ .dtype = LR_DT_DOUBLE, .nelem = 1, .data = &v }, dt,
 			  (char *)y + (size_t)k * lr_dtype_size(dt));
 }
 
-/* A numpy broadcast of up to 3 inputs, walked in output order. */
-struct bcast {
-	int nt, nd;                         /* inputs, output rank */
-	int64_t n;                          /* output elements */
-	int64_t dims[LR_MAX_DIMS];          /* output shape */
-	int64_t st[3][LR_MAX_DIMS];         /* element strides, 0 when broadcast */
-	int64_t idx[LR_MAX_DIMS];           /* odometer */
-	int64_t off[3];                     /* current element of each input */
-};
 
-static int bc_init(lr_opctx *c, const lr_tensor *const *t, int nt, struct bcast *b)
+int lr__bc_init(lr_opctx *c, const lr_tensor *const *t, int nt, struct lr__bcast *b)
 {
 	memset(b, 0, sizeof(*b));
 	b->nt = nt;
@@ -143,7 +132,7 @@ static int bc_init(lr_opctx *c, const lr_tensor *const *t, int nt, struct bcast 
 }
 
 /* Advances to the next output element. */
-static void bc_next(struct bcast *b)
+void lr__bc_next(struct lr__bcast *b)
 {
 	for (int d = b->nd - 1; d >= 0; d--) {
 		for (int i = 0; i < b->nt; i++)
@@ -191,7 +180,7 @@ static int cast_to(lr_opctx *c, lr_tensor **in, lr_tensor **out, int to)
 		out[0] = t; /* an exact no-op keeps the buffer */
 		return 0;
 	}
-	rc = ty_out(c, &out[0], dt, x->ndim, x->dims, x->data != NULL);
+	rc = lr__ty_out(c, &out[0], dt, x->ndim, x->dims, x->data != NULL);
 	if (rc != 0 || out[0]->data == NULL)
 		return rc;
 	if (x->dtype == dt)
@@ -217,7 +206,7 @@ int lr_op_cast(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	int rc;
 
 	(void)nout;
-	if ((rc = need_input(c, in, nin, 0)) != 0)
+	if ((rc = lr__need_input(c, in, nin, 0)) != 0)
 		return rc;
 	if (c->opset < 6 && lr_node_attr(c->node, "to") != NULL) {
 		/* Cast-1 names the type as a string: "FLOAT", "INT64", ... */
@@ -248,7 +237,7 @@ int lr_op_castlike(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 	int rc;
 
 	(void)nout;
-	if ((rc = need_input(c, in, nin, 0)) != 0 || (rc = need_input(c, in, nin, 1)) != 0)
+	if ((rc = lr__need_input(c, in, nin, 0)) != 0 || (rc = lr__need_input(c, in, nin, 1)) != 0)
 		return rc;
 	return cast_to(c, in, out, (int)in[1]->dtype);
 }
@@ -281,12 +270,12 @@ static int is_neg(int64_t v)
  * LR_ENUMERIC for a zero divisor.
  */
 #define DEF_INT_BINARY(DT, T, U, S)                                                   \
-	static int ibin_##T(int kind, int fmod_, struct bcast *bc, const void *pa,    \
+	static int ibin_##T(int kind, int fmod_, struct lr__bcast *bc, const void *pa,    \
 			    const void *pb, void *py)                                  \
 	{                                                                             \
 		const T *a = pa, *b = pb;                                             \
 		T *y = py;                                                            \
-		for (int64_t o = 0; o < bc->n; o++, bc_next(bc)) {                    \
+		for (int64_t o = 0; o < bc->n; o++, lr__bc_next(bc)) {                    \
 			T x = a[bc->off[0]], z = b[bc->off[1]], r;                     \
 			switch (kind) {                                               \
 			case LR_TB_ADD: r = (T)((U)x + (U)z); break;                   \
@@ -331,7 +320,7 @@ static int binary2(lr_opctx *c, const lr_tensor *a, const lr_tensor *b, int kind
 {
 	const lr_tensor *t[2] = { a, b };
 	int fmod_ = (int)lr_node_attr_int(c->node, "fmod", 0) != 0;
-	struct bcast bc;
+	struct lr__bcast bc;
 	lr_dtype dt = a->dtype;
 	int rc;
 
@@ -344,15 +333,15 @@ static int binary2(lr_opctx *c, const lr_tensor *a, const lr_tensor *b, int kind
 	if (kind == LR_TB_MOD && lr_dtype_is_float(dt) && !fmod_)
 		return lr_op_fail(c, LR_EMODEL, "Mod of %s inputs requires fmod=1",
 				  lr_dtype_name(dt));
-	if ((rc = bc_init(c, t, 2, &bc)) != 0)
+	if ((rc = lr__bc_init(c, t, 2, &bc)) != 0)
 		return rc;
-	if ((rc = ty_out(c, y, dt, bc.nd, bc.dims, a->data != NULL && b->data != NULL)) != 0)
+	if ((rc = lr__ty_out(c, y, dt, bc.nd, bc.dims, a->data != NULL && b->data != NULL)) != 0)
 		return rc;
 	if ((*y)->data == NULL)
 		return 0;
 	if (kind == LR_TB_POW || lr_dtype_is_float(dt)) {
 		/* In double, rounded once to the output type (see DESIGN). */
-		for (int64_t o = 0; o < bc.n; o++, bc_next(&bc)) {
+		for (int64_t o = 0; o < bc.n; o++, lr__bc_next(&bc)) {
 			double x = lr_tensor_get_f64(a, bc.off[0]), z = lr_tensor_get_f64(b, bc.off[1]), r;
 
 			switch (kind) {
@@ -365,7 +354,7 @@ static int binary2(lr_opctx *c, const lr_tensor *a, const lr_tensor *b, int kind
 			case LR_TB_MIN: r = min_nan(x, z); break;
 			default: r = pow(x, z); break;
 			}
-			put_f64(dt, (*y)->data, o, r);
+			lr__put_f64(dt, (*y)->data, o, r);
 		}
 		return 0;
 	}
@@ -390,10 +379,10 @@ int lr__typed_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int 
 	int rc;
 
 	for (int i = 0; i < nin; i++)
-		if ((rc = need_input(c, in, nin, i)) != 0)
+		if ((rc = lr__need_input(c, in, nin, i)) != 0)
 			return rc;
 	if (nin == 1) { /* Max/Min of one input: a copy */
-		rc = ty_out(c, &out[0], in[0]->dtype, in[0]->ndim, in[0]->dims, in[0]->data != NULL);
+		rc = lr__ty_out(c, &out[0], in[0]->dtype, in[0]->ndim, in[0]->dims, in[0]->data != NULL);
 		if (rc == 0 && out[0]->data != NULL)
 			memcpy(out[0]->data, in[0]->data, lr_tensor_bytes(in[0]));
 		return rc;
@@ -430,7 +419,7 @@ int lr__typed_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out)
 	for (int i = 1; i < nin; i++) {
 		if (in[i] == NULL)
 			continue;
-		if ((rc = same_type(c, in, 0, i)) != 0)
+		if ((rc = lr__same_type(c, in, 0, i)) != 0)
 			return rc;
 		if (in[i]->nelem != 1)
 			return lr_op_fail(c, LR_ESHAPE, "input %d (%s) must be a scalar, got shape %s",
@@ -439,7 +428,7 @@ int lr__typed_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out)
 	}
 	if (x->dtype == LR_DT_BOOL)
 		return lr_op_fail(c, LR_EMODEL, "Clip does not take bool");
-	rc = ty_out(c, &out[0], x->dtype, x->ndim, x->dims, have);
+	rc = lr__ty_out(c, &out[0], x->dtype, x->ndim, x->dims, have);
 	if (rc != 0 || out[0]->data == NULL)
 		return rc;
 	for (int64_t k = 0; k < x->nelem; k++) {
@@ -450,7 +439,7 @@ int lr__typed_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out)
 				v = lr_tensor_get_f64(lo, 0);
 			if (hi != NULL && v > lr_tensor_get_f64(hi, 0))
 				v = lr_tensor_get_f64(hi, 0);
-			put_f64(x->dtype, out[0]->data, k, v);
+			lr__put_f64(x->dtype, out[0]->data, k, v);
 		} else {
 			int64_t v = lr_tensor_get_i64(x, k);
 
@@ -466,7 +455,7 @@ int lr__typed_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out)
 				if (uns ? (uint64_t)v > (uint64_t)h : v > h)
 					v = h;
 			}
-			put_i64(x->dtype, out[0]->data, k, v);
+			lr__put_i64(x->dtype, out[0]->data, k, v);
 		}
 	}
 	return 0;
@@ -499,25 +488,25 @@ static int compare_at(const lr_tensor *a, int64_t ia, const lr_tensor *b, int64_
 static int run_compare(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, enum cmp_kind k)
 {
 	const lr_tensor *t[2];
-	struct bcast bc;
+	struct lr__bcast bc;
 	uint8_t *y;
 	int rc;
 
-	if ((rc = need_input(c, in, nin, 0)) != 0 || (rc = need_input(c, in, nin, 1)) != 0 ||
-	    (rc = same_type(c, in, 0, 1)) != 0)
+	if ((rc = lr__need_input(c, in, nin, 0)) != 0 || (rc = lr__need_input(c, in, nin, 1)) != 0 ||
+	    (rc = lr__same_type(c, in, 0, 1)) != 0)
 		return rc;
 	if (k != CMP_EQ && in[0]->dtype == LR_DT_BOOL)
 		return lr_op_fail(c, LR_EMODEL, "bool inputs cannot be ordered");
 	t[0] = in[0];
 	t[1] = in[1];
-	if ((rc = bc_init(c, t, 2, &bc)) != 0)
+	if ((rc = lr__bc_init(c, t, 2, &bc)) != 0)
 		return rc;
-	rc = ty_out(c, &out[0], LR_DT_BOOL, bc.nd, bc.dims,
+	rc = lr__ty_out(c, &out[0], LR_DT_BOOL, bc.nd, bc.dims,
 		    in[0]->data != NULL && in[1]->data != NULL);
 	if (rc != 0 || out[0]->data == NULL)
 		return rc;
 	y = out[0]->data;
-	for (int64_t o = 0; o < bc.n; o++, bc_next(&bc)) {
+	for (int64_t o = 0; o < bc.n; o++, lr__bc_next(&bc)) {
 		int r = compare_at(in[0], bc.off[0], in[1], bc.off[1]);
 
 		switch (k) {
@@ -568,12 +557,12 @@ enum logic_kind { LOG_AND, LOG_OR, LOG_XOR, SHIFT_LEFT, SHIFT_RIGHT };
 static int run_logic(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, enum logic_kind k)
 {
 	const lr_tensor *t[2];
-	struct bcast bc;
+	struct lr__bcast bc;
 	lr_dtype dt;
 	int rc;
 
-	if ((rc = need_input(c, in, nin, 0)) != 0 || (rc = need_input(c, in, nin, 1)) != 0 ||
-	    (rc = same_type(c, in, 0, 1)) != 0)
+	if ((rc = lr__need_input(c, in, nin, 0)) != 0 || (rc = lr__need_input(c, in, nin, 1)) != 0 ||
+	    (rc = lr__same_type(c, in, 0, 1)) != 0)
 		return rc;
 	dt = in[0]->dtype;
 	if (k <= LOG_XOR && dt != LR_DT_BOOL)
@@ -583,12 +572,12 @@ static int run_logic(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, enum
 				  lr_dtype_name(dt));
 	t[0] = in[0];
 	t[1] = in[1];
-	if ((rc = bc_init(c, t, 2, &bc)) != 0)
+	if ((rc = lr__bc_init(c, t, 2, &bc)) != 0)
 		return rc;
-	rc = ty_out(c, &out[0], dt, bc.nd, bc.dims, in[0]->data != NULL && in[1]->data != NULL);
+	rc = lr__ty_out(c, &out[0], dt, bc.nd, bc.dims, in[0]->data != NULL && in[1]->data != NULL);
 	if (rc != 0 || out[0]->data == NULL)
 		return rc;
-	for (int64_t o = 0; o < bc.n; o++, bc_next(&bc)) {
+	for (int64_t o = 0; o < bc.n; o++, lr__bc_next(&bc)) {
 		uint64_t x = (uint64_t)lr_tensor_get_i64(in[0], bc.off[0]);
 		uint64_t z = (uint64_t)lr_tensor_get_i64(in[1], bc.off[1]), r;
 		uint64_t bits = 8 * (uint64_t)lr_dtype_size(dt);
@@ -597,10 +586,10 @@ static int run_logic(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, enum
 		case LOG_AND: r = x && z; break;
 		case LOG_OR: r = x || z; break;
 		case LOG_XOR: r = (x != 0) != (z != 0); break;
-		case SHIFT_LEFT: r = z >= bits ? 0 : x << z; break;  /* put_i64 keeps the low bits */
+		case SHIFT_LEFT: r = z >= bits ? 0 : x << z; break;  /* lr__put_i64 keeps the low bits */
 		default: r = z >= bits ? 0 : x >> z; break;
 		}
-		put_i64(dt, out[0]->data, o, (int64_t)r);
+		lr__put_i64(dt, out[0]->data, o, (int64_t)r);
 	}
 	return 0;
 }
@@ -644,12 +633,12 @@ int lr_op_not(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	int rc;
 
 	(void)nout;
-	if ((rc = need_input(c, in, nin, 0)) != 0)
+	if ((rc = lr__need_input(c, in, nin, 0)) != 0)
 		return rc;
 	x = in[0];
 	if (x->dtype != LR_DT_BOOL)
 		return lr_op_fail(c, LR_EMODEL, "input 0 must be bool, got %s", lr_dtype_name(x->dtype));
-	rc = ty_out(c, &out[0], LR_DT_BOOL, x->ndim, x->dims, x->data != NULL);
+	rc = lr__ty_out(c, &out[0], LR_DT_BOOL, x->ndim, x->dims, x->data != NULL);
 	if (rc != 0 || out[0]->data == NULL)
 		return rc;
 	for (int64_t k = 0; k < x->nelem; k++)
@@ -663,29 +652,29 @@ int lr_op_not(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 int lr_op_where(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	const lr_tensor *t[3];
-	struct bcast bc;
+	struct lr__bcast bc;
 	size_t es;
 	int rc;
 
 	(void)nout;
 	for (int i = 0; i < 3; i++)
-		if ((rc = need_input(c, in, nin, i)) != 0)
+		if ((rc = lr__need_input(c, in, nin, i)) != 0)
 			return rc;
 	if (in[0]->dtype != LR_DT_BOOL)
 		return lr_op_fail(c, LR_EMODEL, "input 0 (condition) must be bool, got %s",
 				  lr_dtype_name(in[0]->dtype));
-	if ((rc = same_type(c, in, 1, 2)) != 0)
+	if ((rc = lr__same_type(c, in, 1, 2)) != 0)
 		return rc;
 	for (int i = 0; i < 3; i++)
 		t[i] = in[i];
-	if ((rc = bc_init(c, t, 3, &bc)) != 0)
+	if ((rc = lr__bc_init(c, t, 3, &bc)) != 0)
 		return rc;
-	rc = ty_out(c, &out[0], in[1]->dtype, bc.nd, bc.dims,
+	rc = lr__ty_out(c, &out[0], in[1]->dtype, bc.nd, bc.dims,
 		    in[0]->data != NULL && in[1]->data != NULL && in[2]->data != NULL);
 	if (rc != 0 || out[0]->data == NULL)
 		return rc;
 	es = lr_dtype_size(in[1]->dtype);
-	for (int64_t o = 0; o < bc.n; o++, bc_next(&bc)) {
+	for (int64_t o = 0; o < bc.n; o++, lr__bc_next(&bc)) {
 		int pick = ((const uint8_t *)in[0]->data)[bc.off[0]] ? 1 : 2;
 
 		memcpy((char *)out[0]->data + (size_t)o * es,
@@ -702,13 +691,13 @@ static int float_test(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int
 	const lr_tensor *x;
 	int rc;
 
-	if ((rc = need_input(c, in, nin, 0)) != 0)
+	if ((rc = lr__need_input(c, in, nin, 0)) != 0)
 		return rc;
 	x = in[0];
 	if (!lr_dtype_is_float(x->dtype))
 		return lr_op_fail(c, LR_EMODEL, "input 0 must be a float type, got %s",
 				  lr_dtype_name(x->dtype));
-	rc = ty_out(c, &out[0], LR_DT_BOOL, x->ndim, x->dims, x->data != NULL);
+	rc = lr__ty_out(c, &out[0], LR_DT_BOOL, x->ndim, x->dims, x->data != NULL);
 	if (rc != 0 || out[0]->data == NULL)
 		return rc;
 	for (int64_t k = 0; k < x->nelem; k++) {
@@ -759,7 +748,7 @@ int lr_op_nonzero(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nou
 	int rc;
 
 	(void)nout;
-	if ((rc = need_input(c, in, nin, 0)) != 0)
+	if ((rc = lr__need_input(c, in, nin, 0)) != 0)
 		return rc;
 	x = in[0];
 	if (x->data == NULL)
@@ -769,7 +758,7 @@ int lr_op_nonzero(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nou
 		count += nonzero_at(x, k);
 	dims[0] = x->ndim;
 	dims[1] = count;
-	rc = ty_out(c, &out[0], LR_DT_INT64, 2, dims, 1);
+	rc = lr__ty_out(c, &out[0], LR_DT_INT64, 2, dims, 1);
 	if (rc != 0 || out[0]->data == NULL)
 		return rc;
 	y = out[0]->data;
@@ -803,7 +792,7 @@ int lr_op_compress(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 	char *y;
 
 	(void)nout;
-	if ((rc = need_input(c, in, nin, 0)) != 0 || (rc = need_input(c, in, nin, 1)) != 0)
+	if ((rc = lr__need_input(c, in, nin, 0)) != 0 || (rc = lr__need_input(c, in, nin, 1)) != 0)
 		return rc;
 	x = in[0];
 	cond = in[1];
@@ -838,7 +827,7 @@ int lr_op_compress(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 		dims[0] = kept;
 	else
 		dims[a] = kept;
-	rc = ty_out(c, &out[0], x->dtype, ndim, dims, x->data != NULL);
+	rc = lr__ty_out(c, &out[0], x->dtype, ndim, dims, x->data != NULL);
 	if (rc != 0 || out[0]->data == NULL)
 		return rc;
 	es = lr_dtype_size(x->dtype);
@@ -852,564 +841,6 @@ int lr_op_compress(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 			y += (size_t)inner * es;
 		}
 	return 0;
-}
-
-/* ---- QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear -------------- */
-
-/* The saturation range of a quantized type; 0 for types not quantized to. */
-static int quant_range(lr_dtype dt, double *lo, double *hi)
-{
-	switch (dt) {
-	case LR_DT_UINT8: *lo = 0; *hi = 255; return 1;
-	case LR_DT_INT8: *lo = -128; *hi = 127; return 1;
-	case LR_DT_UINT16: *lo = 0; *hi = 65535; return 1;
-	case LR_DT_INT16: *lo = -32768; *hi = 32767; return 1;
-	default: return 0;
-	}
-}
-
-/* round(v) + zp saturated to [lo, hi] (v already rounded; NaN counts as 0). */
-static double quant_sat(double v, double zp, double lo, double hi)
-{
-	v = isnan(v) ? zp : v + zp;
-	return v < lo ? lo : v > hi ? hi : v;
-}
-
-/*
- * The scale (and zero point) of QuantizeLinear/DequantizeLinear: one
- * value, or (opset 13+) one per index of 'axis' of x. Sets *axis_len
- * (1: per tensor) and *inner (elements per index of the axis).
- */
-static int quant_params(lr_opctx *c, lr_tensor **in, int nin, const lr_tensor *x,
-			int64_t *axis_len, int64_t *inner)
-{
-	const lr_tensor *s = in[1], *zp = nin > 2 ? in[2] : NULL;
-	int a = 0, rc;
-
-	if (lr_node_attr_int(c->node, "block_size", 0) != 0)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "blocked quantization (block_size) is not supported");
-	if (s->dtype != LR_DT_FLOAT)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input 1 (scale) has type %s; only float is supported",
-				  lr_dtype_name(s->dtype));
-	if (s->data == NULL || (zp != NULL && zp->data == NULL))
-		return lr_op_fail(c, LR_EUNSUPPORTED, "scale and zero point must be known (constants)");
-	if (zp != NULL && (zp->ndim != s->ndim || zp->nelem != s->nelem))
-		return lr_op_fail(c, LR_ESHAPE, "input 2 (zero point) of shape %s does not match the scale's %s",
-				  SHP(zp), SHP(s));
-	*axis_len = 1;
-	*inner = x->nelem;
-	if (s->ndim == 0 || (s->ndim == 1 && s->nelem == 1))
-		return 0; /* per tensor */
-	if (s->ndim != 1 || c->opset < 13)
-		return lr_op_fail(c, LR_ESHAPE, "input 1 (scale) of shape %s must be a scalar%s", SHP(s),
-				  c->opset < 13 ? "" : " or 1-D along 'axis'");
-	if ((rc = lr_op_axis(c, lr_node_attr_int(c->node, "axis", 1), x->ndim, &a)) != 0)
-		return rc;
-	if (s->nelem != x->dims[a])
-		return lr_op_fail(c, LR_ESHAPE, "input 1 (scale) has %lld entries for axis %d of %s",
-				  (long long)s->nelem, a, SHP(x));
-	*axis_len = s->nelem;
-	*inner = 1;
-	for (int d = a + 1; d < x->ndim; d++)
-		*inner *= x->dims[d];
-	return 0;
-}
-
-/*
- * QuantizeLinear (10, 13, 19, 21): y = saturate(round_even(x / scale) + zp)
- * with x and scale float32 (the division in float32, as the reference
- * does); y has the zero point's type (uint8 when absent; int8, and uint16
- * and int16 from opset 21). NaN inputs give the zero point.
- */
-int lr_op_quantizelinear(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	const lr_tensor *x, *s, *zp;
-	lr_dtype dt = LR_DT_UINT8;
-	int64_t alen, inner;
-	double lo, hi;
-	int rc;
-
-	(void)nout;
-	if ((rc = need_input(c, in, nin, 0)) != 0 || (rc = need_input(c, in, nin, 1)) != 0)
-		return rc;
-	x = in[0];
-	s = in[1];
-	zp = nin > 2 ? in[2] : NULL;
-	if (x->dtype != LR_DT_FLOAT)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (x) has type %s; only float is supported",
-				  lr_dtype_name(x->dtype));
-	if (zp != NULL)
-		dt = zp->dtype;
-	else if (lr_node_attr_int(c->node, "output_dtype", 0) != 0)
-		dt = lr_dtype_from_onnx((int)lr_node_attr_int(c->node, "output_dtype", 0));
-	if (!quant_range(dt, &lo, &hi))
-		return lr_op_fail(c, LR_EUNSUPPORTED, "quantizing to %s is not supported (uint8, int8, uint16, int16 are)",
-				  lr_dtype_name(dt));
-	if ((rc = quant_params(c, in, nin, x, &alen, &inner)) != 0)
-		return rc;
-	rc = ty_out(c, &out[0], dt, x->ndim, x->dims, x->data != NULL);
-	if (rc != 0 || out[0]->data == NULL)
-		return rc;
-	for (int64_t k = 0; k < x->nelem; k++) {
-		int64_t ch = (k / inner) % alen;
-		float q = nearbyintf(((const float *)x->data)[k] / ((const float *)s->data)[ch]);
-		double z = zp != NULL ? lr_tensor_get_f64(zp, ch) : 0.0;
-
-		put_f64(dt, out[0]->data, k, quant_sat(q, z, lo, hi));
-	}
-	return 0;
-}
-
-/*
- * DequantizeLinear (10, 13, 19, 21): y = (x - zp) * scale as float32, x
- * of type uint8, int8, uint16, int16 or int32 (int32 without a zero
- * point), the zero point of x's type.
- */
-int lr_op_dequantizelinear(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	const lr_tensor *x, *s, *zp;
-	int64_t alen, inner;
-	double lo, hi;
-	int rc;
-
-	(void)nout;
-	if ((rc = need_input(c, in, nin, 0)) != 0 || (rc = need_input(c, in, nin, 1)) != 0)
-		return rc;
-	x = in[0];
-	s = in[1];
-	zp = nin > 2 ? in[2] : NULL;
-	if (!quant_range(x->dtype, &lo, &hi) && !(x->dtype == LR_DT_INT32 && zp == NULL))
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (x) has type %s; uint8, int8, uint16, int16 and int32 are supported",
-				  lr_dtype_name(x->dtype));
-	if (zp != NULL && (rc = same_type(c, in, 0, 2)) != 0)
-		return rc;
-	if ((rc = quant_params(c, in, nin, x, &alen, &inner)) != 0)
-		return rc;
-	rc = ty_out(c, &out[0], LR_DT_FLOAT, x->ndim, x->dims, x->data != NULL);
-	if (rc != 0 || out[0]->data == NULL)
-		return rc;
-	for (int64_t k = 0; k < x->nelem; k++) {
-		int64_t ch = (k / inner) % alen;
-		int64_t z = zp != NULL ? lr_tensor_get_i64(zp, ch) : 0;
-
-		((float *)out[0]->data)[k] = (float)(lr_tensor_get_i64(x, k) - z) *
-					     ((const float *)s->data)[ch];
-	}
-	return 0;
-}
-
-/*
- * DynamicQuantizeLinear (11): uint8 y, float32 scale and uint8 zero point
- * from the range of x extended to include 0, in float32 as the reference:
- * scale = (max - min) / 255 (1 / 255 when the range is empty), zero point
- * = round_even(saturate(0 - min / scale)), y = saturate(round_even(x /
- * scale) + zero point). x must have data (the scale depends on it).
- */
-int lr_op_dynamicquantizelinear(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	const lr_tensor *x;
-	const float *xv;
-	float mn = 0.0f, mx = 0.0f, scale, zp;
-	int rc;
-
-	if ((rc = need_input(c, in, nin, 0)) != 0)
-		return rc;
-	x = in[0];
-	if (x->dtype != LR_DT_FLOAT)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (x) has type %s; only float is supported",
-				  lr_dtype_name(x->dtype));
-	if (x->data == NULL)
-		return lr_op_fail(c, c->dry ? LR_EUNSUPPORTED : LR_EINVAL,
-				  "input 0 (x) has no data; the scale depends on its values");
-	xv = x->data;
-	for (int64_t k = 0; k < x->nelem; k++) {
-		mn = xv[k] < mn ? xv[k] : mn;
-		mx = xv[k] > mx ? xv[k] : mx;
-	}
-	scale = (mx == mn ? 1.0f : mx - mn) / 255.0f;
-	zp = 0.0f - mn / scale;
-	zp = nearbyintf(zp < 0.0f ? 0.0f : zp > 255.0f ? 255.0f : zp);
-	rc = ty_out(c, &out[0], LR_DT_UINT8, x->ndim, x->dims, 1);
-	if (rc == 0 && nout > 1)
-		rc = ty_out(c, &out[1], LR_DT_FLOAT, 0, NULL, 1);
-	if (rc == 0 && nout > 2)
-		rc = ty_out(c, &out[2], LR_DT_UINT8, 0, NULL, 1);
-	if (rc != 0)
-		goto fail;
-	if (nout > 1 && out[1]->data != NULL)
-		*(float *)out[1]->data = scale;
-	if (nout > 2 && out[2]->data != NULL)
-		*(uint8_t *)out[2]->data = (uint8_t)zp;
-	for (int64_t k = 0; out[0]->data != NULL && k < x->nelem; k++)
-		((uint8_t *)out[0]->data)[k] =
-			(uint8_t)quant_sat(nearbyintf(xv[k] / scale), zp, 0.0, 255.0);
-	return 0;
-fail:
-	for (int i = 0; i < nout && i < 3; i++) {
-		lr_tensor_free(out[i]);
-		out[i] = NULL;
-	}
-	return rc;
-}
-
-/* ---- MatMulInteger, ConvInteger -------------------------------------------- */
-
-/* 1 for the 8-bit types the integer products take. */
-static int is_int8ish(lr_dtype dt)
-{
-	return dt == LR_DT_UINT8 || dt == LR_DT_INT8;
-}
-
-/*
- * Zero point k of optional input i: 0 when absent; a scalar, or one per
- * index (n entries) of the axis it applies to. Fails unless known, of the
- * data's type, and of a valid size.
- */
-static int zero_points(lr_opctx *c, lr_tensor **in, int nin, int i, int data, int64_t n)
-{
-	const lr_tensor *z = i < nin ? in[i] : NULL;
-
-	if (z == NULL)
-		return 0;
-	if (z->dtype != in[data]->dtype)
-		return lr_op_fail(c, LR_EMODEL, "input %d (zero point) has type %s, input %d %s", i,
-				  lr_dtype_name(z->dtype), data, lr_dtype_name(in[data]->dtype));
-	if (z->data == NULL)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input %d (zero point) must be known", i);
-	if (z->nelem != 1 && (z->ndim != 1 || z->nelem != n))
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input %d (zero point) of shape %s must be a scalar or hold %lld values",
-				  i, SHP(z), (long long)n);
-	return 0;
-}
-
-static int64_t zp_at(lr_tensor **in, int nin, int i, int64_t k)
-{
-	const lr_tensor *z = i < nin ? in[i] : NULL;
-
-	return z == NULL ? 0 : lr_tensor_get_i64(z, z->nelem == 1 ? 0 : k);
-}
-
-/*
- * MatMulInteger (10): int32 Y = (A - a_zero_point) @ (B - b_zero_point)
- * for uint8/int8 A and B of rank >= 2 with broadcast batch axes; the zero
- * points are scalars, or per row of A / per column of B. Accumulates in
- * int64 and keeps the low 32 bits.
- */
-int lr_op_matmulinteger(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	const lr_tensor *a, *b;
-	int64_t dims[LR_MAX_DIMS], m, k, n, batch;
-	struct bcast bc;
-	lr_tensor ba, bb;
-	const lr_tensor *bt[2];
-	int nd, rc;
-
-	(void)nout;
-	if ((rc = need_input(c, in, nin, 0)) != 0 || (rc = need_input(c, in, nin, 1)) != 0)
-		return rc;
-	a = in[0];
-	b = in[1];
-	if (!is_int8ish(a->dtype) || !is_int8ish(b->dtype))
-		return lr_op_fail(c, LR_EUNSUPPORTED, "inputs have types %s and %s; uint8 and int8 are supported",
-				  lr_dtype_name(a->dtype), lr_dtype_name(b->dtype));
-	if (a->ndim < 2 || b->ndim < 2)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "inputs of shapes %s and %s: rank 1 is not supported",
-				  SHP(a), SHP(b));
-	m = a->dims[a->ndim - 2];
-	k = a->dims[a->ndim - 1];
-	n = b->dims[b->ndim - 1];
-	if (b->dims[b->ndim - 2] != k)
-		return lr_op_fail(c, LR_ESHAPE, "inner dimensions of %s and %s differ", SHP(a), SHP(b));
-	if ((rc = zero_points(c, in, nin, 2, 0, m)) != 0 || (rc = zero_points(c, in, nin, 3, 1, n)) != 0)
-		return rc;
-	/* Broadcast the batch axes: shapes without the last two dims. */
-	ba = (lr_tensor){ .ndim = a->ndim - 2 };
-	bb = (lr_tensor){ .ndim = b->ndim - 2 };
-	memcpy(ba.dims, a->dims, sizeof(int64_t) * (size_t)ba.ndim);
-	memcpy(bb.dims, b->dims, sizeof(int64_t) * (size_t)bb.ndim);
-	bt[0] = &ba;
-	bt[1] = &bb;
-	if ((rc = bc_init(c, bt, 2, &bc)) != 0)
-		return rc;
-	nd = bc.nd;
-	memcpy(dims, bc.dims, sizeof(int64_t) * (size_t)nd);
-	dims[nd] = m;
-	dims[nd + 1] = n;
-	batch = bc.n;
-	rc = ty_out(c, &out[0], LR_DT_INT32, nd + 2, dims, a->data != NULL && b->data != NULL);
-	if (rc != 0 || out[0]->data == NULL)
-		return rc;
-	for (int64_t p = 0; p < batch; p++, bc_next(&bc)) {
-		int64_t oa = bc.off[0] * m * k, ob = bc.off[1] * k * n;
-
-		for (int64_t i = 0; i < m; i++)
-			for (int64_t j = 0; j < n; j++) {
-				int64_t acc = 0, za = zp_at(in, nin, 2, i), zb = zp_at(in, nin, 3, j);
-
-				for (int64_t t = 0; t < k; t++)
-					acc += (lr_tensor_get_i64(a, oa + i * k + t) - za) *
-					       (lr_tensor_get_i64(b, ob + t * n + j) - zb);
-				((int32_t *)out[0]->data)[(p * m + i) * n + j] = (int32_t)(uint32_t)acc;
-			}
-	}
-	return 0;
-}
-
-/*
- * ConvInteger (10): int32 Y = Conv(x - x_zero_point, w - w_zero_point)
- * for uint8/int8 x and w, 1-D or 2-D, with group, strides, dilations,
- * pads and auto_pad (padding is 0 after the zero point is subtracted);
- * w_zero_point is a scalar or one per output channel.
- */
-int lr_op_convinteger(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	const lr_tensor *x, *w;
-	int64_t group = lr_node_attr_int(c->node, "group", 1), kernel[2], dims[4];
-	int64_t cg, mg;
-	struct lr_geom g;
-	int rc;
-
-	(void)nout;
-	if ((rc = need_input(c, in, nin, 0)) != 0 || (rc = need_input(c, in, nin, 1)) != 0)
-		return rc;
-	x = in[0];
-	w = in[1];
-	if (!is_int8ish(x->dtype) || !is_int8ish(w->dtype))
-		return lr_op_fail(c, LR_EUNSUPPORTED, "inputs have types %s and %s; uint8 and int8 are supported",
-				  lr_dtype_name(x->dtype), lr_dtype_name(w->dtype));
-	if ((x->ndim != 3 && x->ndim != 4) || w->ndim != x->ndim)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "x %s and w %s: 1-D and 2-D convolutions are supported",
-				  SHP(x), SHP(w));
-	kernel[0] = x->ndim == 4 ? w->dims[2] : w->dims[2];
-	kernel[1] = x->ndim == 4 ? w->dims[3] : 1;
-	if (group < 1 || x->dims[1] % group != 0 || w->dims[0] % group != 0 ||
-	    w->dims[1] * group != x->dims[1])
-		return lr_op_fail(c, LR_ESHAPE, "x %s, w %s and group %lld do not agree", SHP(x), SHP(w),
-				  (long long)group);
-	if ((rc = lr__window_geom(c, x, kernel, 0, &g)) != 0)
-		return rc;
-	if ((rc = zero_points(c, in, nin, 2, 0, 1)) != 0 ||
-	    (rc = zero_points(c, in, nin, 3, 1, w->dims[0])) != 0)
-		return rc;
-	dims[0] = g.n;
-	dims[1] = w->dims[0];
-	dims[2] = x->ndim == 4 ? g.oh : g.ow;
-	dims[3] = g.ow;
-	rc = ty_out(c, &out[0], LR_DT_INT32, x->ndim, dims, x->data != NULL && w->data != NULL);
-	if (rc != 0 || out[0]->data == NULL)
-		return rc;
-	cg = w->dims[1];
-	mg = w->dims[0] / group;
-	for (int64_t nn = 0; nn < g.n; nn++)
-		for (int64_t mo = 0; mo < w->dims[0]; mo++) {
-			int64_t gi = mo / mg, zw = zp_at(in, nin, 3, mo), zx = zp_at(in, nin, 2, 0);
-
-			for (int64_t oy = 0; oy < g.oh; oy++)
-				for (int64_t ox = 0; ox < g.ow; ox++) {
-					int64_t acc = 0;
-
-					for (int64_t ci = 0; ci < cg; ci++)
-						for (int64_t ky = 0; ky < g.kh; ky++)
-							for (int64_t kx = 0; kx < g.kw; kx++) {
-								int64_t iy = oy * g.sh - g.pt + ky * g.dh;
-								int64_t ix = ox * g.sw - g.pl + kx * g.dw;
-								int64_t xc = gi * cg + ci;
-
-								if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w)
-									continue;
-								acc += (lr_tensor_get_i64(x, ((nn * g.c + xc) * g.h + iy) * g.w + ix) - zx) *
-								       (lr_tensor_get_i64(w, ((mo * cg + ci) * g.kh + ky) * g.kw + kx) - zw);
-							}
-					((int32_t *)out[0]->data)[((nn * w->dims[0] + mo) * g.oh + oy) * g.ow + ox] =
-						(int32_t)(uint32_t)acc;
-				}
-		}
-	return 0;
-}
-
-/* ---- QLinearMatMul, QLinearConv --------------------------------------------- */
-
-/* Reads a known float scalar (or [1]) input into *v; fails naming it otherwise. */
-static int float_scalar(lr_opctx *c, lr_tensor **in, int i, float *v)
-{
-	const lr_tensor *t = in[i];
-
-	if (t->dtype != LR_DT_FLOAT || t->nelem != 1 || t->data == NULL)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input %d (scale) must be a known float scalar, got %s %s",
-				  i, lr_dtype_name(t->dtype), SHP(t));
-	*v = *(const float *)t->data;
-	return 0;
-}
-
-/*
- * Requantizes int32 accumulators acc (shape of *out) to the type of the
- * zero point yz: y = saturate(round_even(acc * mult[ch]) + yz), with
- * mult[ch] = (in_scale * w_scale[ch]) / y_scale in float32, ch the index
- * of axis 1 when w_scale has nch > 1 values (QLinearConv per channel).
- */
-static int requantize(lr_opctx *c, const lr_tensor *acc, float in_scale, const lr_tensor *w_scale,
-		      float y_scale, const lr_tensor *yz, lr_tensor **out)
-{
-	int64_t nch = w_scale->nelem, inner = 1;
-	double lo, hi;
-	int rc;
-
-	if (yz->nelem != 1 || yz->data == NULL || !quant_range(yz->dtype, &lo, &hi))
-		return lr_op_fail(c, LR_EUNSUPPORTED, "the output zero point must be a known uint8 or int8 scalar");
-	if (nch > 1)
-		for (int d = 2; d < acc->ndim; d++)
-			inner *= acc->dims[d];
-	rc = ty_out(c, out, yz->dtype, acc->ndim, acc->dims, acc->data != NULL);
-	if (rc != 0 || (*out)->data == NULL)
-		return rc;
-	for (int64_t k = 0; k < acc->nelem; k++) {
-		int64_t ch = nch > 1 ? (k / inner) % nch : 0;
-		float mult = in_scale * ((const float *)w_scale->data)[ch] / y_scale;
-		float v = nearbyintf((float)((const int32_t *)acc->data)[k] * mult);
-
-		put_f64(yz->dtype, (*out)->data, k, quant_sat(v, lr_tensor_get_f64(yz, 0), lo, hi));
-	}
-	return 0;
-}
-
-/*
- * QLinearMatMul (10): MatMulInteger of (a, b) with their zero points,
- * then requantized to y_scale and y_zero_point (float32 multiplier
- * a_scale * b_scale / y_scale, round half to even, saturate).
- */
-int lr_op_qlinearmatmul(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	lr_tensor *mi[4], *acc = NULL;
-	float as, ys;
-	int rc;
-
-	(void)nout;
-	for (int i = 0; i < 8; i++)
-		if ((rc = need_input(c, in, nin, i)) != 0)
-			return rc;
-	if ((rc = float_scalar(c, in, 1, &as)) != 0 || (rc = float_scalar(c, in, 6, &ys)) != 0)
-		return rc;
-	if (in[4]->nelem != 1 || in[4]->dtype != LR_DT_FLOAT || in[4]->data == NULL)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input 4 (b_scale) must be a known float scalar");
-	mi[0] = in[0];
-	mi[1] = in[3];
-	mi[2] = in[2];
-	mi[3] = in[5];
-	rc = lr_op_matmulinteger(c, mi, 4, &acc, 1);
-	if (rc == 0)
-		rc = requantize(c, acc, as, in[4], ys, in[7], out);
-	lr_tensor_free(acc);
-	return rc;
-}
-
-/*
- * QLinearConv (10): ConvInteger of (x, w) with their zero points, plus the
- * optional int32 bias, requantized like QLinearMatMul; w_scale (and
- * w_zero_point) may hold one value per output channel.
- */
-int lr_op_qlinearconv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	lr_tensor *ci[4], *acc = NULL;
-	const lr_tensor *bias = nin > 8 ? in[8] : NULL;
-	float xs, ys;
-	int rc;
-
-	(void)nout;
-	for (int i = 0; i < 8; i++)
-		if ((rc = need_input(c, in, nin, i)) != 0)
-			return rc;
-	if ((rc = float_scalar(c, in, 1, &xs)) != 0 || (rc = float_scalar(c, in, 6, &ys)) != 0)
-		return rc;
-	if (in[4]->dtype != LR_DT_FLOAT || in[4]->data == NULL || in[4]->ndim > 1 ||
-	    (in[4]->nelem != 1 && in[4]->nelem != in[3]->dims[0]))
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input 4 (w_scale) must be a known float scalar or one per output channel");
-	ci[0] = in[0];
-	ci[1] = in[3];
-	ci[2] = in[2];
-	ci[3] = in[5];
-	rc = lr_op_convinteger(c, ci, 4, &acc, 1);
-	if (rc == 0 && bias != NULL) {
-		if (bias->dtype != LR_DT_INT32 || bias->ndim != 1 || bias->nelem != acc->dims[1] ||
-		    bias->data == NULL) {
-			rc = lr_op_fail(c, LR_EUNSUPPORTED, "input 8 (B) must be known int32 with one value per output channel");
-		} else if (acc->data != NULL) {
-			int64_t inner = acc->nelem / (acc->dims[0] * acc->dims[1]);
-
-			for (int64_t k = 0; k < acc->nelem; k++)
-				((int32_t *)acc->data)[k] = (int32_t)((uint32_t)((int32_t *)acc->data)[k] +
-					(uint32_t)((const int32_t *)bias->data)[(k / inner) % acc->dims[1]]);
-		}
-	}
-	if (rc == 0)
-		rc = requantize(c, acc, xs, in[4], ys, in[7], out);
-	lr_tensor_free(acc);
-	return rc;
-}
-
-/* ---- HannWindow, HammingWindow, BlackmanWindow ------------------------------ */
-
-enum window_kind { WIN_HANN, WIN_HAMMING, WIN_BLACKMAN };
-
-/*
- * The windows (17): `size` values (input 0, a known integer scalar) of
- * the window, periodic (default) over size points or symmetric over
- * size - 1, computed in double and stored as 'output_datatype' (float by
- * default): Hann 0.5 - 0.5 cos, Hamming 25/46 - 21/46 cos, Blackman
- * 0.42 - 0.5 cos + 0.08 cos(2x), all of x = 2 pi n / N.
- */
-static int run_window(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, enum window_kind k)
-{
-	int periodic = lr_node_attr_int(c->node, "periodic", 1) != 0;
-	int64_t odt = lr_node_attr_int(c->node, "output_datatype", 1), size;
-	lr_dtype dt;
-	double den;
-	int rc;
-
-	if ((rc = need_input(c, in, nin, 0)) != 0)
-		return rc;
-	if (lr_dtype_is_float(in[0]->dtype) || in[0]->dtype == LR_DT_BOOL || in[0]->nelem != 1 ||
-	    in[0]->data == NULL)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (size) must be a known integer scalar, got %s %s",
-				  lr_dtype_name(in[0]->dtype), SHP(in[0]));
-	dt = odt > 0 && odt < 1000 ? lr_dtype_from_onnx((int)odt) : (lr_dtype)0;
-	if (dt == 0)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "output_datatype %lld is not supported", (long long)odt);
-	size = lr_tensor_get_i64(in[0], 0);
-	if (size < 0 || size > ((int64_t)1 << 28))
-		return lr_op_fail(c, LR_EMODEL, "input 0 (size) is %lld", (long long)size);
-	rc = ty_out(c, &out[0], dt, 1, &size, 1);
-	if (rc != 0 || out[0]->data == NULL)
-		return rc;
-	den = (double)(periodic ? size : size - 1);
-	for (int64_t i = 0; i < size; i++) {
-		double x = den > 0 ? 2.0 * M_PI * (double)i / den : 0.0, v;
-
-		switch (k) {
-		case WIN_HANN: v = 0.5 - 0.5 * cos(x); break;
-		case WIN_HAMMING: v = 25.0 / 46.0 - 21.0 / 46.0 * cos(x); break;
-		default: v = 0.42 - 0.5 * cos(x) + 0.08 * cos(2.0 * x); break;
-		}
-		put_f64(dt, out[0]->data, i, v);
-	}
-	return 0;
-}
-
-int lr_op_hannwindow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	(void)nout;
-	return run_window(c, in, nin, out, WIN_HANN);
-}
-
-int lr_op_hammingwindow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	(void)nout;
-	return run_window(c, in, nin, out, WIN_HAMMING);
-}
-
-int lr_op_blackmanwindow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	(void)nout;
-	return run_window(c, in, nin, out, WIN_BLACKMAN);
 }
 
 /* ---- Einsum ---------------------------------------------------------------- */
@@ -1480,7 +911,7 @@ int lr_op_einsum(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 	if (nin < 1 || nin > EIN_MAX_IN)
 		return lr_op_fail(c, LR_EUNSUPPORTED, "%d inputs (1 to %d are supported)", nin, EIN_MAX_IN);
 	for (int i = 0; i < nin; i++) {
-		if ((rc = need_input(c, in, nin, i)) != 0 || (rc = same_type(c, in, 0, i)) != 0)
+		if ((rc = lr__need_input(c, in, nin, i)) != 0 || (rc = lr__same_type(c, in, 0, i)) != 0)
 			return rc;
 		have = have && in[i]->data != NULL;
 	}
@@ -1549,7 +980,7 @@ int lr_op_einsum(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 				return lr_op_fail(c, LR_ELIMIT, "more than 2^27 products to sum (this generic Einsum is a plain loop)");
 			total *= ext[l];
 		}
-	rc = ty_out(c, &out[0], dt, no, odims, have);
+	rc = lr__ty_out(c, &out[0], dt, no, odims, have);
 	if (rc != 0 || out[0]->data == NULL)
 		return rc;
 	{
@@ -1595,279 +1026,13 @@ int lr_op_einsum(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 		}
 		for (int64_t o = 0; o < on; o++) {
 			if (isf)
-				put_f64(dt, out[0]->data, o, accf[o]);
+				lr__put_f64(dt, out[0]->data, o, accf[o]);
 			else
-				put_i64(dt, out[0]->data, o, (int64_t)acci[o]);
+				lr__put_i64(dt, out[0]->data, o, (int64_t)acci[o]);
 		}
 		free(accf);
 		free(acci);
 	}
-	return 0;
-}
-
-/* ---- DFT, STFT, MelWeightMatrix ---------------------------------------------- */
-
-/*
- * One DFT of length n of the (re, im) samples src[k * stride] for k < m
- * (zero beyond m), into dst as n_out (re, im) pairs; inverse divides by n.
- * Plain O(n^2) in double.
- */
-static void dft1(const double *re, const double *im, int64_t m, int64_t n, int64_t n_out,
-		 int inverse, double *dst)
-{
-	for (int64_t f = 0; f < n_out; f++) {
-		double sr = 0.0, si = 0.0;
-
-		for (int64_t k = 0; k < m && k < n; k++) {
-			double a = 2.0 * M_PI * (double)((f * k) % n) / (double)n * (inverse ? 1.0 : -1.0);
-			double c = cos(a), s = sin(a);
-
-			sr += re[k] * c - im[k] * s;
-			si += re[k] * s + im[k] * c;
-		}
-		dst[2 * f] = inverse ? sr / (double)n : sr;
-		dst[2 * f + 1] = inverse ? si / (double)n : si;
-	}
-}
-
-/* A known integer scalar input i (any integer type), or `def` when absent. */
-static int int_scalar_in(lr_opctx *c, lr_tensor **in, int nin, int i, int64_t def, int64_t *v)
-{
-	if (i >= nin || in[i] == NULL) {
-		*v = def;
-		return 0;
-	}
-	if (lr_dtype_is_float(in[i]->dtype) || in[i]->nelem != 1 || in[i]->data == NULL)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input %d must be a known integer scalar", i);
-	*v = lr_tensor_get_i64(in[i], 0);
-	return 0;
-}
-
-/*
- * DFT (17; 20 takes the axis as input 2): x [..., n, 1 or 2] (real, or
- * complex as (re, im) pairs) along 'axis' (not the last), zero-padded or
- * cut to dft_length, inverse (divided by the length) and onesided (the
- * first length / 2 + 1 bins) as attributes; float32 or double, computed
- * in double.
- */
-int lr_op_dft(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	int inverse = lr_node_attr_int(c->node, "inverse", 0) != 0;
-	int onesided = lr_node_attr_int(c->node, "onesided", 0) != 0;
-	int64_t axis = lr_node_attr_int(c->node, "axis", 1), len, nbin, outer = 1, inner = 1;
-	int64_t dims[LR_MAX_DIMS];
-	const lr_tensor *x;
-	int a, rc, cplx;
-	double *buf;
-
-	(void)nout;
-	if ((rc = need_input(c, in, nin, 0)) != 0)
-		return rc;
-	x = in[0];
-	if (c->opset >= 20)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "DFT-%lld (axis as an input) is not supported",
-				  (long long)c->opset);
-	if (x->dtype != LR_DT_FLOAT && x->dtype != LR_DT_DOUBLE)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 has type %s; float and double are supported",
-				  lr_dtype_name(x->dtype));
-	if (x->ndim < 2 || (x->dims[x->ndim - 1] != 1 && x->dims[x->ndim - 1] != 2))
-		return lr_op_fail(c, LR_ESHAPE, "input 0 of shape %s must end in an axis of 1 (real) or 2 (complex)",
-				  SHP(x));
-	if ((rc = lr_op_axis(c, axis, x->ndim - 1, &a)) != 0)
-		return rc;
-	if ((rc = int_scalar_in(c, in, nin, 1, x->dims[a], &len)) != 0)
-		return rc;
-	if (len < 1 || len > (1 << 16))
-		return lr_op_fail(c, LR_EMODEL, "dft_length %lld is out of range", (long long)len);
-	if (onesided && inverse)
-		return lr_op_fail(c, LR_EMODEL, "onesided and inverse cannot both be set");
-	cplx = x->dims[x->ndim - 1] == 2;
-	nbin = onesided ? len / 2 + 1 : len;
-	memcpy(dims, x->dims, sizeof(dims));
-	dims[a] = nbin;
-	dims[x->ndim - 1] = 2;
-	rc = ty_out(c, &out[0], x->dtype, x->ndim, dims, x->data != NULL);
-	if (rc != 0 || out[0]->data == NULL)
-		return rc;
-	for (int d = 0; d < a; d++)
-		outer *= x->dims[d];
-	for (int d = a + 1; d < x->ndim - 1; d++)
-		inner *= x->dims[d];
-	buf = malloc((size_t)(2 * x->dims[a] + 2 * nbin + 2) * sizeof(double));
-	if (buf == NULL) {
-		lr_tensor_free(out[0]);
-		out[0] = NULL;
-		return lr_op_fail(c, LR_ENOMEM, "out of memory");
-	}
-	for (int64_t o = 0; o < outer; o++)
-		for (int64_t i = 0; i < inner; i++) {
-			double *re = buf, *im = buf + x->dims[a], *res = im + x->dims[a];
-			int64_t m = x->dims[a];
-
-			for (int64_t k = 0; k < m; k++) {
-				int64_t e = ((o * m + k) * inner + i) * (cplx ? 2 : 1);
-
-				re[k] = lr_tensor_get_f64(x, e);
-				im[k] = cplx ? lr_tensor_get_f64(x, e + 1) : 0.0;
-			}
-			dft1(re, im, m, len, nbin, inverse, res);
-			for (int64_t f = 0; f < nbin; f++) {
-				int64_t e = ((o * nbin + f) * inner + i) * 2;
-
-				put_f64(x->dtype, out[0]->data, e, res[2 * f]);
-				put_f64(x->dtype, out[0]->data, e + 1, res[2 * f + 1]);
-			}
-		}
-	free(buf);
-	return 0;
-}
-
-/*
- * STFT (17): signal [batch, length, 1 or 2], frame_step (input 1), the
- * optional window (input 2) and frame_length (input 3, else the window's
- * length); frames = (length - frame_length) / frame_step + 1, each frame
- * times the window, transformed; onesided (default 1) keeps
- * frame_length / 2 + 1 bins. Output [batch, frames, bins, 2].
- */
-int lr_op_stft(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	int onesided = lr_node_attr_int(c->node, "onesided", 1) != 0;
-	const lr_tensor *x, *w = nin > 2 ? in[2] : NULL;
-	int64_t step, flen, frames, nbin, dims[4];
-	double *buf;
-	int rc, cplx;
-
-	(void)nout;
-	if ((rc = need_input(c, in, nin, 0)) != 0 || (rc = need_input(c, in, nin, 1)) != 0)
-		return rc;
-	x = in[0];
-	if (x->dtype != LR_DT_FLOAT && x->dtype != LR_DT_DOUBLE)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 has type %s; float and double are supported",
-				  lr_dtype_name(x->dtype));
-	if (x->ndim != 3 || (x->dims[2] != 1 && x->dims[2] != 2))
-		return lr_op_fail(c, LR_ESHAPE, "input 0 (signal) of shape %s must be [batch, length, 1 or 2]",
-				  SHP(x));
-	if (w != NULL && (w->ndim != 1 || w->dtype != x->dtype || w->data == NULL))
-		return lr_op_fail(c, LR_EUNSUPPORTED, "input 2 (window) must be a known 1-D tensor of the signal's type");
-	if ((rc = int_scalar_in(c, in, nin, 1, 0, &step)) != 0 ||
-	    (rc = int_scalar_in(c, in, nin, 3, w != NULL ? w->dims[0] : -1, &flen)) != 0)
-		return rc;
-	if (step < 1 || flen < 1 || flen > (1 << 16) || flen > x->dims[1] ||
-	    (w != NULL && w->dims[0] != flen))
-		return lr_op_fail(c, LR_EMODEL, "frame_step %lld and frame_length %lld do not fit signal %s",
-				  (long long)step, (long long)flen, SHP(x));
-	cplx = x->dims[2] == 2;
-	if (onesided && cplx)
-		return lr_op_fail(c, LR_EMODEL, "onesided needs a real signal");
-	frames = (x->dims[1] - flen) / step + 1;
-	nbin = onesided ? flen / 2 + 1 : flen;
-	dims[0] = x->dims[0];
-	dims[1] = frames;
-	dims[2] = nbin;
-	dims[3] = 2;
-	rc = ty_out(c, &out[0], x->dtype, 4, dims, x->data != NULL);
-	if (rc != 0 || out[0]->data == NULL)
-		return rc;
-	buf = malloc((size_t)(2 * flen + 2 * nbin) * sizeof(double));
-	if (buf == NULL) {
-		lr_tensor_free(out[0]);
-		out[0] = NULL;
-		return lr_op_fail(c, LR_ENOMEM, "out of memory");
-	}
-	for (int64_t b = 0; b < x->dims[0]; b++)
-		for (int64_t f = 0; f < frames; f++) {
-			double *re = buf, *im = buf + flen, *res = im + flen;
-
-			for (int64_t k = 0; k < flen; k++) {
-				int64_t e = (b * x->dims[1] + f * step + k) * x->dims[2];
-				double wk = w != NULL ? lr_tensor_get_f64(w, k) : 1.0;
-
-				re[k] = lr_tensor_get_f64(x, e) * wk;
-				im[k] = cplx ? lr_tensor_get_f64(x, e + 1) * wk : 0.0;
-			}
-			dft1(re, im, flen, flen, nbin, 0, res);
-			for (int64_t q = 0; q < nbin; q++) {
-				int64_t e = ((b * frames + f) * nbin + q) * 2;
-
-				put_f64(x->dtype, out[0]->data, e, res[2 * q]);
-				put_f64(x->dtype, out[0]->data, e + 1, res[2 * q + 1]);
-			}
-		}
-	free(buf);
-	return 0;
-}
-
-/*
- * MelWeightMatrix (17): [dft_length / 2 + 1, num_mel_bins] triangular
- * filters between lower_edge_hertz and upper_edge_hertz, spaced evenly on
- * the mel scale (2595 log10(1 + f / 700)) and mapped to bins
- * floor((dft_length + 1) * f / sample_rate), as the ONNX reference does
- * (its mel step is the range over num_mel_bins + 2; filters whose edges
- * fall beyond the spectrum are left out).
- */
-int lr_op_melweightmatrix(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	int64_t odt = lr_node_attr_int(c->node, "output_datatype", 1), nmel, dftl, rate, nspec;
-	int64_t dims[2], *fb = NULL;
-	double lo, hi, mlo, mhi, step;
-	lr_dtype dt;
-	int rc;
-
-	(void)nout;
-	for (int i = 0; i < 5; i++)
-		if ((rc = need_input(c, in, nin, i)) != 0)
-			return rc;
-	if ((rc = int_scalar_in(c, in, nin, 0, 0, &nmel)) != 0 ||
-	    (rc = int_scalar_in(c, in, nin, 1, 0, &dftl)) != 0 ||
-	    (rc = int_scalar_in(c, in, nin, 2, 0, &rate)) != 0)
-		return rc;
-	for (int i = 3; i < 5; i++)
-		if (!lr_dtype_is_float(in[i]->dtype) || in[i]->nelem != 1 || in[i]->data == NULL)
-			return lr_op_fail(c, LR_EUNSUPPORTED, "input %d must be a known float scalar", i);
-	lo = lr_tensor_get_f64(in[3], 0);
-	hi = lr_tensor_get_f64(in[4], 0);
-	dt = odt > 0 && odt < 1000 ? lr_dtype_from_onnx((int)odt) : (lr_dtype)0;
-	if (dt == 0)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "output_datatype %lld is not supported", (long long)odt);
-	if (nmel < 1 || nmel > 4096 || dftl < 1 || dftl > (1 << 16) || rate < 1 || !(lo >= 0) || !(hi > lo))
-		return lr_op_fail(c, LR_EMODEL, "num_mel_bins %lld, dft_length %lld, sample_rate %lld, edges %g..%g are invalid",
-				  (long long)nmel, (long long)dftl, (long long)rate, lo, hi);
-	nspec = dftl / 2 + 1;
-	dims[0] = nspec;
-	dims[1] = nmel;
-	rc = ty_out(c, &out[0], dt, 2, dims, 1);
-	if (rc != 0 || out[0]->data == NULL)
-		return rc;
-	fb = malloc((size_t)(nmel + 2) * sizeof(int64_t));
-	if (fb == NULL) {
-		lr_tensor_free(out[0]);
-		out[0] = NULL;
-		return lr_op_fail(c, LR_ENOMEM, "out of memory");
-	}
-	mlo = 2595.0 * log10(1.0 + lo / 700.0);
-	mhi = 2595.0 * log10(1.0 + hi / 700.0);
-	step = (mhi - mlo) / (double)(nmel + 2);
-	for (int64_t i = 0; i < nmel + 2; i++) {
-		double f = 700.0 * (pow(10.0, ((double)i * step + mlo) / 2595.0) - 1.0);
-
-		fb[i] = (int64_t)floor((double)(dftl + 1) * f / (double)rate);
-	}
-	for (int64_t k = 0; k < nspec * nmel; k++)
-		put_f64(dt, out[0]->data, k, 0.0);
-	for (int64_t i = 0; i < nmel; i++) {
-		int64_t l = fb[i], ce = fb[i + 1], r = fb[i + 2];
-
-		if (l < 0 || r >= nspec + 1 || ce >= nspec)
-			continue; /* an edge beyond the spectrum: no filter */
-		if (ce - l == 0)
-			put_f64(dt, out[0]->data, ce * nmel + i, 1.0);
-		else
-			for (int64_t j = l; j <= ce; j++)
-				put_f64(dt, out[0]->data, j * nmel + i, (double)(j - l) / (double)(ce - l));
-		for (int64_t j = ce; r - ce > 0 && j < r && j < nspec; j++)
-			put_f64(dt, out[0]->data, j * nmel + i, (double)(r - j) / (double)(r - ce));
-	}
-	free(fb);
 	return 0;
 }
 
@@ -1909,7 +1074,7 @@ int lr_op_maxpool_any(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int
 	dims[1] = g.c;
 	dims[2] = x->ndim == 4 ? g.oh : g.ow;
 	dims[3] = g.ow;
-	rc = ty_out(c, &out[0], x->dtype, x->ndim, dims, x->data != NULL);
+	rc = lr__ty_out(c, &out[0], x->dtype, x->ndim, dims, x->data != NULL);
 	if (rc != 0 || out[0]->data == NULL)
 		return rc;
 	for (int64_t p = 0; p < g.n * g.c; p++)
@@ -1930,7 +1095,7 @@ int lr_op_maxpool_any(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int
 							best = v;
 						any = 1;
 					}
-				put_i64(x->dtype, out[0]->data, (p * g.oh + oy) * g.ow + ox, best);
+				lr__put_i64(x->dtype, out[0]->data, (p * g.oh + oy) * g.ow + ox, best);
 			}
 	return 0;
 }
