@@ -3,8 +3,8 @@
  * CastLike, the comparisons (Equal, Less, LessOrEqual, Greater,
  * GreaterOrEqual), the logic operators (And, Or, Xor, Not), BitShift,
  * Where, IsInf, IsNaN, NonZero, Compress, Einsum, MaxPool on integers, and
- * the typed paths of Add,
- * Sub, Mul, Div, Mod, Pow, Max, Min and Clip.
+ * the typed paths of Add, Sub, Mul, Div, Mod, Pow, Max, Min and Clip; also
+ * the helpers (lr__*, ops.h) that ops_quant.c and ops_signal.c share.
  *
  * DESIGN. float32 stays on its own fast kernels (ops_elementwise.c); this
  * file is the generic path, written for clarity, one element at a time.
@@ -19,8 +19,9 @@
  * rounded for + - * /: double has more than 2p+2 bits for all three), so
  * float16 results are what IEEE binary16 arithmetic gives. Comparisons are
  * exact: integers as int64 or uint64 by signedness, floats as double. A
- * broadcast (numpy rules, any number of inputs) is walked with an odometer
- * over per-input element strides that are 0 on broadcast axes.
+ * broadcast (numpy rules, up to 3 inputs; Max/Min fold pairwise) is walked
+ * with an odometer over per-input element strides that are 0 on broadcast
+ * axes.
  *
  * Dry runs follow ops.h: an output gets values when every input it is
  * computed from has them and it is small (LR_DRY_VALUES_MAX), else it is
