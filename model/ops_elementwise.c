@@ -160,6 +160,55 @@ static void unary_chunk(void *vp, int64_t b, int64_t e)
 }
 
 /*
+ * The unary maps on double and float16 (in double, rounded once) and Relu
+ * on the signed integer types including int64 (Relu-14); one element at a
+ * time.
+ */
+static int unary_typed(lr_opctx *c, const lr_tensor *x, lr_tensor **out,
+		       enum unary_kind kind, double p0, double p1)
+{
+	int rc;
+
+	if (!lr_dtype_is_float(x->dtype) &&
+	    (kind != U_RELU || x->dtype == LR_DT_BOOL || lr_dtype_is_unsigned(x->dtype)))
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 has type %s, which %s does not take",
+				  lr_dtype_name(x->dtype), c->node->op_type);
+	rc = lr__ty_out(c, out, x->dtype, x->ndim, x->dims, x->data != NULL);
+	if (rc != 0 || (*out)->data == NULL)
+		return rc;
+	for (int64_t i = 0; i < x->nelem; i++) {
+		double v = lr_tensor_get_f64(x, i), r, w;
+
+		if (!lr_dtype_is_float(x->dtype)) { /* integer Relu */
+			int64_t iv = lr_tensor_get_i64(x, i);
+
+			lr__put_i64(x->dtype, (*out)->data, i, iv > 0 ? iv : 0);
+			continue;
+		}
+		switch (kind) {
+		case U_RELU: r = v > 0 ? v : 0; break;
+		case U_LEAKY: r = (v > 0 ? v : 0) + p0 * (v < 0 ? v : 0); break;
+		case U_CLIP: r = v < p0 ? p0 : v > p1 ? p1 : v; break;
+		case U_SIGMOID: r = 1.0 / (1.0 + exp(-v)); break;
+		case U_HARDSIGMOID:
+			r = v * p0 + p1;
+			r = r < 0 ? 0 : r > 1 ? 1 : r;
+			break;
+		case U_HARDSWISH:
+			w = v + 3.0;
+			w = w > 0 ? w : 0;
+			w = w < 6 ? w : 6;
+			r = v * w / 6.0;
+			break;
+		case U_TANH: r = tanh(v); break;
+		default: r = v > 0 ? v : p0 * expm1(v); break; /* U_ELU */
+		}
+		lr__put_f64(x->dtype, (*out)->data, i, r);
+	}
+	return 0;
+}
+
+/*
  * Common driver of the unary maps: checks input 0 is float, reuses its
  * buffer when allowed, and runs the map over the pool.
  */
@@ -170,6 +219,8 @@ static int run_unary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	lr_tensor *x, *y;
 	int rc;
 
+	if (nin > 0 && in[0] != NULL && in[0]->dtype != LR_DT_FLOAT)
+		return unary_typed(c, in[0], out, kind, p0, p1);
 	rc = lr_op_need(c, in, nin, 0, LR_DT_FLOAT);
 	if (rc != 0)
 		return rc;

@@ -161,6 +161,34 @@ def main():
             got = run("%s_%s" % (op, name), H.make_node(op, ["a", "b"], ["y"]), a, b, T.BOOL)
             want = f(a, b)
             ok(same(got, want), "%s %s%s" % (name, op, "" if same(got, want) else ": " + describe(got, want)))
+    # Unary functions: integers (Abs, Neg, Sign wrap in the type) and the
+    # float types (computed in double, rounded once; libm and numpy may
+    # differ in the last place of a double transcendental).
+    for dt in INTS + FLOATS:
+        name = np.dtype(dt).name
+        ops = [("Abs", np.abs), ("Neg", np.negative), ("Sign", np.sign)]
+        if dt in FLOATS or np.iinfo(dt).min < 0:
+            ops.append(("Relu", lambda v: np.where(v > 0, v, 0).astype(v.dtype)))
+        if dt in FLOATS:
+            ops.append(("Sigmoid", lambda v: (1 / (1 + np.exp(-v.astype(np.float64)))).astype(v.dtype)))
+        if dt in FLOATS:
+            ops += [("Exp", np.exp), ("Log", np.log), ("Sqrt", np.sqrt), ("Sin", np.sin),
+                    ("Floor", np.floor), ("Ceil", np.ceil), ("Round", np.round),
+                    ("Reciprocal", np.reciprocal), ("Tanh", np.tanh)]
+        for op, f in ops:
+            if dt in INTS and np.iinfo(dt).min == 0 and op == "Neg":
+                continue                        # ONNX Neg is for signed types
+            a = sample(dt, rng)
+            got = run("%s_%s" % (op, name), H.make_node(op, ["a"], ["y"]), a, None, ONNX_T[dt])
+            with np.errstate(all="ignore"):
+                want = f(a).astype(dt)
+            good = same(got, want)
+            if not good and dt == np.float64 and not isinstance(got, str):
+                with np.errstate(all="ignore"):
+                    good = bool(np.all((got == want) | (np.isnan(got) & np.isnan(want)) |
+                                       (np.abs(got - want) <= 2 * np.abs(np.spacing(want)))))
+            ok(good, "%s %s%s" % (name, op, "" if good else ": " + describe(got, want)))
+
     # Cast between every pair (floats to integers only within range).
     for src in INTS + FLOATS + [np.float32, np.bool_]:
         for dst in INTS + FLOATS + [np.float32, np.bool_]:
