@@ -17,7 +17,8 @@
  * Max/LogSum/LogSumExp, +inf for Min), as the ONNX reference does.
  *
  * double inputs (lr_op_def.double_in) are reduced the same way into a
- * double output, on one thread.
+ * double output, on one thread. Sum, Max, Min and Prod also take the
+ * narrower integer types (reduce_narrow), with the type's own result.
  *
  * int64 inputs (shape arithmetic) are accepted by Sum, Max, Min and Prod,
  * computed with wrapping arithmetic, and always computed, dry run or not;
@@ -173,6 +174,53 @@ static void red_int64(const struct red_job *j, int64_t nout)
 }
 
 static int run_reduce(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+		      enum red_kind kind, int64_t axes_input_from);
+
+/*
+ * Sum, Max, Min and Prod of the narrower integer types: the int64 path on
+ * a widened copy, narrowed back. Sum and Prod wrap modulo 2^64 there, so
+ * their low bits are exactly the type's own wrapping result; Max and Min
+ * of exactly widened values are exact (uint64 Max/Min, which would compare
+ * signed, are refused). float16, bool and the other reductions are
+ * refused.
+ */
+static int reduce_narrow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+			 enum red_kind kind, int64_t axes_input_from)
+{
+	lr_tensor *v[2] = { NULL, nin > 1 ? in[1] : NULL }, *wide = NULL, *y = NULL;
+	const lr_tensor *x = in[0];
+	int rc;
+
+	if (lr_dtype_is_float(x->dtype) || x->dtype == LR_DT_BOOL ||
+	    (kind != R_SUM && kind != R_MAX && kind != R_MIN && kind != R_PROD) ||
+	    (x->dtype == LR_DT_UINT64 && (kind == R_MAX || kind == R_MIN)))
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (data) has type %s, which %s does not take",
+				  lr_dtype_name(x->dtype), c->node->op_type);
+	if (x->data == NULL)
+		return lr_op_fail(c, c->dry ? LR_EUNSUPPORTED : LR_EINVAL,
+				  "input 0 (data) of type %s has no values", lr_dtype_name(x->dtype));
+	rc = lr_tensor_create(&wide, LR_DT_INT64, x->ndim, x->dims, 1);
+	if (rc != 0)
+		return lr_op_fail(c, rc, "out of memory");
+	lr_tensor_convert(x, LR_DT_INT64, wide->data);
+	v[0] = wide;
+	{
+		unsigned keep = c->takeable;
+
+		c->takeable = 0; /* the copy is ours, the input stays the engine's */
+		rc = run_reduce(c, v, nin < 2 ? nin : 2, &y, kind, axes_input_from);
+		c->takeable = keep;
+	}
+	if (rc == 0)
+		rc = lr__ty_out(c, out, x->dtype, y->ndim, y->dims, 1);
+	if (rc == 0 && (*out)->data != NULL)
+		lr_tensor_convert(y, x->dtype, (*out)->data);
+	lr_tensor_free(wide);
+	lr_tensor_free(y);
+	return rc;
+}
+
+static int run_reduce(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		      enum red_kind kind, int64_t axes_input_from)
 {
 	int64_t axes[LR_MAX_DIMS + 1], od[LR_MAX_DIMS], count = 1;
@@ -185,6 +233,8 @@ static int run_reduce(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	if (nin < 1 || in[0] == NULL)
 		return lr_op_fail(c, LR_EMODEL, "input 0 (data) is required");
 	x = in[0];
+	if (!lr_dtype_is_legacy(x->dtype) && x->dtype != LR_DT_DOUBLE)
+		return reduce_narrow(c, in, nin, out, kind, axes_input_from);
 	if (x->dtype == LR_DT_INT64 && kind != R_SUM && kind != R_MAX &&
 	    kind != R_MIN && kind != R_PROD)
 		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (data) has type int64, only float is supported");

@@ -189,6 +189,19 @@ def main():
                                        (np.abs(got - want) <= 2 * np.abs(np.spacing(want)))))
             ok(good, "%s %s%s" % (name, op, "" if good else ": " + describe(got, want)))
 
+    # Reductions of the integer types wrap in the type (numpy with dtype=).
+    for dt in INTS:
+        for op, f in [("ReduceSum", np.sum), ("ReduceProd", np.prod), ("ReduceMax", np.max),
+                      ("ReduceMin", np.min)]:
+            if dt == np.uint64 and op in ("ReduceMax", "ReduceMin"):
+                continue                        # refused (see ops_reduce.c)
+            a = sample(dt, rng)
+            got = run("%s_%s" % (op, np.dtype(dt).name),
+                      H.make_node(op, ["a"], ["y"], keepdims=0), a, None, ONNX_T[dt])
+            want = np.array(f(a, dtype=dt) if op in ("ReduceSum", "ReduceProd") else f(a), dtype=dt)
+            ok(same(got, want), "%s %s%s" % (np.dtype(dt).name, op,
+                                             "" if same(got, want) else ": " + describe(got, want)))
+
     # Cast between every pair (floats to integers only within range).
     for src in INTS + FLOATS + [np.float32, np.bool_]:
         for dst in INTS + FLOATS + [np.float32, np.bool_]:

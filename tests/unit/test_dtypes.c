@@ -756,8 +756,11 @@ static void test_engine(void)
 	lr_tensor *ix = mk(LR_DT_INT32, 2, (int32_t[]){ 3, -4 });
 	lr_tensor *xd = mk(LR_DT_DOUBLE, 2, (double[]){ 1.0, 2.0 });
 	lr_tensor *xi = mk(LR_DT_INT32, 2, (int32_t[]){ 1, 2 });
-	lr_tensor *y = NULL;
+	lr_tensor *xi2 = NULL, *y = NULL;
 	int rc;
+
+	lr_tensor_create(&xi2, LR_DT_INT32, 2, D(2, 2), 1);
+	memcpy(xi2->data, (int32_t[]){ 1, 2, 3, 4 }, 16);
 
 	lrt_init(&n, "Gather", 13);
 	lrt_input(&n, x);
@@ -778,9 +781,9 @@ static void test_engine(void)
 	lr_tensor_free(y);
 	y = NULL;
 
-	lrt_init(&n, "ReduceSum", 13);
-	lrt_input(&n, xi);
-	n.out_type[0] = 6; /* declared int32; ReduceSum computes int64 */
+	lrt_init(&n, "Trilu", 14);
+	lrt_input(&n, xi2);
+	n.out_type[0] = 6; /* declared int32; Trilu's kernel computes int64 */
 	memset(&msg, 0, sizeof(msg));
 	rc = lrt_run(&n, 1, &y, &msg);
 	tap_ok(rc == LR_EUNSUPPORTED && strstr(msg.text, "out0") != NULL &&
@@ -820,6 +823,7 @@ static void test_engine(void)
 	lr_tensor_free(ix);
 	lr_tensor_free(xd);
 	lr_tensor_free(xi);
+	lr_tensor_free(xi2);
 }
 
 /* ---- .npy ------------------------------------------------------------------ */
