@@ -20,7 +20,9 @@ static const char help[] =
 	"usage: lowrank run MODEL.onnx INPUT.npy -o OUTPUT.npy [--threads N] [--batch N]\n"
 	"\n"
 	"Runs the model on INPUT.npy fed to its first graph input and writes the\n"
-	"first graph output to OUTPUT.npy (float32).\n"
+	"first graph output to OUTPUT.npy, each in the type the model declares\n"
+	"(.npy dtypes <f4 <f8 <f2 |b1 |u1 |i1 <u2 <i2 <u4 <i4 <u8 <i8). A float32\n"
+	"input also accepts <f8, <f2 and |u1 files, converted to float32.\n"
 	"\n"
 	"  -o, --output F    where to write the output (required)\n"
 	"  --threads N       threads to use (default: all cores)\n"
@@ -76,7 +78,21 @@ int lr_cmd_run(int argc, char **argv)
 	if (rc == 0 && m->noutputs < 1)
 		rc = lr_fail(&msg, LR_EMODEL, "the model has no graph output");
 	if (rc == 0)
-		rc = lr_npy_read(argv[optind + 1], &x, &msg);
+		rc = lr_npy_read_typed(argv[optind + 1], &x, &msg);
+	if (rc == 0 && m->values[m->inputs[0]].elem_type == LR_DT_FLOAT &&
+	    (x->dtype == LR_DT_DOUBLE || x->dtype == LR_DT_FLOAT16 || x->dtype == LR_DT_UINT8)) {
+		/* What lr_npy_read() accepts for float32 inputs, as before. */
+		lr_tensor *f = NULL;
+
+		rc = lr_tensor_create(&f, LR_DT_FLOAT, x->ndim, x->dims, 1);
+		if (rc == 0) {
+			lr_tensor_convert(x, LR_DT_FLOAT, f->data);
+			lr_tensor_free(x);
+			x = f;
+		} else {
+			rc = lr_fail(&msg, rc, "%s: out of memory", argv[optind + 1]);
+		}
+	}
 	if (rc == 0 && x->ndim < 1)
 		rc = lr_fail(&msg, LR_ESHAPE, "%s: the input must have a batch dimension",
 			     argv[optind + 1]);
@@ -97,8 +113,8 @@ int lr_cmd_run(int argc, char **argv)
 
 			memcpy(d, x->dims, sizeof(d));
 			d[0] = bn;
-			rc = lr_tensor_wrap(&chunk, LR_DT_FLOAT, x->ndim, d,
-					    (float *)x->data + b0 * item);
+			rc = lr_tensor_wrap(&chunk, x->dtype, x->ndim, d,
+					    (char *)x->data + (size_t)(b0 * item) * lr_dtype_size(x->dtype));
 			if (rc == 0)
 				rc = lr_engine_run(e, &chunk, 1, &part, 1, 0, &msg);
 			lr_tensor_free(chunk);

@@ -198,13 +198,13 @@ static int check_input(const lr_value *v, const lr_tensor *t, lr_msg *msg)
 
 	if (t == NULL)
 		return lr_fail(msg, LR_EINVAL, "graph input '%s' was not given", v->name);
-	/* Declared types the loader converts: float16/double/bfloat16 -> float. */
-	int want = v->elem_type == 10 || v->elem_type == 11 || v->elem_type == 16 ? 1 : v->elem_type;
-
-	if (want != 0 && (int)t->dtype != want &&
-	    !(want != 1 && t->dtype == LR_DT_INT64))
-		return lr_fail(msg, LR_ESHAPE, "graph input '%s' expects element type %d, got %s",
-			       v->name, v->elem_type, lr_dtype_name(t->dtype));
+	if (v->elem_type != 0 && lr_dtype_from_onnx(v->elem_type) == 0)
+		return lr_fail(msg, LR_EUNSUPPORTED,
+			       "graph input '%s' has type %s, which lowrank does not support",
+			       v->name, lr_onnx_type_name(v->elem_type));
+	if (v->elem_type != 0 && (int)t->dtype != v->elem_type)
+		return lr_fail(msg, LR_ESHAPE, "graph input '%s' expects element type %s, got %s",
+			       v->name, lr_onnx_type_name(v->elem_type), lr_dtype_name(t->dtype));
 	if (v->ndim < 0)
 		return 0;
 	if (v->ndim != t->ndim)
@@ -330,6 +330,63 @@ found:
  * outputs are returned. Segment run: seeds are fed by value (borrowed),
  * only the nodes needed for the wanted values run, and those are returned.
  */
+/*
+ * Gives a kernel that takes only float32 and int64 in input k (see
+ * lr_op_def.native_in) what it expects: another integer type or bool is
+ * widened to an int64 copy in conv[k], which is not takeable; double and
+ * float16 are refused, and so is a shape-only tensor in a dry run.
+ */
+static int widen_inputs(const lr_node *node, lr_tensor **inp, lr_tensor **conv,
+			unsigned *takeable, int dry, lr_msg *msg)
+{
+	for (int k = 0; k < node->nin; k++) {
+		lr_tensor *t = inp[k];
+		int rc;
+
+		if (t == NULL || lr_dtype_is_legacy(t->dtype) || lr_op_native(node->op, k, t->dtype))
+			continue;
+		if (lr_dtype_is_float(t->dtype))
+			return lr_fail(msg, LR_EUNSUPPORTED,
+				       "node '%s' (%s): input %d ('%s') has type %s; this operator computes in float32 only",
+				       node->name, node->op_type, k, node->proto->input[k],
+				       lr_dtype_name(t->dtype));
+		if (t->data == NULL && dry)
+			/* int64 reaching these kernels always had values before. */
+			return lr_fail(msg, LR_EUNSUPPORTED,
+				       "node '%s' (%s): input %d ('%s') of type %s has no values in a dry run, and this operator reads it as int64",
+				       node->name, node->op_type, k, node->proto->input[k],
+				       lr_dtype_name(t->dtype));
+		rc = lr_tensor_create(&conv[k], LR_DT_INT64, t->ndim, t->dims, t->data != NULL);
+		if (rc != 0)
+			return lr_fail(msg, rc, "node '%s' (%s): input %d: out of memory",
+				       node->name, node->op_type, k);
+		if (t->data != NULL)
+			lr_tensor_convert(t, LR_DT_INT64, conv[k]->data);
+		inp[k] = conv[k];
+		if (k < 32)
+			*takeable &= ~(1u << k);
+	}
+	return 0;
+}
+
+/*
+ * A graph output must come out in its declared type: a value computed
+ * through a float32/int64-only kernel (int64 where int32 is declared) is
+ * refused rather than returned in a type the model does not promise.
+ */
+static int check_output(const lr_value *v, const lr_tensor *t, lr_msg *msg)
+{
+	if (v->elem_type == 0 || (int)t->dtype == v->elem_type)
+		return 0;
+	if (lr_dtype_from_onnx(v->elem_type) == 0)
+		return lr_fail(msg, LR_EUNSUPPORTED,
+			       "graph output '%s' has type %s, which lowrank does not support",
+			       v->name, lr_onnx_type_name(v->elem_type));
+	return lr_fail(msg, LR_EUNSUPPORTED,
+		       "graph output '%s' is declared %s, but lowrank computes it as %s (an operator on its path takes only float32 and int64)",
+		       v->name, lr_onnx_type_name(v->elem_type), lr_dtype_name(t->dtype));
+}
+
 static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		     const int *seed_values, lr_tensor *const *seeds, int nseeds,
 		     const int *want, int nwant, lr_tensor **outputs, int dry, lr_msg *msg)
@@ -340,8 +397,8 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 	int *remaining = NULL, *stack = NULL;
 	const int *outv = want ? want : m->outputs;
 	int noutputs = want ? nwant : m->noutputs;
-	lr_tensor *in[64], *out[64];
-	lr_tensor **inp = in, **outp = out;
+	lr_tensor *in[64], *out[64], *cv[64] = { NULL };
+	lr_tensor **inp = in, **outp = out, **conv = cv;
 	size_t live = 0;
 	char *passon = NULL;
 	int rc = 0, maxio = 0;
@@ -368,9 +425,11 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 	if (maxio > 64) {
 		inp = calloc((size_t)maxio, sizeof(*inp));
 		outp = calloc((size_t)maxio, sizeof(*outp));
+		conv = calloc((size_t)maxio, sizeof(*conv));
 	}
 	if (slot == NULL || owned == NULL || keep == NULL || need == NULL ||
-	    remaining == NULL || stack == NULL || passon == NULL || inp == NULL || outp == NULL) {
+	    remaining == NULL || stack == NULL || passon == NULL || inp == NULL || outp == NULL ||
+	    conv == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
 	}
@@ -464,6 +523,9 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		}
 		for (int k = 0; k < node->nout; k++)
 			outp[k] = NULL;
+		rc = widen_inputs(node, inp, conv, &c.takeable, dry, msg);
+		if (rc != 0)
+			goto out;
 		{
 			int reader;
 
@@ -489,6 +551,10 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 			rc = 0;
 		else
 			rc = node->op->run(&c, inp, node->nin, outp, node->nout);
+		for (int k = 0; k < node->nin; k++) {
+			lr_tensor_free(conv[k]); /* never taken: not takeable */
+			conv[k] = NULL;
+		}
 		if (prof && rc == 0) {
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			e->prof_ns[ni] += (double)(t1.tv_sec - t0.tv_sec) * 1e9 +
@@ -608,6 +674,8 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 				     want ? "value" : "graph output", m->values[v].name);
 			goto out;
 		}
+		if (want == NULL && (rc = check_output(&m->values[v], slot[v], msg)) != 0)
+			goto out;
 		if (owned[v] && !dup) {
 			outputs[i] = slot[v];
 			slot[v] = NULL;
@@ -632,6 +700,14 @@ out:
 		free(inp);
 	if (outp != out)
 		free(outp);
+	if (conv != cv && conv != NULL) {
+		for (int k = 0; k < maxio; k++)
+			lr_tensor_free(conv[k]);
+		free(conv);
+	} else {
+		for (int k = 0; k < 64; k++)
+			lr_tensor_free(cv[k]);
+	}
 	free(slot);
 	free(owned);
 	free(keep);

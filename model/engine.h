@@ -1,5 +1,6 @@
 /*
- * engine.h - running an ONNX model on float32 NCHW tensors.
+ * engine.h - running an ONNX model (float32 NCHW activations, and every
+ * element type of tensor.h where the model uses them).
  *
  * DESIGN. An engine binds a loaded model to a thread pool. A run feeds the
  * graph inputs, executes nodes in the loader's topological order, and frees
@@ -10,8 +11,16 @@
  * thread count is set to the engine's thread count at creation (OpenBLAS
  * keeps one process-wide setting, so engines in one process should agree).
  *
+ * Before each kernel the engine hands it its inputs in the types it takes
+ * (lr_op_def.native_in: other integer and bool types are widened to int64
+ * copies, double and float16 refused with a message), and graph inputs
+ * and outputs must have the element type the model declares (types
+ * lowrank does not hold, such as string or bfloat16, are refused naming
+ * the tensor).
+ *
  * A dry run propagates shapes only: float tensors carry no data, int64
- * shape arithmetic is computed for real. It costs microseconds and gives
+ * shape arithmetic is computed for real (small tensors of other types are
+ * computed when their inputs are known). It costs microseconds and gives
  * every tensor's shape for a given input shape (used by `lowrank inspect`
  * and the solver's cost model).
  *

@@ -180,12 +180,17 @@ int lr_inspect(const lr_model *m, int ndim, const int64_t *dims,
 			goto out;
 		}
 		{
-			/* Integer and bool inputs are int64 inside the engine. */
-			int isint = v->elem_type != 0 && v->elem_type != 1 && v->elem_type != 10 &&
-				    v->elem_type != 11 && v->elem_type != 16;
+			/* Integer and bool inputs get zeros, float types no data. */
+			lr_dtype dt = v->elem_type == 0 ? LR_DT_FLOAT : lr_dtype_from_onnx(v->elem_type);
 
-			rc = lr_tensor_create(&feeds[i], isint ? LR_DT_INT64 : LR_DT_FLOAT, nd,
-					      i == 0 ? dims : d, isint);
+			if (dt == 0) {
+				rc = lr_fail(msg, LR_EUNSUPPORTED,
+					     "graph input '%s' has type %s, which lowrank does not support",
+					     v->name, lr_onnx_type_name(v->elem_type));
+				goto out;
+			}
+			rc = lr_tensor_create(&feeds[i], dt, nd, i == 0 ? dims : d,
+					      !lr_dtype_is_float(dt));
 		}
 		if (rc != 0) {
 			rc = lr_fail(msg, rc, "graph input '%s': invalid shape", v->name);

@@ -28,6 +28,7 @@
 #define NPY_CHUNK (64 * 1024)    /* conversion buffer; a multiple of 8 */
 #define NPY_STR_MAX 32           /* longest string literal kept, with NUL */
 #define NPY_SUPPORTED "'<f4', '<f8', '<f2', '|u1', '<i8'"
+#define NPY_SUPPORTED_TYPED "'<f4', '<f8', '<f2', '|b1', '|u1', '|i1', '<u2', '<i2', '<u4', '<i4', '<u8', '<i8'"
 
 #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -38,13 +39,14 @@
 #define NPY_HOST_LE 0
 #endif
 
-enum npy_kind { NPY_F4, NPY_F8, NPY_F2, NPY_U1, NPY_I8 };
+enum npy_kind { NPY_F4, NPY_F8, NPY_F2, NPY_U1, NPY_I8, NPY_RAW };
 
 /* What the header says, validated. */
 struct npy_hdr {
 	enum npy_kind kind;
 	size_t itemsize;            /* bytes per element in the file */
 	lr_dtype dtype;             /* tensor dtype after conversion */
+	int typed;                  /* 1: keep the file's type (NPY_RAW) */
 	int fortran;                /* fortran_order: True */
 	int ndim;
 	int64_t dims[LR_MAX_DIMS];
@@ -179,6 +181,13 @@ static void npy_convert(const struct npy_hdr *hd, const unsigned char *src,
 			u = ld_le64(src);
 			memcpy(&q[s->pos], &u, sizeof(u));
 			break;
+		case NPY_RAW: /* the file's type, stored in host order */
+			for (size_t b = 0; b < hd->itemsize; b++)
+				((unsigned char *)s->dst)[(size_t)s->pos * hd->itemsize + b] =
+					src[NPY_HOST_LE ? b : hd->itemsize - 1 - b];
+			if (hd->dtype == LR_DT_BOOL)
+				((unsigned char *)s->dst)[s->pos] = src[0] != 0;
+			break;
 		}
 		sink_next(s);
 	}
@@ -188,7 +197,8 @@ static void npy_convert(const struct npy_hdr *hd, const unsigned char *src,
 static int npy_is_direct(const struct npy_hdr *hd)
 {
 	return NPY_HOST_LE && (!hd->fortran || hd->ndim <= 1) &&
-	       (hd->kind == NPY_F4 || hd->kind == NPY_I8);
+	       (hd->kind == NPY_F4 || hd->kind == NPY_I8 ||
+		(hd->kind == NPY_RAW && hd->dtype != LR_DT_BOOL));
 }
 
 /*
@@ -392,7 +402,7 @@ static int lex_shape(struct npy_lex *lx, struct npy_hdr *hd)
 /* Maps a descr string to a kind, or refuses it with a reason. */
 static int npy_descr(struct npy_hdr *hd, const char *name, lr_msg *msg)
 {
-	static const struct {
+	static const struct npy_type {
 		const char *code;
 		enum npy_kind kind;
 		size_t size;
@@ -403,7 +413,23 @@ static int npy_descr(struct npy_hdr *hd, const char *name, lr_msg *msg)
 		{ "f2", NPY_F2, 2, LR_DT_FLOAT },
 		{ "u1", NPY_U1, 1, LR_DT_FLOAT },
 		{ "i8", NPY_I8, 8, LR_DT_INT64 },
+	}, typed[] = { /* lr_npy_read_typed(): every type keeps its own */
+		{ "f4", NPY_F4, 4, LR_DT_FLOAT },
+		{ "i8", NPY_I8, 8, LR_DT_INT64 },
+		{ "f8", NPY_RAW, 8, LR_DT_DOUBLE },
+		{ "f2", NPY_RAW, 2, LR_DT_FLOAT16 },
+		{ "b1", NPY_RAW, 1, LR_DT_BOOL },
+		{ "u1", NPY_RAW, 1, LR_DT_UINT8 },
+		{ "i1", NPY_RAW, 1, LR_DT_INT8 },
+		{ "u2", NPY_RAW, 2, LR_DT_UINT16 },
+		{ "i2", NPY_RAW, 2, LR_DT_INT16 },
+		{ "u4", NPY_RAW, 4, LR_DT_UINT32 },
+		{ "i4", NPY_RAW, 4, LR_DT_INT32 },
+		{ "u8", NPY_RAW, 8, LR_DT_UINT64 },
 	};
+	const struct npy_type *tab = hd->typed ? typed : types;
+	size_t ntab = hd->typed ? sizeof(typed) / sizeof(typed[0])
+				: sizeof(types) / sizeof(types[0]);
 	const char *d = hd->descr;
 	char order = 0;
 
@@ -413,27 +439,27 @@ static int npy_descr(struct npy_hdr *hd, const char *name, lr_msg *msg)
 		return lr_fail(msg, LR_ENPY,
 			       "%s: object arrays (descr '%s') are not supported: they hold pickled Python objects",
 			       name, hd->descr);
-	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-		if (strcmp(d, types[i].code) != 0)
+	for (size_t i = 0; i < ntab; i++) {
+		if (strcmp(d, tab[i].code) != 0)
 			continue;
-		if (types[i].size > 1) {
+		if (tab[i].size > 1) {
 			if (order == '>' || order == '!')
 				return lr_fail(msg, LR_ENPY,
 					       "%s: big-endian data is not supported; convert with arr.astype(\"<%s\")",
-					       name,
-					       types[i].kind == NPY_I8 ? "i8" : "f4");
+					       name, hd->typed ? tab[i].code :
+					       tab[i].kind == NPY_I8 ? "i8" : "f4");
 			if (order == '|' ||
 			    ((order == '=' || order == 0) && !NPY_HOST_LE))
 				break;
 		}
-		hd->kind = types[i].kind;
-		hd->itemsize = types[i].size;
-		hd->dtype = types[i].dtype;
+		hd->kind = tab[i].kind;
+		hd->itemsize = tab[i].size;
+		hd->dtype = tab[i].dtype;
 		return 0;
 	}
 	return lr_fail(msg, LR_ENPY,
-		       "%s: unsupported dtype '%s' (supported: " NPY_SUPPORTED ")",
-		       name, hd->descr);
+		       "%s: unsupported dtype '%s' (supported: %s)",
+		       name, hd->descr, hd->typed ? NPY_SUPPORTED_TYPED : NPY_SUPPORTED);
 }
 
 /*
@@ -582,8 +608,8 @@ static int npy_tensor_new(const struct npy_hdr *hd, lr_tensor **out,
 	return 0;
 }
 
-int lr_npy_read_mem(const void *buf, size_t len, const char *name,
-		    lr_tensor **out, lr_msg *msg)
+static int npy_read_mem(const void *buf, size_t len, const char *name, int typed,
+			lr_tensor **out, lr_msg *msg)
 {
 	static const unsigned char empty[1];
 	const unsigned char *p = buf ? buf : empty;
@@ -598,6 +624,7 @@ int lr_npy_read_mem(const void *buf, size_t len, const char *name,
 	if (name == NULL)
 		name = "<memory>";
 	memset(&hd, 0, sizeof(hd));
+	hd.typed = typed;
 	rc = npy_parse(p, len, len, NULL, name, &hd, msg);
 	if (rc != 0)
 		return rc;
@@ -613,6 +640,18 @@ int lr_npy_read_mem(const void *buf, size_t len, const char *name,
 	}
 	*out = t;
 	return 0;
+}
+
+int lr_npy_read_mem(const void *buf, size_t len, const char *name,
+		    lr_tensor **out, lr_msg *msg)
+{
+	return npy_read_mem(buf, len, name, 0, out, msg);
+}
+
+int lr_npy_read_mem_typed(const void *buf, size_t len, const char *name,
+			  lr_tensor **out, lr_msg *msg)
+{
+	return npy_read_mem(buf, len, name, 1, out, msg);
 }
 
 /* Reads exactly `n` bytes at `off`; a short file is LR_ENPY. */
@@ -643,7 +682,7 @@ static int read_at(int fd, void *buf, size_t n, size_t off, const char *name,
 	return 0;
 }
 
-static int npy_load(const char *path, int map, lr_tensor **out, lr_msg *msg)
+static int npy_load(const char *path, int map, int typed, lr_tensor **out, lr_msg *msg)
 {
 	unsigned char pre[NPY_PREFIX_MAX];
 	unsigned char *chunk = NULL;
@@ -658,6 +697,7 @@ static int npy_load(const char *path, int map, lr_tensor **out, lr_msg *msg)
 	LR_ASSERT(out != NULL && path != NULL);
 	*out = NULL;
 	memset(&hd, 0, sizeof(hd));
+	hd.typed = typed;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
@@ -753,12 +793,17 @@ out:
 
 int lr_npy_read(const char *path, lr_tensor **out, lr_msg *msg)
 {
-	return npy_load(path, 0, out, msg);
+	return npy_load(path, 0, 0, out, msg);
+}
+
+int lr_npy_read_typed(const char *path, lr_tensor **out, lr_msg *msg)
+{
+	return npy_load(path, 0, 1, out, msg);
 }
 
 int lr_npy_map(const char *path, lr_tensor **out, lr_msg *msg)
 {
-	return npy_load(path, 1, out, msg);
+	return npy_load(path, 1, 0, out, msg);
 }
 
 static int write_all(int fd, const void *buf, size_t n)
@@ -801,6 +846,26 @@ static int write_data(int fd, const lr_tensor *t)
 	return 0;
 }
 
+/* The descr numpy writes for dt. */
+static const char *npy_descr_of(lr_dtype dt)
+{
+	switch (dt) {
+	case LR_DT_FLOAT: return "<f4";
+	case LR_DT_INT64: return "<i8";
+	case LR_DT_BOOL: return "|b1";
+	case LR_DT_UINT8: return "|u1";
+	case LR_DT_INT8: return "|i1";
+	case LR_DT_UINT16: return "<u2";
+	case LR_DT_INT16: return "<i2";
+	case LR_DT_UINT32: return "<u4";
+	case LR_DT_INT32: return "<i4";
+	case LR_DT_UINT64: return "<u8";
+	case LR_DT_DOUBLE: return "<f8";
+	case LR_DT_FLOAT16: return "<f2";
+	}
+	return NULL;
+}
+
 /* Formats the version 1.0 prefix and header; returns the total length. */
 static size_t npy_format_header(const lr_tensor *t, char *h, size_t cap)
 {
@@ -808,7 +873,7 @@ static size_t npy_format_header(const lr_tensor *t, char *h, size_t cap)
 
 	n += (size_t)snprintf(h + n, cap - n,
 			      "{'descr': '%s', 'fortran_order': False, 'shape': (",
-			      t->dtype == LR_DT_INT64 ? "<i8" : "<f4");
+			      npy_descr_of(t->dtype));
 	for (int i = 0; i < t->ndim; i++)
 		n += (size_t)snprintf(h + n, cap - n, "%s%lld", i ? ", " : "",
 				      (long long)t->dims[i]);
@@ -839,7 +904,7 @@ int lr_npy_write(const char *path, const lr_tensor *t, lr_msg *msg)
 	if (t->data == NULL)
 		return lr_fail(msg, LR_EINVAL,
 			       "%s: cannot write a shape-only tensor", path);
-	if (t->dtype != LR_DT_FLOAT && t->dtype != LR_DT_INT64)
+	if (npy_descr_of(t->dtype) == NULL)
 		return lr_fail(msg, LR_EINVAL, "%s: unsupported dtype %d",
 			       path, (int)t->dtype);
 	hlen = npy_format_header(t, hdr, sizeof(hdr));

@@ -30,9 +30,14 @@
  *   '|u1' ('<u1' '=u1' '>u1') -> LR_DT_FLOAT, exact (0 .. 255)
  *   '<i8'                    -> LR_DT_INT64, unchanged
  * For the multi-byte types '=' is accepted as '<' on a little-endian host.
+ * lr_npy_read_typed() instead keeps every type as its own lr_dtype:
+ *   '<f4' float, '<f8' double, '<f2' float16, '|b1' bool (normalised to
+ *   0/1), '|u1' uint8, '|i1' int8, '<u2' uint16, '<i2' int16, '<u4'
+ *   uint32, '<i4' int32, '<u8' uint64, '<i8' int64.
  * Everything else is refused: big-endian data ('>' or '!'), object arrays
- * ('O'), structured dtypes (a list descr), strings, unicode, void, bool,
- * complex, datetime and integer types other than the ones above.
+ * ('O'), structured dtypes (a list descr), strings, unicode, void, complex,
+ * datetime, and (outside lr_npy_read_typed) bool and the integer types
+ * other than the ones above.
  */
 #ifndef LR_NPY_H
 #define LR_NPY_H
@@ -65,6 +70,18 @@ int lr_npy_read(const char *path, lr_tensor **out, lr_msg *msg);
 int lr_npy_map(const char *path, lr_tensor **out, lr_msg *msg);
 
 /*
+ * Same as lr_npy_read(), but the tensor keeps the file's element type (the
+ * second table above) instead of becoming float32/int64. This is how
+ * `lowrank run` reads graph inputs; calibration data goes through
+ * lr_npy_read()/lr_npy_map() and stays float32.
+ */
+int lr_npy_read_typed(const char *path, lr_tensor **out, lr_msg *msg);
+
+/* lr_npy_read_typed() for the `len` bytes at `buf`, as lr_npy_read_mem(). */
+int lr_npy_read_mem_typed(const void *buf, size_t len, const char *name,
+			  lr_tensor **out, lr_msg *msg);
+
+/*
  * Same as lr_npy_read() for the `len` bytes at `buf` (buf may be NULL when
  * len is 0). `name` (may be NULL) is used only in messages, e.g. the file
  * name the bytes came from. The result never aliases `buf`.
@@ -73,8 +90,9 @@ int lr_npy_read_mem(const void *buf, size_t len, const char *name,
 		    lr_tensor **out, lr_msg *msg);
 
 /*
- * Writes `t` to `path` as a version 1.0 .npy file: '<f4' for LR_DT_FLOAT,
- * '<i8' for LR_DT_INT64, C order, header padded so the data starts at a
+ * Writes `t` to `path` as a version 1.0 .npy file in its own type ('<f4'
+ * for LR_DT_FLOAT, '<i8' for LR_DT_INT64, '|b1' for LR_DT_BOOL, ... as in
+ * the lr_npy_read_typed() table), C order, header padded so the data starts at a
  * multiple of 64 bytes. The bytes go to a temporary file in the same
  * directory that is fsynced and renamed over `path`; on failure the
  * temporary file is removed and `path` is untouched. Returns 0, LR_EINVAL

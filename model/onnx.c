@@ -15,7 +15,8 @@
  *   6. check  - opset range, operator support (all unsupported operators
  *               are listed in one message), input/output counts.
  * Initializers are converted by lr_tensor_from_proto(), which validates
- * types and sizes and borrows float32/int64 buffers from the proto.
+ * types and sizes, keeps each numeric type as it is (bfloat16 becomes
+ * float32) and borrows aligned buffers from the proto.
  */
 #include "config.h"
 
@@ -259,6 +260,21 @@ static const char *onnx_type_name(int dt)
 	return "unknown";
 }
 
+const char *lr_onnx_type_name(int dt)
+{
+	static const char *names[] = {
+		"undefined", "float", "uint8", "int8", "uint16", "int16",
+		"int32", "int64", "string", "bool", "float16", "double",
+		"uint32", "uint64", "complex64", "complex128", "bfloat16",
+		"float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz",
+		"uint4", "int4",
+	};
+
+	if (dt >= 0 && dt < (int)(sizeof(names) / sizeof(names[0])))
+		return names[dt];
+	return "an unknown type";
+}
+
 /* Bytes per element in raw_data for the types we convert; 0 otherwise. */
 static size_t raw_elem_size(int dt)
 {
@@ -271,33 +287,6 @@ static size_t raw_elem_size(int dt)
 	}
 }
 
-static float half_to_float(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-	uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-	float f;
-
-	if (exp == 0) {
-		if (man == 0) {
-			bits = sign;
-		} else { /* subnormal: normalise */
-			exp = 127 - 15 + 1;
-			while (!(man & 0x400)) {
-				man <<= 1;
-				exp--;
-			}
-			man &= 0x3ff;
-			bits = sign | (exp << 23) | (man << 13);
-		}
-	} else if (exp == 31) {
-		bits = sign | 0x7f800000u | (man << 13);
-	} else {
-		bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-	}
-	memcpy(&f, &bits, sizeof(f));
-	return f;
-}
-
 static float bf16_to_float(uint16_t h)
 {
 	uint32_t bits = (uint32_t)h << 16;
@@ -307,36 +296,34 @@ static float bf16_to_float(uint16_t h)
 	return f;
 }
 
-/* Converts element i of raw little-endian bytes of ONNX type dt. */
+/*
+ * Copies n elements of raw little-endian bytes of ONNX type dt into t:
+ * bytes as they are for the types lowrank holds (bool normalised to 0/1),
+ * bfloat16 widened to float32.
+ */
 static void convert_raw(const uint8_t *src, int dt, int64_t n, lr_tensor *t)
 {
-	float *fo = t->data;
-	int64_t *io = t->data;
+	if (dt == 16) {
+		float *fo = t->data;
 
-	for (int64_t i = 0; i < n; i++) {
-		switch (dt) {
-		case 1: memcpy(&fo[i], src + 4 * i, 4); break;
-		case 11: { double d; memcpy(&d, src + 8 * i, 8); fo[i] = (float)d; break; }
-		case 10: { uint16_t h; memcpy(&h, src + 2 * i, 2); fo[i] = half_to_float(h); break; }
-		case 16: { uint16_t h; memcpy(&h, src + 2 * i, 2); fo[i] = bf16_to_float(h); break; }
-		case 7: memcpy(&io[i], src + 8 * i, 8); break;
-		case 6: { int32_t v; memcpy(&v, src + 4 * i, 4); io[i] = v; break; }
-		case 12: { uint32_t v; memcpy(&v, src + 4 * i, 4); io[i] = v; break; }
-		case 13: { uint64_t v; memcpy(&v, src + 8 * i, 8); io[i] = (int64_t)v; break; }
-		case 5: { int16_t v; memcpy(&v, src + 2 * i, 2); io[i] = v; break; }
-		case 4: { uint16_t v; memcpy(&v, src + 2 * i, 2); io[i] = v; break; }
-		case 3: io[i] = (int8_t)src[i]; break;
-		case 2: io[i] = src[i]; break;
-		case 9: io[i] = src[i] != 0; break;
-		default: break;
+		for (int64_t i = 0; i < n; i++) {
+			uint16_t h;
+
+			memcpy(&h, src + 2 * i, 2);
+			fo[i] = bf16_to_float(h);
 		}
+		return;
 	}
+	memcpy(t->data, src, (size_t)n * lr_dtype_size(t->dtype));
+	if (dt == 9)
+		for (int64_t i = 0; i < n; i++)
+			((uint8_t *)t->data)[i] = src[i] != 0;
 }
 
+/* The lr_dtype a TensorProto of ONNX type dt becomes (bfloat16: float). */
 static lr_dtype target_dtype(int dt)
 {
-	return (dt == 1 || dt == 10 || dt == 11 || dt == 16) ? LR_DT_FLOAT
-							      : LR_DT_INT64;
+	return dt == 16 ? LR_DT_FLOAT : lr_dtype_from_onnx(dt);
 }
 
 /* 1 when a path has a ".." component. */
@@ -536,7 +523,7 @@ int lr_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir,
 				       tname, tp->raw_data.len,
 				       lr_shape_str((int)tp->n_dims, dims, (char[160]){0}, 160),
 				       onnx_type_name(dt), want);
-		if ((dt == 1 || dt == 7) && nelem > 0 &&
+		if (dt != 16 && dt != 9 && nelem > 0 &&
 		    ((uintptr_t)tp->raw_data.data % esz) == 0)
 			return lr_tensor_wrap(out, tdt, (int)tp->n_dims, dims,
 					      tp->raw_data.data);
@@ -574,16 +561,18 @@ int lr_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir,
 		if (rc != 0)
 			goto fail;
 		for (int64_t i = 0; i < nelem; i++) {
-			float *fo = t->data;
-			int64_t *io = t->data;
+			void *o = t->data;
 
 			switch (dt) {
-			case 11: fo[i] = (float)tp->double_data[i]; break;
-			case 10: fo[i] = half_to_float((uint16_t)tp->int32_data[i]); break;
-			case 16: fo[i] = bf16_to_float((uint16_t)tp->int32_data[i]); break;
-			case 12: case 13: io[i] = (int64_t)tp->uint64_data[i]; break;
-			case 9: io[i] = tp->int32_data[i] != 0; break;
-			case 6: case 5: case 4: case 3: case 2: io[i] = tp->int32_data[i]; break;
+			case 11: ((double *)o)[i] = tp->double_data[i]; break;
+			case 10: ((uint16_t *)o)[i] = (uint16_t)tp->int32_data[i]; break;
+			case 16: ((float *)o)[i] = bf16_to_float((uint16_t)tp->int32_data[i]); break;
+			case 12: ((uint32_t *)o)[i] = (uint32_t)tp->uint64_data[i]; break;
+			case 13: ((uint64_t *)o)[i] = tp->uint64_data[i]; break;
+			case 9: ((uint8_t *)o)[i] = tp->int32_data[i] != 0; break;
+			case 2: case 3: ((uint8_t *)o)[i] = (uint8_t)tp->int32_data[i]; break;
+			case 4: case 5: ((uint16_t *)o)[i] = (uint16_t)tp->int32_data[i]; break;
+			case 6: ((int32_t *)o)[i] = tp->int32_data[i]; break;
 			default: break;
 			}
 		}

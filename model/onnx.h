@@ -10,8 +10,8 @@
  * trip. On top of the proto the loader builds an index: one lr_value per
  * tensor name (graph inputs, initializers, node outputs), and the nodes in
  * a topological order with their inputs and outputs resolved to value
- * indices. Weights are converted to lr_tensor once; float32 and int64
- * initializers borrow the proto's buffers instead of being copied.
+ * indices. Weights are converted to lr_tensor once; initializers whose
+ * raw bytes are aligned borrow the proto's buffers instead of being copied.
  *
  * Untrusted bytes: before protobuf-c sees the file, a schema-driven scan
  * walks the wire format iteratively and refuses nesting deeper than
@@ -137,12 +137,16 @@ int lr_node_attr_ints(const lr_node *n, const char *name, int64_t *buf,
 		      int max, int *count);
 
 /*
- * Converts a TensorProto to an lr_tensor (float32 or int64, see tensor.h),
- * validating it. `dir` is the model directory for external data (NULL to
+ * Converts a TensorProto to an lr_tensor of its own element type (see
+ * tensor.h; bfloat16 becomes float32), validating it. Types lowrank does
+ * not hold give LR_EUNSUPPORTED naming the tensor and type. `dir` is the model directory for external data (NULL to
  * refuse external data). The result may borrow the proto's buffers, so it
  * must not outlive the proto. Errors name the tensor.
  */
 int lr_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir,
 			 lr_tensor **out, lr_msg *msg);
+
+/* Lower-case name of ONNX TensorProto.DataType code `dt` ("int32", "string"). */
+const char *lr_onnx_type_name(int dt);
 
 #endif /* LR_ONNX_H */

@@ -5,10 +5,12 @@
  * It reads attributes through the node (lr_node_attr_*), checks its inputs'
  * types and shapes, allocates its outputs with lr_op_output() and computes
  * them. Shape computation and numeric work are in one function: in a dry
- * run (c->dry) lr_op_output() gives float outputs no buffer and the kernel
- * returns right after the shapes are known, while int64 outputs (shape
- * arithmetic) are always computed, because Reshape or Slice downstream may
- * need their values. A kernel that wants to write into an input's buffer
+ * run (c->dry) lr_op_output() gives outputs of every type but int64 no
+ * buffer and the kernel returns right after the shapes are known (some
+ * kernels still compute small outputs whose inputs are known), while int64
+ * outputs (shape arithmetic) are always computed, because Reshape or Slice
+ * downstream may need their values. Which element types a kernel sees is
+ * set per input in its lr_op_def (native_in, double_in; see below). A kernel that wants to write into an input's buffer
  * asks lr_op_take(); the engine grants it only when that node is the
  * value's last reader and the buffer belongs to the engine.
  *
@@ -86,7 +88,89 @@ typedef struct lr_op_def {
 	lr_op_fn run;           /* the kernel */
 	int min_in, max_in;     /* accepted input counts */
 	int min_out, max_out;   /* accepted output counts */
+	unsigned native_in;     /* bit i (bit 31: inputs 31 and up): the kernel
+				 * takes input i in any element type; see below */
+	unsigned double_in;     /* bit i: the kernel also takes input i as
+				 * double (and computes in double) */
 } lr_op_def;
+
+/*
+ * Element types at kernel entry. A kernel sees every input whose bit is
+ * set in native_in in its own type and must check or handle it. Every
+ * other input arrives as float32 or int64 (or double where double_in
+ * says so): the engine widens the other
+ * integer types and bool to int64 (lossless; how every integer tensor was
+ * held before lowrank had narrow types) and refuses double and float16
+ * there, naming the node, the input and its type, rather than compute a
+ * double in float32.
+ */
+#define LR_NATIVE_ALL 0xffffffffu
+
+/* 1 when input i of type dt of a node of kind `op` is passed as it is. */
+static inline int lr_op_native(const lr_op_def *op, int i, lr_dtype dt)
+{
+	int b = i < 31 ? i : 31;
+
+	return ((op->native_in >> b) & 1u) ||
+	       (dt == LR_DT_DOUBLE && ((op->double_in >> b) & 1u));
+}
+
+/*
+ * The generic kernels in ops_types.c: element types other than float32
+ * and int64, in their own width. lr__typed_binary serves Add, Sub, Mul,
+ * Div, Mod, Pow, Max, Min (kind: the LR_TB_* below) when an input is not
+ * float32/int64; lr__typed_clip serves Clip on integer types and double
+ * and float16.
+ */
+enum { LR_TB_ADD, LR_TB_SUB, LR_TB_MUL, LR_TB_DIV, LR_TB_MOD, LR_TB_POW,
+       LR_TB_MAX, LR_TB_MIN };
+int lr__typed_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int kind);
+int lr__typed_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out);
+
+/*
+ * Helpers shared by the generic kernels (ops_types.c, ops_quant.c,
+ * ops_signal.c).
+ *
+ * lr__ty_out creates output *out of type dt; `have` says every input it
+ * is computed from has data. In a dry run it gets values when `have` and
+ * small (LR_DRY_VALUES_MAX), else it is shape-only; an int64 output whose
+ * inputs lack data fails (LR_EUNSUPPORTED in a dry run). On failure *out
+ * is NULL and the message is set.
+ */
+int lr__ty_out(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim, const int64_t *dims,
+	       int have);
+/* Fails (LR_EMODEL, naming it) unless input i is present. */
+int lr__need_input(lr_opctx *c, lr_tensor **in, int nin, int i);
+/* Fails (LR_EUNSUPPORTED, naming both) unless inputs a and b have one type. */
+int lr__same_type(lr_opctx *c, lr_tensor **in, int a, int b);
+/* Stores v as element k of a dt buffer: integers wrap, as Cast from int64. */
+void lr__put_i64(lr_dtype dt, void *y, int64_t k, int64_t v);
+/* Stores v as element k of a dt buffer, as Cast from double. */
+void lr__put_f64(lr_dtype dt, void *y, int64_t k, double v);
+
+/*
+ * A numpy broadcast of up to 3 inputs, walked in output order:
+ * lr__bc_init computes the shape (failing with LR_ESHAPE naming the
+ * shapes), then off[i] is input i's element for output element 0, and
+ * each lr__bc_next moves every off[] to the next output element.
+ */
+struct lr__bcast {
+	int nt, nd;                         /* inputs, output rank */
+	int64_t n;                          /* output elements */
+	int64_t dims[LR_MAX_DIMS];          /* output shape */
+	int64_t st[3][LR_MAX_DIMS];         /* element strides, 0 when broadcast */
+	int64_t idx[LR_MAX_DIMS];           /* odometer */
+	int64_t off[3];                     /* current element of each input */
+};
+
+int lr__bc_init(lr_opctx *c, const lr_tensor *const *t, int nt, struct lr__bcast *b);
+void lr__bc_next(struct lr__bcast *b);
+
+/* 1 for float32 and int64, the types every kernel takes. */
+static inline int lr_dtype_is_legacy(lr_dtype dt)
+{
+	return dt == LR_DT_FLOAT || dt == LR_DT_INT64;
+}
 
 /* Finds the kernel for (domain, op_type); NULL when unsupported. */
 const lr_op_def *lr_op_find(const char *domain, const char *op_type);
@@ -357,7 +441,41 @@ int lr_op_shape(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_gather(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_slice(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_pad(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_types.c */
 int lr_op_cast(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_castlike(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_equal(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_less(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_lessorequal(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_greater(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_greaterorequal(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_and(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_or(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_xor(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_not(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_bitshift(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_where(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_isinf(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_isnan(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_nonzero(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_compress(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_einsum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_maxpool_any(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_quant.c */
+int lr_op_quantizelinear(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_dequantizelinear(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_dynamicquantizelinear(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_matmulinteger(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_convinteger(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_qlinearmatmul(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_qlinearconv(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* ops_signal.c */
+int lr_op_hannwindow(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_hammingwindow(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_blackmanwindow(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_dft(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_stft(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_melweightmatrix(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_unary.c */
 int lr_op_abs(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_neg(lr_opctx *, lr_tensor **, int, lr_tensor **, int);

@@ -58,6 +58,16 @@ static int dry_values(lr_opctx *c, lr_tensor **out, int have)
 }
 
 
+
+/* 1 when some present input is neither float32 nor int64 (ops_types.c). */
+static int any_typed(lr_tensor **in, int nin)
+{
+	for (int i = 0; i < nin; i++)
+		if (in[i] != NULL && !lr_dtype_is_legacy(in[i]->dtype))
+			return 1;
+	return 0;
+}
+
 /*
  * 1 / (1 + exp(-x)) from e = exp(-|x|) without branches: x >= 0 gives
  * 1 / (1 + e), x < 0 gives e / (1 + e); NaN stays NaN. Selects are bit
@@ -150,6 +160,55 @@ static void unary_chunk(void *vp, int64_t b, int64_t e)
 }
 
 /*
+ * The unary maps on double and float16 (in double, rounded once) and Relu
+ * on the signed integer types including int64 (Relu-14); one element at a
+ * time.
+ */
+static int unary_typed(lr_opctx *c, const lr_tensor *x, lr_tensor **out,
+		       enum unary_kind kind, double p0, double p1)
+{
+	int rc;
+
+	if (!lr_dtype_is_float(x->dtype) &&
+	    (kind != U_RELU || x->dtype == LR_DT_BOOL || lr_dtype_is_unsigned(x->dtype)))
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 has type %s, which %s does not take",
+				  lr_dtype_name(x->dtype), c->node->op_type);
+	rc = lr__ty_out(c, out, x->dtype, x->ndim, x->dims, x->data != NULL);
+	if (rc != 0 || (*out)->data == NULL)
+		return rc;
+	for (int64_t i = 0; i < x->nelem; i++) {
+		double v = lr_tensor_get_f64(x, i), r, w;
+
+		if (!lr_dtype_is_float(x->dtype)) { /* integer Relu */
+			int64_t iv = lr_tensor_get_i64(x, i);
+
+			lr__put_i64(x->dtype, (*out)->data, i, iv > 0 ? iv : 0);
+			continue;
+		}
+		switch (kind) {
+		case U_RELU: r = v > 0 ? v : 0; break;
+		case U_LEAKY: r = (v > 0 ? v : 0) + p0 * (v < 0 ? v : 0); break;
+		case U_CLIP: r = v < p0 ? p0 : v > p1 ? p1 : v; break;
+		case U_SIGMOID: r = 1.0 / (1.0 + exp(-v)); break;
+		case U_HARDSIGMOID:
+			r = v * p0 + p1;
+			r = r < 0 ? 0 : r > 1 ? 1 : r;
+			break;
+		case U_HARDSWISH:
+			w = v + 3.0;
+			w = w > 0 ? w : 0;
+			w = w < 6 ? w : 6;
+			r = v * w / 6.0;
+			break;
+		case U_TANH: r = tanh(v); break;
+		default: r = v > 0 ? v : p0 * expm1(v); break; /* U_ELU */
+		}
+		lr__put_f64(x->dtype, (*out)->data, i, r);
+	}
+	return 0;
+}
+
+/*
  * Common driver of the unary maps: checks input 0 is float, reuses its
  * buffer when allowed, and runs the map over the pool.
  */
@@ -160,6 +219,8 @@ static int run_unary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	lr_tensor *x, *y;
 	int rc;
 
+	if (nin > 0 && in[0] != NULL && in[0]->dtype != LR_DT_FLOAT)
+		return unary_typed(c, in[0], out, kind, p0, p1);
 	rc = lr_op_need(c, in, nin, 0, LR_DT_FLOAT);
 	if (rc != 0)
 		return rc;
@@ -284,6 +345,8 @@ int lr_op_clip(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	float lo = -FLT_MAX, hi = FLT_MAX;
 	int rc, have = 1;
 
+	if (any_typed(in, nin))
+		return lr__typed_clip(c, in, nin, out);
 	if (c->opset < 11) {
 		if (nin > 1)
 			return lr_op_fail(c, LR_EMODEL,
@@ -739,21 +802,50 @@ static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	return 0;
 }
 
+/*
+ * The typed path (ops_types.c) of a binary op, with the broadcast=1/axis
+ * alignment of opsets before 7 applied to B first.
+ */
+static int typed_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int tb,
+			enum bin_kind kind)
+{
+	char sa[160], sb[160];
+	lr_tensor bl, *v[2];
+	int rc;
+
+	if (c->opset >= 7 || nin != 2 || in[0] == NULL || in[1] == NULL)
+		return lr__typed_binary(c, in, nin, out, tb);
+	lr_shape_str(in[0]->ndim, in[0]->dims, sa, sizeof(sa));
+	lr_shape_str(in[1]->ndim, in[1]->dims, sb, sizeof(sb));
+	rc = legacy_broadcast(c, kind, in[0], in[1], &bl, sa, sb);
+	if (rc != 0)
+		return rc;
+	v[0] = in[0];
+	v[1] = &bl;
+	return lr__typed_binary(c, v, 2, out, tb);
+}
+
 /* Add: C = A + B with numpy broadcasting; float or int64. */
 int lr_op_add(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return typed_binary(c, in, nin, out, LR_TB_ADD, B_ADD);
 	return run_binary(c, in, nin, out, B_ADD);
 }
 
 /* Sub: C = A - B with numpy broadcasting; float or int64. */
 int lr_op_sub(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return typed_binary(c, in, nin, out, LR_TB_SUB, B_SUB);
 	return run_binary(c, in, nin, out, B_SUB);
 }
 
 /* Mul: C = A * B with numpy broadcasting; float or int64. */
 int lr_op_mul(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return typed_binary(c, in, nin, out, LR_TB_MUL, B_MUL);
 	return run_binary(c, in, nin, out, B_MUL);
 }
 
@@ -763,6 +855,8 @@ int lr_op_mul(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
  */
 int lr_op_div(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return typed_binary(c, in, nin, out, LR_TB_DIV, B_DIV);
 	return run_binary(c, in, nin, out, B_DIV);
 }
 
@@ -829,6 +923,8 @@ int lr_op_pow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	lr_tensor *tmp = NULL, *fo = NULL, *y = NULL;
 	int rc;
 
+	if (any_typed(in, nin))
+		return typed_binary(c, in, nin, out, LR_TB_POW, B_POW);
 	(void)nout;
 	for (int i = 0; i < 2; i++)
 		if (i >= nin || in[i] == NULL)
@@ -878,6 +974,8 @@ int lr_op_pow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
  */
 int lr_op_mod(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return lr__typed_binary(c, in, nin, out, LR_TB_MOD);
 	(void)nout;
 	return run_binary(c, in, nin, out,
 			  lr_node_attr_int(c->node, "fmod", 0) ? B_FMOD : B_MOD);
@@ -991,6 +1089,8 @@ static int run_variadic(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 /* Max: elementwise maximum of 1+ inputs, broadcasting; float or int64. */
 int lr_op_max(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return lr__typed_binary(c, in, nin, out, LR_TB_MAX);
 	(void)nout;
 	return run_variadic(c, in, nin, out, B_MAX, 0);
 }
@@ -998,6 +1098,8 @@ int lr_op_max(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 /* Min: elementwise minimum of 1+ inputs, broadcasting; float or int64. */
 int lr_op_min(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
+	if (any_typed(in, nin))
+		return lr__typed_binary(c, in, nin, out, LR_TB_MIN);
 	(void)nout;
 	return run_variadic(c, in, nin, out, B_MIN, 0);
 }

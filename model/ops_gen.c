@@ -289,6 +289,63 @@ static int range_arg(lr_opctx *c, lr_tensor **in, int i, const char *name,
 	return 0;
 }
 
+int lr_op_range(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout);
+
+/*
+ * Range of int8..int32, uint8..uint32 or double scalars: the integer types
+ * run the int64 path (every element lies between start and limit, so it
+ * fits the type) and the result is narrowed; double is computed in double.
+ */
+static int range_typed(lr_opctx *c, lr_tensor **in, lr_tensor **out)
+{
+	lr_dtype dt = in[0]->dtype;
+	lr_tensor *w[3] = { NULL, NULL, NULL }, *y = NULL;
+	int rc = 0;
+
+	for (int i = 1; i < 3; i++)
+		if (in[i]->dtype != dt)
+			return lr_op_fail(c, LR_EMODEL, "input %d has type %s, input 0 %s", i,
+					  lr_dtype_name(in[i]->dtype), lr_dtype_name(dt));
+	for (int i = 0; i < 3; i++)
+		if (in[i]->nelem != 1 || in[i]->data == NULL)
+			return lr_op_fail(c, LR_EUNSUPPORTED, "input %d must be a known scalar", i);
+	if (dt == LR_DT_DOUBLE) {
+		double s0 = *(const double *)in[0]->data, lim = *(const double *)in[1]->data;
+		double dl = *(const double *)in[2]->data, cnt;
+		int64_t n;
+
+		if (dl == 0 || !isfinite(s0) || !isfinite(lim) || !isfinite(dl))
+			return lr_op_fail(c, LR_EMODEL, "start %g, limit %g and delta %g do not make a range",
+					  s0, lim, dl);
+		cnt = ceil((lim - s0) / dl);
+		if (cnt > (double)LR_GEN_MAX_ELEMS)
+			return lr_op_fail(c, LR_ELIMIT, "the range has %g elements, more than the limit of %lld",
+					  cnt, (long long)LR_GEN_MAX_ELEMS);
+		n = cnt > 0 ? (int64_t)cnt : 0;
+		rc = gen_out(c, out, dt, 1, &n, 1, 1);
+		for (int64_t i = 0; rc == 0 && (*out)->data != NULL && i < n; i++)
+			((double *)(*out)->data)[i] = s0 + (double)i * dl;
+		return rc;
+	}
+	if (lr_dtype_is_float(dt) || dt == LR_DT_BOOL || dt == LR_DT_UINT64)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "Range of %s is not supported", lr_dtype_name(dt));
+	for (int i = 0; i < 3 && rc == 0; i++) {
+		rc = lr_tensor_create(&w[i], LR_DT_INT64, 0, NULL, 1);
+		if (rc == 0)
+			lr_tensor_convert(in[i], LR_DT_INT64, w[i]->data);
+	}
+	if (rc == 0)
+		rc = lr_op_range(c, w, 3, &y, 1);
+	if (rc == 0)
+		rc = gen_out(c, out, dt, y->ndim, y->dims, 1, 1);
+	if (rc == 0 && (*out)->data != NULL)
+		lr_tensor_convert(y, dt, (*out)->data);
+	for (int i = 0; i < 3; i++)
+		lr_tensor_free(w[i]);
+	lr_tensor_free(y);
+	return rc;
+}
+
 /*
  * Range (11): start, start + delta, ... while before limit; count
  * max(ceil((limit - start) / delta), 0). float or int64 scalars of one
@@ -305,6 +362,8 @@ int lr_op_range(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	for (int i = 0; i < 3; i++)
 		if ((rc = need(c, in, nin, i, names[i])) != 0)
 			return rc;
+	if (!lr_dtype_is_legacy(in[0]->dtype))
+		return range_typed(c, in, out);
 	for (int i = 0; i < 3; i++)
 		if ((rc = range_arg(c, in, i, names[i], &d[i], &v[i])) != 0)
 			return rc;
@@ -365,11 +424,13 @@ int lr_op_size(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 
 /*
  * EyeLike (9): a 2-D tensor of input 0's shape with ones where
- * column - row == k; type from 'dtype' (float or int64) or input 0's.
+ * column - row == k; type from 'dtype' (any numeric type or bool) or
+ * input 0's.
  */
 int lr_op_eyelike(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	int64_t k = lr_node_attr_int(c->node, "k", 0), dt, rows, cols;
+	float one = 1.0f;
 	int rc;
 
 	(void)nout;
@@ -378,8 +439,8 @@ int lr_op_eyelike(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nou
 	if (in[0]->ndim != 2)
 		return lr_op_fail(c, LR_ESHAPE, "input 0 must be 2-D, got shape %s", TSHP(in[0]));
 	dt = lr_node_attr_int(c->node, "dtype", in[0]->dtype);
-	if (dt != LR_DT_FLOAT && dt != LR_DT_INT64)
-		return lr_op_fail(c, LR_EUNSUPPORTED, "dtype %lld is not supported (float and int64 are)",
+	if (dt < 0 || dt > 1000 || lr_dtype_from_onnx((int)dt) == 0)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "dtype %lld is not supported (numeric types and bool are)",
 				  (long long)dt);
 	rc = gen_out(c, out, (lr_dtype)dt, 2, in[0]->dims, 1, 1);
 	if (rc != 0 || (*out)->data == NULL)
@@ -392,10 +453,9 @@ int lr_op_eyelike(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nou
 
 		if (col < 0 || col >= cols)
 			continue;
-		if (dt == LR_DT_FLOAT)
-			((float *)(*out)->data)[r * cols + col] = 1.0f;
-		else
-			((int64_t *)(*out)->data)[r * cols + col] = 1;
+		lr_tensor_convert(&(lr_tensor){ .dtype = LR_DT_FLOAT, .nelem = 1, .data = &one },
+				  (lr_dtype)dt, (char *)(*out)->data +
+				  (size_t)(r * cols + col) * lr_dtype_size((lr_dtype)dt));
 	}
 	return 0;
 }
@@ -561,6 +621,7 @@ int lr_op_cumsum(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 	int rev = lr_node_attr_int(c->node, "reverse", 0) != 0;
 	int64_t axis, outer = 1, len, inner = 1;
 	const lr_tensor *x;
+	size_t es;
 	int a, rc;
 
 	(void)nout;
@@ -574,8 +635,12 @@ int lr_op_cumsum(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 		return rc;
 	if (x->ndim < 1)
 		return lr_op_fail(c, LR_ESHAPE, "input 0 (x) must have rank >= 1");
+	if (x->dtype == LR_DT_FLOAT16 || x->dtype == LR_DT_BOOL)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (x) has type %s, which CumSum does not take",
+				  lr_dtype_name(x->dtype));
 	if ((rc = lr_op_axis(c, axis, x->ndim, &a)) != 0)
 		return rc;
+	es = lr_dtype_size(x->dtype);
 	rc = gen_out(c, out, x->dtype, x->ndim, x->dims, x->data != NULL, 0);
 	if (rc != 0 || (*out)->data == NULL || (*out)->nelem == 0)
 		return rc;
@@ -601,6 +666,27 @@ int lr_op_cumsum(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 					((float *)(*out)->data)[e] = (float)s;
 					if (excl)
 						s += v;
+				} else if (x->dtype == LR_DT_DOUBLE) {
+					double v = ((const double *)x->data)[e];
+
+					if (!excl)
+						s += v;
+					((double *)(*out)->data)[e] = s;
+					if (excl)
+						s += v;
+				} else if (x->dtype != LR_DT_INT64) {
+					/* Narrower integers: the low bits of the wrapping sum. */
+					uint64_t v = (uint64_t)lr_tensor_get_i64(x, e);
+					int64_t w;
+
+					if (!excl)
+						si += v;
+					w = (int64_t)si;
+					lr_tensor_convert(&(lr_tensor){ .dtype = LR_DT_INT64, .nelem = 1,
+									.data = &w },
+							  x->dtype, (char *)(*out)->data + (size_t)e * es);
+					if (excl)
+						si += v;
 				} else {
 					uint64_t v = (uint64_t)((const int64_t *)x->data)[e];
 

@@ -110,11 +110,90 @@ static void bn_chunk(void *vp, int64_t begin, int64_t end)
 }
 
 /*
+ * BatchNormalization in training mode (opset 14+, training_mode=1): the
+ * batch's own per-channel mean and (biased) variance over N and the
+ * spatial axes, accumulated in double, normalise X; the optional outputs
+ * running_mean/running_var are input_mean/input_var * momentum + the
+ * batch's * (1 - momentum), as the ONNX reference computes them.
+ */
+static int bn_training(lr_opctx *c, lr_tensor **in, lr_tensor **out, int nout)
+{
+	float eps = lr_node_attr_float(c->node, "epsilon", 1e-5f);
+	float mom = lr_node_attr_float(c->node, "momentum", 0.9f);
+	const lr_tensor *x = in[0];
+	int64_t N, C, S;
+	int have = 1, rc;
+
+	if (x->ndim < 2)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "training mode needs X of rank >= 2, got %lld-D",
+				  (long long)x->ndim);
+	N = x->dims[0];
+	C = x->dims[1];
+	S = prod_dims(x->dims, 2, x->ndim);
+	for (int i = 0; i < 5; i++) {
+		if (i > 0 && (in[i]->ndim != 1 || in[i]->dims[0] != C))
+			return lr_op_fail(c, LR_ESHAPE, "input %d has shape %s; expected [%lld]", i,
+					  lr_shape_str(in[i]->ndim, in[i]->dims, (char[160]){ 0 }, 160),
+					  (long long)C);
+		have = have && in[i]->data != NULL;
+	}
+	for (int i = 0; i < nout && i < 3; i++) {
+		rc = i == 0 ? lr_op_output(c, &out[0], LR_DT_FLOAT, x->ndim, x->dims)
+			    : lr_op_output(c, &out[i], LR_DT_FLOAT, 1, &C);
+		if (rc != 0)
+			goto fail;
+	}
+	if (out[0]->data == NULL)
+		return 0; /* dry run: shapes only */
+	if (!have) {
+		rc = lr_op_fail(c, LR_EINVAL, "an input has no data");
+		goto fail;
+	}
+	for (int64_t ch = 0; ch < C; ch++) {
+		const float *xv = x->data;
+		double sum = 0.0, sq = 0.0, mean, var, a, b;
+		int64_t cnt = N * S;
+
+		for (int64_t n = 0; n < N; n++)
+			for (int64_t k = 0; k < S; k++)
+				sum += xv[(n * C + ch) * S + k];
+		mean = cnt > 0 ? sum / (double)cnt : 0.0;
+		for (int64_t n = 0; n < N; n++)
+			for (int64_t k = 0; k < S; k++) {
+				double d = xv[(n * C + ch) * S + k] - mean;
+
+				sq += d * d;
+			}
+		var = cnt > 0 ? sq / (double)cnt : 0.0;
+		a = (double)((const float *)in[1]->data)[ch] / sqrt(var + (double)eps);
+		b = (double)((const float *)in[2]->data)[ch] - mean * a;
+		for (int64_t n = 0; n < N; n++)
+			for (int64_t k = 0; k < S; k++)
+				((float *)out[0]->data)[(n * C + ch) * S + k] =
+					(float)(xv[(n * C + ch) * S + k] * a + b);
+		if (nout > 1 && out[1] != NULL)
+			((float *)out[1]->data)[ch] = (float)(((const float *)in[3]->data)[ch] * (double)mom +
+							      mean * (1.0 - (double)mom));
+		if (nout > 2 && out[2] != NULL)
+			((float *)out[2]->data)[ch] = (float)(((const float *)in[4]->data)[ch] * (double)mom +
+							      var * (1.0 - (double)mom));
+	}
+	return 0;
+fail:
+	for (int i = 0; i < nout && i < 3; i++) {
+		lr_tensor_free(out[i]);
+		out[i] = NULL;
+	}
+	return rc;
+}
+
+/*
  * BatchNormalization, inference mode: y = (x - mean) / sqrt(var + eps) *
  * scale + B per channel (axis 1; a 1-D input is N samples of one channel).
  * Opsets 7-8 with spatial=0 use per-element parameters over C x D1..Dn.
- * training_mode=1 and the training-only outputs (running/saved statistics)
- * are refused with LR_EUNSUPPORTED.
+ * training_mode=1 (opset 14+) normalises with the batch's statistics
+ * (bn_training); the older training-only outputs (mean, var, saved_mean,
+ * saved_var before opset 14) are refused with LR_EUNSUPPORTED.
  */
 int lr_op_batchnorm(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		    int nout)
@@ -144,8 +223,7 @@ int lr_op_batchnorm(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 				  "is_test=0 asks for training mode; lowrank only runs inference (opset %lld)",
 				  (long long)c->opset);
 	if (c->opset >= 14 && lr_node_attr_int(c->node, "training_mode", 0) != 0)
-		return lr_op_fail(c, LR_EUNSUPPORTED,
-				  "training_mode=1 is not supported (inference only)");
+		return bn_training(c, in, out, nout);
 	for (int i = 1; i < nout; i++)
 		if (c->node->out[i] >= 0)
 			return lr_op_fail(c, LR_EUNSUPPORTED,

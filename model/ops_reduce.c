@@ -16,6 +16,10 @@
  * zero elements gives the identity of the operation (0, 1, -inf for
  * Max/LogSum/LogSumExp, +inf for Min), as the ONNX reference does.
  *
+ * double inputs (lr_op_def.double_in) are reduced the same way into a
+ * double output, on one thread. Sum, Max, Min and Prod also take the
+ * narrower integer types (reduce_narrow), with the type's own result.
+ *
  * int64 inputs (shape arithmetic) are accepted by Sum, Max, Min and Prod,
  * computed with wrapping arithmetic, and always computed, dry run or not;
  * float outputs are skipped in a dry run. ArgMax/ArgMin return int64
@@ -70,51 +74,58 @@ static int red_next(const struct red_job *j, int64_t *idx, int64_t *off)
 	return 0;
 }
 
-static double red_float1(const struct red_job *j, const float *x)
-{
-	int64_t idx[LR_MAX_DIMS] = { 0 }, off = 0;
-	double acc, m = -INFINITY;
-
-	switch (j->kind) {
-	case R_MAX: acc = -INFINITY; break;
-	case R_MIN: acc = INFINITY; break;
-	case R_PROD: acc = 1.0; break;
-	default: acc = 0.0; break;
-	}
-	if (j->count == 0)
-		return j->kind == R_LOGSUM || j->kind == R_LOGSUMEXP ? -INFINITY : acc;
-	if (j->kind == R_LOGSUMEXP) {
-		do {
-			double v = x[off];
-
-			m = v > m || v != v ? v : m;
-		} while (red_next(j, idx, &off));
-		if (m == INFINITY)
-			return m;
-		if (m == -INFINITY)
-			m = 0.0;        /* every term is exp(-inf) = 0: log(0) */
-	}
-	do {
-		double v = x[off];
-
-		switch (j->kind) {
-		case R_SUM: case R_LOGSUM: acc += v; break;
-		case R_MAX: acc = v > acc || v != v ? v : acc; break;
-		case R_MIN: acc = v < acc || v != v ? v : acc; break;
-		case R_PROD: acc *= v; break;
-		case R_L1: acc += fabs(v); break;
-		case R_L2: case R_SUMSQ: acc += v * v; break;
-		case R_LOGSUMEXP: acc += exp(v - m); break;
-		}
-	} while (red_next(j, idx, &off));
-	if (j->kind == R_L2)
-		return sqrt(acc);
-	if (j->kind == R_LOGSUM)
-		return log(acc);
-	if (j->kind == R_LOGSUMEXP)
-		return m + log(acc);
-	return acc;
+/*
+ * One reduction of elements of type T, accumulated in double: red_float1
+ * for float32 (the kernel as it always was), red_double1 for double.
+ */
+#define DEF_RED1(NAME, T) \
+static double NAME(const struct red_job *j, const T *x) \
+{ \
+	int64_t idx[LR_MAX_DIMS] = { 0 }, off = 0; \
+	double acc, m = -INFINITY; \
+ \
+	switch (j->kind) { \
+	case R_MAX: acc = -INFINITY; break; \
+	case R_MIN: acc = INFINITY; break; \
+	case R_PROD: acc = 1.0; break; \
+	default: acc = 0.0; break; \
+	} \
+	if (j->count == 0) \
+		return j->kind == R_LOGSUM || j->kind == R_LOGSUMEXP ? -INFINITY : acc; \
+	if (j->kind == R_LOGSUMEXP) { \
+		do { \
+			double v = x[off]; \
+ \
+			m = v > m || v != v ? v : m; \
+		} while (red_next(j, idx, &off)); \
+		if (m == INFINITY) \
+			return m; \
+		if (m == -INFINITY) \
+			m = 0.0;        /* every term is exp(-inf) = 0: log(0) */ \
+	} \
+	do { \
+		double v = x[off]; \
+ \
+		switch (j->kind) { \
+		case R_SUM: case R_LOGSUM: acc += v; break; \
+		case R_MAX: acc = v > acc || v != v ? v : acc; break; \
+		case R_MIN: acc = v < acc || v != v ? v : acc; break; \
+		case R_PROD: acc *= v; break; \
+		case R_L1: acc += fabs(v); break; \
+		case R_L2: case R_SUMSQ: acc += v * v; break; \
+		case R_LOGSUMEXP: acc += exp(v - m); break; \
+		} \
+	} while (red_next(j, idx, &off)); \
+	if (j->kind == R_L2) \
+		return sqrt(acc); \
+	if (j->kind == R_LOGSUM) \
+		return log(acc); \
+	if (j->kind == R_LOGSUMEXP) \
+		return m + log(acc); \
+	return acc; \
 }
+DEF_RED1(red_float1, float)
+DEF_RED1(red_double1, double)
 
 static void red_chunk(void *vp, int64_t begin, int64_t end)
 {
@@ -124,6 +135,13 @@ static void red_chunk(void *vp, int64_t begin, int64_t end)
 
 	for (int64_t u = begin; u < end; u++)
 		y[u] = (float)red_float1(j, x + red_base(j, u));
+}
+
+/* double outputs, one per kept position (no threads: a generic path). */
+static void red_double(const struct red_job *j, int64_t nout)
+{
+	for (int64_t u = 0; u < nout; u++)
+		((double *)j->y)[u] = red_double1(j, (const double *)j->x + red_base(j, u));
 }
 
 /* int64 Sum/Max/Min/Prod, wrapping; count >= 1 for Max/Min. */
@@ -156,6 +174,53 @@ static void red_int64(const struct red_job *j, int64_t nout)
 }
 
 static int run_reduce(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+		      enum red_kind kind, int64_t axes_input_from);
+
+/*
+ * Sum, Max, Min and Prod of the narrower integer types: the int64 path on
+ * a widened copy, narrowed back. Sum and Prod wrap modulo 2^64 there, so
+ * their low bits are exactly the type's own wrapping result; Max and Min
+ * of exactly widened values are exact (uint64 Max/Min, which would compare
+ * signed, are refused). float16, bool and the other reductions are
+ * refused.
+ */
+static int reduce_narrow(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
+			 enum red_kind kind, int64_t axes_input_from)
+{
+	lr_tensor *v[2] = { NULL, nin > 1 ? in[1] : NULL }, *wide = NULL, *y = NULL;
+	const lr_tensor *x = in[0];
+	int rc;
+
+	if (lr_dtype_is_float(x->dtype) || x->dtype == LR_DT_BOOL ||
+	    (kind != R_SUM && kind != R_MAX && kind != R_MIN && kind != R_PROD) ||
+	    (x->dtype == LR_DT_UINT64 && (kind == R_MAX || kind == R_MIN)))
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (data) has type %s, which %s does not take",
+				  lr_dtype_name(x->dtype), c->node->op_type);
+	if (x->data == NULL)
+		return lr_op_fail(c, c->dry ? LR_EUNSUPPORTED : LR_EINVAL,
+				  "input 0 (data) of type %s has no values", lr_dtype_name(x->dtype));
+	rc = lr_tensor_create(&wide, LR_DT_INT64, x->ndim, x->dims, 1);
+	if (rc != 0)
+		return lr_op_fail(c, rc, "out of memory");
+	lr_tensor_convert(x, LR_DT_INT64, wide->data);
+	v[0] = wide;
+	{
+		unsigned keep = c->takeable;
+
+		c->takeable = 0; /* the copy is ours, the input stays the engine's */
+		rc = run_reduce(c, v, nin < 2 ? nin : 2, &y, kind, axes_input_from);
+		c->takeable = keep;
+	}
+	if (rc == 0)
+		rc = lr__ty_out(c, out, x->dtype, y->ndim, y->dims, 1);
+	if (rc == 0 && (*out)->data != NULL)
+		lr_tensor_convert(y, x->dtype, (*out)->data);
+	lr_tensor_free(wide);
+	lr_tensor_free(y);
+	return rc;
+}
+
+static int run_reduce(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		      enum red_kind kind, int64_t axes_input_from)
 {
 	int64_t axes[LR_MAX_DIMS + 1], od[LR_MAX_DIMS], count = 1;
@@ -168,6 +233,8 @@ static int run_reduce(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	if (nin < 1 || in[0] == NULL)
 		return lr_op_fail(c, LR_EMODEL, "input 0 (data) is required");
 	x = in[0];
+	if (!lr_dtype_is_legacy(x->dtype) && x->dtype != LR_DT_DOUBLE)
+		return reduce_narrow(c, in, nin, out, kind, axes_input_from);
 	if (x->dtype == LR_DT_INT64 && kind != R_SUM && kind != R_MAX &&
 	    kind != R_MIN && kind != R_PROD)
 		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (data) has type int64, only float is supported");
@@ -256,6 +323,10 @@ static int run_reduce(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	job.count = count;
 	if (x->dtype == LR_DT_INT64) {
 		red_int64(&job, (*out)->nelem);
+		return 0;
+	}
+	if (x->dtype == LR_DT_DOUBLE) {
+		red_double(&job, (*out)->nelem);
 		return 0;
 	}
 	lr_pool_run(c->pool, (*out)->nelem, count > 0 && count < 8192 ? 8192 / count : 1,

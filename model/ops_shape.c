@@ -1,13 +1,14 @@
 /*
  * ops_shape.c - kernels that rearrange data without arithmetic: Concat,
  * Split, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity,
- * Dropout, Constant, Shape, Gather, Slice, Pad and Cast.
+ * Dropout, Constant, Shape, Gather, Slice and Pad (Cast is in ops_types.c).
  *
- * DESIGN. These kernels never look at element values (except Cast and the
- * int64 vectors that describe shapes), so each one works on raw bytes of
- * either element type (float32 or int64) and is written once. Kernels
+ * DESIGN. These kernels never look at element values (except Pad's fill
+ * value and the int64 vectors that describe shapes), so each one works on
+ * raw bytes of any element type (lr_dtype_size() bytes each; their data
+ * inputs are native, see ops.h) and is written once. Kernels
  * that only relabel the shape (Reshape, Flatten, Squeeze, Unsqueeze,
- * Identity, Dropout, and Transpose/Slice/Cast when they turn out to be
+ * Identity, Dropout, and Transpose/Slice when they turn out to be
  * no-ops) go through view_out(): it takes the input buffer with
  * lr_op_take() and just rewrites the header, and copies only when the
  * engine still needs the input. Every other movement is described as a
@@ -19,7 +20,8 @@
  * large memcpys and NCHW<->NHWC transposes become a batched 2-D transpose
  * that is walked in cache-sized tiles.
  *
- * Dry runs: a float output normally gets no buffer (ops.h) and the kernel
+ * Dry runs: an output of any type but int64 normally gets no buffer
+ * (ops.h; "float" below stands for all of them) and the kernel
  * returns once its shape is known. When all the inputs a float output is
  * computed from have data (constants, initializers) and the output is
  * small (LR_DRY_VALUES_MAX elements), new_out() gives it a buffer anyway and
@@ -763,9 +765,10 @@ int lr_op_identity(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 /*
  * Dropout at inference: the output is the input. The optional mask output
  * is all ones: float before opset 10 (type T), otherwise bool, which
- * lowrank represents as int64 0/1 like every bool tensor. The ratio
+ * lowrank holds as bool (one byte, 1). The ratio
  * (attribute before opset 12, input 1 from 12) does not matter; a true
- * training_mode (input 2, opset >= 12) is unsupported.
+ * training_mode (input 2, opset >= 12) is unsupported unless the ratio is
+ * a known 0 (then nothing is dropped).
  */
 int lr_op_dropout(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
@@ -791,9 +794,13 @@ int lr_op_dropout(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nou
 					  "input 2 (training_mode) must be a known scalar");
 		on = tm->dtype == LR_DT_INT64 ? *(const int64_t *)tm->data != 0
 					      : *(const float *)tm->data != 0.0f;
+		/* Training with ratio 0 drops nothing: the same as inference. */
+		if (on && in[1] != NULL && in[1]->data != NULL && in[1]->nelem == 1 &&
+		    lr_tensor_get_f64(in[1], 0) == 0.0)
+			on = 0;
 		if (on)
 			return lr_op_fail(c, LR_EUNSUPPORTED,
-					  "input 2 (training_mode) is true; lowrank only runs inference");
+					  "input 2 (training_mode) is true with a nonzero ratio; lowrank only runs inference");
 	}
 	memcpy(dims, in[0]->dims, sizeof(dims));
 	/* The mask first: nothing may fail after the input buffer is taken. */
@@ -804,10 +811,9 @@ int lr_op_dropout(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nou
 				for (int64_t i = 0; i < out[1]->nelem; i++)
 					((float *)out[1]->data)[i] = 1.0f;
 		} else {
-			rc = new_out(c, &out[1], LR_DT_INT64, ndim, dims, 1);
-			if (rc == 0)
-				for (int64_t i = 0; i < out[1]->nelem; i++)
-					((int64_t *)out[1]->data)[i] = 1;
+			rc = new_out(c, &out[1], LR_DT_BOOL, ndim, dims, 1);
+			if (rc == 0 && out[1]->data != NULL)
+				memset(out[1]->data, 1, (size_t)out[1]->nelem);
 		}
 		if (rc != 0)
 			return rc;
@@ -1193,7 +1199,7 @@ int lr_op_pad(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	int64_t ist[LR_MAX_DIMS], idx[LR_MAX_DIMS] = { 0 }, *maps[LR_MAX_DIMS];
 	int64_t *mapbuf = NULL, es, rows, total = 0, last;
 	int r = x->ndim, np, na = -1, rc, have = x->data != NULL;
-	union { float f; int64_t i; } fill;
+	union { float f; int64_t i; unsigned char b[8]; } fill;
 	float fval = 0.0f;
 	const lr_tensor *cv = NULL;
 	enum pad_mode mode;
@@ -1312,6 +1318,15 @@ int lr_op_pad(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		fill.i = *(const int64_t *)cv->data;
 	else
 		fill.i = (fval > -9.2e18f && fval < 9.2e18f) ? (int64_t)fval : 0;
+	if (x->dtype != LR_DT_FLOAT && x->dtype != LR_DT_INT64) {
+		/* Other types: the value converted as Cast would. */
+		memset(&fill, 0, sizeof(fill));
+		lr_tensor_convert(cv != NULL ? &(lr_tensor){ .dtype = cv->dtype, .nelem = 1,
+							    .data = cv->data }
+					     : &(lr_tensor){ .dtype = LR_DT_FLOAT, .nelem = 1,
+							     .data = &fval },
+				  x->dtype, fill.b);
+	}
 
 	/* maps[k][o]: source index of output position o on axis k, or -1. */
 	for (int k = 0; k < r; k++)
@@ -1373,157 +1388,5 @@ int lr_op_pad(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		}
 	}
 	free(mapbuf);
-	return 0;
-}
-
-/* ---- Cast --------------------------------------------------------------- */
-
-/* Rounds a float to the nearest float16 value (ties to even), as a float. */
-static float round_half(float f)
-{
-	uint32_t x, ax, sign;
-
-	memcpy(&x, &f, sizeof(x));
-	sign = x & 0x80000000u;
-	ax = x & 0x7fffffffu;
-	if (ax >= 0x7f800000u) /* inf, nan */
-		return f;
-	if (ax >= 0x477ff000u) { /* >= 65520 rounds to infinity */
-		x = sign | 0x7f800000u;
-	} else if (ax < 0x38800000u) { /* subnormal half: quantum 2^-24 */
-		float v = rintf(fabsf(f) * 16777216.0f) / 16777216.0f;
-
-		memcpy(&x, &v, sizeof(x));
-		x |= sign;
-	} else {
-		ax += 0xfffu + ((ax >> 13) & 1u);
-		x = sign | (ax & ~0x1fffu);
-	}
-	memcpy(&f, &x, sizeof(f));
-	return f;
-}
-
-/* Rounds a float to the nearest bfloat16 value (ties to even), as a float. */
-static float round_bf16(float f)
-{
-	uint32_t x;
-
-	memcpy(&x, &f, sizeof(x));
-	if ((x & 0x7fffffffu) > 0x7f800000u)
-		x |= 0x00400000u; /* keep NaN a (quiet) NaN */
-	else
-		x += 0x7fffu + ((x >> 16) & 1u);
-	x &= 0xffff0000u;
-	memcpy(&f, &x, sizeof(f));
-	return f;
-}
-
-/* An int64 value stored as the integer type `to` (C conversion, wrapping). */
-static int64_t narrow_int(int64_t v, int to)
-{
-	switch (to) {
-	case 2: return (uint8_t)v;
-	case 3: return (int8_t)v;
-	case 4: return (uint16_t)v;
-	case 5: return (int16_t)v;
-	case 6: return (int32_t)v;
-	case 9: return v != 0;
-	case 12: return (uint32_t)v;
-	default: return v; /* int64; uint64 keeps its bits */
-	}
-}
-
-/*
- * A float as the integer type `to`: truncation toward zero, then the C
- * conversion to the narrow type. NaN and values outside int64 become
- * INT64_MIN first (what x86 conversions produce); uint64 values above
- * INT64_MAX keep their bits.
- */
-static int64_t float_to_int(float f, int to)
-{
-	int64_t v;
-
-	if (to == 9)
-		return f != 0.0f;
-	if (f >= -9.2233720368547758e18f && f < 9.2233720368547758e18f)
-		v = (int64_t)f;
-	else if (to == 13 && f >= 9.2233720368547758e18f && f < 1.8446744073709552e19f)
-		v = (int64_t)(uint64_t)f;
-	else
-		v = INT64_MIN;
-	return narrow_int(v, to);
-}
-
-/*
- * Cast: converts to ONNX type 'to'. float, double, float16 and bfloat16
- * give a float tensor (float16/bfloat16 values are rounded to that
- * precision, ties to even; double stays float32); the integer types and
- * bool give int64 holding exactly the values ONNX would (truncation
- * toward zero, wrap-around to the narrow type, bool = nonzero). Strings,
- * complex and 8-bit/4-bit float or int formats are unsupported.
- */
-int lr_op_cast(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
-{
-	const lr_tensor *x = in[0];
-	int64_t to = lr_node_attr_int(c->node, "to", -1), dims[LR_MAX_DIMS];
-	lr_dtype dt;
-	int rc;
-
-	if (c->opset < 6 && lr_node_attr(c->node, "to") != NULL) {
-		/* Cast-1 names the type as a string: "FLOAT", "INT64", ... */
-		static const char *const names[] = { "", "FLOAT", "UINT8", "INT8", "UINT16",
-			"INT16", "INT32", "INT64", "STRING", "BOOL", "FLOAT16", "DOUBLE",
-			"UINT32", "UINT64" };
-		char buf[32];
-		const char *tn = lr_node_attr_str(c->node, "to", "", buf, sizeof(buf));
-
-		to = -2;
-		for (int k = 1; k < (int)(sizeof(names) / sizeof(names[0])); k++)
-			if (strcasecmp(tn, names[k]) == 0)
-				to = k;
-		if (to == -2)
-			return lr_op_fail(c, LR_EMODEL, "attribute 'to' \"%s\" names no ONNX type", tn);
-	}
-
-	switch (to) {
-	case 1: case 10: case 11: case 16:
-		dt = LR_DT_FLOAT;
-		break;
-	case 2: case 3: case 4: case 5: case 6: case 7: case 9: case 12: case 13:
-		dt = LR_DT_INT64;
-		break;
-	case -1:
-		return lr_op_fail(c, LR_EMODEL, "attribute 'to' is required");
-	default:
-		return lr_op_fail(c, LR_EUNSUPPORTED,
-				  "casting to ONNX type %lld is not supported (only numeric float and integer types are)",
-				  (long long)to);
-	}
-	memcpy(dims, x->dims, sizeof(dims));
-	/* Exact no-ops keep the buffer. */
-	if (x->dtype == dt && (to == 1 || to == 11 || to == 7 || to == 13))
-		return view_out(c, in, 0, out, x->ndim, dims);
-	rc = new_out(c, &out[0], dt, x->ndim, dims, x->data != NULL);
-	if (rc != 0 || out[0]->data == NULL)
-		return rc;
-	if (dt == LR_DT_FLOAT) {
-		float *o = out[0]->data;
-
-		for (int64_t i = 0; i < x->nelem; i++) {
-			float v = x->dtype == LR_DT_FLOAT ? ((const float *)x->data)[i]
-							  : (float)((const int64_t *)x->data)[i];
-
-			o[i] = to == 10 ? round_half(v) : to == 16 ? round_bf16(v) : v;
-		}
-	} else {
-		int64_t *o = out[0]->data;
-
-		if (x->dtype == LR_DT_FLOAT)
-			for (int64_t i = 0; i < x->nelem; i++)
-				o[i] = float_to_int(((const float *)x->data)[i], (int)to);
-		else
-			for (int64_t i = 0; i < x->nelem; i++)
-				o[i] = narrow_int(((const int64_t *)x->data)[i], (int)to);
-	}
 	return 0;
 }

@@ -13,7 +13,9 @@
  * The signatures have not changed across opsets except for the
  * `consumed_inputs` attribute of opsets 1-5, which is ignored. Abs, Neg and
  * Sign also take int64 (shape arithmetic: Neg wraps, so INT64_MIN stays
- * itself, with no undefined behaviour); the others are float only.
+ * itself, with no undefined behaviour) and the narrower integer types;
+ * every function takes double and float16 (math_typed: computed in
+ * double, rounded once to the type).
  *
  * Dry runs follow ops_elementwise.c: int64 outputs are always computed,
  * float outputs only when the input has data and at most
@@ -112,6 +114,42 @@ static void math_int64(enum math_kind k, const int64_t *x, int64_t *y, int64_t n
 	}
 }
 
+/*
+ * The other element types, one element at a time: double and float16
+ * through math1() in double, rounded once; the narrower integer types for
+ * Abs, Neg and Sign, wrapping in their width (Abs and Neg of the minimum
+ * are the minimum); bool and the rest are refused.
+ */
+static int math_typed(lr_opctx *c, const lr_tensor *x, lr_tensor **out, enum math_kind kind,
+		      double a, double b)
+{
+	int isf = lr_dtype_is_float(x->dtype), uns = lr_dtype_is_unsigned(x->dtype), rc;
+
+	if (x->dtype == LR_DT_BOOL ||
+	    (!isf && kind != M_ABS && kind != M_NEG && kind != M_SIGN))
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (X) has type %s, which %s does not take",
+				  lr_dtype_name(x->dtype), c->node->op_type);
+	rc = lr__ty_out(c, out, x->dtype, x->ndim, x->dims, x->data != NULL);
+	if (rc != 0 || (*out)->data == NULL)
+		return rc;
+	for (int64_t i = 0; i < x->nelem; i++) {
+		if (isf) {
+			lr__put_f64(x->dtype, (*out)->data, i, math1(kind, lr_tensor_get_f64(x, i), a, b));
+		} else {
+			int64_t v = lr_tensor_get_i64(x, i), r;
+
+			if (kind == M_SIGN)
+				r = uns ? v != 0 : (v > 0) - (v < 0);
+			else if (kind == M_NEG || (kind == M_ABS && !uns && v < 0))
+				r = (int64_t)(0u - (uint64_t)v);
+			else
+				r = v;
+			lr__put_i64(x->dtype, (*out)->data, i, r);
+		}
+	}
+	return 0;
+}
+
 static int run_math(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		    enum math_kind kind, double a, double b)
 {
@@ -122,6 +160,8 @@ static int run_math(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	if (nin < 1 || in[0] == NULL)
 		return lr_op_fail(c, LR_EMODEL, "input 0 (X) is required");
 	x = in[0];
+	if (!lr_dtype_is_legacy(x->dtype))
+		return math_typed(c, x, out, kind, a, b);
 	if (x->dtype == LR_DT_INT64 && kind != M_ABS && kind != M_NEG && kind != M_SIGN)
 		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (X) has type int64, only float is supported");
 	if (x->data == NULL && (!c->dry || x->dtype == LR_DT_INT64))

@@ -16,6 +16,7 @@
 #include "model/tensor.h"
 
 #include <malloc.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +25,210 @@
 
 size_t lr_dtype_size(lr_dtype dt)
 {
-	return dt == LR_DT_INT64 ? 8u : 4u;
+	switch (dt) {
+	case LR_DT_UINT8: case LR_DT_INT8: case LR_DT_BOOL: return 1;
+	case LR_DT_UINT16: case LR_DT_INT16: case LR_DT_FLOAT16: return 2;
+	case LR_DT_INT64: case LR_DT_DOUBLE: case LR_DT_UINT64: return 8;
+	default: return 4; /* float, int32, uint32 */
+	}
 }
 
 const char *lr_dtype_name(lr_dtype dt)
 {
-	return dt == LR_DT_INT64 ? "int64" : "float";
+	switch (dt) {
+	case LR_DT_FLOAT: return "float";
+	case LR_DT_UINT8: return "uint8";
+	case LR_DT_INT8: return "int8";
+	case LR_DT_UINT16: return "uint16";
+	case LR_DT_INT16: return "int16";
+	case LR_DT_INT32: return "int32";
+	case LR_DT_INT64: return "int64";
+	case LR_DT_BOOL: return "bool";
+	case LR_DT_FLOAT16: return "float16";
+	case LR_DT_DOUBLE: return "double";
+	case LR_DT_UINT32: return "uint32";
+	case LR_DT_UINT64: return "uint64";
+	}
+	return "unknown";
+}
+
+lr_dtype lr_dtype_from_onnx(int onnx_type)
+{
+	switch (onnx_type) {
+	case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 9:
+	case 10: case 11: case 12: case 13:
+		return (lr_dtype)onnx_type;
+	default:
+		return (lr_dtype)0;
+	}
+}
+
+int lr_dtype_is_float(lr_dtype dt)
+{
+	return dt == LR_DT_FLOAT || dt == LR_DT_DOUBLE || dt == LR_DT_FLOAT16;
+}
+
+int lr_dtype_is_unsigned(lr_dtype dt)
+{
+	return dt == LR_DT_UINT8 || dt == LR_DT_UINT16 || dt == LR_DT_UINT32 ||
+	       dt == LR_DT_UINT64 || dt == LR_DT_BOOL;
+}
+
+float lr_half_to_float(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+	uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+	float f;
+
+	if (exp == 0) {
+		if (man == 0) {
+			bits = sign;
+		} else { /* subnormal: normalise */
+			exp = 127 - 15 + 1;
+			while (!(man & 0x400)) {
+				man <<= 1;
+				exp--;
+			}
+			man &= 0x3ff;
+			bits = sign | (exp << 23) | (man << 13);
+		}
+	} else if (exp == 31) {
+		bits = sign | 0x7f800000u | (man << 13);
+	} else {
+		bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+	}
+	memcpy(&f, &bits, sizeof(f));
+	return f;
+}
+
+/* Rounds a non-negative finite double to an integer, ties to even. */
+static double round_even(double a)
+{
+	double f = floor(a), r = a - f;
+
+	if (r > 0.5 || (r == 0.5 && fmod(f, 2.0) != 0.0))
+		f += 1.0;
+	return f;
+}
+
+uint16_t lr_double_to_half(double x)
+{
+	uint16_t sign = signbit(x) ? 0x8000u : 0u;
+	double a = fabs(x), m;
+	int e;
+
+	if (isnan(x))
+		return (uint16_t)(sign | 0x7e00u);
+	if (a >= 65520.0) /* includes infinity */
+		return (uint16_t)(sign | 0x7c00u);
+	if (a < 6.103515625e-05) { /* below 2^-14: subnormal, quantum 2^-24 */
+		m = round_even(a * 16777216.0);
+		return (uint16_t)(sign | (uint16_t)m); /* 0x400 = smallest normal */
+	}
+	(void)frexp(a, &e);                    /* a = f * 2^e, f in [0.5, 1) */
+	e -= 1;                                /* a = (1 + t) * 2^e */
+	m = round_even((ldexp(a, -e) - 1.0) * 1024.0);
+	if (m >= 1024.0) {
+		m = 0.0;
+		e++;
+	}
+	if (e > 15)
+		return (uint16_t)(sign | 0x7c00u);
+	return (uint16_t)(sign | (uint16_t)((e + 15) << 10) | (uint16_t)m);
+}
+
+double lr_tensor_get_f64(const lr_tensor *t, int64_t k)
+{
+	const void *p = t->data;
+
+	switch (t->dtype) {
+	case LR_DT_FLOAT: return ((const float *)p)[k];
+	case LR_DT_DOUBLE: return ((const double *)p)[k];
+	case LR_DT_FLOAT16: return lr_half_to_float(((const uint16_t *)p)[k]);
+	case LR_DT_UINT8: return ((const uint8_t *)p)[k];
+	case LR_DT_BOOL: return ((const uint8_t *)p)[k] != 0;
+	case LR_DT_INT8: return ((const int8_t *)p)[k];
+	case LR_DT_UINT16: return ((const uint16_t *)p)[k];
+	case LR_DT_INT16: return ((const int16_t *)p)[k];
+	case LR_DT_INT32: return ((const int32_t *)p)[k];
+	case LR_DT_UINT32: return ((const uint32_t *)p)[k];
+	case LR_DT_INT64: return (double)((const int64_t *)p)[k];
+	case LR_DT_UINT64: return (double)((const uint64_t *)p)[k];
+	}
+	return 0.0;
+}
+
+/* A double truncated toward zero as int64 bits (see lr_tensor_get_i64). */
+static int64_t f64_to_i64(double d, int to_u64)
+{
+	if (d >= -9223372036854775808.0 && d < 9223372036854775808.0)
+		return (int64_t)d;
+	if (to_u64 && d >= 9223372036854775808.0 && d < 18446744073709551616.0)
+		return (int64_t)(uint64_t)d;
+	return INT64_MIN;
+}
+
+int64_t lr_tensor_get_i64(const lr_tensor *t, int64_t k)
+{
+	const void *p = t->data;
+
+	switch (t->dtype) {
+	case LR_DT_FLOAT: case LR_DT_DOUBLE: case LR_DT_FLOAT16:
+		return f64_to_i64(lr_tensor_get_f64(t, k), 0);
+	case LR_DT_UINT8: return ((const uint8_t *)p)[k];
+	case LR_DT_BOOL: return ((const uint8_t *)p)[k] != 0;
+	case LR_DT_INT8: return ((const int8_t *)p)[k];
+	case LR_DT_UINT16: return ((const uint16_t *)p)[k];
+	case LR_DT_INT16: return ((const int16_t *)p)[k];
+	case LR_DT_INT32: return ((const int32_t *)p)[k];
+	case LR_DT_UINT32: return ((const uint32_t *)p)[k];
+	case LR_DT_INT64: return ((const int64_t *)p)[k];
+	case LR_DT_UINT64: return (int64_t)((const uint64_t *)p)[k];
+	}
+	return 0;
+}
+
+void lr_tensor_convert(const lr_tensor *t, lr_dtype dt, void *dst)
+{
+	int from_float = lr_dtype_is_float(t->dtype);
+	int from_u64 = t->dtype == LR_DT_UINT64;
+
+	for (int64_t k = 0; k < t->nelem; k++) {
+		double d = 0.0;
+		uint64_t v = 0; /* two's complement bits of the integer value */
+
+		if (from_float)
+			d = lr_tensor_get_f64(t, k);
+		else
+			v = (uint64_t)lr_tensor_get_i64(t, k);
+		switch (dt) {
+		case LR_DT_FLOAT:
+			((float *)dst)[k] = from_float ? (float)d
+					    : from_u64 ? (float)v : (float)(int64_t)v;
+			break;
+		case LR_DT_DOUBLE:
+			((double *)dst)[k] = from_float ? d
+					     : from_u64 ? (double)v : (double)(int64_t)v;
+			break;
+		case LR_DT_FLOAT16:
+			((uint16_t *)dst)[k] = lr_double_to_half(
+				from_float ? d : from_u64 ? (double)v : (double)(int64_t)v);
+			break;
+		case LR_DT_BOOL:
+			((uint8_t *)dst)[k] = from_float ? d != 0.0 : v != 0;
+			break;
+		default:
+			if (from_float)
+				v = (uint64_t)f64_to_i64(d, dt == LR_DT_UINT64);
+			switch (dt) {
+			case LR_DT_UINT8: case LR_DT_INT8: ((uint8_t *)dst)[k] = (uint8_t)v; break;
+			case LR_DT_UINT16: case LR_DT_INT16: ((uint16_t *)dst)[k] = (uint16_t)v; break;
+			case LR_DT_INT32: case LR_DT_UINT32: ((uint32_t *)dst)[k] = (uint32_t)v; break;
+			default: ((uint64_t *)dst)[k] = v; break;
+			}
+			break;
+		}
+	}
 }
 
 #define LR_RECYCLE_MIN ((size_t)32 << 20)    /* glibc mmaps from here on */

@@ -2,10 +2,19 @@
  * tensor.h - dense N-dimensional tensors, the currency of the engine.
  *
  * DESIGN. A tensor is a shape plus one contiguous row-major (C order) buffer.
- * Only two element types exist inside lowrankd: float32 for activations and
- * weights, and int64 for shape arithmetic (Shape, Gather on shapes, Reshape
- * targets, Slice bounds). Every other ONNX or NumPy type is converted to one
- * of these when read, as documented at the readers. A tensor may borrow its
+ * Its element type is one of the ONNX numeric types below, each stored in
+ * its own width: float32 (activations and weights: the fast path, the only
+ * type the convolution, pooling and normalisation kernels and the solver
+ * see), int64 (shape arithmetic), and bool (1 byte, 0 or 1), uint8, int8,
+ * uint16, int16, int32, uint32, uint64, double and float16 (IEEE binary16
+ * bits in a uint16_t; converted with round-to-nearest-even). Kernels that
+ * know only float32 and int64 get other integer types widened to int64 by
+ * the engine (a lossless copy, see engine.c); type-generic kernels
+ * (ops_types.c, the data-movement kernels) compute in the type itself, so
+ * integer arithmetic wraps in the type's width and double stays double.
+ * bfloat16 initializers are read as float32; bfloat16, string, complex and
+ * the 8-bit float formats are refused at graph inputs and outputs, naming
+ * the tensor and the type. A tensor may borrow its
  * buffer (owns_data == 0), e.g. weights that alias the parsed protobuf, so
  * loading a model does not copy every weight a second time. A tensor with
  * data == NULL is a shape-only tensor, produced by the engine's dry run.
@@ -22,8 +31,18 @@
 
 /* Element types; the values are ONNX TensorProto.DataType codes. */
 typedef enum lr_dtype {
-	LR_DT_FLOAT = 1,  /* float32 */
-	LR_DT_INT64 = 7,  /* int64 */
+	LR_DT_FLOAT = 1,    /* float32 */
+	LR_DT_UINT8 = 2,    /* uint8_t */
+	LR_DT_INT8 = 3,     /* int8_t */
+	LR_DT_UINT16 = 4,   /* uint16_t */
+	LR_DT_INT16 = 5,    /* int16_t */
+	LR_DT_INT32 = 6,    /* int32_t */
+	LR_DT_INT64 = 7,    /* int64_t */
+	LR_DT_BOOL = 9,     /* one byte, 0 or 1 */
+	LR_DT_FLOAT16 = 10, /* IEEE binary16 bits in a uint16_t */
+	LR_DT_DOUBLE = 11,  /* double */
+	LR_DT_UINT32 = 12,  /* uint32_t */
+	LR_DT_UINT64 = 13,  /* uint64_t */
 } lr_dtype;
 
 typedef struct lr_tensor {
@@ -40,8 +59,47 @@ typedef struct lr_tensor {
 /* Size in bytes of one element of `dt`. */
 size_t lr_dtype_size(lr_dtype dt);
 
-/* Name of `dt` as in ONNX ("float", "int64"). */
+/* Name of `dt` as in ONNX ("float", "int64", "bool", "float16", ...). */
 const char *lr_dtype_name(lr_dtype dt);
+
+/*
+ * The lr_dtype for ONNX TensorProto.DataType code `onnx_type`, or 0 when
+ * lowrank has no such element type (string, bfloat16, complex, 8-bit
+ * floats, 4-bit integers, unknown codes).
+ */
+lr_dtype lr_dtype_from_onnx(int onnx_type);
+
+/* 1 for float32, double and float16; 0 for the integer types and bool. */
+int lr_dtype_is_float(lr_dtype dt);
+
+/* 1 for the unsigned integer types (uint8..uint64) and bool. */
+int lr_dtype_is_unsigned(lr_dtype dt);
+
+/* float16 bits to float (exact). */
+float lr_half_to_float(uint16_t h);
+
+/*
+ * double to the nearest float16 (ties to even), as bits: values from
+ * 65520 up become infinity, NaN stays a quiet NaN with its sign.
+ */
+uint16_t lr_double_to_half(double x);
+
+/*
+ * Element k of `t` (which must have data) as double, and as int64 (float
+ * types truncate toward zero; NaN and values outside int64 give
+ * INT64_MIN; uint64 keeps its bits).
+ */
+double lr_tensor_get_f64(const lr_tensor *t, int64_t k);
+int64_t lr_tensor_get_i64(const lr_tensor *t, int64_t k);
+
+/*
+ * Converts t's data to `dt` into the buffer `dst` (nelem elements of dt)
+ * with ONNX Cast semantics: to an integer type, floats truncate toward
+ * zero and integers wrap to the type's width (two's complement); to bool,
+ * nonzero (NaN included) is 1; to float16, round to nearest even from the
+ * exact value (no double rounding through float32).
+ */
+void lr_tensor_convert(const lr_tensor *t, lr_dtype dt, void *dst);
 
 /*
  * Creates a tensor of the given shape. With `alloc` nonzero the data buffer

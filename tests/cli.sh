@@ -64,6 +64,42 @@ expect_fail "bad.npy" "bad .npy names the file" "$LOWRANK" run "$D/tiny_cnn.onnx
 "$PYTHON3" -c "import numpy as np; np.save('$TMP/wrong.npy', np.zeros((1,4,32,32), np.float32))"
 expect_fail "expects shape" "wrong input shape is named" "$LOWRANK" run "$D/tiny_cnn.onnx" "$TMP/wrong.npy" -o "$TMP/o.npy"
 expect_fail "usage" "run without -o" "$LOWRANK" run "$D/tiny_cnn.onnx" "$D/tiny_input.npy"
+
+# Element types: run reads and writes the declared types (uint8 wraps).
+"$PYTHON3" - "$TMP" <<'PY'
+import sys
+import numpy as np
+import onnx
+from onnx import TensorProto as T, helper as H
+d = sys.argv[1]
+for name, et_in, nodes, et_out in [
+        ("u8", T.UINT8, [H.make_node("Add", ["x", "x"], ["y"])], T.UINT8),
+        ("eq", T.INT32, [H.make_node("Equal", ["x", "x"], ["y"])], T.BOOL),
+        ("str", T.STRING, [H.make_node("Identity", ["x"], ["y"])], T.STRING)]:
+    g = H.make_graph(nodes, "g", [H.make_tensor_value_info("x", et_in, ["N", 4])],
+                     [H.make_tensor_value_info("y", et_out, ["N", 4])])
+    m = H.make_model(g, opset_imports=[H.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, "%s/%s.onnx" % (d, name))
+np.save(d + "/x_u8.npy", np.array([[0, 100, 200, 255]] * 3, np.uint8))
+np.save(d + "/x_i4.npy", np.array([[1, -2, 3, 2 ** 31 - 1]] * 2, np.int32))
+PY
+ok $? "typed models and inputs written (python3-onnx)"
+"$LOWRANK" run "$TMP/u8.onnx" "$TMP/x_u8.npy" -o "$TMP/y_u8.npy" --batch 2
+ok $? "run a uint8 model (in two batches)"
+"$PYTHON3" -c "
+import numpy as np, sys; y = np.load(sys.argv[1])
+assert y.dtype == np.uint8 and (y == np.array([[0, 200, 144, 254]] * 3, np.uint8)).all(), y" "$TMP/y_u8.npy"
+ok $? "run writes uint8 output, wrapped mod 256 (|u1)"
+"$LOWRANK" run "$TMP/eq.onnx" "$TMP/x_i4.npy" -o "$TMP/y_eq.npy"
+"$PYTHON3" -c "
+import numpy as np, sys; y = np.load(sys.argv[1])
+assert y.dtype == np.bool_ and y.shape == (2, 4) and y.all(), y" "$TMP/y_eq.npy"
+ok $? "run reads <i4 and writes bool (|b1)"
+expect_fail "expects element type uint8, got int32" "a wrong input dtype is named" \
+	"$LOWRANK" run "$TMP/u8.onnx" "$TMP/x_i4.npy" -o "$TMP/o.npy"
+expect_fail "graph input 'x' has type string" "a string input is refused naming it" \
+	"$LOWRANK" run "$TMP/str.onnx" "$TMP/x_i4.npy" -o "$TMP/o.npy"
 expect_fail "--threads" "bad --threads" "$LOWRANK" bench "$D/tiny_cnn.onnx" --threads 0
 expect_fail "unknown command" "unknown command" "$LOWRANK" frobnicate
 

@@ -117,10 +117,10 @@ static void check_model(const lr_model *m)
 	}
 }
 
-/* ONNX element types lowrank holds as int64 (see tensor.h). */
+/* ONNX element types lowrank holds as integers or bool (see tensor.h). */
 static int is_int_type(int et)
 {
-	return (et >= 2 && et <= 7) || et == 9 || et == 12 || et == 13;
+	return lr_dtype_from_onnx(et) != 0 && !lr_dtype_is_float(lr_dtype_from_onnx(et));
 }
 
 /*
@@ -138,16 +138,22 @@ static int make_feeds(const lr_model *m, lr_tensor **feeds, int real)
 		feeds[i] = NULL;
 		if (nd < 0 || lr_shape_nelem(nd, dims, &n) != 0 || n > FEED_MAX)
 			return 1;
-		if (lr_tensor_create(&feeds[i], isint ? LR_DT_INT64 : LR_DT_FLOAT,
-				     nd, dims, isint || real) != 0)
+		lr_dtype dt = v->elem_type == 0 ? LR_DT_FLOAT : lr_dtype_from_onnx(v->elem_type);
+
+		if (dt == 0 || lr_tensor_create(&feeds[i], dt, nd, dims, isint || real) != 0)
 			return 1;
 		if (isint) {
 			memset(feeds[i]->data, 0, lr_tensor_bytes(feeds[i]));
 		} else if (real) {
-			float *f = feeds[i]->data;
+			float *f = malloc((size_t)n * sizeof(float) + 1);
+			lr_tensor ft = { .dtype = LR_DT_FLOAT, .nelem = n, .data = f };
 
+			if (f == NULL)
+				return 1;
 			for (int64_t k = 0; k < n; k++)
 				f[k] = (float)((k % 7) - 3) * 0.25f;
+			lr_tensor_convert(&ft, dt, feeds[i]->data);
+			free(f);
 		}
 	}
 	return 0;

@@ -420,9 +420,9 @@ def bad_models():
     # in a deterministic engine (TopK and LSTM, used here before, now run).
     out["unsup_ops"] = model(
         [N("RandomNormalLike", ["x"], ["v"], name="random"),
-         N("Einsum", ["v"], ["e1"], name="einsum_a", equation="ij->ij"),
-         N("Einsum", ["e1"], ["e2"], name="einsum_b", equation="ij->ij"),
-         N("NonZero", ["e2"], ["nz"], name="nonzero"),
+         N("TfIdfVectorizer", ["v"], ["e1"], name="tfidf_a"),
+         N("TfIdfVectorizer", ["e1"], ["e2"], name="tfidf_b"),
+         N("StringNormalizer", ["e2"], ["nz"], name="strnorm"),
          N("MyFancyOp", ["e2"], ["y"], name="custom",
            domain="com.example")],
         x, y,

@@ -38,6 +38,7 @@ typedef struct lrt_node {
 	float attr_floats[LRT_MAX][16];
 	char attr_str[LRT_MAX][32];
 	Onnx__TensorProto attr_tensor[LRT_MAX];
+	int out_type[LRT_MAX];          /* declared ONNX type of output i; 0: none */
 } lrt_node;
 
 static inline void lrt_init(lrt_node *n, const char *op_type, int64_t opset)
@@ -171,8 +172,8 @@ static inline void lrt_vi_fill(struct lrt_vi *s, char *name, const lr_tensor *t)
 	s->vi.type = &s->tp;
 	s->tp.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
 	s->tp.tensor_type = &s->tt;
-	s->tt.has_elem_type = 1;
-	s->tt.elem_type = t ? (int32_t)t->dtype : 1;
+	s->tt.has_elem_type = t != NULL; /* outputs: type left to the engine */
+	s->tt.elem_type = t ? (int32_t)t->dtype : 0;
 	if (t != NULL) {
 		onnx__tensor_shape_proto__init(&s->sh);
 		for (int i = 0; i < t->ndim; i++) {
@@ -249,6 +250,10 @@ static inline int lrt_run_n(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg
 		snprintf(out_names[i], 16, "out%d", i);
 		node_out[i] = out_names[i];
 		lrt_vi_fill(&gout[i], out_names[i], NULL);
+		if (n->out_type[i] != 0) {
+			gout[i].tt.has_elem_type = 1;
+			gout[i].tt.elem_type = n->out_type[i];
+		}
 		goutp[i] = &gout[i].vi;
 	}
 	onnx__node_proto__init(&node);

@@ -859,7 +859,9 @@ static int cmp_name(const void *a, const void *b)
 
 /*
  * Every file of the checked-in fuzz corpus through lr_npy_read(): ok_*
- * must load, bad_* must be refused with LR_ENPY and a message.
+ * must load, bad_* must be refused with LR_ENPY and a message; typed_*
+ * are refused there but load with lr_npy_read_typed(), which also loads
+ * every ok_* file.
  */
 static void test_corpus(void)
 {
@@ -884,24 +886,30 @@ static void test_corpus(void)
 	qsort(names, (size_t)n, sizeof(names[0]), cmp_name);
 	for (int i = 0; i < n; i++) {
 		int want_ok = strncmp(names[i], "ok_", 3) == 0;
-		int want_bad = strncmp(names[i], "bad_", 4) == 0;
-		lr_tensor *t = NULL;
-		lr_msg m;
-		int rc;
+		int want_typed = strncmp(names[i], "typed_", 6) == 0;
+		int want_bad = strncmp(names[i], "bad_", 4) == 0 || want_typed;
+		lr_tensor *t = NULL, *tt = NULL;
+		lr_msg m, mt;
+		int rc, rct;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		memset(&m, 0, sizeof(m));
+		memset(&mt, 0, sizeof(mt));
 		rc = lr_npy_read(path, &t, &m);
+		rct = lr_npy_read_typed(path, &tt, &mt);
 		if ((want_ok && (rc != 0 || t == NULL)) ||
 		    (want_bad && (rc != LR_ENPY || t != NULL ||
 				  strncmp(m.text, path, strlen(path)) != 0)) ||
+		    ((want_ok || want_typed) && (rct != 0 || tt == NULL)) ||
 		    (!want_ok && !want_bad)) {
-			tap_diag("corpus %s: rc %d: %s", names[i], rc, m.text);
+			tap_diag("corpus %s: rc %d: %s; typed rc %d: %s", names[i], rc, m.text,
+				 rct, mt.text);
 			failed++;
 		}
-		nok += want_ok;
-		nbad += want_bad;
+		nok += want_ok || want_typed;
+		nbad += want_bad && !want_typed;
 		lr_tensor_free(t);
+		lr_tensor_free(tt);
 		free(names[i]);
 	}
 	tap_ok(failed == 0 && nok >= 10 && nbad >= 25,
