@@ -123,6 +123,9 @@ enum MHD_Result lr__idem_replay(lr_req *r, const char *fp);
 /* Records the answer of a request that holds its key. */
 void lr__idem_complete(lr_req *r, int status, const char *resource, const char *location,
 		       const char *fp, const cJSON *body);
+/* An error answer: releases a key still held, so that an immediate retry
+ * finds it free (no-op when the request holds none). */
+void lr__idem_release(lr_req *r);
 /* Request end: releases a key still held (failure or dropped). */
 void lr__idem_free(lr_req *r);
 /* The webhook lines of /metrics (caller frees), or NULL. */

@@ -15,8 +15,10 @@
  * calibration's SHA-256 and the spec part, so a client that retries with a
  * new multipart boundary (curl draws one per run) is still recognised. A
  * held key is marked done with the answer on success (for jobs in the
- * job's own transaction); on any other answer, or a dropped connection,
- * it is released when the request ends, so the client may retry.
+ * job's own transaction); an error answer releases it as the answer is
+ * queued (not when the response has been sent: a client retrying the
+ * moment it read a 4xx got 409 "in use"), and a dropped connection when
+ * the request ends, so the client may retry.
  */
 #include "config.h"
 
@@ -179,12 +181,17 @@ void lr__idem_complete(lr_req *r, int status, const char *resource, const char *
 	free(text);
 }
 
-void lr__idem_free(lr_req *r)
+void lr__idem_release(lr_req *r)
 {
 	lr_store *st;
 
 	if (r->idem == LR_REQ_IDEM_HELD && (st = lr__api_store(r->api)) != NULL)
 		(void)lr_store_idem_release(st, r->tenant, r->idem_key, NULL);
 	r->idem = LR_REQ_IDEM_NONE;
+}
+
+void lr__idem_free(lr_req *r)
+{
+	lr__idem_release(r);
 	lr_store_idem_fini(&r->idem_rec);
 }

@@ -272,6 +272,7 @@ static enum MHD_Result problem_v(lr_req *r, unsigned status, const char *slug,
 	char type[96], *text;
 	const char *url = NULL;
 
+	lr__idem_release(r); /* this answer is final: the key is free for a retry */
 	snprintf(type, sizeof(type), "https://lowrankd.invalid/problems/%s", slug);
 	cJSON_AddStringToObject(p, "type", type);
 	cJSON_AddStringToObject(p, "title", problem_title(slug));
