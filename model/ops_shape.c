@@ -24,7 +24,7 @@
  * (ops.h; "float" below stands for all of them) and the kernel
  * returns once its shape is known. When all the inputs a float output is
  * computed from have data (constants, initializers) and the output is
- * small (LR_DRY_VALUES_MAX elements), new_out() gives it a buffer anyway and
+ * small (LR_DRY_VALUES_MAX elements), lr__ty_out() gives it a buffer anyway and
  * the kernel computes it, so values that decide shapes downstream (Resize
  * scales, Pad constants built from Constant/Concat/Cast) survive a dry
  * run. An int64 output always has a buffer; one whose values would come
@@ -56,37 +56,6 @@
 /* ---- helpers ------------------------------------------------------------ */
 
 /*
- * Creates output *out through lr_op_output(). `have` says whether every
- * input the output's values come from has data. See DESIGN for the dry
- * run rules. On failure *out is NULL and the message is set.
- */
-static int new_out(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim,
-		   const int64_t *dims, int have)
-{
-	int rc = lr_op_output(c, out, dt, ndim, dims);
-
-	if (rc != 0)
-		return rc;
-	if ((*out)->data == NULL) {
-		if (!have || (*out)->nelem > LR_DRY_VALUES_MAX)
-			return 0;
-		if (lr_tensor_alloc_data(*out) == 0)
-			return 0;
-		rc = lr_op_fail(c, LR_ENOMEM, "out of memory for an output of shape %s",
-				TSHP(*out));
-	} else if (!have) {
-		rc = lr_op_fail(c, LR_EUNSUPPORTED,
-				"its %s output depends on the values of a float tensor, which a dry run does not compute",
-				lr_dtype_name(dt));
-	} else {
-		return 0;
-	}
-	lr_tensor_free(*out);
-	*out = NULL;
-	return rc;
-}
-
-/*
  * Output = input i's elements under a new shape of the same size. Takes
  * the input's buffer when the engine allows it, else copies.
  */
@@ -106,7 +75,7 @@ static int view_out(lr_opctx *c, lr_tensor **in, int i, lr_tensor **out,
 		*out = t;
 		return 0;
 	}
-	rc = new_out(c, out, src->dtype, ndim, dims, src->data != NULL);
+	rc = lr__ty_out(c, out, src->dtype, ndim, dims, src->data != NULL);
 	if (rc == 0 && (*out)->data != NULL)
 		memcpy((*out)->data, src->data, lr_tensor_bytes(src));
 	return rc;
@@ -390,7 +359,7 @@ int lr_op_concat(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 	}
 	if (nin == 1)
 		return view_out(c, in, 0, out, r, dims);
-	rc = new_out(c, &out[0], x0->dtype, r, dims, have);
+	rc = lr__ty_out(c, &out[0], x0->dtype, r, dims, have);
 	if (rc != 0 || out[0]->data == NULL || out[0]->nelem == 0)
 		return rc;
 	/* All dims are nonzero now, so these products are bounded by nelem. */
@@ -534,7 +503,7 @@ int lr_op_split(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 				continue;
 			}
 			dims[axis] = sizes[k];
-			rc = new_out(c, &out[k], x->dtype, r, dims, x->data != NULL);
+			rc = lr__ty_out(c, &out[k], x->dtype, r, dims, x->data != NULL);
 			if (rc != 0) {
 				free_outs(out, k);
 				goto out;
@@ -806,12 +775,12 @@ int lr_op_dropout(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nou
 	/* The mask first: nothing may fail after the input buffer is taken. */
 	if (nout > 1 && c->node->out[1] >= 0) {
 		if (c->opset < 10) {
-			rc = new_out(c, &out[1], LR_DT_FLOAT, ndim, dims, 1);
+			rc = lr__ty_out(c, &out[1], LR_DT_FLOAT, ndim, dims, 1);
 			if (rc == 0 && out[1]->data != NULL)
 				for (int64_t i = 0; i < out[1]->nelem; i++)
 					((float *)out[1]->data)[i] = 1.0f;
 		} else {
-			rc = new_out(c, &out[1], LR_DT_BOOL, ndim, dims, 1);
+			rc = lr__ty_out(c, &out[1], LR_DT_BOOL, ndim, dims, 1);
 			if (rc == 0 && out[1]->data != NULL)
 				memset(out[1]->data, 1, (size_t)out[1]->nelem);
 		}
@@ -854,7 +823,7 @@ int lr_op_transpose(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int n
 		dims[k] = x->dims[perm[k]];
 	}
 	if (x->nelem == 0)
-		return new_out(c, &out[0], x->dtype, r, dims, x->data != NULL);
+		return lr__ty_out(c, &out[0], x->dtype, r, dims, x->data != NULL);
 	p.nd = r;
 	p.block = (int64_t)lr_dtype_size(x->dtype);
 	byte_strides(r, x->dims, p.block, ist);
@@ -866,7 +835,7 @@ int lr_op_transpose(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int n
 	nd_simplify(&p);
 	if (p.nd == 0) /* the order of the elements does not change */
 		return view_out(c, in, 0, out, r, dims);
-	rc = new_out(c, &out[0], x->dtype, r, dims, x->data != NULL);
+	rc = lr__ty_out(c, &out[0], x->dtype, r, dims, x->data != NULL);
 	if (rc == 0 && out[0]->data != NULL)
 		nd_run(&p, out[0]->data, x->data);
 	return rc;
@@ -905,34 +874,34 @@ int lr_op_constant(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 				      node->name, node->op_type);
 			return rc;
 		}
-		rc = new_out(c, &out[0], t->dtype, t->ndim, t->dims, 1);
+		rc = lr__ty_out(c, &out[0], t->dtype, t->ndim, t->dims, 1);
 		if (rc == 0 && out[0]->data != NULL)
 			memcpy(out[0]->data, t->data, lr_tensor_bytes(t));
 		lr_tensor_free(t);
 		return rc;
 	}
 	if ((a = lr_node_attr(node, "value_float")) != NULL) {
-		rc = new_out(c, &out[0], LR_DT_FLOAT, 0, NULL, 1);
+		rc = lr__ty_out(c, &out[0], LR_DT_FLOAT, 0, NULL, 1);
 		if (rc == 0)
 			*(float *)out[0]->data = a->f;
 		return rc;
 	}
 	if ((a = lr_node_attr(node, "value_int")) != NULL) {
-		rc = new_out(c, &out[0], LR_DT_INT64, 0, NULL, 1);
+		rc = lr__ty_out(c, &out[0], LR_DT_INT64, 0, NULL, 1);
 		if (rc == 0)
 			*(int64_t *)out[0]->data = a->i;
 		return rc;
 	}
 	if ((a = lr_node_attr(node, "value_floats")) != NULL) {
 		n = (int64_t)a->n_floats;
-		rc = new_out(c, &out[0], LR_DT_FLOAT, 1, &n, 1);
+		rc = lr__ty_out(c, &out[0], LR_DT_FLOAT, 1, &n, 1);
 		if (rc == 0 && out[0]->data != NULL && n > 0)
 			memcpy(out[0]->data, a->floats, (size_t)n * sizeof(float));
 		return rc;
 	}
 	if ((a = lr_node_attr(node, "value_ints")) != NULL) {
 		n = (int64_t)a->n_ints;
-		rc = new_out(c, &out[0], LR_DT_INT64, 1, &n, 1);
+		rc = lr__ty_out(c, &out[0], LR_DT_INT64, 1, &n, 1);
 		if (rc == 0 && n > 0)
 			memcpy(out[0]->data, a->ints, (size_t)n * sizeof(int64_t));
 		return rc;
@@ -962,7 +931,7 @@ int lr_op_shape(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	start = start < 0 ? 0 : start > r ? r : start;
 	end = end < 0 ? 0 : end > r ? r : end;
 	n = end > start ? end - start : 0;
-	rc = new_out(c, &out[0], LR_DT_INT64, 1, &n, 1);
+	rc = lr__ty_out(c, &out[0], LR_DT_INT64, 1, &n, 1);
 	if (rc == 0 && n > 0)
 		memcpy(out[0]->data, x->dims + start, (size_t)n * sizeof(int64_t));
 	return rc;
@@ -1013,7 +982,7 @@ int lr_op_gather(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 		dims[n++] = ix->dims[k];
 	for (int k = axis + 1; k < r; k++)
 		dims[n++] = x->dims[k];
-	rc = new_out(c, &out[0], x->dtype, n, dims, x->data != NULL);
+	rc = lr__ty_out(c, &out[0], x->dtype, n, dims, x->data != NULL);
 	if (rc != 0 || out[0]->data == NULL || out[0]->nelem == 0)
 		return rc;
 	es = (int64_t)lr_dtype_size(x->dtype);
@@ -1139,7 +1108,7 @@ int lr_op_slice(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		full &= st[k] == 0 && sp[k] == 1 && dims[k] == x->dims[k];
 	if (full)
 		return view_out(c, in, 0, out, r, dims);
-	rc = new_out(c, &out[0], x->dtype, r, dims, x->data != NULL);
+	rc = lr__ty_out(c, &out[0], x->dtype, r, dims, x->data != NULL);
 	if (rc != 0 || out[0]->data == NULL || out[0]->nelem == 0)
 		return rc;
 	p.nd = r;
@@ -1300,7 +1269,7 @@ int lr_op_pad(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 			return lr_op_fail(c, LR_ESHAPE, "cannot pad the empty axis %d of input %s in %s mode",
 					  k, TSHP(x), ms);
 	}
-	rc = new_out(c, &out[0], x->dtype, r, dims, have);
+	rc = lr__ty_out(c, &out[0], x->dtype, r, dims, have);
 	if (rc != 0 || out[0]->data == NULL || out[0]->nelem == 0)
 		return rc;
 	if (r == 0) {
