@@ -296,49 +296,17 @@ static inline const float *cd_at(const float *src, int64_t i)
 	return (const float *)((uintptr_t)src + (uintptr_t)(i * (int64_t)sizeof(float)));
 }
 
-/*
- * lr__phase_row for s = 1 or 2 in masked vectors, 16 outputs per step:
- * lanes whose source lies outside [0, w) are zeros and are not read. The
- * 7-56 float rows of small maps took three libc calls each (memset,
- * memcpy, memset) or a scalar loop, 15% of a compressed Fashion-MNIST
- * VGG's time.
- */
-__attribute__((target("avx512f")))
-static void cd_phase_row512(const float *src, int64_t w, int64_t s, int64_t off, float *dst,
-			    int64_t n)
-{
-	const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
-					    14, 12, 10, 8, 6, 4, 2, 0);
-
-	for (int64_t c0 = 0; c0 < n; c0 += 16) {
-		int64_t b = s * c0 + off; /* source of lane 0 */
-		__mmask16 st = cd_lanes(0, n - c0);
-		__m512 v;
-
-		if (s == 1) {
-			v = _mm512_maskz_loadu_ps(cd_lanes(-b, w - b), cd_at(src, b));
-		} else {
-			__m512 lo = _mm512_maskz_loadu_ps(cd_lanes(-b, w - b), cd_at(src, b));
-			__m512 hi = _mm512_maskz_loadu_ps(cd_lanes(-b - 16, w - b - 16),
-							  cd_at(src, b + 16));
-
-			v = _mm512_permutex2var_ps(lo, ev, hi);
-		}
-		_mm512_mask_storeu_ps(dst + c0, st, v);
-	}
-}
 #endif
 
-void lr__phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *dst, int64_t n)
+/*
+ * One row of a stride phase: dst[cc] = src[cc * s + off] where 0 <= cc * s
+ * + off < w, else 0, for cc in [0, n); lr__phase_plane's path where
+ * cd_phase_rows512 does not apply.
+ */
+static void phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *dst, int64_t n)
 {
 	int64_t c0, c1, cc;
 
-#if defined(CD_X86)
-	if ((s == 1 || s == 2) && cd_cpu512()) {
-		cd_phase_row512(src, w, s, off, dst, n);
-		return;
-	}
-#endif
 	/* cc in [c0, c1) read inside the row: 0 <= cc * s + off < w */
 	c0 = off >= 0 ? 0 : (-off + s - 1) / s;
 	c1 = w - off > 0 ? (w - off + s - 1) / s : 0;
@@ -358,7 +326,13 @@ void lr__phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *d
 }
 
 #if defined(CD_X86)
-/* lr__phase_plane's rows [r0, r1) at s = 1 or 2, column chunks outside. */
+/*
+ * lr__phase_plane's rows [r0, r1) at sx = 1 or 2, column chunks outside:
+ * lanes whose source lies outside [0, w) are zeros and are not read. Row
+ * by row with libc calls (memset, memcpy, memset) or a scalar loop, the
+ * 7-56 float rows of small maps were 15% of a compressed Fashion-MNIST
+ * VGG's time.
+ */
 __attribute__((target("avx512f")))
 static void cd_phase_rows512(const float *src, int64_t w, int64_t sy, int64_t sx,
 			     int64_t ro, int64_t co, float *dst, int64_t r0, int64_t r1,
@@ -402,7 +376,7 @@ void lr__phase_plane(const float *src, int64_t h, int64_t w, int64_t sy, int64_t
 	else
 #endif
 	for (int64_t r = r0; r < r1; r++)
-		lr__phase_row(src + (r * sy + ro) * w, w, sx, co, dst + r * wq, wq);
+		phase_row(src + (r * sy + ro) * w, w, sx, co, dst + r * wq, wq);
 	memset(dst + r1 * wq, 0, (size_t)((hq - r1) * wq) * sizeof(float));
 }
 

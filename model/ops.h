@@ -295,12 +295,6 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 int lr__conv_direct_isa(void);
 
 /*
- * One row of a stride phase: dst[cc] = src[cc * s + off] where 0 <= cc * s
- * + off < w, else 0, for cc in [0, n) (conv_direct.c; AVX-512 for s = 1, 2).
- */
-void lr__phase_row(const float *src, int64_t w, int64_t s, int64_t off, float *dst, int64_t n);
-
-/*
  * A zero-padded stride phase of one plane src [h][w]: dst [hq][wq] row r,
  * column cc holds src[r * sy + ro][cc * sx + co] where that is inside
  * src, else 0 (conv_direct.c; AVX-512 for sx = 1, 2, masks computed once
