@@ -251,85 +251,138 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int lr_time_forward(const lr_model *m, int ndim, const int64_t *dims, int threads,
-		    int samples, volatile int *cancel, double *seconds, lr_msg *msg)
+/* Runs engine e once on x (the output is dropped), polling `cancel`. */
+static int run_once(lr_engine *e, lr_tensor *x, volatile int *cancel, lr_msg *msg)
 {
-	lr_engine *e = NULL;
-	lr_tensor *x = NULL, *y = NULL;
-	double *t = NULL, one;
-	uint64_t s = 0x7133;
-	int64_t inner;
+	lr_tensor *y = NULL;
 	int rc;
 
-	*seconds = -1;
-	if (samples < 1)
-		samples = 1;
-	samples *= 3;
-	rc = lr_engine_create(&e, m, threads);
-	if (rc == 0)
-		rc = lr_tensor_create(&x, LR_DT_FLOAT, ndim, dims, 1);
+	if (cancel != NULL && *cancel)
+		return lr_fail(msg, LR_ECANCELED, "canceled");
+	rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
+	lr_tensor_free(y);
+	return rc;
+}
+
+int lr_time_models(const lr_model *const *ms, int n, int ndim, const int64_t *dims, int threads,
+		   int samples, double span, volatile int *cancel, double *sec, lr_msg *msg)
+{
+	lr_engine **e = NULL;
+	lr_tensor *x = NULL;
+	double *t = NULL, *ratio = NULL, *one = NULL, round_sec = 0;
+	int64_t *inner = NULL;
+	uint64_t s = 0x7133;
+	int rc = 0, rounds;
+
+	for (int i = 0; i < n; i++)
+		sec[i] = -1;
+	if (n < 1)
+		return 0;
+	rounds = 3 * (samples < 1 ? 1 : samples);
+	e = calloc((size_t)n, sizeof(*e));
+	one = calloc((size_t)n, sizeof(*one));
+	inner = calloc((size_t)n, sizeof(*inner));
+	if (e == NULL || one == NULL || inner == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	rc = lr_tensor_create(&x, LR_DT_FLOAT, ndim, dims, 1);
 	if (rc != 0)
 		goto out;
 	for (int64_t i = 0; i < x->nelem; i++)
 		((float *)x->data)[i] = (float)((double)(splitmix(&s) >> 11) / 9007199254740992.0 - 0.5);
 	/* Warm-up (packs weights, faults pages in, wakes the cores): at
-	 * least 3 runs and 20 ms; the last run's time sizes the samples. */
-	{
+	 * least 3 runs and 20 ms each; the last run's time sizes the
+	 * model's samples to about 1 ms of repeated runs. */
+	for (int i = 0; i < n && rc == 0; i++) {
 		double tw = lr_now();
 
-		for (int w = 0; w < 3 || lr_now() - tw < 0.02; w++) {
+		rc = lr_engine_create(&e[i], ms[i], threads);
+		/* (Past 50 ms a run, two do.) */
+		for (int w = 0; rc == 0 && (w < 3 || lr_now() - tw < 0.02) && !(w >= 2 && one[i] > 0.05); w++) {
 			double t0 = lr_now();
 
-			if (cancel != NULL && *cancel) {
-				rc = lr_fail(msg, LR_ECANCELED, "canceled");
-				goto out;
-			}
-			rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
-			lr_tensor_free(y);
-			y = NULL;
-			if (rc != 0)
-				goto out;
-			one = lr_now() - t0;
+			rc = run_once(e[i], x, cancel, msg);
+			one[i] = lr_now() - t0;
 		}
+		inner[i] = one[i] > 0 ? (int64_t)ceil(0.001 / one[i]) : 1000;
+		inner[i] = inner[i] < 1 ? 1 : inner[i] > 1000 ? 1000 : inner[i];
+		round_sec += one[i] * (double)inner[i];
 	}
-	inner = one > 0 ? (int64_t)ceil(0.001 / one) : 1000;
-	inner = inner < 1 ? 1 : inner > 1000 ? 1000 : inner;
-	/* Slow models: about 3 s of samples, but at least 5. */
-	if ((double)samples * one * (double)inner > 3.0)
-		samples = (int)(3.0 / (one * (double)inner)) > 5 ? (int)(3.0 / (one * (double)inner)) : 5;
-	t = calloc((size_t)samples, sizeof(double));
-	if (t == NULL) {
+	if (rc != 0)
+		goto out;
+	/* Fast models: rounds over at least `span` seconds (up to 100 x the
+	 * asked). Slow models: about 3 s of rounds per model, at least 5. */
+	if (round_sec > 0 && span > round_sec * rounds) {
+		double want = ceil(span / round_sec);
+
+		rounds = want < 100.0 * rounds ? (int)want : 100 * rounds;
+	}
+	if ((double)rounds * round_sec > 3.0 * n) {
+		int fit = (int)(3.0 * n / round_sec);
+
+		rounds = fit > 5 ? fit : 5;
+	}
+	t = calloc((size_t)rounds * (size_t)n, sizeof(double));
+	ratio = calloc((size_t)rounds, sizeof(double));
+	if (t == NULL || ratio == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
 	}
-	for (int r = 0; r < samples; r++) {
-		double t0 = lr_now();
+	/* Every round runs each model once, starting one further along, so
+	 * that no model always follows the same one. */
+	for (int r = 0; r < rounds; r++)
+		for (int j = 0; j < n; j++) {
+			int i = (r + j) % n;
+			double t0;
 
-		for (int64_t i = 0; i < inner; i++) {
-			if (cancel != NULL && *cancel) {
-				rc = lr_fail(msg, LR_ECANCELED, "canceled");
-				goto out;
-			}
-			rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
-			lr_tensor_free(y);
-			y = NULL;
+			/* One run untimed: the model before left the caches
+			 * holding its weights and activations. */
+			rc = n > 1 ? run_once(e[i], x, cancel, msg) : 0;
+			t0 = lr_now();
+			for (int64_t k = 0; k < inner[i] && rc == 0; k++)
+				rc = run_once(e[i], x, cancel, msg);
 			if (rc != 0)
 				goto out;
+			t[(size_t)i * (size_t)rounds + (size_t)r] = (lr_now() - t0) / (double)inner[i];
 		}
-		t[r] = (lr_now() - t0) / (double)inner;
+	for (int i = 1; i < n; i++) {
+		for (int r = 0; r < rounds; r++)
+			ratio[r] = t[(size_t)i * (size_t)rounds + (size_t)r] / t[r];
+		qsort(ratio, (size_t)rounds, sizeof(double), cmp_double);
+		sec[i] = ratio[rounds / 2];
 	}
-	qsort(t, (size_t)samples, sizeof(double), cmp_double);
-	/* The 10th percentile: other processes only ever add time, and on
-	 * a busy machine the median drifts with their load (seen: 4.9 to
-	 * 9.2 ms for one model while the 10th percentile stayed within 2%). */
-	*seconds = t[samples / 10];
+	/* Model 0: the 10th percentile. Other processes only ever add time,
+	 * and on a busy machine the median drifts with their load (seen: 4.9
+	 * to 9.2 ms for one model while the 10th percentile stayed within 2%). */
+	qsort(t, (size_t)rounds, sizeof(double), cmp_double);
+	sec[0] = t[rounds / 10];
+	for (int i = 1; i < n; i++)
+		sec[i] *= sec[0];
 out:
+	for (int i = 0; e != NULL && i < n; i++)
+		lr_engine_free(e[i]);
+	free(e);
+	free(one);
+	free(inner);
 	free(t);
+	free(ratio);
 	lr_tensor_free(x);
-	lr_tensor_free(y);
-	lr_engine_free(e);
+	if (rc != 0)
+		for (int i = 0; i < n; i++)
+			sec[i] = -1;
 	return rc;
 }
+
+int lr_time_forward(const lr_model *m, int ndim, const int64_t *dims, int threads,
+		    int samples, volatile int *cancel, double *seconds, lr_msg *msg)
+{
+	return lr_time_models(&m, 1, ndim, dims, threads, samples, 0, cancel, seconds, msg);
+}
+
+/* lr_time_nodes: the span its runs cover at least, and their most. */
+#define NODE_SPAN 0.5
+#define NODE_RUNS 2000
 
 struct node_clock {
 	double mark;
@@ -357,9 +410,10 @@ int lr_time_nodes(const lr_model *m, int ndim, const int64_t *dims, int threads,
 	double *t = NULL, *col = NULL;
 	struct node_clock c = { 0, NULL };
 	uint64_t s = 0x7133;
-	int rc, runs = samples < 1 ? 5 : 3 * samples, nn = m->nnodes;
+	int rc, runs = samples < 1 ? 5 : 3 * samples, nn = m->nnodes, cap;
 
 	runs = runs < 5 ? 5 : runs;
+	cap = runs;
 	t = calloc((size_t)runs * (size_t)nn + 1, sizeof(double));
 	col = calloc((size_t)runs + 1, sizeof(double));
 	if (t == NULL || col == NULL) {
@@ -390,11 +444,34 @@ int lr_time_nodes(const lr_model *m, int ndim, const int64_t *dims, int threads,
 			goto out;
 		if (r < 0)
 			memset(c.row, 0, sizeof(double) * (size_t)nn);
-		/* Slow models: about 3 s of runs, but at least 5. */
-		if (r == -1 && (lr_now() - t0) * runs > 3.0) {
-			int fit = (int)(3.0 / (lr_now() - t0));
+		/* Fast models: runs over at least NODE_SPAN seconds (up to
+		 * NODE_RUNS), so that a load that comes and goes finds some
+		 * runs in a quiet moment. Slow models: about 3 s of runs,
+		 * but at least 5. */
+		if (r == -1) {
+			double one = lr_now() - t0;
+			int fit = one > 0 ? (int)(NODE_SPAN / one) : NODE_RUNS;
 
-			runs = fit > 5 ? fit : 5;
+			if (fit > runs)
+				runs = fit < NODE_RUNS ? fit : NODE_RUNS;
+			if (one * runs > 3.0) {
+				fit = (int)(3.0 / one);
+				runs = fit > 5 ? fit : 5;
+			}
+			if (runs > cap) {
+				double *tt = realloc(t, ((size_t)runs * (size_t)nn + 1) * sizeof(double));
+				double *cc = realloc(col, ((size_t)runs + 1) * sizeof(double));
+
+				if (tt != NULL)
+					t = tt;
+				if (cc != NULL)
+					col = cc;
+				if (tt == NULL || cc == NULL) {
+					rc = LR_ENOMEM;
+					goto out;
+				}
+				cap = runs;
+			}
 		}
 	}
 	for (int i = 0; i < nn; i++) {

@@ -14,7 +14,12 @@
  * reports their 10th percentile, which is robust to the other processes
  * of a shared machine: they only ever add time, and under load the median
  * drifts with them (measured: 4.9 to 9.2 ms for one model across runs
- * while the 10th percentile stayed within 2%).
+ * while the 10th percentile stayed within 2%). Models that are compared
+ * (a layer and its candidates, the original model and the folded or
+ * compressed one) are timed together by lr_time_models(): one sample of
+ * each in turn, and each one's time is a median ratio to the first's
+ * within the same rounds, so a load that comes and goes between two
+ * separate measurements does not decide which candidate looks faster.
  *
  * The timing cache maps a text key (CPU, vector block, batch, threads and
  * the layer's full geometry, or a model's SHA-256) to seconds. It lives in
@@ -76,9 +81,30 @@ int lr_time_forward(const lr_model *m, int ndim, const int64_t *dims, int thread
 		    int samples, volatile int *cancel, double *seconds, lr_msg *msg);
 
 /*
+ * Times the n models ms[0..n) (all fed the same input, as lr_time_forward
+ * does) interleaved, so that what the machine's other load does to one it
+ * does to all: after each model's warm-up, 3 x `samples` rounds (more for
+ * fast models, so that they cover at least `span` seconds, up to 100
+ * times more; fewer for slow models: about 3 s per model, at least 5) each
+ * take one sample of every model (after one untimed run), starting one
+ * model further along each round. sec[0] is
+ * model 0's 10th percentile, as lr_time_forward() gives it; sec[i] is
+ * sec[0] times the median over the rounds of model i's sample over model
+ * 0's in the same round. A load that comes and goes between measurements
+ * of separately timed models moved a candidate's time by 10-25% against
+ * its layer's on this project's VM; in ratios taken within one round it
+ * cancels. Holds all n engines at once. On error every sec[i] is -1.
+ * Errors as lr_time_forward().
+ */
+int lr_time_models(const lr_model *const *ms, int n, int ndim, const int64_t *dims, int threads,
+		   int samples, double span, volatile int *cancel, double *sec, lr_msg *msg);
+
+/*
  * Seconds each node of `m` takes inside the model: the model runs as in
- * lr_time_forward() (same input and threads; 3 x `samples` runs, fewer
- * when that would take over 3 s, at least 5) with an observer that marks the time after each node; a node's
+ * lr_time_forward() (same input and threads; 3 x `samples` runs, more
+ * for fast models so that the runs span at least 0.5 s (up to 2000), fewer
+ * when that would take over 3 s, at least 5) with an observer that marks
+ * the time after each node; a node's
  * time is the span since the previous mark (its kernel plus the engine's
  * bookkeeping around it), and node_sec[i] (caller's array of m->nnodes)
  * receives the 10th percentile over the runs. Errors as lr_time_forward().

@@ -10,6 +10,11 @@
 //       Runs a seeded random standard-normal input and prints one JSON line:
 //       {"median_ms":..,"p10_ms":..,"p90_ms":..,"peak_rss_bytes":..}
 //       peak_rss_bytes is VmHWM of this process at the end.
+//   node ort_run.js compare A.onnx B.onnx --input-shape 1,3,224,224
+//                   [--threads N] [--rounds N] [--ms N] [--seed N]
+//       Times both in turns in one process (see cmdCompare) and prints
+//       {"a_p10_ms":..,"b_p10_ms":..,"ratio":..,"rounds":..}, ratio being
+//       the median over rounds of A's time over B's.
 //
 // Session: intraOpNumThreads=N (default 1), interOpNumThreads=1,
 // graphOptimizationLevel 'all', executionMode 'sequential'.
@@ -30,6 +35,8 @@ function usage() {
     'usage: node ort_run.js run MODEL.onnx INPUT.npy OUTPUT.npy [--threads N]',
     '       node ort_run.js bench MODEL.onnx --input-shape D0,D1,... [--threads N]',
     '                            [--repeat N] [--warmup N] [--seed N]',
+    '       node ort_run.js compare A.onnx B.onnx --input-shape D0,D1,... [--threads N]',
+    '                            [--rounds N] [--ms N] [--seed N]',
   ].join('\n');
 }
 
@@ -356,10 +363,65 @@ async function cmdBench(argv) {
   process.stdout.write(JSON.stringify(res) + '\n');
 }
 
+// compare A.onnx B.onnx: both sessions in one process, timed in turns so
+// that the machine's load falls on both alike. Each round runs A then B
+// (B then A in odd rounds) for about --ms milliseconds each after one
+// untimed run; a round's figure per model is its median run. Prints
+// {"a_p10_ms", "b_p10_ms" (10th percentiles of the round figures),
+//  "ratio" (median over rounds of A / B: B's speedup over A), "rounds"}.
+async function cmdCompare(argv) {
+  const { pos, opt } = parseArgs(argv,
+    ['--input-shape', '--threads', '--rounds', '--ms', '--seed']);
+  if (pos.length !== 2) throw new UsageError('compare needs A.onnx B.onnx');
+  if (!('--input-shape' in opt)) throw new UsageError('compare needs --input-shape');
+  const shape = parseShape(opt['--input-shape']);
+  const threads = '--threads' in opt ? parsePosInt('--threads', opt['--threads'], 1) : 1;
+  const rounds = '--rounds' in opt ? parsePosInt('--rounds', opt['--rounds'], 1) : 21;
+  const ms = '--ms' in opt ? parsePosInt('--ms', opt['--ms'], 1) : 20;
+  const seed = '--seed' in opt ? parsePosInt('--seed', opt['--seed'], 0) : 0;
+
+  const ort = loadOrt();
+  const count = shape.reduce((a, b) => a * b, 1);
+  const data = randomNormal(count, seed);
+  const m = [];
+  for (const model of pos) {
+    const session = await createSession(ort, model, threads);
+    const inName = checkInput(session, shape);
+    const feeds = { [inName]: new ort.Tensor('float32', data, shape) };
+    const outName = session.outputNames[0];
+    const once = async () => {
+      const t0 = process.hrtime.bigint();
+      await session.run(feeds, [outName]);
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    let one = 0;
+    for (let i = 0; i < 3; i++) one = await once();
+    m.push({ once, n: Math.max(1, Math.min(1000, Math.ceil(ms / Math.max(one, 1e-3)))), fig: [] });
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (let j = 0; j < 2; j++) {
+      const x = m[(r + j) % 2];
+      await x.once();
+      const t = [];
+      for (let i = 0; i < x.n; i++) t.push(await x.once());
+      t.sort((a, b) => a - b);
+      x.fig.push(percentile(t, 50));
+    }
+  }
+  const ratios = m[0].fig.map((a, i) => a / m[1].fig[i]).sort((a, b) => a - b);
+  const p10 = (f) => percentile([...f].sort((a, b) => a - b), 10);
+  const r4 = (x) => Math.round(x * 10000) / 10000;
+  process.stdout.write(JSON.stringify({
+    a_p10_ms: r4(p10(m[0].fig)), b_p10_ms: r4(p10(m[1].fig)),
+    ratio: r4(percentile(ratios, 50)), rounds,
+  }) + '\n');
+}
+
 async function main(argv) {
   const cmd = argv[0];
   if (cmd === 'run') return cmdRun(argv.slice(1));
   if (cmd === 'bench') return cmdBench(argv.slice(1));
+  if (cmd === 'compare') return cmdCompare(argv.slice(1));
   if (cmd === '-h' || cmd === '--help') {
     process.stdout.write(usage() + '\n');
     return undefined;
