@@ -192,7 +192,7 @@ int lr_timing_cache_save(lr_timing_cache *c, lr_msg *msg)
 	}
 	fprintf(f, "# lowrank timing cache v1: seconds<TAB>key\n");
 	for (int i = 0; i < disk->n; i++)
-		fprintf(f, "%.9g\t%s\n", disk->sec[i], disk->keys[i]);
+		fprintf(f, "%.17g\t%s\n", disk->sec[i], disk->keys[i]);
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || ferror(f)) {
 		rc = lr_fail(msg, LR_EIO, "timing cache %s: %s", tmp, strerror(errno));
 		goto out;
@@ -436,6 +436,7 @@ int lr_time_nodes(const lr_model *m, int ndim, const int64_t *dims, int threads,
 			goto out;
 		}
 		c.row = t + (size_t)(r < 0 ? 0 : r) * (size_t)nn;
+		memset(c.row, 0, sizeof(double) * (size_t)nn);  /* realloc'd rows are not */
 		c.mark = lr_now();
 		rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
 		lr_tensor_free(y);

@@ -415,6 +415,15 @@ ok $? "the timing cache holds $n entries and no temporary file is left"
 	"$PYTHON3" -c "
 import json, sys; c = json.load(open(sys.argv[1]))['cost_model']
 assert c['measured'] == 0 and c['from_cache'] > 0, c" "$TMP/vt2.json"
+rc=$?
+[ $rc -eq 0 ] || for f in vt vt2; do
+	"$PYTHON3" -c "
+import json, sys; r = json.load(open(sys.argv[1]))
+print('# %s: cost_model %s' % (sys.argv[1], r['cost_model']))
+print('# calibration %s' % r['selection'].get('calibration'))
+print('# ranks %s' % [(l['name'], l.get('rank'), l.get('rank2')) for l in r['layers']])" "$TMP/$f.json"
+done
+[ $rc -eq 0 ]
 ok $? "a cached run measures nothing and gives the byte-identical model"
 # Timings of another build (another engine) are not used: the same entries
 # under another build's key are all measured again.

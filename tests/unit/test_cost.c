@@ -162,6 +162,19 @@ static void test_layers(const char *srcdir)
 		}
 		tap_ok(rc == 0 && allpos && convpos, "per-node times inside the model: every Conv takes time (%.3g ms for the third)",
 		       ns[node] * 1e3);
+		{
+			/* The nodes' times add up to about the model's: the runs
+			 * past the first few (grown to span 0.5 s) start from
+			 * zero, not from whatever their memory held. */
+			double sum = 0, whole = 0;
+
+			for (int i = 0; i < m->nnodes; i++)
+				sum += ns[i];
+			rc = lr_time_forward(m, 4, full, 1, 2, NULL, &whole, &msg);
+			tap_ok(rc == 0 && sum > 0.3 * whole && sum < 3 * whole,
+			       "the nodes' times add up to the model's (%.3g ms against %.3g ms)", sum * 1e3,
+			       whole * 1e3);
+		}
 		free(ns);
 	}
 	lr_conv_cost_key(m, node, in, 0, "cpu=t", k0, sizeof(k0));
