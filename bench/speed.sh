@@ -33,20 +33,17 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/lrspeed.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cache=${CACHE:-$tmp/timings.tsv}
 
-# ORT ms (10th percentile: robust to other processes) of MODEL at SHAPE.
-ort_ms() {
-	$ort bench "$1" --input-shape "$2" --threads 1 --repeat "$3" --warmup 2 |
-		"$py" -c "import json,sys; print(json.load(sys.stdin)['p10_ms'])"
-}
-# ort_speedup ORIGINAL COMPRESSED SHAPE REPEAT: median of 3 alternating rounds.
+# ort_speedup ORIGINAL COMPRESSED SHAPE ROUNDS: ONNX Runtime's speedup, the
+# median over 3 processes of `ort_run.js compare` (both sessions in one
+# process, timed in turns: the machine's load falls on both alike; separate
+# processes, because one process's speed can sit 10% off another's).
 ort_speedup() {
 	r=""
 	for i in 1 2 3; do
-		a=$(ort_ms "$1" "$3" "$4")
-		b=$(ort_ms "$2" "$3" "$4")
-		r="$r $a/$b"
+		r="$r $($ort compare "$1" "$2" --input-shape "$3" --threads 1 --rounds "$4" |
+			"$py" -c "import json,sys; print(json.load(sys.stdin)['ratio'])")"
 	done
-	"$py" -c "import statistics,sys; print('%.2f' % statistics.median(eval(x) for x in sys.argv[1:]))" $r
+	"$py" -c "import statistics,sys; print('%.2f' % statistics.median(float(x) for x in sys.argv[1:]))" $r
 }
 mb() { "$py" -c "import os,sys; print('%.1f' % (os.path.getsize(sys.argv[1]) / 1e6))" "$1"; }
 
@@ -66,10 +63,10 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for m in $models; do
 	case $m in
 	fmnist_*) model="$here/tests/data/$m.onnx"; calib="$tmp/fm_calib.npy"; s1=1,1,28,28; s8=8,1,28,28
-		speedups=${FM_SPEEDUPS:-"2 3 4"}; method=nonlinear-asymmetric; rep=100
+		speedups=${FM_SPEEDUPS:-"2 3 4"}; method=nonlinear-asymmetric; rep=41
 		acc0=$(top1 "$model") ;;
 	*) model="$md/$m.onnx"; calib="$tmp/tv_calib.npy"; s1=1,3,224,224; s8=8,3,224,224
-		speedups=${TV_SPEEDUPS:-"2 4"}; method=linear; rep=3; acc0="" ;;
+		speedups=${TV_SPEEDUPS:-"2 4"}; method=linear; rep=5; acc0="" ;;
 	esac
 	[ -f "$model" ] || { echo "| $m | (missing: $model) |"; continue; }
 	for obj in $objectives; do

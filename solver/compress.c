@@ -2748,7 +2748,7 @@ static int calibrate(struct pipe *p, const lr_mck_layer *ml, int *pick)
 {
 	const double S = p->o->speedup;
 	double target = S, budget = p->cost_budget, cheapest = lr_mck_min_cost(ml, p->nl),
-	       best_err = INFINITY;
+	       best_err = INFINITY, best_budget = budget;
 	int *try = malloc(sizeof(int) * (size_t)(p->nl + 1));
 	lr_mck_result res = p->sel, best_res = p->sel;
 	lr_timing_cache *tc = NULL;
@@ -2774,6 +2774,7 @@ static int calibrate(struct pipe *p, const lr_mck_layer *ml, int *pick)
 		if (err < best_err) {
 			best_err = err;
 			best_res = res;
+			best_budget = budget;
 			p->cal_best = k;
 			memcpy(pick, try, sizeof(int) * (size_t)p->nl);
 		}
@@ -2794,6 +2795,7 @@ static int calibrate(struct pipe *p, const lr_mck_layer *ml, int *pick)
 			break;
 	}
 	p->sel = best_res;
+	p->cost_budget = best_budget;   /* the kept trial's (the report's cost_budget) */
 	/* A cache that cannot be written costs time later, not this result. */
 	if (rc == 0 && lr_timing_cache_save(tc, p->msg) != 0)
 		p->msg->text[0] = '\0';
