@@ -337,8 +337,10 @@ int lr_time_models(const lr_model *const *ms, int n, int ndim, const int64_t *di
 			double t0;
 
 			/* One run untimed: the model before left the caches
-			 * holding its weights and activations. */
-			rc = n > 1 ? run_once(e[i], x, cancel, msg) : 0;
+			 * holding its weights and activations. (Not for models
+			 * of 1 ms and more a run, whose samples are single runs:
+			 * it would double their cost for a small effect.) */
+			rc = n > 1 && inner[i] > 1 ? run_once(e[i], x, cancel, msg) : 0;
 			t0 = lr_now();
 			for (int64_t k = 0; k < inner[i] && rc == 0; k++)
 				rc = run_once(e[i], x, cancel, msg);

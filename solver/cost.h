@@ -86,7 +86,8 @@ int lr_time_forward(const lr_model *m, int ndim, const int64_t *dims, int thread
  * does to all: after each model's warm-up, 3 x `samples` rounds (more for
  * fast models, so that they cover at least `span` seconds, up to 100
  * times more; fewer for slow models: about 3 s per model, at least 5) each
- * take one sample of every model (after one untimed run), starting one
+ * take one sample of every model (after one untimed run when a sample
+ * repeats the model, i.e. below 1 ms a run), starting one
  * model further along each round. sec[0] is
  * model 0's 10th percentile, as lr_time_forward() gives it; sec[i] is
  * sec[0] times the median over the rounds of model i's sample over model

@@ -388,12 +388,12 @@ for l in r["layers"]:
         assert all(c["ms"] >= l["time_ms_before"] for c in l["candidates"] if "rank2" not in c), l
     total += l["time_ms_after"]
 # Calibration: the first trial asks for the request; another follows only
-# when the one before missed it by more than 3%; the trial kept is the one
+# when the one before missed it by more than 5%; the trial kept is the one
 # closest to the request.
 cal = r["selection"]["calibration"]
 assert 1 <= len(cal) <= 3 and cal[0]["target"] == 1.1, cal
 err = [abs(math.log(c["trial_speedup"] / 1.1)) for c in cal]
-assert all(e > math.log(1.03) for e in err[:-1]), cal
+assert all(e > math.log(1.05) for e in err[:-1]), cal
 kept = [i for i, c in enumerate(cal) if c["kept"]]
 assert kept == [err.index(min(err))], cal
 k = cal[kept[0]]
