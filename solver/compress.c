@@ -1582,6 +1582,34 @@ static void key_table_free(char **k)
 #define MAX_TIMED_CANDIDATES 32
 #define KEY_LEN 1024
 
+/*
+ * The ranks timed for layer Y, into *grid (malloc'ed, count + 2 entries):
+ * grid[0] = 0, the layer as it is, then the user's rank or the multiples of
+ * the rank multiple up to the no-speedup bound mr (the step growing past
+ * `maxc` of them). Returns the count after grid[0], or LR_ENOMEM.
+ */
+static int64_t timed_ranks(const struct pipe *p, const struct layer *Y, int64_t mr, int maxc,
+			   int64_t **grid)
+{
+	int64_t ng = 1, step = p->rank_multiple;
+
+	if (Y->fixed_rank == 0) {
+		ng = lr_rank_grid(mr, (int)step, NULL, 0);
+		if (ng > maxc && step > 1) {
+			step *= (ng + maxc - 1) / maxc;
+			ng = lr_rank_grid(mr, (int)step, NULL, 0);
+		}
+	}
+	*grid = calloc((size_t)(ng + 2), sizeof(int64_t));
+	if (*grid == NULL)
+		return LR_ENOMEM;
+	if (Y->fixed_rank > 0)
+		(*grid)[1] = Y->fixed_rank;
+	else
+		lr_rank_grid(mr, (int)step, *grid + 1, ng);
+	return ng;
+}
+
 /* Fewer for fully connected layers: each timing model holds the whole
  * weight (VGG-16's fc6: 411 MB), and their time is linear in the rank. */
 #define MAX_TIMED_FC_CANDIDATES 20
@@ -1594,36 +1622,23 @@ static void key_table_free(char **k)
 static int time_fc_layer(struct pipe *p, lr_timing_cache *tc, struct layer *Y, int64_t batch,
 			 const char *prefix)
 {
-	int64_t mr = lr_fc_max_rank(Y->c, Y->d), ng, step, *grid = NULL, dims[2] = { batch, Y->c };
+	int64_t mr = lr_fc_max_rank(Y->c, Y->d), ng, *grid = NULL, dims[2] = { batch, Y->c };
 	struct layer_models u = { p, Y, NULL, batch, NULL, NULL, NULL };
 	char **keys = NULL;
 	double *sec = NULL;
 	int rc = 0;
 
-	if (Y->fixed_rank > 0) {
-		ng = 1;
-		step = 1;
-	} else {
-		step = p->rank_multiple;
-		ng = lr_rank_grid(mr, (int)step, NULL, 0);
-		if (ng > MAX_TIMED_FC_CANDIDATES && step > 1) {
-			step *= (ng + MAX_TIMED_FC_CANDIDATES - 1) / MAX_TIMED_FC_CANDIDATES;
-			ng = lr_rank_grid(mr, (int)step, NULL, 0);
-		}
-	}
-	grid = calloc((size_t)(ng + 2), sizeof(int64_t));
+	ng = timed_ranks(p, Y, mr, MAX_TIMED_FC_CANDIDATES, &grid);
+	if (ng < 0)
+		return (int)ng;
 	sec = calloc((size_t)(ng + 2), sizeof(double));
 	keys = key_table((int)ng + 1, KEY_LEN);
 	Y->cand_rank = malloc(sizeof(int64_t) * (size_t)(ng + 1));
 	Y->cand_sec = malloc(sizeof(double) * (size_t)(ng + 1));
-	if (grid == NULL || sec == NULL || keys == NULL || Y->cand_rank == NULL || Y->cand_sec == NULL) {
+	if (sec == NULL || keys == NULL || Y->cand_rank == NULL || Y->cand_sec == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
 	}
-	if (Y->fixed_rank > 0)
-		grid[1] = Y->fixed_rank;
-	else
-		lr_rank_grid(mr, (int)step, grid + 1, ng);
 	for (int64_t i = 0; i <= ng; i++)
 		lr_fc_cost_key(batch, Y->c, Y->d, grid[i], prefix, keys[i], KEY_LEN);
 	u.r = grid;
@@ -1784,28 +1799,25 @@ static int spatial_triples(struct pipe *p, struct layer *Y, const int64_t in_dim
 static int time_layer(struct pipe *p, lr_timing_cache *tc, struct layer *Y,
 		      const int64_t in_dims[4], const char *prefix)
 {
-	int64_t k2c = Y->kh * Y->kw * Y->c, mr = lr_layer_max_rank(Y->d, k2c), ng, step = 1;
-	int64_t *r = NULL, *r2 = NULL;
+	int64_t k2c = Y->kh * Y->kw * Y->c, mr = lr_layer_max_rank(Y->d, k2c), ng;
+	int64_t *r = NULL, *r2 = NULL, *grid = NULL;
 	struct layer_models u = { p, Y, in_dims, 0, NULL, NULL, NULL };
 	lr_model *alone = NULL;
 	char **keys = NULL;
 	double *sec = NULL;
 	int rc, ns, n;
 
-	if (Y->fixed_rank > 0) {
-		ng = 1;
-	} else {
-		step = p->rank_multiple;
-		ng = lr_rank_grid(mr, (int)step, NULL, 0);
-		if (ng > MAX_TIMED_CANDIDATES && step > 1) {
-			step *= (ng + MAX_TIMED_CANDIDATES - 1) / MAX_TIMED_CANDIDATES;
-			ng = lr_rank_grid(mr, (int)step, NULL, 0);
-		}
-	}
 	/* Model 0 is the layer as it is (rank 0 in its key), then ng pairs,
 	 * then ns triples. */
+	ng = timed_ranks(p, Y, mr, MAX_TIMED_CANDIDATES, &grid);
+	if (ng < 0)
+		return (int)ng;
 	n = 1 + (int)ng + SPATIAL_TIMED * SPATIAL_TIMED;
-	r = calloc((size_t)n, sizeof(int64_t));
+	r = realloc(grid, sizeof(int64_t) * (size_t)n);
+	if (r == NULL) {
+		free(grid);
+		return LR_ENOMEM;
+	}
 	r2 = calloc((size_t)n, sizeof(int64_t));
 	sec = calloc((size_t)n, sizeof(double));
 	keys = key_table(n, KEY_LEN);
@@ -1814,15 +1826,11 @@ static int time_layer(struct pipe *p, lr_timing_cache *tc, struct layer *Y,
 	Y->scand_r2 = malloc(sizeof(int64_t) * (size_t)(SPATIAL_TIMED * SPATIAL_TIMED + 1));
 	Y->scand_r = malloc(sizeof(int64_t) * (size_t)(SPATIAL_TIMED * SPATIAL_TIMED + 1));
 	Y->scand_sec = malloc(sizeof(double) * (size_t)(SPATIAL_TIMED * SPATIAL_TIMED + 1));
-	if (r == NULL || r2 == NULL || sec == NULL || keys == NULL || Y->cand_rank == NULL ||
+	if (r2 == NULL || sec == NULL || keys == NULL || Y->cand_rank == NULL ||
 	    Y->cand_sec == NULL || Y->scand_r2 == NULL || Y->scand_r == NULL || Y->scand_sec == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
 	}
-	if (Y->fixed_rank > 0)
-		r[1] = Y->fixed_rank;
-	else
-		lr_rank_grid(mr, (int)step, r + 1, ng);
 	ns = spatial_triples(p, Y, in_dims, r2 + 1 + ng, r + 1 + ng);
 	if (ns < 0) {
 		rc = ns;

@@ -43,6 +43,17 @@ if [ -d "$ORT_DIR/node_modules/onnxruntime-node" ]; then
 	ok $? "ONNX Runtime runs tiny_cnn"
 	"$PYTHON3" "$ORT_DIR/compare.py" "$TMP/out.npy" "$TMP/ort.npy" --rtol 1e-4 >/dev/null
 	ok $? "run output matches ONNX Runtime"
+	# compare times two models in turns (bench/speed.sh's ONNX Runtime
+	# speedups): a model against itself is about 1x.
+	"$NODE" "$ORT_DIR/ort_run.js" compare "$D/tiny_cnn.onnx" "$D/tiny_cnn.onnx" --input-shape 1,3,32,32 \
+		--rounds 5 --ms 2 >"$TMP/cmp.json" &&
+		"$PYTHON3" -c "
+import json, sys; d = json.load(open(sys.argv[1]))
+assert d['rounds'] == 5 and d['a_p10_ms'] > 0 and d['b_p10_ms'] > 0 and 0.5 < d['ratio'] < 2, d" "$TMP/cmp.json"
+	ok $? "ONNX Runtime compare: a model against itself runs about 1x"
+	"$NODE" "$ORT_DIR/ort_run.js" compare "$D/tiny_cnn.onnx" --input-shape 1,3,32,32 >/dev/null 2>"$TMP/cmp.err"
+	[ $? -eq 2 ] && grep -q "compare needs A.onnx B.onnx" "$TMP/cmp.err"
+	ok $? "ONNX Runtime compare with one model is a usage error naming what it needs"
 else
 	ok 1 "onnxruntime-node is not installed (run scripts/install-deps.sh)"
 fi

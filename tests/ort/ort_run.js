@@ -181,6 +181,11 @@ function parsePosInt(name, s, min) {
   return v;
 }
 
+// The integer option `name` (>= min), or dflt when absent.
+function intOpt(opt, name, min, dflt) {
+  return name in opt ? parsePosInt(name, opt[name], min) : dflt;
+}
+
 function parseShape(s) {
   if (s === undefined) throw new UsageError('--input-shape needs a value');
   const parts = s.split(',');
@@ -314,7 +319,7 @@ async function cmdRun(argv) {
   const { pos, opt } = parseArgs(argv, ['--threads']);
   if (pos.length !== 3) throw new UsageError('run needs MODEL.onnx INPUT.npy OUTPUT.npy');
   const [model, inFile, outFile] = pos;
-  const threads = '--threads' in opt ? parsePosInt('--threads', opt['--threads'], 1) : 1;
+  const threads = intOpt(opt, '--threads', 1, 1);
   const input = readNpy(inFile);
   const ort = loadOrt();
   const session = await createSession(ort, model, threads);
@@ -332,10 +337,10 @@ async function cmdBench(argv) {
   if (!('--input-shape' in opt)) throw new UsageError('bench needs --input-shape');
   const model = pos[0];
   const shape = parseShape(opt['--input-shape']);
-  const threads = '--threads' in opt ? parsePosInt('--threads', opt['--threads'], 1) : 1;
-  const repeat = '--repeat' in opt ? parsePosInt('--repeat', opt['--repeat'], 1) : 10;
-  const warmup = '--warmup' in opt ? parsePosInt('--warmup', opt['--warmup'], 0) : 2;
-  const seed = '--seed' in opt ? parsePosInt('--seed', opt['--seed'], 0) : 0;
+  const threads = intOpt(opt, '--threads', 1, 1);
+  const repeat = intOpt(opt, '--repeat', 1, 10);
+  const warmup = intOpt(opt, '--warmup', 0, 2);
+  const seed = intOpt(opt, '--seed', 0, 0);
 
   const ort = loadOrt();
   const session = await createSession(ort, model, threads);
@@ -375,10 +380,10 @@ async function cmdCompare(argv) {
   if (pos.length !== 2) throw new UsageError('compare needs A.onnx B.onnx');
   if (!('--input-shape' in opt)) throw new UsageError('compare needs --input-shape');
   const shape = parseShape(opt['--input-shape']);
-  const threads = '--threads' in opt ? parsePosInt('--threads', opt['--threads'], 1) : 1;
-  const rounds = '--rounds' in opt ? parsePosInt('--rounds', opt['--rounds'], 1) : 21;
-  const ms = '--ms' in opt ? parsePosInt('--ms', opt['--ms'], 1) : 20;
-  const seed = '--seed' in opt ? parsePosInt('--seed', opt['--seed'], 0) : 0;
+  const threads = intOpt(opt, '--threads', 1, 1);
+  const rounds = intOpt(opt, '--rounds', 1, 21);
+  const ms = intOpt(opt, '--ms', 1, 20);
+  const seed = intOpt(opt, '--seed', 0, 0);
 
   const ort = loadOrt();
   const count = shape.reduce((a, b) => a * b, 1);
