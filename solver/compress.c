@@ -673,8 +673,8 @@ out:
 
 /* Wall time per stage, for the report. */
 struct stage_clock {
-	const char *name[8];
-	double sec[8];
+	const char *name[12];
+	double sec[12];
 	int n;
 	double t;
 };
@@ -686,7 +686,7 @@ static void stage_mark(struct stage_clock *c, const char *name)
 
 	if (c->n > 0 && c->sec[c->n - 1] < 0)
 		c->sec[c->n - 1] = now - c->t;
-	if (name != NULL && c->n < 8) {
+	if (name != NULL && c->n < 12) {
 		c->name[c->n] = name;
 		c->sec[c->n++] = -1;
 	}
@@ -2765,6 +2765,7 @@ static int calibrate(struct pipe *p, const lr_mck_layer *ml, int *pick)
 
 	if (try == NULL)
 		return LR_ENOMEM;
+	report_progress(p->o, "calibrating", 0, 0, NULL, 0.12, p->t0, &p->clk);
 	rc = lr_timing_cache_open(p->o->timing_cache, &tc, p->msg);
 	if (rc != 0)
 		goto out;

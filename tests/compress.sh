@@ -403,7 +403,7 @@ assert total <= d["original_ms"] / k["target"] * (1 + 1e-9), (total, d["original
 assert abs(d["predicted_speedup"] - k["predicted_speedup"]) < 1e-9 * k["predicted_speedup"], (d, k)
 assert d["predicted_speedup"] >= k["target"] * (1 - 1e-9), (d, k)
 assert d["measured_speedup"] > 0 and d["flop_ratio"] >= 1, d
-assert "measuring" in r["stage_seconds"], r["stage_seconds"]
+assert "measuring" in r["stage_seconds"] and "calibrating" in r["stage_seconds"], r["stage_seconds"]
 PY
 ok $? "time objective: ranks on the vector block, each faster than its layer, within the measured budget"
 n=$(grep -vc '^#' "$TMP/tc.tsv")
