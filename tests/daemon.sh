@@ -282,6 +282,34 @@ ok $? "If-None-Match with the ETag -> 304"
 [ "$(req GET "/v1/jobs/$JOB/model" -H 'Range: bytes=0-1' -H 'If-Range: "other"')" = 200 ]
 ok $? "If-Range with another ETag -> the whole model (200)"
 
+# --- The default objective, measured time, through the daemon ----------
+# The cost model's timing cache lives in the state_dir: a second identical
+# job measures nothing (calibration trials included) and gives the same
+# model bytes.
+"$PY" "$D/fmnist.py" calib 64 "$TMP/c64.npy" --seed 2
+tj=""
+for i in 1 2; do
+	submit "$D/fmnist_vgg.onnx" "$TMP/c64.npy" '{"speedup": 1.2, "seed": 1}'
+	wait_state "$JOB" succeeded "$JOB_WAIT" && [ "$(req GET "/v1/jobs/$JOB/report")" = 200 ] &&
+		cp "$TMP/body" "$TMP/treport$i.json" && [ "$(req GET "/v1/jobs/$JOB/model")" = 200 ] &&
+		cp "$TMP/body" "$TMP/tmodel$i.onnx"
+	tj="$tj$?"
+done
+[ "$tj" = 00 ] && "$PY" - "$TMP/treport1.json" "$TMP/treport2.json" >"$TMP/tcheck" 2>&1 <<'EOF'
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+print(json.dumps(a["cost_model"]), json.dumps(b["cost_model"]))
+assert a["objective"] == "time" and a["cost_model"]["measured"] > 0, a["cost_model"]
+cal = a["selection"]["calibration"]
+assert cal and cal[0]["target"] == 1.2 and sum(c["kept"] for c in cal) == 1, cal
+assert "calibrating" in a["stage_seconds"], a["stage_seconds"]
+assert b["cost_model"]["measured"] == 0 and b["cost_model"]["from_cache"] > 0, b["cost_model"]
+EOF
+rc=$?
+[ $rc -eq 0 ] || sed 's/^/# /' "$TMP/tcheck"
+[ "$tj" = 00 ] && [ $rc -eq 0 ] && cmp -s "$TMP/tmodel1.onnx" "$TMP/tmodel2.onnx"
+ok $? "objective time (the default) through the daemon: measured, calibrated; the same job again measures nothing and gives the same model"
+
 # --- Blobs and the JSON form -------------------------------------------
 req PUT /v1/blobs --data-binary "@$D/tiny_cnn.onnx" -H 'Content-Type: application/octet-stream' >"$TMP/status"
 mblob=$(jq_ "$TMP/body" "j['sha256']")
