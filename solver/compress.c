@@ -811,6 +811,7 @@ struct pipe {
 	 * the one kept. */
 	double cal_target[CALIBRATE_ROUNDS], cal_pred[CALIBRATE_ROUNDS], cal_meas[CALIBRATE_ROUNDS];
 	int ntrial, cal_best;
+	int budget_raised;       /* the budget is the fastest ranks' (fastest_trial) */
 	char prefix[256];        /* the timing cache's key prefix (cost_time) */
 	double measure_seconds;
 	int nmeasured, ncached;
@@ -2504,6 +2505,33 @@ out:
 	return rc;
 }
 
+static int trial_speedup(struct pipe *p, lr_timing_cache *tc, const int *pick, double *speedup);
+
+/* The measured speedup (trial_speedup) with every layer at its cheapest
+ * choice: the fastest the whole model gets, which the predicted bound
+ * may miss. */
+static int fastest_trial(struct pipe *p, double *speedup)
+{
+	int *pick = calloc((size_t)p->nl + 1, sizeof(int)), rc;
+	lr_timing_cache *tc = NULL;
+
+	if (pick == NULL)
+		return LR_ENOMEM;
+	for (int l = 0; l < p->nl; l++)
+		for (int i = 1; i < p->L[l].nch; i++)
+			if (p->L[l].ch[i].cost < p->L[l].ch[pick[l]].cost)
+				pick[l] = i;
+	rc = lr_timing_cache_open(p->o->timing_cache, &tc, p->msg);
+	if (rc == 0)
+		rc = trial_speedup(p, tc, pick, speedup);
+	/* A cache that cannot be written costs time later, not this result. */
+	if (rc == 0 && lr_timing_cache_save(tc, p->msg) != 0)
+		p->msg->text[0] = '\0';
+	lr_timing_cache_free(tc);
+	free(pick);
+	return rc;
+}
+
 /*
  * The cost model the selection works with: every layer's choices, keep
  * it or one of the candidate ranks, with their costs (values, the log
@@ -2620,11 +2648,25 @@ static int stage_cost(struct pipe *p)
 	if (cheapest > p->cost_budget * (1 + 1e-12) || p->cost_budget < 0) {
 		double best = base + cheapest > 0 ? full / (base + cheapest) : 0.0;
 
-		if (time_obj)
+		if (time_obj) {
+			double meas = 0;
+
+			/* The prediction is a sum of parts, and the whole model
+			 * runs faster or slower than that: the fastest ranks are
+			 * tried on the whole model before refusing. */
+			rc = fastest_trial(p, &meas);
+			if (rc != 0)
+				return rc;
+			if (meas >= o->speedup) {
+				p->cost_budget = cheapest;
+				p->budget_raised = 1;
+				return 0;
+			}
 			return lr_fail(p->msg, LR_EINVAL,
-				       "a %.3gx speedup cannot be reached in lowrank's engine at batch %d with %d thread%s: the fastest reachable is %.2fx (every layer at its fastest measured rank; %.3g of %.3g ms are in layers that are not decomposed)",
+				       "a %.3gx speedup cannot be reached in lowrank's engine at batch %d with %d thread%s: the fastest reachable is %.2fx (measured with every layer at its fastest rank, %.2fx predicted; %.3g of %.3g ms are in layers that are not decomposed)",
 				       o->speedup, o->deploy_batch, o->deploy_threads,
-				       o->deploy_threads == 1 ? "" : "s", best, base * 1e3, full * 1e3);
+				       o->deploy_threads == 1 ? "" : "s", meas, best, base * 1e3, full * 1e3);
+		}
 		return lr_fail(p->msg, LR_EINVAL,
 			       "a %.3gx speedup cannot be reached: with the smallest rank (%s) in every free layer it is %.3fx",
 			       o->speedup, p->rank_multiple > 1 ? "one multiple" : "1", best);
@@ -2756,7 +2798,8 @@ out:
 static int calibrate(struct pipe *p, const lr_mck_layer *ml, int *pick)
 {
 	const double S = p->o->speedup;
-	double target = S, budget = p->cost_budget, cheapest = lr_mck_min_cost(ml, p->nl),
+	double target = p->budget_raised ? p->t_model / (p->t_rest + p->cost_budget) : S,
+	       budget = p->cost_budget, cheapest = lr_mck_min_cost(ml, p->nl),
 	       best_err = INFINITY, best_budget = budget;
 	int *try = malloc(sizeof(int) * (size_t)(p->nl + 1));
 	lr_mck_result res = p->sel, best_res = p->sel;
