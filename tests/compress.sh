@@ -391,7 +391,9 @@ for l in r["layers"]:
 # when the one before missed it by more than 5%; the trial kept is the one
 # closest to the request.
 cal = r["selection"]["calibration"]
-assert 1 <= len(cal) <= 3 and cal[0]["target"] == 1.1, cal
+# (past the predicted bound the first trial is the fastest ranks')
+assert 1 <= len(cal) <= 3, cal
+assert cal[0]["target"] == 1.1 or cal[0]["target"] < 1.1 <= cal[0]["trial_speedup"], cal
 err = [abs(math.log(c["trial_speedup"] / 1.1)) for c in cal]
 assert all(e > math.log(1.05) for e in err[:-1]), cal
 kept = [i for i, c in enumerate(cal) if c["kept"]]

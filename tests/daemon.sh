@@ -301,7 +301,7 @@ a, b = (json.load(open(f)) for f in sys.argv[1:3])
 print(json.dumps(a["cost_model"]), json.dumps(b["cost_model"]))
 assert a["objective"] == "time" and a["cost_model"]["measured"] > 0, a["cost_model"]
 cal = a["selection"]["calibration"]
-assert cal and cal[0]["target"] == 1.2 and sum(c["kept"] for c in cal) == 1, cal
+assert cal and (cal[0]["target"] == 1.2 or cal[0]["target"] < 1.2 <= cal[0]["trial_speedup"]) and sum(c["kept"] for c in cal) == 1, cal
 assert "calibrating" in a["stage_seconds"], a["stage_seconds"]
 assert b["cost_model"]["measured"] == 0 and b["cost_model"]["from_cache"] > 0, b["cost_model"]
 EOF
