@@ -2687,7 +2687,7 @@ static int trial_speedup(struct pipe *p, lr_timing_cache *tc, const int *pick, d
 	char *key = malloc(klen);
 	lr_model *trial = NULL;
 	float *f = NULL;
-	int64_t nf = 1, dims[LR_MAX_DIMS];
+	int64_t dims[LR_MAX_DIMS];
 	uint64_t s = p->o->seed ^ 0x7A1A;
 	int nd = 0, rc;
 
@@ -2708,56 +2708,25 @@ static int trial_speedup(struct pipe *p, lr_timing_cache *tc, const int *pick, d
 		rc = 0;
 		goto out;
 	}
-	for (int l = 0; l < p->nl; l++) {
-		const struct layer *Y = &p->L[l];
-		const lr_mck_choice *c = &Y->ch[pick[l]];
-		int64_t k2c = Y->fc ? Y->c : Y->kh * Y->kw * Y->c, n;
+	/* Each decomposed layer's factors, in one block. */
+	for (int pass = 0; pass < 2; pass++) {
+		int64_t at = 0;
 
-		if (c->rank <= 0)
-			continue;
-		n = c->rank2 > 0 ? c->rank2 * Y->c * Y->kh + c->rank * c->rank2 * Y->kw
-				 : c->rank * k2c;
-		n += c->rank + Y->d * c->rank + Y->d;
-		nf = n > nf ? n : nf;
-	}
-	f = malloc(sizeof(float) * (size_t)nf);
-	if (f == NULL) {
-		rc = LR_ENOMEM;
-		goto out;
-	}
-	for (int64_t i = 0; i < nf; i++)
-		f[i] = (float)(0.02 * ((double)(splitmix(&s) >> 11) / 9007199254740992.0 - 0.5));
-	for (int l = 0; l < p->nl; l++) {
-		const struct layer *Y = &p->L[l];
-		const lr_mck_choice *c = &Y->ch[pick[l]];
-		int64_t k2c = Y->fc ? Y->c : Y->kh * Y->kw * Y->c, r = c->rank;
-		lr_decomp *d = &dc[nd];
-		const float *at = f;
+		for (int l = 0; l < p->nl; l++) {
+			const struct layer *Y = &p->L[l];
+			const lr_mck_choice *c = &Y->ch[pick[l]];
+			int64_t kh = Y->fc ? 1 : Y->kh, kw = Y->fc ? 1 : Y->kw;
 
-		if (r <= 0)
-			continue;
-		d->node = p->m->values[lr_model_find_value(p->m, Y->out_name)].producer;
-		d->r = r;
-		if (c->rank2 > 0) {
-			d->r2 = c->rank2;
-			d->wv = at;
-			d->nwv = (size_t)(c->rank2 * Y->c * Y->kh);
-			at += d->nwv;
-			d->nwa = (size_t)(r * c->rank2 * Y->kw);
-		} else {
-			d->nwa = (size_t)(r * k2c);
+			if (c->rank <= 0)
+				continue;
+			at += lr_decomp_random(&dc[nd], p->m->values[lr_model_find_value(p->m, Y->out_name)].producer,
+					       Y->d, Y->c, kh, kw, c->rank, c->rank2, pass ? f + at : NULL, &s);
+			nd += pass;
 		}
-		d->wa = at;
-		at += d->nwa;
-		d->ba = at;
-		d->nba = (size_t)r;
-		at += r;
-		d->wb = at;
-		d->nwb = (size_t)(Y->d * r);
-		at += d->nwb;
-		d->bb = at;
-		d->nbb = (size_t)Y->d;
-		nd++;
+		if (pass == 0 && (f = malloc(sizeof(float) * (size_t)(at + 1))) == NULL) {
+			rc = LR_ENOMEM;
+			goto out;
+		}
 	}
 	rc = lr_rewrite_decompose(p->m, dc, nd, NULL, 0, &trial, p->msg);
 	if (rc == 0) {
@@ -2780,7 +2749,6 @@ out:
 	free(dc);
 	return rc;
 }
-
 
 /*
  * The target for the next trial after the n trials so far. With trials on

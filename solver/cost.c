@@ -619,90 +619,79 @@ int lr_conv_alone(const lr_model *m, int node, const int64_t in_dims[4], lr_mode
 	return rc;
 }
 
-int lr_conv_pair(const lr_model *alone, int64_t r, uint64_t seed, lr_model **out, lr_msg *msg)
+int64_t lr_decomp_random(lr_decomp *dc, int node, int64_t d, int64_t c, int64_t kh, int64_t kw,
+			 int64_t r, int64_t r2, float *f, uint64_t *seed)
+{
+	int64_t nv = r2 > 0 ? r2 * c * kh : 0, na = r2 > 0 ? r * r2 * kw : r * c * kh * kw,
+		n = nv + na + r + d * r + d;
+
+	if (f == NULL)
+		return n;
+	for (int64_t i = 0; i < n; i++)
+		f[i] = (float)(0.02 * ((double)(splitmix(seed) >> 11) / 9007199254740992.0 - 0.5));
+	memset(dc, 0, sizeof(*dc));
+	dc->node = node;
+	dc->r = r;
+	dc->r2 = r2 > 0 ? r2 : 0;
+	dc->wv = r2 > 0 ? f : NULL;
+	dc->nwv = (size_t)nv;
+	dc->wa = f + nv;
+	dc->nwa = (size_t)na;
+	dc->ba = dc->wa + na;
+	dc->nba = (size_t)r;
+	dc->wb = dc->ba + r;
+	dc->nwb = (size_t)(d * r);
+	dc->bb = dc->wb + d * r;
+	dc->nbb = (size_t)d;
+	return n;
+}
+
+/* The one-Conv timing model's layer decomposed at (r2, r) (r2 0: the
+ * pair) with factors drawn from `seed`. */
+static int conv_random(const lr_model *alone, int64_t r2, int64_t r, uint64_t seed, lr_model **out,
+		       lr_msg *msg)
 {
 	const lr_tensor *W;
 	float *f = NULL;
-	int64_t d, k2c;
 	lr_decomp dc;
 	uint64_t s = seed;
 	int rc;
 
 	*out = NULL;
 	if (alone->nnodes < 1 || alone->nodes[0].nin < 2 ||
-	    (W = alone->values[alone->nodes[0].in[1]].init) == NULL || W->ndim < 3)
-		return lr_fail(msg, LR_EINVAL, "not a one-Conv timing model");
-	d = W->dims[0];
-	k2c = W->nelem / d;
+	    (W = alone->values[alone->nodes[0].in[1]].init) == NULL || W->ndim < 3 ||
+	    (r2 > 0 && W->ndim != 4))
+		return lr_fail(msg, LR_EINVAL, "not a one-Conv %stiming model", r2 > 0 ? "2-D " : "");
 	if (r < 1)
-		return lr_fail(msg, LR_EINVAL, "rank %lld < 1", (long long)r);
-	f = malloc(sizeof(float) * (size_t)(r * k2c + r + d * r + d));
-	if (f == NULL)
-		return LR_ENOMEM;
-	for (int64_t i = 0; i < r * k2c + r + d * r + d; i++)
-		f[i] = (float)(0.02 * ((double)(splitmix(&s) >> 11) / 9007199254740992.0 - 0.5));
-	memset(&dc, 0, sizeof(dc));
-	dc.node = 0;
-	dc.r = r;
-	dc.wa = f;
-	dc.nwa = (size_t)(r * k2c);
-	dc.ba = f + r * k2c;
-	dc.nba = (size_t)r;
-	dc.wb = dc.ba + r;
-	dc.nwb = (size_t)(d * r);
-	dc.bb = dc.wb + d * r;
-	dc.nbb = (size_t)d;
+		return r2 > 0 ? lr_fail(msg, LR_EINVAL, "ranks d'' %lld, d' %lld must be >= 1",
+					(long long)r2, (long long)r)
+			      : lr_fail(msg, LR_EINVAL, "rank %lld < 1", (long long)r);
+	{
+		int64_t d = W->dims[0], c = W->dims[1], kh = W->dims[2],
+			kw = W->nelem / (d * c * kh);
+
+		f = malloc(sizeof(float) * (size_t)lr_decomp_random(&dc, 0, d, c, kh, kw, r, r2, NULL, &s));
+		if (f == NULL)
+			return LR_ENOMEM;
+		lr_decomp_random(&dc, 0, d, c, kh, kw, r, r2, f, &s);
+	}
 	rc = lr_rewrite_decompose(alone, &dc, 1, NULL, 0, out, msg);
 	free(f);
 	return rc;
 }
 
+int lr_conv_pair(const lr_model *alone, int64_t r, uint64_t seed, lr_model **out, lr_msg *msg)
+{
+	return conv_random(alone, 0, r, seed, out, msg);
+}
+
 int lr_conv_triple(const lr_model *alone, int64_t r2, int64_t r, uint64_t seed, lr_model **out,
 		   lr_msg *msg)
 {
-	const lr_tensor *W;
-	float *f = NULL;
-	int64_t d, c, kh, kw, nv, na, nf;
-	lr_decomp dc;
-	uint64_t s = seed;
-	int rc;
-
-	*out = NULL;
-	if (alone->nnodes < 1 || alone->nodes[0].nin < 2 ||
-	    (W = alone->values[alone->nodes[0].in[1]].init) == NULL || W->ndim != 4)
-		return lr_fail(msg, LR_EINVAL, "not a one-Conv 2-D timing model");
-	d = W->dims[0];
-	c = W->dims[1];
-	kh = W->dims[2];
-	kw = W->dims[3];
-	if (r < 1 || r2 < 1)
+	if (r2 < 1)
 		return lr_fail(msg, LR_EINVAL, "ranks d'' %lld, d' %lld must be >= 1", (long long)r2,
 			       (long long)r);
-	nv = r2 * c * kh;
-	na = r * r2 * kw;
-	nf = nv + na + r + d * r + d;
-	f = malloc(sizeof(float) * (size_t)nf);
-	if (f == NULL)
-		return LR_ENOMEM;
-	for (int64_t i = 0; i < nf; i++)
-		f[i] = (float)(0.02 * ((double)(splitmix(&s) >> 11) / 9007199254740992.0 - 0.5));
-	memset(&dc, 0, sizeof(dc));
-	dc.node = 0;
-	dc.r = r;
-	dc.r2 = r2;
-	dc.wv = f;
-	dc.nwv = (size_t)nv;
-	dc.wa = f + nv;
-	dc.nwa = (size_t)na;
-	dc.ba = dc.wa + na;
-	dc.nba = (size_t)r;
-	dc.wb = dc.ba + r;
-	dc.nwb = (size_t)(d * r);
-	dc.bb = dc.wb + d * r;
-	dc.nbb = (size_t)d;
-	rc = lr_rewrite_decompose(alone, &dc, 1, NULL, 0, out, msg);
-	free(f);
-	return rc;
+	return conv_random(alone, r2, r, seed, out, msg);
 }
 
 static void ints_str(const lr_node *n, const char *name, char *buf, size_t len)

@@ -147,6 +147,19 @@ int lr_conv_alone(const lr_model *m, int node, const int64_t in_dims[4], lr_mode
  */
 int lr_conv_pair(const lr_model *alone, int64_t r, uint64_t seed, lr_model **out, lr_msg *msg);
 
+struct lr_decomp;
+
+/*
+ * Seeded random factors for node `node` with d outputs, c inputs and a
+ * kh x kw kernel (a fully connected layer: kh = kw = 1) at rank r, or the
+ * spatial triple at (r2, r) when r2 > 0: sets dc's ranks, arrays (pointing
+ * into f) and their sizes. With f NULL it only counts: returns how many
+ * floats f must hold; with f, fills them (uniform in +-0.01, from *seed)
+ * first. Speed does not depend on the values: the timing models use them.
+ */
+int64_t lr_decomp_random(struct lr_decomp *dc, int node, int64_t d, int64_t c, int64_t kh,
+			 int64_t kw, int64_t r, int64_t r2, float *f, uint64_t *seed);
+
 /*
  * The spatial + channel triple (spatial.h) at d'' = r2 and d' = r in
  * place of the 2-D Conv of a model from lr_conv_alone(), factors drawn
