@@ -20,7 +20,7 @@ ok $? "calibration inputs from Fashion-MNIST training images"
 # The channel scheme first (the default, spatial-channel, is below).
 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective flops --speedup 3 --threads 2 --decomposition channel \
 	-o "$TMP/vgg3.onnx" --report "$TMP/vgg3.json" >"$TMP/out" 2>"$TMP/err"
-ok $? "compress fmnist_vgg 3x --decomposition channel"
+ok_log $? "$TMP/err" "compress fmnist_vgg 3x --decomposition channel"
 grep -q "^wrote .*vgg3.onnx: theoretical speedup (FLOPs)" "$TMP/out"; ok $? "summary line"
 grep -q "solving layer 5/5" "$TMP/err"; ok $? "progress names layer i of n"
 
@@ -105,13 +105,13 @@ fi
 
 # Same seed, same threads: the same bytes.
 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective flops --speedup 3 --threads 2 --decomposition channel \
-	-o "$TMP/vgg3b.onnx" >/dev/null 2>&1 && cmp -s "$TMP/vgg3.onnx" "$TMP/vgg3b.onnx"
-ok $? "compress is deterministic for a given seed"
+	-o "$TMP/vgg3b.onnx" >/dev/null 2>"$TMP/e2" && cmp -s "$TMP/vgg3.onnx" "$TMP/vgg3b.onnx"
+ok_log $? "$TMP/e2" "compress is deterministic for a given seed"
 
 # Fixed ranks without a target, an exclusion, rounding, another method.
 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective flops --ranks "/features/features.7/Conv=8,/features/features.12/Conv_output_0=20" \
-	--method linear -o "$TMP/fixed.onnx" --report "$TMP/fixed.json" >/dev/null 2>&1
-ok $? "compress with fixed ranks (node and output names)"
+	--method linear -o "$TMP/fixed.onnx" --report "$TMP/fixed.json" >/dev/null 2>"$TMP/e2"
+ok_log $? "$TMP/e2" "compress with fixed ranks (node and output names)"
 "$PYTHON3" - "$TMP/fixed.json" <<'PY'
 import json, sys
 L = {l["name"]: l for l in json.load(open(sys.argv[1]))["layers"]}
@@ -123,7 +123,7 @@ assert sorted(decomposed) == ["/features/features.12/Conv", "/features/features.
 PY
 ok $? "fixed ranks are used exactly; other layers stay"
 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective flops --speedup 2 --rank-multiple 8 \
-	--exclude /features/features.2/Conv --method nonlinear -o "$TMP/ex.onnx" --report "$TMP/ex.json" >/dev/null 2>&1
+	--exclude /features/features.2/Conv --method nonlinear -o "$TMP/ex.onnx" --report "$TMP/ex.json" >/dev/null 2>"$TMP/e2"
 "$PYTHON3" - "$TMP/ex.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -135,13 +135,13 @@ for l in r["layers"]:
         assert l.get("rank2", 0) % 8 == 0, l
 assert r["theoretical_speedup"] >= 2.0 and r["method"] == "nonlinear"
 PY
-ok $? "--exclude and --rank-multiple honoured"
+ok_log $? "$TMP/e2" "--exclude and --rank-multiple honoured"
 
 # A ResNet-style model: BatchNormalization folded, convolutions feeding the
 # residual Add get the linear solution, the result runs in ONNX Runtime.
 "$LOWRANK" compress "$RES" --calib "$TMP/calib.npy" --objective flops --speedup 2 \
 	-o "$TMP/res2.onnx" --report "$TMP/res2.json" >/dev/null 2>"$TMP/err"
-ok $? "compress fmnist_resnet 2x"
+ok_log $? "$TMP/err" "compress fmnist_resnet 2x"
 "$PYTHON3" - "$TMP/res2.json" "$TMP/res2.onnx" <<'PY'
 import json, sys
 import onnx
@@ -165,8 +165,8 @@ ok $? "resnet: BN folded, linear solution before the Add, valid output, agreemen
 # where the cut does not fit the memory budget, from rerunning the network:
 # the same model either way, residual branches included.
 "$LOWRANK" compress "$RES" --calib "$TMP/calib.npy" --objective flops --speedup 2 --memory-budget 40 \
-	-o "$TMP/res2mix.onnx" --report "$TMP/res2mix.json" >/dev/null 2>&1 && cmp -s "$TMP/res2.onnx" "$TMP/res2mix.onnx"
-ok $? "resnet: cached cuts and reruns (40 MiB budget) give the byte-identical model"
+	-o "$TMP/res2mix.onnx" --report "$TMP/res2mix.json" >/dev/null 2>"$TMP/e2" && cmp -s "$TMP/res2.onnx" "$TMP/res2mix.onnx"
+ok_log $? "$TMP/e2" "resnet: cached cuts and reruns (40 MiB budget) give the byte-identical model"
 "$PYTHON3" - "$TMP/res2.json" "$TMP/res2mix.json" <<'PY'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
@@ -186,7 +186,7 @@ ok $? "resnet: the report says which layers used the cached cut; the cache stays
 # on the fitting samples) over all positions of the fitting inputs.
 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective flops --speedup 5 --threads 2 \
 	-o "$TMP/vggs5.onnx" --report "$TMP/vggs5.json" >/dev/null 2>"$TMP/err"
-ok $? "compress fmnist_vgg 5x (the default decomposition, spatial-channel)"
+ok_log $? "$TMP/err" "compress fmnist_vgg 5x (the default decomposition, spatial-channel)"
 "$PYTHON3" - "$TMP/vggs5.json" "$TMP/vggs5.onnx" <<'PY'
 import json, sys
 import onnx
@@ -221,7 +221,7 @@ ok $? "spatial-channel: report per layer (scheme, d'', d', stage errors), factor
 # LR_SPLIT_NO_PATCHES makes them run the network to each layer instead.
 # Both ways give the same energies (same 32 inputs here) and model.
 LR_SPLIT_NO_PATCHES=1 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective flops --speedup 5 \
-	--threads 2 -o "$TMP/vggs5n.onnx" --report "$TMP/vggs5n.json" >/dev/null 2>&1 &&
+	--threads 2 -o "$TMP/vggs5n.onnx" --report "$TMP/vggs5n.json" >/dev/null 2>"$TMP/e2" &&
 	"$PYTHON3" -c "
 import json, sys
 a, b = (json.load(open(f))['layers'] for f in sys.argv[1:3])
@@ -229,7 +229,7 @@ pairs = [(x, y) for x, y in zip(a, b) if 'split_energy' in x]
 assert pairs and all(x['rank2'] == y['rank2'] and x['rank'] == y['rank'] and
                      abs(x['split_energy'] - y['split_energy']) < 1e-7 for x, y in pairs), pairs" \
 	"$TMP/vggs5.json" "$TMP/vggs5n.json"
-ok $? "split energies from sampled patches equal those from running the network to each layer"
+ok_log $? "$TMP/e2" "split energies from sampled patches equal those from running the network to each layer"
 "$PYTHON3" - "$VGG" "$TMP/vggs5.onnx" "$TMP/vggs5.json" <<'PY'
 import json, sys
 import numpy as np
@@ -304,14 +304,14 @@ expect_fail "decomposition" "unknown decomposition" "$LOWRANK" compress "$VGG" -
 
 # A budget too small for all sampled responses fits fewer inputs, and says so.
 "$LOWRANK" compress "$RES" --calib "$TMP/calib.npy" --objective flops --speedup 2 --memory-budget 12 \
-	-o "$TMP/res2small.onnx" --report "$TMP/res2small.json" >/dev/null 2>&1 &&
+	-o "$TMP/res2small.onnx" --report "$TMP/res2small.json" >/dev/null 2>"$TMP/e2" &&
 "$PYTHON3" - "$TMP/res2small.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert 100 < r["fit_inputs"] < 270 and "memory budget" in r["note"], (r["fit_inputs"], r.get("note"))
 assert r["holdout"]["inputs"] == 30
 PY
-ok $? "a small memory budget fits fewer inputs and notes it"
+ok_log $? "$TMP/e2" "a small memory budget fits fewer inputs and notes it"
 if [ $have_ort = 1 ]; then
 	"$LOWRANK" run "$TMP/res2.onnx" "$TMP/x.npy" -o "$TMP/rlr.npy" >/dev/null &&
 		"$NODE" "$ORT_DIR/ort_run.js" run "$TMP/res2.onnx" "$TMP/x.npy" "$TMP/rort.npy" >/dev/null &&
@@ -344,7 +344,7 @@ onnx.checker.check_model(m)
 onnx.save(m, sys.argv[1])
 np.save(sys.argv[2], r.standard_normal((40, 16, 12, 12)).astype(np.float32))
 PY
-"$LOWRANK" compress "$TMP/dw.onnx" --calib "$TMP/dwx.npy" --objective flops --speedup 1.5 -o "$TMP/dwc.onnx" --report "$TMP/dw.json" >/dev/null 2>&1 &&
+"$LOWRANK" compress "$TMP/dw.onnx" --calib "$TMP/dwx.npy" --objective flops --speedup 1.5 -o "$TMP/dwc.onnx" --report "$TMP/dw.json" >/dev/null 2>"$TMP/e2" &&
 "$PYTHON3" - "$TMP/dw.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -352,7 +352,7 @@ L = {l["name"]: l for l in r["layers"]}
 assert "depthwise" in L["dw"]["skipped"], L["dw"]
 assert 1.5 <= r["theoretical_speedup"] < 1.6, r["theoretical_speedup"]
 PY
-ok $? "a model with a depthwise conv reaches the target without overshooting it"
+ok_log $? "$TMP/e2" "a model with a depthwise conv reaches the target without overshooting it"
 
 # The measured objective: ranks chosen against times measured in lowrank's
 # engine at the deployment batch. Timings are noisy on a shared machine, so
@@ -362,7 +362,7 @@ ok $? "a model with a depthwise conv reaches the target without overshooting it"
 # unreachable target fails before any sampling.
 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective time --speedup 1.1 --deploy-batch 8 \
 	--timing-cache "$TMP/tc.tsv" -o "$TMP/vt.onnx" --report "$TMP/vt.json" >/dev/null 2>"$TMP/err"
-ok $? "compress --objective time --speedup 1.1 --deploy-batch 8"
+ok_log $? "$TMP/err" "compress --objective time --speedup 1.1 --deploy-batch 8"
 "$PYTHON3" - "$TMP/vt.json" <<'PY'
 import json, math, sys
 r = json.load(open(sys.argv[1]))
@@ -412,7 +412,7 @@ n=$(grep -vc '^#' "$TMP/tc.tsv")
 [ "$n" -gt 5 ] && [ -z "$(ls "$TMP" | grep 'tc.tsv.tmp')" ]
 ok $? "the timing cache holds $n entries and no temporary file is left"
 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective time --speedup 1.1 --deploy-batch 8 \
-	--timing-cache "$TMP/tc.tsv" -o "$TMP/vt2.onnx" --report "$TMP/vt2.json" >/dev/null 2>&1 &&
+	--timing-cache "$TMP/tc.tsv" -o "$TMP/vt2.onnx" --report "$TMP/vt2.json" >/dev/null 2>"$TMP/e2" &&
 	cmp -s "$TMP/vt.onnx" "$TMP/vt2.onnx" &&
 	"$PYTHON3" -c "
 import json, sys; c = json.load(open(sys.argv[1]))['cost_model']
@@ -426,25 +426,25 @@ print('# calibration %s' % r['selection'].get('calibration'))
 print('# ranks %s' % [(l['name'], l.get('rank'), l.get('rank2')) for l in r['layers']])" "$TMP/$f.json"
 done
 [ $rc -eq 0 ]
-ok $? "a cached run measures nothing and gives the byte-identical model"
+ok_log $? "$TMP/e2" "a cached run measures nothing and gives the byte-identical model"
 # Timings of another build (another engine) are not used: the same entries
 # under another build's key are all measured again.
 sed "s/|build=[^|]*|/|build=0123456789abcdef|/" "$TMP/tc.tsv" >"$TMP/tc_other.tsv"
 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective time --speedup 1.1 --deploy-batch 8 \
-	--timing-cache "$TMP/tc_other.tsv" -o "$TMP/vt3.onnx" --report "$TMP/vt3.json" >/dev/null 2>&1 &&
+	--timing-cache "$TMP/tc_other.tsv" -o "$TMP/vt3.onnx" --report "$TMP/vt3.json" >/dev/null 2>"$TMP/e2" &&
 	"$PYTHON3" -c "
 import json, sys; c = json.load(open(sys.argv[1]))['cost_model']
 assert c['from_cache'] == 0 and c['measured'] > 0 and len(c['build']) >= 16, c" "$TMP/vt3.json" &&
 	grep -q "build=0123456789abcdef" "$TMP/tc_other.tsv" &&
 	grep -q "build=$("$PYTHON3" -c "import json,sys; print(json.load(open(sys.argv[1]))['cost_model']['build'])" "$TMP/vt3.json")|" "$TMP/tc_other.tsv"
-ok $? "timings cached by another build are measured again (the key names the build)"
+ok_log $? "$TMP/e2" "timings cached by another build are measured again (the key names the build)"
 "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective time --speedup 1.1 --deploy-batch 8 \
-	--rank-multiple 8 --timing-cache "$TMP/tc.tsv" -o "$TMP/vt8.onnx" --report "$TMP/vt8.json" >/dev/null 2>&1 &&
+	--rank-multiple 8 --timing-cache "$TMP/tc.tsv" -o "$TMP/vt8.onnx" --report "$TMP/vt8.json" >/dev/null 2>"$TMP/e2" &&
 	"$PYTHON3" -c "
 import json, sys; r = json.load(open(sys.argv[1]))
 assert r['selection']['rank_multiple'] == 8
 assert all(c['rank'] % 8 == 0 for l in r['layers'] for c in l.get('candidates', [])), r['layers']" "$TMP/vt8.json"
-ok $? "--rank-multiple overrides the vector block"
+ok_log $? "$TMP/e2" "--rank-multiple overrides the vector block"
 expect_fail "the fastest reachable is" "an unreachable measured target names the fastest reachable speedup" \
 	"$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective time --speedup 50 --timing-cache "$TMP/tc.tsv" -o "$TMP/e.onnx"
 ! grep -q "collecting" "$TMP/err"
@@ -458,7 +458,7 @@ meas=$(sed -n 's/.*the fastest reachable is \([0-9.]*\)x (measured.*/\1/p' "$TMP
 pred=$(sed -n 's/.*fastest rank, \([0-9.]*\)x predicted.*/\1/p' "$TMP/err")
 mid=$("$PYTHON3" -c "import sys; print('%.4f' % ((float(sys.argv[1]) + float(sys.argv[2])) / 2))" "$meas" "$pred" 2>/dev/null)
 [ -n "$mid" ] && "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective time --speedup "$mid" \
-	--timing-cache "$TMP/tc.tsv" -o "$TMP/mid.onnx" --report "$TMP/mid.json" >/dev/null 2>&1 &&
+	--timing-cache "$TMP/tc.tsv" -o "$TMP/mid.onnx" --report "$TMP/mid.json" >/dev/null 2>"$TMP/e2" &&
 	"$PYTHON3" -c "
 import json, sys; r = json.load(open(sys.argv[1])); cal = r['selection']['calibration']
 mid, pred, meas = (float(a) for a in sys.argv[2:5])
@@ -467,7 +467,7 @@ if meas > pred * 1.001:
     assert abs(cal[0]['target'] - pred) < 0.01 and abs(cal[0]['trial_speedup'] - meas) < 0.01, cal
 else:
     assert cal[0]['target'] == mid, cal" "$TMP/mid.json" "$mid" "$pred" "$meas"
-ok $? "a target half way between the predicted ($pred x) and the measured bound ($meas x) is taken"
+ok_log $? "$TMP/e2" "a target half way between the predicted ($pred x) and the measured bound ($meas x) is taken"
 expect_fail "objective" "unknown objective" "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective speed -o "$TMP/e.onnx"
 
 # A bias that reaches the conv through an Identity (exporters share one
@@ -505,14 +505,14 @@ onnx.save(build(False), sys.argv[2])
 np.save(sys.argv[3], r.standard_normal((100, 16, 12, 12)).astype(np.float32))
 PY
 "$LOWRANK" compress "$TMP/idb.onnx" --calib "$TMP/idbx.npy" --objective flops --ranks c2=16 --method linear \
-	-o "$TMP/idbc.onnx" --report "$TMP/idb.json" >/dev/null 2>&1 &&
+	-o "$TMP/idbc.onnx" --report "$TMP/idb.json" >/dev/null 2>"$TMP/e2" &&
 "$LOWRANK" compress "$TMP/idb2.onnx" --calib "$TMP/idbx.npy" --objective flops --ranks c2=16 --method linear \
-	-o "$TMP/idb2c.onnx" --report "$TMP/idb2.json" >/dev/null 2>&1 &&
+	-o "$TMP/idb2c.onnx" --report "$TMP/idb2.json" >/dev/null 2>"$TMP/e2" &&
 "$PYTHON3" -c "
 import json, sys
 a, b = (json.load(open(p))['holdout']['relative_output_error'] for p in sys.argv[1:3])
 assert abs(a - b) <= 1e-6 * b, (a, b)" "$TMP/idb.json" "$TMP/idb2.json"
-ok $? "a conv bias passed through Identity is kept in the factors"
+ok_log $? "$TMP/e2" "a conv bias passed through Identity is kept in the factors"
 
 # Errors name the problem and exit non-zero; nothing is written.
 expect_fail "speedup" "speedup below 1 refused" "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective flops --speedup 0.5 -o "$TMP/e.onnx"

@@ -22,6 +22,14 @@ ok() { # ok COND_EXIT_STATUS DESCRIPTION
 	fi
 }
 
+# ok_log STATUS FILE DESCRIPTION: ok; on failure also the last lines of
+# FILE (the checked command's stderr) as diagnostics, so that a failure in
+# CI says why without a rerun.
+ok_log() {
+	ok "$1" "$3"
+	[ "$1" -eq 0 ] || tail -n 8 "$2" 2>/dev/null | sed 's/^/#   /'
+}
+
 # expect_fail EXPECTED_SUBSTRING DESCRIPTION CMD...: the command must exit
 # non-zero and print the substring on stderr.
 expect_fail() {
