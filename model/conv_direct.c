@@ -34,7 +34,8 @@
  * position, so tiles are transposed into Y (NCHW) as they are stored
  * (16 x 16 register transposes with AVX-512), where ORT reorders its
  * blocked layout once per chain of layers. A Relu or Clip the engine fused
- * into the node (c->act) is applied to the transposed vectors.
+ * into the node (c->act) is applied to the transposed vectors, after the
+ * residual of a fused Add (c->res, ResNet's shortcut) is added to them.
  *
  * Packed weights and bias live in the node's cache (struct lr_node_cache)
  * for constant weights and are packed per call otherwise. Work is split
@@ -104,6 +105,7 @@ struct cd_job {
 	const float *bias;      /* packed bias [mb * blk] */
 	const int32_t *off;     /* [K] */
 	float *y;               /* this image's output [M][oh * ow] */
+	const float *res;       /* fused Add: added before act, laid out as y, or NULL */
 	int64_t k, m, mb, blk;  /* taps, filters, filter blocks, block size */
 	int64_t q;              /* outputs per image (oh * ow) */
 	int64_t wp, ow, ohw;    /* grid width, output width, outputs/plane */
@@ -398,7 +400,7 @@ void lr__phase_plane(const float *src, int64_t h, int64_t w, int64_t sy, int64_t
  */
 __attribute__((target("avx512f")))
 static void cd_store512(const float *tile, const int32_t *vidx, int64_t nv, float *y,
-			int64_t ohw, int64_t rows, int act, float lo, float hi)
+			const float *res, int64_t ohw, int64_t rows, int act, float lo, float hi)
 {
 	/* Fused activation: Relu as max(v, 0) (NaN -> 0, as lr_op_relu),
 	 * Clip as min(hi, max(lo, v)) (NaN stays, as lr_op_clip). */
@@ -449,6 +451,14 @@ static void cd_store512(const float *tile, const int32_t *vidx, int64_t nv, floa
 				t[4 + m] = _mm512_shuffle_f32x4(x1, y1, 0x88);
 				t[12 + m] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
 			}
+			/* A fused Add (the residual), as lr_op_add rounds it. */
+			if (res != NULL) {
+				_Pragma("GCC unroll 16")
+				for (int f = 0; f < 16; f++)
+					if (f < nf)
+						t[f] = _mm512_add_ps(t[f], _mm512_maskz_loadu_ps(
+							mi, res + (f0 + f) * ohw + i0));
+			}
 			if (act == LR_ACT_RELU) {
 				_Pragma("GCC unroll 16")
 				for (int f = 0; f < 16; f++)
@@ -472,7 +482,7 @@ static void cd_store512(const float *tile, const int32_t *vidx, int64_t nv, floa
 
 __attribute__((target("avx2")))
 static void cd_store256(const float *tile, const int32_t *vidx, int64_t nv, float *y,
-			int64_t ohw, int64_t rows, int act, float lo, float hi)
+			const float *res, int64_t ohw, int64_t rows, int act, float lo, float hi)
 {
 	for (int64_t r = 0; r < rows; r++) {
 		float *yr = y + r * ohw;
@@ -485,6 +495,8 @@ static void cd_store256(const float *tile, const int32_t *vidx, int64_t nv, floa
 		}
 		for (; i < nv; i++)
 			yr[i] = tile[vidx[i] + r];
+		if (res != NULL)
+			lr__add_into(yr, res + r * ohw, nv);
 		lr__act_apply(act, lo, hi, yr, nv);
 	}
 }
@@ -533,10 +545,12 @@ static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0,
 		if (nv == 0)
 			continue;
 		if (j->blk == 16)
-			cd_store512(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows,
+			cd_store512(tile, vidx, nv, j->y + m0 * j->ohw + d0,
+				    j->res ? j->res + m0 * j->ohw + d0 : NULL, j->ohw, rows,
 				    j->act, j->lo, j->hi);
 		else
-			cd_store256(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows,
+			cd_store256(tile, vidx, nv, j->y + m0 * j->ohw + d0,
+				    j->res ? j->res + m0 * j->ohw + d0 : NULL, j->ohw, rows,
 				    j->act, j->lo, j->hi);
 	}
 }
@@ -800,6 +814,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 			j.xp = xn;
 		}
 		j.y = (float *)y->data + n * m * j.ohw;
+		j.res = c->res != NULL ? (const float *)c->res->data + n * m * j.ohw : NULL;
 		lr_pool_run_indexed(c->pool, ntasks, 1, cd_tiles, &j);
 	}
 out:
