@@ -65,8 +65,8 @@ enum { LR_ACT_NONE = 0, LR_ACT_RELU = 1, LR_ACT_CLIP = 2 };
 /* Applies activation `act` (LR_ACT_*) to y[0..n) in place. */
 void lr__act_apply(int act, float lo, float hi, float *y, int64_t n);
 
-/* y[i] += r[i] for i in [0, n): a fused Add's residual. */
-void lr__add_into(float *y, const float *r, int64_t n);
+/* y[i] = act(y[i] + r[i]) for i in [0, n): a fused Add and its activation. */
+void lr__add_act(float *y, const float *r, int64_t n, int act, float lo, float hi);
 
 /*
  * What a kernel derives from a node's constant weights and keeps across

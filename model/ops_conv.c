@@ -216,10 +216,25 @@ void lr__act_apply(int act, float lo, float hi, float *y, int64_t n)
 }
 
 LR_CLONES
-void lr__add_into(float *y, const float *r, int64_t n)
+void lr__add_act(float *y, const float *r, int64_t n, int act, float lo, float hi)
 {
-	for (int64_t i = 0; i < n; i++)
-		y[i] += r[i];
+	if (act == LR_ACT_RELU) {
+		for (int64_t i = 0; i < n; i++) {
+			float v = y[i] + r[i];
+
+			y[i] = v > 0.f ? v : 0.f;
+		}
+	} else if (act == LR_ACT_CLIP) {
+		for (int64_t i = 0; i < n; i++) {
+			float v = y[i] + r[i];
+
+			v = v < lo ? lo : v;
+			y[i] = v > hi ? hi : v;
+		}
+	} else {
+		for (int64_t i = 0; i < n; i++)
+			y[i] += r[i];
+	}
 }
 
 /* The fused Add and activation after a kernel that applies neither. */
@@ -238,8 +253,7 @@ static void res_chunks(void *arg, int64_t begin, int64_t end)
 	for (int64_t t = begin; t < end; t++) {
 		int64_t i0 = t * j->chunk, n = j->n - i0 < j->chunk ? j->n - i0 : j->chunk;
 
-		lr__add_into(j->y + i0, j->r + i0, n);
-		lr__act_apply(j->act, j->lo, j->hi, j->y + i0, n);
+		lr__add_act(j->y + i0, j->r + i0, n, j->act, j->lo, j->hi);
 	}
 }
 
