@@ -34,9 +34,7 @@
  * position, so tiles are transposed into Y (NCHW) as they are stored
  * (16 x 16 register transposes with AVX-512), where ORT reorders its
  * blocked layout once per chain of layers. A Relu or Clip the engine fused
- * into the node (c->act) is applied to the transposed vectors; with a fused
- * Add (c->res, ResNet's shortcut) the residual and then the activation are
- * applied to a strip's rows right after they are stored, while in L1.
+ * into the node (c->act) is applied to the transposed vectors.
  *
  * Packed weights and bias live in the node's cache (struct lr_node_cache)
  * for constant weights and are packed per call otherwise. Work is split
@@ -106,7 +104,6 @@ struct cd_job {
 	const float *bias;      /* packed bias [mb * blk] */
 	const int32_t *off;     /* [K] */
 	float *y;               /* this image's output [M][oh * ow] */
-	const float *res;       /* fused Add: added before act, laid out as y, or NULL */
 	int64_t k, m, mb, blk;  /* taps, filters, filter blocks, block size */
 	int64_t q;              /* outputs per image (oh * ow) */
 	int64_t wp, ow, ohw;    /* grid width, output width, outputs/plane */
@@ -523,28 +520,19 @@ static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0,
 		if (rows > j->m - m0)
 			rows = j->m - m0;
 		/*
-		 * The lines the stores below write (and a fused Add's residual
-		 * they read) are fetched while the microkernels run: the stores
-		 * go to `rows` planes a strip at a time, too many streams for
-		 * the hardware prefetcher, and each missed line was waited for
-		 * (ResNet-50, 1 thread: 2.5% faster with the write prefetch;
-		 * the fused Add was 3% slower than separate passes without the
-		 * read prefetch, and is level with them with it).
+		 * The lines the stores below write are fetched while the
+		 * microkernels run: the stores go to `rows` planes a strip at a
+		 * time, too many streams for the hardware prefetcher, and each
+		 * missed line was waited for (1 thread, AVX-512, against
+		 * LR_NO_PREFETCH: ResNet-50 2.5% faster at batch 1, VGG-16 2.4%).
 		 */
 		if (nv > 0 && j->prefetch) {
 			float *yy = j->y + m0 * j->ohw + d0;
-			const float *rr = j->res != NULL ? j->res + m0 * j->ohw + d0 : NULL;
 
 			for (int64_t r = 0; r < rows; r++, yy += j->ohw) {
 				for (int64_t i = 0; i < nv; i += 16)
 					__builtin_prefetch(yy + i, 1, 3);
 				__builtin_prefetch(yy + nv - 1, 1, 3);
-				if (rr != NULL) {
-					for (int64_t i = 0; i < nv; i += 16)
-						__builtin_prefetch(rr + i, 0, 3);
-					__builtin_prefetch(rr + nv - 1, 0, 3);
-					rr += j->ohw;
-				}
 			}
 		}
 		for (int64_t k0 = 0; k0 < j->k; k0 += CD_KC) {
@@ -563,18 +551,10 @@ static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0,
 			continue;
 		if (j->blk == 16)
 			cd_store512(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows,
-				    j->res ? LR_ACT_NONE : j->act, j->lo, j->hi);
+				    j->act, j->lo, j->hi);
 		else
 			cd_store256(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows,
-				    j->res ? LR_ACT_NONE : j->act, j->lo, j->hi);
-		/* A fused Add: the strip's rows just stored (in L1) plus the
-		 * residual, then the activation; adding in the transposing
-		 * store spilled its registers and made ResNet-50 3% slower
-		 * than separate Add and Relu passes. */
-		if (j->res != NULL)
-			for (int64_t r = 0; r < rows; r++)
-				lr__add_act(j->y + (m0 + r) * j->ohw + d0,
-					    j->res + (m0 + r) * j->ohw + d0, nv, j->act, j->lo, j->hi);
+				    j->act, j->lo, j->hi);
 	}
 }
 
@@ -838,7 +818,6 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 			j.xp = xn;
 		}
 		j.y = (float *)y->data + n * m * j.ohw;
-		j.res = c->res != NULL ? (const float *)c->res->data + n * m * j.ohw : NULL;
 		lr_pool_run_indexed(c->pool, ntasks, 1, cd_tiles, &j);
 	}
 out:

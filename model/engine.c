@@ -273,29 +273,37 @@ static int const_scalar(const lr_model *m, int v, float *f)
 }
 
 /*
- * The node that alone reads value `v`, produced by node `ni`: `v` is read
- * once (input *k of the returned node), by a later node that runs and has
- * one output, and `v` is not kept (graph output or wanted). -1 if none.
+ * Whether node `ni` (a Conv) can write its reader's activation: its one
+ * output is read once, as the data input of a later node that runs, a
+ * Relu or a Clip with constant scalar bounds, and is not kept (graph
+ * output or wanted). Sets *act, the bounds and *reader. With an observer
+ * installed nothing is fused: observers (the solver) read the Conv's own
+ * output. LR_NO_FUSE (set) turns fusion off.
  */
-static int sole_reader(const lr_model *m, int ni, int v, const char *need, const char *keep,
-		       const int *remaining, int *k)
+static int fusable_act(const lr_engine *e, int ni, const char *need, const char *keep,
+		       const int *remaining, int *act, float *lo, float *hi, int *reader)
 {
+	const lr_model *m = e->m;
+	const lr_node *n = &m->nodes[ni], *a = NULL;
+	int v, r;
+
+	if (e->observer != NULL || n->op->run != lr_op_conv || n->nout != 1 ||
+	    getenv("LR_NO_FUSE") != NULL)
+		return 0;
+	v = n->out[0];
 	if (v < 0 || keep[v] || remaining[v] != 1 || m->values[v].nconsumers != 1)
-		return -1;
-	for (int r = ni + 1; r < m->nnodes; r++) {
-		const lr_node *a = &m->nodes[r];
-
-		for (*k = 0; *k < a->nin; (*k)++)
-			if (a->in[*k] == v)
-				return need[r] && a->nout == 1 ? r : -1;
+		return 0;
+	for (r = ni + 1; r < m->nnodes; r++) {
+		a = &m->nodes[r];
+		for (int k = 0; k < a->nin; k++)
+			if (a->in[k] == v)
+				goto found;
 	}
-	return -1;
-}
-
-/* Whether node `a` is a Relu, or a Clip with constant scalar bounds, that
- * a Conv can apply: sets *act and the bounds. */
-static int act_of(const lr_model *m, const lr_node *a, int *act, float *lo, float *hi)
-{
+	return 0;
+found:
+	if (!need[r] || a->in[0] != v || a->nout != 1)
+		return 0;
+	*reader = r;
 	if (a->op->run == lr_op_relu) {
 		*act = LR_ACT_RELU;
 		*lo = 0.f;
@@ -321,48 +329,6 @@ static int act_of(const lr_model *m, const lr_node *a, int *act, float *lo, floa
 	}
 	*act = LR_ACT_CLIP;
 	return 1;
-}
-
-/*
- * What node `ni` (a Conv) computes of the nodes after it (ops.h): the
- * activation that alone reads its output (*act_node), or the Add that
- * alone reads it (*add_node, the Conv's output its input *add_k) when the
- * Add's other operand is computed already (c->res), and then the
- * activation that alone reads the Add's output (*act_node). Nothing with
- * an observer installed (the solver reads the Conv's own output) or with
- * LR_NO_FUSE set. The Conv may still decline the Add (ops.h).
- */
-static void fusion(const lr_engine *e, int ni, const char *need, const char *keep,
-		   const int *remaining, lr_tensor *const *slot, lr_opctx *c, int *act_node,
-		   int *add_node, int *add_k)
-{
-	const lr_model *m = e->m;
-	const lr_node *n = &m->nodes[ni];
-	int r, k, o;
-
-	*act_node = *add_node = -1;
-	if (e->observer != NULL || n->op->run != lr_op_conv || n->nout != 1 ||
-	    getenv("LR_NO_FUSE") != NULL)
-		return;
-	r = sole_reader(m, ni, n->out[0], need, keep, remaining, &k);
-	if (r < 0)
-		return;
-	if (k == 0 && act_of(m, &m->nodes[r], &c->act, &c->act_lo, &c->act_hi)) {
-		*act_node = r;
-		return;
-	}
-	if (m->nodes[r].op->run != lr_op_add || m->nodes[r].nin != 2 ||
-	    getenv("LR_NO_FUSE_ADD") != NULL)
-		return;
-	o = m->nodes[r].in[1 - k];
-	if (o < 0 || o == n->out[0] || slot[o] == NULL || slot[o]->dtype != LR_DT_FLOAT)
-		return;
-	c->res = slot[o];
-	*add_node = r;
-	*add_k = k;
-	r = sole_reader(m, r, m->nodes[r].out[0], need, keep, remaining, &k);
-	if (r >= 0 && k == 0 && act_of(m, &m->nodes[r], &c->act, &c->act_lo, &c->act_hi))
-		*act_node = r;
 }
 
 /*
@@ -532,7 +498,6 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		const lr_node *node = &m->nodes[ni];
 		lr_opctx c;
 		size_t taken = 0;
-		int act_node = -1, add_node = -1, add_k = 0;
 
 		if (!need[ni])
 			continue;
@@ -568,10 +533,13 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		rc = widen_inputs(node, inp, conv, &c.takeable, dry, msg);
 		if (rc != 0)
 			goto out;
-		if (!dry)
-			fusion(e, ni, need, keep, remaining, slot, &c, &act_node, &add_node, &add_k);
-		if (act_node >= 0 && add_node < 0)
-			passon[act_node] = 1;
+		{
+			int reader;
+
+			if (!dry && fusable_act(e, ni, need, keep, remaining, &c.act, &c.act_lo,
+						&c.act_hi, &reader))
+				passon[reader] = 1;
+		}
 		struct timespec t0, t1;
 		int prof = e->prof_ns != NULL && !dry && want == NULL;
 		char sa[96] = "-", sb[96] = "-";
@@ -585,24 +553,12 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		}
 		if (prof)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
-		/* A Conv before wrote this activation (passon 1; a kernel that
-		 * cannot take the buffer runs again, which changes nothing) or
-		 * this Add (passon 2 + the Conv's input: must be taken). */
-		if (passon[ni] && (outp[0] = lr_op_take(&c, inp, passon[ni] - 1 - (passon[ni] > 1))) != NULL) {
+		/* A Conv before wrote this activation: pass its buffer on. */
+		if (passon[ni] && (outp[0] = lr_op_take(&c, inp, 0)) != NULL) {
 			rc = 0;
 			e->fused_nodes++;
-		}
-		else if (passon[ni] > 1)
-			rc = lr_fail(msg, LR_EINVAL, "node '%s' (%s): the fused Conv's output cannot be passed on",
-				     node->name, node->op_type);
-		else
+		} else
 			rc = node->op->run(&c, inp, node->nin, outp, node->nout);
-		/* The Conv computed the Add (and the activation after it). */
-		if (rc == 0 && add_node >= 0 && c.res != NULL) {
-			passon[add_node] = (char)(2 + add_k);
-			if (act_node >= 0)
-				passon[act_node] = 1;
-		}
 		for (int k = 0; k < node->nin; k++) {
 			lr_tensor_free(conv[k]); /* never taken: not takeable */
 			conv[k] = NULL;

@@ -41,7 +41,6 @@ typedef struct lr_opctx {
 	struct lr_node_cache *cache; /* this node's cache, or NULL (see below) */
 	int act;                /* Conv: activation fused into the output (LR_ACT_*) */
 	float act_lo, act_hi;   /* LR_ACT_CLIP's bounds */
-	const lr_tensor *res;   /* Conv: a fused Add's other operand, or NULL (below) */
 } lr_opctx;
 
 /*
@@ -52,21 +51,8 @@ typedef struct lr_opctx {
  */
 enum { LR_ACT_NONE = 0, LR_ACT_RELU = 1, LR_ACT_CLIP = 2 };
 
-/*
- * A Conv whose only reader is an Add (ResNet's shortcut) may compute that
- * Add too: the engine sets c->res to the Add's other operand, already
- * computed, and c->act to the activation that reads the Add's output, if
- * fusable. The Conv writes act(conv + res), rounded as the separate nodes
- * round, when res is float32 of exactly its output's shape; otherwise it
- * sets c->res and c->act to NULL and LR_ACT_NONE and writes the plain
- * convolution, and the Add and the activation run as nodes.
- */
-
 /* Applies activation `act` (LR_ACT_*) to y[0..n) in place. */
 void lr__act_apply(int act, float lo, float hi, float *y, int64_t n);
-
-/* y[i] = act(y[i] + r[i]) for i in [0, n): a fused Add and its activation. */
-void lr__add_act(float *y, const float *r, int64_t n, int act, float lo, float hi);
 
 /*
  * What a kernel derives from a node's constant weights and keeps across

@@ -215,48 +215,6 @@ void lr__act_apply(int act, float lo, float hi, float *y, int64_t n)
 	}
 }
 
-LR_CLONES
-void lr__add_act(float *y, const float *r, int64_t n, int act, float lo, float hi)
-{
-	if (act == LR_ACT_RELU) {
-		for (int64_t i = 0; i < n; i++) {
-			float v = y[i] + r[i];
-
-			y[i] = v > 0.f ? v : 0.f;
-		}
-	} else if (act == LR_ACT_CLIP) {
-		for (int64_t i = 0; i < n; i++) {
-			float v = y[i] + r[i];
-
-			v = v < lo ? lo : v;
-			y[i] = v > hi ? hi : v;
-		}
-	} else {
-		for (int64_t i = 0; i < n; i++)
-			y[i] += r[i];
-	}
-}
-
-/* The fused Add and activation after a kernel that applies neither. */
-struct res_job {
-	float *y;
-	const float *r;
-	int64_t n, chunk;
-	int act;
-	float lo, hi;
-};
-
-static void res_chunks(void *arg, int64_t begin, int64_t end)
-{
-	const struct res_job *j = arg;
-
-	for (int64_t t = begin; t < end; t++) {
-		int64_t i0 = t * j->chunk, n = j->n - i0 < j->chunk ? j->n - i0 : j->chunk;
-
-		lr__add_act(j->y + i0, j->r + i0, n, j->act, j->lo, j->hi);
-	}
-}
-
 /* ---- depthwise ---------------------------------------------------------- */
 
 struct dw_job {
@@ -712,7 +670,6 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end, int thread);
 struct pw_job {
 	const float *x, *w, *b;
 	float *y;
-	const float *res;       /* a fused Add's residual (as y), or NULL */
 	int64_t c, m, p;        /* input channels, filters, positions per image */
 	int64_t nvec, nstrip;   /* vectors of 16 positions, strips of PW_NV */
 	int64_t mchunk, nmc;    /* filters per task, chunks */
@@ -725,7 +682,7 @@ struct pw_job {
 
 __attribute__((target("avx512f"), always_inline))
 static inline void pw_tile(const float *x, int64_t p, const float *w, int64_t cin,
-			   const float *b, float *y, const float *res, int64_t q0, const int MR, int nv,
+			   const float *b, float *y, int64_t q0, const int MR, int nv,
 			   __mmask16 mlast, int act, float lo, float hi, int64_t k0, int64_t k1)
 {
 	__m512 acc[8][PW_NV];
@@ -741,10 +698,8 @@ static inline void pw_tile(const float *x, int64_t p, const float *w, int64_t ci
 			acc[r][v] = k0 > 0 ? _mm512_maskz_loadu_ps(mk[v], y + r * p + q0 + 16 * v)
 				: b != NULL ? _mm512_set1_ps(b[r]) : _mm512_setzero_ps();
 	}
-	if (k1 < cin) {
-		act = LR_ACT_NONE; /* a partial sum: residual and activation come last */
-		res = NULL;
-	}
+	if (k1 < cin)
+		act = LR_ACT_NONE; /* a partial sum: the activation comes last */
 	for (int64_t k = k0; k < k1; k++) {
 		const float *xr = x + k * p + q0;
 		__m512 xv[PW_NV];
@@ -770,8 +725,6 @@ static inline void pw_tile(const float *x, int64_t p, const float *w, int64_t ci
 		for (int v = 0; v < PW_NV; v++) {
 			__m512 t = acc[r][v];
 
-			if (res != NULL)
-				t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mk[v], res + r * p + q0 + 16 * v));
 			if (act == LR_ACT_RELU)
 				t = _mm512_max_ps(t, vlo);
 			else if (act == LR_ACT_CLIP)
@@ -784,19 +737,17 @@ static inline void pw_tile(const float *x, int64_t p, const float *w, int64_t ci
 #define PW_TILE_FN(MR)                                                             \
 __attribute__((target("avx512f")))                                                 \
 static void pw_tile_##MR(const float *x, int64_t p, const float *w, int64_t cin,   \
-			 const float *b, float *y, const float *res, int64_t q0,    \
-			 int nv,                                                    \
+			 const float *b, float *y, int64_t q0, int nv,              \
 			 __mmask16 mlast, int act, float lo, float hi,              \
 			 int64_t k0, int64_t k1)                                    \
 {                                                                                  \
-	pw_tile(x, p, w, cin, b, y, res, q0, MR, nv, mlast, act, lo, hi, k0, k1);  \
+	pw_tile(x, p, w, cin, b, y, q0, MR, nv, mlast, act, lo, hi, k0, k1);       \
 }
 PW_TILE_FN(1) PW_TILE_FN(2) PW_TILE_FN(3) PW_TILE_FN(4)
 PW_TILE_FN(5) PW_TILE_FN(6) PW_TILE_FN(7) PW_TILE_FN(8)
 
 typedef void (*pw_tile_fn)(const float *, int64_t, const float *, int64_t, const float *,
-			   float *, const float *, int64_t, int, __mmask16, int, float, float,
-			   int64_t, int64_t);
+			   float *, int64_t, int, __mmask16, int, float, float, int64_t, int64_t);
 static const pw_tile_fn pw_tiles[9] = { NULL, pw_tile_1, pw_tile_2, pw_tile_3, pw_tile_4,
 					pw_tile_5, pw_tile_6, pw_tile_7, pw_tile_8 };
 
@@ -813,7 +764,6 @@ static void pw_tasks(void *arg, int64_t begin, int64_t end)
 		int64_t m0 = mc * j->mchunk, m1 = m0 + j->mchunk < j->m ? m0 + j->mchunk : j->m;
 		const float *x = j->x + n * j->c * j->p;
 		float *y = j->y + n * j->m * j->p;
-		const float *res = j->res != NULL ? j->res + n * j->m * j->p : NULL;
 
 		/* Input channels in blocks of PW_KC, so that a strip's block of X
 		 * (PW_KC x 48 floats) stays in L1 across the filter tiles; a
@@ -825,8 +775,7 @@ static void pw_tasks(void *arg, int64_t begin, int64_t end)
 				int mr = m1 - r < 8 ? (int)(m1 - r) : 8;
 
 				pw_tiles[mr](x, j->p, j->w + r * j->c, j->c, j->b ? j->b + r : NULL,
-					     y + r * j->p, res != NULL ? res + r * j->p : NULL, q0,
-					     (int)nv, mlast, j->act, j->lo, j->hi,
+					     y + r * j->p, q0, (int)nv, mlast, j->act, j->lo, j->hi,
 					     k0, k1);
 			}
 		}
@@ -889,7 +838,6 @@ static int conv_pw1x1(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const
 	j.w = packed;
 	j.b = b ? b->data : NULL;
 	j.y = y->data;
-	j.res = c->res != NULL ? c->res->data : NULL;
 	j.c = g->c;
 	j.m = m;
 	j.p = g->oh * g->ow;
@@ -1502,17 +1450,9 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	const lr_tensor *x, *w, *b = NULL;
 	int64_t kernel[2], group, m, cg, mg, odims[4];
 	struct lr_geom g;
-	int rc, nsp, cnt, fused = 0, native = 0;
+	int rc, nsp, cnt;
 	lr_tensor *y = NULL;
-	/* A fused Add (ops.h): taken once Y's shape is known to match; the
-	 * activation after it waits for it. Kernels see c->res and c->act
-	 * only when they add the residual themselves (direct, 1x1). */
-	const lr_tensor *res = c->res;
-	const int act = c->act;
 
-	c->res = NULL;
-	if (res != NULL)
-		c->act = LR_ACT_NONE;
 	if ((rc = lr_op_need(c, in, nin, 0, LR_DT_FLOAT)) != 0 ||
 	    (rc = lr_op_need(c, in, nin, 1, LR_DT_FLOAT)) != 0)
 		return rc;
@@ -1559,10 +1499,6 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		return rc;
 	if (y->data == NULL || y->nelem == 0)
 		goto done;
-	if (res != NULL && res->dtype == LR_DT_FLOAT && res->data != NULL &&
-	    res->data != y->data && res->ndim == y->ndim &&
-	    memcmp(res->dims, y->dims, sizeof(y->dims[0]) * (size_t)y->ndim) == 0)
-		fused = 1;
 	cg = x->dims[1] / group;
 	mg = m / group;
 
@@ -1580,16 +1516,7 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		}
 		if (rc == 1)
 			goto done; /* applied c->act */
-		if (fused) {
-			c->res = res;
-			c->act = act;
-		}
 		rc = conv_pw1x1(c, x, w, b, y, &g, m);
-		native = fused && rc == 1;
-		if (fused) {
-			c->res = NULL;
-			c->act = LR_ACT_NONE;
-		}
 		if (rc < 0) {
 			rc = lr_op_fail(c, rc, "out of memory for the 1x1 convolution's packed weights");
 			goto fail;
@@ -1626,16 +1553,7 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		goto done;
 	}
 	if (group == 1 && g.dh == 1 && g.dw == 1) {
-		if (fused) {
-			c->res = res;
-			c->act = act;
-		}
 		rc = lr__conv_direct(c, x, w, b, y, &g);
-		native = fused && rc == 0;
-		if (fused) {
-			c->res = NULL;
-			c->act = LR_ACT_NONE;
-		}
 		if (rc < 0) {
 			rc = lr_op_fail(c, rc, "out of memory for the direct convolution");
 			goto fail;
@@ -1695,18 +1613,6 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 post:
 	lr__act_apply(c->act, c->act_lo, c->act_hi, y->data, y->nelem);
 done:
-	if (fused) {
-		/* Told to the engine, which then passes the Add (and the
-		 * activation) on. */
-		if (!native) {
-			struct res_job rj = { y->data, res->data, y->nelem, 16384, act,
-					      c->act_lo, c->act_hi };
-
-			lr_pool_run(c->pool, (rj.n + rj.chunk - 1) / rj.chunk, 1, res_chunks, &rj);
-		}
-		c->res = res;
-		c->act = act;
-	}
 	out[0] = y;
 	return 0;
 fail:
