@@ -521,10 +521,10 @@ static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0,
 			rows = j->m - m0;
 		/*
 		 * The lines the stores below write are fetched while the
-		 * microkernels run: the stores go to `rows` planes a strip at a
-		 * time, too many streams for the hardware prefetcher, and each
-		 * missed line was waited for (1 thread, AVX-512, against
-		 * LR_NO_PREFETCH: ResNet-50 2.5% faster at batch 1, VGG-16 2.4%).
+		 * microkernels run, when the output does not fit in L2: the
+		 * stores go to `rows` planes a strip at a time, too many
+		 * streams for the hardware prefetcher, and each missed line was
+		 * waited for. See j.prefetch.
 		 */
 		if (nv > 0 && j->prefetch) {
 			float *yy = j->y + m0 * j->ohw + d0;
@@ -779,7 +779,14 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	j.act = c->act;
 	j.lo = c->act_lo;
 	j.hi = c->act_hi;
-	j.prefetch = getenv("LR_NO_PREFETCH") == NULL;
+	/*
+	 * Outputs of 1 MiB and more per image (LR_NO_PREFETCH: never): 1
+	 * thread, AVX-512, ResNet-50 1-2.5% and VGG-16 2.4% faster; on
+	 * small outputs, which stay in cache, the prefetches only cost (a
+	 * compressed Fashion-MNIST ResNet 4% slower when every layer did).
+	 */
+	j.prefetch = m * j.ohw * (int64_t)sizeof(float) >= (1 << 20) &&
+		     getenv("LR_NO_PREFETCH") == NULL;
 	/*
 	 * Strips of at most CD_STRIP calls, all of one length (a last strip
 	 * of a few positions would stream every weight again for them), and
