@@ -189,6 +189,41 @@ static inline void lrt_vi_fill(struct lrt_vi *s, char *name, const lr_tensor *t)
 }
 
 /*
+ * Wraps `graph` in a model of the default domain at `opset` (IR 8), packs
+ * it with protobuf-c and loads it with lr_model_load_mem() under `name`,
+ * as a file would be. Returns 0 with *m set, or the loader's error.
+ */
+static inline int lrt_load_graph(Onnx__GraphProto *graph, int64_t opset, const char *name,
+				 lr_model **m, lr_msg *msg)
+{
+	char dom[] = "";
+	Onnx__OperatorSetIdProto os, *osp = &os;
+	Onnx__ModelProto model;
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	onnx__operator_set_id_proto__init(&os);
+	os.domain = dom;
+	os.has_version = 1;
+	os.version = opset;
+	onnx__model_proto__init(&model);
+	model.has_ir_version = 1;
+	model.ir_version = 8;
+	model.n_opset_import = 1;
+	model.opset_import = &osp;
+	model.graph = graph;
+	len = onnx__model_proto__get_packed_size(&model);
+	buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		return LR_ENOMEM;
+	onnx__model_proto__pack(&model, buf);
+	rc = lr_model_load_mem(buf, len, name, NULL, m, msg);
+	free(buf);
+	return rc;
+}
+
+/*
  * Builds the model, loads it with lr_model_load_mem(), runs it `runs`
  * times (>= 1) on one engine with `threads` threads and stores the last
  * run's `nout` outputs in outs[] (caller frees them). Returns the first
@@ -206,13 +241,9 @@ static inline int lrt_run_n(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg
 	Onnx__NodeProto node;
 	Onnx__NodeProto *nodep = &node;
 	Onnx__GraphProto graph;
-	Onnx__OperatorSetIdProto opset, *opsetp = &opset;
-	Onnx__ModelProto model;
 	char empty[1] = "";
-	char gname[8] = "g", dom[1] = "";
+	char gname[8] = "g";
 	int ngin = 0, ninit = 0, nfeed = 0, rc;
-	uint8_t *buf;
-	size_t len;
 	lr_model *m = NULL;
 	lr_engine *e = NULL;
 
@@ -274,24 +305,7 @@ static inline int lrt_run_n(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg
 	graph.output = goutp;
 	graph.n_initializer = (size_t)ninit;
 	graph.initializer = initp;
-	onnx__operator_set_id_proto__init(&opset);
-	opset.domain = dom;
-	opset.has_version = 1;
-	opset.version = n->opset;
-	onnx__model_proto__init(&model);
-	model.has_ir_version = 1;
-	model.ir_version = 8;
-	model.n_opset_import = 1;
-	model.opset_import = &opsetp;
-	model.graph = &graph;
-
-	len = onnx__model_proto__get_packed_size(&model);
-	buf = malloc(len ? len : 1);
-	if (buf == NULL)
-		return LR_ENOMEM;
-	onnx__model_proto__pack(&model, buf);
-	rc = lr_model_load_mem(buf, len, "opcheck", NULL, &m, msg);
-	free(buf);
+	rc = lrt_load_graph(&graph, n->opset, "opcheck", &m, msg);
 	if (rc != 0)
 		goto out;
 	rc = lr_engine_create(&e, m, threads);

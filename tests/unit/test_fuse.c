@@ -92,7 +92,7 @@ static int run2(const struct fcase *k, lr_tensor *x, lr_tensor *w, lr_tensor *b,
 		int *fused, lr_msg *msg)
 {
 	char xn[] = "x", wn[] = "w", bn[] = "b", cn[] = "c", yn[] = "y", lon[] = "lo",
-	     hin[] = "hi", empty[] = "", gname[] = "g", dom[] = "";
+	     hin[] = "hi", empty[] = "", gname[] = "g";
 	char *conv_in[3] = { xn, wn, bn }, *conv_out[1] = { cn };
 	char *act_in[3] = { cn, lon, hin }, *act_out[1] = { yn };
 	lrt_node cv, ac, k1, k2;
@@ -103,12 +103,8 @@ static int run2(const struct fcase *k, lr_tensor *x, lr_tensor *w, lr_tensor *b,
 	struct lrt_vi gin, gout;
 	Onnx__ValueInfoProto *ginp = &gin.vi, *goutp = &gout.vi;
 	Onnx__GraphProto graph;
-	Onnx__OperatorSetIdProto opset, *opsetp = &opset;
-	Onnx__ModelProto model;
 	lr_model *m = NULL;
 	lr_engine *e = NULL;
-	uint8_t *buf;
-	size_t len;
 	int ninit = 0, rc;
 	int64_t pad = (k->k / 2) * k->dil;
 
@@ -178,23 +174,7 @@ static int run2(const struct fcase *k, lr_tensor *x, lr_tensor *w, lr_tensor *b,
 	graph.output = &goutp;
 	graph.n_initializer = (size_t)ninit;
 	graph.initializer = initp;
-	onnx__operator_set_id_proto__init(&opset);
-	opset.domain = dom;
-	opset.has_version = 1;
-	opset.version = k->act == 2 ? 6 : 13;
-	onnx__model_proto__init(&model);
-	model.has_ir_version = 1;
-	model.ir_version = 8;
-	model.n_opset_import = 1;
-	model.opset_import = &opsetp;
-	model.graph = &graph;
-	len = onnx__model_proto__get_packed_size(&model);
-	buf = malloc(len);
-	if (buf == NULL)
-		return LR_ENOMEM;
-	onnx__model_proto__pack(&model, buf);
-	rc = lr_model_load_mem(buf, len, "fuse", NULL, &m, msg);
-	free(buf);
+	rc = lrt_load_graph(&graph, k->act == 2 ? 6 : 13, "fuse", &m, msg);
 	if (rc == 0)
 		rc = lr_engine_create(&e, m, threads);
 	if (rc == 0 && obs != NULL) {
@@ -298,6 +278,19 @@ static void run_case(const struct fcase *k)
 
 enum { BN_FOLD = 1, BN_FED = 2, BN_TRAIN = 3, BN_NOBIAS = 4, BN_KEPT = 5 };
 
+/* A node of op n with nin inputs and one output. */
+static void node_of(Onnx__NodeProto *p, lrt_node *n, int nin, char **in, char **out)
+{
+	onnx__node_proto__init(p);
+	p->op_type = n->op_type;
+	p->n_input = (size_t)nin;
+	p->input = in;
+	p->n_output = 1;
+	p->output = out;
+	p->n_attribute = (size_t)n->nattr;
+	p->attribute = n->attrp;
+}
+
 /*
  * Conv -> BatchNormalization -> Relu on x: BN_FOLD constant parameters
  * (folded), BN_NOBIAS the same with a Conv without bias, BN_FED the mean a
@@ -309,7 +302,7 @@ static int run_bn(int kind, lr_tensor *x, lr_tensor *w, lr_tensor *b, lr_tensor 
 		  struct seen *obs, lr_tensor **y, int *fused, lr_msg *msg)
 {
 	char xn[] = "x", wn[] = "w", bn[] = "b", cn[] = "c", nn_[] = "n", yn[] = "y", gname[] = "g",
-	     dom[] = "", sn[] = "scale", bbn[] = "beta", mn[] = "mean", vn[] = "var";
+	     sn[] = "scale", bbn[] = "beta", mn[] = "mean", vn[] = "var";
 	char *conv_in[3] = { xn, wn, bn }, *conv_out[1] = { cn };
 	char *bn_in[5] = { cn, sn, bbn, mn, vn }, *bn_out[1] = { nn_ };
 	char *act_in[1] = { nn_ }, *act_out[1] = { yn }, *pname[4] = { sn, bbn, mn, vn };
@@ -319,13 +312,9 @@ static int run_bn(int kind, lr_tensor *x, lr_tensor *w, lr_tensor *b, lr_tensor 
 	struct lrt_vi gin[2], gout[2];
 	Onnx__ValueInfoProto *ginp[2] = { &gin[0].vi, &gin[1].vi }, *goutp[2] = { &gout[0].vi, &gout[1].vi };
 	Onnx__GraphProto graph;
-	Onnx__OperatorSetIdProto opset, *opsetp = &opset;
-	Onnx__ModelProto model;
 	lr_tensor *inputs[2] = { x, p[2] }, *outs[2] = { NULL, NULL };
 	lr_model *m = NULL;
 	lr_engine *e = NULL;
-	uint8_t *buf;
-	size_t len;
 	int ninit = 0, rc;
 
 	*y = NULL;
@@ -337,27 +326,9 @@ static int run_bn(int kind, lr_tensor *x, lr_tensor *w, lr_tensor *b, lr_tensor 
 	if (kind == BN_TRAIN)
 		lrt_attr_int(&bnn, "training_mode", 1);
 	lrt_init(&ac, "Relu", 15);
-	for (int i = 0; i < 3; i++)
-		onnx__node_proto__init(&nodes[i]);
-	nodes[0].op_type = cv.op_type;
-	nodes[0].n_input = kind == BN_NOBIAS ? 2 : 3;
-	nodes[0].input = conv_in;
-	nodes[0].n_output = 1;
-	nodes[0].output = conv_out;
-	nodes[0].n_attribute = (size_t)cv.nattr;
-	nodes[0].attribute = cv.attrp;
-	nodes[1].op_type = bnn.op_type;
-	nodes[1].n_input = 5;
-	nodes[1].input = bn_in;
-	nodes[1].n_output = 1;
-	nodes[1].output = bn_out;
-	nodes[1].n_attribute = (size_t)bnn.nattr;
-	nodes[1].attribute = bnn.attrp;
-	nodes[2].op_type = ac.op_type;
-	nodes[2].n_input = 1;
-	nodes[2].input = act_in;
-	nodes[2].n_output = 1;
-	nodes[2].output = act_out;
+	node_of(&nodes[0], &cv, kind == BN_NOBIAS ? 2 : 3, conv_in, conv_out);
+	node_of(&nodes[1], &bnn, 5, bn_in, bn_out);
+	node_of(&nodes[2], &ac, 1, act_in, act_out);
 	initp[ninit] = init_tp(&init[ninit], wn, w), ninit++;
 	if (kind != BN_NOBIAS)
 		initp[ninit] = init_tp(&init[ninit], bn, b), ninit++;
@@ -378,23 +349,7 @@ static int run_bn(int kind, lr_tensor *x, lr_tensor *w, lr_tensor *b, lr_tensor 
 	graph.output = goutp;
 	graph.n_initializer = (size_t)ninit;
 	graph.initializer = initp;
-	onnx__operator_set_id_proto__init(&opset);
-	opset.domain = dom;
-	opset.has_version = 1;
-	opset.version = 15;
-	onnx__model_proto__init(&model);
-	model.has_ir_version = 1;
-	model.ir_version = 8;
-	model.n_opset_import = 1;
-	model.opset_import = &opsetp;
-	model.graph = &graph;
-	len = onnx__model_proto__get_packed_size(&model);
-	buf = malloc(len);
-	if (buf == NULL)
-		return LR_ENOMEM;
-	onnx__model_proto__pack(&model, buf);
-	rc = lr_model_load_mem(buf, len, "fold", NULL, &m, msg);
-	free(buf);
+	rc = lrt_load_graph(&graph, 15, "fold", &m, msg);
 	if (rc == 0)
 		rc = lr_engine_create(&e, m, 2);
 	if (rc == 0 && obs != NULL) {

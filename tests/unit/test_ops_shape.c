@@ -1240,13 +1240,9 @@ static int gb_run(gb *g, int64_t opset, lr_tensor *x, int dry, lr_tensor **out,
 		  lr_msg *msg)
 {
 	Onnx__GraphProto graph;
-	Onnx__OperatorSetIdProto os, *osp = &os;
-	Onnx__ModelProto model;
-	char gname[] = "g", dom[] = "", xname[] = "x", yname[] = "y";
+	char gname[] = "g", xname[] = "x", yname[] = "y";
 	lr_model *m = NULL;
 	lr_engine *e = NULL;
-	uint8_t *buf;
-	size_t len;
 	int rc;
 
 	*out = NULL;
@@ -1264,23 +1260,7 @@ static int gb_run(gb *g, int64_t opset, lr_tensor *x, int dry, lr_tensor **out,
 	graph.output = g->goutp;
 	graph.n_initializer = (size_t)g->ninit;
 	graph.initializer = g->initp;
-	onnx__operator_set_id_proto__init(&os);
-	os.domain = dom;
-	os.has_version = 1;
-	os.version = opset;
-	onnx__model_proto__init(&model);
-	model.has_ir_version = 1;
-	model.ir_version = 8;
-	model.n_opset_import = 1;
-	model.opset_import = &osp;
-	model.graph = &graph;
-	len = onnx__model_proto__get_packed_size(&model);
-	buf = malloc(len);
-	if (buf == NULL)
-		return LR_ENOMEM;
-	onnx__model_proto__pack(&model, buf);
-	rc = lr_model_load_mem(buf, len, "gb", NULL, &m, msg);
-	free(buf);
+	rc = lrt_load_graph(&graph, opset, "gb", &m, msg);
 	if (rc == 0)
 		rc = lr_engine_create(&e, m, 1);
 	if (rc == 0)
