@@ -203,6 +203,8 @@ static void run_job(slot *s, lr_store_job *job)
 		 * job reads and merges the file itself (solver/cost.h). */
 		snprintf(tcache, sizeof(tcache), "%s/timing-cache.tsv", w->state_dir);
 		spec->opts.timing_cache = tcache;
+		/* Reports go to API clients: no server paths in them. */
+		spec->opts.timing_cache_label = "the daemon's timing cache (state_dir/timing-cache.tsv)";
 		spec->opts.progress = on_progress;
 		spec->opts.progress_ud = s;
 		spec->opts.cancel = (volatile int *)&s->cancel;

@@ -3471,7 +3471,8 @@ static int stage_report(struct pipe *p)
 		cJSON_AddNumberToObject(cm, "measured", p->nmeasured);
 		cJSON_AddNumberToObject(cm, "from_cache", p->ncached);
 		if (o->timing_cache != NULL)
-			cJSON_AddStringToObject(cm, "timing_cache", o->timing_cache);
+			cJSON_AddStringToObject(cm, "timing_cache", o->timing_cache_label != NULL
+						? o->timing_cache_label : o->timing_cache);
 		else
 			cJSON_AddNullToObject(cm, "timing_cache");
 	}

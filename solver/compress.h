@@ -126,6 +126,8 @@ typedef struct lr_compress_opts {
 	int deploy_batch;           /* batch the time objective is measured at (1) */
 	int deploy_threads;         /* engine threads it is measured with (1) */
 	const char *timing_cache;   /* file caching measured timings, or NULL */
+	const char *timing_cache_label; /* what the report calls it (NULL: the path;
+				       the daemon's path is its own business) */
 	int measure_samples;        /* timing samples per measurement, median (7) */
 	lr_method method;
 	lr_fc_fit_kind fc_fit;          /* fully connected layers' fit (auto) */

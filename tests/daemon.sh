@@ -304,11 +304,13 @@ cal = a["selection"]["calibration"]
 assert cal and (cal[0]["target"] == 1.2 or cal[0]["target"] < 1.2 <= cal[0]["trial_speedup"]) and sum(c["kept"] for c in cal) == 1, cal
 assert "calibrating" in a["stage_seconds"], a["stage_seconds"]
 assert b["cost_model"]["measured"] == 0 and b["cost_model"]["from_cache"] > 0, b["cost_model"]
+# the report goes to API clients: it names the cache, not the server's path
+assert not a["cost_model"]["timing_cache"].startswith("/"), a["cost_model"]
 EOF
 rc=$?
 [ $rc -eq 0 ] || sed 's/^/# /' "$TMP/tcheck"
 [ "$tj" = 00 ] && [ $rc -eq 0 ] && cmp -s "$TMP/tmodel1.onnx" "$TMP/tmodel2.onnx"
-ok $? "objective time (the default) through the daemon: measured, calibrated; the same job again measures nothing and gives the same model"
+ok $? "objective time (the default) through the daemon: measured, calibrated, no server path in the report; the same job again measures nothing and gives the same model"
 
 # --- Blobs and the JSON form -------------------------------------------
 req PUT /v1/blobs --data-binary "@$D/tiny_cnn.onnx" -H 'Content-Type: application/octet-stream' >"$TMP/status"
