@@ -63,6 +63,16 @@ struct lr_fold {
 	lr_tensor *w, *b;       /* the Conv's weights and bias, BN folded in */
 };
 
+/* The first node after node `from` that reads value v, or -1. */
+static int reader_of(const lr_model *m, int from, int v)
+{
+	for (int r = from + 1; r < m->nnodes; r++)
+		for (int k = 0; k < m->nodes[r].nin; k++)
+			if (m->nodes[r].in[k] == v)
+				return r;
+	return -1;
+}
+
 /* A float initializer (a constant the user cannot feed), or NULL. */
 static const lr_tensor *const_float(const lr_model *m, int v)
 {
@@ -79,21 +89,23 @@ static const lr_tensor *const_float(const lr_model *m, int v)
  * of the right shapes, and the BN an inference one (opset < 7: is_test;
  * opset 14+: training_mode 0; opset < 9: spatial) with one output. Whether
  * a run uses the fold is decided per run (an observer sees the unfolded
- * Conv). Returns 0 or LR_ENOMEM.
+ * Conv); LR_NO_FOLD (set when the engine is created) folds nothing.
+ * Returns 0 or LR_ENOMEM.
  */
 static int fold_batchnorms(lr_engine *e)
 {
 	const lr_model *m = e->m;
+	int off = getenv("LR_NO_FOLD") != NULL;
 
 	for (int i = 0; i < m->nnodes; i++) {
 		const lr_node *n = &m->nodes[i], *bn = NULL;
 		const lr_tensor *w, *b = NULL, *p[4];
-		int v = n->nout == 1 ? n->out[0] : -1, ok = 1;
+		int v = n->nout == 1 ? n->out[0] : -1, ok = 1, r;
 		int64_t M, per;
 		double eps;
 
 		e->fold[i].bn = -1;
-		if (n->op->run != lr_op_conv || v < 0 || n->nin < 2 ||
+		if (off || n->op->run != lr_op_conv || v < 0 || n->nin < 2 ||
 		    m->values[v].nconsumers != 1 || m->values[v].graph_output ||
 		    (w = const_float(m, n->in[1])) == NULL || w->ndim < 3)
 			continue;
@@ -101,10 +113,8 @@ static int fold_batchnorms(lr_engine *e)
 		if (n->nin > 2 && n->in[2] >= 0 &&
 		    ((b = const_float(m, n->in[2])) == NULL || b->ndim != 1 || b->dims[0] != M))
 			continue;
-		for (int r = i + 1; r < m->nnodes && bn == NULL; r++)
-			for (int k = 0; k < m->nodes[r].nin; k++)
-				if (m->nodes[r].in[k] == v)
-					bn = &m->nodes[r];
+		if ((r = reader_of(m, i, v)) >= 0)
+			bn = &m->nodes[r];
 		if (bn == NULL || bn->op->run != lr_op_batchnorm || bn->in[0] != v || bn->nin != 5 ||
 		    bn->nout < 1 || bn->out[0] < 0)
 			continue;
@@ -385,23 +395,17 @@ static int fusable_act(const lr_engine *e, int ni, int from, const char *need, c
 		       const int *remaining, int *act, float *lo, float *hi, int *reader)
 {
 	const lr_model *m = e->m;
-	const lr_node *n = &m->nodes[from], *a = NULL;
+	const lr_node *n = &m->nodes[from], *a;
 	int v, r;
 
 	if (e->observer != NULL || m->nodes[ni].op->run != lr_op_conv ||
 	    (from == ni && n->nout != 1) || n->nout < 1 || getenv("LR_NO_FUSE") != NULL)
 		return 0;
 	v = n->out[0];
-	if (v < 0 || keep[v] || remaining[v] != 1 || m->values[v].nconsumers != 1)
+	if (v < 0 || keep[v] || remaining[v] != 1 || m->values[v].nconsumers != 1 ||
+	    (r = reader_of(m, from, v)) < 0)
 		return 0;
-	for (r = from + 1; r < m->nnodes; r++) {
-		a = &m->nodes[r];
-		for (int k = 0; k < a->nin; k++)
-			if (a->in[k] == v)
-				goto found;
-	}
-	return 0;
-found:
+	a = &m->nodes[r];
 	if (!need[r] || a->in[0] != v || a->nout != 1)
 		return 0;
 	*reader = r;
@@ -639,8 +643,7 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		int from = ni, nrun = node->nin;
 
 		if (!dry && e->fold[ni].bn >= 0 && e->observer == NULL && need[e->fold[ni].bn] &&
-		    !keep[node->out[0]] && remaining[node->out[0]] == 1 &&
-		    getenv("LR_NO_FOLD") == NULL) {
+		    !keep[node->out[0]] && remaining[node->out[0]] == 1) {
 			inp[1] = e->fold[ni].w;
 			inp[2] = e->fold[ni].b;
 			nrun = nrun < 3 ? 3 : nrun;

@@ -88,7 +88,8 @@ int lr_engine_run_segment(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 /* Peak bytes of live activations during the last run. */
 size_t lr_engine_peak_bytes(const lr_engine *e);
 
-/* Nodes of the last run whose work a Conv did (a fused activation). */
+/* Nodes of the last run whose work a Conv did (a fused activation, a
+ * folded BatchNormalization). */
 int lr_engine_fused_nodes(const lr_engine *e);
 
 /* Number of threads the engine uses. */
