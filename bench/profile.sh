@@ -3,7 +3,9 @@
 # op type and per Conv layer, for one model, batch and thread count.
 #
 #   bench/profile.sh MODEL.onnx [BATCH] [THREADS] [BUILD_DIR]
-# Environment: REPEAT=20, WARMUP=3, LR_ORT_DIR (default tests/ort).
+# Environment: REPEAT=20, WARMUP=3, LR_ORT_DIR (default tests/ort),
+#   INPUT_SHAPE=C,H,W (default: MODEL.json's input_shape, torchvision's
+#   exports; e.g. 1,28,28 for the Fashion-MNIST models).
 # lowrank's per-node times come from LR_PROFILE (model/engine.c), ONNX
 # Runtime's from its own profiler (bench/profile_ort.js); both run here,
 # lowrank first. ORT fuses activations (and some Adds) into its Conv nodes
@@ -20,10 +22,10 @@ repeat=${REPEAT:-20}
 warmup=${WARMUP:-3}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lrprof.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-hw=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['input_shape'][2])" "${model%.onnx}.json")
-LR_PROFILE="$tmp/lr.jsonl" "$build/lowrank" bench "$model" --input-shape "$b,3,$hw,$hw" \
+chw=${INPUT_SHAPE:-$(/usr/bin/python3 -c "import json,sys; print(','.join(map(str, json.load(open(sys.argv[1]))['input_shape'][1:])))" "${model%.onnx}.json")}
+LR_PROFILE="$tmp/lr.jsonl" "$build/lowrank" bench "$model" --input-shape "$b,$chw" \
 	--threads "$t" --repeat "$repeat" --warmup "$warmup" --json >"$tmp/lr.json"
-node "$here/bench/profile_ort.js" "$model" --input-shape "$b,3,$hw,$hw" \
+node "$here/bench/profile_ort.js" "$model" --input-shape "$b,$chw" \
 	--threads "$t" --repeat "$repeat" --warmup "$warmup" >"$tmp/ort.json"
 /usr/bin/python3 - "$tmp/lr.jsonl" "$tmp/ort.json" "$tmp/lr.json" "$model" "$b" "$t" <<'PY'
 import json, sys
@@ -51,12 +53,40 @@ for k in sorted(set(ops) | set(ot), key=lambda k: -max(ops.get(k, 0), ot.get(k, 
 lc = [r for r in nodes if r['op'] == 'Conv']
 oc = [n for n in ort['nodes'] if n[1] in ('Conv', 'FusedConv', 'NchwcConv')]
 print()
-if len(lc) != len(oc):
-    print("(%d Conv nodes in lowrank, %d in ONNX Runtime: not matched per layer)" % (len(lc), len(oc)))
-    sys.exit(0)
+# ONNX Runtime names a Conv it rewrote after the output of the last node
+# it fused into it (a Relu, or an Add and a Relu), plus "_nchwc"; one it
+# kept, after its node. Each of lowrank's Convs is matched by following
+# its output through up to two single readers.
+import onnx
+g = onnx.load(sys.argv[4], load_external_data=False).graph
+byname = {n.name: n for n in g.node}
+readers = {}
+for n in g.node:
+    for i in n.input:
+        readers.setdefault(i, []).append(n)
+ot = {}
+for n in oc:
+    k = n[0][:-6] if n[0].endswith('_nchwc') else n[0]
+    ot[k] = ot.get(k, 0) + n[2]
+rows = []
+for i, r in enumerate(lc):
+    n, c = byname.get(r['node']), None
+    for hop in range(3):
+        if n is None:
+            break
+        if n.name in ot or n.output[0] in ot:
+            c = ot.pop(n.name if n.name in ot else n.output[0])
+            break
+        rd = readers.get(n.output[0], [])
+        n = rd[0] if len(rd) == 1 else None
+    rows.append((i, r['shape'], r['ms'], c))
+if any(c is None for _, _, _, c in rows) or ot:
+    print("(%d of %d Conv nodes not matched to ONNX Runtime's)" % (sum(c is None for _, _, _, c in rows), len(rows)))
 print("| # | Conv layer (lowrank shapes) | lowrank ms | ORT ms | ratio | lowrank - ORT ms |")
 print("|---|---|---|---|---|---|")
-rows = [(i, r['shape'], r['ms'], o[2]) for i, (r, o) in enumerate(zip(lc, oc))]
-for i, s, a, c in sorted(rows, key=lambda x: -(x[2] - x[3])):
-    print("| %d | %s | %.3f | %.3f | %.2f | %+.3f |" % (i, s, a, c, a / c if c else 0, a - c))
+for i, s, a, c in sorted(rows, key=lambda x: -(x[2] - (x[3] or 0))):
+    if c is None:
+        print("| %d | %s | %.3f | - | - | - |" % (i, s, a))
+    else:
+        print("| %d | %s | %.3f | %.3f | %.2f | %+.3f |" % (i, s, a, c, a / c if c else 0, a - c))
 PY

@@ -24,8 +24,14 @@
  * every tensor's shape for a given input shape (used by `lowrank inspect`
  * and the solver's cost model).
  *
+ * A batch of several images runs the graph's longest prefix of per-image
+ * nodes (convolutions, pooling, activations, ...) once per image and the
+ * rest on the whole batch, with the same results (engine.c, plan_split):
+ * activations stay in cache, and the peak is one image's.
+ *
  * An optional observer is called after each node with its outputs, which
- * is how the solver collects layer responses without a second engine.
+ * is how the solver collects layer responses without a second engine
+ * (observed runs are never split: the observer sees whole batches).
  */
 #ifndef LR_ENGINE_H
 #define LR_ENGINE_H
@@ -85,7 +91,9 @@ int lr_engine_run_segment(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 			  const int *seed_values, lr_tensor *const *seeds, int nseeds,
 			  const int *want, int nwant, lr_tensor **wanted, lr_msg *msg);
 
-/* Peak bytes of live activations during the last run. */
+/* Peak bytes of live activations during the last run (split image by
+ * image: the largest image's peak plus the batch tensors handed from the
+ * per-image part to the rest). */
 size_t lr_engine_peak_bytes(const lr_engine *e);
 
 /* Nodes of the last run whose work a Conv did (a fused activation, a
