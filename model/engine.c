@@ -557,9 +557,10 @@ static int const_scalar(const lr_model *m, int v, float *f)
 }
 
 /*
- * Whether node `ni` (a Conv) can write its reader's activation: the
- * output of node `from` (the Conv, or the BatchNormalization folded into
- * it) is read once, as the data input of a later node that runs, a Relu
+ * Whether node `ni` (a Conv, or an Add with float inputs: ResNet's
+ * residual Add -> Relu, 0.4 ms of ResNet-50's 42 ms as a second pass) can
+ * write its reader's activation: the output of node `from` (the node, or
+ * the BatchNormalization folded into a Conv) is read once, as the data input of a later node that runs, a Relu
  * or a Clip with constant scalar bounds, and is not kept (graph output or
  * wanted). Sets *act, the bounds and *reader. With an observer installed
  * nothing is fused: observers (the solver) read the Conv's own output.
@@ -572,7 +573,8 @@ static int fusable_act(const lr_engine *e, int ni, int from, const char *need, c
 	const lr_node *n = &m->nodes[from], *a;
 	int v, r;
 
-	if (e->observer != NULL || m->nodes[ni].op->run != lr_op_conv ||
+	if (e->observer != NULL ||
+	    (m->nodes[ni].op->run != lr_op_conv && m->nodes[ni].op->run != lr_op_add) ||
 	    (from == ni && n->nout != 1) || n->nout < 1 || getenv("LR_NO_FUSE") != NULL)
 		return 0;
 	v = n->out[0];
@@ -827,8 +829,13 @@ static int run_graph(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		{
 			int reader;
 
-			if (!dry && fusable_act(e, ni, from, need, keep, remaining, &c.act, &c.act_lo,
-						&c.act_hi, &reader))
+			/* An Add computes the activation after it only in
+			 * float (its other types run elsewhere). */
+			if (!dry && (node->op->run != lr_op_add ||
+				     (nrun >= 2 && inp[0] != NULL && inp[1] != NULL &&
+				      inp[0]->dtype == LR_DT_FLOAT && inp[1]->dtype == LR_DT_FLOAT)) &&
+			    fusable_act(e, ni, from, need, keep, remaining, &c.act, &c.act_lo,
+					&c.act_hi, &reader))
 				passon[reader] = 1;
 		}
 		struct timespec t0, t1;

@@ -203,16 +203,12 @@ static void im2col_tile(const float *x, float *col, const struct lr_geom *g,
 LR_CLONES
 void lr__act_apply(int act, float lo, float hi, float *y, int64_t n)
 {
-	if (act == LR_ACT_RELU) {
-		for (int64_t i = 0; i < n; i++)
-			y[i] = y[i] > 0.f ? y[i] : 0.f;
-	} else if (act == LR_ACT_CLIP) {
-		for (int64_t i = 0; i < n; i++) {
-			float v = y[i] < lo ? lo : y[i];
-
-			y[i] = v > hi ? hi : v;
-		}
-	}
+	/* LR_EACH: vectorised (the Add the engine fuses a Relu into runs
+	 * this on every piece it writes). */
+	if (act == LR_ACT_RELU)
+		LR_EACH(n, i, y[i] = y[i] > 0.f ? y[i] : 0.f);
+	else if (act == LR_ACT_CLIP)
+		LR_EACH(n, i, y[i] = (y[i] < lo ? lo : y[i]) > hi ? hi : (y[i] < lo ? lo : y[i]));
 }
 
 /* ---- depthwise ---------------------------------------------------------- */

@@ -523,6 +523,8 @@ struct bin_plan {
 	int64_t nseg;           /* pieces the run is cut into */
 	int64_t rows;           /* product of the outer extents */
 	size_t esize;           /* element size in bytes */
+	int act;                /* float: an activation applied to each piece */
+	float lo, hi;           /* its bounds (LR_ACT_CLIP) */
 	run_fn fn;
 	char *o;
 	const char *a, *b;
@@ -606,6 +608,9 @@ static void bin_chunk(void *vp, int64_t begin, int64_t end)
 		p->fn(p->o + (size_t)(row * p->inner + s0) * es,
 		      p->a + (size_t)(offa + (p->a_vec ? s0 : 0)) * es,
 		      p->b + (size_t)(offb + (p->b_vec ? s0 : 0)) * es, len);
+		if (p->act) /* while the piece is in L1 */
+			lr__act_apply(p->act, p->lo, p->hi,
+				      (float *)(void *)(p->o + (size_t)(row * p->inner + s0) * es), len);
 		if (++seg < p->nseg)
 			continue;
 		seg = 0;
@@ -790,6 +795,9 @@ static int run_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	p.o = y->data;
 	p.a = a->data;
 	p.b = b->data;
+	p.act = a->dtype == LR_DT_FLOAT ? c->act : 0;
+	p.lo = c->act_lo;
+	p.hi = c->act_hi;
 	{
 		int64_t unit = p.inner < LR_EW_SEG ? p.inner : LR_EW_SEG;
 		int64_t grain = LR_EW_GRAIN / (unit > 0 ? unit : 1);
@@ -825,7 +833,11 @@ static int typed_binary(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, i
 	return lr__typed_binary(c, v, 2, out, tb);
 }
 
-/* Add: C = A + B with numpy broadcasting; float or int64. */
+/*
+ * Add: C = A + B with numpy broadcasting; float or int64. A Relu or Clip
+ * the engine fused into it (c->act, engine.c: float inputs only) is
+ * applied to each piece of C as it is written.
+ */
 int lr_op_add(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	if (any_typed(in, nin))
@@ -1072,6 +1084,7 @@ static int run_variadic(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		p.o = y->data;
 		p.a = acc->data;
 		p.b = in[i]->data;
+		p.act = 0; /* the engine fuses into Add only */
 		unit = p.inner < LR_EW_SEG ? p.inner : LR_EW_SEG;
 		grain = LR_EW_GRAIN / (unit > 0 ? unit : 1);
 		lr_pool_run(c->pool, p.rows * p.nseg, grain > 0 ? grain : 1, bin_chunk, &p);

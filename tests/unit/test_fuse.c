@@ -19,6 +19,8 @@
  * the result agrees with the nodes run one by one to 1e-5 (rounding moves),
  * and it is not folded when its mean is fed at run time, in training
  * mode, when the Conv's output is a graph output, or with an observer.
+ * An Add followed by a Relu or Clip computes it too (float only: an
+ * int64 Add -> Relu is not fused), bit-identical to the nodes run apart.
  * Random values come from a fixed seed.
  */
 #include "config.h"
@@ -441,6 +443,133 @@ static void run_bn_case(int kind, const char *label, int want)
 	lr_tensor_free(yo);
 }
 
+/*
+ * Add -> act: x (graph input, [2,24,9,11], NaN and infinities in it) plus
+ * a constant k ([24,1,1], or a second graph input of x's shape when
+ * `fed`), then Relu (act 1) or Clip-13 with initializer bounds (act 3).
+ * `dt`: the inputs' element type (LR_DT_INT64: Relu on int64, which the
+ * Add does not compute, so nothing may be fused). Runs fused or with
+ * LR_NO_FUSE (nofuse); *fused gets lr_engine_fused_nodes.
+ */
+static int run_add(int act, int fed, int dt, int nofuse, lr_tensor **y, int *fused, lr_msg *msg)
+{
+	int64_t xd[4] = { 2, 24, 9, 11 }, kd[3] = { 24, 1, 1 };
+	lr_tensor *x = lrt_f(4, xd, NULL), *k = fed ? lrt_f(4, xd, NULL) : lrt_f(3, kd, NULL);
+	lr_tensor *lo = lrt_f(0, NULL, (float[]){ -0.25f }), *hi = lrt_f(0, NULL, (float[]){ 0.5f });
+	char xn[] = "x", kn[] = "k", sn[] = "s", yn[] = "y", lon[] = "lo", hin[] = "hi", gname[] = "g";
+	char *add_in[2] = { xn, kn }, *add_out[1] = { sn }, *act_in[3] = { sn, lon, hin },
+	     *act_out[1] = { yn };
+	Onnx__NodeProto nodes[2], *nodep[2] = { &nodes[0], &nodes[1] };
+	Onnx__TensorProto init[3], *initp[3];
+	struct lrt_vi gin[2], gout;
+	Onnx__ValueInfoProto *ginp[2] = { &gin[0].vi, &gin[1].vi }, *goutp = &gout.vi;
+	Onnx__GraphProto graph;
+	lr_tensor *feeds[2];
+	lr_model *m = NULL;
+	lr_engine *e = NULL;
+	int ninit = 0, rc;
+
+	*y = NULL;
+	for (int64_t i = 0; i < x->nelem; i++)
+		((float *)x->data)[i] = frand();
+	for (int64_t i = 0; i < k->nelem; i++)
+		((float *)k->data)[i] = frand();
+	((float *)x->data)[5] = NAN;
+	((float *)x->data)[40] = INFINITY;
+	((float *)x->data)[77] = -INFINITY;
+	if (dt == LR_DT_INT64) { /* int64 inputs in [-100, 100] */
+		lr_tensor *xi = lrt_i(4, xd, NULL), *ki = lrt_i(k->ndim, k->dims, NULL);
+
+		for (int64_t i = 0; i < x->nelem; i++)
+			((int64_t *)xi->data)[i] = (int64_t)(frand() * 100);
+		for (int64_t i = 0; i < k->nelem; i++)
+			((int64_t *)ki->data)[i] = (int64_t)(frand() * 100);
+		lr_tensor_free(x);
+		lr_tensor_free(k);
+		x = xi;
+		k = ki;
+	}
+	onnx__node_proto__init(&nodes[0]);
+	nodes[0].op_type = "Add";
+	nodes[0].n_input = 2;
+	nodes[0].input = add_in;
+	nodes[0].n_output = 1;
+	nodes[0].output = add_out;
+	onnx__node_proto__init(&nodes[1]);
+	nodes[1].op_type = act == 1 ? "Relu" : "Clip";
+	nodes[1].n_input = act == 1 ? 1 : 3;
+	nodes[1].input = act_in;
+	nodes[1].n_output = 1;
+	nodes[1].output = act_out;
+	if (!fed)
+		initp[ninit] = init_tp(&init[ninit], kn, k), ninit++;
+	if (act == 3) {
+		initp[ninit] = init_tp(&init[ninit], lon, lo), ninit++;
+		initp[ninit] = init_tp(&init[ninit], hin, hi), ninit++;
+	}
+	if (dt == LR_DT_INT64)
+		for (int i = 0; i < ninit; i++)
+			init[i].data_type = 7;
+	lrt_vi_fill(&gin[0], xn, x);
+	lrt_vi_fill(&gin[1], kn, k);
+	lrt_vi_fill(&gout, yn, NULL);
+	onnx__graph_proto__init(&graph);
+	graph.name = gname;
+	graph.n_node = 2;
+	graph.node = nodep;
+	graph.n_input = fed ? 2 : 1;
+	graph.input = ginp;
+	graph.n_output = 1;
+	graph.output = &goutp;
+	graph.n_initializer = (size_t)ninit;
+	graph.initializer = initp;
+	if (nofuse)
+		setenv("LR_NO_FUSE", "1", 1);
+	rc = lrt_load_graph(&graph, 13, "fuse-add", &m, msg);
+	if (rc == 0)
+		rc = lr_engine_create(&e, m, 2);
+	feeds[0] = x;
+	feeds[1] = k;
+	for (int r = 0; rc == 0 && r < 2; r++) {
+		lr_tensor_free(*y);
+		*y = NULL;
+		rc = lr_engine_run(e, feeds, fed ? 2 : 1, y, 1, 0, msg);
+	}
+	unsetenv("LR_NO_FUSE");
+	*fused = e != NULL ? lr_engine_fused_nodes(e) : -1;
+	lr_engine_free(e);
+	lr_model_free(m);
+	lr_tensor_free(x);
+	lr_tensor_free(k);
+	lr_tensor_free(lo);
+	lr_tensor_free(hi);
+	return rc;
+}
+
+static void run_add_case(int act, int fed, int dt, const char *label)
+{
+	lr_tensor *yf = NULL, *yu = NULL;
+	lr_msg msg = { { 0 } };
+	int nf = -1, nu = -1, rc1, rc2, want = dt == LR_DT_FLOAT;
+	int64_t where = -1;
+	uint64_t seed = rng;
+
+	rc1 = run_add(act, fed, dt, 0, &yf, &nf, &msg);
+	rng = seed; /* the same inputs */
+	rc2 = run_add(act, fed, dt, 1, &yu, &nu, &msg);
+	if (rc1 != 0 || rc2 != 0)
+		tap_diag("run failed: %s", msg.text);
+	tap_ok(rc1 == 0 && rc2 == 0 && yf != NULL && yu != NULL && yf->dtype == yu->dtype &&
+	       (dt == LR_DT_FLOAT ? same_bits(yf, yu, &where)
+		: memcmp(yf->data, yu->data, lr_tensor_bytes(yf)) == 0),
+	       "%s: fused and unfused outputs are bit-identical (first difference at %lld)",
+	       label, (long long)where);
+	tap_ok(nf == want && nu == 0, "%s: %d node(s) passed on (want %d; %d with LR_NO_FUSE)",
+	       label, nf, want, nu);
+	lr_tensor_free(yf);
+	lr_tensor_free(yu);
+}
+
 int main(void)
 {
 	static const struct fcase cases[] = {
@@ -481,5 +610,8 @@ int main(void)
 	run_bn_case(BN_FED, "BN mean fed at run time: not folded", 0);
 	run_bn_case(BN_TRAIN, "BN training_mode=1: not folded", 0);
 	run_bn_case(BN_KEPT, "the Conv's output also a graph output: not folded", 0);
+	run_add_case(1, 0, LR_DT_FLOAT, "Add of a per-channel constant -> Relu");
+	run_add_case(3, 1, LR_DT_FLOAT, "Add of two inputs -> Clip-13 with initializer bounds");
+	run_add_case(1, 1, LR_DT_INT64, "int64 Add -> Relu: not fused");
 	return tap_done();
 }
