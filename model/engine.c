@@ -26,6 +26,7 @@
 #include <time.h>
 #include <malloc.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -322,6 +323,25 @@ static int plan_split(lr_engine *e)
 	return rc;
 }
 
+/*
+ * OpenBLAS starts its server threads when it is loaded (one per core),
+ * and they kept waking: with the engine's SGEMMs single-threaded one of
+ * them still spun in sched_yield for 9% of a Fashion-MNIST ResNet run's
+ * samples, a core taken from the engine's second thread and from other
+ * jobs. Once OpenBLAS is single-threaded they are stopped
+ * (blas_thread_shutdown_, which OpenBLAS's own fork handler calls; it
+ * starts them again should anything ask for more threads). Weak: another
+ * BLAS without it is left as it is.
+ */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_servers_stop(void)
+{
+	if (blas_thread_shutdown_ != NULL && getenv("LR_KEEP_BLAS_THREADS") == NULL)
+		blas_thread_shutdown_();
+}
+
 int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
 {
 	lr_engine *e;
@@ -371,6 +391,7 @@ int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
 	 * per-thread tiles, so OpenBLAS itself runs single-threaded.
 	 */
 	openblas_set_num_threads(1);
+	pthread_once(&blas_once, blas_servers_stop);
 	/*
 	 * Keep freed activation buffers in the heap instead of returning them
 	 * to the kernel: every run allocates the same sizes again, and fresh

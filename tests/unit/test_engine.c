@@ -3,8 +3,11 @@
  * on the shipped tiny CNN: a segment seeded with an intermediate value must
  * give bit-identical results to the full run, run only the nodes it needs,
  * and name a value it cannot compute. LR_PROFILE's dump names every node
- * in order and counts only full runs after the first.
+ * in order and counts only full runs after the first. Once a 1-thread
+ * engine exists the process has one thread: OpenBLAS's server threads,
+ * started when it loaded, are stopped (they spun in sched_yield).
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,21 @@ static int observe(void *ud, const lr_model *m, int ni, lr_tensor *const *outs, 
 			if (lr_tensor_clone(&s->captured, outs[k]) != 0)
 				return LR_ENOMEM;
 	return 0;
+}
+
+/* Threads of this process (entries of /proc/self/task), or -1. */
+static int nthreads_now(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
 }
 
 static int same(const lr_tensor *a, const lr_tensor *b)
@@ -63,6 +81,16 @@ int main(void)
 	out = m->outputs[0];
 	tap_ok(mid >= 0 && conv2 >= 0, "values found by name");
 
+	{
+		int before = nthreads_now(), after;
+
+		rc = lr_engine_create(&e, m, 1);
+		after = nthreads_now();
+		tap_ok(rc == 0 && after == 1, "a 1-thread engine leaves one thread in the process "
+		       "(%d before it, %d after: OpenBLAS's servers stopped)", before, after);
+		lr_engine_free(e);
+		e = NULL;
+	}
 	/* The full run, capturing the pooled value in the middle. */
 	rc = lr_engine_create(&e, m, 2);
 	s.want = mid;
