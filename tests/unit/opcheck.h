@@ -41,6 +41,15 @@ typedef struct lrt_node {
 	int out_type[LRT_MAX];          /* declared ONNX type of output i; 0: none */
 } lrt_node;
 
+/* Seeded xorshift64 (*s is the state, never 0): uniform in [-1, 1). */
+static inline float lrt_frand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return (float)((double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
 static inline void lrt_init(lrt_node *n, const char *op_type, int64_t opset)
 {
 	memset(n, 0, sizeof(*n));
@@ -224,6 +233,31 @@ static inline int lrt_load_graph(Onnx__GraphProto *graph, int64_t opset, const c
 }
 
 /*
+ * lrt_load_graph on a graph "g" of `nn` nodes with graph inputs `in`,
+ * outputs `out` and initializers `init` (all borrowed).
+ */
+static inline int lrt_load_nodes(Onnx__NodeProto **nodes, int nn, Onnx__ValueInfoProto **in,
+				 int nin, Onnx__ValueInfoProto **out, int nout,
+				 Onnx__TensorProto **init, int ninit, int64_t opset,
+				 const char *name, lr_model **m, lr_msg *msg)
+{
+	char gname[] = "g";
+	Onnx__GraphProto graph;
+
+	onnx__graph_proto__init(&graph);
+	graph.name = gname;
+	graph.n_node = (size_t)nn;
+	graph.node = nodes;
+	graph.n_input = (size_t)nin;
+	graph.input = in;
+	graph.n_output = (size_t)nout;
+	graph.output = out;
+	graph.n_initializer = (size_t)ninit;
+	graph.initializer = init;
+	return lrt_load_graph(&graph, opset, name, m, msg);
+}
+
+/*
  * Builds the model, loads it with lr_model_load_mem(), runs it `runs`
  * times (>= 1) on one engine with `threads` threads and stores the last
  * run's `nout` outputs in outs[] (caller frees them). Returns the first
@@ -240,9 +274,7 @@ static inline int lrt_run_n(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg
 	lr_tensor *feeds[LRT_MAX];
 	Onnx__NodeProto node;
 	Onnx__NodeProto *nodep = &node;
-	Onnx__GraphProto graph;
 	char empty[1] = "";
-	char gname[8] = "g";
 	int ngin = 0, ninit = 0, nfeed = 0, rc;
 	lr_model *m = NULL;
 	lr_engine *e = NULL;
@@ -295,17 +327,8 @@ static inline int lrt_run_n(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg
 	node.output = node_out;
 	node.n_attribute = (size_t)n->nattr;
 	node.attribute = n->attrp;
-	onnx__graph_proto__init(&graph);
-	graph.name = gname;
-	graph.n_node = 1;
-	graph.node = &nodep;
-	graph.n_input = (size_t)ngin;
-	graph.input = ginp;
-	graph.n_output = (size_t)nout;
-	graph.output = goutp;
-	graph.n_initializer = (size_t)ninit;
-	graph.initializer = initp;
-	rc = lrt_load_graph(&graph, n->opset, "opcheck", &m, msg);
+	rc = lrt_load_nodes(&nodep, 1, ginp, ngin, goutp, nout, initp, ninit, n->opset,
+			    "opcheck", &m, msg);
 	if (rc != 0)
 		goto out;
 	rc = lr_engine_create(&e, m, threads);

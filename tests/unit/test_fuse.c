@@ -38,10 +38,7 @@ static uint64_t rng = 20261203u;
 
 static float frand(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+	return lrt_frand(&rng);
 }
 
 struct fcase {
@@ -94,7 +91,7 @@ static int run2(const struct fcase *k, lr_tensor *x, lr_tensor *w, lr_tensor *b,
 		int *fused, lr_msg *msg)
 {
 	char xn[] = "x", wn[] = "w", bn[] = "b", cn[] = "c", yn[] = "y", lon[] = "lo",
-	     hin[] = "hi", empty[] = "", gname[] = "g";
+	     hin[] = "hi", empty[] = "";
 	char *conv_in[3] = { xn, wn, bn }, *conv_out[1] = { cn };
 	char *act_in[3] = { cn, lon, hin }, *act_out[1] = { yn };
 	lrt_node cv, ac, k1, k2;
@@ -104,7 +101,6 @@ static int run2(const struct fcase *k, lr_tensor *x, lr_tensor *w, lr_tensor *b,
 	Onnx__TensorProto init[4], *initp[4];
 	struct lrt_vi gin, gout;
 	Onnx__ValueInfoProto *ginp = &gin.vi, *goutp = &gout.vi;
-	Onnx__GraphProto graph;
 	lr_model *m = NULL;
 	lr_engine *e = NULL;
 	int ninit = 0, rc;
@@ -166,17 +162,8 @@ static int run2(const struct fcase *k, lr_tensor *x, lr_tensor *w, lr_tensor *b,
 	(void)empty;
 	lrt_vi_fill(&gin, xn, x);
 	lrt_vi_fill(&gout, yn, NULL);
-	onnx__graph_proto__init(&graph);
-	graph.name = gname;
-	graph.n_node = (size_t)nn;
-	graph.node = nodep;
-	graph.n_input = 1;
-	graph.input = &ginp;
-	graph.n_output = 1;
-	graph.output = &goutp;
-	graph.n_initializer = (size_t)ninit;
-	graph.initializer = initp;
-	rc = lrt_load_graph(&graph, k->act == 2 ? 6 : 13, "fuse", &m, msg);
+	rc = lrt_load_nodes(nodep, nn, &ginp, 1, &goutp, 1, initp, ninit, k->act == 2 ? 6 : 13,
+			    "fuse", &m, msg);
 	if (rc == 0)
 		rc = lr_engine_create(&e, m, threads);
 	if (rc == 0 && obs != NULL) {
@@ -303,7 +290,7 @@ static void node_of(Onnx__NodeProto *p, lrt_node *n, int nin, char **in, char **
 static int run_bn(int kind, lr_tensor *x, lr_tensor *w, lr_tensor *b, lr_tensor *const p[4],
 		  struct seen *obs, lr_tensor **y, int *fused, lr_msg *msg)
 {
-	char xn[] = "x", wn[] = "w", bn[] = "b", cn[] = "c", nn_[] = "n", yn[] = "y", gname[] = "g",
+	char xn[] = "x", wn[] = "w", bn[] = "b", cn[] = "c", nn_[] = "n", yn[] = "y",
 	     sn[] = "scale", bbn[] = "beta", mn[] = "mean", vn[] = "var";
 	char *conv_in[3] = { xn, wn, bn }, *conv_out[1] = { cn };
 	char *bn_in[5] = { cn, sn, bbn, mn, vn }, *bn_out[1] = { nn_ };
@@ -313,7 +300,6 @@ static int run_bn(int kind, lr_tensor *x, lr_tensor *w, lr_tensor *b, lr_tensor 
 	Onnx__TensorProto init[6], *initp[6];
 	struct lrt_vi gin[2], gout[2];
 	Onnx__ValueInfoProto *ginp[2] = { &gin[0].vi, &gin[1].vi }, *goutp[2] = { &gout[0].vi, &gout[1].vi };
-	Onnx__GraphProto graph;
 	lr_tensor *inputs[2] = { x, p[2] }, *outs[2] = { NULL, NULL };
 	lr_model *m = NULL;
 	lr_engine *e = NULL;
@@ -341,17 +327,8 @@ static int run_bn(int kind, lr_tensor *x, lr_tensor *w, lr_tensor *b, lr_tensor 
 	lrt_vi_fill(&gin[1], mn, p[2]);
 	lrt_vi_fill(&gout[0], yn, NULL);
 	lrt_vi_fill(&gout[1], cn, NULL);
-	onnx__graph_proto__init(&graph);
-	graph.name = gname;
-	graph.n_node = 3;
-	graph.node = nodep;
-	graph.n_input = kind == BN_FED ? 2 : 1;
-	graph.input = ginp;
-	graph.n_output = kind == BN_KEPT ? 2 : 1;
-	graph.output = goutp;
-	graph.n_initializer = (size_t)ninit;
-	graph.initializer = initp;
-	rc = lrt_load_graph(&graph, 15, "fold", &m, msg);
+	rc = lrt_load_nodes(nodep, 3, ginp, kind == BN_FED ? 2 : 1, goutp, kind == BN_KEPT ? 2 : 1,
+			    initp, ninit, 15, "fold", &m, msg);
 	if (rc == 0)
 		rc = lr_engine_create(&e, m, 2);
 	if (rc == 0 && obs != NULL) {
@@ -456,14 +433,13 @@ static int run_add(int act, int fed, int dt, int nofuse, lr_tensor **y, int *fus
 	int64_t xd[4] = { 2, 24, 9, 11 }, kd[3] = { 24, 1, 1 };
 	lr_tensor *x = lrt_f(4, xd, NULL), *k = fed ? lrt_f(4, xd, NULL) : lrt_f(3, kd, NULL);
 	lr_tensor *lo = lrt_f(0, NULL, (float[]){ -0.25f }), *hi = lrt_f(0, NULL, (float[]){ 0.5f });
-	char xn[] = "x", kn[] = "k", sn[] = "s", yn[] = "y", lon[] = "lo", hin[] = "hi", gname[] = "g";
+	char xn[] = "x", kn[] = "k", sn[] = "s", yn[] = "y", lon[] = "lo", hin[] = "hi";
 	char *add_in[2] = { xn, kn }, *add_out[1] = { sn }, *act_in[3] = { sn, lon, hin },
 	     *act_out[1] = { yn };
 	Onnx__NodeProto nodes[2], *nodep[2] = { &nodes[0], &nodes[1] };
 	Onnx__TensorProto init[3], *initp[3];
 	struct lrt_vi gin[2], gout;
 	Onnx__ValueInfoProto *ginp[2] = { &gin[0].vi, &gin[1].vi }, *goutp = &gout.vi;
-	Onnx__GraphProto graph;
 	lr_tensor *feeds[2];
 	lr_model *m = NULL;
 	lr_engine *e = NULL;
@@ -513,19 +489,10 @@ static int run_add(int act, int fed, int dt, int nofuse, lr_tensor **y, int *fus
 	lrt_vi_fill(&gin[0], xn, x);
 	lrt_vi_fill(&gin[1], kn, k);
 	lrt_vi_fill(&gout, yn, NULL);
-	onnx__graph_proto__init(&graph);
-	graph.name = gname;
-	graph.n_node = 2;
-	graph.node = nodep;
-	graph.n_input = fed ? 2 : 1;
-	graph.input = ginp;
-	graph.n_output = 1;
-	graph.output = &goutp;
-	graph.n_initializer = (size_t)ninit;
-	graph.initializer = initp;
 	if (nofuse)
 		setenv("LR_NO_FUSE", "1", 1);
-	rc = lrt_load_graph(&graph, 13, "fuse-add", &m, msg);
+	rc = lrt_load_nodes(nodep, 2, ginp, fed ? 2 : 1, &goutp, 1, initp, ninit, 13, "fuse-add",
+			    &m, msg);
 	if (rc == 0)
 		rc = lr_engine_create(&e, m, 2);
 	feeds[0] = x;

@@ -1239,8 +1239,7 @@ static void gb_init(gb *g, char *name, const lr_tensor *t)
 static int gb_run(gb *g, int64_t opset, lr_tensor *x, int dry, lr_tensor **out,
 		  lr_msg *msg)
 {
-	Onnx__GraphProto graph;
-	char gname[] = "g", xname[] = "x", yname[] = "y";
+	char xname[] = "x", yname[] = "y";
 	lr_model *m = NULL;
 	lr_engine *e = NULL;
 	int rc;
@@ -1250,17 +1249,8 @@ static int gb_run(gb *g, int64_t opset, lr_tensor *x, int dry, lr_tensor **out,
 	g->ginp[0] = &g->gin[0].vi;
 	lrt_vi_fill(&g->gout[0], yname, NULL);
 	g->goutp[0] = &g->gout[0].vi;
-	onnx__graph_proto__init(&graph);
-	graph.name = gname;
-	graph.n_node = (size_t)g->nnode;
-	graph.node = g->nodep;
-	graph.n_input = 1;
-	graph.input = g->ginp;
-	graph.n_output = 1;
-	graph.output = g->goutp;
-	graph.n_initializer = (size_t)g->ninit;
-	graph.initializer = g->initp;
-	rc = lrt_load_graph(&graph, opset, "gb", &m, msg);
+	rc = lrt_load_nodes(g->nodep, g->nnode, g->ginp, 1, g->goutp, 1, g->initp, g->ninit, opset,
+			    "gb", &m, msg);
 	if (rc == 0)
 		rc = lr_engine_create(&e, m, 1);
 	if (rc == 0)

@@ -34,10 +34,7 @@ static uint64_t rng = 20261204u;
 
 static float frand(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+	return lrt_frand(&rng);
 }
 
 static lr_tensor *rand_t(int ndim, const int64_t *dims)
@@ -202,8 +199,7 @@ static int build(struct gnode *g, int nn, struct gconst *c, int nc, const lr_ten
 	Onnx__TensorProto init[8], *initp[8];
 	struct lrt_vi gin, gout[2];
 	Onnx__ValueInfoProto *ginp = &gin.vi, *goutp[2];
-	Onnx__GraphProto graph;
-	char xn[] = "x", gname[] = "g", dp[] = "n";
+	char xn[] = "x", dp[] = "n";
 
 	for (int i = 0; i < nn; i++) {
 		onnx__node_proto__init(&nodes[i]);
@@ -237,17 +233,7 @@ static int build(struct gnode *g, int nn, struct gconst *c, int nc, const lr_ten
 		lrt_vi_fill(&gout[i], (char *)outs[i], NULL);
 		goutp[i] = &gout[i].vi;
 	}
-	onnx__graph_proto__init(&graph);
-	graph.name = gname;
-	graph.n_node = (size_t)nn;
-	graph.node = nodep;
-	graph.n_input = 1;
-	graph.input = &ginp;
-	graph.n_output = (size_t)nout;
-	graph.output = goutp;
-	graph.n_initializer = (size_t)nc;
-	graph.initializer = initp;
-	return lrt_load_graph(&graph, 13, "split", m, msg);
+	return lrt_load_nodes(nodep, nn, &ginp, 1, goutp, nout, initp, nc, 13, "split", m, msg);
 }
 
 static void node(struct gnode *g, const char *op, const char *i0, const char *i1,
