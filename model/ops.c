@@ -118,6 +118,7 @@ static const lr_op_def op_table[] = {
 	{ "CumSum", lr_op_cumsum, 2, 2, 1, 1, 1u, 0u },
 	{ "GatherElements", lr_op_gatherelements, 2, 2, 1, 1, 1u, 0u },
 	{ "OneHot", lr_op_onehot, 3, 3, 1, 1, 4u, 0u },
+	{ "TfIdfVectorizer", lr_op_tfidfvectorizer, 1, 1, 1, 1, 0u, 0u },
 	{ "InstanceNormalization", lr_op_instancenorm, 3, 3, 1, 1, 0u, 0u },
 	{ "LayerNormalization", lr_op_layernorm, 2, 3, 1, 3, 0u, 0u },
 	{ "MeanVarianceNormalization", lr_op_mvn, 1, 1, 1, 1, 0u, 0u },

@@ -526,6 +526,7 @@ int lr_op_spacetodepth(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_cumsum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_gatherelements(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_onehot(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_tfidfvectorizer(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_norm.c */
 int lr_op_instancenorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_layernorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);

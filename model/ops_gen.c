@@ -1,7 +1,8 @@
 /*
  * ops_gen.c - kernels that generate or rearrange tensors from shape
  * vectors or indices: Expand, Tile, ConstantOfShape, Range, Size, EyeLike,
- * Trilu, DepthToSpace, SpaceToDepth, CumSum, GatherElements, OneHot.
+ * Trilu, DepthToSpace, SpaceToDepth, CumSum, GatherElements, OneHot,
+ * TfIdfVectorizer.
  *
  * DESIGN. Like ops_shape.c these work on either element type (float32 or
  * int64) as raw elements of lr_dtype_size() bytes wherever they only move
@@ -22,6 +23,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model/ops.h"
@@ -832,4 +834,174 @@ int lr_op_onehot(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
 				       (const char *)val->data + (v == d ? es : 0), es);
 			}
 	return 0;
+}
+
+/*
+ * TfIdfVectorizer: counts, per row of X (int64 after widening; rank 1 or
+ * [N, C]), the n-grams of the pool (pool_int64s; 1-grams first, the
+ * (k+1)-grams starting at ngram_counts[k]) of lengths min_gram_length to
+ * max_gram_length, whose items are 1 + s apart for every skip s in
+ * [0, max_skip_count] (1-grams counted once, whatever the skips), and
+ * writes n-gram j's count to column ngram_indexes[j]: TF the count, IDF
+ * weights[j] when it occurs, TFIDF count x weights[j] (weights default to
+ * 1; each occurrence adds its weight). String pools are refused (lowrank holds no string tensors). Pool
+ * n-grams of each length are sorted once per call and looked up by
+ * binary search, so a long input costs O(positions x skips x log pool).
+ */
+struct tfidf_gram {
+	const int64_t *v;       /* the n-gram's items in the pool */
+	int64_t j;              /* its ordinal in the pool */
+};
+
+static _Thread_local int tfidf_n; /* length tfidf_cmp compares (qsort has no argument) */
+
+static int tfidf_cmp(const void *pa, const void *pb)
+{
+	const struct tfidf_gram *a = pa, *b = pb;
+
+	for (int k = 0; k < tfidf_n; k++)
+		if (a->v[k] != b->v[k])
+			return a->v[k] < b->v[k] ? -1 : 1;
+	return 0;
+}
+
+int lr_op_tfidfvectorizer(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	const Onnx__AttributeProto *pool = lr_node_attr(c->node, "pool_int64s");
+	const Onnx__AttributeProto *cnt = lr_node_attr(c->node, "ngram_counts");
+	const Onnx__AttributeProto *idx = lr_node_attr(c->node, "ngram_indexes");
+	const Onnx__AttributeProto *wts = lr_node_attr(c->node, "weights");
+	int64_t minn = lr_node_attr_int(c->node, "min_gram_length", 0);
+	int64_t maxn = lr_node_attr_int(c->node, "max_gram_length", 0);
+	int64_t skips = lr_node_attr_int(c->node, "max_skip_count", -1);
+	char mode[16];
+	const char *md;
+	int m, rc;
+	int64_t width = 0, rows, cols, od[2], total;
+	struct tfidf_gram *grams = NULL;
+	int64_t *start = NULL, *count = NULL;
+	const lr_tensor *x;
+	float *y;
+
+	(void)nout;
+	if ((rc = need(c, in, nin, 0, "X")) != 0)
+		return rc;
+	x = in[0];
+	md = lr_node_attr_str(c->node, "mode", "", mode, sizeof(mode));
+	m = strcmp(md, "TF") == 0 ? 0 : strcmp(md, "IDF") == 0 ? 1 : strcmp(md, "TFIDF") == 0 ? 2 : -1;
+	if (m < 0)
+		return lr_op_fail(c, LR_EMODEL, "attribute mode must be TF, IDF or TFIDF, got '%s'", md);
+	if (lr_node_attr(c->node, "pool_strings") != NULL)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "attribute pool_strings: string n-grams are not "
+				  "supported (lowrank holds no string tensors)");
+	if (pool == NULL || cnt == NULL || idx == NULL)
+		return lr_op_fail(c, LR_EMODEL, "attributes pool_int64s, ngram_counts and ngram_indexes are required");
+	if (minn < 1 || maxn < minn || maxn > (int64_t)cnt->n_ints || skips < 0)
+		return lr_op_fail(c, LR_EMODEL, "min_gram_length %lld, max_gram_length %lld and "
+				  "max_skip_count %lld must satisfy 1 <= min <= max <= %zu "
+				  "(ngram_counts' length) and skips >= 0", (long long)minn,
+				  (long long)maxn, (long long)skips, cnt->n_ints);
+	if (x->dtype != LR_DT_INT64)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (X) has type %s; only integer inputs are supported",
+				  lr_dtype_name(x->dtype));
+	if (x->ndim != 1 && x->ndim != 2)
+		return lr_op_fail(c, LR_ESHAPE, "input 0 (X) must have rank 1 or 2, got %s", TSHP(x));
+	/* n-grams of length k + 1 lie in pool[cnt[k], cnt[k + 1]). */
+	total = 0;
+	for (size_t k = 0; k < cnt->n_ints; k++) {
+		int64_t a = cnt->ints[k], b = k + 1 < cnt->n_ints ? cnt->ints[k + 1] : (int64_t)pool->n_ints;
+
+		if (a < 0 || b < a || b > (int64_t)pool->n_ints || (b - a) % (int64_t)(k + 1) != 0)
+			return lr_op_fail(c, LR_EMODEL, "ngram_counts[%zu] = %lld does not start a whole "
+					  "number of %zu-grams in pool_int64s (%zu items, next start %lld)",
+					  k, (long long)a, k + 1, pool->n_ints, (long long)b);
+		total += (b - a) / (int64_t)(k + 1);
+	}
+	if ((int64_t)idx->n_ints != total)
+		return lr_op_fail(c, LR_EMODEL, "ngram_indexes has %zu entries; the pool holds %lld n-grams",
+				  idx->n_ints, (long long)total);
+	if (wts != NULL && (int64_t)wts->n_floats != total)
+		return lr_op_fail(c, LR_EMODEL, "weights has %zu entries; the pool holds %lld n-grams",
+				  wts->n_floats, (long long)total);
+	for (int64_t j = 0; j < total; j++) {
+		if (idx->ints[j] < 0 || idx->ints[j] >= LR_GEN_MAX_ELEMS)
+			return lr_op_fail(c, LR_EMODEL, "ngram_indexes[%lld] = %lld is out of range",
+					  (long long)j, (long long)idx->ints[j]);
+		if (idx->ints[j] + 1 > width)
+			width = idx->ints[j] + 1;
+	}
+	rows = x->ndim == 2 ? x->dims[0] : 1;
+	cols = x->dims[x->ndim - 1];
+	od[0] = rows;
+	od[1] = width;
+	rc = gen_out(c, out, LR_DT_FLOAT, x->ndim, x->ndim == 2 ? od : od + 1, x->data != NULL, 1);
+	if (rc != 0 || (*out)->data == NULL || (*out)->nelem == 0)
+		return rc;
+	y = (*out)->data;
+	memset(y, 0, (size_t)(*out)->nelem * sizeof(float));
+	grams = malloc((size_t)(total > 0 ? total : 1) * sizeof(*grams));
+	start = calloc((size_t)cnt->n_ints + 1, sizeof(*start));
+	count = calloc((size_t)cnt->n_ints + 1, sizeof(*count));
+	if (grams == NULL || start == NULL || count == NULL) {
+		rc = lr_op_fail(c, LR_ENOMEM, "out of memory for %lld n-grams", (long long)total);
+		goto out;
+	}
+	/* Pool n-grams of each length, sorted (ordinals j in pool order). */
+	for (size_t k = 0, j = 0; k < cnt->n_ints; k++) {
+		int64_t a = cnt->ints[k], b = k + 1 < cnt->n_ints ? cnt->ints[k + 1] : (int64_t)pool->n_ints;
+
+		start[k] = (int64_t)j;
+		count[k] = (b - a) / (int64_t)(k + 1);
+		for (int64_t g = 0; g < count[k]; g++, j++) {
+			grams[j].v = pool->ints + a + g * (int64_t)(k + 1);
+			grams[j].j = (int64_t)j;
+		}
+		tfidf_n = (int)(k + 1);
+		qsort(grams + start[k], (size_t)count[k], sizeof(*grams), tfidf_cmp);
+	}
+	for (int64_t r = 0; r < rows; r++) {
+		const int64_t *xr = (const int64_t *)x->data + r * cols;
+		float *yr = y + r * width;
+
+		for (int64_t n = minn; n <= maxn; n++) {
+			int64_t smax = n == 1 ? 0 : skips;
+
+			if (count[n - 1] == 0)
+				continue;
+			tfidf_n = (int)n;
+			for (int64_t s = 0; s <= smax; s++)
+				for (int64_t i = 0; i + (n - 1) * (s + 1) < cols; i++) {
+					int64_t key[64], *kp = key;
+					struct tfidf_gram q, *hit;
+
+					if (n > 64 && (kp = malloc((size_t)n * sizeof(int64_t))) == NULL) {
+						rc = lr_op_fail(c, LR_ENOMEM, "out of memory for a %lld-gram",
+								(long long)n);
+						goto out;
+					}
+					for (int64_t t = 0; t < n; t++)
+						kp[t] = xr[i + t * (s + 1)];
+					q.v = kp;
+					hit = bsearch(&q, grams + start[n - 1], (size_t)count[n - 1],
+						      sizeof(*grams), tfidf_cmp);
+					if (hit != NULL) {
+						float *v = &yr[idx->ints[hit->j]];
+						float wj = wts != NULL ? wts->floats[hit->j] : 1.0f;
+
+						*v = m == 0 ? *v + 1.0f : m == 1 ? wj : *v + wj;
+					}
+					if (kp != key)
+						free(kp);
+				}
+		}
+	}
+out:
+	free(grams);
+	free(start);
+	free(count);
+	if (rc != 0) {
+		lr_tensor_free(*out);
+		*out = NULL;
+	}
+	return rc;
 }

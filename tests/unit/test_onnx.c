@@ -362,7 +362,7 @@ static const struct expect refused[] = {
 	  { "unsupported operator:", "RandomUniformLike (nodes: 'random_like')" } },
 	{ "unsup_ops", LR_EUNSUPPORTED,
 	  { "unsupported operators:", "RandomNormalLike (nodes: 'random')",
-	    "TfIdfVectorizer (nodes: 'tfidf_a', 'tfidf_b')", "StringNormalizer (nodes: 'strnorm')",
+	    "RegexFullMatch (nodes: 'regex_a', 'regex_b')", "StringNormalizer (nodes: 'strnorm')",
 	    "com.example.MyFancyOp (nodes: 'custom')" } },
 };
 

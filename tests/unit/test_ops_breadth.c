@@ -3,7 +3,7 @@
  * Lp pooling with MaxPool's Indices (ops_pool.c), the math functions
  * (ops_unary.c), Pow, Mod and the variadic Max/Min/Sum/Mean
  * (ops_elementwise.c), the reductions and ArgMax/ArgMin (ops_reduce.c),
- * the generators (ops_gen.c), the normalisations (ops_norm.c),
+ * the generators and TfIdfVectorizer (ops_gen.c), the normalisations (ops_norm.c),
  * ConvTranspose (ops_convtranspose.c), the two losses (ops_loss.c) and
  * TopK, GatherND and the scatters (ops_index.c), NonMaxSuppression,
  * RoiAlign and GridSample (ops_detect.c), Det, ReverseSequence, Unique and
@@ -1367,6 +1367,69 @@ static void test_gen(void)
 		lr_tensor_free(oi);
 		lr_tensor_free(dep);
 		lr_tensor_free(val);
+	}
+	/*
+	 * TfIdfVectorizer: pool 1-grams {2, 3} and 2-grams {(5,6), (7,8)},
+	 * written to columns 3, 0, 1, 2 with weights 0.5, 2, 3, 4; 1- and
+	 * 2-grams, skips 0 and 1. Counted by hand: row 0 (2 5 6 3 7 8) has
+	 * 2, 3, (5,6) and (7,8) once; row 1 (5 2 6 7 8 2) has 2 twice, (7,8)
+	 * at skip 0 and (5,6) at skip 1 (5 _ 6).
+	 */
+	{
+		static const char *const modes[3] = { "TF", "IDF", "TFIDF" };
+		static const double want[3][8] = {
+			{ 1, 1, 1, 1, 0, 1, 1, 2 },
+			{ 2, 3, 4, 0.5, 0, 3, 4, 0.5 },
+			{ 2, 3, 4, 0.5, 0, 3, 4, 1 },
+		};
+		lr_tensor *x = lrt_i(2, D(2, 6), D(2, 5, 6, 3, 7, 8, 5, 2, 6, 7, 8, 2));
+		char what[64];
+
+		for (int k = 0; k < 4; k++) {
+			lrt_init(&n, "TfIdfVectorizer", 9);
+			lrt_attr_str(&n, "mode", k < 3 ? modes[k] : "BM25");
+			lrt_attr_int(&n, "min_gram_length", 1);
+			lrt_attr_int(&n, "max_gram_length", 2);
+			lrt_attr_int(&n, "max_skip_count", 1);
+			lrt_attr_ints(&n, "pool_int64s", 6, D(2, 3, 5, 6, 7, 8));
+			lrt_attr_ints(&n, "ngram_counts", 2, D(0, 2));
+			lrt_attr_ints(&n, "ngram_indexes", 4, D(3, 0, 1, 2));
+			lrt_attr_floats(&n, "weights", 4, F(0.5, 2, 3, 4));
+			lrt_input(&n, x);
+			rc = run1(&n, &y, &msg);
+			snprintf(what, sizeof(what), "TfIdfVectorizer %s, 1- and 2-grams, skips 0-1",
+				 k < 3 ? modes[k] : "BM25");
+			if (k < 3)
+				check(y, 2, D(2, 4), want[k], 0, 0, what, rc, &msg);
+			else
+				check_err(rc, LR_EMODEL, &msg, what, "attribute mode", "BM25");
+			lr_tensor_free(y);
+		}
+		lrt_init(&n, "TfIdfVectorizer", 9);
+		lrt_attr_str(&n, "mode", "TF");
+		lrt_attr_int(&n, "min_gram_length", 1);
+		lrt_attr_int(&n, "max_gram_length", 2);
+		lrt_attr_int(&n, "max_skip_count", 0);
+		lrt_attr_ints(&n, "pool_int64s", 6, D(2, 3, 5, 6, 7, 8));
+		lrt_attr_ints(&n, "ngram_counts", 2, D(0, 3));
+		lrt_attr_ints(&n, "ngram_indexes", 4, D(0, 1, 2, 3));
+		lrt_input(&n, x);
+		rc = run1(&n, &y, &msg);
+		check_err(rc, LR_EMODEL, &msg, "TfIdfVectorizer 2-grams from an odd count of items",
+			  "ngram_counts[1] = 3", "2-grams");
+		lrt_init(&n, "TfIdfVectorizer", 9);
+		lrt_attr_str(&n, "mode", "TF");
+		lrt_attr_int(&n, "min_gram_length", 1);
+		lrt_attr_int(&n, "max_gram_length", 1);
+		lrt_attr_int(&n, "max_skip_count", 0);
+		lrt_attr_str(&n, "pool_strings", "a");
+		lrt_attr_ints(&n, "ngram_counts", 1, D(0));
+		lrt_attr_ints(&n, "ngram_indexes", 1, D(0));
+		lrt_input(&n, x);
+		rc = run1(&n, &y, &msg);
+		check_err(rc, LR_EUNSUPPORTED, &msg, "TfIdfVectorizer with pool_strings",
+			  "pool_strings", "string");
+		lr_tensor_free(x);
 	}
 }
 

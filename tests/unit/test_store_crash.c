@@ -632,6 +632,15 @@ static void test_random_kills(int iterations)
 		if (lr_store_integrity_check(st, NULL) != 0)
 			integrity_bad++;
 		blob_bad += check_blobs(st, 0);
+		/* PostgreSQL ends a killed client's session (and commits or
+		 * rolls back what it had sent) asynchronously: a claim
+		 * committed after the recovery below would count as running.
+		 * A restarted daemon's periodic lease pass catches that; here
+		 * the recovery waits, at most 5 s, for the session to end. */
+		for (int w = 0; t_pg() && w < 500 &&
+		     q_int(st, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+			       "current_database() AND pid <> pg_backend_pid()") > 0; w++)
+			t_sleep_ms(10);
 		lr_store_epoch_begin(st, &epoch, NULL);
 		lr_store_jobs_recover(st, epoch, NULL, NULL);
 		running += (int)q_int(
