@@ -190,7 +190,7 @@ static int fold_batchnorms(lr_engine *e)
  * 8 with 1 and 2 threads (docs/benchmarks.md).
  */
 
-static int split_op(const lr_model *m, const lr_node *nd, int rank)
+static int split_op(const lr_node *nd, int rank)
 {
 	static const char *const ops[] = {
 		"Conv", "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid",
@@ -220,7 +220,6 @@ static int split_op(const lr_model *m, const lr_node *nd, int rank)
 		if (axis == 0 || axis == -rank)
 			return 0;
 	}
-	(void)m;
 	return 1;
 }
 
@@ -246,12 +245,11 @@ static int plan_split(lr_engine *e)
 	inb[m->inputs[0]] = 1;
 	for (k = 0; k < m->nnodes; k++) {
 		const lr_node *nd = &m->nodes[k];
-		int ok = split_op(m, nd, rank), fed = 0;
-		int ew = strchr("ASMDP", nd->op_type[0]) != NULL &&
-			 (strcmp(nd->op_type, "Add") == 0 || strcmp(nd->op_type, "Sub") == 0 ||
-			  strcmp(nd->op_type, "Mul") == 0 || strcmp(nd->op_type, "Div") == 0 ||
-			  strcmp(nd->op_type, "Max") == 0 || strcmp(nd->op_type, "Min") == 0 ||
-			  strcmp(nd->op_type, "PRelu") == 0);
+		int ok = split_op(nd, rank), fed = 0;
+		int ew = strcmp(nd->op_type, "Add") == 0 || strcmp(nd->op_type, "Sub") == 0 ||
+			 strcmp(nd->op_type, "Mul") == 0 || strcmp(nd->op_type, "Div") == 0 ||
+			 strcmp(nd->op_type, "Max") == 0 || strcmp(nd->op_type, "Min") == 0 ||
+			 strcmp(nd->op_type, "PRelu") == 0;
 		int cat = strcmp(nd->op_type, "Concat") == 0;
 
 		/* Nodes that read no batch value (Constant nodes: torchvision's

@@ -1061,6 +1061,18 @@ static void test_reduce(void)
 
 /* ---- generators and rearrangements --------------------------------------- */
 
+/* A TfIdfVectorizer node over the pool 2 3 | 5 6 7 8: 1- and 2-grams. */
+static void tfidf_node(lrt_node *n, const char *mode, int64_t skips, const int64_t *counts)
+{
+	lrt_init(n, "TfIdfVectorizer", 9);
+	lrt_attr_str(n, "mode", mode);
+	lrt_attr_int(n, "min_gram_length", 1);
+	lrt_attr_int(n, "max_gram_length", 2);
+	lrt_attr_int(n, "max_skip_count", skips);
+	lrt_attr_ints(n, "pool_int64s", 6, D(2, 3, 5, 6, 7, 8));
+	lrt_attr_ints(n, "ngram_counts", 2, counts);
+}
+
 static void test_gen(void)
 {
 	lr_tensor *y = NULL;
@@ -1386,13 +1398,7 @@ static void test_gen(void)
 		char what[64];
 
 		for (int k = 0; k < 4; k++) {
-			lrt_init(&n, "TfIdfVectorizer", 9);
-			lrt_attr_str(&n, "mode", k < 3 ? modes[k] : "BM25");
-			lrt_attr_int(&n, "min_gram_length", 1);
-			lrt_attr_int(&n, "max_gram_length", 2);
-			lrt_attr_int(&n, "max_skip_count", 1);
-			lrt_attr_ints(&n, "pool_int64s", 6, D(2, 3, 5, 6, 7, 8));
-			lrt_attr_ints(&n, "ngram_counts", 2, D(0, 2));
+			tfidf_node(&n, k < 3 ? modes[k] : "BM25", 1, D(0, 2));
 			lrt_attr_ints(&n, "ngram_indexes", 4, D(3, 0, 1, 2));
 			lrt_attr_floats(&n, "weights", 4, F(0.5, 2, 3, 4));
 			lrt_input(&n, x);
@@ -1405,13 +1411,7 @@ static void test_gen(void)
 				check_err(rc, LR_EMODEL, &msg, what, "attribute mode", "BM25");
 			lr_tensor_free(y);
 		}
-		lrt_init(&n, "TfIdfVectorizer", 9);
-		lrt_attr_str(&n, "mode", "TF");
-		lrt_attr_int(&n, "min_gram_length", 1);
-		lrt_attr_int(&n, "max_gram_length", 2);
-		lrt_attr_int(&n, "max_skip_count", 0);
-		lrt_attr_ints(&n, "pool_int64s", 6, D(2, 3, 5, 6, 7, 8));
-		lrt_attr_ints(&n, "ngram_counts", 2, D(0, 3));
+		tfidf_node(&n, "TF", 0, D(0, 3));
 		lrt_attr_ints(&n, "ngram_indexes", 4, D(0, 1, 2, 3));
 		lrt_input(&n, x);
 		rc = run1(&n, &y, &msg);
