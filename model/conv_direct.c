@@ -723,7 +723,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		pj.k = kk;
 		pj.blk = blk;
 		lr_pool_run(c->pool, mb, 1, cd_pack, &pj);
-		if (c->cache != NULL) {
+		if (c->cache != NULL && !c->cache_ro) {
 			lr_free_aligned(c->cache->data);
 			c->cache->data = packed;
 			c->cache->key = w->data;

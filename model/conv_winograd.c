@@ -507,7 +507,8 @@ int lr__conv_winograd(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	wbytes = (size_t)(WG_E * (j.cin + j.m) * j.ldt) * sizeof(float) +
 		 (size_t)(j.tb / WG_L) * sizeof(struct wg_grp);
 	wbytes = (wbytes + 63) & ~(size_t)63;
-	if (c->cache != NULL && c->scratch != NULL && c->scratch->n >= nthr) {
+	if (c->cache != NULL && c->scratch != NULL && c->scratch->n >= nthr &&
+	    (!c->cache_ro || (c->cache->key == w->data && c->cache->bytes == ubytes))) {
 		/* U is kept with the node: constant weights transform once. */
 		struct lr_node_cache *nc = c->cache;
 

@@ -39,6 +39,8 @@ typedef struct lr_opctx {
 	unsigned takeable;      /* bit i: input i's buffer may be taken */
 	struct lr_scratch *scratch; /* per-thread scratch buffers (engine-owned) */
 	struct lr_node_cache *cache; /* this node's cache, or NULL (see below) */
+	int cache_ro;           /* 1: read the cache, never store into it (the
+				 * engine runs images in parallel) */
 	int act;                /* Conv: activation fused into the output (LR_ACT_*) */
 	float act_lo, act_hi;   /* LR_ACT_CLIP's bounds */
 } lr_opctx;
@@ -59,7 +61,9 @@ void lr__act_apply(int act, float lo, float hi, float *y, int64_t n);
  * runs (Winograd's transformed filters). The engine offers it only to nodes
  * whose input 1 is an initializer, frees it with the engine, and `key` is
  * that initializer's data pointer, which stays valid and constant while
- * the engine lives.
+ * the engine lives. With c->cache_ro set a kernel may use what the cache
+ * holds but must not replace it: other threads read it at the same time
+ * (what it would have stored it derives into memory of its own instead).
  */
 struct lr_node_cache {
 	const void *key;        /* the weights the data was derived from */

@@ -821,7 +821,7 @@ static int conv_pw1x1(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const
 				for (int64_t r = 0; r < 8; r++)
 					packed[(t * g->c + k) * 8 + r] =
 						t * 8 + r < m ? wf[(t * 8 + r) * g->c + k] : 0.f;
-		if (c->cache != NULL) {
+		if (c->cache != NULL && !c->cache_ro) {
 			lr_free_aligned(c->cache->data);
 			c->cache->data = packed;
 			c->cache->key = w->data;
@@ -1098,7 +1098,7 @@ static int conv_smallc(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, cons
 				for (int64_t r = 0; r < 8; r++)
 					packed[(t * kk + k) * 8 + r] =
 						t * 8 + r < m ? wf[(t * 8 + r) * kk + k] : 0.f;
-		if (c->cache != NULL) {
+		if (c->cache != NULL && !c->cache_ro) {
 			lr_free_aligned(c->cache->data);
 			c->cache->data = packed;
 			c->cache->key = w->data;

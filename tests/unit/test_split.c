@@ -15,7 +15,10 @@
  * prefix, its Indices, not a prefix value, would be computed again on the
  * batch, so this case guards the outputs only), a model declaring a
  * fixed batch (not split: the same peak). With an observer the engine
- * does not split (the observer sees whole batches).
+ * does not split (the observer sees whole batches). With 2 threads small
+ * images also run in parallel, one per thread: the same outputs again,
+ * with two images' activations live at once (the peak shows it), and at
+ * the default limit too.
  * Random values come from a fixed seed.
  */
 #include "config.h"
@@ -48,6 +51,7 @@ static lr_tensor *rand_t(int ndim, const int64_t *dims)
 
 static int seen_batch;
 static const char *split_min = "0"; /* LR_SPLIT_MIN for the engines: split every batch */
+static int par_images;  /* 0: LR_NO_IMAGE_PARALLEL for the engines (images one at a time) */
 
 static int observe(void *ud, const lr_model *m, int node_index, lr_tensor *const *outs,
 		   int nout)
@@ -78,9 +82,12 @@ static int run(const lr_model *m, lr_tensor *x, int nosplit, int observer, lr_te
 		unsetenv("LR_NO_SPLIT");
 	if (split_min != NULL)
 		setenv("LR_SPLIT_MIN", split_min, 1);
+	if (!par_images)
+		setenv("LR_NO_IMAGE_PARALLEL", "1", 1);
 	rc = lr_engine_create(&e, m, 2);
 	unsetenv("LR_NO_SPLIT");
 	unsetenv("LR_SPLIT_MIN");
+	unsetenv("LR_NO_IMAGE_PARALLEL");
 	if (rc == 0 && observer)
 		lr_engine_set_observer(e, observe, NULL);
 	for (int r = 0; rc == 0 && r < 2; r++) {
@@ -139,7 +146,8 @@ static void real_models(void)
 		lr_tensor *x, *y = NULL;
 		int64_t d[4] = { 5, 1, 28, 28 };
 		size_t peak;
-		double r;
+		double r, rp;
+		char label[160];
 
 		snprintf(path, sizeof(path), "%s/tests/data/%s.onnx", top, names[i]);
 		if (lr_model_load(path, NULL, &m, &msg) != 0) {
@@ -154,6 +162,20 @@ static void real_models(void)
 		r = compare(names[i], m, x, 1);
 		tap_ok(r > 0 && r < 0.5, "%s: the split run's activation peak is under half the "
 		       "batched one's at batch 5 (%.2f)", names[i], r);
+		/* Small images run in parallel with 2 threads: the same
+		 * outputs, two images' activations live at once. */
+		par_images = 1;
+		snprintf(label, sizeof(label), "%s, images in parallel", names[i]);
+		rp = compare(label, m, x, 1);
+		tap_ok(r > 0 && rp > 1.5 * r, "%s: in parallel, two images are in flight "
+		       "(activation peak %.2f of one at a time)", names[i], rp / r);
+		/* and they split at the default limit (8 MiB) too */
+		split_min = NULL;
+		rp = compare(label, m, x, 1);
+		split_min = "0";
+		par_images = 0;
+		tap_ok(rp > 0 && rp < 1.0, "%s: with 2 threads batch 5 of small images runs in "
+		       "parallel at the default limit (peak %.2f of batched)", names[i], rp);
 		/* With an observer every node sees the whole batch. */
 		seen_batch = 0;
 		r = run(m, x, 0, 1, &y, 1, &peak, &msg);
@@ -161,9 +183,9 @@ static void real_models(void)
 		       "%s: with an observer the engine runs the batch whole (saw %d)", names[i],
 		       seen_batch);
 		lr_tensor_free(y);
-		/* At the default limit (8 MiB) a batch of 5 small images runs
-		 * whole once the engine knows one image's peak: the second
-		 * run's peak is the batched one. */
+		/* At the default limit (8 MiB), one image at a time, a batch
+		 * of 5 small images runs whole once the engine knows one
+		 * image's peak: the second run's peak is the batched one. */
 		split_min = NULL;
 		r = compare(names[i], m, x, 1);
 		split_min = "0";
@@ -290,10 +312,16 @@ static void built(int tail, const char *label)
 	} else {
 		double r = compare(label, m, x, nout);
 
+		char plabel[160];
+
 		if (tail == 0)
 			tap_ok(r > 0 && r < 0.7, "%s: split (activation peak %.2f of batched)", label, r);
 		else if (tail == 4)
 			tap_ok(r == 1.0, "%s: not split (activation peak %.2f of batched)", label, r);
+		snprintf(plabel, sizeof(plabel), "%s, images in parallel", label);
+		par_images = 1;
+		compare(plabel, m, x, nout);
+		par_images = 0;
 	}
 	lr_model_free(m);
 	lr_tensor_free(x);
