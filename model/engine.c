@@ -1234,14 +1234,16 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 				if (msg != NULL)
 					*msg = tmsg[t];
 			}
-			inflight += tpeak[t];
 			if (tpeak[t] > peak)
 				peak = tpeak[t];
 		}
 		if (rc != 0)
 			goto out;
 		e->img_peak = peak;
-		peak = inflight > peak ? inflight : peak;
+		/* What t images in flight may hold (however the threads took
+		 * them this time: a busy machine may leave one doing all). */
+		inflight = (size_t)nt * peak;
+		peak = inflight;
 	} else {
 		for (int64_t i = 1; i < n && rc == 0; i++) {
 			rc = split_image(e, &r, x, i, full, msg);

@@ -90,6 +90,7 @@ struct priv {
 	ProtobufCAllocator alloc;      /* wraps budget */
 	int *hash;                     /* open addressing: value index or -1 */
 	size_t hash_cap;               /* power of two */
+	size_t vcap;                   /* room in lr_model.values */
 	char *dir;                     /* model directory, or NULL */
 	const char *file;              /* name used in messages */
 };
@@ -127,9 +128,36 @@ int lr_model_find_value(const lr_model *m, const char *name)
 static int add_value(lr_model *m, const char *name)
 {
 	struct priv *pv = m->priv;
-	size_t mask = pv->hash_cap - 1;
-	size_t i;
+	size_t mask, i;
 	lr_value *v;
+
+	/* Room: a subgraph takes outer values in after it was sized. */
+	if ((size_t)m->nvalues + 1 >= pv->vcap) {
+		lr_value *nv = realloc(m->values, 2 * pv->vcap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -2;
+		m->values = nv;
+		pv->vcap *= 2;
+	}
+	if (2 * ((size_t)m->nvalues + 1) > pv->hash_cap) {
+		size_t cap = 2 * pv->hash_cap;
+		int *h = malloc(cap * sizeof(int));
+
+		if (h == NULL)
+			return -2;
+		memset(h, 0xff, cap * sizeof(int));
+		for (int k = 0; k < m->nvalues; k++) {
+			for (i = name_hash(m->values[k].name) & (cap - 1); h[i] >= 0;
+			     i = (i + 1) & (cap - 1))
+				;
+			h[i] = k;
+		}
+		free(pv->hash);
+		pv->hash = h;
+		pv->hash_cap = cap;
+	}
+	mask = pv->hash_cap - 1;
 
 	for (i = name_hash(name) & mask; pv->hash[i] >= 0; i = (i + 1) & mask)
 		if (strcmp(m->values[pv->hash[i]].name, name) == 0)
@@ -731,10 +759,157 @@ static int check_ops(lr_model *m, lr_node *raw, int nraw, lr_msg *msg)
 		       nbad > 1 ? "s" : "", text);
 }
 
+/*
+ * Subgraph m reads `name`, which it does not define: the value of that
+ * name in the nearest enclosing scope (which may itself take it from its
+ * own enclosing scope), added to m as an outer input. Returns its index
+ * in m, -1 when no scope defines it, -2 when out of memory.
+ */
+static int import_outer(lr_model *m, const char *name)
+{
+	int v, *ins, *from;
+
+	if (m->parent == NULL)
+		return -1;
+	v = lr_model_find_value(m->parent, name);
+	if (v < 0)
+		v = import_outer(m->parent, name);
+	if (v < 0)
+		return v;
+	ins = realloc(m->inputs, ((size_t)m->ninputs + 2) * sizeof(int));
+	if (ins == NULL)
+		return -2;
+	m->inputs = ins;
+	from = realloc(m->outer_from, ((size_t)m->nouter + 2) * sizeof(int));
+	if (from == NULL)
+		return -2;
+	m->outer_from = from;
+	v = add_value(m, name);
+	if (v < 0)
+		return -2;
+	m->values[v].graph_input = 1;
+	m->values[v].elem_type = m->parent->values[lr_model_find_value(m->parent, name)].elem_type;
+	m->inputs[m->ninputs++] = v;
+	m->outer_from[m->nouter++] = -1; /* set by build_subgraphs */
+	return v;
+}
+
+static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg);
+
+static void free_subgraphs(lr_node *n)
+{
+	for (int i = 0; i < n->nsub; i++)
+		lr_model_free(n->sub[i]);
+	free(n->sub);
+	n->sub = NULL;
+	n->nsub = 0;
+}
+
+const lr_model *lr_node_subgraph(const lr_node *n, const char *attr)
+{
+	const Onnx__AttributeProto *a = lr_node_attr(n, attr);
+
+	for (int i = 0; a != NULL && i < n->nsub; i++)
+		if (n->sub[i]->graph == a->g)
+			return n->sub[i];
+	return NULL;
+}
+
+/*
+ * Indexes the GRAPH attributes of node n of m as subgraph models, then
+ * gives n a hidden input for every outer value they read (each once, in
+ * the order first read), and each subgraph the map to them.
+ */
+static int build_subgraphs(lr_model *m, lr_node *n, const lr_load_opts *opts, lr_msg *msg)
+{
+	struct priv *pv = m->priv;
+	const Onnx__NodeProto *p = n->proto;
+	int depth = 0;
+
+	for (const lr_model *q = m; q->parent != NULL; q = q->parent)
+		depth++;
+	for (size_t a = 0; a < p->n_attribute; a++) {
+		const Onnx__AttributeProto *at = p->attribute[a];
+		lr_model *s, **subs;
+		struct priv *sp;
+		int rc;
+
+		if (at->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH || at->g == NULL)
+			continue;
+		if (depth >= 16)
+			return lr_fail(msg, LR_ELIMIT, "%s: node '%s' (%s): subgraphs nest deeper than 16",
+				       pv->file, n->name, n->op_type);
+		subs = realloc(n->sub, ((size_t)n->nsub + 1) * sizeof(*subs));
+		if (subs == NULL)
+			return LR_ENOMEM;
+		n->sub = subs;
+		s = calloc(1, sizeof(*s));
+		sp = calloc(1, sizeof(*sp));
+		if (s == NULL || sp == NULL) {
+			free(s);
+			free(sp);
+			return LR_ENOMEM;
+		}
+		s->priv = sp;
+		s->proto = m->proto;
+		s->graph = at->g;
+		s->parent = m;
+		s->graph_attr = str_or_empty(at->name);
+		s->ir_version = m->ir_version;
+		s->opset = m->opset;
+		sp->file = pv->file;
+		if (pv->dir != NULL && (sp->dir = strdup(pv->dir)) == NULL) {
+			lr_model_free(s);
+			return LR_ENOMEM;
+		}
+		n->sub[n->nsub++] = s;
+		rc = build_index(s, opts, msg);
+		if (rc != 0) {
+			char where[256];
+
+			snprintf(where, sizeof(where), "subgraph '%s' of node '%s' (%s)",
+				 s->graph_attr, n->name, n->op_type);
+			if (msg != NULL && strncmp(msg->text, pv->file, strlen(pv->file)) == 0 &&
+			    msg->text[strlen(pv->file)] == ':')
+				memmove(msg->text, msg->text + strlen(pv->file) + 2,
+					strlen(msg->text + strlen(pv->file) + 2) + 1);
+			lr_msg_prefix(msg, "%s: %s", pv->file, where);
+			return rc;
+		}
+	}
+	/* Hidden inputs: the subgraphs' outer values, as values of m. */
+	for (int i = 0; i < n->nsub; i++) {
+		lr_model *s = n->sub[i];
+
+		for (int j = 0; j < s->nouter; j++) {
+			const char *name = s->values[s->inputs[s->ninputs - s->nouter + j]].name;
+			int v = lr_model_find_value(m, name), h;
+			int *in;
+
+			if (v < 0)
+				return LR_EMODEL; /* import_outer made it exist */
+			for (h = 0; h < n->nhidden; h++)
+				if (n->in[n->nin - n->nhidden + h] == v)
+					break;
+			if (h == n->nhidden) {
+				in = realloc(n->in, ((size_t)n->nin + 2) * sizeof(int));
+				if (in == NULL)
+					return LR_ENOMEM;
+				n->in = in;
+				n->in[n->nin++] = v;
+				n->nhidden++;
+				m->values[v].nconsumers++;
+			}
+			s->outer_from[j] = h;
+		}
+	}
+	return 0;
+}
+
 static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 {
 	struct priv *pv = m->priv;
-	Onnx__GraphProto *g = m->proto->graph;
+	const Onnx__GraphProto *g = m->graph;
 	size_t cap;
 	lr_node *raw = NULL;
 	int *indeg = NULL, *queue = NULL, *order_of = NULL;
@@ -756,8 +931,9 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 				       pv->file, i);
 		nvals += g->node[i]->n_output;
 	}
-	m->values = calloc(nvals + 1, sizeof(lr_value));
-	for (cap = 16; cap < 2 * (nvals + 1); cap *= 2)
+	m->values = calloc(nvals + 2, sizeof(lr_value));
+	pv->vcap = nvals + 2;
+	for (cap = 16; cap < 2 * (nvals + 2); cap *= 2)
 		;
 	pv->hash = malloc(cap * sizeof(int));
 	pv->hash_cap = cap;
@@ -875,10 +1051,17 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 			if (name[0] == '\0')
 				continue;
 			v = lr_model_find_value(m, name);
+			if (v < 0)
+				v = import_outer(m, name);
+			if (v == -2) {
+				rc = LR_ENOMEM;
+				goto out;
+			}
 			if (v < 0) {
 				rc = lr_fail(msg, LR_EMODEL,
-					     "%s: node '%s' (%s): input '%s' is not produced by any node, initializer or graph input",
-					     pv->file, n->name, n->op_type, name);
+					     "%s: node '%s' (%s): input '%s' is not produced by any node, initializer or graph input%s",
+					     pv->file, n->name, n->op_type, name,
+					     m->parent != NULL ? " (of this graph or an enclosing one)" : "");
 				goto out;
 			}
 			n->in[k] = v;
@@ -890,6 +1073,12 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 		const char *name = str_or_empty(g->output[i]->name);
 		int v = lr_model_find_value(m, name);
 
+		if (v < 0)
+			v = import_outer(m, name);
+		if (v == -2) {
+			rc = LR_ENOMEM;
+			goto out;
+		}
 		if (v < 0) {
 			rc = lr_fail(msg, LR_EMODEL,
 				     "%s: graph output '%s' is not produced by any node, initializer or input",
@@ -906,6 +1095,13 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 
 		if (v >= 0 && m->values[v].ndim < 0 && m->values[v].init == NULL)
 			read_value_info(&m->values[v], g->value_info[i]);
+	}
+
+	/* Subgraphs, and the outer values they read as hidden inputs. */
+	for (int i = 0; i < nraw; i++) {
+		rc = build_subgraphs(m, &raw[i], opts, msg);
+		if (rc != 0)
+			goto out;
 	}
 
 	/* Topological order (Kahn), stable with respect to file order. */
@@ -1000,6 +1196,8 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 		if (raw[i].name == raw[i].name_buf)
 			m->nodes[pos].name = m->nodes[pos].name_buf;
 		raw[i].in = raw[i].out = NULL; /* moved */
+		raw[i].sub = NULL;
+		raw[i].nsub = 0;
 	}
 	m->nnodes = nraw;
 	for (int v = 0; v < m->nvalues; v++)
@@ -1015,11 +1213,12 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 		for (int i = 0; i < m->nnodes; i++) {
 			const lr_node *n = &m->nodes[i];
 
-			if (n->nin < n->op->min_in || n->nin > n->op->max_in ||
+			if (n->nin - n->nhidden < n->op->min_in ||
+			    n->nin - n->nhidden > n->op->max_in ||
 			    n->nout < n->op->min_out || n->nout > n->op->max_out) {
 				rc = lr_fail(msg, LR_EMODEL,
 					     "%s: node '%s' (%s) has %d inputs and %d outputs; expected %d..%d inputs and %d..%d outputs",
-					     pv->file, n->name, n->op_type, n->nin, n->nout,
+					     pv->file, n->name, n->op_type, n->nin - n->nhidden, n->nout,
 					     n->op->min_in, n->op->max_in, n->op->min_out,
 					     n->op->max_out);
 				goto out;
@@ -1038,6 +1237,7 @@ out:
 		for (int i = 0; i < nraw; i++) {
 			free(raw[i].in);
 			free(raw[i].out);
+			free_subgraphs(&raw[i]);
 		}
 		free(raw);
 	}
@@ -1138,6 +1338,7 @@ static int load_common(const uint8_t *buf, size_t len, const char *file,
 			     file, (long long)m->opset, LR_ONNX_MIN_OPSET, LR_ONNX_MAX_OPSET);
 		goto fail;
 	}
+	m->graph = m->proto->graph;
 	rc = build_index(m, opts, msg);
 	if (rc != 0)
 		goto fail;
@@ -1205,12 +1406,14 @@ void lr_model_free(lr_model *m)
 	for (int i = 0; i < m->nnodes; i++) {
 		free(m->nodes[i].in);
 		free(m->nodes[i].out);
+		free_subgraphs(&m->nodes[i]);
 	}
 	free(m->values);
 	free(m->nodes);
 	free(m->inputs);
 	free(m->outputs);
-	if (m->proto != NULL)
+	free(m->outer_from);
+	if (m->proto != NULL && m->parent == NULL)
 		onnx__model_proto__free_unpacked(m->proto, &pv->alloc);
 	if (pv != NULL) {
 		free(pv->hash);

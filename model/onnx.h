@@ -63,6 +63,11 @@ typedef struct lr_node {
 	const struct lr_op_def *op;    /* kernel, set at load time */
 	int proto_index;               /* position in graph->node */
 	char name_buf[96];             /* storage for synthesized names */
+	int nhidden;                   /* the last nhidden of in[]: outer values
+					* its subgraphs read (not in the proto) */
+	struct lr_model **sub;         /* its subgraphs (If's branches, Loop's
+					* and Scan's body), nsub of them */
+	int nsub;
 } lr_node;
 
 typedef struct lr_model {
@@ -78,7 +83,22 @@ typedef struct lr_model {
 	int *outputs;              /* value indices of graph outputs */
 	int noutputs;
 	void *priv;                /* loader internals (allocator, name index) */
+	/*
+	 * Subgraphs (a node's GRAPH attribute) are models too, sharing the
+	 * enclosing model's proto. Names a subgraph reads but does not define
+	 * come from the enclosing scopes: each becomes one of its last
+	 * `nouter` graph inputs, fed from its node's hidden input
+	 * outer_from[j] (an index into the hidden inputs).
+	 */
+	const Onnx__GraphProto *graph; /* the graph indexed here */
+	struct lr_model *parent;   /* the enclosing model, or NULL (top level) */
+	const char *graph_attr;    /* a subgraph's attribute name ("body") */
+	int nouter;
+	int *outer_from;
 } lr_model;
+
+/* The subgraph of node n held in its GRAPH attribute `attr`, or NULL. */
+const lr_model *lr_node_subgraph(const lr_node *n, const char *attr);
 
 /* Limits applied while loading; zero fields take the defaults. */
 typedef struct lr_load_opts {

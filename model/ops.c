@@ -119,6 +119,9 @@ static const lr_op_def op_table[] = {
 	{ "GatherElements", lr_op_gatherelements, 2, 2, 1, 1, 1u, 0u },
 	{ "OneHot", lr_op_onehot, 3, 3, 1, 1, 4u, 0u },
 	{ "TfIdfVectorizer", lr_op_tfidfvectorizer, 1, 1, 1, 1, 0u, 0u },
+	{ "If", lr_op_if, 1, 1, 1, 4096, LR_NATIVE_ALL, 0u },
+	{ "Loop", lr_op_loop, 0, 4096, 0, 4096, LR_NATIVE_ALL, 0u }, /* M and cond optional */
+	{ "Scan", lr_op_scan, 0, 4096, 1, 4096, LR_NATIVE_ALL, 0u }, /* opset 8: input 0 optional */
 	{ "InstanceNormalization", lr_op_instancenorm, 3, 3, 1, 1, 0u, 0u },
 	{ "LayerNormalization", lr_op_layernorm, 2, 3, 1, 3, 0u, 0u },
 	{ "MeanVarianceNormalization", lr_op_mvn, 1, 1, 1, 1, 0u, 0u },

@@ -531,6 +531,10 @@ int lr_op_cumsum(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_gatherelements(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_onehot(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_tfidfvectorizer(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+/* Control flow (ops_control.c): subgraphs run on engines of their own. */
+int lr_op_if(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_loop(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_scan(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_norm.c */
 int lr_op_instancenorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_layernorm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);

@@ -432,6 +432,23 @@ def bad_models():
         [N("RandomUniformLike", ["x"], ["y"], name="random_like")],
         [vi("x", [1, 4])], [vi("y", [1, 4])])
 
+    # A subgraph (If's then branch inside a Loop body) reading a name that
+    # no enclosing scope defines.
+    then_g = H.make_graph([N("Add", ["v", "nope"], ["t"], name="add_nope")],
+                          "then_g", [], [vi("t", [1])])
+    else_g = H.make_graph([N("Identity", ["v"], ["e"], name="ident")],
+                          "else_g", [], [vi("e", [1])])
+    body_g = H.make_graph(
+        [N("Identity", ["cin"], ["cout"], name="pass_cond"),
+         N("If", ["cin"], ["w"], name="branch", then_branch=then_g,
+           else_branch=else_g)],
+        "body_g",
+        [vi("i", [], I64), vi("cin", [], TensorProto.BOOL), vi("v", [1])],
+        [vi("cout", [], TensorProto.BOOL), vi("w", [1])])
+    out["bad_subgraph_undefined_name"] = model(
+        [N("Loop", ["m", "", "x"], ["y"], name="loop", body=body_g)],
+        [vi("m", [], I64), vi("x", [1])], [vi("y", [1])])
+
     # Load fine, fail in the engine (shape errors).
     out["bad_run_conv_weight_shape"] = model(
         [N("Conv", ["x", "w"], ["y"], name="conv")],

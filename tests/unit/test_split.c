@@ -17,7 +17,7 @@
  * fixed batch (not split: the same peak). With an observer the engine
  * does not split (the observer sees whole batches). With 2 threads small
  * images also run in parallel, one per thread: the same outputs again,
- * with two images' activations live at once (the peak shows it), and at
+ * with two images' activations budgeted (the peak shows it), and at
  * the default limit too.
  * Random values come from a fixed seed.
  */
@@ -163,12 +163,15 @@ static void real_models(void)
 		tap_ok(r > 0 && r < 0.5, "%s: the split run's activation peak is under half the "
 		       "batched one's at batch 5 (%.2f)", names[i], r);
 		/* Small images run in parallel with 2 threads: the same
-		 * outputs, two images' activations live at once. */
+		 * outputs, and the reported peak is two images' (what the
+		 * engine budgets for two in flight; whether both threads
+		 * took images depends on the machine's load, and bench/
+		 * measures the speed). */
 		par_images = 1;
 		snprintf(label, sizeof(label), "%s, images in parallel", names[i]);
 		rp = compare(label, m, x, 1);
-		tap_ok(r > 0 && rp > 1.5 * r, "%s: in parallel, two images are in flight "
-		       "(activation peak %.2f of one at a time)", names[i], rp / r);
+		tap_ok(r > 0 && rp > 1.5 * r, "%s: in parallel, two images' activations are "
+		       "budgeted (peak %.2f of one at a time)", names[i], rp / r);
 		/* and they split at the default limit (8 MiB) too */
 		split_min = NULL;
 		rp = compare(label, m, x, 1);
