@@ -538,7 +538,8 @@ static int check_input(const lr_value *v, const lr_tensor *t, lr_msg *msg)
 
 	if (t == NULL)
 		return lr_fail(msg, LR_EINVAL, "graph input '%s' was not given", v->name);
-	if (v->elem_type != 0 && lr_dtype_from_onnx(v->elem_type) == 0)
+	if (v->elem_type != 0 && lr_dtype_from_onnx(v->elem_type) == 0 &&
+	    v->elem_type != LR_DT_STRING)
 		return lr_fail(msg, LR_EUNSUPPORTED,
 			       "graph input '%s' has type %s, which lowrank does not support",
 			       v->name, lr_onnx_type_name(v->elem_type));
@@ -680,18 +681,25 @@ static int widen_inputs(const lr_node *node, lr_tensor **inp, lr_tensor **conv,
 		lr_tensor *t = inp[k];
 		int rc;
 
+		if (t != NULL && t->dtype == LR_DT_STRING && !lr_op_strings(node->op))
+			return lr_fail(msg, LR_EUNSUPPORTED,
+				       "node '%s' (%s): input %d ('%s') holds strings; this operator does not take them",
+				       node->name, node->op_type, k,
+				       k < (int)node->proto->n_input ? node->proto->input[k] : "(outer value)");
 		if (t == NULL || lr_dtype_is_legacy(t->dtype) || lr_op_native(node->op, k, t->dtype))
 			continue;
 		if (lr_dtype_is_float(t->dtype))
 			return lr_fail(msg, LR_EUNSUPPORTED,
 				       "node '%s' (%s): input %d ('%s') has type %s; this operator computes in float32 only",
-				       node->name, node->op_type, k, node->proto->input[k],
+				       node->name, node->op_type, k,
+				       k < (int)node->proto->n_input ? node->proto->input[k] : "(outer value)",
 				       lr_dtype_name(t->dtype));
 		if (t->data == NULL && dry)
 			/* int64 reaching these kernels always had values before. */
 			return lr_fail(msg, LR_EUNSUPPORTED,
 				       "node '%s' (%s): input %d ('%s') of type %s has no values in a dry run, and this operator reads it as int64",
-				       node->name, node->op_type, k, node->proto->input[k],
+				       node->name, node->op_type, k,
+				       k < (int)node->proto->n_input ? node->proto->input[k] : "(outer value)",
 				       lr_dtype_name(t->dtype));
 		rc = lr_tensor_create(&conv[k], LR_DT_INT64, t->ndim, t->dims, t->data != NULL);
 		if (rc != 0)
@@ -1278,7 +1286,7 @@ static int run_full(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 	const lr_tensor *x = ninputs == 1 ? inputs[0] : NULL;
 	int rc, can = e->ncut > 0 && !dry && e->observer == NULL && x != NULL &&
 		      x->ndim == e->m->values[e->m->inputs[0]].ndim && x->ndim >= 1 &&
-		      x->dims[0] > 1 && x->data != NULL &&
+		      x->dims[0] > 1 && x->data != NULL && x->dtype != LR_DT_STRING &&
 		      check_input(&e->m->values[e->m->inputs[0]], x, NULL) == 0;
 
 	if (can && (e->img_peak == 0 || e->img_peak > e->split_min / (size_t)x->dims[0] ||

@@ -862,6 +862,7 @@ static const char *npy_descr_of(lr_dtype dt)
 	case LR_DT_UINT64: return "<u8";
 	case LR_DT_DOUBLE: return "<f8";
 	case LR_DT_FLOAT16: return "<f2";
+	case LR_DT_STRING: break; /* not written (numpy's strings are fixed width) */
 	}
 	return NULL;
 }

@@ -495,6 +495,52 @@ out:
 	return rc;
 }
 
+/* A STRING tensor: string_data only (ONNX has no raw form for strings). */
+static int strings_from_proto(const Onnx__TensorProto *tp, lr_tensor **out, lr_msg *msg)
+{
+	const char *tname = str_or_empty(tp->name);
+	int64_t dims[LR_MAX_DIMS], nelem;
+	const char **sv;
+	size_t *lv;
+	int rc;
+
+	for (size_t i = 0; i < tp->n_dims; i++) {
+		if (tp->dims[i] < 0)
+			return lr_fail(msg, LR_EMODEL, "tensor '%s': dimension %zu is negative (%lld)",
+				       tname, i, (long long)tp->dims[i]);
+		dims[i] = tp->dims[i];
+	}
+	if (lr_shape_nelem((int)tp->n_dims, dims, &nelem) != 0)
+		return lr_fail(msg, LR_EMODEL, "tensor '%s': its shape is too large", tname);
+	if ((tp->has_raw_data && tp->raw_data.len > 0) || (tp->has_data_location &&
+	    tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL))
+		return lr_fail(msg, LR_EMODEL, "tensor '%s' of strings must hold them in string_data",
+			       tname);
+	if (tp->n_string_data != (size_t)nelem)
+		return lr_fail(msg, LR_EMODEL,
+			       "tensor '%s': string_data has %zu values but its shape %s needs %lld",
+			       tname, tp->n_string_data,
+			       lr_shape_str((int)tp->n_dims, dims, (char[160]){0}, 160),
+			       (long long)nelem);
+	sv = calloc((size_t)nelem + 1, sizeof(*sv));
+	lv = calloc((size_t)nelem + 1, sizeof(*lv));
+	if (sv == NULL || lv == NULL) {
+		free(sv);
+		free(lv);
+		return lr_fail(msg, LR_ENOMEM, "tensor '%s': out of memory", tname);
+	}
+	for (int64_t i = 0; i < nelem; i++) {
+		sv[i] = (const char *)tp->string_data[i].data;
+		lv[i] = tp->string_data[i].len;
+	}
+	rc = lr_tensor_create_strings(out, (int)tp->n_dims, dims, sv, lv);
+	free(sv);
+	free(lv);
+	if (rc != 0)
+		return lr_fail(msg, rc, "tensor '%s': out of memory for its strings", tname);
+	return 0;
+}
+
 int lr_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir,
 			 lr_tensor **out, lr_msg *msg)
 {
@@ -509,6 +555,8 @@ int lr_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir,
 	int rc;
 
 	*out = NULL;
+	if (dt == 8 && tp->n_dims <= LR_MAX_DIMS)
+		return strings_from_proto(tp, out, msg);
 	if (esz == 0)
 		return lr_fail(msg, LR_EUNSUPPORTED,
 			       "tensor '%s' has data type %s (%d), which lowrank does not support",
@@ -957,6 +1005,13 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 		v = add_value(m, name);
 		if (v < 0) {
 			rc = lr_fail(msg, LR_EMODEL, "%s: initializer '%s' is defined twice",
+				     pv->file, name);
+			goto out;
+		}
+		if (tp->has_data_type && tp->data_type == 8) {
+			/* Strings flow only from graph inputs and nodes. */
+			rc = lr_fail(msg, LR_EUNSUPPORTED,
+				     "%s: tensor '%s' has data type STRING (8); lowrank does not take string initializers",
 				     pv->file, name);
 			goto out;
 		}

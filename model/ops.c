@@ -146,6 +146,7 @@ static const lr_op_def op_table[] = {
 	{ "GRU", lr_op_gru, 3, 6, 1, 2, 0u, 0u },
 	{ "LSTM", lr_op_lstm, 3, 8, 1, 3, 0u, 0u },
 	{ "CastLike", lr_op_castlike, 2, 2, 1, 1, LR_NATIVE_ALL, 0u },
+	{ "StringNormalizer", lr_op_stringnormalizer, 1, 1, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "Equal", lr_op_equal, 2, 2, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "Less", lr_op_less, 2, 2, 1, 1, LR_NATIVE_ALL, 0u },
 	{ "LessOrEqual", lr_op_lessorequal, 2, 2, 1, 1, LR_NATIVE_ALL, 0u },
@@ -178,6 +179,12 @@ static const lr_op_def op_table[] = {
 };
 
 static const char *op_names[sizeof(op_table) / sizeof(op_table[0]) + 1];
+
+int lr_op_strings(const lr_op_def *op)
+{
+	return op->run == lr_op_cast || op->run == lr_op_castlike ||
+	       op->run == lr_op_stringnormalizer;
+}
 
 const lr_op_def *lr_op_find(const char *domain, const char *op_type)
 {

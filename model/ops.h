@@ -99,6 +99,12 @@ typedef struct lr_op_def {
 } lr_op_def;
 
 /*
+ * 1 when op's kernel takes string tensors (LR_DT_STRING: Cast, CastLike,
+ * StringNormalizer); the engine refuses them to every other kernel.
+ */
+int lr_op_strings(const lr_op_def *op);
+
+/*
  * Element types at kernel entry. A kernel sees every input whose bit is
  * set in native_in in its own type and must check or handle it. Every
  * other input arrives as float32 or int64 (or double where double_in
@@ -441,6 +447,7 @@ int lr_op_slice(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_pad(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 /* ops_types.c */
 int lr_op_cast(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
+int lr_op_stringnormalizer(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_castlike(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_equal(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
 int lr_op_less(lr_opctx *, lr_tensor **, int, lr_tensor **, int);

@@ -254,9 +254,13 @@ int lr_op_constantofshape(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 				      c->node->name, c->node->op_type);
 			return rc;
 		}
-		if (v->nelem != 1) {
+		if (v->nelem != 1 || v->dtype == LR_DT_STRING) {
+			int str = v->dtype == LR_DT_STRING;
+
 			lr_tensor_free(v);
-			return lr_op_fail(c, LR_EMODEL, "attribute 'value' must hold one element");
+			return str ? lr_op_fail(c, LR_EUNSUPPORTED, "attribute 'value' holds a string; "
+						"only numbers are supported")
+				   : lr_op_fail(c, LR_EMODEL, "attribute 'value' must hold one element");
 		}
 		dt = v->dtype;
 		memcpy(val, v->data, lr_dtype_size(dt));

@@ -874,6 +874,10 @@ int lr_op_constant(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 				      node->name, node->op_type);
 			return rc;
 		}
+		if (t->dtype == LR_DT_STRING) {
+			out[0] = t; /* its own buffer (lr_tensor_from_proto copies strings) */
+			return 0;
+		}
 		rc = lr__ty_out(c, &out[0], t->dtype, t->ndim, t->dims, 1);
 		if (rc == 0 && out[0]->data != NULL)
 			memcpy(out[0]->data, t->data, lr_tensor_bytes(t));

@@ -31,6 +31,8 @@
  */
 #include "config.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +169,60 @@ static float round_bf16(float f)
  * Output 0 = input 0 converted to `to` (an ONNX type code). bfloat16 is
  * held as float32 rounded to bfloat16 precision (ties to even).
  */
+/*
+ * Element k of string tensor x parsed into out (type dt, element k): as a
+ * decimal number (strtof/strtod: also "NaN", "INF", "+INF", "-INF";
+ * integers with strtoll/strtoull), surrounding blanks allowed, nothing
+ * else. Returns 0 or fails naming the element.
+ */
+static int parse_string(lr_opctx *c, const lr_tensor *x, int64_t k, lr_dtype dt, void *out)
+{
+	char small[64], *buf = small, *end;
+	size_t len;
+	const char *s = lr_tensor_str(x, k, &len);
+	int ok, rc = 0;
+
+	if (len >= sizeof(small) && (buf = malloc(len + 1)) == NULL)
+		return LR_ENOMEM;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	errno = 0;
+	if (dt == LR_DT_FLOAT) {
+		((float *)out)[k] = strtof(buf, &end);
+	} else if (lr_dtype_is_float(dt) || dt == LR_DT_BOOL) {
+		double d = strtod(buf, &end), one[1] = { d };
+		lr_tensor tmp;
+
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.dtype = LR_DT_DOUBLE;
+		tmp.nelem = 1;
+		tmp.data = one;
+		lr_tensor_convert(&tmp, dt, (char *)out + (size_t)k * lr_dtype_size(dt));
+	} else {
+		int64_t v = dt == LR_DT_UINT64 ? (int64_t)strtoull(buf, &end, 10)
+					       : (int64_t)strtoll(buf, &end, 10);
+		lr_tensor tmp;
+
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.dtype = LR_DT_INT64;
+		tmp.nelem = 1;
+		tmp.data = &v;
+		lr_tensor_convert(&tmp, dt, (char *)out + (size_t)k * lr_dtype_size(dt));
+	}
+	while (*end == ' ' || *end == '\t' || *end == '\n')
+		end++;
+	/* Out of range: floats overflow to infinity or underflow toward 0
+	 * as strtod gives them; integers are refused. */
+	ok = end != buf && *end == '\0' && len == strlen(buf) &&
+	     (errno != ERANGE || lr_dtype_is_float(dt) || dt == LR_DT_BOOL);
+	if (!ok)
+		rc = lr_op_fail(c, LR_EINVAL, "element %lld (\"%.40s\") is not a %s number",
+				(long long)k, buf, lr_dtype_is_float(dt) ? "decimal" : "decimal integer");
+	if (buf != small)
+		free(buf);
+	return rc;
+}
+
 static int cast_to(lr_opctx *c, lr_tensor **in, lr_tensor **out, int to)
 {
 	const lr_tensor *x = in[0];
@@ -174,9 +230,33 @@ static int cast_to(lr_opctx *c, lr_tensor **in, lr_tensor **out, int to)
 	lr_tensor *t;
 	int rc;
 
+	if (dt == 0 && to == LR_DT_STRING && x->dtype == LR_DT_STRING) {
+		if ((t = lr_op_take(c, in, 0)) != NULL)
+			out[0] = t;
+		else if (x->data == NULL)
+			return lr_tensor_create(&out[0], LR_DT_STRING, x->ndim, x->dims, 0);
+		else
+			return lr_tensor_clone(&out[0], x);
+		return 0;
+	}
 	if (dt == 0)
 		return lr_op_fail(c, LR_EUNSUPPORTED, "casting to %s is not supported",
 				  lr_onnx_type_name(to));
+	if (x->dtype == LR_DT_STRING) {
+		rc = lr_tensor_create(&out[0], dt, x->ndim, x->dims, x->data != NULL);
+		if (rc != 0)
+			return lr_op_fail(c, rc, "out of memory");
+		for (int64_t k = 0; x->data != NULL && k < x->nelem; k++)
+			if ((rc = parse_string(c, x, k, dt, out[0]->data)) != 0) {
+				lr_tensor_free(out[0]);
+				out[0] = NULL;
+				return rc;
+			}
+		if (to == 16)
+			for (int64_t i = 0; x->data != NULL && i < x->nelem; i++)
+				((float *)out[0]->data)[i] = round_bf16(((float *)out[0]->data)[i]);
+		return 0;
+	}
 	if (x->dtype == dt && to != 16 && (t = lr_op_take(c, in, 0)) != NULL) {
 		out[0] = t; /* an exact no-op keeps the buffer */
 		return 0;
@@ -241,6 +321,101 @@ int lr_op_castlike(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int no
 	if ((rc = lr__need_input(c, in, nin, 0)) != 0 || (rc = lr__need_input(c, in, nin, 1)) != 0)
 		return rc;
 	return cast_to(c, in, out, (int)in[1]->dtype);
+}
+
+/* Byte strings a and b equal, ignoring ASCII case when `fold`. */
+static int str_eq(const char *a, size_t la, const char *b, size_t lb, int fold)
+{
+	if (la != lb)
+		return 0;
+	for (size_t i = 0; i < la; i++)
+		if (fold ? tolower((unsigned char)a[i]) != tolower((unsigned char)b[i])
+			 : a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * StringNormalizer (10): X of shape [C] or [1, C]; drops the stopwords
+ * (compared exactly, or ignoring ASCII case unless is_case_sensitive),
+ * then applies case_change_action (NONE, LOWER, UPPER) to ASCII letters;
+ * other bytes (UTF-8) stay as they are and `locale` is not read. When
+ * every string is dropped the output holds one empty string ([1] or
+ * [1, 1]), as the operator specifies.
+ */
+int lr_op_stringnormalizer(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
+{
+	const lr_tensor *x;
+	const Onnx__AttributeProto *sw = lr_node_attr(c->node, "stopwords");
+	int sens = (int)lr_node_attr_int(c->node, "is_case_sensitive", 0), act, rc;
+	char buf[16];
+	const char *a = lr_node_attr_str(c->node, "case_change_action", "NONE", buf, sizeof(buf));
+	const char **sv = NULL;
+	size_t *lv = NULL;
+	char *bytes = NULL;
+	int64_t n = 0, dims[2];
+
+	(void)nout;
+	if ((rc = lr__need_input(c, in, nin, 0)) != 0)
+		return rc;
+	x = in[0];
+	if (x->dtype != LR_DT_STRING)
+		return lr_op_fail(c, LR_EMODEL, "input X must hold strings, it holds %s",
+				  lr_dtype_name(x->dtype));
+	if (!(x->ndim == 1 || (x->ndim == 2 && x->dims[0] == 1)))
+		return lr_op_fail(c, LR_ESHAPE, "input X must have shape [C] or [1, C]");
+	act = strcmp(a, "NONE") == 0 ? 0 : strcmp(a, "LOWER") == 0 ? 1 :
+	      strcmp(a, "UPPER") == 0 ? 2 : -1;
+	if (act < 0)
+		return lr_op_fail(c, LR_EMODEL, "case_change_action \"%s\" is not NONE, LOWER or UPPER", a);
+	if (x->data == NULL)
+		return lr_op_fail(c, LR_EUNSUPPORTED, "the output's length depends on the strings; a dry run has none");
+	sv = calloc((size_t)x->nelem + 1, sizeof(*sv));
+	lv = calloc((size_t)x->nelem + 1, sizeof(*lv));
+	bytes = malloc(lr_tensor_bytes(x) + 1);
+	if (sv == NULL || lv == NULL || bytes == NULL) {
+		rc = lr_op_fail(c, LR_ENOMEM, "out of memory");
+		goto out;
+	}
+	{
+		size_t used = 0;
+
+		for (int64_t k = 0; k < x->nelem; k++) {
+			size_t len;
+			const char *s = lr_tensor_str(x, k, &len);
+			int stop = 0;
+
+			for (size_t w = 0; sw != NULL && w < sw->n_strings && !stop; w++)
+				stop = str_eq(s, len, (const char *)sw->strings[w].data,
+					      sw->strings[w].len, !sens);
+			if (stop)
+				continue;
+			for (size_t i = 0; i < len; i++) {
+				unsigned char ch = (unsigned char)s[i];
+
+				bytes[used + i] = (char)(act == 1 && ch < 128 ? tolower(ch) :
+							 act == 2 && ch < 128 ? toupper(ch) : ch);
+			}
+			sv[n] = bytes + used;
+			lv[n++] = len;
+			used += len;
+		}
+	}
+	if (n == 0) {
+		sv[0] = "";
+		lv[0] = 0;
+		n = 1;
+	}
+	dims[0] = x->ndim == 2 ? 1 : n;
+	dims[1] = n;
+	rc = lr_tensor_create_strings(&out[0], x->ndim, dims, sv, lv);
+	if (rc != 0)
+		rc = lr_op_fail(c, rc, "out of memory");
+out:
+	free(sv);
+	free(lv);
+	free(bytes);
+	return rc;
 }
 
 /* ---- typed arithmetic ------------------------------------------------------ */

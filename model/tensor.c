@@ -29,6 +29,7 @@ size_t lr_dtype_size(lr_dtype dt)
 	case LR_DT_UINT8: case LR_DT_INT8: case LR_DT_BOOL: return 1;
 	case LR_DT_UINT16: case LR_DT_INT16: case LR_DT_FLOAT16: return 2;
 	case LR_DT_INT64: case LR_DT_DOUBLE: case LR_DT_UINT64: return 8;
+	case LR_DT_STRING: return 8; /* its offsets; see lr_tensor_bytes */
 	default: return 4; /* float, int32, uint32 */
 	}
 }
@@ -48,6 +49,7 @@ const char *lr_dtype_name(lr_dtype dt)
 	case LR_DT_DOUBLE: return "double";
 	case LR_DT_UINT32: return "uint32";
 	case LR_DT_UINT64: return "uint64";
+	case LR_DT_STRING: return "string";
 	}
 	return "unknown";
 }
@@ -154,6 +156,7 @@ double lr_tensor_get_f64(const lr_tensor *t, int64_t k)
 	case LR_DT_UINT32: return ((const uint32_t *)p)[k];
 	case LR_DT_INT64: return (double)((const int64_t *)p)[k];
 	case LR_DT_UINT64: return (double)((const uint64_t *)p)[k];
+	case LR_DT_STRING: break; /* no number: the engine keeps strings away */
 	}
 	return 0.0;
 }
@@ -184,6 +187,7 @@ int64_t lr_tensor_get_i64(const lr_tensor *t, int64_t k)
 	case LR_DT_UINT32: return ((const uint32_t *)p)[k];
 	case LR_DT_INT64: return ((const int64_t *)p)[k];
 	case LR_DT_UINT64: return (int64_t)((const uint64_t *)p)[k];
+	case LR_DT_STRING: break;
 	}
 	return 0;
 }
@@ -375,12 +379,59 @@ int lr_tensor_create(lr_tensor **out, lr_dtype dt, int ndim,
 
 int lr_tensor_alloc_data(lr_tensor *t)
 {
+	size_t bytes = lr_tensor_bytes(t); /* before data: strings read it */
+
 	LR_ASSERT(t->data == NULL);
-	t->data = lr_alloc_aligned(lr_tensor_bytes(t));
+	t->data = lr_alloc_aligned(bytes);
 	if (t->data == NULL)
 		return LR_ENOMEM;
 	t->owns_data = 1;
+	if (t->dtype == LR_DT_STRING) /* empty strings: every offset 0 */
+		memset(t->data, 0, bytes);
 	return 0;
+}
+
+int lr_tensor_create_strings(lr_tensor **out, int ndim, const int64_t *dims,
+			     const char *const *s, const size_t *len)
+{
+	size_t total = 0, head;
+	uint64_t *off;
+	int rc = tensor_init(out, LR_DT_STRING, ndim, dims);
+
+	if (rc != 0)
+		return rc;
+	head = (size_t)((*out)->nelem + 1) * sizeof(uint64_t);
+	for (int64_t k = 0; k < (*out)->nelem; k++) {
+		if (len[k] > SIZE_MAX / 4 - total - head) {
+			lr_tensor_free(*out);
+			*out = NULL;
+			return LR_ELIMIT;
+		}
+		total += len[k];
+	}
+	(*out)->data = lr_alloc_aligned(head + total + 1);
+	if ((*out)->data == NULL) {
+		lr_tensor_free(*out);
+		*out = NULL;
+		return LR_ENOMEM;
+	}
+	(*out)->owns_data = 1;
+	off = (*out)->data;
+	off[0] = 0;
+	for (int64_t k = 0; k < (*out)->nelem; k++) {
+		if (len[k] > 0)
+			memcpy((char *)(*out)->data + head + off[k], s[k], len[k]);
+		off[k + 1] = off[k] + len[k];
+	}
+	return 0;
+}
+
+const char *lr_tensor_str(const lr_tensor *t, int64_t k, size_t *len)
+{
+	const uint64_t *off = t->data;
+
+	*len = (size_t)(off[k + 1] - off[k]);
+	return (const char *)t->data + (size_t)(t->nelem + 1) * sizeof(uint64_t) + off[k];
 }
 
 int lr_tensor_wrap(lr_tensor **out, lr_dtype dt, int ndim,
@@ -397,12 +448,20 @@ int lr_tensor_wrap(lr_tensor **out, lr_dtype dt, int ndim,
 
 int lr_tensor_clone(lr_tensor **out, const lr_tensor *src)
 {
-	int rc = lr_tensor_create(out, src->dtype, src->ndim, src->dims,
-				  src->data != NULL);
+	int rc = tensor_init(out, src->dtype, src->ndim, src->dims);
 
-	if (rc == 0 && src->data != NULL)
-		memcpy((*out)->data, src->data, lr_tensor_bytes(src));
-	return rc;
+	if (rc != 0 || src->data == NULL)
+		return rc;
+	/* lr_tensor_bytes of the source: a string tensor's depends on its data */
+	(*out)->data = lr_alloc_aligned(lr_tensor_bytes(src));
+	if ((*out)->data == NULL) {
+		lr_tensor_free(*out);
+		*out = NULL;
+		return LR_ENOMEM;
+	}
+	(*out)->owns_data = 1;
+	memcpy((*out)->data, src->data, lr_tensor_bytes(src));
+	return 0;
 }
 
 void lr_tensor_free(lr_tensor *t)
@@ -418,6 +477,9 @@ void lr_tensor_free(lr_tensor *t)
 
 size_t lr_tensor_bytes(const lr_tensor *t)
 {
+	if (t->dtype == LR_DT_STRING)
+		return (size_t)(t->nelem + 1) * sizeof(uint64_t) +
+		       (t->data != NULL ? (size_t)((const uint64_t *)t->data)[t->nelem] : 0);
 	return (size_t)t->nelem * lr_dtype_size(t->dtype);
 }
 

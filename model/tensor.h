@@ -12,9 +12,13 @@
  * the engine (a lossless copy, see engine.c); type-generic kernels
  * (ops_types.c, the data-movement kernels) compute in the type itself, so
  * integer arithmetic wraps in the type's width and double stays double.
- * bfloat16 initializers are read as float32; bfloat16, string, complex and
+ * bfloat16 initializers are read as float32; bfloat16, complex and
  * the 8-bit float formats are refused at graph inputs and outputs, naming
- * the tensor and the type. A tensor may borrow its
+ * the tensor and the type. Strings (LR_DT_STRING) are one buffer: nelem + 1
+ * uint64 offsets, then the bytes, string k being bytes [off[k], off[k+1]);
+ * only the kernels that declare it take them (lr_op_def.strings; Cast,
+ * CastLike, StringNormalizer), and lr_dtype_from_onnx() does not return
+ * the type, so type-generic code never meets it. A tensor may borrow its
  * buffer (owns_data == 0), e.g. weights that alias the parsed protobuf, so
  * loading a model does not copy every weight a second time. A tensor with
  * data == NULL is a shape-only tensor, produced by the engine's dry run.
@@ -38,6 +42,7 @@ typedef enum lr_dtype {
 	LR_DT_INT16 = 5,    /* int16_t */
 	LR_DT_INT32 = 6,    /* int32_t */
 	LR_DT_INT64 = 7,    /* int64_t */
+	LR_DT_STRING = 8,   /* byte strings: see lr_tensor_str */
 	LR_DT_BOOL = 9,     /* one byte, 0 or 1 */
 	LR_DT_FLOAT16 = 10, /* IEEE binary16 bits in a uint16_t */
 	LR_DT_DOUBLE = 11,  /* double */
@@ -127,8 +132,18 @@ int lr_tensor_clone(lr_tensor **out, const lr_tensor *src);
 /* Frees a tensor and, when owned, its data. NULL is a no-op. */
 void lr_tensor_free(lr_tensor *t);
 
-/* Byte size of the data of `t`. */
+/* Byte size of the data of `t` (of a string tensor: offsets and bytes). */
 size_t lr_tensor_bytes(const lr_tensor *t);
+
+/*
+ * A string tensor of shape dims whose element k is s[k] (len[k] bytes,
+ * NUL bytes allowed). lr_tensor_create() makes one of empty strings.
+ */
+int lr_tensor_create_strings(lr_tensor **out, int ndim, const int64_t *dims,
+			     const char *const *s, const size_t *len);
+
+/* Element k of string tensor t and its length in *len (not NUL-terminated). */
+const char *lr_tensor_str(const lr_tensor *t, int64_t k, size_t *len);
 
 /* Computes the element count of a shape with overflow checks. */
 int lr_shape_nelem(int ndim, const int64_t *dims, int64_t *nelem);

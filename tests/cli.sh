@@ -109,7 +109,7 @@ assert y.dtype == np.bool_ and y.shape == (2, 4) and y.all(), y" "$TMP/y_eq.npy"
 ok $? "run reads <i4 and writes bool (|b1)"
 expect_fail "expects element type uint8, got int32" "a wrong input dtype is named" \
 	"$LOWRANK" run "$TMP/u8.onnx" "$TMP/x_i4.npy" -o "$TMP/o.npy"
-expect_fail "graph input 'x' has type string" "a string input is refused naming it" \
+expect_fail "graph input 'x' expects element type string, got int32" "a string input is refused naming it and the type given" \
 	"$LOWRANK" run "$TMP/str.onnx" "$TMP/x_i4.npy" -o "$TMP/o.npy"
 expect_fail "--threads" "bad --threads" "$LOWRANK" bench "$D/tiny_cnn.onnx" --threads 0
 expect_fail "unknown command" "unknown command" "$LOWRANK" frobnicate

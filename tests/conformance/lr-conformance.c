@@ -203,7 +203,7 @@ static const char *value_case_name(Onnx__TypeProto__ValueCase vc)
 /* The element types lowrank holds (tensor.h); bfloat16 is not one. */
 static int dtype_claimed(int dt)
 {
-	return lr_dtype_from_onnx(dt) != 0;
+	return lr_dtype_from_onnx(dt) != 0 || dt == LR_DT_STRING;
 }
 
 /* Reads a whole file. Returns 0 or a negative errno; *buf is malloc'd. */
@@ -540,6 +540,30 @@ static int compare(const lr_tensor *got, const lr_tensor *want, int k,
 	if (got->data == NULL && got->nelem > 0)
 		return set_result(r, R_FAIL, NULL, "%soutput %d ('%s') has no data",
 				  pre, k, name);
+	if (want->dtype == LR_DT_STRING) {
+		/* Strings: byte for byte. */
+		size_t lg = 0, lw = 0;
+		const char *sg = NULL, *sw = NULL;
+
+		for (int64_t i = 0; i < want->nelem; i++) {
+			const char *a = lr_tensor_str(got, i, &lg), *b = lr_tensor_str(want, i, &lw);
+
+			if ((lg != lw || memcmp(a, b, lw) != 0) && bad++ == 0) {
+				first = i;
+				sg = a;
+				sw = b;
+			}
+		}
+		if (bad == 0)
+			return 0;
+		lr_tensor_str(got, first, &lg);
+		lr_tensor_str(want, first, &lw);
+		index_str(want, first, is, sizeof(is));
+		return set_result(r, R_FAIL, NULL,
+				  "%soutput %d ('%s'): %lld of %lld strings differ; first at %s: got \"%.*s\", expected \"%.*s\"",
+				  pre, k, name, (long long)bad, (long long)want->nelem, is,
+				  (int)(lg < 60 ? lg : 60), sg, (int)(lw < 60 ? lw : 60), sw);
+	}
 	if (!lr_dtype_is_float(want->dtype)) {
 		/* Integers and bool: exact (uint64 compares as its bits). */
 		for (int64_t i = 0; i < want->nelem; i++)

@@ -365,7 +365,7 @@ static const struct expect refused[] = {
 	  { "unsupported operator:", "RandomUniformLike (nodes: 'random_like')" } },
 	{ "unsup_ops", LR_EUNSUPPORTED,
 	  { "unsupported operators:", "RandomNormalLike (nodes: 'random')",
-	    "RegexFullMatch (nodes: 'regex_a', 'regex_b')", "StringNormalizer (nodes: 'strnorm')",
+	    "RegexFullMatch (nodes: 'regex_a', 'regex_b')", "StringSplit (nodes: 'strsplit')",
 	    "com.example.MyFancyOp (nodes: 'custom')" } },
 };
 
@@ -801,12 +801,12 @@ static void test_unnamed_messages(void)
 	pb_vi(&g, 11, "x", 1, (int64_t[]){ 4 });
 	pb_node(&g, "Relu", NULL, "x", "a");
 	pb_node(&g, "RandomNormalLike", NULL, "a", "v");
-	pb_node(&g, "StringNormalizer", "", "v", NULL);
+	pb_node(&g, "StringSplit", "", "v", NULL);
 	pb_vi(&g, 12, "a", 1, (int64_t[]){ 4 });
 	pb_model(&m, &g, 13);
 	rc = load_pb(&m, "unnamed", &mod, &msg);
 	if (!tap_ok(rc == LR_EUNSUPPORTED && contains(msg.text, "RandomNormalLike (nodes: '#1 producing 'v'')") &&
-		    contains(msg.text, "StringNormalizer (nodes: '#2')"),
+		    contains(msg.text, "StringSplit (nodes: '#2')"),
 		    "unsupported unnamed nodes are listed as '#1 producing 'v'' and '#2'"))
 		tap_diag("rc %d: %s", rc, msg.text);
 	lr_model_free(mod);
