@@ -54,6 +54,7 @@ struct lr_engine {
 	size_t img_peak;                /* one image's activation peak (0: not yet run) */
 	size_t split_min;               /* split when n * img_peak exceeds it */
 	int img_par;                    /* split runs may run images in parallel */
+	int split_warm;                 /* a split run filled the node caches */
 	struct lr_scratch *iscratch;    /* [nthreads]: each image runner's scratch */
 };
 
@@ -1094,10 +1095,11 @@ out:
 /*
  * Runs image i's prefix (run context r) and copies the cut values it
  * hands on into full[], image i's place in the batch. Only image 0 (run
- * before any other) creates full[], shaped from its own results.
+ * before any other) creates full[], shaped from its own results. With
+ * `keep`, the values are left in keep[0..ncut) instead (see assemble).
  */
 static int split_image(lr_engine *e, struct lr_run *r, const lr_tensor *x, int64_t i,
-		       lr_tensor **full, lr_msg *msg)
+		       lr_tensor **full, lr_tensor **keep, lr_msg *msg)
 {
 	const lr_model *m = e->m;
 	int64_t n = x->dims[0], step = x->nelem / n * (int64_t)lr_dtype_size(x->dtype);
@@ -1113,6 +1115,15 @@ static int split_image(lr_engine *e, struct lr_run *r, const lr_tensor *x, int64
 	if (rc == 0)
 		rc = run_graph(e, r, &view, 1, NULL, NULL, 0, e->cut, e->ncut, part, 0, msg);
 	lr_tensor_free(view);
+	if (keep != NULL) {
+		for (int c = 0; c < e->ncut; c++) {
+			keep[c] = rc == 0 ? part[c] : NULL;
+			if (rc != 0)
+				lr_tensor_free(part[c]);
+		}
+		free(part);
+		return rc;
+	}
 	for (int c = 0; rc == 0 && c < e->ncut; c++) {
 		const lr_tensor *t = part[c];
 		size_t bytes = lr_tensor_bytes(t);
@@ -1141,11 +1152,17 @@ static int split_image(lr_engine *e, struct lr_run *r, const lr_tensor *x, int64
 	return rc;
 }
 
-/* Images [1, n) of a parallel split run, taken in turn by the pool's threads. */
+/*
+ * Images [first, n) of a parallel split run, taken in turn by the pool's
+ * threads: into full[] when image 0 ran before, else into parts[].
+ */
 struct split_job {
 	lr_engine *e;
 	const lr_tensor *x;
+	int64_t first;          /* 1 after image 0 ran alone, else 0 */
 	lr_tensor **full;       /* [ncut], created by image 0 */
+	lr_tensor **parts;      /* or [n][ncut]: each image's cut values */
+	int *fused;             /* [nthreads]: nodes fused in an image's run */
 	size_t *peak;           /* [nthreads]: each runner's activation peak */
 	int *rc;                /* [nthreads]: each runner's first error */
 	lr_msg *msg;            /* [nthreads]: and its message */
@@ -1156,11 +1173,50 @@ static void split_runner(void *arg, int64_t begin, int64_t end, int thread)
 	struct split_job *j = arg;
 	struct lr_run r = { NULL, &j->e->iscratch[thread], 1, 0, 0, 0 };
 
-	for (int64_t i = begin + 1; i < end + 1 && j->rc[thread] == 0; i++) {
-		j->rc[thread] = split_image(j->e, &r, j->x, i, j->full, &j->msg[thread]);
+	for (int64_t i = begin + j->first; i < end + j->first && j->rc[thread] == 0; i++) {
+		j->rc[thread] = split_image(j->e, &r, j->x, i, j->full,
+					    j->parts != NULL ? j->parts + i * j->e->ncut : NULL,
+					    &j->msg[thread]);
+		j->fused[thread] = r.fused_nodes;
 		if (r.peak_bytes > j->peak[thread])
 			j->peak[thread] = r.peak_bytes;
 	}
+}
+
+/* full[] from the n images' cut values parts[n][ncut] (freed). */
+static int assemble(lr_engine *e, int64_t n, lr_tensor **parts, lr_tensor **full, lr_msg *msg)
+{
+	int rc = 0;
+
+	for (int c = 0; c < e->ncut && rc == 0; c++) {
+		const lr_tensor *t0 = parts[c];
+		size_t bytes = lr_tensor_bytes(t0);
+		int64_t fd[LR_MAX_DIMS];
+
+		if (t0->ndim < 1 || t0->dims[0] != 1) {
+			rc = lr_fail(msg, LR_EMODEL, "value '%s': an image's result does not have batch 1",
+				     e->m->values[e->cut[c]].name);
+			break;
+		}
+		memcpy(fd, t0->dims, sizeof(fd));
+		fd[0] = n;
+		rc = lr_tensor_create(&full[c], t0->dtype, t0->ndim, fd, 1);
+		for (int64_t i = 0; i < n && rc == 0; i++) {
+			const lr_tensor *t = parts[i * e->ncut + c];
+
+			if (t->dtype != t0->dtype || lr_tensor_bytes(t) != bytes)
+				rc = lr_fail(msg, LR_EMODEL, "value '%s': image %lld of %lld gave a "
+					     "result of another shape than image 0",
+					     e->m->values[e->cut[c]].name, (long long)i, (long long)n);
+			else
+				memcpy((char *)full[c]->data + (size_t)i * bytes, t->data, bytes);
+		}
+	}
+	for (int64_t k = 0; k < n * e->ncut; k++) {
+		lr_tensor_free(parts[k]);
+		parts[k] = NULL;
+	}
+	return rc;
 }
 
 /*
@@ -1189,10 +1245,12 @@ static int img_parallel(const lr_engine *e, int64_t n)
  * Small images (LR_IMG_PAR_MAX), with a pool of t threads and at least t
  * images after the first, run in parallel, one per thread, each of its
  * kernels inline: a 28 x 28 image's maps are too small to give two
- * threads work without their synchronisation costing. Image 0 runs
- * first, alone with the whole pool: it fills the node caches (packed
- * weights), which the runners then only read (lr_opctx.cache_ro),
- * shapes the batch's cut values and measures the image's peak. Every
+ * threads work without their synchronisation costing. On the engine's
+ * first split run image 0 runs first, alone with the whole pool: it
+ * fills the node caches (packed weights), which the runners only ever
+ * read (lr_opctx.cache_ro), and measures the image's peak; later runs
+ * take every image in parallel, each keeping its cut values, which are
+ * then copied into the batch (assemble). Every
  * kernel computes an image the same way with any number of threads, so
  * the results are the serial run's (test_split). LR_NO_IMAGE_PARALLEL
  * (set at creation) runs images one after the other; LR_PROFILE too (a
@@ -1202,23 +1260,28 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 {
 	int64_t n = x->dims[0];
 	int nt = e->nthreads;
-	lr_tensor **full = calloc((size_t)e->ncut, sizeof(*full));
-	size_t peak, cutbytes = 0, *tpeak = calloc((size_t)nt, sizeof(size_t));
-	int *trc = calloc((size_t)nt, sizeof(int));
+	lr_tensor **full = calloc((size_t)e->ncut, sizeof(*full)), **parts = NULL;
+	size_t peak = 0, cutbytes = 0, *tpeak = calloc((size_t)nt, sizeof(size_t));
+	int *trc = calloc((size_t)nt, sizeof(int)), *tfused = calloc((size_t)nt, sizeof(int));
 	lr_msg *tmsg = calloc((size_t)nt, sizeof(lr_msg));
 	struct lr_run r = run_serial(e, 1);
-	int rc = 0, fused, par = img_parallel(e, n);
+	int rc = 0, fused = 0, par = img_parallel(e, n);
+	/* Image 0 alone first unless the caches are filled and the images
+	 * known to be small: every image in parallel then. */
+	int all = par && e->split_warm && e->img_peak > 0 && e->img_peak <= LR_IMG_PAR_MAX;
 
-	if (full == NULL || tpeak == NULL || trc == NULL || tmsg == NULL) {
+	if (full == NULL || tpeak == NULL || trc == NULL || tfused == NULL || tmsg == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
 	}
-	rc = split_image(e, &r, x, 0, full, msg);
-	if (rc != 0)
-		goto out;
-	fused = r.fused_nodes;
-	peak = r.peak_bytes;
-	if (par && peak <= LR_IMG_PAR_MAX && e->iscratch == NULL) {
+	if (!all) {
+		rc = split_image(e, &r, x, 0, full, NULL, msg);
+		if (rc != 0)
+			goto out;
+		fused = r.fused_nodes;
+		peak = r.peak_bytes;
+	}
+	if (par && (all || peak <= LR_IMG_PAR_MAX) && e->iscratch == NULL) {
 		/* Each runner's scratch: one slot (its kernels run inline). */
 		e->iscratch = calloc((size_t)nt, sizeof(*e->iscratch));
 		for (int t = 0; e->iscratch != NULL && t < nt; t++) {
@@ -1231,11 +1294,14 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 			goto out;
 		}
 	}
-	if (par && peak <= LR_IMG_PAR_MAX) {
-		struct split_job j = { e, x, full, tpeak, trc, tmsg };
-		size_t inflight = 0;
+	if (par && (all || peak <= LR_IMG_PAR_MAX)) {
+		struct split_job j = { e, x, all ? 0 : 1, full, NULL, tfused, tpeak, trc, tmsg };
 
-		lr_pool_run_indexed(e->pool, n - 1, 1, split_runner, &j);
+		if (all && (parts = j.parts = calloc((size_t)(n * e->ncut), sizeof(*parts))) == NULL) {
+			rc = LR_ENOMEM;
+			goto out;
+		}
+		lr_pool_run_indexed(e->pool, n - j.first, 1, split_runner, &j);
 		for (int t = 0; t < nt; t++) {
 			if (trc[t] != 0 && rc == 0) {
 				rc = trc[t];
@@ -1244,17 +1310,20 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 			}
 			if (tpeak[t] > peak)
 				peak = tpeak[t];
+			if (all && tfused[t] > fused)
+				fused = tfused[t];
 		}
+		if (rc == 0 && all)
+			rc = assemble(e, n, parts, full, msg);
 		if (rc != 0)
 			goto out;
 		e->img_peak = peak;
 		/* What t images in flight may hold (however the threads took
 		 * them this time: a busy machine may leave one doing all). */
-		inflight = (size_t)nt * peak;
-		peak = inflight;
+		peak *= (size_t)nt;
 	} else {
 		for (int64_t i = 1; i < n && rc == 0; i++) {
-			rc = split_image(e, &r, x, i, full, msg);
+			rc = split_image(e, &r, x, i, full, NULL, msg);
 			if (r.peak_bytes > peak)
 				peak = r.peak_bytes;
 		}
@@ -1269,12 +1338,18 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 		       outputs, 0, msg);
 	e->fused_nodes = r.fused_nodes + fused;
 	e->peak_bytes = (r.peak_bytes > peak ? r.peak_bytes : peak) + cutbytes;
+	if (rc == 0)
+		e->split_warm = 1;
 out:
 	for (int c = 0; full != NULL && c < e->ncut; c++)
 		lr_tensor_free(full[c]);
+	for (int64_t k = 0; parts != NULL && k < n * e->ncut; k++)
+		lr_tensor_free(parts[k]);
+	free(parts);
 	free(full);
 	free(tpeak);
 	free(trc);
+	free(tfused);
 	free(tmsg);
 	return rc;
 }
