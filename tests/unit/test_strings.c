@@ -77,6 +77,20 @@ static void tensors(void)
 	lr_tensor_free(e);
 }
 
+/* Runs Cast(x, to); *y gets the output (freed first), msg the error. */
+static int cast_to(lr_tensor *x, int to, lr_tensor **y, lr_msg *msg)
+{
+	lrt_node n;
+
+	lr_tensor_free(*y);
+	*y = NULL;
+	msg->text[0] = '\0';
+	lrt_init(&n, "Cast", 13);
+	lrt_input(&n, x);
+	lrt_attr_int(&n, "to", to);
+	return lrt_run(&n, 1, y, msg);
+}
+
 static void cast(void)
 {
 	static const char *const num[6] = { "1.5", " -2e3 ", "NaN", "-INF", "+inf", "0.1" };
@@ -89,43 +103,24 @@ static void cast(void)
 	lrt_node n;
 	int rc;
 
-	lrt_init(&n, "Cast", 13);
-	lrt_input(&n, x);
-	lrt_attr_int(&n, "to", 1);
-	rc = lrt_run(&n, 1, &y, &msg);
+	rc = cast_to(x, 1, &y, &msg);
 	tap_ok(rc == 0 && y->dtype == LR_DT_FLOAT && ((float *)y->data)[0] == 1.5f &&
 	       ((float *)y->data)[1] == -2000.f && isnan(((float *)y->data)[2]) &&
 	       ((float *)y->data)[3] == -INFINITY && ((float *)y->data)[4] == INFINITY &&
 	       ((float *)y->data)[5] == 0.1f,
 	       "Cast strings to float: decimals, blanks around, NaN and infinities (%s)", msg.text);
-	lr_tensor_free(y);
-	y = NULL;
 
-	lrt_init(&n, "Cast", 13);
-	lrt_input(&n, x);
-	lrt_attr_int(&n, "to", 10);
-	rc = lrt_run(&n, 1, &y, &msg);
+	rc = cast_to(x, 10, &y, &msg);
 	tap_ok(rc == 0 && y->dtype == LR_DT_FLOAT16 &&
 	       ((uint16_t *)y->data)[5] == lr_double_to_half(0.1),
 	       "Cast strings to float16 rounds the decimal once (0.1 -> 0x%04x)",
 	       rc == 0 ? ((uint16_t *)y->data)[5] : 0);
-	lr_tensor_free(y);
-	y = NULL;
 
-	lrt_init(&n, "Cast", 13);
-	lrt_input(&n, xi);
-	lrt_attr_int(&n, "to", 6);
-	rc = lrt_run(&n, 1, &y, &msg);
+	rc = cast_to(xi, 6, &y, &msg);
 	tap_ok(rc == 0 && y->dtype == LR_DT_INT32 && ((int32_t *)y->data)[0] == 42 &&
 	       ((int32_t *)y->data)[1] == -7, "Cast strings to int32");
-	lr_tensor_free(y);
-	y = NULL;
 
-	lrt_init(&n, "Cast", 13);
-	lrt_input(&n, xj);
-	lrt_attr_int(&n, "to", 1);
-	msg.text[0] = '\0';
-	rc = lrt_run(&n, 1, &y, &msg);
+	rc = cast_to(xj, 1, &y, &msg);
 	tap_ok(rc == LR_EINVAL && strstr(msg.text, "element 1") != NULL &&
 	       strstr(msg.text, "\"1.5abc\"") != NULL,
 	       "a string that is not a number is an error naming the element: %s", msg.text);
