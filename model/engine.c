@@ -396,7 +396,8 @@ int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
 		lr_engine_free(e);
 		return LR_ENOMEM;
 	}
-	if (getenv("LR_PROFILE") != NULL && *getenv("LR_PROFILE") != '\0') {
+	/* Subgraphs (If, Loop, Scan bodies) are timed inside their node. */
+	if (getenv("LR_PROFILE") != NULL && *getenv("LR_PROFILE") != '\0' && m->parent == NULL) {
 		e->prof_ns = calloc((size_t)m->nnodes + 1, sizeof(*e->prof_ns));
 		e->prof_shape = calloc((size_t)m->nnodes + 1, sizeof(*e->prof_shape));
 		e->prof_path = strdup(getenv("LR_PROFILE"));
