@@ -681,28 +681,26 @@ static int widen_inputs(const lr_node *node, lr_tensor **inp, lr_tensor **conv,
 {
 	for (int k = 0; k < node->nin; k++) {
 		lr_tensor *t = inp[k];
+		/* hidden inputs (a subgraph's outer values) have no proto name */
+		const char *name = k < (int)node->proto->n_input ? node->proto->input[k]
+							       : "(outer value)";
 		int rc;
 
 		if (t != NULL && t->dtype == LR_DT_STRING && !lr_op_strings(node->op))
 			return lr_fail(msg, LR_EUNSUPPORTED,
 				       "node '%s' (%s): input %d ('%s') holds strings; this operator does not take them",
-				       node->name, node->op_type, k,
-				       k < (int)node->proto->n_input ? node->proto->input[k] : "(outer value)");
+				       node->name, node->op_type, k, name);
 		if (t == NULL || lr_dtype_is_legacy(t->dtype) || lr_op_native(node->op, k, t->dtype))
 			continue;
 		if (lr_dtype_is_float(t->dtype))
 			return lr_fail(msg, LR_EUNSUPPORTED,
 				       "node '%s' (%s): input %d ('%s') has type %s; this operator computes in float32 only",
-				       node->name, node->op_type, k,
-				       k < (int)node->proto->n_input ? node->proto->input[k] : "(outer value)",
-				       lr_dtype_name(t->dtype));
+				       node->name, node->op_type, k, name, lr_dtype_name(t->dtype));
 		if (t->data == NULL && dry)
 			/* int64 reaching these kernels always had values before. */
 			return lr_fail(msg, LR_EUNSUPPORTED,
 				       "node '%s' (%s): input %d ('%s') of type %s has no values in a dry run, and this operator reads it as int64",
-				       node->name, node->op_type, k,
-				       k < (int)node->proto->n_input ? node->proto->input[k] : "(outer value)",
-				       lr_dtype_name(t->dtype));
+				       node->name, node->op_type, k, name, lr_dtype_name(t->dtype));
 		rc = lr_tensor_create(&conv[k], LR_DT_INT64, t->ndim, t->dims, t->data != NULL);
 		if (rc != 0)
 			return lr_fail(msg, rc, "node '%s' (%s): input %d: out of memory",
@@ -1094,75 +1092,32 @@ out:
 }
 
 /*
- * Runs image i's prefix (run context r) and copies the cut values it
- * hands on into full[], image i's place in the batch. Only image 0 (run
- * before any other) creates full[], shaped from its own results. With
- * `keep`, the values are left in keep[0..ncut) instead (see assemble).
+ * Runs image i's prefix (run context r); keep[0..ncut) gets the cut values
+ * it hands on (see assemble).
  */
 static int split_image(lr_engine *e, struct lr_run *r, const lr_tensor *x, int64_t i,
-		       lr_tensor **full, lr_tensor **keep, lr_msg *msg)
+		       lr_tensor **keep, lr_msg *msg)
 {
-	const lr_model *m = e->m;
 	int64_t n = x->dims[0], step = x->nelem / n * (int64_t)lr_dtype_size(x->dtype);
 	int64_t dims[LR_MAX_DIMS];
-	lr_tensor *view = NULL, **part = calloc((size_t)e->ncut, sizeof(*part));
+	lr_tensor *view = NULL;
 	int rc;
 
-	if (part == NULL)
-		return LR_ENOMEM;
 	memcpy(dims, x->dims, sizeof(dims));
 	dims[0] = 1;
 	rc = lr_tensor_wrap(&view, x->dtype, x->ndim, dims, (char *)x->data + i * step);
 	if (rc == 0)
-		rc = run_graph(e, r, &view, 1, NULL, NULL, 0, e->cut, e->ncut, part, 0, msg);
+		rc = run_graph(e, r, &view, 1, NULL, NULL, 0, e->cut, e->ncut, keep, 0, msg);
 	lr_tensor_free(view);
-	if (keep != NULL) {
-		for (int c = 0; c < e->ncut; c++) {
-			keep[c] = rc == 0 ? part[c] : NULL;
-			if (rc != 0)
-				lr_tensor_free(part[c]);
-		}
-		free(part);
-		return rc;
-	}
-	for (int c = 0; rc == 0 && c < e->ncut; c++) {
-		const lr_tensor *t = part[c];
-		size_t bytes = lr_tensor_bytes(t);
-
-		if (t->ndim < 1 || t->dims[0] != 1 || (full[c] == NULL && i > 0) ||
-		    (full[c] != NULL && lr_tensor_bytes(full[c]) != bytes * (size_t)n)) {
-			rc = lr_fail(msg, LR_EMODEL, "value '%s': image %lld of %lld gave a "
-				     "result of another shape than image 0",
-				     m->values[e->cut[c]].name, (long long)i, (long long)n);
-			break;
-		}
-		if (full[c] == NULL) {
-			int64_t fd[LR_MAX_DIMS];
-
-			memcpy(fd, t->dims, sizeof(fd));
-			fd[0] = n;
-			rc = lr_tensor_create(&full[c], t->dtype, t->ndim, fd, 1);
-			if (rc != 0)
-				break;
-		}
-		memcpy((char *)full[c]->data + (size_t)i * bytes, t->data, bytes);
-	}
-	for (int c = 0; c < e->ncut; c++)
-		lr_tensor_free(part[c]);
-	free(part);
 	return rc;
 }
 
-/*
- * Images [first, n) of a parallel split run, taken in turn by the pool's
- * threads: into full[] when image 0 ran before, else into parts[].
- */
+/* Images [first, n) of a parallel split run, taken in turn by the pool's threads. */
 struct split_job {
 	lr_engine *e;
 	const lr_tensor *x;
 	int64_t first;          /* 1 after image 0 ran alone, else 0 */
-	lr_tensor **full;       /* [ncut], created by image 0 */
-	lr_tensor **parts;      /* or [n][ncut]: each image's cut values */
+	lr_tensor **parts;      /* [n][ncut]: each image's cut values */
 	int *fused;             /* [nthreads]: nodes fused in an image's run */
 	size_t *peak;           /* [nthreads]: each runner's activation peak */
 	int *rc;                /* [nthreads]: each runner's first error */
@@ -1175,8 +1130,7 @@ static void split_runner(void *arg, int64_t begin, int64_t end, int thread)
 	struct lr_run r = { NULL, &j->e->iscratch[thread], 1, 0, 0, 0 };
 
 	for (int64_t i = begin + j->first; i < end + j->first && j->rc[thread] == 0; i++) {
-		j->rc[thread] = split_image(j->e, &r, j->x, i, j->full,
-					    j->parts != NULL ? j->parts + i * j->e->ncut : NULL,
+		j->rc[thread] = split_image(j->e, &r, j->x, i, j->parts + i * j->e->ncut,
 					    &j->msg[thread]);
 		j->fused[thread] = r.fused_nodes;
 		if (r.peak_bytes > j->peak[thread])
@@ -1184,7 +1138,10 @@ static void split_runner(void *arg, int64_t begin, int64_t end, int thread)
 	}
 }
 
-/* full[] from the n images' cut values parts[n][ncut] (freed). */
+/*
+ * full[] (the batch's cut values) from the n images' parts[n][ncut], which
+ * are freed: each image's result in its place along the batch axis.
+ */
 static int assemble(lr_engine *e, int64_t n, lr_tensor **parts, lr_tensor **full, lr_msg *msg)
 {
 	int rc = 0;
@@ -1250,8 +1207,8 @@ static int img_parallel(const lr_engine *e, int64_t n)
  * first split run image 0 runs first, alone with the whole pool: it
  * fills the node caches (packed weights), which the runners only ever
  * read (lr_opctx.cache_ro), and measures the image's peak; later runs
- * take every image in parallel, each keeping its cut values, which are
- * then copied into the batch (assemble). Every
+ * take every image in parallel. Each image keeps its cut values, which
+ * are then copied into the batch (assemble). Every
  * kernel computes an image the same way with any number of threads, so
  * the results are the serial run's (test_split). LR_NO_IMAGE_PARALLEL
  * (set at creation) runs images one after the other; LR_PROFILE too (a
@@ -1261,7 +1218,8 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 {
 	int64_t n = x->dims[0];
 	int nt = e->nthreads;
-	lr_tensor **full = calloc((size_t)e->ncut, sizeof(*full)), **parts = NULL;
+	lr_tensor **full = calloc((size_t)e->ncut, sizeof(*full));
+	lr_tensor **parts = calloc((size_t)(n * e->ncut), sizeof(*parts));
 	size_t peak = 0, cutbytes = 0, *tpeak = calloc((size_t)nt, sizeof(size_t));
 	int *trc = calloc((size_t)nt, sizeof(int)), *tfused = calloc((size_t)nt, sizeof(int));
 	lr_msg *tmsg = calloc((size_t)nt, sizeof(lr_msg));
@@ -1271,18 +1229,20 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 	 * known to be small: every image in parallel then. */
 	int all = par && e->split_warm && e->img_peak > 0 && e->img_peak <= LR_IMG_PAR_MAX;
 
-	if (full == NULL || tpeak == NULL || trc == NULL || tfused == NULL || tmsg == NULL) {
+	if (full == NULL || parts == NULL || tpeak == NULL || trc == NULL || tfused == NULL ||
+	    tmsg == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
 	}
 	if (!all) {
-		rc = split_image(e, &r, x, 0, full, NULL, msg);
+		rc = split_image(e, &r, x, 0, parts, msg);
 		if (rc != 0)
 			goto out;
 		fused = r.fused_nodes;
 		peak = r.peak_bytes;
 	}
-	if (par && (all || peak <= LR_IMG_PAR_MAX) && e->iscratch == NULL) {
+	par = par && (all || peak <= LR_IMG_PAR_MAX);
+	if (par && e->iscratch == NULL) {
 		/* Each runner's scratch: one slot (its kernels run inline). */
 		e->iscratch = calloc((size_t)nt, sizeof(*e->iscratch));
 		for (int t = 0; e->iscratch != NULL && t < nt; t++) {
@@ -1295,13 +1255,9 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 			goto out;
 		}
 	}
-	if (par && (all || peak <= LR_IMG_PAR_MAX)) {
-		struct split_job j = { e, x, all ? 0 : 1, full, NULL, tfused, tpeak, trc, tmsg };
+	if (par) {
+		struct split_job j = { e, x, all ? 0 : 1, parts, tfused, tpeak, trc, tmsg };
 
-		if (all && (parts = j.parts = calloc((size_t)(n * e->ncut), sizeof(*parts))) == NULL) {
-			rc = LR_ENOMEM;
-			goto out;
-		}
 		lr_pool_run_indexed(e->pool, n - j.first, 1, split_runner, &j);
 		for (int t = 0; t < nt; t++) {
 			if (trc[t] != 0 && rc == 0) {
@@ -1314,24 +1270,22 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 			if (all && tfused[t] > fused)
 				fused = tfused[t];
 		}
-		if (rc == 0 && all)
-			rc = assemble(e, n, parts, full, msg);
-		if (rc != 0)
-			goto out;
-		e->img_peak = peak;
-		/* What t images in flight may hold (however the threads took
-		 * them this time: a busy machine may leave one doing all). */
-		peak *= (size_t)nt;
 	} else {
 		for (int64_t i = 1; i < n && rc == 0; i++) {
-			rc = split_image(e, &r, x, i, full, NULL, msg);
+			rc = split_image(e, &r, x, i, parts + i * e->ncut, msg);
 			if (r.peak_bytes > peak)
 				peak = r.peak_bytes;
 		}
-		if (rc != 0)
-			goto out;
-		e->img_peak = peak;
 	}
+	if (rc == 0)
+		rc = assemble(e, n, parts, full, msg);
+	if (rc != 0)
+		goto out;
+	e->img_peak = peak;
+	/* In parallel, what t images in flight may hold (however the threads
+	 * took them this time: a busy machine may leave one doing all). */
+	if (par)
+		peak *= (size_t)nt;
 	for (int c = 0; c < e->ncut; c++)
 		cutbytes += lr_tensor_bytes(full[c]);
 	r = run_serial(e, 1);

@@ -93,6 +93,7 @@ struct priv {
 	size_t vcap;                   /* room in lr_model.values */
 	char *dir;                     /* model directory, or NULL */
 	const char *file;              /* name used in messages */
+	char *where;                   /* a subgraph's: file, then the subgraph chain */
 };
 
 static uint64_t name_hash(const char *s)
@@ -495,23 +496,18 @@ out:
 	return rc;
 }
 
-/* A STRING tensor: string_data only (ONNX has no raw form for strings). */
-static int strings_from_proto(const Onnx__TensorProto *tp, lr_tensor **out, lr_msg *msg)
+/*
+ * A STRING tensor of shape dims (nelem elements, validated by the
+ * caller): string_data only (ONNX has no raw form for strings).
+ */
+static int strings_from_proto(const Onnx__TensorProto *tp, const int64_t *dims, int64_t nelem,
+			      lr_tensor **out, lr_msg *msg)
 {
 	const char *tname = str_or_empty(tp->name);
-	int64_t dims[LR_MAX_DIMS], nelem;
 	const char **sv;
 	size_t *lv;
 	int rc;
 
-	for (size_t i = 0; i < tp->n_dims; i++) {
-		if (tp->dims[i] < 0)
-			return lr_fail(msg, LR_EMODEL, "tensor '%s': dimension %zu is negative (%lld)",
-				       tname, i, (long long)tp->dims[i]);
-		dims[i] = tp->dims[i];
-	}
-	if (lr_shape_nelem((int)tp->n_dims, dims, &nelem) != 0)
-		return lr_fail(msg, LR_EMODEL, "tensor '%s': its shape is too large", tname);
 	if ((tp->has_raw_data && tp->raw_data.len > 0) || (tp->has_data_location &&
 	    tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL))
 		return lr_fail(msg, LR_EMODEL, "tensor '%s' of strings must hold them in string_data",
@@ -555,9 +551,7 @@ int lr_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir,
 	int rc;
 
 	*out = NULL;
-	if (dt == 8 && tp->n_dims <= LR_MAX_DIMS)
-		return strings_from_proto(tp, out, msg);
-	if (esz == 0)
+	if (esz == 0 && dt != 8)
 		return lr_fail(msg, LR_EUNSUPPORTED,
 			       "tensor '%s' has data type %s (%d), which lowrank does not support",
 			       tname, onnx_type_name(dt), dt);
@@ -576,6 +570,8 @@ int lr_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir,
 	if (tp->segment != NULL)
 		return lr_fail(msg, LR_EUNSUPPORTED, "tensor '%s' is segmented, which is not supported",
 			       tname);
+	if (dt == 8)
+		return strings_from_proto(tp, dims, nelem, out, msg);
 	tdt = target_dtype(dt);
 
 	if (tp->has_data_location &&
@@ -815,15 +811,15 @@ static int check_ops(lr_model *m, lr_node *raw, int nraw, lr_msg *msg)
  */
 static int import_outer(lr_model *m, const char *name)
 {
-	int v, *ins, *from;
+	int v, pv, *ins, *from;
 
 	if (m->parent == NULL)
 		return -1;
-	v = lr_model_find_value(m->parent, name);
-	if (v < 0)
-		v = import_outer(m->parent, name);
-	if (v < 0)
-		return v;
+	pv = lr_model_find_value(m->parent, name);
+	if (pv < 0)
+		pv = import_outer(m->parent, name);
+	if (pv < 0)
+		return pv;
 	ins = realloc(m->inputs, ((size_t)m->ninputs + 2) * sizeof(int));
 	if (ins == NULL)
 		return -2;
@@ -836,7 +832,7 @@ static int import_outer(lr_model *m, const char *name)
 	if (v < 0)
 		return -2;
 	m->values[v].graph_input = 1;
-	m->values[v].elem_type = m->parent->values[lr_model_find_value(m->parent, name)].elem_type;
+	m->values[v].elem_type = m->parent->values[pv].elem_type;
 	m->inputs[m->ninputs++] = v;
 	m->outer_from[m->nouter++] = -1; /* set by build_subgraphs */
 	return v;
@@ -880,6 +876,7 @@ static int build_subgraphs(lr_model *m, lr_node *n, const lr_load_opts *opts, lr
 		const Onnx__AttributeProto *at = p->attribute[a];
 		lr_model *s, **subs;
 		struct priv *sp;
+		size_t len;
 		int rc;
 
 		if (at->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH || at->g == NULL)
@@ -905,25 +902,19 @@ static int build_subgraphs(lr_model *m, lr_node *n, const lr_load_opts *opts, lr
 		s->graph_attr = str_or_empty(at->name);
 		s->ir_version = m->ir_version;
 		s->opset = m->opset;
-		sp->file = pv->file;
-		if (pv->dir != NULL && (sp->dir = strdup(pv->dir)) == NULL) {
-			lr_model_free(s);
-			return LR_ENOMEM;
-		}
 		n->sub[n->nsub++] = s;
+		/* Messages name the file, then the chain of subgraphs. */
+		len = strlen(pv->file) + strlen(s->graph_attr) + strlen(n->name) +
+		      strlen(n->op_type) + 40;
+		if ((sp->where = malloc(len)) == NULL ||
+		    (pv->dir != NULL && (sp->dir = strdup(pv->dir)) == NULL))
+			return LR_ENOMEM;
+		snprintf(sp->where, len, "%s: subgraph '%s' of node '%s' (%s)", pv->file,
+			 s->graph_attr, n->name, n->op_type);
+		sp->file = sp->where;
 		rc = build_index(s, opts, msg);
-		if (rc != 0) {
-			char where[256];
-
-			snprintf(where, sizeof(where), "subgraph '%s' of node '%s' (%s)",
-				 s->graph_attr, n->name, n->op_type);
-			if (msg != NULL && strncmp(msg->text, pv->file, strlen(pv->file)) == 0 &&
-			    msg->text[strlen(pv->file)] == ':')
-				memmove(msg->text, msg->text + strlen(pv->file) + 2,
-					strlen(msg->text + strlen(pv->file) + 2) + 1);
-			lr_msg_prefix(msg, "%s: %s", pv->file, where);
+		if (rc != 0)
 			return rc;
-		}
 	}
 	/* Hidden inputs: the subgraphs' outer values, as values of m. */
 	for (int i = 0; i < n->nsub; i++) {
@@ -1473,6 +1464,7 @@ void lr_model_free(lr_model *m)
 	if (pv != NULL) {
 		free(pv->hash);
 		free(pv->dir);
+		free(pv->where);
 		free(pv);
 	}
 	free(m);

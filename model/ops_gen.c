@@ -848,7 +848,7 @@ int lr_op_onehot(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout
  * [0, max_skip_count] (1-grams counted once, whatever the skips), and
  * writes n-gram j's count to column ngram_indexes[j]: TF the count, IDF
  * weights[j] when it occurs, TFIDF count x weights[j] (weights default to
- * 1; each occurrence adds its weight). String pools are refused (lowrank holds no string tensors). Pool
+ * 1; each occurrence adds its weight). String pools are refused. Pool
  * n-grams of each length are sorted once per call and looked up by
  * binary search, so a long input costs O(positions x skips x log pool).
  */
@@ -897,7 +897,7 @@ int lr_op_tfidfvectorizer(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		return lr_op_fail(c, LR_EMODEL, "attribute mode must be TF, IDF or TFIDF, got '%s'", md);
 	if (lr_node_attr(c->node, "pool_strings") != NULL)
 		return lr_op_fail(c, LR_EUNSUPPORTED, "attribute pool_strings: string n-grams are not "
-				  "supported (lowrank holds no string tensors)");
+				  "supported (only integer ones)");
 	if (pool == NULL || cnt == NULL || idx == NULL)
 		return lr_op_fail(c, LR_EMODEL, "attributes pool_int64s, ngram_counts and ngram_indexes are required");
 	if (minn < 1 || maxn < minn || maxn > (int64_t)cnt->n_ints || skips < 0)

@@ -3,7 +3,8 @@
  * loading (model/onnx.c): names read from enclosing scopes, through two
  * levels; If, Loop with loop-carried values and scan outputs, Scan
  * backwards; the errors: a name no scope defines, a loop that does not
- * end (LR_LOOP_MAX_ITER), a dry run. Graphs are built here with
+ * end (LR_LOOP_MAX_ITER), a dry run; LR_PROFILE listing the top graph's
+ * nodes only. Graphs are built here with
  * protobuf-c and loaded from memory as files are; the backend cases of
  * libonnx-testdata (tests/conformance) cover the operators' other forms.
  */
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model/engine.h"
 #include "tests/unit/opcheck.h"
@@ -352,9 +354,61 @@ static void scan_backwards(void)
 	lr_tensor_free(x);
 }
 
+/*
+ * With LR_PROFILE=1 (stderr) the profile lists the top graph's nodes only:
+ * a Loop body's engine (3 runs per call) does not write one of its own.
+ */
+static void profile_top_only(void)
+{
+	char path[] = "/tmp/lr-test-control-XXXXXX", line[512];
+	int fd = mkstemp(path), saved = dup(2), loop = 0, body = 0;
+	lr_model *m = NULL;
+	lr_engine *e = NULL;
+	lr_msg msg = { { 0 } };
+	int64_t d2[1] = { 2 };
+	float xv[2] = { 1.f, 2.f };
+	lr_tensor *x = lrt_f(1, d2, xv), *c = NULL, *outs[2] = { NULL, NULL };
+	FILE *f;
+	int rc = build_nested(&m, &msg, NULL);
+
+	lr_tensor_create(&c, LR_DT_BOOL, 0, NULL, 1);
+	*(uint8_t *)c->data = 1;
+	fflush(stderr);
+	dup2(fd, 2);
+	setenv("LR_PROFILE", "1", 1);
+	if (rc == 0)
+		rc = lr_engine_create(&e, m, 1);
+	for (int run = 0; rc == 0 && run < 2; run++) { /* bodies' engines see it too */
+		lr_tensor *ins[2] = { x, c };
+
+		rc = lr_engine_run(e, ins, 2, outs, 2, 0, &msg);
+		lr_tensor_free(outs[0]);
+		lr_tensor_free(outs[1]);
+	}
+	lr_engine_free(e);
+	unsetenv("LR_PROFILE");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	f = fdopen(fd, "r");
+	rewind(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		loop += strstr(line, "\"op\":\"Loop\"") != NULL;
+		body += strstr(line, "\"op\":\"If\"") != NULL;
+	}
+	fclose(f);
+	unlink(path);
+	tap_ok(rc == 0 && loop == 1 && body == 0,
+	       "LR_PROFILE lists the Loop node (%d) and none of its body's nodes (%d)", loop, body);
+	lr_model_free(m);
+	lr_tensor_free(x);
+	lr_tensor_free(c);
+}
+
 int main(void)
 {
 	nested();
+	profile_top_only();
 	endless();
 	scan_backwards();
 	return tap_done();
