@@ -301,6 +301,20 @@ int lr__conv_winograd(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		    const lr_tensor *b, lr_tensor *y, const struct lr_geom *g);
 
+/*
+ * Runs a group-1, stride-1, undilated convolution with few filters with
+ * output positions in the lanes (conv_lanes.c) into y (allocated, [N, M,
+ * oh, ow] from g), keeping packed weights and masks in c->cache when there
+ * is one, with the fused activation c->act applied. Returns 1 when done,
+ * 0 when not taken (no AVX-512, LR_NO_CONV_LANES, or a shape it does not
+ * take: nothing written), LR_ENOMEM.
+ */
+int lr__conv_lanes(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr_tensor *b,
+		   lr_tensor *y, const struct lr_geom *g);
+
+/* Whether lr__conv_lanes takes geometry g with m filters (CPU aside). */
+int lr__conv_lanes_worth(const struct lr_geom *g, int64_t m);
+
 /* The direct kernels' instruction set: 0 none, 1 AVX2, 2 AVX-512. */
 int lr__conv_direct_isa(void);
 

@@ -1519,6 +1519,13 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		}
 		if (rc == 1)
 			goto done; /* applied c->act */
+		rc = lr__conv_lanes(c, x, w, b, y, &g);
+		if (rc < 0) {
+			rc = lr_op_fail(c, rc, "out of memory for the convolution's packed weights");
+			goto fail;
+		}
+		if (rc == 1)
+			goto done; /* applied c->act */
 		rc = 0;
 	}
 	if (cg == 1 && group == x->dims[1]) {

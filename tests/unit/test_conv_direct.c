@@ -10,7 +10,9 @@
  * positions, strides 1..4 (the phase split), depthwise 3x3 at strides
  * 1..3 (MobileNet shapes and odd pads; plane-wise and 16 channels at a
  * time), the NCHW pointwise 1x1 and the few-channel (stem) kernel of
- * ops_conv.c, batches of 1..3, with and
+ * ops_conv.c, the positions-in-lanes kernel of conv_lanes.c (thin
+ * stride-1 layers; its runs turn the NCHW pointwise and few-channel
+ * kernels off, and the direct runs turn it off), batches of 1..3, with and
  * without bias, 1 and 2 threads.
  * Every case runs twice on one engine, so the second run uses the
  * weights packed into the node's cache. The skinny Gemm kernel
@@ -93,7 +95,8 @@ static double worst_err(const lr_tensor *a, const double *ref, int64_t n)
 }
 
 static const char *const envs[] = { "LR_NO_CONV_DIRECT", "LR_CONV_DIRECT_FORCE",
-				    "LR_NO_WINOGRAD", "LR_CONV_ISA" };
+				    "LR_NO_WINOGRAD", "LR_CONV_ISA", "LR_NO_CONV_LANES",
+				    "LR_NO_PW1X1", "LR_NO_SMALLC" };
 
 static void clear_env(void)
 {
@@ -101,7 +104,11 @@ static void clear_env(void)
 		unsetenv(envs[i]);
 }
 
-/* path: 0 im2col, 1 direct (best ISA), 2 direct with AVX2. */
+/*
+ * path: 0 im2col, 1 direct (best ISA), 2 direct with AVX2, 3 positions in
+ * lanes (conv_lanes.c; the NCHW pointwise and few-channel kernels off so
+ * that it takes every shape it accepts).
+ */
 static lr_tensor *run_conv(const struct dcase *k, lr_tensor *x, lr_tensor *w, lr_tensor *b,
 			   int path)
 {
@@ -114,8 +121,12 @@ static lr_tensor *run_conv(const struct dcase *k, lr_tensor *x, lr_tensor *w, lr
 	if (path == 0) {
 		setenv("LR_NO_CONV_DIRECT", "1", 1);
 		setenv("LR_NO_WINOGRAD", "1", 1);
+	} else if (path == 3) {
+		setenv("LR_NO_PW1X1", "1", 1);
+		setenv("LR_NO_SMALLC", "1", 1);
 	} else {
 		setenv("LR_CONV_DIRECT_FORCE", "1", 1);
+		setenv("LR_NO_CONV_LANES", "1", 1);
 		if (path == 2)
 			setenv("LR_CONV_ISA", "avx2", 1);
 	}
@@ -157,8 +168,12 @@ static void run_case(const struct dcase *k, int isa)
 	int64_t wc = k->dw ? 1 : k->c;
 	int64_t xd4[4] = { k->n, k->c, k->h, k->w }, wd4[4] = { k->m, wc, k->kh, k->kw };
 	int64_t xd3[3] = { k->n, k->c, k->w }, wd3[3] = { k->m, wc, k->kw };
-	lr_tensor *x, *w, *b, *yi, *yd, *y2 = NULL;
-	double *ref, tol = tol_for(k->c * k->kh * k->kw), ei, ed, e2 = 0;
+	lr_tensor *x, *w, *b, *yi, *yd, *y2 = NULL, *yl = NULL;
+	double *ref, tol = tol_for(k->c * k->kh * k->kw), ei, ed, e2 = 0, el = 0;
+	struct lr_geom geo = { k->n, k->c, k->oned ? 1 : k->h, k->w, k->oned ? 1 : k->kh, k->kw,
+			       sh, sw, 1, 1, k->oned ? 0 : pt, pl, k->oned ? 0 : pb, pr,
+			       k->oned ? 1 : oh, ow };
+	int lanes = isa == 2 && !k->dw && lr__conv_lanes_worth(&geo, k->m);
 	char label[200];
 
 	if (k->h + pt + pb < k->kh || k->w + pl + pr < k->kw)
@@ -217,8 +232,14 @@ static void run_case(const struct dcase *k, int isa)
 		y2 = run_conv(k, x, w, b, 2);
 		e2 = worst_err(y2, ref, ny);
 	}
+	if (lanes) {
+		yl = run_conv(k, x, w, b, 3);
+		el = worst_err(yl, ref, ny);
+	}
 	if (!(ed <= worst_overall))
 		worst_overall = ed;
+	if (!(el <= worst_overall))
+		worst_overall = el;
 	if (!(e2 <= worst_overall))
 		worst_overall = e2;
 	tap_ok(yd != NULL && yd->dims[1] == k->m && yd->dims[yd->ndim - 1] == ow &&
@@ -226,6 +247,8 @@ static void run_case(const struct dcase *k, int isa)
 	       "direct %s: worst %.3g, im2col %.3g (tol %.2g)", label, ed, ei, tol);
 	if (isa == 2)
 		tap_ok(y2 != NULL && e2 <= tol, "direct AVX2 %s: worst %.3g", label, e2);
+	if (lanes)
+		tap_ok(yl != NULL && el <= tol, "lanes %s: worst %.3g", label, el);
 	free(ref);
 	lr_tensor_free(x);
 	lr_tensor_free(w);
@@ -233,6 +256,7 @@ static void run_case(const struct dcase *k, int isa)
 	lr_tensor_free(yi);
 	lr_tensor_free(yd);
 	lr_tensor_free(y2);
+	lr_tensor_free(yl);
 }
 
 struct gcase {
@@ -384,6 +408,19 @@ int main(void)
 		{ 1, 1, 50, 47, 8, 3, 3, { 0, 2, 1, 0 }, 0, 1, 2, 3, 3, 0 },
 		{ 1, 1, 28, 28, 32, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 1, 1, 0 },
 		{ 3, 3, 64, 64, 24, 1, 1, { 0, 0, 0, 0 }, 0, 1, 1, 2, 2, 0 },
+		/* positions in lanes (conv_lanes.c, <= 32 filters, stride 1):
+		 * output as wide as the input (lanes run across rows: 7x7 is 4
+		 * vectors, the last of 1 lane), rows in pieces otherwise (ow !=
+		 * w), the low-rank pairs' kx1 / 1xk, asymmetric and oversized
+		 * pads, filter tails, the longest reduction (1152), 2 threads */
+		{ 1, 64, 7, 7, 32, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 0, 0, 0 },
+		{ 2, 32, 28, 28, 16, 3, 1, { 1, 0, 1, 0 }, 0, 1, 2, 0, 0, 0 },
+		{ 1, 16, 28, 28, 16, 1, 3, { 0, 1, 0, 1 }, 0, 0, 1, 0, 0, 0 },
+		{ 1, 128, 7, 7, 29, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 0, 0, 0 },
+		{ 3, 7, 10, 33, 9, 3, 3, { 0, 0, 0, 0 }, 0, 1, 1, 0, 0, 0 },
+		{ 1, 5, 9, 20, 3, 2, 4, { 3, 0, 0, 2 }, 0, 1, 2, 0, 0, 0 },
+		{ 1, 6, 4, 5, 7, 5, 5, { 2, 3, 2, 1 }, 0, 0, 1, 0, 0, 0 },
+		{ 1, 2, 3, 3, 31, 1, 1, { 1, 1, 1, 1 }, 0, 1, 1, 0, 0, 0 },
 	};
 
 	rng = seed ? seed : 1;
