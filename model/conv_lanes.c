@@ -30,8 +30,10 @@
  * The fused activation is applied as cd_store512 does (Relu max(v, 0):
  * NaN -> 0; Clip min(hi, max(lo, v))).
  *
- * Which layers: see lr__conv_lanes_worth. LR_NO_CONV_LANES (set) disables
- * it, as does LR_NO_CONV_DIRECT (set: every Conv by im2col or Winograd).
+ * Which layers (17-32 filters: one-block layers stay on the direct
+ * kernels, priced as ONNX Runtime runs them): see lr__conv_lanes_worth.
+ * LR_NO_CONV_LANES (set) disables it, as does LR_NO_CONV_DIRECT (set:
+ * every Conv by im2col or Winograd).
  */
 #include "config.h"
 
@@ -323,17 +325,25 @@ int lr__conv_lanes_worth(const struct lr_geom *g, int64_t m)
 {
 	/*
 	 * Stride 1 and dilation 1 (one contiguous load per tap), reductions
-	 * short enough for a running sum, and at most 32 filters. Measured
-	 * (1 thread, AVX-512, batch 1): a compressed Fashion-MNIST ResNet's
-	 * thin 3x1, 1x3 and 3x3 layers (16-32 filters, 7x7 to 28x28) ran
-	 * 1.4-1.8x faster than on the direct kernels, the model 11% faster;
-	 * up to 64 filters the original ResNet did not change; up to 128
-	 * (its 128-filter 7x7 layers) it ran 17% slower.
+	 * short enough for a running sum, and 17 to 32 filters.
+	 *
+	 * At most 32: up to 64 the original Fashion-MNIST ResNet did not
+	 * change, up to 128 (its 128-filter 7x7 layers) it ran 17% slower.
+	 *
+	 * More than 16, because rank selection prices layers on this engine
+	 * for models that run in ONNX Runtime, whose NCHWc kernels compute
+	 * 16 filters per block: a one-block layer runs one FMA per broadcast
+	 * input there, as on the direct kernels here (which are shaped like
+	 * them), and 1.5-2x slower than on these. With every thin layer
+	 * here, a "3x" Fashion-MNIST VGG ran 2.94x faster in lowrank and
+	 * 2.27x in ONNX Runtime; with one-block layers left to the direct
+	 * kernels, requests of 2x and 2.5x landed at 2.06x and 2.38x (VGG)
+	 * and 2x at 2.15x (ResNet) in ONNX Runtime, 1 thread, batch 1.
 	 */
 	if (g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 ||
 	    g->c * g->kh * g->kw > CL_KMAX || g->kh * g->kw > 64)
 		return 0;
-	return m <= 32;
+	return m > 16 && m <= 32;
 }
 
 int lr__conv_lanes(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr_tensor *b,
