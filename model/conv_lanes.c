@@ -30,8 +30,7 @@
  * The fused activation is applied as cd_store512 does (Relu max(v, 0):
  * NaN -> 0; Clip min(hi, max(lo, v))).
  *
- * Which layers (17-32 filters: one-block layers stay on the direct
- * kernels, priced as ONNX Runtime runs them): see lr__conv_lanes_worth.
+ * Which layers: see lr__conv_lanes_worth.
  * LR_NO_CONV_LANES (set) disables it, as does LR_NO_CONV_DIRECT (set:
  * every Conv by im2col or Winograd).
  */
@@ -325,25 +324,24 @@ int lr__conv_lanes_worth(const struct lr_geom *g, int64_t m)
 {
 	/*
 	 * Stride 1 and dilation 1 (one contiguous load per tap), reductions
-	 * short enough for a running sum, and 17 to 32 filters.
+	 * short enough for a running sum, and at most 32 filters: up to 64
+	 * the original Fashion-MNIST ResNet did not change, up to 128 (its
+	 * 128-filter 7x7 layers) it ran 17% slower.
 	 *
-	 * At most 32: up to 64 the original Fashion-MNIST ResNet did not
-	 * change, up to 128 (its 128-filter 7x7 layers) it ran 17% slower.
-	 *
-	 * More than 16, because rank selection prices layers on this engine
-	 * for models that run in ONNX Runtime, whose NCHWc kernels compute
-	 * 16 filters per block: a one-block layer runs one FMA per broadcast
-	 * input there, as on the direct kernels here (which are shaped like
-	 * them), and 1.5-2x slower than on these. With every thin layer
-	 * here, a "3x" Fashion-MNIST VGG ran 2.94x faster in lowrank and
-	 * 2.27x in ONNX Runtime; with one-block layers left to the direct
-	 * kernels, requests of 2x and 2.5x landed at 2.06x and 2.38x (VGG)
-	 * and 2x at 2.15x (ResNet) in ONNX Runtime, 1 thread, batch 1.
+	 * Rank selection prices layers on this engine for models that run in
+	 * ONNX Runtime, whose one-block (16-filter) NCHWc layers run as the
+	 * direct kernels here do, 1.5-2x slower than these. Leaving 1-16
+	 * filters to the direct kernels did not bring the requests closer
+	 * to what ONNX Runtime measures: over two runs of bench/speed.sh
+	 * (Fashion-MNIST VGG at 2, 2.5, 3x and ResNet at 2, 2.5x, 1 thread,
+	 * batch 1) 9 of 10 requests landed within 15% in ONNX Runtime with
+	 * every thin layer here (worst: a VGG 3x at 2.27x, then 2.75x), and
+	 * 6 of 7 without (worst: a ResNet 2x at 2.46x, then 2.15x).
 	 */
 	if (g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 ||
 	    g->c * g->kh * g->kw > CL_KMAX || g->kh * g->kw > 64)
 		return 0;
-	return m > 16 && m <= 32;
+	return m <= 32;
 }
 
 int lr__conv_lanes(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr_tensor *b,

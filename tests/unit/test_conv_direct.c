@@ -508,7 +508,7 @@ int main(void)
 		{ 1, 1, 50, 47, 8, 3, 3, { 0, 2, 1, 0 }, 0, 1, 2, 3, 3, 0 },
 		{ 1, 1, 28, 28, 32, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 1, 1, 0 },
 		{ 3, 3, 64, 64, 24, 1, 1, { 0, 0, 0, 0 }, 0, 1, 1, 2, 2, 0 },
-		/* positions in lanes (conv_lanes.c, 17-32 filters, stride 1):
+		/* positions in lanes (conv_lanes.c, <= 32 filters, stride 1):
 		 * output as wide as the input (lanes run across rows: 7x7 is 4
 		 * vectors, the last of 1 lane), rows in pieces otherwise (ow !=
 		 * w), the low-rank pairs' kx1 / 1xk, asymmetric and oversized
