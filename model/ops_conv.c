@@ -671,6 +671,7 @@ struct pw_job {
 	int64_t mchunk, nmc;    /* filters per task, chunks */
 	int act;
 	float lo, hi;
+	int prefetch;           /* prefetch the strip after next's input */
 };
 
 #define PW_NV 3
@@ -764,6 +765,22 @@ static void pw_tasks(void *arg, int64_t begin, int64_t end)
 		/* Input channels in blocks of PW_KC, so that a strip's block of X
 		 * (PW_KC x 48 floats) stays in L1 across the filter tiles; a
 		 * later block continues the sums in Y, in the same order. */
+		if (j->prefetch && mc == 0 && v0 + 2 * PW_NV < j->nvec) {
+			/*
+			 * The strip after next: its input lines, every channel.
+			 * A strip reads c rows of X a plane apart, more streams
+			 * than the hardware prefetcher follows: MobileNet-v2's
+			 * 32 -> 16 1x1 at 112 x 112 (1.6 MB of input per image)
+			 * went from 1.1-1.2 to 0.78-0.88 ms at batch 8, 1 thread;
+			 * prefetching the output's lines too changed nothing.
+			 */
+			const float *xn = x + q0 + 2 * PW_NV * 16;
+
+			for (int64_t k = 0; k < j->c; k++)
+				for (int v = 0; v < PW_NV; v++)
+					__builtin_prefetch(xn + k * j->p + 16 * v, 0, 3);
+		}
+
 		for (int64_t k0 = 0; k0 < j->c; k0 += PW_KC) {
 			int64_t k1 = k0 + PW_KC < j->c ? k0 + PW_KC : j->c;
 
@@ -842,6 +859,9 @@ static int conv_pw1x1(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const
 	j.act = c->act;
 	j.lo = c->act_lo;
 	j.hi = c->act_hi;
+	/* Inputs of 512 KiB and more per image (half of L2; LR_NO_PREFETCH: never). */
+	j.prefetch = g->c * j.p * (int64_t)sizeof(float) >= (512 << 10) &&
+		     getenv("LR_NO_PREFETCH") == NULL;
 	nt = lr_pool_size(c->pool);
 	/* Filters split in chunks of 8s when strips alone leave threads idle. */
 	j.mchunk = (m + 7) / 8 * 8;
