@@ -1178,19 +1178,17 @@ static int assemble(lr_engine *e, int64_t n, lr_tensor **parts, lr_tensor **full
 }
 
 /*
- * Small images run in parallel, one per thread (see run_split), when one
- * image's activations peak at no more than this: they then fit in one
- * core's L2 (1 MiB on Zen 5, 1.25-2 MiB on recent Intel). Measured, 2
- * threads, images in parallel against one at a time with both threads
- * on each: the Fashion-MNIST ResNet (0.3 MB per image) at batch 256
- * 0.77, compressed 0.64; at batch 8 (which before ran batched) 0.57 and
- * 0.84; but ResNet-18 (4 MB) 1.03, MobileNet-v2 (6 MB) 1.17, VGG-16
- * (27 MB) 1.10: their images share the cores' caches better split
- * between them.
+ * Whether a split run of n images may run them in parallel, one per
+ * thread (see run_split). Measured, 2 threads, images in parallel against
+ * one at a time with both threads on each: the Fashion-MNIST ResNet (0.3
+ * MB per image) at batch 256 0.77, compressed 0.64; at batch 8 (which
+ * before ran batched) 0.57 and 0.84. Large images were first measured
+ * 1.03-1.17x slower in parallel and kept to one at a time (images of at
+ * most 1 MiB only); measured again (ABBA, 4 rounds each) they gain as
+ * much: MobileNet-v2 (6 MB per image) 0.62 at batch 8 and 0.63 at batch
+ * 4, ResNet-50 0.84 and 0.81, GoogLeNet 0.72, VGG-16 (27 MB) 0.96 at
+ * batch 8. So every image size runs in parallel.
  */
-#define LR_IMG_PAR_MAX ((size_t)1 << 20)
-
-/* Whether a split run of n images may run them in parallel. */
 static int img_parallel(const lr_engine *e, int64_t n)
 {
 	return e->img_par && e->nthreads > 1 && n - 1 >= e->nthreads && e->prof_ns == NULL;
@@ -1200,10 +1198,11 @@ static int img_parallel(const lr_engine *e, int64_t n)
  * A run of n > 1 images as the prefix once per image, then the rest on
  * the batch (see plan_split); outputs as run_graph's.
  *
- * Small images (LR_IMG_PAR_MAX), with a pool of t threads and at least t
- * images after the first, run in parallel, one per thread, each of its
- * kernels inline: a 28 x 28 image's maps are too small to give two
- * threads work without their synchronisation costing. On the engine's
+ * With a pool of t threads and at least t images after the first, images
+ * run in parallel, one per thread, each of its kernels inline (see
+ * img_parallel): a 28 x 28 image's maps are too small to give two
+ * threads work without their synchronisation costing, and larger ones
+ * scale better as whole images than kernel by kernel. On the engine's
  * first split run image 0 runs first, alone with the whole pool: it
  * fills the node caches (packed weights), which the runners only ever
  * read (lr_opctx.cache_ro), and measures the image's peak; later runs
@@ -1225,9 +1224,9 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 	lr_msg *tmsg = calloc((size_t)nt, sizeof(lr_msg));
 	struct lr_run r = run_serial(e, 1);
 	int rc = 0, fused = 0, par = img_parallel(e, n);
-	/* Image 0 alone first unless the caches are filled and the images
-	 * known to be small: every image in parallel then. */
-	int all = par && e->split_warm && e->img_peak > 0 && e->img_peak <= LR_IMG_PAR_MAX;
+	/* Image 0 alone first unless the caches are filled: every image in
+	 * parallel then. */
+	int all = par && e->split_warm;
 
 	if (full == NULL || parts == NULL || tpeak == NULL || trc == NULL || tfused == NULL ||
 	    tmsg == NULL) {
@@ -1241,7 +1240,6 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 		fused = r.fused_nodes;
 		peak = r.peak_bytes;
 	}
-	par = par && (all || peak <= LR_IMG_PAR_MAX);
 	if (par && e->iscratch == NULL) {
 		/* Each runner's scratch: one slot (its kernels run inline). */
 		e->iscratch = calloc((size_t)nt, sizeof(*e->iscratch));
@@ -1320,7 +1318,7 @@ static int run_full(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		      check_input(&e->m->values[e->m->inputs[0]], x, NULL) == 0;
 
 	if (can && (e->img_peak == 0 || e->img_peak > e->split_min / (size_t)x->dims[0] ||
-		    (img_parallel(e, x->dims[0]) && e->img_peak <= LR_IMG_PAR_MAX)))
+		    img_parallel(e, x->dims[0])))
 		return run_split(e, x, outputs, msg);
 	{
 		struct lr_run r = run_serial(e, 1);
