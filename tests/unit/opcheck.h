@@ -39,6 +39,7 @@ typedef struct lrt_node {
 	char attr_str[LRT_MAX][32];
 	Onnx__TensorProto attr_tensor[LRT_MAX];
 	int out_type[LRT_MAX];          /* declared ONNX type of output i; 0: none */
+	int open_shapes;                /* graph inputs declare their type only */
 } lrt_node;
 
 /* Seeded xorshift64 (*s is the state, never 0): uniform in [-1, 1). */
@@ -258,29 +259,22 @@ static inline int lrt_load_nodes(Onnx__NodeProto **nodes, int nn, Onnx__ValueInf
 }
 
 /*
- * Builds the model, loads it with lr_model_load_mem(), runs it `runs`
- * times (>= 1) on one engine with `threads` threads and stores the last
- * run's `nout` outputs in outs[] (caller frees them). Returns the first
- * failing code (from loading or running) with the message in *msg.
+ * Builds the one-node model of n with `nout` outputs (its graph inputs
+ * are the kind-0 inputs, in order) and loads it with lr_model_load_mem()
+ * into *m. Returns the loader's code, with the message in *msg.
  */
-static inline int lrt_run_n(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg,
-			    int threads, int runs)
+static inline int lrt_load(lrt_node *n, int nout, lr_model **m, lr_msg *msg)
 {
 	static char in_names[LRT_MAX][16], out_names[LRT_MAX][16];
 	char *node_in[LRT_MAX], *node_out[LRT_MAX];
 	struct lrt_vi gin[LRT_MAX], gout[LRT_MAX];
 	Onnx__ValueInfoProto *ginp[LRT_MAX], *goutp[LRT_MAX];
 	Onnx__TensorProto init[LRT_MAX], *initp[LRT_MAX];
-	lr_tensor *feeds[LRT_MAX];
 	Onnx__NodeProto node;
 	Onnx__NodeProto *nodep = &node;
 	char empty[1] = "";
-	int ngin = 0, ninit = 0, nfeed = 0, rc;
-	lr_model *m = NULL;
-	lr_engine *e = NULL;
+	int ngin = 0, ninit = 0;
 
-	for (int i = 0; i < nout; i++)
-		outs[i] = NULL;
 	for (int i = 0; i < n->nin; i++) {
 		snprintf(in_names[i], 16, "in%d", i);
 		if (n->kind[i] == 2) {
@@ -289,10 +283,11 @@ static inline int lrt_run_n(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg
 		}
 		node_in[i] = in_names[i];
 		if (n->kind[i] == 0) {
-			lrt_vi_fill(&gin[ngin], in_names[i], n->t[i]);
+			lrt_vi_fill(&gin[ngin], in_names[i], n->open_shapes ? NULL : n->t[i]);
+			gin[ngin].tt.has_elem_type = 1;
+			gin[ngin].tt.elem_type = (int32_t)n->t[i]->dtype;
 			ginp[ngin] = &gin[ngin].vi;
 			ngin++;
-			feeds[nfeed++] = n->t[i];
 		} else {
 			Onnx__TensorProto *tp = &init[ninit];
 
@@ -327,8 +322,30 @@ static inline int lrt_run_n(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg
 	node.output = node_out;
 	node.n_attribute = (size_t)n->nattr;
 	node.attribute = n->attrp;
-	rc = lrt_load_nodes(&nodep, 1, ginp, ngin, goutp, nout, initp, ninit, n->opset,
-			    "opcheck", &m, msg);
+	return lrt_load_nodes(&nodep, 1, ginp, ngin, goutp, nout, initp, ninit, n->opset,
+			      "opcheck", m, msg);
+}
+
+/*
+ * Builds the model (lrt_load), runs it `runs` times (>= 1) on one engine
+ * with `threads` threads and stores the last run's `nout` outputs in
+ * outs[] (caller frees them). Returns the first failing code (from loading
+ * or running) with the message in *msg.
+ */
+static inline int lrt_run_n(lrt_node *n, int nout, lr_tensor **outs, lr_msg *msg,
+			    int threads, int runs)
+{
+	lr_tensor *feeds[LRT_MAX];
+	int nfeed = 0, rc;
+	lr_model *m = NULL;
+	lr_engine *e = NULL;
+
+	for (int i = 0; i < nout; i++)
+		outs[i] = NULL;
+	for (int i = 0; i < n->nin; i++)
+		if (n->kind[i] == 0)
+			feeds[nfeed++] = n->t[i];
+	rc = lrt_load(n, nout, &m, msg);
 	if (rc != 0)
 		goto out;
 	rc = lr_engine_create(&e, m, threads);
