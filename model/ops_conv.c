@@ -762,9 +762,6 @@ static void pw_tasks(void *arg, int64_t begin, int64_t end)
 		const float *x = j->x + n * j->c * j->p;
 		float *y = j->y + n * j->m * j->p;
 
-		/* Input channels in blocks of PW_KC, so that a strip's block of X
-		 * (PW_KC x 48 floats) stays in L1 across the filter tiles; a
-		 * later block continues the sums in Y, in the same order. */
 		if (j->prefetch && mc == 0 && v0 + 2 * PW_NV < j->nvec) {
 			/*
 			 * The strip after next: its input lines, every channel.
@@ -781,6 +778,9 @@ static void pw_tasks(void *arg, int64_t begin, int64_t end)
 					__builtin_prefetch(xn + k * j->p + 16 * v, 0, 3);
 		}
 
+		/* Input channels in blocks of PW_KC, so that a strip's block of X
+		 * (PW_KC x 48 floats) stays in L1 across the filter tiles; a
+		 * later block continues the sums in Y, in the same order. */
 		for (int64_t k0 = 0; k0 < j->c; k0 += PW_KC) {
 			int64_t k1 = k0 + PW_KC < j->c ? k0 + PW_KC : j->c;
 
