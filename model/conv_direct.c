@@ -290,13 +290,6 @@ static inline __mmask16 cd_lanes(int64_t lo, int64_t hi)
 
 	return (__mmask16)(hi_m & ~lo_m);
 }
-
-/* src + i floats as an address, for i possibly < 0 (lanes there are masked off). */
-static inline const float *cd_at(const float *src, int64_t i)
-{
-	return (const float *)((uintptr_t)src + (uintptr_t)(i * (int64_t)sizeof(float)));
-}
-
 #endif
 
 /*
@@ -349,10 +342,10 @@ static void cd_phase_rows512(const float *src, int64_t w, int64_t sy, int64_t sx
 
 		for (int64_t r = r0; r < r1; r++) {
 			const float *row = src + (r * sy + ro) * w;
-			__m512 v = _mm512_maskz_loadu_ps(m0, cd_at(row, b));
+			__m512 v = _mm512_maskz_loadu_ps(m0, lr__masked_at(row, b));
 
 			if (sx == 2)
-				v = _mm512_permutex2var_ps(v, ev, _mm512_maskz_loadu_ps(m1, cd_at(row, b + 16)));
+				v = _mm512_permutex2var_ps(v, ev, _mm512_maskz_loadu_ps(m1, lr__masked_at(row, b + 16)));
 			_mm512_mask_storeu_ps(dst + r * wq + c0, st, v);
 		}
 	}

@@ -199,12 +199,6 @@ struct cl_job {
 	float lo, hi;
 };
 
-/* src + i floats as an address, for i possibly < 0 (those lanes are masked off). */
-static inline const float *cl_at(const float *src, int64_t i)
-{
-	return (const float *)((uintptr_t)src + (uintptr_t)(i * (int64_t)sizeof(float)));
-}
-
 __attribute__((target("avx512f"), always_inline))
 static inline void cl_tile(const struct cl_job *j, const float *x, float *y, int64_t v0,
 			   const float *w, const float *bias, const int MR, const int NV)
@@ -221,7 +215,7 @@ static inline void cl_tile(const struct cl_job *j, const float *x, float *y, int
 	}
 	_Pragma("GCC unroll 3")
 	for (int v = 0; v < NV; v++) {
-		xb[v] = cl_at(x, j->t.base[v0 + v]);
+		xb[v] = lr__masked_at(x, j->t.base[v0 + v]);
 		mrow[v] = j->t.mask + (v0 + v) * j->taps;
 	}
 	for (int64_t tp = 0; tp < j->taps; tp++) {
@@ -233,14 +227,14 @@ static inline void cl_tile(const struct cl_job *j, const float *x, float *y, int
 		_Pragma("GCC unroll 3")
 		for (int v = 0; v < NV; v++) {
 			mk[v] = (__mmask16)mrow[v][tp];
-			xp[v] = cl_at(xb[v], d);
+			xp[v] = lr__masked_at(xb[v], d);
 		}
 		for (int64_t ch = 0; ch < j->c; ch++) {
 			__m512 xv[CL_NV];
 
 			_Pragma("GCC unroll 3")
 			for (int v = 0; v < NV; v++)
-				xv[v] = _mm512_maskz_loadu_ps(mk[v], cl_at(xp[v], ch * j->hw));
+				xv[v] = _mm512_maskz_loadu_ps(mk[v], lr__masked_at(xp[v], ch * j->hw));
 			_Pragma("GCC unroll 8")
 			for (int r = 0; r < MR; r++) {
 				__m512 wv = _mm512_set1_ps(wt[ch * CL_MR + r]);

@@ -315,6 +315,16 @@ int lr__conv_lanes(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr
 /* Whether lr__conv_lanes takes geometry g with m filters (CPU aside). */
 int lr__conv_lanes_worth(const struct lr_geom *g, int64_t m);
 
+/*
+ * src + i floats as an address, for i possibly < 0 or past the buffer:
+ * for masked vector loads whose lanes outside the buffer are masked off
+ * (computed as an integer, so forming it is defined behaviour).
+ */
+static inline const float *lr__masked_at(const float *src, int64_t i)
+{
+	return (const float *)((uintptr_t)src + (uintptr_t)(i * (int64_t)sizeof(float)));
+}
+
 /* The direct kernels' instruction set: 0 none, 1 AVX2, 2 AVX-512. */
 int lr__conv_direct_isa(void);
 
