@@ -584,12 +584,7 @@ static void run_hoist_case(void)
 	lrt_init(&kc, "Constant", 13);
 	lrt_attr_tensor(&kc, "value", k);
 	lrt_init(&ad, "Add", 13);
-	onnx__node_proto__init(&nodes[0]);
-	nodes[0].op_type = kc.op_type;
-	nodes[0].n_output = 1;
-	nodes[0].output = k_out;
-	nodes[0].n_attribute = (size_t)kc.nattr;
-	nodes[0].attribute = kc.attrp;
+	node_of(&nodes[0], &kc, 0, NULL, k_out);
 	node_of(&nodes[1], &ad, 2, add_in, add_out);
 	lrt_vi_fill(&gin, xn, x);
 	lrt_vi_fill(&gout[0], yn, NULL);
