@@ -42,7 +42,12 @@
  * strips are of equal length and a map of up to CD_TILEP outputs
  * is one strip, so that weights stream once per strip and never for a
  * short remainder; small images get several filter groups (then, if
- * still needed, shorter strips) so that every thread has work. Within a strip, taps run in chunks of CD_KC
+ * still needed, shorter strips) so that every thread has work. Layers
+ * whose weights would not stay in L2 from one strip to the next take
+ * long strips (up to CD_LONGP positions, the tile in L2), so that the
+ * weights stream once per thousand outputs instead of once per 48, the
+ * way ONNX Runtime's NCHWc kernels accumulate a row range in their
+ * output. Tiles are per-thread scratch. Within a strip, taps run in chunks of CD_KC
  * (32 KiB of weights for 4 blocks, kept in L1 across the strip), each
  * summed from zero and added to a strip-sized tile: a blocked sum, 2-4x
  * closer to double precision than one running sum over all taps.
@@ -84,6 +89,10 @@
 #ifndef CD_KC
 #define CD_KC 128               /* taps per chunk (weights stay in L1) */
 #endif
+#ifndef CD_LONGP
+#define CD_LONGP 1008           /* most positions per long strip (252 KiB tile) */
+#endif
+#define CD_LONGW (512 << 10)    /* weights above this take long strips */
 
 enum { CD_NONE = 0, CD_AVX2 = 1, CD_AVX512 = 2 };
 
@@ -111,6 +120,8 @@ struct cd_job {
 	int64_t nstrips, strip; /* strips of `strip` positions */
 	int64_t mgroups, mper;  /* filter groups per strip, blocks per group */
 	const cd_kernel *kern;  /* [CD_FB][np]: FB blocks x NP positions */
+	char *tiles;            /* per thread: tile, pos and vidx of a strip */
+	size_t tbytes;          /* bytes per thread in `tiles` */
 	int act;                /* fused activation (LR_ACT_*) */
 	float lo, hi;           /* its bounds (LR_ACT_CLIP) */
 	int prefetch;           /* prefetch the stores' lines (LR_NO_PREFETCH: off) */
@@ -483,11 +494,26 @@ static void cd_store256(const float *tile, const int32_t *vidx, int64_t nv, floa
 	}
 }
 
-static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0, int64_t n)
+/*
+ * Bytes of one thread's strip buffers for strips of `strip` positions:
+ * whole pages and a page apart. Threads' tiles 64 bytes apart made
+ * ResNet-50 3% slower on 2 threads than tiles on each thread's stack
+ * (the cores prefetch each other's lines).
+ */
+static size_t cd_tile_bytes(int64_t strip)
 {
-	float tile[CD_TILEP * 64] __attribute__((aligned(64)));
-	int32_t vidx[CD_TILEP + 16] = { 0 };
-	int32_t pos[CD_TILEP + CD_NPMAX];
+	size_t b = (size_t)strip * 64 * sizeof(float) +
+		   (size_t)(2 * strip + 16 + CD_NPMAX) * sizeof(int32_t);
+
+	return (b + 4095) / 4096 * 4096 + 4096;
+}
+
+static void cd_strip(const struct cd_job *j, int thread, int64_t b0, int64_t b1, int64_t q0,
+		     int64_t n)
+{
+	float *tile = (float *)(void *)(j->tiles + (size_t)thread * j->tbytes);
+	int32_t *vidx = (int32_t *)(void *)(tile + j->strip * 64);
+	int32_t *pos = vidx + j->strip + 16;
 	int64_t d0 = q0, nv = n;
 
 	/* Outputs [q0, q0 + n): where each reads the grid (oy * wp + ox;
@@ -496,6 +522,8 @@ static void cd_strip(const struct cd_job *j, int64_t b0, int64_t b1, int64_t q0,
 	{
 		int64_t oy = q0 / j->ow, ox = q0 - oy * j->ow;
 
+		/* cd_store512 reads 16 rows at a time: past nv, row 0 */
+		memset(vidx + n, 0, 16 * sizeof(int32_t));
 		for (int64_t p = 0; p < n; p++) {
 			pos[p] = (int32_t)(oy * j->wp + ox);
 			vidx[p] = (int32_t)(p * 64);
@@ -555,13 +583,12 @@ static void cd_tiles(void *arg, int64_t begin, int64_t end, int thread)
 {
 	const struct cd_job *j = arg;
 
-	(void)thread;
 	for (int64_t t = begin; t < end; t++) {
 		int64_t st = t / j->mgroups, grp = t % j->mgroups;
 		int64_t q0 = st * j->strip, n = j->q - q0 < j->strip ? j->q - q0 : j->strip;
 		int64_t b0 = grp * j->mper, b1 = b0 + j->mper < j->mb ? b0 + j->mper : j->mb;
 
-		cd_strip(j, b0, b1, q0, n);
+		cd_strip(j, thread, b0, b1, q0, n);
 	}
 }
 
@@ -661,7 +688,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	float *packed = NULL, *own = NULL;
 	char *s, *sown = NULL;
 	int32_t *off;
-	int rc = 0;
+	int rc = 0, long_strips;
 
 	if (isa == CD_NONE || getenv("LR_NO_CONV_DIRECT") != NULL ||
 	    g->sh < 1 || g->sw < 1 || g->dh != 1 || g->dw != 1)
@@ -726,39 +753,9 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		}
 	}
 
-	/* Scratch: the padded image (when padded) and the offset table. */
-	sbytes = (pad ? (size_t)(g->c * npi * npj * plane + 64) * sizeof(float) : 0) +
-		 (size_t)kk * sizeof(int32_t);
-	s = lr_op_scratch(c, 0, sbytes);
-	if (s == NULL) {
-		s = sown = lr_alloc_aligned(sbytes);
-		if (s == NULL) {
-			rc = LR_ENOMEM;
-			goto out;
-		}
-	}
-	off = (int32_t *)(void *)(s + (pad ? (size_t)(g->c * npi * npj * plane + 64) *
-					     sizeof(float) : 0));
-	{
-		/* Tap (ch, ki, kj): per-channel offsets of a kernel window
-		 * first (kh * kw of them, the only divisions), then one add
-		 * per tap. */
-		int64_t pstride = pad ? plane : g->h * g->w, row = pad ? wp : g->w;
-		int64_t win = g->kh * g->kw, cstride = npi * npj * pstride;
-
-		for (int64_t ki = 0, t = 0; ki < g->kh; ki++)
-			for (int64_t kj = 0; kj < g->kw; kj++, t++)
-				off[t] = (int32_t)(((ki % g->sh) * npj + kj % g->sw) * pstride +
-						   ki / g->sh * row + kj / g->sw);
-		for (int64_t ch = 1; ch < g->c; ch++)
-			for (int64_t t = 0; t < win; t++)
-				off[ch * win + t] = (int32_t)(off[t] + ch * cstride);
-	}
-
 	memset(&j, 0, sizeof(j));
 	j.wpk = packed;
 	j.bias = packed + mb * blk * kk;
-	j.off = off;
 	j.k = kk;
 	j.m = m;
 	j.mb = mb;
@@ -786,25 +783,91 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	 * one strip for up to CD_TILEP outputs: ResNet-50's 7x7 layers
 	 * (49 outputs, up to 9 MiB of weights) read their weights once
 	 * instead of twice.
+	 *
+	 * Every strip streams the weights of its filter blocks once, so
+	 * weights that do not stay in L2 between strips (more than CD_LONGW)
+	 * take long strips instead, of up to CD_LONGP positions, whose tile
+	 * (up to 252 KiB) lives in L2: the weights are read once per CD_LONGP
+	 * outputs rather than once per 48, as ONNX Runtime's NCHWc
+	 * convolution reads a filter block's weights once per row range and
+	 * accumulates over the image in its output. VGG-16's 512 -> 512 3x3 at
+	 * 28x28 (9.4 MiB of weights, 17 strips before, one now): 21.8 ->
+	 * 19.8 ms, 1 thread (docs/benchmarks.md). LR_NO_LONG_STRIPS: off.
 	 */
-	j.nstrips = j.q <= CD_TILEP ? 1 : (j.q + CD_STRIP * j.np - 1) / (CD_STRIP * j.np);
-	j.strip = ((j.q + j.nstrips - 1) / j.nstrips + j.np - 1) / j.np * j.np;
-	if (j.strip > CD_TILEP)
-		j.strip = CD_TILEP / j.np * j.np;
-	j.nstrips = (j.q + j.strip - 1) / j.strip;
+	{
+		int64_t cap = CD_STRIP * j.np, one = CD_TILEP;
+
+		long_strips = (int64_t)wbytes > CD_LONGW && getenv("LR_NO_LONG_STRIPS") == NULL;
+		if (long_strips) {
+			cap = CD_LONGP / j.np * j.np;
+			one = cap;
+			j.prefetch = 0; /* a strip's stores are too far ahead */
+		}
+		j.nstrips = j.q <= one ? 1 : (j.q + cap - 1) / cap;
+		j.strip = ((j.q + j.nstrips - 1) / j.nstrips + j.np - 1) / j.np * j.np;
+		if (j.strip > one)
+			j.strip = one / j.np * j.np;
+		j.nstrips = (j.q + j.strip - 1) / j.strip;
+	}
 	/*
 	 * Enough tasks for every thread: filter groups first (each reads its
-	 * share of the weights once), then shorter strips.
+	 * share of the weights once), then shorter strips. Groups of long
+	 * strips keep CD_FB blocks (a group of one block runs the one-block
+	 * kernels, at about half the rate: ResNet-50's 128 -> 128 3x3 at 28x28
+	 * made ResNet-50 12% slower on 2 threads that way).
 	 */
-	j.mgroups = 1;
-	while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.mgroups < mb)
-		j.mgroups++;
-	while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.strip > j.np) {
-		j.strip -= j.np;
-		j.nstrips = (j.q + j.strip - 1) / j.strip;
+	{
+		int64_t gmax = long_strips ? (mb / CD_FB > 1 ? mb / CD_FB : 1) : mb;
+
+		j.mgroups = 1;
+		while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.mgroups < gmax)
+			j.mgroups++;
+		while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.strip > j.np) {
+			j.strip -= j.np;
+			j.nstrips = (j.q + j.strip - 1) / j.strip;
+		}
 	}
 	j.mper = (mb + j.mgroups - 1) / j.mgroups;
 	j.mgroups = (mb + j.mper - 1) / j.mper;
+
+	/*
+	 * Scratch: the padded image (when padded), the offset table and each
+	 * thread's strip buffers.
+	 */
+	{
+		size_t xbytes = pad ? ((size_t)(g->c * npi * npj * plane + 64) * sizeof(float) + 63) /
+				      64 * 64 : 0;
+		size_t obytes = ((size_t)kk * sizeof(int32_t) + 63) / 64 * 64;
+
+		j.tbytes = cd_tile_bytes(j.strip);
+		sbytes = xbytes + obytes + (size_t)nthr * j.tbytes;
+		s = lr_op_scratch(c, 0, sbytes);
+		if (s == NULL) {
+			s = sown = lr_alloc_aligned(sbytes);
+			if (s == NULL) {
+				rc = LR_ENOMEM;
+				goto out;
+			}
+		}
+		off = (int32_t *)(void *)(s + xbytes);
+		j.tiles = s + xbytes + obytes;
+	}
+	{
+		/* Tap (ch, ki, kj): per-channel offsets of a kernel window
+		 * first (kh * kw of them, the only divisions), then one add
+		 * per tap. */
+		int64_t pstride = pad ? plane : g->h * g->w, row = pad ? wp : g->w;
+		int64_t win = g->kh * g->kw, cstride = npi * npj * pstride;
+
+		for (int64_t ki = 0, t = 0; ki < g->kh; ki++)
+			for (int64_t kj = 0; kj < g->kw; kj++, t++)
+				off[t] = (int32_t)(((ki % g->sh) * npj + kj % g->sw) * pstride +
+						   ki / g->sh * row + kj / g->sw);
+		for (int64_t ch = 1; ch < g->c; ch++)
+			for (int64_t t = 0; t < win; t++)
+				off[ch * win + t] = (int32_t)(off[t] + ch * cstride);
+	}
+	j.off = off;
 	ntasks = j.nstrips * j.mgroups;
 	for (int64_t n = 0; n < g->n; n++) {
 		const float *xn = (const float *)x->data + n * g->c * g->h * g->w;
