@@ -7,7 +7,8 @@
 #   INPUT_SHAPE=C,H,W (default: MODEL.json's input_shape, torchvision's
 #   exports; e.g. 1,28,28 for the Fashion-MNIST models).
 # lowrank's per-node times come from LR_PROFILE (model/engine.c), ONNX
-# Runtime's from its own profiler (bench/profile_ort.js); both run here,
+# Runtime's from its own profiler (bench/profile_ort.js), each node's median
+# over the runs; both run here,
 # lowrank first. ORT fuses activations (and some Adds) into its Conv nodes
 # and lowrank fuses Relu/Clip into the Conv before them, so activations are
 # counted with the Conv in both. Conv layers are matched by their order in
@@ -36,7 +37,7 @@ name = sys.argv[4].rsplit('/', 1)[-1]
 nodes = [r for r in lr if 'node' in r]
 ops = {r['op_total']: r['ms'] for r in lr if 'op_total' in r}
 tot = [r for r in lr if 'total_ms' in r][0]['total_ms']
-print("%s, batch %s, %s thread(s): lowrank bench median %.2f ms (sum of nodes %.2f), ONNX Runtime median %.2f ms with profiling on (sum of nodes %.2f)\n" % (
+print("%s, batch %s, %s thread(s): lowrank bench median %.2f ms (sum of node medians %.2f), ONNX Runtime median %.2f ms with profiling on (sum of node medians %.2f)\n" % (
     name, sys.argv[5], sys.argv[6], bench['median_ms'], tot, ort['total_ms'], sum(ort['ops'].values())))
 print("| op type | lowrank ms | ORT ms | ratio |")
 print("|---|---|---|---|")

@@ -10,7 +10,8 @@
 // fused nodes, e.g. Conv+Relu as one "FusedConv", count as their base op)
 // plus enableProfiling. Runs WARMUP untimed and REPEAT profiled passes and
 // prints one JSON object: {"total_ms": median wall ms, "ops": {op_type:
-// ms per run}, "nodes": [[name, op_type, ms per run], ...]}. The profile
+// sum of its nodes' ms}, "nodes": [[name, op_type, median ms per run],
+// ...]}. The profile
 // file ORT writes is removed. Needs LR_ORT_DIR (default tests/ort) for the
 // onnxruntime-node module.
 'use strict';
@@ -65,15 +66,24 @@ const ort = require(path.join(path.resolve(ortDir), 'node_modules', 'onnxruntime
   // Node events of the last REPEAT runs: "cat":"Node", name ends in _kernel_time.
   const runs = ev.filter((e) => e.cat === 'Session' && e.name === 'model_run');
   const t0 = runs.length > repeat ? runs[runs.length - repeat].ts : 0;
-  const ops = {}, nodes = {};
+  // Each node's median over the runs (a mean puts a run's stall on
+  // whichever node it hit), and per op type the sum of those medians.
+  const ops = {}, samples = {};
   for (const e of ev) {
     if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < t0) continue;
     const op = (e.args && e.args.op_name) || '?';
-    const ms = e.dur / 1000 / repeat;
-    ops[op] = (ops[op] || 0) + ms;
     const nm = e.name.replace(/_kernel_time$/, '');
-    if (!nodes[nm]) nodes[nm] = [nm, op, 0];
-    nodes[nm][2] += ms;
+    if (!samples[nm]) samples[nm] = [op, []];
+    samples[nm][1].push(e.dur / 1000);
+  }
+  const nodes = [];
+  for (const [nm, [op, v]] of Object.entries(samples)) {
+    v.sort((a, b) => a - b);
+    const h = v.length >> 1;
+    // A node that ran k times per run (none here) shows k runs' worth.
+    const med = (v.length % 2 ? v[h] : (v[h - 1] + v[h]) / 2) * Math.max(1, Math.round(v.length / repeat));
+    ops[op] = (ops[op] || 0) + med;
+    nodes.push([nm, op, med]);
   }
   walls.sort((a, b) => a - b);
   console.log(JSON.stringify({ total_ms: walls[walls.length >> 1], ops, nodes: Object.values(nodes) }));

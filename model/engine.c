@@ -15,8 +15,11 @@
  *
  * With LR_PROFILE set when the engine is created, every node of a full
  * (non-dry, non-segment) run is timed with CLOCK_MONOTONIC around its
- * kernel; the sums, without the first run (which packs weights into the
- * node caches), are written as JSON lines when the engine is freed.
+ * kernel; each node's median over the runs, without the first (which
+ * packs weights into the node caches), is written as JSON lines when the
+ * engine is freed. Medians, not means: on a shared machine one run in ten
+ * can stall for tens of milliseconds, and a mean puts that stall on
+ * whichever node it hit.
  */
 #include "config.h"
 
@@ -36,6 +39,8 @@
 #include "model/ops.h"
 #include "model/pool.h"
 
+#define LR_PROF_RUNS 1024 /* LR_PROFILE keeps this many runs' node times */
+
 struct lr_engine {
 	const lr_model *m;              /* borrowed */
 	lr_pool *pool;                  /* worker threads */
@@ -48,7 +53,8 @@ struct lr_engine {
 	struct lr_node_cache *cache;    /* per node: derived constant data */
 	struct lr_fold *fold;           /* per node: a BatchNormalization folded in */
 	lr_tensor **konst;              /* per value: a Constant node's output, or NULL */
-	double *prof_ns;                /* LR_PROFILE: per node, summed ns */
+	double *prof_ns;                /* LR_PROFILE: per node, this run's ns */
+	double *prof_samp;              /* LR_PROFILE: [run][node] ns, runs 2.. */
 	char **prof_shape;              /* LR_PROFILE: per node, shapes seen */
 	int prof_runs;                  /* LR_PROFILE: timed full runs */
 	char *prof_path;                /* LR_PROFILE at creation */
@@ -442,9 +448,11 @@ int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
 	/* Subgraphs (If, Loop, Scan bodies) are timed inside their node. */
 	if (getenv("LR_PROFILE") != NULL && *getenv("LR_PROFILE") != '\0' && m->parent == NULL) {
 		e->prof_ns = calloc((size_t)m->nnodes + 1, sizeof(*e->prof_ns));
+		e->prof_samp = calloc((size_t)(m->nnodes + 1) * LR_PROF_RUNS, sizeof(*e->prof_samp));
 		e->prof_shape = calloc((size_t)m->nnodes + 1, sizeof(*e->prof_shape));
 		e->prof_path = strdup(getenv("LR_PROFILE"));
-		if (e->prof_ns == NULL || e->prof_shape == NULL || e->prof_path == NULL) {
+		if (e->prof_ns == NULL || e->prof_samp == NULL || e->prof_shape == NULL ||
+		    e->prof_path == NULL) {
 			lr_engine_free(e);
 			return LR_ENOMEM;
 		}
@@ -473,18 +481,27 @@ int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
 /*
  * LR_PROFILE=FILE ("-" or "1": stderr; read when the engine is created):
  * at lr_engine_free, one JSON line
- * per node with data, {"node","op","shape","ms"} (ms: mean per full run,
- * over the engine's non-dry full runs but the first, which fills caches; a Relu/Clip fused into its Conv
- * shows ~0 and its time is in the Conv's), then per op type totals.
+ * per node with data, {"node","op","shape","ms","mean_ms"} (ms: median
+ * per full run, over the engine's non-dry full runs but the first, which
+ * fills caches, up to LR_PROF_RUNS of them; a Relu/Clip fused into its
+ * Conv shows ~0 and its time is in the Conv's), then per op type totals
+ * of the medians.
  */
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
 static void profile_dump(const lr_engine *e)
 {
 	const char *path = e->prof_path;
 	FILE *f = stderr;
 	double tot = 0;
 	const char *types[512];
-	double tms[512];
-	int nt = 0;
+	double tms[512], v[LR_PROF_RUNS];
+	int nt = 0, runs = e->prof_runs - 1 < LR_PROF_RUNS ? e->prof_runs - 1 : LR_PROF_RUNS;
 
 	if (e->prof_ns == NULL || e->prof_path == NULL || e->prof_runs < 2)
 		return;
@@ -494,12 +511,19 @@ static void profile_dump(const lr_engine *e)
 	}
 	for (int i = 0; i < e->m->nnodes; i++) {
 		const lr_node *n = &e->m->nodes[i];
-		double ms = e->prof_ns[i] / 1e6 / (e->prof_runs - 1);
+		double ms, mean = 0;
 		int k;
 
+		for (k = 0; k < runs; k++) {
+			v[k] = e->prof_samp[(size_t)k * (size_t)e->m->nnodes + (size_t)i];
+			mean += v[k];
+		}
+		qsort(v, (size_t)runs, sizeof(v[0]), cmp_double);
+		ms = (runs % 2 ? v[runs / 2] : (v[runs / 2 - 1] + v[runs / 2]) / 2) / 1e6;
+		mean /= 1e6 * runs;
 		tot += ms;
-		fprintf(f, "{\"node\":\"%s\",\"op\":\"%s\",\"shape\":\"%s\",\"ms\":%.4f}\n",
-			n->name, n->op_type, e->prof_shape[i] ? e->prof_shape[i] : "", ms);
+		fprintf(f, "{\"node\":\"%s\",\"op\":\"%s\",\"shape\":\"%s\",\"ms\":%.4f,\"mean_ms\":%.4f}\n",
+			n->name, n->op_type, e->prof_shape[i] ? e->prof_shape[i] : "", ms, mean);
 		for (k = 0; k < nt && strcmp(types[k], n->op_type) != 0; k++)
 			;
 		if (k == nt && nt < 512) {
@@ -511,7 +535,7 @@ static void profile_dump(const lr_engine *e)
 	}
 	for (int k = 0; k < nt; k++)
 		fprintf(f, "{\"op_total\":\"%s\",\"ms\":%.4f}\n", types[k], tms[k]);
-	fprintf(f, "{\"total_ms\":%.4f,\"runs\":%d}\n", tot, e->prof_runs - 1);
+	fprintf(f, "{\"total_ms\":%.4f,\"runs\":%d}\n", tot, runs);
 	if (f != stderr)
 		fclose(f);
 }
@@ -525,6 +549,7 @@ void lr_engine_free(lr_engine *e)
 		free(e->prof_shape[i]);
 	free(e->prof_shape);
 	free(e->prof_ns);
+	free(e->prof_samp);
 	free(e->prof_path);
 	lr_pool_free(e->pool);
 	for (int i = 0; i < e->scratch.n && e->scratch.buf != NULL; i++)
@@ -1081,9 +1106,11 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 
 	if (e->prof_ns != NULL && !dry && want == NULL && rc == 0) {
 		/* The first run fills the per-node caches: not counted. */
-		if (e->prof_runs++ == 0)
-			for (int i = 0; i < m->nnodes; i++)
-				e->prof_ns[i] = 0;
+		if (e->prof_runs > 0 && e->prof_runs <= LR_PROF_RUNS)
+			memcpy(e->prof_samp + (size_t)(e->prof_runs - 1) * (size_t)m->nnodes,
+			       e->prof_ns, (size_t)m->nnodes * sizeof(*e->prof_ns));
+		e->prof_runs++;
+		memset(e->prof_ns, 0, (size_t)m->nnodes * sizeof(*e->prof_ns));
 	}
 	for (int i = 0; i < noutputs; i++) {
 		int v = outv[i];
