@@ -473,6 +473,11 @@ int main(void)
 		{ 1, 40, 14, 14, 70, 1, 1, { 0, 0, 0, 0 }, 0, 0, 1, 0, 0, 0 },
 		{ 3, 300, 20, 20, 12, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2, 0, 0, 0 },
 		{ 1, 16, 112, 112, 96, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2, 0, 0, 0 },
+		/* ... in bands of strips: several bands and a short last one,
+		 * with a position tail (16 channels: bands of 32 strips; 150:
+		 * two channel blocks, bands of 5 strips) */
+		{ 1, 16, 101, 103, 40, 1, 1, { 0, 0, 0, 0 }, 0, 1, 1, 0, 0, 0 },
+		{ 2, 150, 31, 29, 20, 1, 1, { 0, 0, 0, 0 }, 0, 1, 2, 0, 0, 0 },
 		/* at most 4 input channels, >= 196 outputs: phases, positions
 		 * in lanes (ops_conv.c, conv_smallc); ResNet's and MobileNet's
 		 * stems, odd sizes, asymmetric pads, strides 1..3, 1x1 s2 */
