@@ -487,6 +487,8 @@ int main(void)
 		{ 1, 1, 50, 47, 8, 3, 3, { 0, 2, 1, 0 }, 0, 1, 2, 3, 3, 0 },
 		{ 1, 1, 28, 28, 32, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 1, 1, 0 },
 		{ 3, 3, 64, 64, 24, 1, 1, { 0, 0, 0, 0 }, 0, 1, 1, 2, 2, 0 },
+		/* ... bands of 32 strips: three, the last short, on 2 threads */
+		{ 1, 3, 60, 70, 20, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 1, 1, 0 },
 		/* positions in lanes (conv_lanes.c, <= 32 filters, stride 1):
 		 * output as wide as the input (lanes run across rows: 7x7 is 4
 		 * vectors, the last of 1 lane), rows in pieces otherwise (ow !=
