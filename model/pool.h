@@ -3,7 +3,9 @@
  *
  * DESIGN. Kernels that OpenBLAS does not cover (im2col, depthwise
  * convolution, pooling, elementwise maps) split an index range into
- * contiguous chunks (up to 4 per thread) that the threads take in turn.
+ * contiguous chunks (up to 4 per thread), dealt in one contiguous range
+ * per thread: each thread runs its own range first (thread 0, the
+ * caller, the front of the index range), then helps with the others'.
  * The pool owns nthreads-1 threads; the calling thread takes chunks too,
  * so a pool of one thread runs everything inline with no synchronisation.
  * A thread may run several chunks, one at a time; loop bodies must not
