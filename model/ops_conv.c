@@ -936,7 +936,8 @@ static int conv_pw1x1(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const
  * then the taps in the order phase, channel, row, column. Grid columns ox
  * >= ow are not outputs: each vector's valid lanes are compressed and
  * stored at their place in Y (valid outputs of a strip are consecutive);
- * a vector wholly inside one row, most of them, is stored as it is.
+ * a vector whose 16 lanes are all outputs, most of them, is stored as it
+ * is.
  */
 #define GC_BAND 32 /* most strips per band */
 
@@ -994,7 +995,7 @@ static inline void gc_tile(const float *x, const int32_t *off, int64_t kk, const
 				t = _mm512_max_ps(t, vlo);
 			else if (act == LR_ACT_CLIP)
 				t = _mm512_min_ps(vhi, _mm512_max_ps(vlo, t));
-			if (mk[v] == 0xffffu) { /* a whole vector of one row: no compress */
+			if (mk[v] == 0xffffu) { /* every lane an output: no compress */
 				_mm512_storeu_ps(y + r * ohw + dst[v], t);
 				continue;
 			}
