@@ -822,8 +822,15 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		j.mgroups = 1;
 		while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.mgroups < gmax)
 			j.mgroups++;
-		while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.strip > j.np) {
-			j.strip -= j.np;
+		/* Strips stay of equal length: shortening them by one call at
+		 * a time cut ResNet-50's 256 -> 256 3x3 stride 2 (196 outputs)
+		 * into strips of 192 and 4 positions, and that layer ran no
+		 * faster on 2 threads than on 1 (1.1 ms alone; 0.91-0.99 ms
+		 * with two strips of 102 and 94). */
+		for (int64_t ns = j.nstrips;
+		     nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.strip > j.np;) {
+			ns++;
+			j.strip = ((j.q + ns - 1) / ns + j.np - 1) / j.np * j.np;
 			j.nstrips = (j.q + j.strip - 1) / j.strip;
 		}
 	}
