@@ -8,7 +8,7 @@
 # bench/layers_models.py (VGG-16's conv2..5 and fc6, the Fashion-MNIST VGG's
 # small convs, ResNet-50's 1x1s; each original with its pairs k x k c->d'
 # then 1x1 d'->d) it times both engines, 1 thread, and prints a Markdown
-# table: medians of both, their ratio, each engine's pair / original time,
+# table: both engines' times, their ratio, each engine's pair / original time,
 # and "**>20%**" where lowrank's relative cost differs from ORT's by more
 # than 20%. The machine is shared, so the engines alternate model by
 # model, a group's ROUNDS rounds run back to back, and a relative cost is
@@ -26,9 +26,21 @@
 #   BASE=/path/to/an/older/lowrank: time it too, in the same rounds, and
 #   print the tables for it first ("before") and then for BUILD_DIR's
 #   ("after"), both against the same ORT timings.
-# Each timing runs about 0.2 s of forward passes (at least 3) after one
-# warm-up; the figure of a round is that run's median, and the ms columns
-# show the median over rounds.
+# Each timing runs about 0.2 s of forward passes (at least 3) after three
+# warm-ups; the figure of a round is that run's p10 (this VM stalls one run
+# in ten or so for milliseconds, which a median still feels on layers of
+# a few runs), and the ms columns show the median over rounds. Neither
+# engine is pinned to a core: pinned to one (taskset -c 0), ONNX Runtime's
+# node process turned bimodal on this VM (ResNet-50's 256->64 1x1 at 56x56:
+# p10 0.72-0.78 ms, median 3.2 ms; unpinned 0.83-0.88), its helper threads
+# sharing the core with the one that computes. Both run with glibc's
+# malloc told to keep blocks up to 128 MiB in its heap (GLIBC_TUNABLES):
+# ONNX Runtime's node binding allocates each run's output afresh, and a
+# 3 MiB output mmap'd and unmapped on every run made its times bimodal
+# whether pinned or not (the same 1x1: p10 0.75 ms, median 3.1); lowrank's
+# heap serves the first few runs of a large output from fresh pages too
+# (VGG-16's 128 -> 128 3x3 at 112x112: 38 ms for the first 5 runs, 20
+# after), so every timing also runs 3 warm-ups.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/_build}
@@ -39,6 +51,8 @@ rounds=${ROUNDS:-3}
 threads=${THREADS:-1}
 ort=${LR_ORT_DIR:-$here/tests/ort}/ort_run.js
 py=/usr/bin/python3
+GLIBC_TUNABLES=glibc.malloc.mmap_threshold=134217728:glibc.malloc.trim_threshold=1073741824
+export GLIBC_TUNABLES
 [ -x "$lowrank" ] || { echo "bench/layers.sh: build lowrank first ($lowrank)" >&2; exit 1; }
 only=$(echo ${LAYERS:-} | tr ' ' ',')
 chain=
@@ -52,7 +66,7 @@ trap 'rm -f "$raw" "$list"' EXIT INT TERM
 # Header: the CPU and the widest vector ISA the engines can use.
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 if grep -q ' avx512f' /proc/cpuinfo; then isa="AVX-512"; elif grep -q ' avx2' /proc/cpuinfo; then isa="AVX2"; else isa="SSE"; fi
-echo "CPU: $cpu ($(nproc) cores), vector ISA: $isa; threads $threads; $rounds rounds"
+echo "CPU: $cpu ($(nproc) cores), vector ISA: $isa; threads $threads; $rounds rounds; p10 of each run"
 echo
 
 # Rounds of one group run back to back, so a pair and its original are
@@ -70,13 +84,13 @@ for b in $batches; do
 				[ "$rep" -le 200 ] || rep=200
 				if [ -n "${BASE:-}" ]; then
 					a=$("$BASE" bench "$f" --input-shape "$b,$shape" --threads "$threads" \
-						--repeat "$rep" --warmup 1 --json)
+						--repeat "$rep" --warmup 3 --json)
 					echo "$g $name $kind $b $flops $r base $a" >>"$raw"
 				fi
 				a=$("$lowrank" bench "$f" --input-shape "$b,$shape" --threads "$threads" \
-					--repeat "$rep" --warmup 1 --json)
+					--repeat "$rep" --warmup 3 --json)
 				o=$(node "$ort" bench "$f" --input-shape "$b,$shape" --threads "$threads" \
-					--repeat "$rep" --warmup 1)
+					--repeat "$rep" --warmup 3)
 				echo "$g $name $kind $b $flops $r lowrank $a" >>"$raw"
 				echo "$g $name $kind $b $flops $r ort $o" >>"$raw"
 			done <"$list"
@@ -95,7 +109,7 @@ for line in open(sys.argv[1]):
     if key not in t:
         t[key] = {"kind": kind, "flops": int(fl), "lowrank": {}, "base": {}, "ort": {}}
         order.append(key)
-    t[key][eng][int(r)] = json.loads(js)["median_ms"]
+    t[key][eng][int(r)] = json.loads(js)["p10_ms"]
 med = statistics.median
 
 
