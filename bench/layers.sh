@@ -29,18 +29,16 @@
 # Each timing runs about 0.2 s of forward passes (at least 3) after three
 # warm-ups; the figure of a round is that run's p10 (this VM stalls one run
 # in ten or so for milliseconds, which a median still feels on layers of
-# a few runs), and the ms columns show the median over rounds. Neither
-# engine is pinned to a core: pinned to one (taskset -c 0), ONNX Runtime's
-# node process turned bimodal on this VM (ResNet-50's 256->64 1x1 at 56x56:
-# p10 0.72-0.78 ms, median 3.2 ms; unpinned 0.83-0.88), its helper threads
-# sharing the core with the one that computes. Both run with glibc's
-# malloc told to keep blocks up to 128 MiB in its heap (GLIBC_TUNABLES):
-# ONNX Runtime's node binding allocates each run's output afresh, and a
-# 3 MiB output mmap'd and unmapped on every run made its times bimodal
-# whether pinned or not (the same 1x1: p10 0.75 ms, median 3.1); lowrank's
-# heap serves the first few runs of a large output from fresh pages too
-# (VGG-16's 128 -> 128 3x3 at 112x112: 38 ms for the first 5 runs, 20
-# after), so every timing also runs 3 warm-ups.
+# a few runs), and the ms columns show the median over rounds. Both
+# engines run with glibc's malloc told to keep blocks up to 128 MiB in its
+# heap (GLIBC_TUNABLES): ONNX Runtime's node binding allocates each run's
+# output afresh, and a 3 MiB output mmap'd and unmapped on every run made
+# its times bimodal (ResNet-50's 256->64 1x1 at 56x56: p10 0.75 ms, median
+# 3.1; with the tunables 0.75-0.79), worse when pinned to one core, so
+# neither engine is pinned. lowrank's heap serves the first few runs of a
+# large output from fresh pages too (VGG-16's 128 -> 128 3x3 at 112x112:
+# 38 ms a run for the first 5 runs, 20 after), so every timing also runs
+# 3 warm-ups.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/_build}
