@@ -7,8 +7,8 @@
  * filters, counts that are not multiples of the block of 8), 1x1 with
  * and without padding (the no-copy path), 3x3 and 5x5, asymmetric
  * kernels and pads, 1-D, output counts around the tile of 48 and 8
- * positions, strides 1..4 (the phase split), depthwise 3x3 at strides
- * 1..3 (MobileNet shapes and odd pads; plane-wise and 16 channels at a
+ * positions, strides 1..4 (also asymmetric and above the kernel size),
+ * depthwise 3x3 at strides 1..3 (MobileNet shapes and odd pads; plane-wise and 16 channels at a
  * time), the NCHW pointwise 1x1 and the few-channel (stem) kernel of
  * ops_conv.c, the positions-in-lanes kernel of conv_lanes.c (thin
  * stride-1 layers; its runs turn the NCHW pointwise and few-channel
@@ -444,7 +444,7 @@ int main(void)
 		{ 1, 10, 19, 12, 11, 3, 1, { 1, 0, 1, 0 }, 0, 0, 2, 0, 0, 0 },   /* 3x1 */
 		{ 2, 20, 1, 50, 24, 1, 3, { 0, 1, 0, 1 }, 1, 1, 2, 0, 0, 0 },    /* 1-D */
 		{ 1, 9, 6, 8, 16, 3, 3, { 2, 0, 0, 1 }, 0, 1, 1, 0, 0, 0 },      /* asymmetric */
-		/* strided: phases of the padded image (ResNet's and MobileNet's) */
+		/* strided (ResNet's and MobileNet's) */
 		{ 1, 64, 56, 56, 128, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 2, 2, 0 },
 		{ 2, 256, 14, 14, 64, 1, 1, { 0, 0, 0, 0 }, 0, 0, 1, 2, 2, 0 },
 		{ 1, 3, 33, 31, 64, 7, 7, { 3, 3, 3, 3 }, 0, 1, 2, 2, 2, 0 },  /* stem */
