@@ -840,16 +840,21 @@ static int conv_pw1x1(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const
 	float *packed, *own = NULL;
 
 	/*
-	 * Thin layers only (fewer than 64 input channels or filters) on maps
-	 * of 14 x 14 and more, where the direct kernel's NCHWc tiles cost
-	 * more to transpose than to compute: MobileNet-v2's 16-144 channel
-	 * layers at 28 x 28 to 112 x 112 ran 1.2-2.7x faster here (1 thread,
-	 * AVX-512). On 7 x 7 maps a row of 49 positions fills 49 of 64
-	 * lanes, and on ResNet-50's 64-2048 channel layers the direct
-	 * kernel measured 1.05-1.6x faster.
+	 * Thin layers (fewer than 64 input channels or filters) on maps of
+	 * 14 x 14 and more, and every layer on maps of 56 x 56 and more,
+	 * where the direct kernel's NCHWc tiles cost more to transpose than
+	 * to compute: MobileNet-v2's 16-144 channel layers at 28 x 28 to
+	 * 112 x 112 ran 1.2-2.7x faster here (1 thread, AVX-512), and
+	 * ResNet-50's 64-256 channel layers at 56 x 56 1.05-1.9x in-network
+	 * (64 -> 64: 0.295 -> 0.158 ms at batch 1, ONNX Runtime 0.155; the
+	 * model 3% faster at batch 1 and 6% at batch 8). On 7 x 7 maps a row
+	 * of 49 positions fills 49 of 64 lanes, and wide layers at 14 x 14
+	 * ran 1.3x slower here than on the direct kernel (at 28 x 28 from 5%
+	 * faster to 8% slower).
 	 */
 	if (g->kh != 1 || g->kw != 1 || g->sh != 1 || g->sw != 1 || g->pt || g->pl || g->pb ||
-	    g->pr || g->oh * g->ow < 196 || (g->c >= 64 && m >= 64) || !dw_avx512() ||
+	    g->pr || g->oh * g->ow < 196 || (g->c >= 64 && m >= 64 && g->oh * g->ow < 3136) ||
+	    !dw_avx512() ||
 	    getenv("LR_NO_PW1X1") != NULL || getenv("LR_NO_CONV_DIRECT") != NULL)
 		return 0;
 	/* Packed weights from the node's cache when the weights are constant;
