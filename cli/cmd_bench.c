@@ -18,7 +18,8 @@
 
 static const char help[] =
 	"usage: lowrank bench MODEL.onnx [--input-shape 1,3,224,224] [--batch N]\n"
-	"                     [--threads N] [--repeat N] [--warmup N] [--seed N] [--json]\n"
+	"                     [--threads N] [--repeat N] [--warmup N] [--seed N] [--pricing]\n"
+	"                     [--json]\n"
 	"\n"
 	"Times the forward pass on random input (uniform in [-1, 1), seeded) after\n"
 	"warm-up runs and prints the median, 10th and 90th percentile in ms and the\n"
@@ -30,6 +31,9 @@ static const char help[] =
 	"  --repeat N        timed runs (default 10)\n"
 	"  --warmup N        untimed runs first (default 2)\n"
 	"  --seed N          seed of the random input (default 0)\n"
+	"  --pricing         only kernels shaped like ONNX Runtime's, as the solver's\n"
+	"                    cost model times layers (thin convolutions not on the\n"
+	"                    faster positions-in-lanes kernel)\n"
 	"  --json            one JSON object: median_ms, p10_ms, p90_ms, peak_rss_bytes, ...\n"
 	"\n"
 	"Environment: LR_PROFILE=FILE (1: stderr) writes per-node and per-op-type\n"
@@ -63,12 +67,13 @@ int lr_cmd_bench(int argc, char **argv)
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "pricing", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int64_t dims[LR_MAX_DIMS];
 	long batch = 0, threads = 0, repeat = 10, warmup = 2, seed = 0;
-	int ndim = -1, json = 0, opt, rc, status = 1;
+	int ndim = -1, json = 0, pricing = 0, opt, rc, status = 1;
 	lr_model *m = NULL;
 	lr_engine *e = NULL;
 	lr_tensor *x = NULL, *y = NULL;
@@ -118,6 +123,7 @@ int lr_cmd_bench(int argc, char **argv)
 			}
 			break;
 		case 'j': json = 1; break;
+		case 'P': pricing = 1; break;
 		case 'h': fputs(help, stdout); return 0;
 		default: fputs(help, stderr); return 2;
 		}
@@ -160,6 +166,7 @@ int lr_cmd_bench(int argc, char **argv)
 	rc = lr_engine_create(&e, m, (int)threads);
 	if (rc != 0)
 		goto fail;
+	lr_engine_set_pricing(e, pricing);
 	times = calloc((size_t)repeat, sizeof(double));
 	if (times == NULL) {
 		rc = LR_ENOMEM;
@@ -190,6 +197,7 @@ int lr_cmd_bench(int argc, char **argv)
 		cJSON_AddNumberToObject(o, "repeat", (double)repeat);
 		cJSON_AddNumberToObject(o, "warmup", (double)warmup);
 		cJSON_AddNumberToObject(o, "seed", (double)seed);
+		cJSON_AddBoolToObject(o, "pricing", pricing);
 		cJSON_AddNumberToObject(o, "median_ms", percentile(times, (int)repeat, 0.5));
 		cJSON_AddNumberToObject(o, "p10_ms", percentile(times, (int)repeat, 0.1));
 		cJSON_AddNumberToObject(o, "p90_ms", percentile(times, (int)repeat, 0.9));

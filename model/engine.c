@@ -64,6 +64,7 @@ struct lr_engine {
 	size_t split_min;               /* split when n * img_peak exceeds it */
 	int img_par;                    /* split runs may run images in parallel */
 	int split_warm;                 /* a split run filled the node caches */
+	int pricing;                    /* lr_engine_set_pricing */
 	struct lr_scratch *iscratch;    /* [nthreads]: each image runner's scratch */
 };
 
@@ -584,6 +585,11 @@ void lr_engine_set_observer(lr_engine *e, lr_engine_observer fn, void *ud)
 	e->observer_ud = ud;
 }
 
+void lr_engine_set_pricing(lr_engine *e, int on)
+{
+	e->pricing = on != 0;
+}
+
 size_t lr_engine_peak_bytes(const lr_engine *e)
 {
 	return e->peak_bytes;
@@ -923,6 +929,7 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 		c.msg = msg;
 		c.scratch = r->scratch;
 		c.cache_ro = r->cache_ro;
+		c.pricing = e->pricing;
 		c.cache = !dry && node->nin > 1 && node->in[1] >= 0 && m->values[node->in[1]].init != NULL
 			  ? &e->cache[ni] : NULL;
 		for (int k = 0; k < node->nin; k++) {

@@ -43,6 +43,8 @@ typedef struct lr_opctx {
 				 * engine runs images in parallel) */
 	int act;                /* Conv: activation fused into the output (LR_ACT_*) */
 	float act_lo, act_hi;   /* LR_ACT_CLIP's bounds */
+	int pricing;            /* 1: only kernels shaped like ONNX Runtime's
+				 * (lr_engine_set_pricing) */
 } lr_opctx;
 
 /*
@@ -306,7 +308,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
  * output positions in the lanes (conv_lanes.c) into y (allocated, [N, M,
  * oh, ow] from g), keeping packed weights and masks in c->cache when there
  * is one, with the fused activation c->act applied. Returns 1 when done,
- * 0 when not taken (no AVX-512, LR_NO_CONV_LANES, or a shape it does not
+ * 0 when not taken (no AVX-512, LR_NO_CONV_LANES, c->pricing, or a shape it does not
  * take: nothing written), LR_ENOMEM.
  */
 int lr__conv_lanes(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr_tensor *b,

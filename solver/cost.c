@@ -298,6 +298,8 @@ int lr_time_models(const lr_model *const *ms, int n, int ndim, const int64_t *di
 		double tw = lr_now();
 
 		rc = lr_engine_create(&e[i], ms[i], threads);
+		if (rc == 0)
+			lr_engine_set_pricing(e[i], 1);
 		/* (Past 50 ms a run, two do.) */
 		for (int w = 0; rc == 0 && (w < 3 || lr_now() - tw < 0.02) && !(w >= 2 && one[i] > 0.05); w++) {
 			double t0 = lr_now();
@@ -423,8 +425,10 @@ int lr_time_nodes(const lr_model *m, int ndim, const int64_t *dims, int threads,
 		goto out;
 	}
 	rc = lr_engine_create(&e, m, threads);
-	if (rc == 0)
+	if (rc == 0) {
+		lr_engine_set_pricing(e, 1);
 		rc = lr_tensor_create(&x, LR_DT_FLOAT, ndim, dims, 1);
+	}
 	if (rc != 0)
 		goto out;
 	for (int64_t i = 0; i < x->nelem; i++)

@@ -63,8 +63,14 @@ ok $? "bench --json"
 "$PYTHON3" -c "
 import json,sys; j=json.load(open(sys.argv[1]))
 assert 0 < j['p10_ms'] <= j['median_ms'] <= j['p90_ms'], j
-assert j['peak_rss_bytes'] > 1e6 and j['input_shape'] == [1,3,32,32], j" "$TMP/bench.json"
+assert j['peak_rss_bytes'] > 1e6 and j['input_shape'] == [1,3,32,32], j
+assert j['pricing'] is False, j" "$TMP/bench.json"
 ok $? "bench reports ordered percentiles and peak RSS"
+"$LOWRANK" bench "$D/tiny_cnn.onnx" --repeat 3 --warmup 1 --pricing --json >"$TMP/bench_p.json" &&
+	"$PYTHON3" -c "
+import json,sys; j=json.load(open(sys.argv[1]))
+assert j['pricing'] is True and 0 < j['p10_ms'] <= j['median_ms'], j" "$TMP/bench_p.json"
+ok $? "bench --pricing times with the cost model's kernels and says so"
 
 # Errors: clear message, non-zero exit, no crash.
 expect_fail "cannot open" "missing model file" "$LOWRANK" inspect "$TMP/nope.onnx"

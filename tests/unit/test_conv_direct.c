@@ -329,6 +329,63 @@ static void cache_across_sizes(void)
 	lr_tensor_free(b);
 }
 
+/*
+ * A context that prices (lr_engine_set_pricing) never takes the lanes
+ * kernel, which the same thin stride-1 layer takes otherwise (with
+ * AVX-512), and the engine's direct kernels then give the same output.
+ */
+static void pricing_skips_lanes(void)
+{
+	struct dcase k = { 1, 24, 14, 14, 16, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 0, 0, 0 };
+	struct lr_geom geo = { 1, 24, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 14, 14 };
+	lr_tensor *x = rand_tensor(4, (int64_t[]){ 1, 24, 14, 14 });
+	lr_tensor *w = rand_tensor(4, (int64_t[]){ 16, 24, 3, 3 });
+	lr_tensor *b = rand_tensor(1, (int64_t[]){ 16 });
+	lr_tensor *y = rand_tensor(4, (int64_t[]){ 1, 16, 14, 14 }), *ye = NULL;
+	double *ref = ref_conv(&k, x, w, b), err;
+	lr_msg msg = { { 0 } };
+	lr_model *mod = NULL;
+	lr_engine *e = NULL;
+	lrt_node nd;
+	lr_opctx c;
+	int plain, priced, rc, avx512 = lr__conv_direct_isa() == 2;
+
+	clear_env();
+	memset(&c, 0, sizeof(c));
+	plain = lr__conv_lanes(&c, x, w, b, y, &geo);
+	err = plain == 1 ? worst_err(y, ref, 16 * 14 * 14) : 0;
+	c.pricing = 1;
+	priced = lr__conv_lanes(&c, x, w, b, y, &geo);
+	tap_ok(plain == avx512 && priced == 0 && err <= tol_for(24 * 9),
+	       "lanes kernel: taken %d without pricing (AVX-512: %d, worst %.3g), %d with",
+	       plain, avx512, err, priced);
+
+	lrt_init(&nd, "Conv", 13);
+	lrt_input(&nd, x);
+	lrt_const(&nd, w);
+	lrt_const(&nd, b);
+	lrt_attr_ints(&nd, "pads", 4, (int64_t[]){ 1, 1, 1, 1 });
+	rc = lrt_load(&nd, 1, &mod, &msg);
+	if (rc == 0)
+		rc = lr_engine_create(&e, mod, 2);
+	if (rc == 0) {
+		lr_engine_set_pricing(e, 1);
+		rc = lr_engine_run(e, &x, 1, &ye, 1, 0, &msg);
+	}
+	err = rc == 0 ? worst_err(ye, ref, 16 * 14 * 14) : INFINITY;
+	tap_ok(rc == 0 && err <= tol_for(24 * 9),
+	       "an engine that prices runs the layer right (worst %.3g)%s%s", err,
+	       rc ? ": " : "", rc ? msg.text : "");
+	lr_engine_free(e);
+	lr_model_free(mod);
+	lr_tensor_free(ye);
+	free(ref);
+	lr_tensor_free(x);
+	lr_tensor_free(w);
+	lr_tensor_free(b);
+	lr_tensor_free(y);
+}
+
 struct gcase {
 	int64_t m, k, n;
 	int cshape;              /* 0 no C, 1 C [n], 2 C [m, n] */
@@ -550,6 +607,7 @@ int main(void)
 	}
 	tap_diag("worst relative error of the direct kernels: %.3g", worst_overall);
 	cache_across_sizes();
+	pricing_skips_lanes();
 	{
 		/* lr__phase_plane (the padded / stride-phase copies of every
 		 * direct and few-channel conv) against the definition, on
