@@ -52,6 +52,7 @@
 #define CL_MR 8                 /* filters per tile */
 #define CL_KMAX 1152            /* most products per output (running sum) */
 #define CL_TAG 5                /* cache size tag (conv_direct 1, 2; pw 3) */
+#define CL_PRICE_MAP (112 * 112) /* pricing engines: outputs from which it runs */
 
 /*
  * The node cache's layout: the geometry the tables were built for, then
@@ -330,8 +331,15 @@ int lr__conv_lanes_worth(const struct lr_geom *g, int64_t m)
 	 * models came out 20-40% cheaper, relative to their original
 	 * layer, than in ONNX Runtime (in-network, bench/pairs.sh); on the
 	 * direct kernels all but a few within 20%. So engines that price
-	 * (lr_engine_set_pricing) skip it, and the others, which run the
-	 * solver's passes and `lowrank run`, take it for speed.
+	 * (lr_engine_set_pricing) skip it on maps below CL_PRICE_MAP
+	 * outputs, and the others, which run the solver's passes and
+	 * `lowrank run`, take it for speed. On large maps ONNX Runtime's
+	 * one-block kernels run at their full rate and the direct kernels,
+	 * with a padded copy of a large input, do not: VGG-16's 16-filter
+	 * 3x3 at 224x224 (64 channels) took 5.7 ms in ONNX Runtime, 5.9 here
+	 * and 8.8 on the direct kernels, where at 28x28 (128 channels) the
+	 * three took 0.203, 0.134-0.144 and 0.203-0.205 ms, and at 56x56
+	 * (64 channels) about 0.36, 0.285 and 0.45.
 	 */
 	if (g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 ||
 	    g->c * g->kh * g->kw > CL_KMAX || g->kh * g->kw > 64)
@@ -349,7 +357,8 @@ int lr__conv_lanes(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr
 	void *data, *own = NULL;
 	const struct cl_head *h;
 
-	if (c->pricing || lr__conv_direct_isa() != 2 || getenv("LR_NO_CONV_LANES") != NULL ||
+	if ((c->pricing && g->oh * g->ow < CL_PRICE_MAP) || lr__conv_direct_isa() != 2 ||
+	    getenv("LR_NO_CONV_LANES") != NULL ||
 	    getenv("LR_NO_CONV_DIRECT") != NULL ||
 	    !lr__conv_lanes_worth(g, m) ||
 	    g->h * g->w + 2 * (g->kh * g->w + g->kw) > INT32_MAX / 2)

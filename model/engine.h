@@ -68,10 +68,11 @@ void lr_engine_set_observer(lr_engine *e, lr_engine_observer fn, void *ud);
 /*
  * With `on`, runs only kernels shaped like ONNX Runtime's, for timings
  * that rank selection compares (solver/cost.c): thin stride-1
- * convolutions go to the direct NCHWc kernels instead of the faster
- * positions-in-lanes kernel (model/conv_lanes.c), which ran them 1.3-1.6x
- * faster than ONNX Runtime does and so priced rank-16 pairs 20-40% too
- * cheap against their original layer (bench/pairs.sh, docs/benchmarks.md).
+ * convolutions on maps below 112 x 112 go to the direct NCHWc kernels
+ * instead of the faster positions-in-lanes kernel (model/conv_lanes.c),
+ * which ran them 1.3-1.6x faster than ONNX Runtime does and so priced
+ * rank-16 pairs 20-40% too cheap against their original layer
+ * (bench/pairs.sh, docs/benchmarks.md).
  * Results are the same either way (within float rounding). Set it before
  * the first run: packed weights are kept per kernel.
  */

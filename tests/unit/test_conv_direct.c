@@ -330,9 +330,10 @@ static void cache_across_sizes(void)
 }
 
 /*
- * A context that prices (lr_engine_set_pricing) never takes the lanes
- * kernel, which the same thin stride-1 layer takes otherwise (with
- * AVX-512), and the engine's direct kernels then give the same output.
+ * A context that prices (lr_engine_set_pricing) does not take the lanes
+ * kernel for a thin stride-1 layer on a 14x14 map, which it takes
+ * otherwise (with AVX-512), and the engine's direct kernels then give the
+ * same output; on a 112x112 map it takes it either way.
  */
 static void pricing_skips_lanes(void)
 {
@@ -357,8 +358,26 @@ static void pricing_skips_lanes(void)
 	c.pricing = 1;
 	priced = lr__conv_lanes(&c, x, w, b, y, &geo);
 	tap_ok(plain == avx512 && priced == 0 && err <= tol_for(24 * 9),
-	       "lanes kernel: taken %d without pricing (AVX-512: %d, worst %.3g), %d with",
+	       "lanes kernel at 14x14: taken %d without pricing (AVX-512: %d, worst %.3g), %d with",
 	       plain, avx512, err, priced);
+	{
+		struct dcase kb = { 1, 4, 112, 112, 16, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 0, 0, 0 };
+		struct lr_geom gb = { 1, 4, 112, 112, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 112, 112 };
+		lr_tensor *xb = rand_tensor(4, (int64_t[]){ 1, 4, 112, 112 });
+		lr_tensor *wb = rand_tensor(4, (int64_t[]){ 16, 4, 3, 3 });
+		lr_tensor *yb = rand_tensor(4, (int64_t[]){ 1, 16, 112, 112 });
+		double *rb = ref_conv(&kb, xb, wb, b), eb;
+		int big = lr__conv_lanes(&c, xb, wb, b, yb, &gb);
+
+		eb = big == 1 ? worst_err(yb, rb, 16 * 112 * 112) : 0;
+		tap_ok(big == avx512 && eb <= tol_for(4 * 9),
+		       "lanes kernel at 112x112 with pricing: taken %d (AVX-512: %d, worst %.3g)",
+		       big, avx512, eb);
+		free(rb);
+		lr_tensor_free(xb);
+		lr_tensor_free(wb);
+		lr_tensor_free(yb);
+	}
 
 	lrt_init(&nd, "Conv", 13);
 	lrt_input(&nd, x);
