@@ -37,11 +37,12 @@
  * of a wide one, as ORT's does; with AVX-512 its kernels take 12
  * positions, so that 12 sums are in flight rather than 6 (FMA latency 4,
  * 2 per cycle): a 16-filter 3x3 stride 2 at 56x56 ran 18% faster alone
- * and 15-25% in-network (LR_CD_NP6: the 6-position kernels). Accumulators hold 16 filters of one
- * position, so tiles are transposed into Y (NCHW) as they are stored
- * (16 x 16 register transposes with AVX-512), where ORT reorders its
- * blocked layout once per chain of layers. A Relu or Clip the engine fused
- * into the node (c->act) is applied to the transposed vectors.
+ * and 15-25% in-network (LR_CD_NP6: the 6-position kernels).
+ * Accumulators hold 16 filters of one position, so tiles are transposed
+ * into Y (NCHW) as they are stored (16 x 16 register transposes with
+ * AVX-512), where ORT reorders its blocked layout once per chain of
+ * layers. A Relu or Clip the engine fused into the node (c->act) is
+ * applied to the transposed vectors.
  *
  * Packed weights and bias live in the node's cache (struct lr_node_cache)
  * for constant weights and are packed per call otherwise. Work is split
@@ -153,11 +154,11 @@ static void cd512_##FB##_##NP(const float *x, const int32_t *pos,          \
                                                                             \
 	_Pragma("GCC unroll 4")                                             \
 	for (int f = 0; f < FB; f++) {                                      \
-		_Pragma("GCC unroll 12")                                     \
+		_Pragma("GCC unroll 12")                                    \
 		for (int p = 0; p < NP; p++)                                \
 			acc[f][p] = _mm512_setzero_ps();                    \
 	}                                                                   \
-	_Pragma("GCC unroll 12")                                             \
+	_Pragma("GCC unroll 12")                                            \
 	for (int p = 0; p < NP; p++)                                        \
 		xq[p] = x + pos[p];                                         \
 	for (int64_t t = 0; t < k; t++) {                                   \
@@ -167,7 +168,7 @@ static void cd512_##FB##_##NP(const float *x, const int32_t *pos,          \
 		_Pragma("GCC unroll 4")                                     \
 		for (int f = 0; f < FB; f++)                                \
 			wv[f] = _mm512_load_ps(w + f * ws + t * 16);        \
-		_Pragma("GCC unroll 12")                                     \
+		_Pragma("GCC unroll 12")                                    \
 		for (int p = 0; p < NP; p++) {                              \
 			__m512 xb = _mm512_set1_ps(xq[p][o]);               \
                                                                             \
@@ -176,7 +177,7 @@ static void cd512_##FB##_##NP(const float *x, const int32_t *pos,          \
 				acc[f][p] = _mm512_fmadd_ps(wv[f], xb, acc[f][p]); \
 		}                                                           \
 	}                                                                   \
-	_Pragma("GCC unroll 12")                                             \
+	_Pragma("GCC unroll 12")                                            \
 	for (int p = 0; p < NP; p++) {                                      \
 		_Pragma("GCC unroll 4")                                     \
 		for (int f = 0; f < FB; f++) {                              \
