@@ -8,12 +8,12 @@
  * and without padding (the no-copy path), 3x3 and 5x5, asymmetric
  * kernels and pads, 1-D, output counts around the tile of 48 and 8
  * positions, strides 1..4 (also asymmetric and above the kernel size),
- * depthwise 3x3 at strides 1..3 (MobileNet shapes and odd pads; plane-wise and 16 channels at a
- * time), the NCHW pointwise 1x1 and the few-channel (stem) kernel of
- * ops_conv.c, the positions-in-lanes kernel of conv_lanes.c (thin
- * stride-1 layers; its runs turn the NCHW pointwise and few-channel
- * kernels off, and the direct runs turn it off), batches of 1..3, with and
- * without bias, 1 and 2 threads.
+ * depthwise 3x3 at strides 1..3 (MobileNet shapes and odd pads;
+ * plane-wise and 16 channels at a time), the NCHW pointwise 1x1 and the
+ * few-channel (stem) kernel of ops_conv.c, the positions-in-lanes kernel
+ * of conv_lanes.c (thin stride-1 layers; its runs turn the NCHW
+ * pointwise and few-channel kernels off, and the direct runs turn it
+ * off), batches of 1..3, with and without bias, 1 and 2 threads.
  * Every case runs twice on one engine, so the second run uses the
  * weights packed into the node's cache. The skinny Gemm kernel
  * (model/ops_conv.c: 3..16 rows, transB) is checked the same way against
