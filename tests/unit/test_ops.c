@@ -382,6 +382,12 @@ int main(void)
 	pool_case("MaxPool", 4, 70, 3, 2, 0, 1, 0);
 	pool_case("MaxPool", 3, 99, 2, 2, 1, 1, 0);
 	pool_case("MaxPool", 3, 67, 3, 2, 2, 0, 0);
+	/* the last 16-output step masked, windows cut by the right edge
+	 * reading the -inf past the row: one step, two, a few columns */
+	pool_case("MaxPool", 4, 17, 3, 2, 1, 0, 0);
+	pool_case("MaxPool", 3, 34, 3, 2, 1, 1, 0);
+	pool_case("MaxPool", 3, 65, 3, 2, 0, 1, 0);
+	pool_case("MaxPool", 3, 5, 3, 2, 1, 0, 0);
 	/* 2x2 stride 2 without pads, whole planes at once (ops_pool.c's
 	 * maxpool2x2_512): the Fashion-MNIST widths, one full and one masked
 	 * step, a single output column, odd sizes (last row and column
