@@ -102,6 +102,7 @@
 #define CD_LONGP 1008           /* most positions per long strip (252 KiB tile) */
 #endif
 #define CD_LONGW (512 << 10)    /* weights above this take long strips */
+#define CD_THIN_BLOCKS 8        /* layers of up to this many blocks: no filter groups */
 
 enum { CD_NONE = 0, CD_AVX2 = 1, CD_AVX512 = 2 };
 
@@ -661,6 +662,83 @@ static void cd_pack(void *arg, int64_t begin, int64_t end)
 	}
 }
 
+/*
+ * Cuts one image's work into tasks for nthr threads: strips of j->strip
+ * positions (j->nstrips of them) and filter groups of j->mper blocks
+ * (j->mgroups). long_strips: the weights do not stay in L2 between
+ * strips (see below).
+ */
+static void cd_plan(struct cd_job *j, int nthr, int long_strips)
+{
+	/*
+	 * Strips of at most CD_STRIP calls, all of one length (a last strip
+	 * of a few positions would stream every weight again for them), and
+	 * one strip for up to CD_TILEP outputs: ResNet-50's 7x7 layers
+	 * (49 outputs, up to 9 MiB of weights) read their weights once
+	 * instead of twice.
+	 *
+	 * Every strip streams the weights of its filter blocks once, so
+	 * weights that do not stay in L2 between strips (more than CD_LONGW)
+	 * take long strips instead, of up to CD_LONGP positions, whose tile
+	 * (up to 252 KiB) lives in L2: the weights are read once per CD_LONGP
+	 * outputs rather than once per 48, as ONNX Runtime's NCHWc
+	 * convolution reads a filter block's weights once per row range and
+	 * accumulates over the image in its output. VGG-16's 512 -> 512 3x3 at
+	 * 28x28 (9.4 MiB of weights, 17 strips before, one now): 21.8 ->
+	 * 19.8 ms, 1 thread (docs/benchmarks.md). LR_NO_LONG_STRIPS: off.
+	 */
+	{
+		int64_t cap = CD_STRIP * j->np, one = CD_TILEP;
+
+		if (long_strips) {
+			cap = CD_LONGP / j->np * j->np;
+			one = cap;
+			j->prefetch = 0; /* a strip's stores are too far ahead */
+		}
+		j->nstrips = j->q <= one ? 1 : (j->q + cap - 1) / cap;
+		j->strip = ((j->q + j->nstrips - 1) / j->nstrips + j->np - 1) / j->np * j->np;
+		if (j->strip > one)
+			j->strip = one / j->np * j->np;
+		j->nstrips = (j->q + j->strip - 1) / j->strip;
+	}
+	/*
+	 * Enough tasks for every thread: filter groups first (each reads its
+	 * share of the weights once), then shorter strips. Groups of long
+	 * strips keep CD_FB blocks (a group of one block runs the one-block
+	 * kernels, at about half the rate: ResNet-50's 128 -> 128 3x3 at 28x28
+	 * made ResNet-50 12% slower on 2 threads that way). Layers of up to
+	 * CD_THIN_BLOCKS blocks take strips only, so that each thread reads
+	 * the rows of its own strips rather than every row for a share of
+	 * the filters: a compressed ResNet-50's 32-filter 3x3 at 14x14 alone,
+	 * 2 threads, 0.150 -> 0.121 ms; the whole model 2-5% faster on 2
+	 * threads (docs/benchmarks.md, 2026-12-05). LR_CD_THIN_GROUPS (set):
+	 * groups for them too.
+	 */
+	{
+		int64_t gmax = long_strips ? (j->mb / CD_FB > 1 ? j->mb / CD_FB : 1) : j->mb;
+
+		if (!long_strips && j->mb <= CD_THIN_BLOCKS && getenv("LR_CD_THIN_GROUPS") == NULL)
+			gmax = 1;
+
+		j->mgroups = 1;
+		while (nthr > 1 && j->nstrips * j->mgroups < 4 * (int64_t)nthr && j->mgroups < gmax)
+			j->mgroups++;
+		/* Strips stay of equal length: shortening them by one call at
+		 * a time cut ResNet-50's 256 -> 256 3x3 stride 2 (196 outputs)
+		 * into strips of 192 and 4 positions, and that layer ran no
+		 * faster on 2 threads than on 1 (1.1 ms alone; 0.91-0.99 ms
+		 * with two strips of 102 and 94). */
+		for (int64_t ns = j->nstrips;
+		     nthr > 1 && j->nstrips * j->mgroups < 4 * (int64_t)nthr && j->strip > j->np;) {
+			ns++;
+			j->strip = ((j->q + ns - 1) / ns + j->np - 1) / j->np * j->np;
+			j->nstrips = (j->q + j->strip - 1) / j->strip;
+		}
+	}
+	j->mper = (j->mb + j->mgroups - 1) / j->mgroups;
+	j->mgroups = (j->mb + j->mper - 1) / j->mper;
+}
+
 int lr__conv_direct_worth(int isa, const struct lr_geom *g, int64_t m)
 {
 	/* Every shape, when there are kernels (see DESIGN); kept as the one
@@ -765,65 +843,8 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	 */
 	j.prefetch = m * j.ohw * (int64_t)sizeof(float) >= (1 << 20) &&
 		     getenv("LR_NO_PREFETCH") == NULL;
-	/*
-	 * Strips of at most CD_STRIP calls, all of one length (a last strip
-	 * of a few positions would stream every weight again for them), and
-	 * one strip for up to CD_TILEP outputs: ResNet-50's 7x7 layers
-	 * (49 outputs, up to 9 MiB of weights) read their weights once
-	 * instead of twice.
-	 *
-	 * Every strip streams the weights of its filter blocks once, so
-	 * weights that do not stay in L2 between strips (more than CD_LONGW)
-	 * take long strips instead, of up to CD_LONGP positions, whose tile
-	 * (up to 252 KiB) lives in L2: the weights are read once per CD_LONGP
-	 * outputs rather than once per 48, as ONNX Runtime's NCHWc
-	 * convolution reads a filter block's weights once per row range and
-	 * accumulates over the image in its output. VGG-16's 512 -> 512 3x3 at
-	 * 28x28 (9.4 MiB of weights, 17 strips before, one now): 21.8 ->
-	 * 19.8 ms, 1 thread (docs/benchmarks.md). LR_NO_LONG_STRIPS: off.
-	 */
-	{
-		int64_t cap = CD_STRIP * j.np, one = CD_TILEP;
-
-		long_strips = (int64_t)wbytes > CD_LONGW && getenv("LR_NO_LONG_STRIPS") == NULL;
-		if (long_strips) {
-			cap = CD_LONGP / j.np * j.np;
-			one = cap;
-			j.prefetch = 0; /* a strip's stores are too far ahead */
-		}
-		j.nstrips = j.q <= one ? 1 : (j.q + cap - 1) / cap;
-		j.strip = ((j.q + j.nstrips - 1) / j.nstrips + j.np - 1) / j.np * j.np;
-		if (j.strip > one)
-			j.strip = one / j.np * j.np;
-		j.nstrips = (j.q + j.strip - 1) / j.strip;
-	}
-	/*
-	 * Enough tasks for every thread: filter groups first (each reads its
-	 * share of the weights once), then shorter strips. Groups of long
-	 * strips keep CD_FB blocks (a group of one block runs the one-block
-	 * kernels, at about half the rate: ResNet-50's 128 -> 128 3x3 at 28x28
-	 * made ResNet-50 12% slower on 2 threads that way).
-	 */
-	{
-		int64_t gmax = long_strips ? (mb / CD_FB > 1 ? mb / CD_FB : 1) : mb;
-
-		j.mgroups = 1;
-		while (nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.mgroups < gmax)
-			j.mgroups++;
-		/* Strips stay of equal length: shortening them by one call at
-		 * a time cut ResNet-50's 256 -> 256 3x3 stride 2 (196 outputs)
-		 * into strips of 192 and 4 positions, and that layer ran no
-		 * faster on 2 threads than on 1 (1.1 ms alone; 0.91-0.99 ms
-		 * with two strips of 102 and 94). */
-		for (int64_t ns = j.nstrips;
-		     nthr > 1 && j.nstrips * j.mgroups < 4 * (int64_t)nthr && j.strip > j.np;) {
-			ns++;
-			j.strip = ((j.q + ns - 1) / ns + j.np - 1) / j.np * j.np;
-			j.nstrips = (j.q + j.strip - 1) / j.strip;
-		}
-	}
-	j.mper = (mb + j.mgroups - 1) / j.mgroups;
-	j.mgroups = (mb + j.mper - 1) / j.mper;
+	long_strips = (int64_t)wbytes > CD_LONGW && getenv("LR_NO_LONG_STRIPS") == NULL;
+	cd_plan(&j, nthr, long_strips);
 
 	/*
 	 * Scratch: the padded image (when padded), the offset table and each
