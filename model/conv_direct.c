@@ -50,7 +50,9 @@
  * strips are of equal length and a map of up to CD_TILEP outputs
  * is one strip, so that weights stream once per strip and never for a
  * short remainder; small images get several filter groups (then, if
- * still needed, shorter strips) so that every thread has work. Layers
+ * still needed, shorter strips) so that every thread has work, except
+ * thin layers (up to CD_THIN_BLOCKS blocks), which take shorter strips
+ * only, so that each thread reads only its own rows. Layers
  * whose weights would not stay in L2 from one strip to the next take
  * long strips (up to CD_LONGP positions, the tile in L2), so that the
  * weights stream once per thousand outputs instead of once per 48, the
