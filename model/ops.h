@@ -358,10 +358,10 @@ static inline float lr_exp_neg(float x)
 	/* masks, not selects: GCC must not turn them into branches */
 	v.f = x;
 	pos = (v.u >> 31) - 1u;                         /* all ones: x >= +0 */
-	v.u = (v.u & ~pos) | (0x80000000u & pos);       /* ... becomes -0 */
+	v.u ^= (v.u ^ 0x80000000u) & pos;               /* ... becomes -0 */
 	/* x < -87.33654 (bits 0xC2AEAC4F): negative floats' bits grow with |x| */
 	tiny = 0u - ((uint32_t)(-0x3D5153B1 - v.i) >> 31);
-	v.u = (v.u & ~tiny) | (0xC2AEAC4Fu & tiny);
+	v.u ^= (v.u ^ 0xC2AEAC4Fu) & tiny;
 	x = v.f;
 	t = x * 1.44269504088896341f + 12582912.f;      /* round(x / ln 2) */
 	n = t - 12582912.f;
@@ -376,7 +376,7 @@ static inline float lr_exp_neg(float x)
 	p = p * r * r + r + 1.f;
 	s.i = ((int32_t)n + 127) * (1 << 23);           /* 2^n, n in [-126, 0] */
 	v.f = p * s.f;
-	v.u &= ~tiny;                                   /* underflow: 0 */
+	v.u ^= v.u & tiny;                              /* underflow: 0 */
 	return v.f;
 }
 
@@ -605,8 +605,11 @@ int lr_op_lstm(lr_opctx *, lr_tensor **, int, lr_tensor **, int);
  */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define LR_CLONES __attribute__((target_clones("avx2", "default")))
+/* Compute-bound maps (Sigmoid's exp and division) also get AVX-512. */
+#define LR_CLONES512 __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define LR_CLONES
+#define LR_CLONES512
 #endif
 
 #endif /* LR_OPS_H */

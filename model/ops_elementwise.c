@@ -71,7 +71,11 @@ static int any_typed(lr_tensor **in, int nin)
 /*
  * 1 / (1 + exp(-x)) from e = exp(-|x|) without branches: x >= 0 gives
  * 1 / (1 + e), x < 0 gives e / (1 + e); NaN stays NaN. Selects are bit
- * masks so that GCC does not sink arithmetic into a branch.
+ * masks so that GCC does not sink arithmetic into a branch, written as
+ * a ^ ((a ^ b) & m) rather than (a & ~m) | (b & m): GCC made ~m with an
+ * AVX-512 vpternlogd into a register last written by the previous
+ * iteration's division, a false dependency that chained the iterations
+ * (1.2M values: 1.34 ms, 16 per 75 cycles).
  */
 static inline float sigmoid1(float x)
 {
@@ -84,9 +88,9 @@ static inline float sigmoid1(float x)
 	e.u = v.u | 0x80000000u;
 	e.f = lr_exp_neg(e.f);
 	num.f = 1.f;
-	num.u = (e.u & neg) | (num.u & ~neg);
+	num.u ^= (num.u ^ e.u) & neg;
 	r.f = num.f / (1.f + e.f);
-	r.u = (r.u & ~nan) | (v.u & nan);
+	r.u ^= (r.u ^ v.u) & nan;
 	return r.f;
 }
 
@@ -112,6 +116,7 @@ struct unary_job {
 	float p0, p1; /* alpha/min/..., beta/max/... */
 };
 
+LR_CLONES512
 static void unary_chunk(void *vp, int64_t b, int64_t e)
 {
 	const struct unary_job *j = vp;
