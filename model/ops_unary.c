@@ -89,14 +89,45 @@ static double math1(enum math_kind k, double v, double a, double b)
 	return v;
 }
 
+/*
+ * float32: the functions whose float result is exactly the double one
+ * rounded once (Abs, Neg, Floor, Ceil exact; Sqrt and Reciprocal correctly
+ * rounded either way, as 53 >= 2 * 24 + 2 bits) run as float loops that
+ * vectorise; bit-identical, 5-30x faster than an element at a time
+ * through math1's switch. The rest go through math1 in double.
+ */
+LR_CLONES512
 static void math_chunk_f(void *vp, int64_t begin, int64_t end)
 {
 	const struct math_job *j = vp;
-	const float *x = j->x;
-	float *y = j->y;
+	const float *x = (const float *)j->x + begin;
+	float *y = (float *)j->y + begin;
+	int64_t n = end - begin;
 
-	for (int64_t i = begin; i < end; i++)
-		y[i] = (float)math1(j->kind, (double)x[i], j->a, j->b);
+	switch (j->kind) {
+	case M_ABS:
+		LR_EACH(n, i, y[i] = fabsf(x[i]));
+		return;
+	case M_NEG:
+		LR_EACH(n, i, y[i] = -x[i]);
+		return;
+	case M_FLOOR:
+		LR_EACH(n, i, y[i] = floorf(x[i]));
+		return;
+	case M_CEIL:
+		LR_EACH(n, i, y[i] = ceilf(x[i]));
+		return;
+	case M_SQRT:
+		LR_EACH(n, i, y[i] = sqrtf(x[i]));
+		return;
+	case M_RECIP:
+		LR_EACH(n, i, y[i] = 1.f / x[i]);
+		return;
+	default:
+		for (int64_t i = 0; i < n; i++)
+			y[i] = (float)math1(j->kind, (double)x[i], j->a, j->b);
+		return;
+	}
 }
 
 /* int64 Abs, Neg, Sign, wrapping (no undefined behaviour on INT64_MIN). */
