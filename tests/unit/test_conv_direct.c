@@ -544,6 +544,13 @@ int main(void)
 		{ 1, 6, 37, 40, 6, 3, 3, { 0, 1, 2, 0 }, 0, 1, 1, 2, 2, 1 },
 		{ 1, 3, 20, 50, 3, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 3, 3, 1 },
 		{ 1, 4, 2, 2, 4, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 1, 1, 1 },
+		/* depthwise 5x5, 16 channels at a time (EfficientNet's):
+		 * stride 1 and 2, a ring of 5 rows, bands on 2 threads, odd
+		 * widths, asymmetric pads, a map smaller than the window */
+		{ 1, 32, 14, 14, 32, 5, 5, { 2, 2, 2, 2 }, 0, 1, 2, 1, 1, 1 },
+		{ 1, 48, 29, 31, 48, 5, 5, { 2, 2, 2, 2 }, 0, 1, 1, 2, 2, 1 },
+		{ 2, 16, 7, 9, 16, 5, 5, { 1, 2, 3, 2 }, 0, 0, 2, 1, 1, 1 },
+		{ 1, 16, 3, 3, 16, 5, 5, { 2, 2, 2, 2 }, 0, 1, 1, 1, 1, 1 },
 		/* depthwise 3x3, 16 channels at a time (C % 16 == 0, any width):
 		 * ring of rows, bands of rows on 2 threads, odd widths */
 		{ 1, 32, 28, 28, 32, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 1, 1, 1 },
