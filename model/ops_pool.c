@@ -671,6 +671,9 @@ struct global_job {
 	double p;               /* GlobalLpPool when > 0 */
 };
 
+#define GP_SUMS 32 /* running sums per plane of GlobalAveragePool */
+
+LR_CLONES512
 static void global_planes(void *arg, int64_t begin, int64_t end)
 {
 	const struct global_job *j = arg;
@@ -692,18 +695,22 @@ static void global_planes(void *arg, int64_t begin, int64_t end)
 					best = xp[i];
 			j->y[p] = best;
 		} else {
-			/* Eight running sums in double: one chain of dependent
-			 * adds ran 4 cycles per value (2.8 us for a 128 x 7 x 7
-			 * ResNet head, 2% of a compressed Fashion-MNIST ResNet). */
-			double acc[8] = { 0 }, sum = 0.0;
+			/* Running sums in double, GP_SUMS of them: one chain of
+			 * dependent adds ran 4 cycles per value (2.8 us for a
+			 * 128 x 7 x 7 ResNet head, 2% of a compressed
+			 * Fashion-MNIST ResNet); 32, four AVX-512 vectors of
+			 * doubles, keep the adds' latency covered
+			 * (EfficientNet-b0's 16 squeeze-and-excitation pools on
+			 * up to 96 x 112 x 112: 0.81 -> 0.35 ms). */
+			double acc[GP_SUMS] = { 0 }, sum = 0.0;
 			int64_t i = 0;
 
-			for (; i + 8 <= j->plane; i += 8)
-				for (int k = 0; k < 8; k++)
+			for (; i + GP_SUMS <= j->plane; i += GP_SUMS)
+				for (int k = 0; k < GP_SUMS; k++)
 					acc[k] += xp[i + k];
 			for (; i < j->plane; i++)
 				acc[0] += xp[i];
-			for (int k = 0; k < 8; k++)
+			for (int k = 0; k < GP_SUMS; k++)
 				sum += acc[k];
 			j->y[p] = j->plane > 0 ? (float)(sum / (double)j->plane) : 0.0f;
 		}

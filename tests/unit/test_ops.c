@@ -205,6 +205,39 @@ static void pool_case(const char *op, int64_t h, int64_t w, int64_t k, int64_t s
 	lr_tensor_free(y);
 }
 
+/* GlobalAveragePool on [2, 3, h, w] values in [2, 4]: against the mean in
+ * double; a dropped or doubled element moves it by at least 2 / (h * w). */
+static void gap_case(int64_t h, int64_t w)
+{
+	int64_t xd[4] = { 2, 3, h, w }, plane = h * w;
+	lr_tensor *x = rand_tensor(4, xd), *y = NULL;
+	lr_msg msg = { { 0 } };
+	lrt_node nd;
+	double ref[6], worst = 0;
+	int rc;
+
+	for (int64_t p = 0; p < 6; p++) {
+		double acc = 0;
+
+		for (int64_t i = 0; i < plane; i++) {
+			float *v = (float *)x->data + p * plane + i;
+
+			*v += 3.0f;
+			acc += *v;
+		}
+		ref[p] = acc / (double)plane;
+	}
+	lrt_init(&nd, "GlobalAveragePool", 1);
+	lrt_input(&nd, x);
+	rc = lrt_run(&nd, 1, &y, &msg);
+	rc = rc == 0 && close_all(y, ref, 6, 1e-6, &worst) ? 0 : (rc ? rc : -1);
+	tap_ok(rc == 0 && y->ndim == 4 && y->dims[2] == 1 && y->dims[3] == 1,
+	       "GlobalAveragePool %lldx%lld (worst %.2g) %s", (long long)h, (long long)w, worst,
+	       msg.text);
+	lr_tensor_free(x);
+	lr_tensor_free(y);
+}
+
 static void gemm_case(int64_t m, int64_t k, int64_t n, int ta, int tb, float alpha,
 		      float beta, int cshape)
 {
@@ -403,6 +436,13 @@ int main(void)
 	pool_case("AveragePool", 7, 7, 3, 2, 1, 0, 1);
 	pool_case("AveragePool", 8, 8, 3, 2, 1, 1, 1);
 	pool_case("AveragePool", 8, 8, 3, 2, 0, 1, 0);
+	/* planes around the 32 running sums, and a 112 x 112 one */
+	gap_case(1, 1);
+	gap_case(1, 31);
+	gap_case(4, 8);
+	gap_case(3, 11);
+	gap_case(7, 7);
+	gap_case(112, 112);
 	gemm_case(5, 7, 3, 0, 1, 1.0f, 1.0f, 1);
 	gemm_case(4, 6, 9, 1, 0, 0.5f, 2.0f, 2);
 	gemm_case(3, 5, 4, 1, 1, 1.5f, 0.0f, 0);
