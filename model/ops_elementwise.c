@@ -94,6 +94,34 @@ static inline float sigmoid1(float x)
 	return r.f;
 }
 
+/*
+ * tanh(x) within a few ulp, without branches (so the loop vectorises, as
+ * sigmoid1): below |x| = 0.625 Cephes' odd polynomial, above it
+ * (1 - e) / (1 + e) with e = exp(-2|x|), where 1 - e >= 0.71 loses nothing
+ * to cancellation; the sign is x's, so -0 stays -0 and +-inf give +-1;
+ * NaN stays NaN. libm's tanhf, an element at a time, took 13 ns a value.
+ */
+static inline float tanh1(float x)
+{
+	union { float f; uint32_t u; } v, a, p, q;
+	uint32_t small, nan;
+	float z, e;
+
+	v.f = x;
+	a.u = v.u & 0x7fffffffu;
+	small = 0u - (uint32_t)(a.u < 0x3F200000u);     /* |x| < 0.625 */
+	nan = 0u - (uint32_t)(a.u > 0x7f800000u);
+	z = a.f * a.f;
+	p.f = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
+		1.33314422036e-1f) * z - 3.33332819422e-1f) * z * a.f + a.f;
+	e = lr_exp_neg(-2.f * a.f);
+	q.f = (1.f - e) / (1.f + e);
+	q.u ^= (q.u ^ p.u) & small;
+	q.u |= v.u & 0x80000000u;
+	q.u ^= (q.u ^ v.u) & nan;
+	return q.f;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Unary maps                                                               */
 /* ---------------------------------------------------------------------- */
@@ -151,8 +179,7 @@ static void unary_chunk(void *vp, int64_t b, int64_t e)
 			y[i] = v * w * (1.f / 6.f));
 		break;
 	case U_TANH:
-		for (int64_t i = 0; i < n; i++)
-			y[i] = tanhf(x[i]);
+		LR_EACH(n, i, y[i] = tanh1(x[i]));
 		break;
 	case U_ELU:
 		for (int64_t i = 0; i < n; i++) {

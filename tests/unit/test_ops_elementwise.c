@@ -222,6 +222,47 @@ static void test_unary(void)
 		lr_tensor_free(y);
 		free(ref);
 	}
+	/* Tanh over a sweep dense around 0 and across the 0.625 switch, and
+	 * its exact values (the vectorised polynomial and exp). */
+	{
+		lr_tensor *x = lrt_f(1, D(4001), NULL), *y = NULL;
+		double *ref = dalloc(4001);
+		lr_msg msg;
+		lrt_node n;
+		int rc;
+
+		for (int i = 0; i <= 4000; i++) {
+			double t = (double)(i - 2000) / 2000.0; /* [-1, 1] */
+
+			((float *)x->data)[i] = (float)(t * t * t * 30.0);
+			ref[i] = tanh((double)fd(x)[i]);
+		}
+		lrt_init(&n, "Tanh", 13);
+		lrt_input(&n, x);
+		rc = run1(&n, &y, &msg);
+		check(y, 1, D(4001), ref, 1e-30, 1e-6, "Tanh over [-30, 30] (relative 1e-6)", rc,
+		      &msg);
+		lr_tensor_free(x);
+		lr_tensor_free(y);
+		free(ref);
+	}
+	{
+		lr_tensor *x = lrt_f(1, D(7), F(INFINITY, -INFINITY, NAN, 0.f, -0.f, 1e-30f, -100.f));
+		lr_tensor *y = NULL;
+		lr_msg msg;
+		lrt_node n;
+		int rc;
+
+		lrt_init(&n, "Tanh", 13);
+		lrt_input(&n, x);
+		rc = run1(&n, &y, &msg);
+		tap_ok(rc == 0 && fd(y)[0] == 1.f && fd(y)[1] == -1.f && isnan(fd(y)[2]) &&
+		       fd(y)[3] == 0.f && !signbit(fd(y)[3]) && fd(y)[4] == 0.f && signbit(fd(y)[4]) &&
+		       fd(y)[5] == 1e-30f && fd(y)[6] == -1.f,
+		       "Tanh of inf, -inf, NaN, +-0, 1e-30, -100");
+		lr_tensor_free(x);
+		lr_tensor_free(y);
+	}
 	{
 		lr_tensor *x = lrt_f(1, D(5), F(INFINITY, -INFINITY, NAN, 0.f, -0.f)), *y = NULL;
 		lr_msg msg;
