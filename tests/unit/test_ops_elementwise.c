@@ -179,6 +179,46 @@ static void unary_case(const char *op_type, enum uop op, int64_t opset,
 	free(ref);
 }
 
+/* x_i for i in [0, 4000] and the reference, of the sweeps below. */
+static float sweep_sigmoid_x(int i)
+{
+	return (float)(i - 2000) * 0.05f;
+}
+
+static double sweep_sigmoid_ref(double v)
+{
+	return 1.0 / (1.0 + exp(-v));
+}
+
+static float sweep_tanh_x(int i)
+{
+	double t = (double)(i - 2000) / 2000.0; /* [-1, 1], dense around 0 */
+
+	return (float)(t * t * t * 30.0);
+}
+
+/* op on 4001 values xi(0..4000), within 1e-6 relative of ref in double. */
+static void sweep_case(const char *op, float (*xi)(int), double (*ref)(double), const char *what)
+{
+	lr_tensor *x = lrt_f(1, D(4001), NULL), *y = NULL;
+	double *r = dalloc(4001);
+	lr_msg msg;
+	lrt_node n;
+	int rc;
+
+	for (int i = 0; i <= 4000; i++) {
+		((float *)x->data)[i] = xi(i);
+		r[i] = ref((double)fd(x)[i]);
+	}
+	lrt_init(&n, op, 13);
+	lrt_input(&n, x);
+	rc = run1(&n, &y, &msg);
+	check(y, 1, D(4001), r, 1e-30, 1e-6, what, rc, &msg);
+	lr_tensor_free(x);
+	lr_tensor_free(y);
+	free(r);
+}
+
 static void test_unary(void)
 {
 	const int64_t small[3] = { 3, 4, 5 }, big[4] = { 2, 8, 41, 33 };
@@ -201,51 +241,12 @@ static void test_unary(void)
 		unary_case("Elu", ELU, 7, NULL, 0, NULL, 0, 1.0, 0, nd, d, 4);
 		unary_case("Elu", ELU, 7, "alpha", 2.0, NULL, 0, 2.0, 0, nd, d, 4);
 	}
-	/* Sigmoid over a wide sweep (the vectorised exp's whole range). */
-	{
-		lr_tensor *x = lrt_f(1, D(4001), NULL), *y = NULL;
-		double *ref = dalloc(4001);
-		lr_msg msg;
-		lrt_node n;
-		int rc;
-
-		for (int i = 0; i <= 4000; i++) {
-			((float *)x->data)[i] = (float)(i - 2000) * 0.05f;
-			ref[i] = 1.0 / (1.0 + exp(-(double)fd(x)[i]));
-		}
-		lrt_init(&n, "Sigmoid", 13);
-		lrt_input(&n, x);
-		rc = run1(&n, &y, &msg);
-		check(y, 1, D(4001), ref, 1e-30, 1e-6, "Sigmoid over [-100, 100] (relative 1e-6)",
-		      rc, &msg);
-		lr_tensor_free(x);
-		lr_tensor_free(y);
-		free(ref);
-	}
-	/* Tanh over a sweep dense around 0 and across the 0.625 switch, and
-	 * its exact values (the vectorised polynomial and exp). */
-	{
-		lr_tensor *x = lrt_f(1, D(4001), NULL), *y = NULL;
-		double *ref = dalloc(4001);
-		lr_msg msg;
-		lrt_node n;
-		int rc;
-
-		for (int i = 0; i <= 4000; i++) {
-			double t = (double)(i - 2000) / 2000.0; /* [-1, 1] */
-
-			((float *)x->data)[i] = (float)(t * t * t * 30.0);
-			ref[i] = tanh((double)fd(x)[i]);
-		}
-		lrt_init(&n, "Tanh", 13);
-		lrt_input(&n, x);
-		rc = run1(&n, &y, &msg);
-		check(y, 1, D(4001), ref, 1e-30, 1e-6, "Tanh over [-30, 30] (relative 1e-6)", rc,
-		      &msg);
-		lr_tensor_free(x);
-		lr_tensor_free(y);
-		free(ref);
-	}
+	/* Sigmoid over a wide sweep (the vectorised exp's whole range); Tanh
+	 * over one dense around 0 and across its 0.625 switch (the vectorised
+	 * polynomial and exp). */
+	sweep_case("Sigmoid", sweep_sigmoid_x, sweep_sigmoid_ref,
+		   "Sigmoid over [-100, 100] (relative 1e-6)");
+	sweep_case("Tanh", sweep_tanh_x, tanh, "Tanh over [-30, 30] (relative 1e-6)");
 	{
 		lr_tensor *x = lrt_f(1, D(7), F(INFINITY, -INFINITY, NAN, 0.f, -0.f, 1e-30f, -100.f));
 		lr_tensor *y = NULL;
