@@ -343,20 +343,23 @@ void lr__phase_plane(const float *src, int64_t h, int64_t w, int64_t sy, int64_t
 int lr__conv_direct_worth(int isa, const struct lr_geom *g, int64_t m);
 
 /*
- * exp(x) for x <= 0 (x > 0 is treated as 0; below -87.34 the result is 0),
- * within about 1 ulp: Cody-Waite reduction by ln 2 and the Cephes
- * polynomial. It has no branches and clamps on the bits, so loops calling
- * it vectorise at -O2 (it must inline to do so). Used by Sigmoid, Softmax
- * and LogSoftmax.
+ * exp(x) for x <= 0 (x > 0 is treated as 0; below -87.34 the result is 0;
+ * NaN stays NaN), within about 1 ulp: Cody-Waite reduction by ln 2 and the
+ * Cephes polynomial. It has no branches and clamps on the bits, so loops
+ * calling it vectorise at -O2 (it must inline to do so). Used by Sigmoid,
+ * Tanh, Softmax and LogSoftmax (a row with a NaN, or the NaN of inf - inf,
+ * is all NaN there, as in ONNX Runtime; NaN used to come out as 1 or 0).
  */
 static inline float lr_exp_neg(float x)
 {
 	union { float f; int32_t i; uint32_t u; } v, s;
-	uint32_t pos, tiny;
+	uint32_t pos, tiny, nan, xb;
 	float t, n, r, p;
 
 	/* masks, not selects: GCC must not turn them into branches */
 	v.f = x;
+	xb = v.u;
+	nan = 0u - (uint32_t)((xb & 0x7fffffffu) > 0x7f800000u);
 	pos = (v.u >> 31) - 1u;                         /* all ones: x >= +0 */
 	v.u ^= (v.u ^ 0x80000000u) & pos;               /* ... becomes -0 */
 	/* x < -87.33654 (bits 0xC2AEAC4F): negative floats' bits grow with |x| */
@@ -377,6 +380,7 @@ static inline float lr_exp_neg(float x)
 	s.i = ((int32_t)n + 127) * (1 << 23);           /* 2^n, n in [-126, 0] */
 	v.f = p * s.f;
 	v.u ^= v.u & tiny;                              /* underflow: 0 */
+	v.u ^= (v.u ^ xb) & nan;
 	return v.f;
 }
 

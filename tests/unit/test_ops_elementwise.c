@@ -966,6 +966,46 @@ static void test_softmax(void)
 		lr_tensor_free(y);
 		lr_tensor_free(x);
 	}
+	/* A NaN in a row, or the NaN of inf - inf, makes the row NaN (as in
+	 * ONNX Runtime), in contiguous rows (axis 1) and in strided columns
+	 * (axis 0 of the transpose); a row with -inf and finite values does
+	 * not. The exp used to give 1 for NaN and 0 for negative NaN. */
+	for (int lg = 0; lg < 2; lg++) {
+		const float rows[12] = { 1, 2, NAN, 1, 2, INFINITY, -INFINITY, -INFINITY,
+					 -INFINITY, 1, -INFINITY, 0 };
+		float cols[12];
+
+		for (int axis = 1; axis >= 0; axis--) {
+			lr_tensor *x, *y = NULL;
+			lr_msg msg;
+			lrt_node n;
+			int rc, ok = 1;
+
+			for (int r = 0; r < 4; r++)
+				for (int k = 0; k < 3; k++)
+					cols[k * 4 + r] = rows[r * 3 + k];
+			x = axis ? lrt_f(2, D(4, 3), rows) : lrt_f(2, D(3, 4), cols);
+			lrt_init(&n, lg ? "LogSoftmax" : "Softmax", 13);
+			lrt_attr_int(&n, "axis", axis);
+			lrt_input(&n, x);
+			rc = run1(&n, &y, &msg);
+			for (int r = 0; rc == 0 && r < 4; r++)
+				for (int k = 0; k < 3; k++) {
+					float v = fd(y)[axis ? r * 3 + k : k * 4 + r];
+					double want = r < 3 ? NAN : k == 1 ? (lg ? -INFINITY : 0) :
+						      lg ? (k == 0 ? -log1p(exp(-1.0)) : -1 - log1p(exp(-1.0)))
+							 : (k == 0 ? 1 / (1 + exp(-1.0)) : 1 / (1 + exp(1.0)));
+
+					if (isnan(want) ? !isnan(v) :
+					    isinf(want) ? v != want : !tap_close(v, want, 0, 1e-6))
+						ok = 0;
+				}
+			tap_ok(rc == 0 && ok, "%s over axis %d: rows with NaN or inf are NaN, [1, -inf, 0] is finite%s%s",
+			       lg ? "LogSoftmax" : "Softmax", axis, rc ? ": " : "", msg.text);
+			lr_tensor_free(x);
+			lr_tensor_free(y);
+		}
+	}
 	for (int lg = 0; lg < 2; lg++) {
 		softmax_case(lg, 11, 0, 0, 3, D(2, 3, 4), 3);
 		softmax_case(lg, 11, 1, 1, 3, D(2, 3, 4), 3);
