@@ -487,7 +487,8 @@ static void depthwise_3x3(const struct lr_geom *g, const float *xp, const float 
  * included), so both give the same bits. The same kernel runs 5x5
  * windows (EfficientNet's) with a ring of 5 rows and 25 taps: they went
  * to the generic plane loop, 11-16x slower than ONNX Runtime per layer
- * (EfficientNet-b0, 1 thread: 14.9 -> 8.9 ms).
+ * (EfficientNet-b0, 1 thread: 14.9 -> 8.9 ms), which rounds each product
+ * apart and so differs from this kernel in the last bits.
  */
 __attribute__((target("avx512f"), always_inline))
 static inline void dw_tr16(__m512 *r)
