@@ -743,6 +743,40 @@ static int fusable_act(const lr_engine *e, int ni, int from, const char *need, c
 }
 
 /*
+ * Whether Sigmoid node `ni` can write SiLU: its output is read once, by a
+ * Mul that runs, whose other input is the Sigmoid's own input (x *
+ * sigmoid(x), EfficientNet's and MobileNetV3-style exports), and is not
+ * kept. Sets *reader and *k, the Mul's input that is the Sigmoid's output.
+ * Same conditions as fusable_act (no observer, LR_NO_FUSE).
+ */
+static int fusable_silu(const lr_engine *e, int ni, const char *need, const char *keep,
+			const int *remaining, int *reader, int *k)
+{
+	const lr_model *m = e->m;
+	const lr_node *n = &m->nodes[ni], *a;
+	int v, r;
+
+	if (e->observer != NULL || n->op->run != lr_op_sigmoid || n->nin < 1 || n->in[0] < 0 ||
+	    n->nout != 1 || getenv("LR_NO_FUSE") != NULL)
+		return 0;
+	v = n->out[0];
+	if (v < 0 || keep[v] || remaining[v] != 1 || m->values[v].nconsumers != 1 ||
+	    (r = reader_of(m, ni, v)) < 0)
+		return 0;
+	a = &m->nodes[r];
+	if (!need[r] || a->op->run != lr_op_mul || a->nin != 2 || a->nout != 1)
+		return 0;
+	if (a->in[0] == v && a->in[1] == n->in[0])
+		*k = 0;
+	else if (a->in[1] == v && a->in[0] == n->in[0])
+		*k = 1;
+	else
+		return 0;
+	*reader = r;
+	return 1;
+}
+
+/*
  * The one run loop. Full run (want == NULL): every node runs and the graph
  * outputs are returned. Segment run: seeds are fed by value (borrowed),
  * only the nodes needed for the wanted values run, and those are returned.
@@ -967,7 +1001,7 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 			passon[from] = 2;
 		}
 		{
-			int reader;
+			int reader, k_silu;
 
 			/* An Add computes the activation after it only in
 			 * float (its other types run elsewhere). */
@@ -977,6 +1011,12 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 			    fusable_act(e, ni, from, need, keep, remaining, &c.act, &c.act_lo,
 					&c.act_hi, &reader))
 				passon[reader] = 1;
+			/* SiLU: the Mul passes on its input k (passon 3 + k). */
+			else if (!dry && nrun >= 1 && inp[0] != NULL && inp[0]->dtype == LR_DT_FLOAT &&
+				 fusable_silu(e, ni, need, keep, remaining, &reader, &k_silu)) {
+				c.act = LR_ACT_SILU;
+				passon[reader] = (char)(3 + k_silu);
+			}
 		}
 		struct timespec t0, t1;
 		int prof = r->prof && !dry;
@@ -992,16 +1032,19 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 		if (prof)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
 		/* A Conv before wrote this activation or folded this
-		 * BatchNormalization: pass its buffer on. An activation that
-		 * cannot take it runs again, which changes nothing; a
-		 * BatchNormalization must not. */
-		if (passon[ni] && (outp[0] = lr_op_take(&c, inp, 0)) != NULL) {
+		 * BatchNormalization, or a Sigmoid wrote this Mul's product
+		 * (SiLU): pass its buffer on. An activation that cannot take it
+		 * runs again, which changes nothing; a BatchNormalization or a
+		 * Mul must not. */
+		int pk = passon[ni] >= 3 ? passon[ni] - 3 : 0;
+
+		if (passon[ni] && (outp[0] = lr_op_take(&c, inp, pk)) != NULL) {
 			rc = 0;
 			r->fused_nodes++;
-		} else if (passon[ni] == 2 && inp[0] != NULL && inp[0]->nelem > 0) {
+		} else if (passon[ni] >= 2 && inp[pk] != NULL && inp[pk]->nelem > 0) {
 			rc = lr_fail(msg, LR_EINVAL,
-				     "node '%s' (%s): the output of the Conv it was folded into cannot be passed on",
-				     node->name, node->op_type);
+				     "node '%s' (%s): the output of the %s it was fused into cannot be passed on",
+				     node->name, node->op_type, passon[ni] == 2 ? "Conv" : "Sigmoid");
 		} else {
 			rc = node->op->run(&c, inp, nrun, outp, node->nout);
 		}

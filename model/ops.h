@@ -52,8 +52,11 @@ typedef struct lr_opctx {
  * a Clip with constant bounds (engine.c). The Conv writes act(y) with the
  * activation's own NaN rules; the activation node then passes the tensor
  * on (or, when it cannot take it, runs: both are idempotent).
+ * LR_ACT_SILU is a Sigmoid's only (SiLU, x * sigmoid(x)): the Sigmoid whose
+ * one reader is Mul(x, Sigmoid(x)) writes the product, and the Mul passes
+ * it on (it must: it is not idempotent).
  */
-enum { LR_ACT_NONE = 0, LR_ACT_RELU = 1, LR_ACT_CLIP = 2 };
+enum { LR_ACT_NONE = 0, LR_ACT_RELU = 1, LR_ACT_CLIP = 2, LR_ACT_SILU = 3 };
 
 /* Applies activation `act` (LR_ACT_*) to y[0..n) in place. */
 void lr__act_apply(int act, float lo, float hi, float *y, int64_t n);

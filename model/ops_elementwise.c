@@ -131,6 +131,7 @@ enum unary_kind {
 	U_LEAKY,
 	U_CLIP,
 	U_SIGMOID,
+	U_SILU,                 /* x * sigmoid(x): Sigmoid with LR_ACT_SILU */
 	U_HARDSIGMOID,
 	U_HARDSWISH,
 	U_TANH,
@@ -167,6 +168,9 @@ static void unary_chunk(void *vp, int64_t b, int64_t e)
 		break;
 	case U_SIGMOID:
 		LR_EACH(n, i, y[i] = sigmoid1(x[i]));
+		break;
+	case U_SILU: /* the Mul's x * s, on the Sigmoid's s: the same bits */
+		LR_EACH(n, i, float v = x[i]; y[i] = v * sigmoid1(v));
 		break;
 	case U_HARDSIGMOID:
 		LR_EACH(n, i, float v = x[i] * p0 + p1; v = v < 0.f ? 0.f : v;
@@ -222,6 +226,7 @@ static int unary_typed(lr_opctx *c, const lr_tensor *x, lr_tensor **out,
 		case U_LEAKY: r = (v > 0 ? v : 0) + p0 * (v < 0 ? v : 0); break;
 		case U_CLIP: r = v < p0 ? p0 : v > p1 ? p1 : v; break;
 		case U_SIGMOID: r = 1.0 / (1.0 + exp(-v)); break;
+		case U_SILU: r = v / (1.0 + exp(-v)); break;
 		case U_HARDSIGMOID:
 			r = v * p0 + p1;
 			r = r < 0 ? 0 : r > 1 ? 1 : r;
@@ -297,11 +302,13 @@ int lr_op_leakyrelu(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	return run_unary(c, in, nin, out, U_LEAKY, alpha, 0.f, 1);
 }
 
-/* Sigmoid: y = 1 / (1 + exp(-x)). */
+/* Sigmoid: y = 1 / (1 + exp(-x)); x * sigmoid(x) when the engine fused the
+ * Mul after it (c->act == LR_ACT_SILU). */
 int lr_op_sigmoid(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 		  int nout)
 {
-	return run_unary(c, in, nin, out, U_SIGMOID, 0.f, 0.f, 1);
+	return run_unary(c, in, nin, out, c->act == LR_ACT_SILU ? U_SILU : U_SIGMOID, 0.f, 0.f,
+			 1);
 }
 
 /* HardSigmoid: y = clamp(alpha * x + beta, 0, 1), alpha 0.2, beta 0.5. */

@@ -21,6 +21,10 @@
  * mode, when the Conv's output is a graph output, or with an observer.
  * An Add followed by a Relu or Clip computes it too (float only: an
  * int64 Add -> Relu is not fused), bit-identical to the nodes run apart.
+ * A Sigmoid whose one reader is Mul(x, Sigmoid(x)) writes the product
+ * (SiLU) and the Mul passes it on, bit-identical, in either operand order;
+ * not when the Mul's other operand is another tensor or the Sigmoid's
+ * output is kept.
  * Constant nodes run once, when the engine is created.
  * Random values come from a fixed seed.
  */
@@ -539,6 +543,97 @@ static void run_add_case(int act, int fed, int dt, const char *label)
 }
 
 /*
+ * SiLU (fusable_silu): x -> Sigmoid -> s, y = Mul(x, s) (order 0) or
+ * Mul(s, x) (order 1). variant 1: the Mul's other operand is a second
+ * input z, not x (not fused); variant 2: s is also a graph output (not
+ * fused). Runs twice on one engine (the fusion is decided per run).
+ */
+static int run_silu(int order, int variant, int nofuse, lr_tensor **y, int *fused, lr_msg *msg)
+{
+	int64_t xd[4] = { 2, 16, 9, 13 };
+	lr_tensor *x = lrt_f(4, xd, NULL), *z = lrt_f(4, xd, NULL), *outs[2] = { NULL, NULL };
+	char xn[] = "x", zn[] = "z", sn[] = "s", yn[] = "y";
+	char *sig_in[1] = { xn }, *sig_out[1] = { sn }, *mul_in[2], *mul_out[1] = { yn };
+	Onnx__NodeProto nodes[2], *nodep[2] = { &nodes[0], &nodes[1] };
+	struct lrt_vi gin[2], gout[2];
+	Onnx__ValueInfoProto *ginp[2] = { &gin[0].vi, &gin[1].vi };
+	Onnx__ValueInfoProto *goutp[2] = { &gout[0].vi, &gout[1].vi };
+	lr_tensor *feeds[2] = { x, z };
+	lr_model *m = NULL;
+	lr_engine *e = NULL;
+	int nin = variant == 1 ? 2 : 1, nout = variant == 2 ? 2 : 1, rc;
+
+	*y = NULL;
+	for (int64_t i = 0; i < x->nelem; i++) {
+		((float *)x->data)[i] = frand() * 12.f;
+		((float *)z->data)[i] = frand();
+	}
+	((float *)x->data)[3] = NAN;
+	((float *)x->data)[50] = INFINITY;
+	((float *)x->data)[99] = -INFINITY;
+	mul_in[order] = variant == 1 ? zn : xn;
+	mul_in[1 - order] = sn;
+	onnx__node_proto__init(&nodes[0]);
+	nodes[0].op_type = "Sigmoid";
+	nodes[0].n_input = 1;
+	nodes[0].input = sig_in;
+	nodes[0].n_output = 1;
+	nodes[0].output = sig_out;
+	onnx__node_proto__init(&nodes[1]);
+	nodes[1].op_type = "Mul";
+	nodes[1].n_input = 2;
+	nodes[1].input = mul_in;
+	nodes[1].n_output = 1;
+	nodes[1].output = mul_out;
+	lrt_vi_fill(&gin[0], xn, x);
+	lrt_vi_fill(&gin[1], zn, z);
+	lrt_vi_fill(&gout[0], yn, NULL);
+	lrt_vi_fill(&gout[1], sn, NULL);
+	if (nofuse)
+		setenv("LR_NO_FUSE", "1", 1);
+	rc = lrt_load_nodes(nodep, 2, ginp, nin, goutp, nout, NULL, 0, 13, "fuse-silu", &m, msg);
+	if (rc == 0)
+		rc = lr_engine_create(&e, m, 2);
+	for (int r = 0; rc == 0 && r < 2; r++) {
+		lr_tensor_free(outs[0]);
+		lr_tensor_free(outs[1]);
+		outs[0] = outs[1] = NULL;
+		rc = lr_engine_run(e, feeds, nin, outs, nout, 0, msg);
+	}
+	unsetenv("LR_NO_FUSE");
+	*fused = e != NULL ? lr_engine_fused_nodes(e) : -1;
+	*y = outs[0];
+	lr_tensor_free(outs[1]);
+	lr_engine_free(e);
+	lr_model_free(m);
+	lr_tensor_free(x);
+	lr_tensor_free(z);
+	return rc;
+}
+
+static void run_silu_case(int order, int variant, const char *label)
+{
+	lr_tensor *yf = NULL, *yu = NULL;
+	lr_msg msg = { { 0 } };
+	int nf = -1, nu = -1, rc1, rc2, want = variant == 0;
+	int64_t where = -1;
+	uint64_t seed = rng;
+
+	rc1 = run_silu(order, variant, 0, &yf, &nf, &msg);
+	rng = seed; /* the same inputs */
+	rc2 = run_silu(order, variant, 1, &yu, &nu, &msg);
+	if (rc1 != 0 || rc2 != 0)
+		tap_diag("run failed: %s", msg.text);
+	tap_ok(rc1 == 0 && rc2 == 0 && yf != NULL && yu != NULL && same_bits(yf, yu, &where),
+	       "%s: fused and unfused outputs are bit-identical (first difference at %lld)",
+	       label, (long long)where);
+	tap_ok(nf == want && nu == 0, "%s: %d node(s) passed on (want %d; %d with LR_NO_FUSE)",
+	       label, nf, want, nu);
+	lr_tensor_free(yf);
+	lr_tensor_free(yu);
+}
+
+/*
  * Constant nodes run once, when the engine is created (hoist_constants):
  * Constant k -> Add(x, k) -> y, with k also a graph output. Over three
  * runs y = x + k and the k returned equals the attribute's, although the
@@ -666,6 +761,10 @@ int main(void)
 	run_add_case(1, 0, LR_DT_FLOAT, "Add of a per-channel constant -> Relu");
 	run_add_case(3, 1, LR_DT_FLOAT, "Add of two inputs -> Clip-13 with initializer bounds");
 	run_add_case(1, 1, LR_DT_INT64, "int64 Add -> Relu: not fused");
+	run_silu_case(0, 0, "x -> Sigmoid -> Mul(x, s): SiLU in one pass");
+	run_silu_case(1, 0, "x -> Sigmoid -> Mul(s, x): SiLU in one pass");
+	run_silu_case(0, 1, "Mul(z, Sigmoid(x)): not fused");
+	run_silu_case(1, 2, "Sigmoid's output also a graph output: not fused");
 	run_hoist_case();
 	return tap_done();
 }
