@@ -433,6 +433,17 @@ static void run_bn_case(int kind, const char *label, int want)
  * Add does not compute, so nothing may be fused). Runs fused or with
  * LR_NO_FUSE (nofuse); *fused gets lr_engine_fused_nodes.
  */
+/* A node proto of op_type with nin inputs and one output. */
+static void proto_node(Onnx__NodeProto *p, char *op_type, int nin, char **in, char **out)
+{
+	onnx__node_proto__init(p);
+	p->op_type = op_type;
+	p->n_input = (size_t)nin;
+	p->input = in;
+	p->n_output = 1;
+	p->output = out;
+}
+
 static int run_add(int act, int fed, int dt, int nofuse, lr_tensor **y, int *fused, lr_msg *msg)
 {
 	int64_t xd[4] = { 2, 24, 9, 11 }, kd[3] = { 24, 1, 1 };
@@ -470,18 +481,8 @@ static int run_add(int act, int fed, int dt, int nofuse, lr_tensor **y, int *fus
 		x = xi;
 		k = ki;
 	}
-	onnx__node_proto__init(&nodes[0]);
-	nodes[0].op_type = "Add";
-	nodes[0].n_input = 2;
-	nodes[0].input = add_in;
-	nodes[0].n_output = 1;
-	nodes[0].output = add_out;
-	onnx__node_proto__init(&nodes[1]);
-	nodes[1].op_type = act == 1 ? "Relu" : "Clip";
-	nodes[1].n_input = act == 1 ? 1 : 3;
-	nodes[1].input = act_in;
-	nodes[1].n_output = 1;
-	nodes[1].output = act_out;
+	proto_node(&nodes[0], "Add", 2, add_in, add_out);
+	proto_node(&nodes[1], act == 1 ? "Relu" : "Clip", act == 1 ? 1 : 3, act_in, act_out);
 	if (!fed)
 		initp[ninit] = init_tp(&init[ninit], kn, k), ninit++;
 	if (act == 3) {
@@ -518,21 +519,20 @@ static int run_add(int act, int fed, int dt, int nofuse, lr_tensor **y, int *fus
 	return rc;
 }
 
-static void run_add_case(int act, int fed, int dt, const char *label)
+/*
+ * The fused run's output yf (rc1, nf nodes passed on) against the unfused
+ * one's yu (rc2, nu): bit-identical (floats by bits, other types by
+ * bytes), want nodes passed on and none with LR_NO_FUSE. Frees both.
+ */
+static void check_fused(const char *label, int rc1, int rc2, lr_tensor *yf, lr_tensor *yu,
+			int nf, int nu, int want, const lr_msg *msg)
 {
-	lr_tensor *yf = NULL, *yu = NULL;
-	lr_msg msg = { { 0 } };
-	int nf = -1, nu = -1, rc1, rc2, want = dt == LR_DT_FLOAT;
 	int64_t where = -1;
-	uint64_t seed = rng;
 
-	rc1 = run_add(act, fed, dt, 0, &yf, &nf, &msg);
-	rng = seed; /* the same inputs */
-	rc2 = run_add(act, fed, dt, 1, &yu, &nu, &msg);
 	if (rc1 != 0 || rc2 != 0)
-		tap_diag("run failed: %s", msg.text);
+		tap_diag("run failed: %s", msg->text);
 	tap_ok(rc1 == 0 && rc2 == 0 && yf != NULL && yu != NULL && yf->dtype == yu->dtype &&
-	       (dt == LR_DT_FLOAT ? same_bits(yf, yu, &where)
+	       (yf->dtype == LR_DT_FLOAT ? same_bits(yf, yu, &where)
 		: memcmp(yf->data, yu->data, lr_tensor_bytes(yf)) == 0),
 	       "%s: fused and unfused outputs are bit-identical (first difference at %lld)",
 	       label, (long long)where);
@@ -540,6 +540,19 @@ static void run_add_case(int act, int fed, int dt, const char *label)
 	       label, nf, want, nu);
 	lr_tensor_free(yf);
 	lr_tensor_free(yu);
+}
+
+static void run_add_case(int act, int fed, int dt, const char *label)
+{
+	lr_tensor *yf = NULL, *yu = NULL;
+	lr_msg msg = { { 0 } };
+	int nf = -1, nu = -1, rc1, rc2, want = dt == LR_DT_FLOAT;
+	uint64_t seed = rng;
+
+	rc1 = run_add(act, fed, dt, 0, &yf, &nf, &msg);
+	rng = seed; /* the same inputs */
+	rc2 = run_add(act, fed, dt, 1, &yu, &nu, &msg);
+	check_fused(label, rc1, rc2, yf, yu, nf, nu, want, &msg);
 }
 
 /*
@@ -573,18 +586,8 @@ static int run_silu(int order, int variant, int nofuse, lr_tensor **y, int *fuse
 	((float *)x->data)[99] = -INFINITY;
 	mul_in[order] = variant == 1 ? zn : xn;
 	mul_in[1 - order] = sn;
-	onnx__node_proto__init(&nodes[0]);
-	nodes[0].op_type = "Sigmoid";
-	nodes[0].n_input = 1;
-	nodes[0].input = sig_in;
-	nodes[0].n_output = 1;
-	nodes[0].output = sig_out;
-	onnx__node_proto__init(&nodes[1]);
-	nodes[1].op_type = "Mul";
-	nodes[1].n_input = 2;
-	nodes[1].input = mul_in;
-	nodes[1].n_output = 1;
-	nodes[1].output = mul_out;
+	proto_node(&nodes[0], "Sigmoid", 1, sig_in, sig_out);
+	proto_node(&nodes[1], "Mul", 2, mul_in, mul_out);
 	lrt_vi_fill(&gin[0], xn, x);
 	lrt_vi_fill(&gin[1], zn, z);
 	lrt_vi_fill(&gout[0], yn, NULL);
@@ -616,21 +619,12 @@ static void run_silu_case(int order, int variant, const char *label)
 	lr_tensor *yf = NULL, *yu = NULL;
 	lr_msg msg = { { 0 } };
 	int nf = -1, nu = -1, rc1, rc2, want = variant == 0;
-	int64_t where = -1;
 	uint64_t seed = rng;
 
 	rc1 = run_silu(order, variant, 0, &yf, &nf, &msg);
 	rng = seed; /* the same inputs */
 	rc2 = run_silu(order, variant, 1, &yu, &nu, &msg);
-	if (rc1 != 0 || rc2 != 0)
-		tap_diag("run failed: %s", msg.text);
-	tap_ok(rc1 == 0 && rc2 == 0 && yf != NULL && yu != NULL && same_bits(yf, yu, &where),
-	       "%s: fused and unfused outputs are bit-identical (first difference at %lld)",
-	       label, (long long)where);
-	tap_ok(nf == want && nu == 0, "%s: %d node(s) passed on (want %d; %d with LR_NO_FUSE)",
-	       label, nf, want, nu);
-	lr_tensor_free(yf);
-	lr_tensor_free(yu);
+	check_fused(label, rc1, rc2, yf, yu, nf, nu, want, &msg);
 }
 
 /*
