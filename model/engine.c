@@ -687,6 +687,26 @@ static int const_scalar(const lr_model *m, int v, float *f)
 }
 
 /*
+ * The node that alone reads node `from`'s first output, when the engine
+ * may fuse across them: no observer (the solver reads outputs as they
+ * are), no LR_NO_FUSE, the output not kept (graph output or wanted) and
+ * read once, by a node that runs. Returns its index, or -1.
+ */
+static int sole_reader(const lr_engine *e, int from, const char *need, const char *keep,
+		       const int *remaining)
+{
+	const lr_model *m = e->m;
+	const lr_node *n = &m->nodes[from];
+	int v = n->nout >= 1 ? n->out[0] : -1, r;
+
+	if (e->observer != NULL || v < 0 || keep[v] || remaining[v] != 1 ||
+	    m->values[v].nconsumers != 1 || getenv("LR_NO_FUSE") != NULL ||
+	    (r = reader_of(m, from, v)) < 0 || !need[r])
+		return -1;
+	return r;
+}
+
+/*
  * Whether node `ni` (a Conv, or an Add with float inputs: ResNet's
  * residual Add -> Relu, 0.4 ms of ResNet-50's 42 ms as a second pass) can
  * write its reader's activation: the output of node `from` (the node, or
@@ -701,18 +721,13 @@ static int fusable_act(const lr_engine *e, int ni, int from, const char *need, c
 {
 	const lr_model *m = e->m;
 	const lr_node *n = &m->nodes[from], *a;
-	int v, r;
+	int r;
 
-	if (e->observer != NULL ||
-	    (m->nodes[ni].op->run != lr_op_conv && m->nodes[ni].op->run != lr_op_add) ||
-	    (from == ni && n->nout != 1) || n->nout < 1 || getenv("LR_NO_FUSE") != NULL)
-		return 0;
-	v = n->out[0];
-	if (v < 0 || keep[v] || remaining[v] != 1 || m->values[v].nconsumers != 1 ||
-	    (r = reader_of(m, from, v)) < 0)
+	if ((m->nodes[ni].op->run != lr_op_conv && m->nodes[ni].op->run != lr_op_add) ||
+	    (from == ni && n->nout != 1) || (r = sole_reader(e, from, need, keep, remaining)) < 0)
 		return 0;
 	a = &m->nodes[r];
-	if (!need[r] || a->in[0] != v || a->nout != 1)
+	if (a->in[0] != n->out[0] || a->nout != 1)
 		return 0;
 	*reader = r;
 	if (a->op->run == lr_op_relu) {
@@ -746,8 +761,8 @@ static int fusable_act(const lr_engine *e, int ni, int from, const char *need, c
  * Whether Sigmoid node `ni` can write SiLU: its output is read once, by a
  * Mul that runs, whose other input is the Sigmoid's own input (x *
  * sigmoid(x), EfficientNet's and MobileNetV3-style exports), and is not
- * kept. Sets *reader and *k, the Mul's input that is the Sigmoid's output.
- * Same conditions as fusable_act (no observer, LR_NO_FUSE).
+ * kept (sole_reader). Sets *reader and *k, the Mul's input that is the
+ * Sigmoid's output.
  */
 static int fusable_silu(const lr_engine *e, int ni, const char *need, const char *keep,
 			const int *remaining, int *reader, int *k)
@@ -756,15 +771,12 @@ static int fusable_silu(const lr_engine *e, int ni, const char *need, const char
 	const lr_node *n = &m->nodes[ni], *a;
 	int v, r;
 
-	if (e->observer != NULL || n->op->run != lr_op_sigmoid || n->nin < 1 || n->in[0] < 0 ||
-	    n->nout != 1 || getenv("LR_NO_FUSE") != NULL)
+	if (n->op->run != lr_op_sigmoid || n->nin < 1 || n->in[0] < 0 || n->nout != 1 ||
+	    (r = sole_reader(e, ni, need, keep, remaining)) < 0)
 		return 0;
 	v = n->out[0];
-	if (v < 0 || keep[v] || remaining[v] != 1 || m->values[v].nconsumers != 1 ||
-	    (r = reader_of(m, ni, v)) < 0)
-		return 0;
 	a = &m->nodes[r];
-	if (!need[r] || a->op->run != lr_op_mul || a->nin != 2 || a->nout != 1)
+	if (a->op->run != lr_op_mul || a->nin != 2 || a->nout != 1)
 		return 0;
 	if (a->in[0] == v && a->in[1] == n->in[0])
 		*k = 0;
