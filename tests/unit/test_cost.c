@@ -135,14 +135,22 @@ static void test_layers(const char *srcdir)
 		double s3[3] = { 0, 0, 0 };
 		volatile int stop = 1;
 
-		rc = lr_time_models(three, 3, 4, in, 1, 2, 0.05, NULL, s3, &msg);
+		int tries = 0, near = 0;
+
+		/* The same model twice is compared within rounds, so a 2x gap
+		 * is a bug. But make check runs other tests beside this one,
+		 * and a 2-thread run of 2 ms loses whole time slices when a
+		 * neighbour takes a core (CI saw 2.9 once, under ASan): a
+		 * gap in each of three timings fails, one in one does not. */
+		do {
+			rc = lr_time_models(three, 3, 4, in, 1, 2, 0.05, NULL, s3, &msg);
+			near = rc == 0 && s3[2] / s3[0] > 0.5 && s3[2] / s3[0] < 2;
+		} while (rc == 0 && !near && ++tries < 3);
 		tap_ok(rc == 0 && s3[0] > 0 && s3[1] > 0 && isfinite(s3[1]) && s3[2] > 0,
 		       "three models time interleaved (%.3g, %.3g, %.3g ms)", s3[0] * 1e3, s3[1] * 1e3,
 		       s3[2] * 1e3);
-		/* Loose bounds: a shared machine, but the same model twice
-		 * is compared within rounds, so a 2x gap is a bug. */
-		tap_ok(rc == 0 && s3[2] / s3[0] > 0.5 && s3[2] / s3[0] < 2,
-		       "the same model twice: ratio %.3f", s3[2] / s3[0]);
+		tap_ok(near, "the same model twice: ratio %.3f (timing %d of at most 3)",
+		       s3[2] / s3[0], tries + 1 > 3 ? 3 : tries + 1);
 		rc = lr_time_models(three, 3, 4, in, 1, 2, 0, &stop, s3, &msg);
 		tap_ok(rc == LR_ECANCELED && s3[0] == -1 && s3[1] == -1 && s3[2] == -1,
 		       "interleaved timing stops when canceled, with no times");
@@ -170,7 +178,13 @@ static void test_layers(const char *srcdir)
 
 			for (int i = 0; i < m->nnodes; i++)
 				sum += ns[i];
-			rc = lr_time_forward(m, 4, full, 1, 2, NULL, &whole, &msg);
+			/* (Two timings apart: a busy neighbour may slow one;
+			 * as above, a gap must hold in three.) */
+			for (int tries = 0; tries < 3; tries++) {
+				rc = lr_time_forward(m, 4, full, 1, 2, NULL, &whole, &msg);
+				if (rc != 0 || (sum > 0.3 * whole && sum < 3 * whole))
+					break;
+			}
 			tap_ok(rc == 0 && sum > 0.3 * whole && sum < 3 * whole,
 			       "the nodes' times add up to the model's (%.3g ms against %.3g ms)", sum * 1e3,
 			       whole * 1e3);
