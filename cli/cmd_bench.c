@@ -34,6 +34,12 @@ static const char help[] =
 	"  --pricing         only kernels shaped like ONNX Runtime's, as the solver's\n"
 	"                    cost model times layers (thin convolutions not on the\n"
 	"                    faster positions-in-lanes kernel)\n"
+	"  --ab NAME[=VALUE] A/B of an environment switch in one process: --repeat\n"
+	"                    rounds, each timing 5 runs without NAME and 5 with it\n"
+	"                    (in turns, ABBA), a round's figure their median; prints\n"
+	"                    both p10s and the median over rounds of with / without.\n"
+	"                    Only for switches the kernels read while running\n"
+	"                    (README: the A/B switches)\n"
 	"  --json            one JSON object: median_ms, p10_ms, p90_ms, peak_rss_bytes, ...\n"
 	"\n"
 	"Environment: LR_PROFILE=FILE (1: stderr) writes per-node and per-op-type\n"
@@ -57,6 +63,92 @@ static double percentile(const double *sorted, int n, double p)
 	return sorted[lo] * (1.0 - frac) + sorted[lo + 1] * frac;
 }
 
+/* One variant's figure for a round: the median of AB_RUNS runs after one
+ * untimed run (the other variant's last run left the caches). */
+#define AB_RUNS 5
+
+static int ab_figure(lr_engine *e, lr_tensor *x, double *ms, lr_msg *msg)
+{
+	double t[AB_RUNS];
+	lr_tensor *y = NULL;
+	int rc = 0;
+
+	for (int i = -1; i < AB_RUNS && rc == 0; i++) {
+		double t0 = lr_now();
+
+		rc = lr_engine_run(e, &x, 1, &y, 1, 0, msg);
+		if (i >= 0)
+			t[i] = (lr_now() - t0) * 1e3;
+		lr_tensor_free(y);
+		y = NULL;
+	}
+	qsort(t, AB_RUNS, sizeof(double), cmp_double);
+	*ms = t[AB_RUNS / 2];
+	return rc;
+}
+
+/*
+ * --ab: rounds of both variants in one process and one engine, in turns
+ * (A B, then B A), so that what the machine does meanwhile falls on both.
+ * Sets and unsets `name` in this process's environment.
+ */
+static int ab_rounds(lr_engine *e, lr_tensor *x, const char *name, const char *val, long warmup,
+		     long rounds, int json, lr_msg *msg)
+{
+	double *a = calloc((size_t)rounds, sizeof(double));
+	double *b = calloc((size_t)rounds, sizeof(double));
+	double *r = calloc((size_t)rounds, sizeof(double));
+	int rc = 0;
+
+	if (a == NULL || b == NULL || r == NULL) {
+		rc = LR_ENOMEM;
+		goto out;
+	}
+	for (long i = 0; i < warmup && rc == 0; i++) {
+		double ms;
+
+		unsetenv(name);
+		rc = ab_figure(e, x, &ms, msg);
+		setenv(name, val, 1);
+		rc = rc == 0 ? ab_figure(e, x, &ms, msg) : rc;
+	}
+	for (long i = 0; i < rounds && rc == 0; i++) {
+		for (int k = 0; k < 2 && rc == 0; k++) {
+			int with = (int)((i + k) & 1);
+
+			if (with)
+				setenv(name, val, 1);
+			else
+				unsetenv(name);
+			rc = ab_figure(e, x, with ? &b[i] : &a[i], msg);
+		}
+		r[i] = b[i] / a[i];
+	}
+	unsetenv(name);
+	if (rc != 0)
+		goto out;
+	qsort(a, (size_t)rounds, sizeof(double), cmp_double);
+	qsort(b, (size_t)rounds, sizeof(double), cmp_double);
+	qsort(r, (size_t)rounds, sizeof(double), cmp_double);
+	if (json)
+		printf("{\"ab\":\"%s=%s\",\"rounds\":%ld,\"without_p10_ms\":%.4f,\"with_p10_ms\":%.4f,"
+		       "\"ratio\":%.4f,\"ratio_p25\":%.4f,\"ratio_p75\":%.4f}\n",
+		       name, val, rounds, percentile(a, (int)rounds, 0.1), percentile(b, (int)rounds, 0.1),
+		       percentile(r, (int)rounds, 0.5), percentile(r, (int)rounds, 0.25),
+		       percentile(r, (int)rounds, 0.75));
+	else
+		printf("%s=%s, %ld rounds: without p10 %.3f ms, with p10 %.3f ms, "
+		       "with / without %.3f (quartiles %.3f-%.3f)\n",
+		       name, val, rounds, percentile(a, (int)rounds, 0.1), percentile(b, (int)rounds, 0.1),
+		       percentile(r, (int)rounds, 0.5), percentile(r, (int)rounds, 0.25),
+		       percentile(r, (int)rounds, 0.75));
+out:
+	free(a);
+	free(b);
+	free(r);
+	return rc;
+}
+
 int lr_cmd_bench(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -68,6 +160,7 @@ int lr_cmd_bench(int argc, char **argv)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "pricing", no_argument, NULL, 'P' },
+		{ "ab", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -79,7 +172,8 @@ int lr_cmd_bench(int argc, char **argv)
 	lr_tensor *x = NULL, *y = NULL;
 	double *times = NULL;
 	lr_msg msg = { { 0 } };
-	char sbuf[160];
+	char sbuf[160], abname[128] = "";
+	const char *abval = "1";
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -124,6 +218,20 @@ int lr_cmd_bench(int argc, char **argv)
 			break;
 		case 'j': json = 1; break;
 		case 'P': pricing = 1; break;
+		case 'A': {
+			const char *eq = strchr(optarg, '=');
+			size_t len = eq != NULL ? (size_t)(eq - optarg) : strlen(optarg);
+
+			if (len == 0 || len >= sizeof(abname)) {
+				lr_cli_err("bench", "--ab needs NAME or NAME=VALUE, not '%s'", optarg);
+				return 2;
+			}
+			memcpy(abname, optarg, len);
+			abname[len] = '\0';
+			if (eq != NULL)
+				abval = eq + 1;
+			break;
+		}
 		case 'h': fputs(help, stdout); return 0;
 		default: fputs(help, stderr); return 2;
 		}
@@ -171,6 +279,13 @@ int lr_cmd_bench(int argc, char **argv)
 	if (times == NULL) {
 		rc = LR_ENOMEM;
 		goto fail;
+	}
+	if (abname[0] != '\0') {
+		rc = ab_rounds(e, x, abname, abval, warmup, repeat, json, &msg);
+		if (rc != 0)
+			goto fail;
+		status = 0;
+		goto out;
 	}
 	for (long i = 0; i < warmup + repeat; i++) {
 		double t0 = lr_now();

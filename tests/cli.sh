@@ -71,6 +71,15 @@ ok $? "bench reports ordered percentiles and peak RSS"
 import json,sys; j=json.load(open(sys.argv[1]))
 assert j['pricing'] is True and 0 < j['p10_ms'] <= j['median_ms'], j" "$TMP/bench_p.json"
 ok $? "bench --pricing times with the cost model's kernels and says so"
+"$LOWRANK" bench "$D/tiny_cnn.onnx" --repeat 4 --warmup 1 --ab LR_NO_PREFETCH --json >"$TMP/bench_ab.json" &&
+	"$PYTHON3" -c "
+import json,sys; j=json.load(open(sys.argv[1]))
+assert j['ab'] == 'LR_NO_PREFETCH=1' and j['rounds'] == 4, j
+assert j['without_p10_ms'] > 0 and j['with_p10_ms'] > 0, j
+assert 0 < j['ratio_p25'] <= j['ratio'] <= j['ratio_p75'], j" "$TMP/bench_ab.json"
+ok $? "bench --ab times both variants in rounds and gives the ratio's quartiles"
+expect_fail "--ab needs NAME" "bench --ab without a name is refused" \
+	"$LOWRANK" bench "$D/tiny_cnn.onnx" --ab =1
 
 # Errors: clear message, non-zero exit, no crash.
 expect_fail "cannot open" "missing model file" "$LOWRANK" inspect "$TMP/nope.onnx"
