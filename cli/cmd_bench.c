@@ -320,6 +320,7 @@ int lr_cmd_bench(int argc, char **argv)
 		cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)lr_peak_rss_bytes());
 		cJSON_AddNumberToObject(o, "peak_activation_bytes",
 					(double)lr_engine_peak_bytes(e));
+		cJSON_AddNumberToObject(o, "blocked_nodes", lr_engine_blocked_nodes(e));
 		text = cJSON_PrintUnformatted(o);
 		if (text)
 			puts(text);

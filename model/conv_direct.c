@@ -132,6 +132,8 @@ struct cd_job {
 	int64_t np;             /* positions per microkernel call */
 	int64_t nstrips, strip; /* strips of `strip` positions */
 	int64_t mgroups, mper;  /* filter groups per strip, blocks per group */
+	int64_t pmul;           /* grid offset to float offset: 1, or 16 blocked */
+	int yblk;               /* 1: Y is channel-blocked (NCHW16c) */
 	const cd_kernel *kern;  /* [CD_FB][np]: FB blocks x NP positions */
 	char *tiles;            /* per thread: tile, pos and vidx of a strip */
 	size_t tbytes;          /* bytes per thread in `tiles` */
@@ -493,6 +495,34 @@ static void cd_store512(const float *tile, const int32_t *vidx, int64_t nv, floa
 	}
 }
 
+/*
+ * Stores tile rows 0..nv (one position's `rows` filters each, rows a
+ * multiple of 16) into channel-blocked Y: block f0 / 16 of position i at
+ * y + f0 * ohw + i * 16, one 64-byte vector per position and block, no
+ * transposes; the fused activation as in cd_store512.
+ */
+__attribute__((target("avx512f")))
+static void cd_store_blk(const float *tile, int64_t nv, float *y, int64_t ohw, int64_t rows,
+			 int act, float lo, float hi)
+{
+	const __m512 vlo = _mm512_set1_ps(act == LR_ACT_CLIP ? lo : 0.f);
+	const __m512 vhi = _mm512_set1_ps(hi);
+
+	for (int64_t f0 = 0; f0 < rows; f0 += 16) {
+		float *yb = y + f0 * ohw;
+
+		for (int64_t i = 0; i < nv; i++) {
+			__m512 v = _mm512_load_ps(tile + i * 64 + f0);
+
+			if (act == LR_ACT_RELU)
+				v = _mm512_max_ps(v, vlo);
+			else if (act == LR_ACT_CLIP)
+				v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v));
+			_mm512_storeu_ps(yb + i * 16, v);
+		}
+	}
+}
+
 __attribute__((target("avx2")))
 static void cd_store256(const float *tile, const int32_t *vidx, int64_t nv, float *y,
 			int64_t ohw, int64_t rows, int act, float lo, float hi)
@@ -543,7 +573,7 @@ static void cd_strip(const struct cd_job *j, int thread, int64_t b0, int64_t b1,
 		/* cd_store512 reads 16 rows at a time: past nv, row 0 */
 		memset(vidx + n, 0, 16 * sizeof(int32_t));
 		for (int64_t p = 0; p < n; p++) {
-			pos[p] = (int32_t)(oy * j->sy * j->wp + ox * j->sx);
+			pos[p] = (int32_t)((oy * j->sy * j->wp + ox * j->sx) * j->pmul);
 			vidx[p] = (int32_t)(p * 64);
 			if (++ox == j->ow) {
 				ox = 0;
@@ -588,7 +618,10 @@ static void cd_strip(const struct cd_job *j, int thread, int64_t b0, int64_t b1,
 		}
 		if (nv == 0)
 			continue;
-		if (j->blk == 16)
+		if (j->yblk)
+			cd_store_blk(tile, nv, j->y + m0 * j->ohw + d0 * 16, j->ohw, rows, j->act,
+				     j->lo, j->hi);
+		else if (j->blk == 16)
 			cd_store512(tile, vidx, nv, j->y + m0 * j->ohw + d0, j->ohw, rows,
 				    j->act, j->lo, j->hi);
 		else
@@ -637,6 +670,31 @@ static void cd_pad(void *arg, int64_t begin, int64_t end)
 			lr__phase_plane(src, g->h, g->w, 1, 1, -g->pt, -g->pl, dst, hp, j->wp);
 		}
 		memset(dst + hp * j->wp, 0, (size_t)(j->plane - hp * j->wp) * sizeof(float));
+	}
+}
+
+/* Padded copy of channel blocks [begin, end) of a blocked image: each
+ * padded position's 16 channels together, zeros around. */
+static void cd_pad_blk(void *arg, int64_t begin, int64_t end)
+{
+	const struct cd_pad_job *j = arg;
+	const struct lr_geom *g = j->g;
+	int64_t wp = j->wp;
+
+	for (int64_t cb = begin; cb < end; cb++) {
+		const float *src = j->x + cb * g->h * g->w * 16;
+		float *dst = j->xp + cb * j->plane * 16;
+
+		memset(dst, 0, (size_t)(g->pt * wp * 16) * sizeof(float));
+		for (int64_t r = 0; r < g->h; r++) {
+			float *row = dst + (g->pt + r) * wp * 16;
+
+			memset(row, 0, (size_t)(g->pl * 16) * sizeof(float));
+			memcpy(row + g->pl * 16, src + r * g->w * 16, (size_t)(g->w * 16) * sizeof(float));
+			memset(row + (g->pl + g->w) * 16, 0, (size_t)(g->pr * 16) * sizeof(float));
+		}
+		memset(dst + (g->pt + g->h) * wp * 16, 0,
+		       (size_t)((j->plane - (g->pt + g->h) * wp) * 16) * sizeof(float));
 	}
 }
 
@@ -763,14 +821,21 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	float *packed = NULL, *own = NULL;
 	char *s, *sown = NULL;
 	int32_t *off;
-	int rc = 0, long_strips;
+	int rc = 0, long_strips, xblk, yblk;
 
 	if (isa == CD_NONE || getenv("LR_NO_CONV_DIRECT") != NULL ||
 	    g->sh < 1 || g->sw < 1 || g->dh != 1 || g->dw != 1)
 		return 1;
+	/* Channel-blocked input or output: 16 channels, 4-D only. */
+	xblk = x->blocked != 0;
+	yblk = c->out_blocked && x->ndim == 4 && m % 16 == 0;
+	if ((xblk || yblk) && (isa != CD_AVX512 || x->ndim != 4 || (xblk && (x->blocked != 16 ||
+							       g->c % 16 != 0))))
+		return 1;
 	if ((g->sh != 1 || g->sw != 1) && getenv("LR_NO_CONV_DIRECT_STRIDED") != NULL)
 		return 1;
-	if (!lr__conv_direct_worth(isa, g, m) && getenv("LR_CONV_DIRECT_FORCE") == NULL)
+	if (!xblk && !yblk && !lr__conv_direct_worth(isa, g, m) &&
+	    getenv("LR_CONV_DIRECT_FORCE") == NULL)
 		return 1;
 	plane = hp * wp;
 	kk = g->c * g->kh * g->kw;
@@ -843,8 +908,10 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	 * small outputs, which stay in cache, the prefetches only cost (a
 	 * compressed Fashion-MNIST ResNet 4% slower when every layer did).
 	 */
-	j.prefetch = m * j.ohw * (int64_t)sizeof(float) >= (1 << 20) &&
+	j.prefetch = m * j.ohw * (int64_t)sizeof(float) >= (1 << 20) && !yblk &&
 		     getenv("LR_NO_PREFETCH") == NULL;
+	j.yblk = yblk;
+	j.pmul = xblk ? 16 : 1;
 	long_strips = (int64_t)wbytes > CD_LONGW && getenv("LR_NO_LONG_STRIPS") == NULL;
 	cd_plan(&j, nthr, long_strips);
 
@@ -878,10 +945,12 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 
 		for (int64_t ki = 0, t = 0; ki < g->kh; ki++)
 			for (int64_t kj = 0; kj < g->kw; kj++, t++)
-				off[t] = (int32_t)(ki * row + kj);
+				off[t] = (int32_t)((ki * row + kj) * j.pmul);
+		/* Blocked: channel ch is lane ch % 16 of block ch / 16. */
 		for (int64_t ch = 1; ch < g->c; ch++)
 			for (int64_t t = 0; t < win; t++)
-				off[ch * win + t] = (int32_t)(off[t] + ch * pstride);
+				off[ch * win + t] = (int32_t)(off[t] + (xblk ? (ch / 16) * pstride * 16 +
+									ch % 16 : ch * pstride));
 	}
 	j.off = off;
 	ntasks = j.nstrips * j.mgroups;
@@ -891,7 +960,10 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		if (pad) {
 			struct cd_pad_job pj = { xn, (float *)(void *)s, g, wp, plane };
 
-			lr_pool_run(c->pool, g->c, 1, cd_pad, &pj);
+			if (xblk)
+				lr_pool_run(c->pool, g->c / 16, 1, cd_pad_blk, &pj);
+			else
+				lr_pool_run(c->pool, g->c, 1, cd_pad, &pj);
 			j.xp = (float *)(void *)s;
 		} else {
 			j.xp = xn;
@@ -899,6 +971,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 		j.y = (float *)y->data + n * m * j.ohw;
 		lr_pool_run_indexed(c->pool, ntasks, 1, cd_tiles, &j);
 	}
+	y->blocked = yblk ? 16 : 0;
 out:
 	lr_free_aligned(sown);
 	lr_free_aligned(own);

@@ -49,6 +49,7 @@ struct lr_engine {
 	void *observer_ud;              /* its argument */
 	size_t peak_bytes;              /* peak live bytes of the last run */
 	int fused_nodes;                /* nodes a Conv computed in the last run */
+	int blocked_nodes;              /* nodes that wrote channel-blocked values in it */
 	struct lr_scratch scratch;      /* per-thread kernel scratch */
 	struct lr_node_cache *cache;    /* per node: derived constant data */
 	struct lr_fold *fold;           /* per node: a BatchNormalization folded in */
@@ -65,6 +66,7 @@ struct lr_engine {
 	int img_par;                    /* split runs may run images in parallel */
 	int split_warm;                 /* a split run filled the node caches */
 	int pricing;                    /* lr_engine_set_pricing */
+	char *blk;                      /* per value: channel-blocked in full runs (plan_blocked) */
 	struct lr_scratch *iscratch;    /* [nthreads]: each image runner's scratch */
 };
 
@@ -80,12 +82,13 @@ struct lr_run {
 	int prof;                       /* add node times to the engine's profile */
 	size_t peak_bytes;              /* out: peak of the live activations */
 	int fused_nodes;                /* out: nodes computed by the node before */
+	int blocked_nodes;              /* out: nodes that wrote blocked values */
 };
 
 /* A serial run's context; `prof`: profile its nodes (LR_PROFILE). */
 static struct lr_run run_serial(lr_engine *e, int prof)
 {
-	struct lr_run r = { e->pool, &e->scratch, 0, prof && e->prof_ns != NULL, 0, 0 };
+	struct lr_run r = { e->pool, &e->scratch, 0, prof && e->prof_ns != NULL, 0, 0, 0 };
 
 	return r;
 }
@@ -405,6 +408,120 @@ static int plan_split(lr_engine *e)
  * BLAS without it is left as it is.
  */
 extern int blas_thread_shutdown_(void) __attribute__((weak));
+/*
+ * Channel-blocked activations. ONNX Runtime keeps the activations between
+ * its NCHWc convolutions in blocks of 16 channels ([N][C/16][H][W][16]),
+ * where a thread's share of a layer's output is whole cache lines of
+ * whole positions and the next layer reads them in runs of a line; in
+ * C order the direct kernels transpose every tile into planes and read
+ * their input a plane apart per channel, and on 2 threads every layer
+ * read the half its neighbour wrote that way, from the other core's
+ * cache (docs/benchmarks.md, 2026-12-05). So a value is kept blocked
+ * when the Conv writing it and every node reading it take that layout:
+ * the direct kernels' Convs (group 1, undilated, constant 4-D weights,
+ * channels in 16s, more than BLK_LANES_M filters, which the lanes kernel
+ * takes in C order), the 16-channel depthwise kernel's (3x3 and 5x5, which
+ * then skips its transposes), and Add, Relu and Clip, which do not care where a
+ * channel is as long as all their tensor inputs agree (the engine checks
+ * that at run time, as any node it does not plan for gets a C-order copy).
+ * Graph outputs, observed runs and segments stay in C order. The values
+ * are computed in the same order either way: outputs are bit-identical.
+ * LR_NO_BLOCKED (read per run): none.
+ */
+#define BLK_LANES_M 32          /* Convs of up to this many filters: lanes kernel, C order */
+
+static int blk_layout_free(const lr_node *n)
+{
+	return n->op->run == lr_op_add || n->op->run == lr_op_relu || n->op->run == lr_op_clip;
+}
+
+/* Inputs of layout-free node n that carry its tensor (Clip's bounds do not). */
+static int blk_data_inputs(const lr_node *n)
+{
+	return n->op->run == lr_op_add ? 2 : 1;
+}
+
+/* 1 if Conv node n can read (dir 0) or write (dir 1) blocked values. */
+static int blk_conv(const lr_model *m, const lr_node *n, int dir)
+{
+	const lr_tensor *w;
+	int64_t d[4];
+	int cnt = 0;
+
+	if (n->op->run != lr_op_conv || n->nin < 2 || n->in[1] < 0 ||
+	    (w = m->values[n->in[1]].init) == NULL || w->ndim != 4)
+		return 0;
+	if (lr_node_attr_ints(n, "dilations", d, 4, &cnt) == 0)
+		for (int i = 0; i < cnt; i++)
+			if (d[i] != 1)
+				return 0;
+	/* The 16-channel depthwise kernel: 3x3 or 5x5, one filter per channel. */
+	if (lr_node_attr_int(n, "group", 1) == w->dims[0] && w->dims[1] == 1 &&
+	    w->dims[0] % 16 == 0 && w->dims[2] == w->dims[3] && (w->dims[2] == 3 || w->dims[2] == 5))
+		return 1;
+	if (lr_node_attr_int(n, "group", 1) != 1 || w->dims[0] <= BLK_LANES_M)
+		return 0;
+	return dir ? w->dims[0] % 16 == 0 : w->dims[1] % 16 == 0;
+}
+
+static int plan_blocked(lr_engine *e)
+{
+	const lr_model *m = e->m;
+	int changed = 1;
+
+	if (lr__conv_direct_isa() != 2)
+		return 0;
+	e->blk = calloc((size_t)m->nvalues + 1, 1);
+	if (e->blk == NULL)
+		return LR_ENOMEM;
+	/* Candidates: what those Convs and layout-free nodes write. */
+	for (int ni = 0; ni < m->nnodes; ni++) {
+		const lr_node *n = &m->nodes[ni];
+		int v = n->nout >= 1 ? n->out[0] : -1;
+
+		if (v >= 0 && !m->values[v].graph_output && (blk_conv(m, n, 1) || blk_layout_free(n)))
+			e->blk[v] = 1;
+	}
+	/* Then drop, until none changes, each value read by a node that
+	 * cannot take it blocked, and each layout-free node's output whose
+	 * tensor inputs are not all blocked (and their inputs with it). */
+	while (changed) {
+		changed = 0;
+		for (int ni = 0; ni < m->nnodes; ni++) {
+			const lr_node *n = &m->nodes[ni];
+			int v = n->nout >= 1 ? n->out[0] : -1;
+			int all = v >= 0 && e->blk[v];
+
+			if (blk_layout_free(n)) {
+				for (int k = 0; k < n->nin && k < blk_data_inputs(n); k++)
+					all &= n->in[k] >= 0 && e->blk[n->in[k]];
+				for (int k = 0; k < n->nin; k++) {
+					int u = n->in[k];
+
+					if (u >= 0 && e->blk[u] && (!all || k >= blk_data_inputs(n))) {
+						e->blk[u] = 0;
+						changed = 1;
+					}
+				}
+				if (v >= 0 && e->blk[v] && !all) {
+					e->blk[v] = 0;
+					changed = 1;
+				}
+				continue;
+			}
+			for (int k = 0; k < n->nin; k++) {
+				int u = n->in[k];
+
+				if (u >= 0 && e->blk[u] && !(k == 0 && blk_conv(m, n, 0))) {
+					e->blk[u] = 0;
+					changed = 1;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 
 static void blas_servers_stop(void)
@@ -442,7 +559,7 @@ int lr_engine_create(lr_engine **out, const lr_model *m, int nthreads)
 	e->fold = calloc((size_t)m->nnodes + 1, sizeof(*e->fold));
 	e->konst = calloc((size_t)m->nvalues + 1, sizeof(*e->konst));
 	if (e->fold == NULL || e->konst == NULL || fold_batchnorms(e) != 0 ||
-	    hoist_constants(e) != 0 || plan_split(e) != 0) {
+	    hoist_constants(e) != 0 || plan_split(e) != 0 || plan_blocked(e) != 0) {
 		lr_engine_free(e);
 		return LR_ENOMEM;
 	}
@@ -576,6 +693,7 @@ void lr_engine_free(lr_engine *e)
 		lr_tensor_free(e->konst[v]);
 	free(e->konst);
 	free(e->cut);
+	free(e->blk);
 	free(e);
 }
 
@@ -598,6 +716,11 @@ size_t lr_engine_peak_bytes(const lr_engine *e)
 int lr_engine_fused_nodes(const lr_engine *e)
 {
 	return e->fused_nodes;
+}
+
+int lr_engine_blocked_nodes(const lr_engine *e)
+{
+	return e->blocked_nodes;
 }
 
 int lr_engine_threads(const lr_engine *e)
@@ -842,6 +965,45 @@ static int widen_inputs(const lr_node *node, lr_tensor **inp, lr_tensor **conv,
  * through a float32/int64-only kernel (int64 where int32 is declared) is
  * refused rather than returned in a type the model does not promise.
  */
+/*
+ * Gives node n its inputs in the layouts it runs with (plan_blocked): a
+ * layout-free node whose tensor inputs are all blocked and of one shape
+ * takes them so, a Conv its input 0 (lr_op_conv copies it when its
+ * kernels decline), a node that passes an input on (passon) takes it as
+ * it is; every other blocked input is replaced by a C-order copy in
+ * conv[k], which is not takeable. 0, or LR_ENOMEM naming the node.
+ */
+static int layout_inputs(const lr_node *n, int passon, lr_tensor **inp, lr_tensor **conv,
+			 unsigned *takeable, lr_msg *msg)
+{
+	int nd = blk_layout_free(n) ? blk_data_inputs(n) : 0, keep = nd > 0;
+
+	if (passon)
+		return 0;
+	for (int k = 0; k < nd; k++)
+		keep &= k < n->nin && inp[k] != NULL && inp[k]->blocked != 0 &&
+			inp[k]->ndim == inp[0]->ndim &&
+			memcmp(inp[k]->dims, inp[0]->dims, (size_t)inp[0]->ndim * sizeof(int64_t)) == 0;
+	for (int k = 0; k < n->nin; k++) {
+		lr_tensor *t = NULL;
+		int rc;
+
+		if (inp[k] == NULL || !inp[k]->blocked || (keep && k < nd) ||
+		    (k == 0 && n->op->run == lr_op_conv))
+			continue;
+		rc = lr_tensor_unblock(&t, inp[k]);
+		if (rc != 0)
+			return lr_fail(msg, rc, "node '%s' (%s): cannot copy input %d into C order",
+				       n->name, n->op_type, k);
+		lr_tensor_free(conv[k]);
+		conv[k] = t;
+		inp[k] = t;
+		if (k < 32)
+			*takeable &= ~(1u << k);
+	}
+	return 0;
+}
+
 static int check_output(const lr_value *v, const lr_tensor *t, lr_msg *msg)
 {
 	if (v->elem_type == 0 || (int)t->dtype == v->elem_type)
@@ -870,9 +1032,14 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 	size_t live = 0;
 	char *passon = NULL;
 	int rc = 0, maxio = 0;
+	/* Blocked values only in runs nobody observes (plan_blocked); what
+	 * a run returns is in C order. */
+	const char *blk = !dry && e->observer == NULL && getenv("LR_NO_BLOCKED") == NULL ? e->blk
+											: NULL;
 
 	r->peak_bytes = 0;
 	r->fused_nodes = 0;
+	r->blocked_nodes = 0;
 	for (int i = 0; i < noutputs; i++)
 		outputs[i] = NULL;
 	if (ninputs != m->ninputs)
@@ -998,8 +1165,12 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 		for (int k = 0; k < node->nout; k++)
 			outp[k] = NULL;
 		rc = widen_inputs(node, inp, conv, &c.takeable, dry, msg);
+		if (rc == 0)
+			rc = layout_inputs(node, passon[ni], inp, conv, &c.takeable, msg);
 		if (rc != 0)
 			goto out;
+		c.out_blocked = blk != NULL && node->nout >= 1 && node->out[0] >= 0 &&
+				blk[node->out[0]];
 		/* A Conv runs with the BatchNormalization after it folded in
 		 * (struct lr_fold), which then passes its buffer on (passon 2). */
 		int from = ni, nrun = node->nin;
@@ -1041,6 +1212,8 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 			if (node->nin > 1 && inp[1] != NULL)
 				lr_shape_str(inp[1]->ndim, inp[1]->dims, sb, sizeof(sb));
 		}
+		int blocked_in0 = node->nin >= 1 && inp[0] != NULL && inp[0]->blocked;
+
 		if (prof)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
 		/* A Conv before wrote this activation or folded this
@@ -1060,6 +1233,11 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 		} else {
 			rc = node->op->run(&c, inp, nrun, outp, node->nout);
 		}
+		if (rc == 0 && blocked_in0 && blk_layout_free(node) && node->nout >= 1 &&
+		    outp[0] != NULL)
+			outp[0]->blocked = 16;
+		if (rc == 0 && node->nout >= 1 && outp[0] != NULL && outp[0]->blocked)
+			r->blocked_nodes++;
 		for (int k = 0; k < node->nin; k++) {
 			lr_tensor_free(conv[k]); /* never taken: not takeable */
 			conv[k] = NULL;
@@ -1187,7 +1365,11 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 		}
 		if (want == NULL && (rc = check_output(&m->values[v], slot[v], msg)) != 0)
 			goto out;
-		if (owned[v] && !dup) {
+		if (slot[v]->blocked) {
+			rc = lr_tensor_unblock(&outputs[i], slot[v]);
+			if (rc != 0)
+				goto out;
+		} else if (owned[v] && !dup) {
 			outputs[i] = slot[v];
 			slot[v] = NULL;
 			owned[v] = 0;
@@ -1265,7 +1447,7 @@ struct split_job {
 static void split_runner(void *arg, int64_t begin, int64_t end, int thread)
 {
 	struct split_job *j = arg;
-	struct lr_run r = { NULL, &j->e->iscratch[thread], 1, 0, 0, 0 };
+	struct lr_run r = { NULL, &j->e->iscratch[thread], 1, 0, 0, 0, 0 };
 
 	for (int64_t i = begin + j->first; i < end + j->first && j->rc[thread] == 0; i++) {
 		j->rc[thread] = split_image(j->e, &r, j->x, i, j->parts + i * j->e->ncut,
@@ -1428,6 +1610,7 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 	rc = run_graph(e, &r, (lr_tensor *const *)&x, 1, e->cut, full, e->ncut, NULL, 0,
 		       outputs, 0, msg);
 	e->fused_nodes = r.fused_nodes + fused;
+	e->blocked_nodes = r.blocked_nodes;
 	e->peak_bytes = (r.peak_bytes > peak ? r.peak_bytes : peak) + cutbytes;
 	if (rc == 0)
 		e->split_warm = 1;
@@ -1464,6 +1647,7 @@ static int run_full(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 		rc = run_graph(e, &r, inputs, ninputs, NULL, NULL, 0, NULL, 0, outputs, dry, msg);
 		e->peak_bytes = r.peak_bytes;
 		e->fused_nodes = r.fused_nodes;
+		e->blocked_nodes = r.blocked_nodes;
 	}
 	if (can && rc == 0)
 		e->img_peak = e->peak_bytes / (size_t)x->dims[0];
@@ -1515,6 +1699,7 @@ int lr_engine_run_segment(lr_engine *e, lr_tensor *const *inputs, int ninputs,
 
 		e->peak_bytes = r.peak_bytes;
 		e->fused_nodes = r.fused_nodes;
+		e->blocked_nodes = r.blocked_nodes;
 		return rc;
 	}
 }

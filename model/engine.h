@@ -113,6 +113,11 @@ size_t lr_engine_peak_bytes(const lr_engine *e);
  * folded BatchNormalization). */
 int lr_engine_fused_nodes(const lr_engine *e);
 
+/* Nodes of the last serial run (a batch of one image, or a segment) that
+ * wrote channel-blocked values (engine.c, plan_blocked): 0 with
+ * LR_NO_BLOCKED, an observer, or no AVX-512 direct kernels. */
+int lr_engine_blocked_nodes(const lr_engine *e);
+
 /* Number of threads the engine uses. */
 int lr_engine_threads(const lr_engine *e);
 

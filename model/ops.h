@@ -45,6 +45,8 @@ typedef struct lr_opctx {
 	float act_lo, act_hi;   /* LR_ACT_CLIP's bounds */
 	int pricing;            /* 1: only kernels shaped like ONNX Runtime's
 				 * (lr_engine_set_pricing) */
+	int out_blocked;        /* Conv: write Y channel-blocked when the direct
+				 * kernels take it (lr_tensor.blocked) */
 } lr_opctx;
 
 /*

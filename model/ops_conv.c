@@ -222,6 +222,8 @@ struct dw_job {
 	int act;                 /* fused activation (LR_ACT_*) */
 	float lo, hi;
 	int64_t band;            /* depthwise_c16: output rows per task */
+	int xblk, yblk;          /* depthwise_c16: X, Y channel-blocked (16) */
+	_Atomic int failed;      /* depthwise_c16, blocked: no scratch */
 };
 
 #if defined(DW_X86)
@@ -554,7 +556,7 @@ static void dw_pack_row(const float *x, int64_t hw, int64_t w, float *dst)
 __attribute__((target("avx512f"), always_inline))
 static inline void dwk_c16(const struct lr_geom *g, const float *xc, const float *wk,
 			   const float *bias, float *yc, int64_t oy0, int64_t oy1, int act,
-			   float lo, float hi, float *buf, const int K)
+			   float lo, float hi, float *buf, const int K, int xblk, int yblk)
 {
 	int64_t wp = g->w + g->pl + g->pr, hw = g->h * g->w, ohw = g->oh * g->ow;
 	float *ring = buf, *zero = buf + K * wp * 16, *orow = buf + (K + 1) * wp * 16;
@@ -590,7 +592,11 @@ static inline void dwk_c16(const struct lr_geom *g, const float *xc, const float
 			int s = (int)(iy % K);
 
 			if (slot_row[s] != iy) {
-				dw_pack_row(xc + iy * g->w, hw, g->w, ring + (s * wp + g->pl) * 16);
+				if (xblk) /* the row is already 16 channels per pixel */
+					memcpy(ring + (s * wp + g->pl) * 16, xc + iy * g->w * 16,
+					       (size_t)(g->w * 16) * sizeof(float));
+				else
+					dw_pack_row(xc + iy * g->w, hw, g->w, ring + (s * wp + g->pl) * 16);
 				slot_row[s] = iy;
 			}
 			r[k] = ring + s * wp * 16;
@@ -628,6 +634,20 @@ static inline void dwk_c16(const struct lr_geom *g, const float *xc, const float
 							     wv[k * K + j], a0);
 			_mm512_store_ps(orow + ox * 16, a0);
 		}
+		if (yblk) { /* pixels of 16 channels, as computed */
+			float *yr = yc + oy * g->ow * 16;
+
+			for (int64_t x = 0; x < g->ow; x++) {
+				__m512 v = _mm512_load_ps(orow + x * 16);
+
+				if (act == LR_ACT_RELU)
+					v = _mm512_max_ps(v, vlo);
+				else if (act == LR_ACT_CLIP)
+					v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v));
+				_mm512_storeu_ps(yr + x * 16, v);
+			}
+			continue;
+		}
 		/* back to 16 planes, with the fused activation as cd_store512 */
 		for (int64_t x0 = 0; x0 < g->ow; x0 += 16) {
 			int64_t nx = g->ow - x0 < 16 ? g->ow - x0 : 16;
@@ -652,16 +672,18 @@ static inline void dwk_c16(const struct lr_geom *g, const float *xc, const float
 
 __attribute__((target("avx512f")))
 static void dw3_c16(const struct lr_geom *g, const float *xc, const float *wk, const float *bias,
-		    float *yc, int64_t oy0, int64_t oy1, int act, float lo, float hi, float *buf)
+		    float *yc, int64_t oy0, int64_t oy1, int act, float lo, float hi, float *buf,
+		    int xblk, int yblk)
 {
-	dwk_c16(g, xc, wk, bias, yc, oy0, oy1, act, lo, hi, buf, 3);
+	dwk_c16(g, xc, wk, bias, yc, oy0, oy1, act, lo, hi, buf, 3, xblk, yblk);
 }
 
 __attribute__((target("avx512f")))
 static void dw5_c16(const struct lr_geom *g, const float *xc, const float *wk, const float *bias,
-		    float *yc, int64_t oy0, int64_t oy1, int act, float lo, float hi, float *buf)
+		    float *yc, int64_t oy0, int64_t oy1, int act, float lo, float hi, float *buf,
+		    int xblk, int yblk)
 {
-	dwk_c16(g, xc, wk, bias, yc, oy0, oy1, act, lo, hi, buf, 5);
+	dwk_c16(g, xc, wk, bias, yc, oy0, oy1, act, lo, hi, buf, 5, xblk, yblk);
 }
 #endif
 
@@ -1258,7 +1280,7 @@ static int conv_smallc(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, cons
 static void depthwise_c16(void *arg, int64_t begin, int64_t end, int thread)
 {
 #if defined(DW_X86)
-	const struct dw_job *j = arg;
+	struct dw_job *j = arg;
 	const struct lr_geom *g = j->g;
 	int64_t nblk = g->c / 16, nband = (g->oh + j->band - 1) / j->band;
 	int64_t wp = g->w + g->pl + g->pr;
@@ -1270,7 +1292,7 @@ static void depthwise_c16(void *arg, int64_t begin, int64_t end, int thread)
 		int64_t oy0 = band * j->band, oy1 = oy0 + j->band < g->oh ? oy0 + j->band : g->oh;
 		int64_t c0 = cb * 16;
 
-		if (buf == NULL) { /* no scratch: the plane-wise kernel for these planes */
+		if (buf == NULL && !j->xblk && !j->yblk) { /* no scratch: the plane-wise kernel */
 			struct dw_job k = *j;
 
 			k.band = 0;
@@ -1278,10 +1300,15 @@ static void depthwise_c16(void *arg, int64_t begin, int64_t end, int thread)
 				depthwise_planes(&k, n * g->c + c0, n * g->c + c0 + 16, thread);
 			continue;
 		}
+		if (buf == NULL) {
+			j->failed = 1;
+			return;
+		}
+		/* (16 planes or one block of 16 channels: the same offset) */
 		(K == 5 ? dw5_c16 : dw3_c16)(g, j->x + (n * g->c + c0) * g->h * g->w,
 					    j->w + c0 * K * K, j->b ? j->b + c0 : NULL,
 					    j->y + (n * g->c + c0) * g->oh * g->ow, oy0, oy1,
-					    j->act, j->lo, j->hi, buf);
+					    j->act, j->lo, j->hi, buf, j->xblk, j->yblk);
 	}
 #else
 	(void)arg; (void)begin; (void)end; (void)thread;
@@ -1556,6 +1583,8 @@ static int conv_nd(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr
 int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	const lr_tensor *x, *w, *b = NULL;
+	lr_tensor *xplain = NULL;
+	int dwc16;
 	int64_t kernel[2], group, m, cg, mg, odims[4];
 	struct lr_geom g;
 	int rc, nsp, cnt;
@@ -1611,6 +1640,35 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	mg = m / group;
 
 	/*
+	 * Channel-blocked X, or Y wanted blocked (the engine's plan, see
+	 * engine.c): the direct kernels read and write both layouts. Where
+	 * they decline, X is first copied into C order and Y comes out in C
+	 * order (the engine converts for readers that need it).
+	 */
+	dwc16 = cg == 1 && group == x->dims[1] && m == group && group % 16 == 0 && g.kh == g.kw &&
+		(g.kh == 3 || g.kh == 5) && g.dh == 1 && g.dw == 1 && dw_avx512() &&
+		getenv("LR_NO_DW_C16") == NULL;
+	if (x->blocked || c->out_blocked) {
+		if (group == 1 && g.dh == 1 && g.dw == 1) {
+			rc = lr__conv_direct(c, x, w, b, y, &g);
+			if (rc < 0) {
+				rc = lr_op_fail(c, rc, "out of memory for the direct convolution");
+				goto fail;
+			}
+			if (rc == 0)
+				goto done; /* the direct kernels applied c->act */
+		}
+		if (x->blocked && !dwc16) { /* (the 16-channel depthwise reads blocks) */
+			rc = lr_tensor_unblock(&xplain, x);
+			if (rc != 0) {
+				rc = lr_op_fail(c, rc, "cannot copy the channel-blocked input into C order");
+				goto fail;
+			}
+			x = xplain;
+		}
+	}
+
+	/*
 	 * Group 1 first: with one input channel (a grayscale stem) it is also
 	 * a depthwise conv with multiplier m, but the few-channel kernel
 	 * computes 8 filters per load of the input (Fashion-MNIST's 1 -> 32
@@ -1642,7 +1700,7 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	}
 	if (cg == 1 && group == x->dims[1]) {
 		struct dw_job j = { c, x->data, w->data, b ? b->data : NULL, y->data, &g,
-				    m / group, c->act, c->act_lo, c->act_hi, 0 };
+				    m / group, c->act, c->act_lo, c->act_hi, 0, 0, 0, 0 };
 
 		/*
 		 * 16 channels at a time where they come in 16s, any map size and
@@ -1652,16 +1710,22 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		 * (which the plane-wise kernel, rows filling its lanes, used to
 		 * win), about 2x on 7-28 wide maps.
 		 */
-		if (m == group && group % 16 == 0 && g.kh == g.kw && (g.kh == 3 || g.kh == 5) &&
-		    g.dh == 1 && g.dw == 1 && dw_avx512() && getenv("LR_NO_DW_C16") == NULL) {
+		if (dwc16) {
 			int64_t tasks = g.n * (group / 16), nt = lr_pool_size(c->pool);
 
 			/* Bands of rows when blocks alone would leave a thread idle. */
 			j.band = g.oh;
 			while (nt > 1 && tasks * ((g.oh + j.band - 1) / j.band) < 4 * nt && j.band > 4)
 				j.band = (j.band + 1) / 2;
+			j.xblk = x->blocked != 0;
+			j.yblk = c->out_blocked && x->ndim == 4;
 			lr_pool_run_indexed(c->pool, tasks * ((g.oh + j.band - 1) / j.band), 1,
 					    depthwise_c16, &j);
+			if (j.failed) {
+				rc = lr_op_fail(c, LR_ENOMEM, "out of memory for the depthwise rows");
+				goto fail;
+			}
+			y->blocked = j.yblk ? 16 : 0;
 			goto done;
 		}
 		lr_pool_run_indexed(c->pool, g.n * m, 1, depthwise_planes, &j);
@@ -1728,9 +1792,11 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 post:
 	lr__act_apply(c->act, c->act_lo, c->act_hi, y->data, y->nelem);
 done:
+	lr_tensor_free(xplain);
 	out[0] = y;
 	return 0;
 fail:
+	lr_tensor_free(xplain);
 	lr_tensor_free(y);
 	return rc;
 }

@@ -460,8 +460,57 @@ int lr_tensor_clone(lr_tensor **out, const lr_tensor *src)
 		return LR_ENOMEM;
 	}
 	(*out)->owns_data = 1;
+	(*out)->blocked = src->blocked;
 	memcpy((*out)->data, src->data, lr_tensor_bytes(src));
 	return 0;
+}
+
+/* dir 1: C order -> blocks of blk; dir 0: blocks -> C order. */
+static int tensor_reblock(lr_tensor **out, const lr_tensor *src, int blk, int dir)
+{
+	int64_t n, cb, hw;
+	const float *s;
+	float *d;
+	int rc;
+
+	*out = NULL;
+	if (src->dtype != LR_DT_FLOAT || src->ndim != 4 || src->data == NULL || blk < 1 ||
+	    src->dims[1] % blk != 0 || (dir == 0) != (src->blocked == blk))
+		return LR_EINVAL;
+	rc = lr_tensor_create(out, LR_DT_FLOAT, 4, src->dims, 1);
+	if (rc != 0)
+		return rc;
+	n = src->dims[0];
+	cb = src->dims[1] / blk;
+	hw = src->dims[2] * src->dims[3];
+	s = src->data;
+	d = (*out)->data;
+	/* image i, block b, position q, lane l: C order (i, b * blk + l, q),
+	 * blocked (i, b, q, l); both images are nelem / n apart */
+	for (int64_t i = 0; i < n * cb; i++) {
+		const float *sb = s + i * hw * blk;
+		float *db = d + i * hw * blk;
+
+		for (int64_t q = 0; q < hw; q++)
+			for (int l = 0; l < blk; l++) {
+				if (dir)
+					db[q * blk + l] = sb[l * hw + q];
+				else
+					db[l * hw + q] = sb[q * blk + l];
+			}
+	}
+	(*out)->blocked = dir ? blk : 0;
+	return 0;
+}
+
+int lr_tensor_unblock(lr_tensor **out, const lr_tensor *src)
+{
+	return tensor_reblock(out, src, src->blocked, 0);
+}
+
+int lr_tensor_block(lr_tensor **out, const lr_tensor *src, int blk)
+{
+	return tensor_reblock(out, src, blk, 1);
 }
 
 void lr_tensor_free(lr_tensor *t)

@@ -59,6 +59,10 @@ typedef struct lr_tensor {
 	int owns_data;               /* 1: data is freed with the tensor */
 	void *map_base;              /* non-NULL: a read-only file mapping that */
 	size_t map_len;              /* holds data, unmapped with the tensor */
+	int blocked;                 /* 0: C order. B > 0: a float [N][C][H][W]
+				      * (C % B == 0) stored [N][C/B][H][W][B],
+				      * the engine's layout between direct
+				      * convolutions (model/engine.c) */
 } lr_tensor;
 
 /* Size in bytes of one element of `dt`. */
@@ -126,8 +130,17 @@ int lr_tensor_alloc_data(lr_tensor *t);
 int lr_tensor_wrap(lr_tensor **out, lr_dtype dt, int ndim,
 		   const int64_t *dims, void *data);
 
-/* Deep copy (shape and data). Caller frees the result. */
+/* Deep copy (shape, data and layout). Caller frees the result. */
 int lr_tensor_clone(lr_tensor **out, const lr_tensor *src);
+
+/*
+ * A copy of channel-blocked `src` (src->blocked > 0) in C order, or of a
+ * C-order `src` in blocks of `blk` channels (src a 4-D float tensor whose
+ * dims[1] % blk == 0). Caller frees the result. LR_EINVAL for a tensor
+ * that cannot be so converted, LR_ENOMEM.
+ */
+int lr_tensor_unblock(lr_tensor **out, const lr_tensor *src);
+int lr_tensor_block(lr_tensor **out, const lr_tensor *src, int blk);
 
 /* Frees a tensor and, when owned, its data. NULL is a no-op. */
 void lr_tensor_free(lr_tensor *t);

@@ -59,7 +59,41 @@ int main(void)
 	       "clone copies shape and data");
 	tap_ok(strcmp(lr_shape_str(3, d, buf, sizeof(buf)), "[2,3,4]") == 0, "shape string");
 	lr_tensor_free(u);
+	tap_ok(lr_tensor_block(&u, t, 16) == LR_EINVAL && u == NULL,
+	       "a 3-D tensor is not channel-blocked");
 	lr_tensor_free(t);
+	{
+		/* [2, 32, 3, 5] into blocks of 16 and back: element (n, c, q)
+		 * at ((n * 2 + c / 16) * 15 + q) * 16 + c % 16 */
+		int64_t d4[4] = { 2, 32, 3, 5 };
+		lr_tensor *b = NULL, *back = NULL;
+		int at = 1;
+
+		if (lr_tensor_create(&t, LR_DT_FLOAT, 4, d4, 1) != 0)
+			return 1;
+		for (int i = 0; i < 960; i++)
+			((float *)t->data)[i] = (float)i;
+		tap_ok(lr_tensor_block(&b, t, 16) == 0 && b->blocked == 16 && b->dims[1] == 32,
+		       "block [2,32,3,5] in 16s");
+		for (int nn = 0; b != NULL && nn < 2; nn++)
+			for (int c = 0; c < 32; c++)
+				for (int q = 0; q < 15; q++)
+					at &= ((float *)b->data)[((nn * 2 + c / 16) * 15 + q) * 16 + c % 16] ==
+					      (float)((nn * 32 + c) * 15 + q);
+		tap_ok(at, "each value sits in lane c %% 16 of block c / 16, position by position");
+		tap_ok(b != NULL && lr_tensor_clone(&u, b) == 0 && u->blocked == 16,
+		       "a clone keeps the layout");
+		lr_tensor_free(u);
+		u = NULL;
+		tap_ok(b != NULL && lr_tensor_unblock(&back, b) == 0 && back->blocked == 0 &&
+		       memcmp(back->data, t->data, 960 * sizeof(float)) == 0,
+		       "unblocking gives the C-order tensor back");
+		tap_ok(lr_tensor_unblock(&u, t) == LR_EINVAL && lr_tensor_block(&u, t, 64) == LR_EINVAL,
+		       "a C-order tensor is not unblocked, nor blocked in 64s (32 channels)");
+		lr_tensor_free(b);
+		lr_tensor_free(back);
+		lr_tensor_free(t);
+	}
 	tap_ok(lr_tensor_create(&t, LR_DT_FLOAT, 2, big, 1) == LR_ELIMIT && t == NULL,
 	       "overflowing byte size is refused with LR_ELIMIT");
 	tap_ok(lr_tensor_create(&t, LR_DT_FLOAT, 2, neg, 1) == LR_EINVAL, "negative dim refused");

@@ -1,0 +1,76 @@
+#!/bin/sh
+# The engine's channel-blocked activations (model/engine.c, plan_blocked):
+# values between the direct convolutions kept in blocks of 16 channels.
+# On tests/models/make_blockmix.py's network (every way a value meets the
+# layout: Adds of blocked values, a broadcasting Add, readers that need C
+# order) and on ResNet-50 and MobileNet-v2 when $LR_MODEL_DIR has them
+# (and LR_MODELS, if set, names them):
+#  - lowrank run matches ONNX Runtime (1e-4 relative), batch 1 and 3;
+#  - with every Conv on the direct kernels, the blocked run is
+#    bit-identical to the C-order one (LR_NO_BLOCKED): the same sums in
+#    the same order, only stored elsewhere;
+#  - the blocked run did block (bench --json: blocked_nodes > 0), and
+#    LR_NO_BLOCKED, or kernels capped at AVX2, do not.
+# Without AVX-512 nothing is blocked: the last checks then expect 0.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+MD=$(model_dir)
+BM="$TMP/blockmix.onnx"
+DIRECT="LR_NO_PW1X1=1 LR_NO_CONV_LANES=1 LR_NO_SMALLC=1 LR_CONV_DIRECT_FORCE=1"
+
+"$PYTHON3" "$top_srcdir/tests/models/make_blockmix.py" "$BM" >"$TMP/export.log" 2>&1
+ok_log $? "$TMP/export.log" "export the blockmix network with torch.onnx.export"
+avx512=0
+grep -q avx512f /proc/cpuinfo 2>/dev/null && avx512=1
+
+blocked_nodes() { # MODEL SHAPE [ENV...]: blocked_nodes of one bench run
+	m=$1; s=$2; shift 2
+	env "$@" "$LOWRANK" bench "$m" --input-shape "$s" --repeat 1 --warmup 0 --threads 1 --json |
+		"$PYTHON3" -c "import json,sys; print(json.load(sys.stdin)['blocked_nodes'])"
+}
+
+check_model() { # NAME FILE C HW
+	name=$1; f=$2; c=$3; hw=$4
+	for b in 1 3; do
+		"$PYTHON3" "$ORT_DIR/compare.py" --random-input "$b,$c,$hw,$hw" "$TMP/x.npy" --seed $b >/dev/null
+		for t in 1 2; do
+			"$LOWRANK" run "$f" "$TMP/x.npy" -o "$TMP/ours.npy" --threads $t 2>"$TMP/err"
+			[ $t -eq 2 ] || "$NODE" "$ORT_DIR/ort_run.js" run "$f" "$TMP/x.npy" "$TMP/ort.npy" \
+				--threads 1 >/dev/null 2>&1
+			res=$("$PYTHON3" "$ORT_DIR/compare.py" "$TMP/ours.npy" "$TMP/ort.npy" --rtol 1e-4 --atol 0 2>&1)
+			ok $? "$name batch $b, $t thread(s): matches ONNX Runtime ($(echo "$res" | grep "max rel error" | tr -s " "))"
+			env $DIRECT LR_NO_BLOCKED=1 "$LOWRANK" run "$f" "$TMP/x.npy" -o "$TMP/plain.npy" --threads $t &&
+				env $DIRECT "$LOWRANK" run "$f" "$TMP/x.npy" -o "$TMP/blk.npy" --threads $t &&
+				cmp -s "$TMP/plain.npy" "$TMP/blk.npy"
+			ok $? "$name batch $b, $t thread(s): blocked and C-order runs are bit-identical"
+		done
+	done
+	n_on=$(blocked_nodes "$f" "1,$c,$hw,$hw")
+	n_off=$(blocked_nodes "$f" "1,$c,$hw,$hw" LR_NO_BLOCKED=1)
+	n_avx2=$(blocked_nodes "$f" "1,$c,$hw,$hw" LR_CONV_ISA=avx2)
+	if [ $avx512 -eq 1 ]; then
+		[ "$n_on" -gt 0 ] && [ "$n_off" -eq 0 ] && [ "$n_avx2" -eq 0 ]
+	else
+		[ "$n_on" -eq 0 ] && [ "$n_off" -eq 0 ]
+	fi
+	ok $? "$name: $n_on nodes wrote blocked values, $n_off with LR_NO_BLOCKED, $n_avx2 on AVX2 kernels (AVX-512: $avx512)"
+}
+
+check_model blockmix "$BM" 32 20
+# blockmix: of its 9 planned values, the broadcasting Add's output is not
+# blocked (its inputs got C-order copies): 8 nodes.
+if [ $avx512 -eq 1 ]; then
+	[ "$(blocked_nodes "$BM" 1,32,20,20)" -eq 8 ]
+	ok $? "blockmix: the broadcasting Add ran on C-order copies (8 blocked nodes, not 9)"
+fi
+for m in resnet50 mobilenet_v2; do
+	case " ${LR_MODELS:-resnet50 mobilenet_v2} " in
+	*" $m "*) ;;
+	*) ok 0 "# SKIP $m: not in LR_MODELS"; continue ;;
+	esac
+	if [ -f "$MD/$m.onnx" ]; then
+		check_model $m "$MD/$m.onnx" 3 224
+	else
+		ok 0 "# SKIP $m: not exported in $MD (tests/ort_models.sh exports it)"
+	fi
+done
+done_testing
