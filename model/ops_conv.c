@@ -1580,6 +1580,19 @@ static int conv_nd(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr
 	return 0;
 }
 
+/* lr__conv_direct for undilated g: 0 done, 1 not taken, or the error
+ * (reported). */
+static int conv_try_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
+			   const lr_tensor *b, lr_tensor *y, const struct lr_geom *g)
+{
+	int rc;
+
+	if (g->dh != 1 || g->dw != 1)
+		return 1;
+	rc = lr__conv_direct(c, x, w, b, y, g);
+	return rc < 0 ? lr_op_fail(c, rc, "out of memory for the direct convolution") : rc;
+}
+
 int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 {
 	const lr_tensor *x, *w, *b = NULL;
@@ -1649,14 +1662,10 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		(g.kh == 3 || g.kh == 5) && g.dh == 1 && g.dw == 1 && dw_avx512() &&
 		getenv("LR_NO_DW_C16") == NULL;
 	if (x->blocked || c->out_blocked) {
-		if (group == 1 && g.dh == 1 && g.dw == 1) {
-			rc = lr__conv_direct(c, x, w, b, y, &g);
-			if (rc < 0) {
-				rc = lr_op_fail(c, rc, "out of memory for the direct convolution");
+		if (group == 1 && (rc = conv_try_direct(c, x, w, b, y, &g)) != 1) {
+			if (rc < 0)
 				goto fail;
-			}
-			if (rc == 0)
-				goto done; /* the direct kernels applied c->act */
+			goto done; /* the direct kernels applied c->act */
 		}
 		if (x->blocked && !dwc16) { /* (the 16-channel depthwise reads blocks) */
 			rc = lr_tensor_unblock(&xplain, x);
@@ -1731,14 +1740,10 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		lr_pool_run_indexed(c->pool, g.n * m, 1, depthwise_planes, &j);
 		goto done;
 	}
-	if (group == 1 && g.dh == 1 && g.dw == 1) {
-		rc = lr__conv_direct(c, x, w, b, y, &g);
-		if (rc < 0) {
-			rc = lr_op_fail(c, rc, "out of memory for the direct convolution");
+	if (group == 1 && (rc = conv_try_direct(c, x, w, b, y, &g)) != 1) {
+		if (rc < 0)
 			goto fail;
-		}
-		if (rc == 0)
-			goto done; /* the direct kernels applied c->act */
+		goto done; /* the direct kernels applied c->act */
 	}
 	if (group == 1 && nsp == 2 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 &&
 	    g.dh == 1 && g.dw == 1 && getenv("LR_NO_WINOGRAD") == NULL) {
