@@ -408,6 +408,7 @@ static int plan_split(lr_engine *e)
  * BLAS without it is left as it is.
  */
 extern int blas_thread_shutdown_(void) __attribute__((weak));
+
 /*
  * Channel-blocked activations. ONNX Runtime keeps the activations between
  * its NCHWc convolutions in blocks of 16 channels ([N][C/16][H][W][16]),
@@ -424,8 +425,9 @@ extern int blas_thread_shutdown_(void) __attribute__((weak));
  * then skips its transposes), and Add, Relu and Clip, which do not care where a
  * channel is as long as all their tensor inputs agree (the engine checks
  * that at run time, as any node it does not plan for gets a C-order copy).
- * Graph outputs, observed runs and segments stay in C order. The values
- * are computed in the same order either way: outputs are bit-identical.
+ * What a run returns (graph outputs, a segment's values) is in C order,
+ * and runs with an observer block nothing. The values are computed in
+ * the same order either way: outputs are bit-identical.
  * LR_NO_BLOCKED (read per run): none.
  */
 #define BLK_LANES_M 32          /* Convs of up to this many filters: lanes kernel, C order */
