@@ -42,7 +42,12 @@
  * into Y (NCHW) as they are stored (16 x 16 register transposes with
  * AVX-512), where ORT reorders its blocked layout once per chain of
  * layers. A Relu or Clip the engine fused into the node (c->act) is
- * applied to the transposed vectors.
+ * applied to the transposed vectors. Where the engine keeps activations
+ * in blocks of 16 channels (x->blocked, c->out_blocked; engine.c,
+ * plan_blocked), X is read through the same tables with channel c as lane
+ * c % 16 of block c / 16 (offsets and positions times 16, the padded copy
+ * made per block), and the tiles are stored as they are, one vector per
+ * position and block: the same sums, bit-identical, without transposes.
  *
  * Packed weights and bias live in the node's cache (struct lr_node_cache)
  * for constant weights and are packed per call otherwise. Work is split
