@@ -458,16 +458,19 @@ meas=$(sed -n 's/.*the fastest reachable is \([0-9.]*\)x (measured.*/\1/p' "$TMP
 pred=$(sed -n 's/.*fastest rank, \([0-9.]*\)x predicted.*/\1/p' "$TMP/err")
 # The message rounds both to 0.01, so when they are that close the side of
 # the predicted bound a half-way target falls on is unknown: then a target
-# just below both is asked for instead (a normal selection).
+# just below both is asked for instead (a normal selection). "That close"
+# is 0.02 apart or less, decided with a margin (0.025) on both sides of the
+# test: 2.21 - 2.19 is a hair above 0.02 in floating point, and 2.19 + 0.02
+# a hair above 2.21, which once sent the two checks opposite ways.
 mid=$("$PYTHON3" -c "
 import sys; m, p = float(sys.argv[1]), float(sys.argv[2])
-print('%.4f' % ((m + p) / 2 if abs(m - p) > 0.02 else min(m, p) - 0.02))" "$meas" "$pred" 2>/dev/null)
+print('%.4f' % ((m + p) / 2 if abs(m - p) > 0.025 else min(m, p) - 0.02))" "$meas" "$pred" 2>/dev/null)
 [ -n "$mid" ] && "$LOWRANK" compress "$VGG" --calib "$TMP/calib.npy" --objective time --speedup "$mid" \
 	--timing-cache "$TMP/tc.tsv" -o "$TMP/mid.onnx" --report "$TMP/mid.json" >/dev/null 2>"$TMP/e2" &&
 	"$PYTHON3" -c "
 import json, sys; r = json.load(open(sys.argv[1])); cal = r['selection']['calibration']
 mid, pred, meas = (float(a) for a in sys.argv[2:5])
-if meas > pred + 0.02:
+if meas > pred + 0.025:
     # the budget of the fastest ranks: their predicted speedup, their (cached) trial
     assert abs(cal[0]['target'] - pred) < 0.01 and abs(cal[0]['trial_speedup'] - meas) < 0.01, cal
 else:
