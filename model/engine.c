@@ -1214,7 +1214,9 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 			if (node->nin > 1 && inp[1] != NULL)
 				lr_shape_str(inp[1]->ndim, inp[1]->dims, sb, sizeof(sb));
 		}
-		int blocked_in0 = node->nin >= 1 && inp[0] != NULL && inp[0]->blocked;
+		/* (the kernel may take inp[0]: its layout, for a layout-free
+		 * node's output) */
+		int blocked_in0 = node->nin >= 1 && inp[0] != NULL ? inp[0]->blocked : 0;
 
 		if (prof)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1237,7 +1239,7 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 		}
 		if (rc == 0 && blocked_in0 && blk_layout_free(node) && node->nout >= 1 &&
 		    outp[0] != NULL)
-			outp[0]->blocked = 16;
+			outp[0]->blocked = blocked_in0;
 		if (rc == 0 && node->nout >= 1 && outp[0] != NULL && outp[0]->blocked)
 			r->blocked_nodes++;
 		for (int k = 0; k < node->nin; k++) {
