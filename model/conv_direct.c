@@ -137,6 +137,8 @@ typedef void (*cd_kernel)(const float *x, const int32_t *pos, const int32_t *off
  */
 struct cd_out {
 	float *dst;             /* position 0, block 0 of the call */
+	const float *res;       /* the same place in a residual to add before
+				 * the activation (lr_opctx.res), or NULL */
 	int64_t fstride;        /* floats between filter blocks (16 * oh * ow) */
 	int act;                /* LR_ACT_* */
 	float lo, hi;           /* Clip bounds */
@@ -148,6 +150,7 @@ struct cd_job {
 	const float *bias;      /* packed bias [mb * blk] */
 	const int32_t *off;     /* [K] */
 	float *y;               /* this image's output [M][oh * ow] */
+	const float *res;       /* this image's residual (blocked, as Y), or NULL */
 	int64_t k, m, mb, blk;  /* taps, filters, filter blocks, block size */
 	int64_t q;              /* outputs per image (oh * ow) */
 	int64_t wp, ow, ohw;    /* grid width, output width, outputs/plane */
@@ -217,6 +220,9 @@ static void cd512_##FB##_##NP(const float *x, const int32_t *pos,          \
 					_mm512_load_ps(tile + p * 64 + 16 * f) : \
 					_mm512_loadu_ps(bias + 16 * f));    \
                                                                             \
+				if (out->res != NULL)                       \
+					v = _mm512_add_ps(v, _mm512_loadu_ps( \
+						out->res + p * 16 + f * out->fstride)); \
 				if (out->act == LR_ACT_RELU)                \
 					v = _mm512_max_ps(v, vlo);          \
 				else if (out->act == LR_ACT_CLIP)           \
@@ -580,7 +586,7 @@ static void cd_strip(const struct cd_job *j, int thread, int64_t b0, int64_t b1,
 	int32_t *vidx = (int32_t *)(void *)(tile + j->strip * 64);
 	int32_t *pos = vidx + j->strip + 16;
 	int64_t d0 = q0, nv = n;
-	struct cd_out out = { NULL, 16 * j->ohw, j->act, j->lo, j->hi };
+	struct cd_out out = { NULL, NULL, 16 * j->ohw, j->act, j->lo, j->hi };
 
 	/* Outputs [q0, q0 + n): where each reads the grid (oy * wp + ox;
 	 * only real outputs are computed, none of the grid's padding
@@ -630,6 +636,8 @@ static void cd_strip(const struct cd_job *j, int thread, int64_t b0, int64_t b1,
 				int np = n - p < j->np ? (int)(n - p) : (int)j->np;
 
 				out.dst = j->y + m0 * j->ohw + (d0 + p) * 16;
+				if (j->res != NULL)
+					out.res = j->res + m0 * j->ohw + (d0 + p) * 16;
 				j->kern[(fb - 1) * j->np + (np - 1)](j->xp, pos + p, j->off + k0, kc,
 								      w + k0 * j->blk, j->k * j->blk,
 								      j->bias + m0, tile + p * 64,
@@ -838,7 +846,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	float *packed = NULL, *own = NULL;
 	char *s, *sown = NULL;
 	int32_t *off;
-	int rc = 0, long_strips, xblk, yblk;
+	int rc = 0, long_strips, xblk, yblk, inres;
 
 	if (isa == CD_NONE || getenv("LR_NO_CONV_DIRECT") != NULL ||
 	    g->sh < 1 || g->sw < 1 || g->dh != 1 || g->dw != 1)
@@ -919,6 +927,12 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	j.act = c->act;
 	j.lo = c->act_lo;
 	j.hi = c->act_hi;
+	/* A fused residual (c->res) is added as the sums are stored into
+	 * blocked Y; otherwise the caller adds it, and the activation after
+	 * it, to what this returns (lr_op_conv). */
+	inres = c->res != NULL && yblk && c->res->blocked == 16;
+	if (c->res != NULL && !inres)
+		j.act = LR_ACT_NONE;
 	/*
 	 * Outputs of 1 MiB and more per image (LR_NO_PREFETCH: never): 1
 	 * thread, AVX-512, ResNet-50 1-2.5% and VGG-16 2.4% faster; on
@@ -986,9 +1000,11 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 			j.xp = xn;
 		}
 		j.y = (float *)y->data + n * m * j.ohw;
+		j.res = inres ? (const float *)c->res->data + n * m * j.ohw : NULL;
 		lr_pool_run_indexed(c->pool, ntasks, 1, cd_tiles, &j);
 	}
 	y->blocked = yblk ? 16 : 0;
+	c->res_done = inres;
 out:
 	lr_free_aligned(sown);
 	lr_free_aligned(own);

@@ -883,6 +883,39 @@ static int fusable_act(const lr_engine *e, int ni, int from, const char *need, c
 }
 
 /*
+ * Whether the Conv whose output node `from` writes (the Conv, or the
+ * BatchNormalization folded into it) can also compute the Add that alone
+ * reads it: an Add of two distinct values (sole_reader: no observer, not
+ * kept, read once) whose other operand is already computed, in float.
+ * Sets *reader (the Add) and *k (the Add's input that is the Conv's
+ * output). The Conv adds it only when its dims are Y's (lr_opctx.res);
+ * ONNX Runtime fuses the same Add into its Conv. ResNet-50: 16 Adds,
+ * 1-2 ms of 40 as passes of their own. LR_NO_FUSE_ADD (set, read per
+ * run): off.
+ */
+static int fusable_res(const lr_engine *e, int from, const char *need, const char *keep,
+		       const int *remaining, lr_tensor *const *slot, int *reader, int *k)
+{
+	const lr_model *m = e->m;
+	const lr_node *a;
+	int r, v = m->nodes[from].nout >= 1 ? m->nodes[from].out[0] : -1, o;
+
+	if (v < 0 || (r = sole_reader(e, from, need, keep, remaining)) < 0 ||
+	    getenv("LR_NO_FUSE_ADD") != NULL)
+		return 0;
+	a = &m->nodes[r];
+	if (a->op->run != lr_op_add || a->nin != 2 || a->nout != 1 || a->in[0] == a->in[1] ||
+	    (a->in[0] != v && a->in[1] != v))
+		return 0;
+	*k = a->in[0] == v ? 0 : 1;
+	o = a->in[1 - *k];
+	if (o < 0 || slot[o] == NULL || slot[o]->dtype != LR_DT_FLOAT)
+		return 0;
+	*reader = r;
+	return 1;
+}
+
+/*
  * Whether Sigmoid node `ni` can write SiLU: its output is read once, by a
  * Mul that runs, whose other input is the Sigmoid's own input (x *
  * sigmoid(x), EfficientNet's and MobileNetV3-style exports), and is not
@@ -1185,12 +1218,23 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 			from = e->fold[ni].bn;
 			passon[from] = 2;
 		}
+		int res_add = -1, res_k = 0, res_act = -1;
 		{
 			int reader, k_silu;
 
+			/* A Conv computes the residual Add after it and the
+			 * activation after that; the Add and the activation
+			 * pass its output on if it did (c.res_done). */
+			if (!dry && node->op->run == lr_op_conv &&
+			    fusable_res(e, from, need, keep, remaining, slot, &res_add, &res_k)) {
+				c.res = slot[m->nodes[res_add].in[1 - res_k]];
+				if (!fusable_act(e, res_add, res_add, need, keep, remaining, &c.act,
+						 &c.act_lo, &c.act_hi, &res_act))
+					res_act = -1;
+			}
 			/* An Add computes the activation after it only in
 			 * float (its other types run elsewhere). */
-			if (!dry && (node->op->run != lr_op_add ||
+			else if (!dry && (node->op->run != lr_op_add ||
 				     (nrun >= 2 && inp[0] != NULL && inp[1] != NULL &&
 				      inp[0]->dtype == LR_DT_FLOAT && inp[1]->dtype == LR_DT_FLOAT)) &&
 			    fusable_act(e, ni, from, need, keep, remaining, &c.act, &c.act_lo,
@@ -1220,11 +1264,11 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 
 		if (prof)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
-		/* A Conv before wrote this activation or folded this
-		 * BatchNormalization, or a Sigmoid wrote this Mul's product
-		 * (SiLU): pass its buffer on. An activation that cannot take it
-		 * runs again, which changes nothing; a BatchNormalization or a
-		 * Mul must not. */
+		/* A Conv before wrote this activation, folded this
+		 * BatchNormalization or added this Add's other operand, or a
+		 * Sigmoid wrote this Mul's product (SiLU): pass its buffer on.
+		 * An activation that cannot take it runs again, which changes
+		 * nothing; a BatchNormalization, an Add or a Mul must not. */
 		int pk = passon[ni] >= 3 ? passon[ni] - 3 : 0;
 
 		if (passon[ni] && (outp[0] = lr_op_take(&c, inp, pk)) != NULL) {
@@ -1233,9 +1277,14 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 		} else if (passon[ni] >= 2 && inp[pk] != NULL && inp[pk]->nelem > 0) {
 			rc = lr_fail(msg, LR_EINVAL,
 				     "node '%s' (%s): the output of the %s it was fused into cannot be passed on",
-				     node->name, node->op_type, passon[ni] == 2 ? "Conv" : "Sigmoid");
+				     node->name, node->op_type, passon[ni] == 2 || node->op->run == lr_op_add ? "Conv" : "Sigmoid");
 		} else {
 			rc = node->op->run(&c, inp, nrun, outp, node->nout);
+		}
+		if (rc == 0 && res_add >= 0 && c.res_done) {
+			passon[res_add] = (char)(3 + res_k);
+			if (res_act >= 0)
+				passon[res_act] = 1;
 		}
 		if (rc == 0 && blocked_in0 && blk_layout_free(node) && node->nout >= 1 &&
 		    outp[0] != NULL)

@@ -47,6 +47,11 @@ typedef struct lr_opctx {
 				 * (lr_engine_set_pricing) */
 	int out_blocked;        /* Conv: write Y channel-blocked when the direct
 				 * kernels take it (lr_tensor.blocked) */
+	const lr_tensor *res;   /* Conv: a float tensor added to Y before c->act
+				 * (the residual Add the engine fused into it),
+				 * or NULL; the Conv ignores it, and c->act too,
+				 * unless it has exactly Y's dims */
+	int res_done;           /* Conv, out: 1 when Y = act(conv + res) */
 } lr_opctx;
 
 /*

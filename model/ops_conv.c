@@ -16,7 +16,12 @@
  *
  * A Relu or Clip the engine fused into the node (c->act, engine.c) is
  * applied by the direct and depthwise kernels as they store, and by a
- * pass over the output after Winograd and im2col.
+ * pass over the output after Winograd and im2col. A residual the engine
+ * fused (c->res, the other operand of the Add that alone reads the Conv's
+ * output) comes first: the blocked direct kernels add it as they store,
+ * every other path adds it, then applies the activation, in one pass
+ * over Y (conv_add_res); a residual of another shape is not added, and
+ * the engine then runs the Add and the activation as nodes.
  *
  * Group-1, undilated convolutions (any stride) go first to the direct
  * kernels of conv_direct.c (AVX-512/AVX2, shaped like ONNX Runtime's so
@@ -209,6 +214,32 @@ void lr__act_apply(int act, float lo, float hi, float *y, int64_t n)
 		LR_EACH(n, i, y[i] = y[i] > 0.f ? y[i] : 0.f);
 	else if (act == LR_ACT_CLIP)
 		LR_EACH(n, i, y[i] = (y[i] < lo ? lo : y[i]) > hi ? hi : (y[i] < lo ? lo : y[i]));
+}
+
+/*
+ * y = act(y + res) for the residual Add the engine fused into a Conv
+ * (c->res), where the kernel did not add it as it stored: res of y's
+ * dims, copied into y's layout first when the two differ. 0 or LR_ENOMEM.
+ */
+LR_CLONES
+static int conv_add_res(lr_tensor *y, const lr_tensor *res, int act, float lo, float hi)
+{
+	lr_tensor *conv = NULL;
+	const float *r;
+	float *d = y->data;
+	int rc = 0;
+
+	if (res->blocked != y->blocked) {
+		rc = y->blocked ? lr_tensor_block(&conv, res, y->blocked) : lr_tensor_unblock(&conv, res);
+		if (rc != 0)
+			return rc;
+		res = conv;
+	}
+	r = res->data;
+	LR_EACH(y->nelem, i, d[i] += r[i]);
+	lr__act_apply(act, lo, hi, d, y->nelem);
+	lr_tensor_free(conv);
+	return 0;
 }
 
 /* ---- depthwise ---------------------------------------------------------- */
@@ -1600,7 +1631,7 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	int dwc16;
 	int64_t kernel[2], group, m, cg, mg, odims[4];
 	struct lr_geom g;
-	int rc, nsp, cnt;
+	int rc, nsp, cnt, fact = LR_ACT_NONE;
 	lr_tensor *y = NULL;
 
 	if ((rc = lr_op_need(c, in, nin, 0, LR_DT_FLOAT)) != 0 ||
@@ -1639,6 +1670,10 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		return lr_op_fail(c, LR_ESHAPE, "bias B must have shape [%lld]", (long long)m);
 	if (nsp > 2) {
 		(void)nout;
+		if (c->res != NULL) { /* not fused: the Add and its activation run */
+			c->res = NULL;
+			c->act = LR_ACT_NONE;
+		}
 		return conv_nd(c, x, w, b, group, out);
 	}
 	rc = lr__window_geom(c, x, kernel, 0, &g);
@@ -1647,6 +1682,16 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	rc = lr__window_output(c, x, &g, m, &y);
 	if (rc != 0)
 		return rc;
+	/* A residual fused into the node (c->res): only of Y's dims, else
+	 * neither it nor the activation after it (the engine then runs the
+	 * Add and the activation as nodes). */
+	if (c->res != NULL && (c->res->dtype != LR_DT_FLOAT || c->res->ndim != y->ndim ||
+			       memcmp(c->res->dims, y->dims, (size_t)y->ndim * sizeof(int64_t)) != 0 ||
+			       y->nelem == 0)) {
+		c->res = NULL;
+		c->act = LR_ACT_NONE;
+	}
+	fact = c->act;
 	if (y->data == NULL || y->nelem == 0)
 		goto done;
 	cg = x->dims[1] / group;
@@ -1665,7 +1710,8 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		if (group == 1 && (rc = conv_try_direct(c, x, w, b, y, &g)) != 1) {
 			if (rc < 0)
 				goto fail;
-			goto done; /* the direct kernels applied c->act */
+			goto done; /* the direct kernels applied c->act (and c->res if
+				    * c->res_done) */
 		}
 		if (x->blocked && !dwc16) { /* (the 16-channel depthwise reads blocks) */
 			rc = lr_tensor_unblock(&xplain, x);
@@ -1676,6 +1722,11 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 			x = xplain;
 		}
 	}
+
+	/* The kernels below never add c->res: the activation waits for it
+	 * (done:). */
+	if (c->res != NULL)
+		c->act = LR_ACT_NONE;
 
 	/*
 	 * Group 1 first: with one input channel (a grayscale stem) it is also
@@ -1797,6 +1848,14 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 post:
 	lr__act_apply(c->act, c->act_lo, c->act_hi, y->data, y->nelem);
 done:
+	if (c->res != NULL && !c->res_done) {
+		rc = conv_add_res(y, c->res, fact, c->act_lo, c->act_hi);
+		if (rc != 0) {
+			rc = lr_op_fail(c, rc, "out of memory for the residual's layout copy");
+			goto fail;
+		}
+		c->res_done = 1;
+	}
 	lr_tensor_free(xplain);
 	out[0] = y;
 	return 0;

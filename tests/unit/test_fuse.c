@@ -21,6 +21,11 @@
  * mode, when the Conv's output is a graph output, or with an observer.
  * An Add followed by a Relu or Clip computes it too (float only: an
  * int64 Add -> Relu is not fused), bit-identical to the nodes run apart.
+ * A Conv whose one reader is an Add of a tensor of its shape adds it and
+ * the activation after it (run_res): either operand order, C-order and
+ * blocked residuals, AVX2 kernels, LR_NO_BLOCKED, a folded
+ * BatchNormalization between, the Add as graph output; not a
+ * per-channel constant. Bit-identical to the nodes run apart.
  * A Sigmoid whose one reader is Mul(x, Sigmoid(x)) writes the product
  * (SiLU) and the Mul passes it on, bit-identical, in either operand order;
  * not when the Mul's other operand is another tensor or the Sigmoid's
@@ -628,6 +633,181 @@ static void run_silu_case(int order, int variant, const char *label)
 }
 
 /*
+ * Conv -> Add -> act (fusable_res): the Conv adds the Add's other operand
+ * as it stores and the Add and the activation pass its output on.
+ * variant 0: Add(conv, r) -> Relu, r a second graph input of Y's shape
+ *   (C order: the blocked kernels copy it into blocks first);
+ * variant 1: Add(r, conv) -> Clip-13, 24 filters (a C-order Y);
+ * variant 2: a = Relu(ConvA(x)), Add(ConvB(a), a) -> Relu -> a 1x1
+ *   Conv: a residual in blocks, added inside the blocked kernels
+ *   (AVX-512; the last Conv keeps the graph output's C order away);
+ * variant 3: Add(conv, per-channel constant) -> Relu: not Y's shape, so
+ *   not fused into the Conv (the Add still computes the Relu);
+ * variant 4: Add(conv, r) is the graph output, no activation;
+ * variant 5: Conv -> BatchNormalization (folded) -> Add(r) -> Relu.
+ * Batch 2, `threads` threads, under `env` (NULL, or NAME=VALUE); fused
+ * or with LR_NO_FUSE; *fused gets lr_engine_fused_nodes.
+ */
+static int run_res(int variant, int threads, const char *env, int nofuse, lr_tensor **y,
+		   int *fused, lr_msg *msg)
+{
+	int64_t c = 32, m = variant == 1 ? 24 : 48, xd[4] = { 2, c, 10, 9 };
+	int64_t yd[4] = { 2, m, 10, 9 }, wd[4] = { m, c, 3, 3 }, w2d[4] = { m, m, 3, 3 };
+	int64_t bd[1] = { m }, kd[3] = { m, 1, 1 };
+	lr_tensor *x = lrt_f(4, xd, NULL), *r = lrt_f(4, yd, NULL), *w = lrt_f(4, wd, NULL);
+	lr_tensor *w2 = lrt_f(4, w2d, NULL), *b = lrt_f(1, bd, NULL), *k = lrt_f(3, kd, NULL);
+	lr_tensor *w3 = lrt_f(4, (int64_t[]){ m, m, 1, 1 }, NULL);
+	lr_tensor *lo = lrt_f(0, NULL, (float[]){ -0.25f }), *hi = lrt_f(0, NULL, (float[]){ 0.5f });
+	lr_tensor *sc = lrt_f(1, bd, NULL), *mean = lrt_f(1, bd, NULL), *var = lrt_f(1, bd, NULL);
+	char xn[] = "x", rn[] = "r", wn[] = "w", w2n[] = "w2", bn[] = "b", kn[] = "k", cn[] = "c",
+	     an[] = "a", a0n[] = "a0", sn[] = "s", yn[] = "y", lon[] = "lo", hin[] = "hi",
+	     scn[] = "sc", mn[] = "mean", vn[] = "var", bnn[] = "bn", tn[] = "t", w3n[] = "w3";
+	char *conv_in[3] = { xn, wn, bn }, *conv_out[1] = { cn };
+	char *cva_out[1] = { a0n }, *rla_in[1] = { a0n }, *rla_out[1] = { an };
+	char *cvb_in[3] = { an, w2n, bn };
+	char *bn_in[5] = { cn, scn, bn, mn, vn }, *bn_out[1] = { bnn };
+	char *add_in[2], *add_out[1] = { variant == 4 ? yn : sn };
+	char *act_in[3] = { sn, lon, hin }, *act_out[1] = { variant == 2 ? tn : yn };
+	char *cvc_in[2] = { tn, w3n }, *cvc_out[1] = { yn };
+	lrt_node cva, cvb;
+	Onnx__NodeProto nodes[7], *nodep[7];
+	Onnx__TensorProto init[9], *initp[9];
+	struct lrt_vi gin[2], gout;
+	Onnx__ValueInfoProto *ginp[2] = { &gin[0].vi, &gin[1].vi }, *goutp = &gout.vi;
+	lr_tensor *feeds[2] = { x, r };
+	lr_model *mo = NULL;
+	lr_engine *e = NULL;
+	int nn = 0, ninit = 0, nin = variant == 2 || variant == 3 ? 1 : 2, rc;
+	char *conv_operand = variant == 5 ? bnn : cn;
+
+	*y = NULL;
+	for (int64_t i = 0; i < x->nelem; i++)
+		((float *)x->data)[i] = frand();
+	for (int64_t i = 0; i < r->nelem; i++)
+		((float *)r->data)[i] = frand();
+	for (int64_t i = 0; i < w->nelem; i++)
+		((float *)w->data)[i] = frand() * 0.1f;
+	for (int64_t i = 0; i < w2->nelem; i++)
+		((float *)w2->data)[i] = frand() * 0.1f;
+	for (int64_t i = 0; i < w3->nelem; i++)
+		((float *)w3->data)[i] = frand() * 0.1f;
+	for (int64_t i = 0; i < m; i++) {
+		((float *)b->data)[i] = frand();
+		((float *)k->data)[i] = frand();
+		((float *)sc->data)[i] = 1.f + 0.5f * frand();
+		((float *)mean->data)[i] = frand();
+		((float *)var->data)[i] = 1.f + 0.5f * frand();
+	}
+	((float *)x->data)[7] = NAN;
+	((float *)r->data)[11] = INFINITY;
+	((float *)r->data)[300] = NAN;
+	lrt_init(&cva, "Conv", 13);
+	lrt_attr_ints(&cva, "kernel_shape", 2, (int64_t[]){ 3, 3 });
+	lrt_attr_ints(&cva, "pads", 4, (int64_t[]){ 1, 1, 1, 1 });
+	lrt_init(&cvb, "Conv", 13);
+	lrt_attr_ints(&cvb, "kernel_shape", 2, (int64_t[]){ 3, 3 });
+	lrt_attr_ints(&cvb, "pads", 4, (int64_t[]){ 1, 1, 1, 1 });
+	for (int i = 0; i < 7; i++)
+		nodep[i] = &nodes[i];
+	if (variant == 2) { /* a = Relu(ConvA(x)); c = ConvB(a); residual a */
+		proto_node(&nodes[nn], "Conv", 3, conv_in, cva_out);
+		nodes[nn].n_attribute = (size_t)cva.nattr;
+		nodes[nn++].attribute = cva.attrp;
+		proto_node(&nodes[nn++], "Relu", 1, rla_in, rla_out);
+		proto_node(&nodes[nn], "Conv", 3, cvb_in, conv_out);
+		nodes[nn].n_attribute = (size_t)cvb.nattr;
+		nodes[nn++].attribute = cvb.attrp;
+		initp[ninit] = init_tp(&init[ninit], w2n, w2), ninit++;
+	} else {
+		proto_node(&nodes[nn], "Conv", 3, conv_in, conv_out);
+		nodes[nn].n_attribute = (size_t)cva.nattr;
+		nodes[nn++].attribute = cva.attrp;
+	}
+	if (variant == 5) {
+		proto_node(&nodes[nn++], "BatchNormalization", 5, bn_in, bn_out);
+		initp[ninit] = init_tp(&init[ninit], scn, sc), ninit++;
+		initp[ninit] = init_tp(&init[ninit], mn, mean), ninit++;
+		initp[ninit] = init_tp(&init[ninit], vn, var), ninit++;
+	}
+	add_in[variant == 1 ? 1 : 0] = conv_operand;
+	add_in[variant == 1 ? 0 : 1] = variant == 2 ? an : variant == 3 ? kn : rn;
+	proto_node(&nodes[nn++], "Add", 2, add_in, add_out);
+	if (variant != 4)
+		proto_node(&nodes[nn++], variant == 1 ? "Clip" : "Relu", variant == 1 ? 3 : 1,
+			   act_in, act_out);
+	if (variant == 2) {
+		proto_node(&nodes[nn++], "Conv", 2, cvc_in, cvc_out);
+		initp[ninit] = init_tp(&init[ninit], w3n, w3), ninit++;
+	}
+	initp[ninit] = init_tp(&init[ninit], wn, w), ninit++;
+	initp[ninit] = init_tp(&init[ninit], bn, b), ninit++;
+	if (variant == 3)
+		initp[ninit] = init_tp(&init[ninit], kn, k), ninit++;
+	if (variant == 1) {
+		initp[ninit] = init_tp(&init[ninit], lon, lo), ninit++;
+		initp[ninit] = init_tp(&init[ninit], hin, hi), ninit++;
+	}
+	lrt_vi_fill(&gin[0], xn, x);
+	lrt_vi_fill(&gin[1], rn, r);
+	lrt_vi_fill(&gout, yn, NULL);
+	if (nofuse)
+		setenv("LR_NO_FUSE", "1", 1);
+	if (env != NULL)
+		putenv((char *)env);
+	rc = lrt_load_nodes(nodep, nn, ginp, nin, &goutp, 1, initp, ninit, 13, "fuse-res", &mo, msg);
+	if (rc == 0)
+		rc = lr_engine_create(&e, mo, threads);
+	for (int i = 0; rc == 0 && i < 2; i++) { /* the second run: packed weights cached */
+		lr_tensor_free(*y);
+		*y = NULL;
+		rc = lr_engine_run(e, feeds, nin, y, 1, 0, msg);
+	}
+	unsetenv("LR_NO_FUSE");
+	if (env != NULL) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(env, "="), env);
+		unsetenv(name);
+	}
+	*fused = e != NULL ? lr_engine_fused_nodes(e) : -1;
+	lr_engine_free(e);
+	lr_model_free(mo);
+	lrt_fini(&cva);
+	lrt_fini(&cvb);
+	lr_tensor_free(x);
+	lr_tensor_free(r);
+	lr_tensor_free(w);
+	lr_tensor_free(w2);
+	lr_tensor_free(w3);
+	lr_tensor_free(b);
+	lr_tensor_free(k);
+	lr_tensor_free(lo);
+	lr_tensor_free(hi);
+	lr_tensor_free(sc);
+	lr_tensor_free(mean);
+	lr_tensor_free(var);
+	return rc;
+}
+
+static void run_res_case(int variant, int threads, const char *env, int want, int want_nofuse,
+			 const char *label)
+{
+	lr_tensor *yf = NULL, *yu = NULL;
+	lr_msg msg = { { 0 } };
+	int nf = -1, nu = -1, rc1, rc2;
+	uint64_t seed = rng;
+	char full[200];
+
+	snprintf(full, sizeof(full), "%s, %d thread(s)%s%s", label, threads, env ? ", " : "",
+		 env ? env : "");
+	rc1 = run_res(variant, threads, env, 0, &yf, &nf, &msg);
+	rng = seed; /* the same inputs */
+	rc2 = run_res(variant, threads, env, 1, &yu, &nu, &msg);
+	/* (a BatchNormalization is folded with LR_NO_FUSE too) */
+	check_fused(full, rc1, rc2, yf, yu, nf, nu - want_nofuse, want, &msg);
+}
+
+/*
  * Constant nodes run once, when the engine is created (hoist_constants):
  * Constant k -> Add(x, k) -> y, with k also a graph output. Over three
  * runs y = x + k and the k returned equals the attribute's, although the
@@ -755,6 +935,18 @@ int main(void)
 	run_add_case(1, 0, LR_DT_FLOAT, "Add of a per-channel constant -> Relu");
 	run_add_case(3, 1, LR_DT_FLOAT, "Add of two inputs -> Clip-13 with initializer bounds");
 	run_add_case(1, 1, LR_DT_INT64, "int64 Add -> Relu: not fused");
+	for (int t = 1; t <= 2; t++) {
+		static const char *envs[] = { NULL, "LR_CONV_ISA=avx2", "LR_NO_BLOCKED=1" };
+
+		for (int i = 0; i < 3; i++) {
+			run_res_case(0, t, envs[i], 2, 0, "Conv -> Add(conv, r) -> Relu: one pass");
+			run_res_case(1, t, envs[i], 2, 0, "Conv (24 filters) -> Add(r, conv) -> Clip-13: one pass");
+			run_res_case(2, t, envs[i], 3, 0, "Add(ConvB(a), a) -> Relu, a blocked: one pass");
+		}
+	}
+	run_res_case(3, 2, NULL, 1, 0, "Add(conv, per-channel constant) -> Relu: not in the Conv");
+	run_res_case(4, 2, NULL, 1, 0, "Conv -> Add(conv, r) as the graph output");
+	run_res_case(5, 2, NULL, 3, 1, "Conv -> BN (folded) -> Add(bn, r) -> Relu: one pass");
 	run_silu_case(0, 0, "x -> Sigmoid -> Mul(x, s): SiLU in one pass");
 	run_silu_case(1, 0, "x -> Sigmoid -> Mul(s, x): SiLU in one pass");
 	run_silu_case(0, 1, "Mul(z, Sigmoid(x)): not fused");
