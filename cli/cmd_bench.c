@@ -38,8 +38,9 @@ static const char help[] =
 	"                    rounds, each timing 5 runs without NAME and 5 with it\n"
 	"                    (in turns, ABBA), a round's figure their median; prints\n"
 	"                    both p10s and the median over rounds of with / without.\n"
-	"                    Only for switches the kernels read while running\n"
-	"                    (README: the A/B switches)\n"
+	"                    The runs with it use a second engine created with NAME\n"
+	"                    set, so switches read at creation work too (README:\n"
+	"                    the A/B switches)\n"
 	"  --json            one JSON object: median_ms, p10_ms, p90_ms, peak_rss_bytes, ...\n"
 	"\n"
 	"Environment: LR_PROFILE=FILE (1: stderr) writes per-node and per-op-type\n"
@@ -88,12 +89,13 @@ static int ab_figure(lr_engine *e, lr_tensor *x, double *ms, lr_msg *msg)
 }
 
 /*
- * --ab: rounds of both variants in one process and one engine, in turns
- * (A B, then B A), so that what the machine does meanwhile falls on both.
- * Sets and unsets `name` in this process's environment.
+ * --ab: rounds of both variants in one process, in turns (A B, then B A),
+ * so that what the machine does meanwhile falls on both: `e` runs without
+ * `name` in the environment, `eb` (created with it set) with it. Sets and
+ * unsets `name` in this process's environment.
  */
-static int ab_rounds(lr_engine *e, lr_tensor *x, const char *name, const char *val, long warmup,
-		     long rounds, int json, lr_msg *msg)
+static int ab_rounds(lr_engine *e, lr_engine *eb, lr_tensor *x, const char *name, const char *val,
+		     long warmup, long rounds, int json, lr_msg *msg)
 {
 	double *a = calloc((size_t)rounds, sizeof(double));
 	double *b = calloc((size_t)rounds, sizeof(double));
@@ -110,7 +112,7 @@ static int ab_rounds(lr_engine *e, lr_tensor *x, const char *name, const char *v
 		unsetenv(name);
 		rc = ab_figure(e, x, &ms, msg);
 		setenv(name, val, 1);
-		rc = rc == 0 ? ab_figure(e, x, &ms, msg) : rc;
+		rc = rc == 0 ? ab_figure(eb, x, &ms, msg) : rc;
 	}
 	for (long i = 0; i < rounds && rc == 0; i++) {
 		for (int k = 0; k < 2 && rc == 0; k++) {
@@ -120,7 +122,7 @@ static int ab_rounds(lr_engine *e, lr_tensor *x, const char *name, const char *v
 				setenv(name, val, 1);
 			else
 				unsetenv(name);
-			rc = ab_figure(e, x, with ? &b[i] : &a[i], msg);
+			rc = ab_figure(with ? eb : e, x, with ? &b[i] : &a[i], msg);
 		}
 		r[i] = b[i] / a[i];
 	}
@@ -168,7 +170,7 @@ int lr_cmd_bench(int argc, char **argv)
 	long batch = 0, threads = 0, repeat = 10, warmup = 2, seed = 0;
 	int ndim = -1, json = 0, pricing = 0, opt, rc, status = 1;
 	lr_model *m = NULL;
-	lr_engine *e = NULL;
+	lr_engine *e = NULL, *eb = NULL;
 	lr_tensor *x = NULL, *y = NULL;
 	double *times = NULL;
 	lr_msg msg = { { 0 } };
@@ -281,7 +283,14 @@ int lr_cmd_bench(int argc, char **argv)
 		goto fail;
 	}
 	if (abname[0] != '\0') {
-		rc = ab_rounds(e, x, abname, abval, warmup, repeat, json, &msg);
+		/* The variant with the switch: its own engine, created with it. */
+		setenv(abname, abval, 1);
+		rc = lr_engine_create(&eb, m, (int)threads);
+		unsetenv(abname);
+		if (rc != 0)
+			goto fail;
+		lr_engine_set_pricing(eb, pricing);
+		rc = ab_rounds(e, eb, x, abname, abval, warmup, repeat, json, &msg);
 		if (rc != 0)
 			goto fail;
 		status = 0;
@@ -345,6 +354,7 @@ out:
 	lr_tensor_free(x);
 	lr_tensor_free(y);
 	lr_engine_free(e);
+	lr_engine_free(eb);
 	lr_model_free(m);
 	return status;
 }

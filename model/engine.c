@@ -1492,6 +1492,7 @@ struct split_job {
 	int64_t first;          /* 1 after image 0 ran alone, else 0 */
 	lr_tensor **parts;      /* [n][ncut]: each image's cut values */
 	int *fused;             /* [nthreads]: nodes fused in an image's run */
+	int *blocked;           /* [nthreads]: nodes that wrote blocks in it */
 	size_t *peak;           /* [nthreads]: each runner's activation peak */
 	int *rc;                /* [nthreads]: each runner's first error */
 	lr_msg *msg;            /* [nthreads]: and its message */
@@ -1506,6 +1507,7 @@ static void split_runner(void *arg, int64_t begin, int64_t end, int thread)
 		j->rc[thread] = split_image(j->e, &r, j->x, i, j->parts + i * j->e->ncut,
 					    &j->msg[thread]);
 		j->fused[thread] = r.fused_nodes;
+		j->blocked[thread] = r.blocked_nodes;
 		if (r.peak_bytes > j->peak[thread])
 			j->peak[thread] = r.peak_bytes;
 	}
@@ -1594,15 +1596,16 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 	lr_tensor **parts = calloc((size_t)(n * e->ncut), sizeof(*parts));
 	size_t peak = 0, cutbytes = 0, *tpeak = calloc((size_t)nt, sizeof(size_t));
 	int *trc = calloc((size_t)nt, sizeof(int)), *tfused = calloc((size_t)nt, sizeof(int));
+	int *tblk = calloc((size_t)nt, sizeof(int));
 	lr_msg *tmsg = calloc((size_t)nt, sizeof(lr_msg));
 	struct lr_run r = run_serial(e, 1);
-	int rc = 0, fused = 0, par = img_parallel(e, n);
+	int rc = 0, fused = 0, blocked = 0, par = img_parallel(e, n);
 	/* Image 0 alone first unless the caches are filled: every image in
 	 * parallel then. */
 	int all = par && e->split_warm;
 
 	if (full == NULL || parts == NULL || tpeak == NULL || trc == NULL || tfused == NULL ||
-	    tmsg == NULL) {
+	    tblk == NULL || tmsg == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
 	}
@@ -1611,6 +1614,7 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 		if (rc != 0)
 			goto out;
 		fused = r.fused_nodes;
+		blocked = r.blocked_nodes;
 		peak = r.peak_bytes;
 	}
 	if (par && e->iscratch == NULL) {
@@ -1627,7 +1631,7 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 		}
 	}
 	if (par) {
-		struct split_job j = { e, x, all ? 0 : 1, parts, tfused, tpeak, trc, tmsg };
+		struct split_job j = { e, x, all ? 0 : 1, parts, tfused, tblk, tpeak, trc, tmsg };
 
 		lr_pool_run_indexed(e->pool, n - j.first, 1, split_runner, &j);
 		for (int t = 0; t < nt; t++) {
@@ -1640,6 +1644,8 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 				peak = tpeak[t];
 			if (all && tfused[t] > fused)
 				fused = tfused[t];
+			if (all && tblk[t] > blocked)
+				blocked = tblk[t];
 		}
 	} else {
 		for (int64_t i = 1; i < n && rc == 0; i++) {
@@ -1663,7 +1669,7 @@ static int run_split(lr_engine *e, const lr_tensor *x, lr_tensor **outputs, lr_m
 	rc = run_graph(e, &r, (lr_tensor *const *)&x, 1, e->cut, full, e->ncut, NULL, 0,
 		       outputs, 0, msg);
 	e->fused_nodes = r.fused_nodes + fused;
-	e->blocked_nodes = r.blocked_nodes;
+	e->blocked_nodes = r.blocked_nodes + blocked;
 	e->peak_bytes = (r.peak_bytes > peak ? r.peak_bytes : peak) + cutbytes;
 	if (rc == 0)
 		e->split_warm = 1;
@@ -1677,6 +1683,7 @@ out:
 	free(tpeak);
 	free(trc);
 	free(tfused);
+	free(tblk);
 	free(tmsg);
 	return rc;
 }

@@ -113,9 +113,10 @@ size_t lr_engine_peak_bytes(const lr_engine *e);
  * folded BatchNormalization). */
 int lr_engine_fused_nodes(const lr_engine *e);
 
-/* Nodes of the last serial run (a batch of one image, or a segment) that
- * wrote channel-blocked values (engine.c, plan_blocked): 0 with
- * LR_NO_BLOCKED, an observer, or no AVX-512 direct kernels. */
+/* Nodes of the last run that wrote channel-blocked values (engine.c,
+ * plan_blocked), as lr_engine_fused_nodes counts: a batch run image by
+ * image counts one image's part once. 0 with LR_NO_BLOCKED, an observer,
+ * or no AVX-512 direct kernels. */
 int lr_engine_blocked_nodes(const lr_engine *e);
 
 /* Number of threads the engine uses. */
