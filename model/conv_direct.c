@@ -802,11 +802,19 @@ static void cd_plan(struct cd_job *j, int nthr, int long_strips)
 	{
 		int64_t gmax = long_strips ? (j->mb / CD_FB > 1 ? j->mb / CD_FB : 1) : j->mb;
 
+		/* Tasks per thread wanted: 4 to balance, but 1 for long strips,
+		 * whose groups then split the filters (each thread streams its
+		 * share of the weights once): with 4, ResNet-50's 14x14 layers
+		 * went on to split positions, every thread streaming every
+		 * weight, and six 256 -> 256 3x3 at 14x14 ran 10% slower on 2
+		 * threads; ResNet-50 2% (bench --ab, 2026-12-05). */
+		int64_t per = long_strips ? 1 : 4;
+
 		if (!long_strips && j->mb <= CD_THIN_BLOCKS && getenv("LR_CD_THIN_GROUPS") == NULL)
 			gmax = 1;
 
 		j->mgroups = 1;
-		while (nthr > 1 && j->nstrips * j->mgroups < 4 * (int64_t)nthr && j->mgroups < gmax)
+		while (nthr > 1 && j->nstrips * j->mgroups < per * (int64_t)nthr && j->mgroups < gmax)
 			j->mgroups++;
 		/* Strips stay of equal length: shortening them by one call at
 		 * a time cut ResNet-50's 256 -> 256 3x3 stride 2 (196 outputs)
@@ -814,7 +822,7 @@ static void cd_plan(struct cd_job *j, int nthr, int long_strips)
 		 * faster on 2 threads than on 1 (1.1 ms alone; 0.91-0.99 ms
 		 * with two strips of 102 and 94). */
 		for (int64_t ns = j->nstrips;
-		     nthr > 1 && j->nstrips * j->mgroups < 4 * (int64_t)nthr && j->strip > j->np;) {
+		     nthr > 1 && j->nstrips * j->mgroups < per * (int64_t)nthr && j->strip > j->np;) {
 			ns++;
 			j->strip = ((j->q + ns - 1) / ns + j->np - 1) / j->np * j->np;
 			j->nstrips = (j->q + j->strip - 1) / j->strip;
