@@ -216,17 +216,60 @@ void lr__act_apply(int act, float lo, float hi, float *y, int64_t n)
 		LR_EACH(n, i, y[i] = (y[i] < lo ? lo : y[i]) > hi ? hi : (y[i] < lo ? lo : y[i]));
 }
 
+struct res_job {
+	float *y;
+	const float *r;
+	int64_t planes, plane;  /* planes of `plane` floats (a block's: 16 per position) */
+	int64_t unit, ntask;    /* floats per position; tasks */
+	int by_planes;          /* tasks take planes, not positions */
+	int act;
+	float lo, hi;
+};
+
+/* Task t: positions [t * P / ntask, (t + 1) * P / ntask) of every plane,
+ * or planes [t * planes / ntask, ...) whole. */
+LR_CLONES
+static void res_tasks(void *arg, int64_t begin, int64_t end)
+{
+	const struct res_job *j = arg;
+	int64_t np = j->plane / j->unit;
+
+	for (int64_t t = begin; t < end; t++) {
+		int64_t a = t * np / j->ntask * j->unit, e = (t + 1) * np / j->ntask * j->unit;
+		int64_t p0 = 0, p1 = j->planes;
+
+		if (j->by_planes) {
+			a = 0;
+			e = j->plane;
+			p0 = t * j->planes / j->ntask;
+			p1 = (t + 1) * j->planes / j->ntask;
+		}
+		for (int64_t pl = p0; pl < p1; pl++) {
+			float *d = j->y + pl * j->plane + a;
+			const float *r = j->r + pl * j->plane + a;
+
+			LR_EACH(e - a, i, d[i] += r[i]);
+			lr__act_apply(j->act, j->lo, j->hi, d, e - a);
+		}
+	}
+}
+
 /*
  * y = act(y + res) for the residual Add the engine fused into a Conv
  * (c->res), where the kernel did not add it as it stored: res of y's
- * dims, copied into y's layout first when the two differ. 0 or LR_ENOMEM.
+ * dims, copied into y's layout first when the two differ. Threads take
+ * ranges of positions, as the kernels that wrote y did on maps of 14 x 14
+ * and more, or on smaller maps ranges of planes (channels), as the direct
+ * kernel's filter groups did: by positions, a 7 x 7 layer of 2048 filters
+ * took 0.4 ms for this pass, 2048 pieces of 6 positions per task.
+ * 0 or LR_ENOMEM.
  */
-LR_CLONES
-static int conv_add_res(lr_tensor *y, const lr_tensor *res, int act, float lo, float hi)
+static int conv_add_res(lr_opctx *c, lr_tensor *y, const lr_tensor *res, int act, float lo,
+			float hi)
 {
 	lr_tensor *conv = NULL;
-	const float *r;
-	float *d = y->data;
+	struct res_job j;
+	int64_t unit = y->blocked ? y->blocked : 1;
 	int rc = 0;
 
 	if (res->blocked != y->blocked) {
@@ -235,9 +278,22 @@ static int conv_add_res(lr_tensor *y, const lr_tensor *res, int act, float lo, f
 			return rc;
 		res = conv;
 	}
-	r = res->data;
-	LR_EACH(y->nelem, i, d[i] += r[i]);
-	lr__act_apply(act, lo, hi, d, y->nelem);
+	j.y = y->data;
+	j.r = res->data;
+	j.planes = y->dims[0] * y->dims[1] / unit;
+	j.plane = j.planes > 0 ? y->nelem / j.planes : 0;
+	j.unit = unit;
+	j.ntask = 4 * (int64_t)lr_pool_size(c->pool);
+	j.by_planes = j.plane / unit < 196;
+	if (j.ntask > (j.by_planes ? j.planes : j.plane / unit))
+		j.ntask = j.by_planes ? j.planes : j.plane / unit;
+	if (j.ntask < 1)
+		j.ntask = 1;
+	j.act = act;
+	j.lo = lo;
+	j.hi = hi;
+	if (j.planes > 0)
+		lr_pool_run(c->pool, j.ntask, 1, res_tasks, &j);
 	lr_tensor_free(conv);
 	return 0;
 }
@@ -753,9 +809,11 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end, int thread);
 struct pw_job {
 	const float *x, *w, *b;
 	float *y;
+	const float *res;       /* a residual to add before the activation (C order), or NULL */
 	int64_t c, m, p;        /* input channels, filters, positions per image */
 	int64_t nvec, nstrip;   /* vectors of 16 positions, strips of PW_NV */
-	int64_t band, nband;    /* strips per band (task), bands per image */
+	int64_t nband;          /* bands per image: band b is strips
+				 * [b * nstrip / nband, (b + 1) * nstrip / nband) */
 	int64_t mchunk, nmc;    /* filters per task, chunks */
 	int act;
 	float lo, hi;
@@ -769,9 +827,9 @@ struct pw_job {
 
 __attribute__((target("avx512f"), always_inline))
 static inline void pw_tile(const float *x, int64_t p, const float *w, int64_t cin,
-			   const float *b, float *y, int64_t q0, const int MR, int nv,
-			   __mmask16 mlast, int act, float lo, float hi, int64_t k0, int64_t k1,
-			   const int full)
+			   const float *b, float *y, const float *res, int64_t q0, const int MR,
+			   int nv, __mmask16 mlast, int act, float lo, float hi, int64_t k0,
+			   int64_t k1, const int full)
 {
 	__m512 acc[8][PW_NV];
 	__mmask16 mk[PW_NV];
@@ -787,8 +845,10 @@ static inline void pw_tile(const float *x, int64_t p, const float *w, int64_t ci
 					      : _mm512_maskz_loadu_ps(mk[v], y + r * p + q0 + 16 * v))
 				: b != NULL ? _mm512_set1_ps(b[r]) : _mm512_setzero_ps();
 	}
-	if (k1 < cin)
-		act = LR_ACT_NONE; /* a partial sum: the activation comes last */
+	if (k1 < cin) {
+		act = LR_ACT_NONE; /* a partial sum: the residual and the activation come last */
+		res = NULL;
+	}
 	for (int64_t k = k0; k < k1; k++) {
 		const float *xr = x + k * p + q0;
 		__m512 xv[PW_NV];
@@ -814,6 +874,9 @@ static inline void pw_tile(const float *x, int64_t p, const float *w, int64_t ci
 		for (int v = 0; v < PW_NV; v++) {
 			__m512 t = acc[r][v];
 
+			if (res != NULL)
+				t = _mm512_add_ps(t, full ? _mm512_loadu_ps(res + r * p + q0 + 16 * v)
+						      : _mm512_maskz_loadu_ps(mk[v], res + r * p + q0 + 16 * v));
 			if (act == LR_ACT_RELU)
 				t = _mm512_max_ps(t, vlo);
 			else if (act == LR_ACT_CLIP)
@@ -829,20 +892,21 @@ static inline void pw_tile(const float *x, int64_t p, const float *w, int64_t ci
 #define PW_TILE_FN(MR)                                                             \
 __attribute__((target("avx512f"))) LR_IRA_ALL                                      \
 static void pw_tile_##MR(const float *x, int64_t p, const float *w, int64_t cin,   \
-			 const float *b, float *y, int64_t q0, int nv,              \
-			 __mmask16 mlast, int act, float lo, float hi,              \
+			 const float *b, float *y, const float *res, int64_t q0,    \
+			 int nv, __mmask16 mlast, int act, float lo, float hi,      \
 			 int64_t k0, int64_t k1)                                    \
 {                                                                                  \
 	if (nv == PW_NV && mlast == 0xffffu)                                        \
-		pw_tile(x, p, w, cin, b, y, q0, MR, nv, mlast, act, lo, hi, k0, k1, 1); \
+		pw_tile(x, p, w, cin, b, y, res, q0, MR, nv, mlast, act, lo, hi, k0, k1, 1); \
 	else                                                                       \
-		pw_tile(x, p, w, cin, b, y, q0, MR, nv, mlast, act, lo, hi, k0, k1, 0); \
+		pw_tile(x, p, w, cin, b, y, res, q0, MR, nv, mlast, act, lo, hi, k0, k1, 0); \
 }
 PW_TILE_FN(1) PW_TILE_FN(2) PW_TILE_FN(3) PW_TILE_FN(4)
 PW_TILE_FN(5) PW_TILE_FN(6) PW_TILE_FN(7) PW_TILE_FN(8)
 
 typedef void (*pw_tile_fn)(const float *, int64_t, const float *, int64_t, const float *,
-			   float *, int64_t, int, __mmask16, int, float, float, int64_t, int64_t);
+			   float *, const float *, int64_t, int, __mmask16, int, float, float,
+			   int64_t, int64_t);
 static const pw_tile_fn pw_tiles[9] = { NULL, pw_tile_1, pw_tile_2, pw_tile_3, pw_tile_4,
 					pw_tile_5, pw_tile_6, pw_tile_7, pw_tile_8 };
 
@@ -853,10 +917,11 @@ static void pw_tasks(void *arg, int64_t begin, int64_t end)
 
 	for (int64_t t = begin; t < end; t++) {
 		int64_t n = t / (j->nband * j->nmc), bd = t / j->nmc % j->nband, mc = t % j->nmc;
-		int64_t s0 = bd * j->band, s1 = s0 + j->band < j->nstrip ? s0 + j->band : j->nstrip;
+		int64_t s0 = bd * j->nstrip / j->nband, s1 = (bd + 1) * j->nstrip / j->nband;
 		int64_t m0 = mc * j->mchunk, m1 = m0 + j->mchunk < j->m ? m0 + j->mchunk : j->m;
 		const float *x = j->x + n * j->c * j->p;
 		float *y = j->y + n * j->m * j->p;
+		const float *res = j->res != NULL ? j->res + n * j->m * j->p : NULL;
 
 		/* Input channels in blocks of PW_KC, so that a band's block of X
 		 * stays in L2 across the filter tiles; a later block continues
@@ -889,8 +954,8 @@ static void pw_tasks(void *arg, int64_t begin, int64_t end)
 								__builtin_prefetch(xn + k * j->p + 16 * v, 0, 3);
 					}
 					pw_tiles[mr](x, j->p, j->w + r * j->c, j->c, j->b ? j->b + r : NULL,
-						     y + r * j->p, q0, (int)nv, mlast, j->act, j->lo, j->hi,
-						     k0, k1);
+						     y + r * j->p, res != NULL ? res + r * j->p : NULL, q0,
+						     (int)nv, mlast, j->act, j->lo, j->hi, k0, k1);
 				}
 			}
 		}
@@ -970,18 +1035,37 @@ static int conv_pw1x1(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const
 	 * PW_BAND_BYTES of it) stays in L2 for the next tile. VGG-16's
 	 * rank-16 16 -> 64 expansion at 224 x 224: 0.87 -> 0.66 ms (1 thread).
 	 */
-	j.band = PW_BAND_BYTES / ((g->c < PW_KC ? g->c : PW_KC) * PW_NV * 16 * (int64_t)sizeof(float));
-	j.band = j.band < 1 ? 1 : j.band > PW_BAND ? PW_BAND : j.band;
-	if (j.band > j.nstrip)
-		j.band = j.nstrip;
-	j.nband = (j.nstrip + j.band - 1) / j.band;
+	{
+		int64_t band = PW_BAND_BYTES / ((g->c < PW_KC ? g->c : PW_KC) * PW_NV * 16 *
+						(int64_t)sizeof(float));
+
+		band = band < 1 ? 1 : band > PW_BAND ? PW_BAND : band;
+		j.nband = (j.nstrip + band - 1) / band;
+	}
 	j.act = c->act;
 	j.lo = c->act_lo;
 	j.hi = c->act_hi;
+	/* A residual the engine fused (c->res), in C order like Y: added in
+	 * the last channel block's stores, then the activation. */
+	j.res = c->res != NULL && !c->res->blocked ? c->res->data : NULL;
+	if (c->res != NULL && j.res == NULL)
+		j.act = LR_ACT_NONE; /* the caller adds it, then the activation */
 	/* Inputs of 512 KiB and more per image (half of L2; LR_NO_PREFETCH: never). */
 	j.prefetch = g->c * j.p * (int64_t)sizeof(float) >= (512 << 10) &&
 		     getenv("LR_NO_PREFETCH") == NULL;
 	nt = lr_pool_size(c->pool);
+	/*
+	 * Bands of equal length, at least 4 per thread, so that each thread
+	 * takes a contiguous range of positions, as the other kernels do:
+	 * then a layer reads what the same thread wrote in the layer before.
+	 * With bands of the cache bound alone (32 strips: 32, 32 and 2 at
+	 * 56 x 56) and the filters split to make up the count, consecutive
+	 * layers cut the map differently and a thread read the other core's
+	 * lines: a compressed ResNet-50's layer1 ran no faster on 2 threads
+	 * than on 1; now 15% faster than that (bench --ab, 2026-12-05).
+	 */
+	if (j.nband < 4 * nt)
+		j.nband = j.nstrip < 4 * nt ? j.nstrip : 4 * nt;
 	/* Filters split in chunks of 8s when strips alone leave threads idle. */
 	j.mchunk = (m + 7) / 8 * 8;
 	tasks = g->n * j.nband;
@@ -989,6 +1073,8 @@ static int conv_pw1x1(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const
 		j.mchunk = ((j.mchunk / 2) + 7) / 8 * 8;
 	j.nmc = (m + j.mchunk - 1) / j.mchunk;
 	lr_pool_run(c->pool, tasks * j.nmc, 1, pw_tasks, &j);
+	if (j.res != NULL)
+		c->res_done = 1;
 	lr_free_aligned(own);
 	return 1;
 #else
@@ -1685,6 +1771,11 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	/* A residual fused into the node (c->res): only of Y's dims, else
 	 * neither it nor the activation after it (the engine then runs the
 	 * Add and the activation as nodes). */
+	if (c->res != NULL && getenv("LR_RES_MINK") != NULL &&
+	    (x->dims[1] / group) * kernel[0] * (nsp > 1 ? kernel[1] : 1) < atoi(getenv("LR_RES_MINK"))) {
+		c->res = NULL;
+		c->act = LR_ACT_NONE;
+	}
 	if (c->res != NULL && (c->res->dtype != LR_DT_FLOAT || c->res->ndim != y->ndim ||
 			       memcmp(c->res->dims, y->dims, (size_t)y->ndim * sizeof(int64_t)) != 0 ||
 			       y->nelem == 0)) {
@@ -1723,11 +1814,6 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		}
 	}
 
-	/* The kernels below never add c->res: the activation waits for it
-	 * (done:). */
-	if (c->res != NULL)
-		c->act = LR_ACT_NONE;
-
 	/*
 	 * Group 1 first: with one input channel (a grayscale stem) it is also
 	 * a depthwise conv with multiplier m, but the few-channel kernel
@@ -1735,6 +1821,11 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	 * 3x3 stem took 20 us plane by plane, X padded once per filter).
 	 */
 	if (group == 1) {
+		/* With c->res the kernels below compute the sums only, and the
+		 * residual and the activation are added at done:, but for the
+		 * pointwise kernel, which adds both in its stores. */
+		if (c->res != NULL)
+			c->act = LR_ACT_NONE;
 		rc = conv_smallc(c, x, w, b, y, &g, m);
 		if (rc < 0) {
 			rc = lr_op_fail(c, rc, "out of memory for the few-channel convolution");
@@ -1742,7 +1833,10 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		}
 		if (rc == 1)
 			goto done; /* applied c->act */
+		c->act = c->res != NULL ? fact : c->act; /* conv_pw1x1 adds c->res itself */
 		rc = conv_pw1x1(c, x, w, b, y, &g, m);
+		if (c->res != NULL)
+			c->act = LR_ACT_NONE;
 		if (rc < 0) {
 			rc = lr_op_fail(c, rc, "out of memory for the 1x1 convolution's packed weights");
 			goto fail;
@@ -1758,6 +1852,8 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 			goto done; /* applied c->act */
 		rc = 0;
 	}
+	if (c->res != NULL)
+		c->act = LR_ACT_NONE;
 	if (cg == 1 && group == x->dims[1]) {
 		struct dw_job j = { c, x->data, w->data, b ? b->data : NULL, y->data, &g,
 				    m / group, c->act, c->act_lo, c->act_hi, 0, 0, 0, 0 };
@@ -1849,7 +1945,7 @@ post:
 	lr__act_apply(c->act, c->act_lo, c->act_hi, y->data, y->nelem);
 done:
 	if (c->res != NULL && !c->res_done) {
-		rc = conv_add_res(y, c->res, fact, c->act_lo, c->act_hi);
+		rc = conv_add_res(c, y, c->res, fact, c->act_lo, c->act_hi);
 		if (rc != 0) {
 			rc = lr_op_fail(c, rc, "out of memory for the residual's layout copy");
 			goto fail;

@@ -80,6 +80,15 @@ assert 0 < j['ratio_p25'] <= j['ratio'] <= j['ratio_p75'], j" "$TMP/bench_ab.jso
 ok $? "bench --ab times both variants in rounds and gives the ratio's quartiles"
 expect_fail "--ab needs NAME" "bench --ab without a name is refused" \
 	"$LOWRANK" bench "$D/tiny_cnn.onnx" --ab =1
+"$LOWRANK" bench "$D/tiny_cnn.onnx" --repeat 3 --warmup 1 --ab-create LR_NO_FOLD=1 --json \
+	>"$TMP/bench_abc.json" &&
+	"$PYTHON3" -c "
+import json,sys; j=json.load(open(sys.argv[1]))
+assert j['ab'] == 'LR_NO_FOLD=1' and j['rounds'] == 3, j
+assert j['without_p10_ms'] > 0 and j['with_p10_ms'] > 0, j" "$TMP/bench_abc.json"
+ok $? "bench --ab-create times a switch read at engine creation on a second engine"
+expect_fail "--ab-create needs NAME" "bench --ab-create without a name is refused" \
+	"$LOWRANK" bench "$D/tiny_cnn.onnx" --ab-create =1
 
 # Errors: clear message, non-zero exit, no crash.
 expect_fail "cannot open" "missing model file" "$LOWRANK" inspect "$TMP/nope.onnx"
