@@ -891,7 +891,11 @@ static int fusable_act(const lr_engine *e, int ni, int from, const char *need, c
  * output). The Conv adds it only when its dims are Y's (lr_opctx.res);
  * ONNX Runtime fuses the same Add into its Conv. ResNet-50: 16 Adds,
  * 1-2 ms of 40 as passes of their own. LR_NO_FUSE_ADD (set, read per
- * run): off.
+ * run): off. Not in engines that price layers for the solver
+ * (lr_engine_set_pricing): ONNX Runtime's Conv accumulates into the
+ * residual's own buffer, which costs less than this fusion's third
+ * stream, and with it the 4x ResNet-50 chosen on lowrank's timings ran
+ * 5.07x faster in ONNX Runtime instead of 4.29x (docs/benchmarks.md).
  */
 static int fusable_res(const lr_engine *e, int from, const char *need, const char *keep,
 		       const int *remaining, lr_tensor *const *slot, int *reader, int *k)
@@ -900,7 +904,7 @@ static int fusable_res(const lr_engine *e, int from, const char *need, const cha
 	const lr_node *a;
 	int r, v = m->nodes[from].nout >= 1 ? m->nodes[from].out[0] : -1, o;
 
-	if (v < 0 || (r = sole_reader(e, from, need, keep, remaining)) < 0 ||
+	if (v < 0 || e->pricing || (r = sole_reader(e, from, need, keep, remaining)) < 0 ||
 	    getenv("LR_NO_FUSE_ADD") != NULL)
 		return 0;
 	a = &m->nodes[r];

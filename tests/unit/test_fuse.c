@@ -25,7 +25,8 @@
  * the activation after it (run_res): either operand order, C-order and
  * blocked residuals, AVX2 kernels, LR_NO_BLOCKED, a folded
  * BatchNormalization between, the Add as graph output; not a
- * per-channel constant. Bit-identical to the nodes run apart.
+ * per-channel constant, nor in an engine that prices layers for the
+ * solver. Bit-identical to the nodes run apart.
  * A Sigmoid whose one reader is Mul(x, Sigmoid(x)) writes the product
  * (SiLU) and the Mul passes it on, bit-identical, in either operand order;
  * not when the Mul's other operand is another tensor or the Sigmoid's
@@ -648,6 +649,8 @@ static void run_silu_case(int order, int variant, const char *label)
  * Batch 2, `threads` threads, under `env` (NULL, or NAME=VALUE); fused
  * or with LR_NO_FUSE; *fused gets lr_engine_fused_nodes.
  */
+static int res_pricing; /* run_res: engines that price layers (no residual fusion) */
+
 static int run_res(int variant, int threads, const char *env, int nofuse, lr_tensor **y,
 		   int *fused, lr_msg *msg)
 {
@@ -757,6 +760,8 @@ static int run_res(int variant, int threads, const char *env, int nofuse, lr_ten
 	rc = lrt_load_nodes(nodep, nn, ginp, nin, &goutp, 1, initp, ninit, 13, "fuse-res", &mo, msg);
 	if (rc == 0)
 		rc = lr_engine_create(&e, mo, threads);
+	if (rc == 0)
+		lr_engine_set_pricing(e, res_pricing);
 	for (int i = 0; rc == 0 && i < 2; i++) { /* the second run: packed weights cached */
 		lr_tensor_free(*y);
 		*y = NULL;
@@ -947,6 +952,9 @@ int main(void)
 	run_res_case(3, 2, NULL, 1, 0, "Add(conv, per-channel constant) -> Relu: not in the Conv");
 	run_res_case(4, 2, NULL, 1, 0, "Conv -> Add(conv, r) as the graph output");
 	run_res_case(5, 2, NULL, 3, 1, "Conv -> BN (folded) -> Add(bn, r) -> Relu: one pass");
+	res_pricing = 1;
+	run_res_case(0, 2, NULL, 1, 0, "pricing engine: the Add stays a node (and computes its Relu)");
+	res_pricing = 0;
 	run_silu_case(0, 0, "x -> Sigmoid -> Mul(x, s): SiLU in one pass");
 	run_silu_case(1, 0, "x -> Sigmoid -> Mul(s, x): SiLU in one pass");
 	run_silu_case(0, 1, "Mul(z, Sigmoid(x)): not fused");
