@@ -1281,7 +1281,8 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 		} else if (passon[ni] >= 2 && inp[pk] != NULL && inp[pk]->nelem > 0) {
 			rc = lr_fail(msg, LR_EINVAL,
 				     "node '%s' (%s): the output of the %s it was fused into cannot be passed on",
-				     node->name, node->op_type, passon[ni] == 2 || node->op->run == lr_op_add ? "Conv" : "Sigmoid");
+				     node->name, node->op_type,
+				     passon[ni] == 2 || node->op->run == lr_op_add ? "Conv" : "Sigmoid");
 		} else {
 			rc = node->op->run(&c, inp, nrun, outp, node->nout);
 		}

@@ -1771,11 +1771,6 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	/* A residual fused into the node (c->res): only of Y's dims, else
 	 * neither it nor the activation after it (the engine then runs the
 	 * Add and the activation as nodes). */
-	if (c->res != NULL && getenv("LR_RES_MINK") != NULL &&
-	    (x->dims[1] / group) * kernel[0] * (nsp > 1 ? kernel[1] : 1) < atoi(getenv("LR_RES_MINK"))) {
-		c->res = NULL;
-		c->act = LR_ACT_NONE;
-	}
 	if (c->res != NULL && (c->res->dtype != LR_DT_FLOAT || c->res->ndim != y->ndim ||
 			       memcmp(c->res->dims, y->dims, (size_t)y->ndim * sizeof(int64_t)) != 0 ||
 			       y->nelem == 0)) {
@@ -1820,12 +1815,12 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 	 * computes 8 filters per load of the input (Fashion-MNIST's 1 -> 32
 	 * 3x3 stem took 20 us plane by plane, X padded once per filter).
 	 */
+	/* With c->res the kernels below compute the sums only, and the
+	 * residual and the activation are added at done:, but for the
+	 * pointwise kernel, which adds both in its stores. */
+	if (c->res != NULL)
+		c->act = LR_ACT_NONE;
 	if (group == 1) {
-		/* With c->res the kernels below compute the sums only, and the
-		 * residual and the activation are added at done:, but for the
-		 * pointwise kernel, which adds both in its stores. */
-		if (c->res != NULL)
-			c->act = LR_ACT_NONE;
 		rc = conv_smallc(c, x, w, b, y, &g, m);
 		if (rc < 0) {
 			rc = lr_op_fail(c, rc, "out of memory for the few-channel convolution");
@@ -1833,7 +1828,7 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 		}
 		if (rc == 1)
 			goto done; /* applied c->act */
-		c->act = c->res != NULL ? fact : c->act; /* conv_pw1x1 adds c->res itself */
+		c->act = fact; /* conv_pw1x1 adds c->res itself */
 		rc = conv_pw1x1(c, x, w, b, y, &g, m);
 		if (c->res != NULL)
 			c->act = LR_ACT_NONE;
@@ -1852,8 +1847,6 @@ int lr_op_conv(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out, int nout)
 			goto done; /* applied c->act */
 		rc = 0;
 	}
-	if (c->res != NULL)
-		c->act = LR_ACT_NONE;
 	if (cg == 1 && group == x->dims[1]) {
 		struct dw_job j = { c, x->data, w->data, b ? b->data : NULL, y->data, &g,
 				    m / group, c->act, c->act_lo, c->act_hi, 0, 0, 0, 0 };
