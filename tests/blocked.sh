@@ -22,9 +22,10 @@ ok_log $? "$TMP/export.log" "export the blockmix network with torch.onnx.export"
 avx512=0
 grep -q avx512f /proc/cpuinfo 2>/dev/null && avx512=1
 
-blocked_nodes() { # MODEL SHAPE [ENV...]: blocked_nodes of one bench run
+blocked_nodes() { # MODEL SHAPE [ENV...]: blocked_nodes of one bench run (BN_THREADS, default 1)
 	m=$1; s=$2; shift 2
-	env "$@" "$LOWRANK" bench "$m" --input-shape "$s" --repeat 1 --warmup 0 --threads 1 --json |
+	env "$@" "$LOWRANK" bench "$m" --input-shape "$s" --repeat 1 --warmup 0 \
+		--threads "${BN_THREADS:-1}" --json |
 		"$PYTHON3" -c "import json,sys; print(json.load(sys.stdin)['blocked_nodes'])"
 }
 
@@ -53,6 +54,11 @@ check_model() { # NAME FILE C HW
 		[ "$n_on" -eq 0 ] && [ "$n_off" -eq 0 ]
 	fi
 	ok $? "$name: $n_on nodes wrote blocked values, $n_off with LR_NO_BLOCKED, $n_avx2 on AVX2 kernels (AVX-512: $avx512)"
+	# A batch run image by image counts one image's part as batch 1 does
+	# (it counted only the part after the images once).
+	n_b3=$(BN_THREADS=2 blocked_nodes "$f" "3,$c,$hw,$hw")
+	[ "$n_b3" -eq "$n_on" ]
+	ok $? "$name: batch 3 on 2 threads counts $n_b3 blocked nodes, as batch 1 ($n_on)"
 }
 
 check_model blockmix "$BM" 32 20
