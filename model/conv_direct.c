@@ -853,6 +853,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	size_t wbytes, sbytes;
 	float *packed = NULL, *own = NULL;
 	char *s, *sown = NULL;
+	const float *resd;
 	int32_t *off;
 	int rc = 0, long_strips, xblk, yblk, inres;
 
@@ -993,6 +994,9 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	}
 	j.off = off;
 	ntasks = j.nstrips * j.mgroups;
+	/* In the residual's own buffer when the engine offers it: each
+	 * element is read just before the last chunk stores it. */
+	resd = inres ? lr__res_inplace(c, y, 16) : NULL;
 	for (int64_t n = 0; n < g->n; n++) {
 		const float *xn = (const float *)x->data + n * g->c * g->h * g->w;
 
@@ -1008,7 +1012,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 			j.xp = xn;
 		}
 		j.y = (float *)y->data + n * m * j.ohw;
-		j.res = inres ? (const float *)c->res->data + n * m * j.ohw : NULL;
+		j.res = inres ? resd + n * m * j.ohw : NULL;
 		lr_pool_run_indexed(c->pool, ntasks, 1, cd_tiles, &j);
 	}
 	y->blocked = yblk ? 16 : 0;

@@ -891,20 +891,24 @@ static int fusable_act(const lr_engine *e, int ni, int from, const char *need, c
  * output). The Conv adds it only when its dims are Y's (lr_opctx.res);
  * ONNX Runtime fuses the same Add into its Conv. ResNet-50: 16 Adds,
  * 1-2 ms of 40 as passes of their own. LR_NO_FUSE_ADD (set, read per
- * run): off. Not in engines that price layers for the solver
- * (lr_engine_set_pricing): ONNX Runtime's Conv accumulates into the
- * residual's own buffer, which costs less than this fusion's third
- * stream, and with it the 4x ResNet-50 chosen on lowrank's timings ran
- * 5.07x faster in ONNX Runtime instead of 4.29x (docs/benchmarks.md).
+ * run): off. The engine offers the residual's buffer to the Conv when
+ * the Add is its last reader (lr_opctx.res_take, lr__res_inplace), as
+ * ONNX Runtime's Conv accumulates into its Sum input. Engines that price
+ * layers for the solver (lr_engine_set_pricing) fuse only then: the
+ * fusion's third stream costs more than ONNX Runtime's in-place sum, and
+ * with it the 4x ResNet-50 chosen on lowrank's timings ran 5.07x faster
+ * in ONNX Runtime instead of 4.29x; in place, 4.36x, with lowrank's own
+ * measurement 4.16x for 4.00x predicted (docs/benchmarks.md, 2026-12-05).
  */
 static int fusable_res(const lr_engine *e, int from, const char *need, const char *keep,
-		       const int *remaining, lr_tensor *const *slot, int *reader, int *k)
+		       const char *owned, const int *remaining, lr_tensor *const *slot,
+		       int *reader, int *k)
 {
 	const lr_model *m = e->m;
 	const lr_node *a;
 	int r, v = m->nodes[from].nout >= 1 ? m->nodes[from].out[0] : -1, o;
 
-	if (v < 0 || e->pricing || (r = sole_reader(e, from, need, keep, remaining)) < 0 ||
+	if (v < 0 || (r = sole_reader(e, from, need, keep, remaining)) < 0 ||
 	    getenv("LR_NO_FUSE_ADD") != NULL)
 		return 0;
 	a = &m->nodes[r];
@@ -914,6 +918,8 @@ static int fusable_res(const lr_engine *e, int from, const char *need, const cha
 	*k = a->in[0] == v ? 0 : 1;
 	o = a->in[1 - *k];
 	if (o < 0 || slot[o] == NULL || slot[o]->dtype != LR_DT_FLOAT)
+		return 0;
+	if (e->pricing && !(owned[o] && remaining[o] == 1 && !keep[o]))
 		return 0;
 	*reader = r;
 	return 1;
@@ -1230,8 +1236,13 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 			 * activation after that; the Add and the activation
 			 * pass its output on if it did (c.res_done). */
 			if (!dry && node->op->run == lr_op_conv &&
-			    fusable_res(e, from, need, keep, remaining, slot, &res_add, &res_k)) {
-				c.res = slot[m->nodes[res_add].in[1 - res_k]];
+			    fusable_res(e, from, need, keep, owned, remaining, slot, &res_add, &res_k)) {
+				int o = m->nodes[res_add].in[1 - res_k];
+
+				c.res = slot[o];
+				/* Its buffer, when the Add is its last reader. */
+				if (owned[o] && remaining[o] == 1 && !keep[o])
+					c.res_take = slot[o];
 				if (!fusable_act(e, res_add, res_add, need, keep, remaining, &c.act,
 						 &c.act_lo, &c.act_hi, &res_act))
 					res_act = -1;

@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const lr_op_def op_table[] = {
@@ -256,6 +257,23 @@ lr_tensor *lr_op_take(lr_opctx *c, lr_tensor **in, int i)
 	in[i] = NULL;
 	c->takeable &= ~(1u << i);
 	return t;
+}
+
+const float *lr__res_inplace(lr_opctx *c, lr_tensor *y, int blocked)
+{
+	lr_tensor *r = c->res_take;
+	void *t;
+
+	c->res_take = NULL;
+	if (r == NULL || r != c->res || c->dry || getenv("LR_NO_RES_INPLACE") != NULL ||
+	    r->dtype != y->dtype || r->nelem != y->nelem || r->blocked != blocked ||
+	    !r->owns_data || !y->owns_data || r->map_base != NULL || y->map_base != NULL ||
+	    r->data == NULL || y->data == NULL)
+		return c->res != NULL ? c->res->data : NULL;
+	t = y->data;
+	y->data = r->data;
+	r->data = t;
+	return y->data;
 }
 
 void *lr_op_scratch(lr_opctx *c, int thread, size_t bytes)

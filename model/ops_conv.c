@@ -1048,6 +1048,12 @@ static int conv_pw1x1(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const
 	/* A residual the engine fused (c->res), in C order like Y: added in
 	 * the last channel block's stores, then the activation. */
 	j.res = c->res != NULL && !c->res->blocked ? c->res->data : NULL;
+	/* In the residual's own buffer when the engine offers it, with one
+	 * channel block (earlier blocks store partial sums into Y). */
+	if (j.res != NULL && g->c <= PW_KC) {
+		j.res = lr__res_inplace(c, y, 0);
+		j.y = y->data;
+	}
 	if (c->res != NULL && j.res == NULL)
 		j.act = LR_ACT_NONE; /* the caller adds it, then the activation */
 	/* Inputs of 512 KiB and more per image (half of L2; LR_NO_PREFETCH: never). */

@@ -645,7 +645,11 @@ static void run_silu_case(int order, int variant, const char *label)
  * variant 3: Add(conv, per-channel constant) -> Relu: not Y's shape, so
  *   not fused into the Conv (the Add still computes the Relu);
  * variant 4: Add(conv, r) is the graph output, no activation;
- * variant 5: Conv -> BatchNormalization (folded) -> Add(r) -> Relu.
+ * variant 5: Conv -> BatchNormalization (folded) -> Add(r) -> Relu;
+ * variant 6: a = Relu(ConvA(x)), Add(ConvC(ConvB(a)), a) -> Relu -> a
+ *   1x1 Conv, on 14x14 maps: the Add is a's last reader, so ConvC, a
+ *   1x1 (the pointwise kernel in C order, the blocked direct kernel in
+ *   blocks), computes Y in a's buffer (lr__res_inplace).
  * Batch 2, `threads` threads, under `env` (NULL, or NAME=VALUE); fused
  * or with LR_NO_FUSE; *fused gets lr_engine_fused_nodes.
  */
@@ -654,8 +658,9 @@ static int res_pricing; /* run_res: engines that price layers (no residual fusio
 static int run_res(int variant, int threads, const char *env, int nofuse, lr_tensor **y,
 		   int *fused, lr_msg *msg)
 {
-	int64_t c = 32, m = variant == 1 ? 24 : 48, xd[4] = { 2, c, 10, 9 };
-	int64_t yd[4] = { 2, m, 10, 9 }, wd[4] = { m, c, 3, 3 }, w2d[4] = { m, m, 3, 3 };
+	int64_t c = 32, m = variant == 1 ? 24 : 48, hw = variant == 6 ? 14 : 10;
+	int64_t xd[4] = { 2, c, hw, variant == 6 ? 14 : 9 };
+	int64_t yd[4] = { 2, m, hw, xd[3] }, wd[4] = { m, c, 3, 3 }, w2d[4] = { m, m, 3, 3 };
 	int64_t bd[1] = { m }, kd[3] = { m, 1, 1 };
 	lr_tensor *x = lrt_f(4, xd, NULL), *r = lrt_f(4, yd, NULL), *w = lrt_f(4, wd, NULL);
 	lr_tensor *w2 = lrt_f(4, w2d, NULL), *b = lrt_f(1, bd, NULL), *k = lrt_f(3, kd, NULL);
@@ -670,8 +675,9 @@ static int run_res(int variant, int threads, const char *env, int nofuse, lr_ten
 	char *cvb_in[3] = { an, w2n, bn };
 	char *bn_in[5] = { cn, scn, bn, mn, vn }, *bn_out[1] = { bnn };
 	char *add_in[2], *add_out[1] = { variant == 4 ? yn : sn };
-	char *act_in[3] = { sn, lon, hin }, *act_out[1] = { variant == 2 ? tn : yn };
+	char *act_in[3] = { sn, lon, hin }, *act_out[1] = { variant == 2 || variant == 6 ? tn : yn };
 	char *cvc_in[2] = { tn, w3n }, *cvc_out[1] = { yn };
+	char t2n[] = "t2", *cv6b_out[1] = { t2n }, *cv6c_in[2] = { t2n, w3n };
 	lrt_node cva, cvb;
 	Onnx__NodeProto nodes[7], *nodep[7];
 	Onnx__TensorProto init[9], *initp[9];
@@ -680,7 +686,7 @@ static int run_res(int variant, int threads, const char *env, int nofuse, lr_ten
 	lr_tensor *feeds[2] = { x, r };
 	lr_model *mo = NULL;
 	lr_engine *e = NULL;
-	int nn = 0, ninit = 0, nin = variant == 2 || variant == 3 ? 1 : 2, rc;
+	int nn = 0, ninit = 0, nin = variant == 2 || variant == 3 || variant == 6 ? 1 : 2, rc;
 	char *conv_operand = variant == 5 ? bnn : cn;
 
 	*y = NULL;
@@ -712,7 +718,17 @@ static int run_res(int variant, int threads, const char *env, int nofuse, lr_ten
 	lrt_attr_ints(&cvb, "pads", 4, (int64_t[]){ 1, 1, 1, 1 });
 	for (int i = 0; i < 7; i++)
 		nodep[i] = &nodes[i];
-	if (variant == 2) { /* a = Relu(ConvA(x)); c = ConvB(a); residual a */
+	if (variant == 6) { /* a = Relu(ConvA(x)); c = ConvC(ConvB(a)); residual a */
+		proto_node(&nodes[nn], "Conv", 3, conv_in, cva_out);
+		nodes[nn].n_attribute = (size_t)cva.nattr;
+		nodes[nn++].attribute = cva.attrp;
+		proto_node(&nodes[nn++], "Relu", 1, rla_in, rla_out);
+		proto_node(&nodes[nn], "Conv", 3, cvb_in, cv6b_out);
+		nodes[nn].n_attribute = (size_t)cvb.nattr;
+		nodes[nn++].attribute = cvb.attrp;
+		proto_node(&nodes[nn++], "Conv", 2, cv6c_in, conv_out);
+		initp[ninit] = init_tp(&init[ninit], w2n, w2), ninit++;
+	} else if (variant == 2) { /* a = Relu(ConvA(x)); c = ConvB(a); residual a */
 		proto_node(&nodes[nn], "Conv", 3, conv_in, cva_out);
 		nodes[nn].n_attribute = (size_t)cva.nattr;
 		nodes[nn++].attribute = cva.attrp;
@@ -733,12 +749,12 @@ static int run_res(int variant, int threads, const char *env, int nofuse, lr_ten
 		initp[ninit] = init_tp(&init[ninit], vn, var), ninit++;
 	}
 	add_in[variant == 1 ? 1 : 0] = conv_operand;
-	add_in[variant == 1 ? 0 : 1] = variant == 2 ? an : variant == 3 ? kn : rn;
+	add_in[variant == 1 ? 0 : 1] = variant == 2 || variant == 6 ? an : variant == 3 ? kn : rn;
 	proto_node(&nodes[nn++], "Add", 2, add_in, add_out);
 	if (variant != 4)
 		proto_node(&nodes[nn++], variant == 1 ? "Clip" : "Relu", variant == 1 ? 3 : 1,
 			   act_in, act_out);
-	if (variant == 2) {
+	if (variant == 2 || variant == 6) {
 		proto_node(&nodes[nn++], "Conv", 2, cvc_in, cvc_out);
 		initp[ninit] = init_tp(&init[ninit], w3n, w3), ninit++;
 	}
@@ -947,6 +963,8 @@ int main(void)
 			run_res_case(0, t, envs[i], 2, 0, "Conv -> Add(conv, r) -> Relu: one pass");
 			run_res_case(1, t, envs[i], 2, 0, "Conv (24 filters) -> Add(r, conv) -> Clip-13: one pass");
 			run_res_case(2, t, envs[i], 3, 0, "Add(ConvB(a), a) -> Relu, a blocked: one pass");
+			run_res_case(6, t, envs[i], 3, 0,
+				     "Add(ConvC(ConvB(a)), a) -> Relu: Y in a's buffer");
 		}
 	}
 	run_res_case(3, 2, NULL, 1, 0, "Add(conv, per-channel constant) -> Relu: not in the Conv");
