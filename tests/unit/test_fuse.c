@@ -718,24 +718,18 @@ static int run_res(int variant, int threads, const char *env, int nofuse, lr_ten
 	lrt_attr_ints(&cvb, "pads", 4, (int64_t[]){ 1, 1, 1, 1 });
 	for (int i = 0; i < 7; i++)
 		nodep[i] = &nodes[i];
-	if (variant == 6) { /* a = Relu(ConvA(x)); c = ConvC(ConvB(a)); residual a */
+	if (variant == 2 || variant == 6) {
+		/* a = Relu(ConvA(x)); c = ConvB(a) (variant 2) or
+		 * ConvC(ConvB(a)) (variant 6); residual a */
 		proto_node(&nodes[nn], "Conv", 3, conv_in, cva_out);
 		nodes[nn].n_attribute = (size_t)cva.nattr;
 		nodes[nn++].attribute = cva.attrp;
 		proto_node(&nodes[nn++], "Relu", 1, rla_in, rla_out);
-		proto_node(&nodes[nn], "Conv", 3, cvb_in, cv6b_out);
+		proto_node(&nodes[nn], "Conv", 3, cvb_in, variant == 6 ? cv6b_out : conv_out);
 		nodes[nn].n_attribute = (size_t)cvb.nattr;
 		nodes[nn++].attribute = cvb.attrp;
-		proto_node(&nodes[nn++], "Conv", 2, cv6c_in, conv_out);
-		initp[ninit] = init_tp(&init[ninit], w2n, w2), ninit++;
-	} else if (variant == 2) { /* a = Relu(ConvA(x)); c = ConvB(a); residual a */
-		proto_node(&nodes[nn], "Conv", 3, conv_in, cva_out);
-		nodes[nn].n_attribute = (size_t)cva.nattr;
-		nodes[nn++].attribute = cva.attrp;
-		proto_node(&nodes[nn++], "Relu", 1, rla_in, rla_out);
-		proto_node(&nodes[nn], "Conv", 3, cvb_in, conv_out);
-		nodes[nn].n_attribute = (size_t)cvb.nattr;
-		nodes[nn++].attribute = cvb.attrp;
+		if (variant == 6)
+			proto_node(&nodes[nn++], "Conv", 2, cv6c_in, conv_out);
 		initp[ninit] = init_tp(&init[ninit], w2n, w2), ninit++;
 	} else {
 		proto_node(&nodes[nn], "Conv", 3, conv_in, conv_out);
