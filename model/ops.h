@@ -220,16 +220,17 @@ int lr_op_output(lr_opctx *c, lr_tensor **out, lr_dtype dt, int ndim,
 lr_tensor *lr_op_take(lr_opctx *c, lr_tensor **in, int i);
 
 /*
- * The residual a Conv kernel adds as it stores Y: c->res's data, or, when
+ * The residual a Conv kernel adds as it stores Y: c->res's data; or, when
  * the engine offered its buffer (c->res_take) and it matches Y (float,
- * owned, as many elements, `blocked` the layout the kernel writes Y
- * in), Y's own data after the two
- * tensors swap buffers, so that Y is computed in the residual's place as
- * ONNX Runtime's Conv does with its Sum input (one stream less: the stores
- * land on lines the kernel has just read). Only for kernels that read
- * each residual element once, just before storing that element of Y, and
- * write Y nowhere else; once swapped, c->res holds Y's old buffer. Call
- * it when the kernel will certainly run to the end.
+ * owned, as many elements, and in `blocked`, the layout the kernel writes
+ * Y in), Y's own data after the two tensors swap buffers, so that Y is
+ * computed in the residual's place, as ONNX Runtime's Conv does with its
+ * Sum input (one stream less: the stores land on lines the kernel has
+ * just read). Only for kernels that read each residual element once, just
+ * before storing that element of Y, and write Y nowhere else; once
+ * swapped, c->res holds Y's old buffer. Call it when the kernel will
+ * certainly run to the end. LR_NO_RES_INPLACE (set, read per call): never
+ * swaps.
  */
 const float *lr__res_inplace(lr_opctx *c, lr_tensor *y, int blocked);
 
