@@ -882,6 +882,13 @@ static int fusable_act(const lr_engine *e, int ni, int from, const char *need, c
 	return 1;
 }
 
+/* Whether the engine owns value v's buffer and the node now running is
+ * its last reader: a kernel may then take the buffer. */
+static int last_use(const char *owned, const int *remaining, const char *keep, int v)
+{
+	return owned[v] && remaining[v] == 1 && !keep[v];
+}
+
 /*
  * Whether the Conv whose output node `from` writes (the Conv, or the
  * BatchNormalization folded into it) can also compute the Add that alone
@@ -919,7 +926,7 @@ static int fusable_res(const lr_engine *e, int from, const char *need, const cha
 	o = a->in[1 - *k];
 	if (o < 0 || slot[o] == NULL || slot[o]->dtype != LR_DT_FLOAT)
 		return 0;
-	if (e->pricing && !(owned[o] && remaining[o] == 1 && !keep[o]))
+	if (e->pricing && !last_use(owned, remaining, keep, o))
 		return 0;
 	*reader = r;
 	return 1;
@@ -1204,7 +1211,7 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 				goto out;
 			}
 			inp[k] = slot[v];
-			if (k < 32 && owned[v] && remaining[v] == 1 && !keep[v])
+			if (k < 32 && last_use(owned, remaining, keep, v))
 				c.takeable |= 1u << k;
 		}
 		for (int k = 0; k < node->nout; k++)
@@ -1241,7 +1248,7 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 
 				c.res = slot[o];
 				/* Its buffer, when the Add is its last reader. */
-				if (owned[o] && remaining[o] == 1 && !keep[o])
+				if (last_use(owned, remaining, keep, o))
 					c.res_take = slot[o];
 				if (!fusable_act(e, res_add, res_add, need, keep, remaining, &c.act,
 						 &c.act_lo, &c.act_hi, &res_act))

@@ -269,7 +269,7 @@ static int conv_add_res(lr_opctx *c, lr_tensor *y, const lr_tensor *res, int act
 {
 	lr_tensor *conv = NULL;
 	struct res_job j;
-	int64_t unit = y->blocked ? y->blocked : 1;
+	int64_t unit = y->blocked ? y->blocked : 1, units;
 	int rc = 0;
 
 	if (res->blocked != y->blocked) {
@@ -285,8 +285,9 @@ static int conv_add_res(lr_opctx *c, lr_tensor *y, const lr_tensor *res, int act
 	j.unit = unit;
 	j.ntask = 4 * (int64_t)lr_pool_size(c->pool);
 	j.by_planes = j.plane / unit < 196;
-	if (j.ntask > (j.by_planes ? j.planes : j.plane / unit))
-		j.ntask = j.by_planes ? j.planes : j.plane / unit;
+	units = j.by_planes ? j.planes : j.plane / unit; /* what tasks split */
+	if (j.ntask > units)
+		j.ntask = units;
 	if (j.ntask < 1)
 		j.ntask = 1;
 	j.act = act;
