@@ -25,8 +25,10 @@
  * the activation after it (run_res): either operand order, C-order and
  * blocked residuals, AVX2 kernels, LR_NO_BLOCKED, a folded
  * BatchNormalization between, the Add as graph output; not a
- * per-channel constant, nor in an engine that prices layers for the
- * solver. Bit-identical to the nodes run apart.
+ * per-channel constant, nor, in an engine that prices layers for the
+ * solver, where the Conv cannot compute it in the residual's own buffer
+ * (a graph input); there it is fused where it can. Bit-identical to the
+ * nodes run apart.
  * A Sigmoid whose one reader is Mul(x, Sigmoid(x)) writes the product
  * (SiLU) and the Mul passes it on, bit-identical, in either operand order;
  * not when the Mul's other operand is another tensor or the Sigmoid's
@@ -653,7 +655,7 @@ static void run_silu_case(int order, int variant, const char *label)
  * Batch 2, `threads` threads, under `env` (NULL, or NAME=VALUE); fused
  * or with LR_NO_FUSE; *fused gets lr_engine_fused_nodes.
  */
-static int res_pricing; /* run_res: engines that price layers (no residual fusion) */
+static int res_pricing; /* run_res: engines that price layers (lr_engine_set_pricing) */
 
 static int run_res(int variant, int threads, const char *env, int nofuse, lr_tensor **y,
 		   int *fused, lr_msg *msg)
@@ -966,6 +968,8 @@ int main(void)
 	run_res_case(5, 2, NULL, 3, 1, "Conv -> BN (folded) -> Add(bn, r) -> Relu: one pass");
 	res_pricing = 1;
 	run_res_case(0, 2, NULL, 1, 0, "pricing engine: the Add stays a node (and computes its Relu)");
+	run_res_case(6, 2, NULL, 3, 0, "pricing engine, the Add the residual's last reader: fused");
+	run_res_case(6, 1, NULL, 3, 0, "pricing engine, the Add the residual's last reader: fused");
 	res_pricing = 0;
 	run_silu_case(0, 0, "x -> Sigmoid -> Mul(x, s): SiLU in one pass");
 	run_silu_case(1, 0, "x -> Sigmoid -> Mul(s, x): SiLU in one pass");
