@@ -11,7 +11,9 @@
  *   4. index  - build the value table (initializers, graph inputs, node
  *               outputs) with a hash from names, refusing duplicates and
  *               dangling references;
- *   5. order  - Kahn's topological sort; leftovers mean a cycle;
+ *   5. order  - Kahn's topological sort, the ready node first in the
+ *               file first (the file's order when it is sorted, as ONNX
+ *               requires); leftovers mean a cycle;
  *   6. check  - opset range, operator support (all unsupported operators
  *               are listed in one message), input/output counts.
  * Initializers are converted by lr_tensor_from_proto(), which validates
@@ -945,6 +947,46 @@ static int build_subgraphs(lr_model *m, lr_node *n, const lr_load_opts *opts, lr
 	return 0;
 }
 
+/*
+ * The ready nodes of the topological sort: a binary min-heap of file
+ * indices, so that the sort takes the ready node first in the file. With
+ * a first-in first-out queue it ran branches breadth first: ResNet-50's
+ * downsample Conv right after each stage's first 1x1, whose output (1.6
+ * MB at 56x56) was then read back from L3 by the 3x3 after it, where
+ * ONNX Runtime, in file order, reads it from L2; a compressed ResNet-50's
+ * 16-filter 3x3 stride 2 took 0.30 ms against 0.21 there.
+ */
+static void heap_push(int *h, int *n, int v)
+{
+	int i = (*n)++;
+
+	while (i > 0 && h[(i - 1) / 2] > v) {
+		h[i] = h[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h[i] = v;
+}
+
+static int heap_pop(int *h, int *n)
+{
+	int top = h[0], v = h[--*n], i = 0;
+
+	for (;;) {
+		int c = 2 * i + 1;
+
+		if (c >= *n)
+			break;
+		if (c + 1 < *n && h[c + 1] < h[c])
+			c++;
+		if (h[c] >= v)
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	h[i] = v;
+	return top;
+}
+
 static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 {
 	struct priv *pv = m->priv;
@@ -1150,7 +1192,7 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 			goto out;
 	}
 
-	/* Topological order (Kahn), stable with respect to file order. */
+	/* Topological order (Kahn), the file's where it is one. */
 	indeg = calloc((size_t)nraw + 1, sizeof(int));
 	queue = calloc((size_t)nraw + 1, sizeof(int));
 	order_of = calloc((size_t)nraw + 1, sizeof(int));
@@ -1164,7 +1206,7 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 			if (raw[i].in[k] >= 0 && m->values[raw[i].in[k]].producer >= 0)
 				indeg[i]++;
 	{
-		int head = 0, tail = 0;
+		int nready = 0, done = 0;
 		size_t nocc = 0;
 		int *start = calloc((size_t)m->nvalues + 2, sizeof(int));
 		int *occ;
@@ -1208,11 +1250,11 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 		}
 		for (int i = 0; i < nraw; i++)
 			if (indeg[i] == 0)
-				queue[tail++] = i;
-		while (head < tail) {
-			int i = queue[head++];
+				heap_push(queue, &nready, i);
+		while (nready > 0) {
+			int i = heap_pop(queue, &nready);
 
-			order_of[i] = head - 1;
+			order_of[i] = done++;
 			for (int k = 0; k < raw[i].nout; k++) {
 				int v = raw[i].out[k];
 
@@ -1220,12 +1262,12 @@ static int build_index(lr_model *m, const lr_load_opts *opts, lr_msg *msg)
 					continue;
 				for (int q = start[v]; q < start[v + 1]; q++)
 					if (--indeg[occ[q]] == 0)
-						queue[tail++] = occ[q];
+						heap_push(queue, &nready, occ[q]);
 			}
 		}
 		free(start);
 		free(occ);
-		if (tail < nraw) {
+		if (done < nraw) {
 			for (int i = 0; i < nraw; i++)
 				if (indeg[i] > 0) {
 					rc = lr_fail(msg, LR_EMODEL,
