@@ -721,6 +721,48 @@ static void test_float16(void)
 	free(m.p);
 }
 
+/*
+ * Branches run in the file's order: a sorted file keeps its order (ONNX
+ * Runtime's), and an unsorted one takes the ready node first in the file.
+ * A first-in first-out Kahn queue ran "d" (ready from the start) second
+ * in both graphs.
+ */
+static void test_branch_order(void)
+{
+	static const char *const files[2][5][3] = {
+		{ { "n0", "x", "a" }, { "n1", "a", "b" }, { "n2", "b", "c" }, { "n3", "x", "d" },
+		  { "n4", "c,d", "y" } },
+		{ { "n4", "c,d", "y" }, { "n2", "b", "c" }, { "n1", "a", "b" }, { "n0", "x", "a" },
+		  { "n3", "x", "d" } },
+	};
+	static const char *const want[2] = { "n0 n1 n2 n3 n4", "n0 n1 n2 n3 n4" };
+
+	for (int f = 0; f < 2; f++) {
+		pb g = { 0 }, m = { 0 };
+		lr_model *mod;
+		lr_msg msg;
+		char got[64] = "";
+		int rc;
+
+		pb_vi(&g, 11, "x", 1, (int64_t[]){ 4 });
+		for (int i = 0; i < 5; i++)
+			pb_node(&g, i == (f ? 0 : 4) ? "Add" : "Relu", files[f][i][0], files[f][i][1],
+				files[f][i][2]);
+		pb_vi(&g, 12, "y", 1, (int64_t[]){ 4 });
+		pb_model(&m, &g, 13);
+		rc = load_pb(&m, "order", &mod, &msg);
+		for (int i = 0; rc == 0 && i < mod->nnodes; i++)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? " " : "",
+				 mod->nodes[i].name);
+		if (!tap_ok(rc == 0 && strcmp(got, want[f]) == 0, "%s: nodes run %s (got '%s')",
+			    f ? "nodes out of order, a branch" : "a sorted file with a branch",
+			    want[f], got))
+			tap_diag("rc %d: %s", rc, msg.text);
+		lr_model_free(mod);
+		free(m.p);
+	}
+}
+
 static void test_structure(void)
 {
 	lr_model *m;
@@ -1271,6 +1313,7 @@ int main(void)
 	test_typed_data();
 	test_float16();
 	test_structure();
+	test_branch_order();
 	test_unnamed_messages();
 	test_nesting();
 	test_unknown_fields();
