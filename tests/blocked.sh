@@ -54,6 +54,13 @@ check_model() { # NAME FILE C HW
 		[ "$n_on" -eq 0 ] && [ "$n_off" -eq 0 ]
 	fi
 	ok $? "$name: $n_on nodes wrote blocked values, $n_off with LR_NO_BLOCKED, $n_avx2 on AVX2 kernels (AVX-512: $avx512)"
+	if [ "$name" = blockmix ]; then
+		# b, read by c and by the 16-filter stride-2 d, stays blocked
+		# only because a strided thin Conv reads blocks.
+		n_thin=$(blocked_nodes "$f" "1,$c,$hw,$hw" LR_NO_BLK_STRIDED_THIN=1)
+		if [ $avx512 -eq 1 ]; then [ "$n_on" -gt "$n_thin" ]; else [ "$n_thin" -eq 0 ]; fi
+		ok $? "$name: a strided 16-filter Conv keeps its input blocked ($n_on nodes blocked, $n_thin with LR_NO_BLK_STRIDED_THIN)"
+	fi
 	# A batch run image by image counts one image's part as batch 1 does
 	# (it counted only the part after the images once).
 	n_b3=$(BN_THREADS=2 blocked_nodes "$f" "3,$c,$hw,$hw")

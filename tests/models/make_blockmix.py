@@ -11,12 +11,14 @@ with onnx.checker. The paths, in order:
   b  = relu(conv1x1(a, 48 -> 64) + conv1x1(x, 32 -> 64))
                                                Add of two blocked values
   c  = conv3x3(b, 64 -> 64, stride 2)          blocked in and out, strided
+  d  = conv3x3(b, 64 -> 16, stride 2)          16 filters, strided: reads
+                                               blocks, writes C order
   s  = conv10x10(c, 64 -> 64)                  [N, 64, 1, 1]
   t  = c + s                                   a broadcasting Add: the engine
                                                hands it C-order copies
   u  = relu(conv3x3(t, 64 -> 64, pad 1))
   g  = sigmoid(u) * u                          u read by a Sigmoid: C order
-  k  = conv3x3(u, 64 -> 16)                    16 filters: the lanes kernel
+  k  = conv3x3(u, 64 -> 16) + d                16 filters: the lanes kernel
   y  = maxpool2(cat(g, k))                     Concat and MaxPool: C order
 """
 
@@ -37,15 +39,17 @@ class BlockMix(nn.Module):
         self.s = nn.Conv2d(64, 64, 10)
         self.u = nn.Conv2d(64, 64, 3, padding=1)
         self.k = nn.Conv2d(64, 16, 3, padding=1)
+        self.d = nn.Conv2d(64, 16, 3, stride=2, padding=1)
 
     def forward(self, x):
         a = torch.relu(self.a(x))
         b = torch.relu(self.b1(a) + self.b2(x))
         c = self.c(b)
+        d = self.d(b)
         t = c + self.s(c)
         u = torch.relu(self.u(t))
         g = torch.sigmoid(u) * u
-        return nn.functional.max_pool2d(torch.cat([g, self.k(u)], 1), 2)
+        return nn.functional.max_pool2d(torch.cat([g, self.k(u) + d], 1), 2)
 
 
 def main():
