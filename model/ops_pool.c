@@ -94,6 +94,26 @@ static int64_t maxpool_row2_512(const float *col, int64_t w, int64_t kw, float *
 }
 
 /*
+ * Stride 1, window kw: out[ox] = max of col[ox .. ox + kw), 16 outputs a
+ * step, the last masked, for ow outputs whose windows lie inside col (the
+ * caller's bounds): the scalar loop's steps in its order, max_ps(next,
+ * best). GoogLeNet's nine 3x3 stride 1 pools ran these a float at a time:
+ * 3.1 ms of its 22, where ONNX Runtime's pools took 0.43.
+ */
+__attribute__((target("avx512f")))
+static void maxpool_row1_512(const float *col, int64_t kw, float *out, int64_t ow)
+{
+	for (int64_t ox = 0; ox < ow; ox += 16) {
+		__mmask16 m = ow - ox >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ow - ox)) - 1);
+		__m512 best = _mm512_maskz_loadu_ps(m, col + ox);
+
+		for (int64_t j = 1; j < kw; j++)
+			best = _mm512_max_ps(_mm512_maskz_loadu_ps(m, col + ox + j), best);
+		_mm512_mask_storeu_ps(out + ox, m, best);
+	}
+}
+
+/*
  * MaxPool 2x2 stride 2 without pads on one plane whose windows all lie
  * inside it (VGG's pools, any width): input rows 2 oy and 2 oy + 1 give
  * output row oy, 32 inputs to 16 outputs a step, the last step of a row
@@ -173,6 +193,15 @@ static void maxpool_rows(const struct pool_job *j, int64_t p)
 			v0 = (g->pl + 1) / 2;
 			v1 = v0 >= g->ow ? v0 : v0 + maxpool_row2_512(col + 2 * v0 - g->pl, g->w - (2 * v0 - g->pl),
 								       g->kw, yp + oy * g->ow + v0, g->ow - v0);
+		}
+		/* Stride 1: outputs [pl, w - kw + pl] have whole windows. */
+		if (g->sw == 1 && j->avx512 && g->pl < g->ow && g->kw <= g->w) {
+			v0 = g->pl;
+			v1 = g->w - g->kw + g->pl + 1 < g->ow ? g->w - g->kw + g->pl + 1 : g->ow;
+			if (v1 > v0)
+				maxpool_row1_512(col + v0 - g->pl, g->kw, yp + oy * g->ow + v0, v1 - v0);
+			else
+				v1 = v0;
 		}
 #endif
 		for (int64_t ox = 0; ox < g->ow; ox++) {
