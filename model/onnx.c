@@ -951,10 +951,11 @@ static int build_subgraphs(lr_model *m, lr_node *n, const lr_load_opts *opts, lr
  * The ready nodes of the topological sort: a binary min-heap of file
  * indices, so that the sort takes the ready node first in the file. With
  * a first-in first-out queue it ran branches breadth first: ResNet-50's
- * downsample Conv right after each stage's first 1x1, whose output (1.6
- * MB at 56x56) was then read back from L3 by the 3x3 after it, where
- * ONNX Runtime, in file order, reads it from L2; a compressed ResNet-50's
- * 16-filter 3x3 stride 2 took 0.30 ms against 0.21 there.
+ * downsample Conv right after each stage's first 1x1, between that 1x1
+ * writing 1.6 MB and the 3x3 reading it, where ONNX Runtime runs the
+ * file's order. The solver times layers inside the whole model to price
+ * them as they run where the model is deployed, so the order should be
+ * the same (whole models: no change beyond noise; docs/benchmarks.md).
  */
 static void heap_push(int *h, int *n, int v)
 {
