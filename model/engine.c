@@ -67,6 +67,8 @@ struct lr_engine {
 	int split_warm;                 /* a split run filled the node caches */
 	int pricing;                    /* lr_engine_set_pricing */
 	char *blk;                      /* per value: channel-blocked in full runs (plan_blocked) */
+	int64_t *conv_hw;               /* per node: a Conv's input map (H x W) in a dry run
+					 * of the declared input (plan_shapes), 0 unknown */
 	struct lr_scratch *iscratch;    /* [nthreads]: each image runner's scratch */
 };
 
@@ -421,8 +423,8 @@ extern int blas_thread_shutdown_(void) __attribute__((weak));
  * when the Conv writing it and every node reading it take that layout:
  * the direct kernels' Convs (group 1, undilated, constant 4-D weights,
  * channels in 16s, more than BLK_LANES_M filters, which the lanes kernel
- * takes in C order; strided ones of fewer filters read blocks too, see
- * blk_conv), the 16-channel depthwise kernel's (3x3 and 5x5, which
+ * takes in C order; strided ones of fewer filters, and 1x1s on small
+ * maps, read blocks too, see blk_conv), the 16-channel depthwise kernel's (3x3 and 5x5, which
  * then skips its transposes), and Add, Relu and Clip, which do not care where a
  * channel is as long as all their tensor inputs agree (the engine checks
  * that at run time, as any node it does not plan for gets a C-order copy).
@@ -446,9 +448,13 @@ static int blk_data_inputs(const lr_node *n)
 	return n->op->run == lr_op_add ? 2 : 1;
 }
 
-/* 1 if Conv node n can read (dir 0) or write (dir 1) blocked values. */
-static int blk_conv(const lr_model *m, const lr_node *n, int dir)
+#define BLK_THIN_1X1_HW (14 * 14) /* thin 1x1 Convs on maps up to this read blocks */
+
+/* 1 if Conv node ni can read (dir 0) or write (dir 1) blocked values. */
+static int blk_conv(const lr_engine *e, int ni, int dir)
 {
+	const lr_model *m = e->m;
+	const lr_node *n = &m->nodes[ni];
 	const lr_tensor *w;
 	int64_t d[4];
 	int cnt = 0;
@@ -473,18 +479,66 @@ static int blk_conv(const lr_model *m, const lr_node *n, int dir)
 	 * went a plane apart per channel. A compressed ResNet-50's 16-filter
 	 * 3x3 stride 2 over 128 x 56 x 56, in-network: 0.40 -> 0.30 ms, 1
 	 * thread (ONNX Runtime's: 0.21). LR_NO_BLK_STRIDED_THIN (set): C order.
+	 * So does a 1x1 on a map of up to BLK_THIN_1X1_HW (known from
+	 * plan_shapes): the direct kernel on blocks beat the C-order copy the
+	 * pointwise kernel needs, where on larger maps the pointwise kernel
+	 * wins. A compressed ResNet-50's 1024 -> 32 at 14x14: 0.10 -> 0.08 ms
+	 * (ONNX Runtime's 0.078); its 512 -> 16 at 28x28 would go 0.08 ->
+	 * 0.11. LR_NO_BLK_SMALL_THIN (set): C order.
 	 */
 	if (w->dims[0] <= BLK_LANES_M) {
 		int64_t st[2] = { 1, 1 };
-		int sc = 0;
+		int sc = 0, strided;
 
-		if (dir || getenv("LR_NO_BLK_STRIDED_THIN") != NULL)
+		if (dir || lr_node_attr_ints(n, "strides", st, 2, &sc) < 0)
 			return 0;
-		if (lr_node_attr_ints(n, "strides", st, 2, &sc) != 0 || sc != 2 ||
-		    (st[0] == 1 && st[1] == 1))
+		strided = sc == 2 && (st[0] != 1 || st[1] != 1);
+		if (strided ? getenv("LR_NO_BLK_STRIDED_THIN") != NULL :
+		    w->dims[2] != 1 || w->dims[3] != 1 || e->conv_hw == NULL ||
+		    e->conv_hw[ni] <= 0 || e->conv_hw[ni] > BLK_THIN_1X1_HW ||
+		    getenv("LR_NO_BLK_SMALL_THIN") != NULL)
 			return 0;
 	}
 	return dir ? w->dims[0] % 16 == 0 : w->dims[1] % 16 == 0;
+}
+
+static int run_full(lr_engine *e, lr_tensor *const *inputs, int ninputs,
+		    lr_tensor **outputs, int dry, lr_msg *msg);
+
+/*
+ * Map sizes for plan_blocked's choices that depend on them: a dry run
+ * (shapes only) of the declared input at batch 1 records each Conv's
+ * input H x W. Nothing is recorded when the input's shape is not declared
+ * or the dry run fails (the plan then does without), and an engine later
+ * run at another size keeps the plan (layouts decide speed, not values).
+ */
+static void plan_shapes(lr_engine *e)
+{
+	const lr_model *m = e->m;
+	const lr_value *in;
+	lr_tensor *x = NULL, **outs = NULL;
+	int64_t dims[4];
+	lr_msg msg;
+
+	if (m->parent != NULL || m->ninputs != 1 || m->noutputs < 1)
+		return;
+	in = &m->values[m->inputs[0]];
+	if (in->ndim != 4 || in->elem_type != 1 || in->dims[1] <= 0 || in->dims[2] <= 0 ||
+	    in->dims[3] <= 0)
+		return;
+	dims[0] = 1;
+	memcpy(dims + 1, in->dims + 1, 3 * sizeof(int64_t));
+	e->conv_hw = calloc((size_t)m->nnodes + 1, sizeof(*e->conv_hw));
+	outs = calloc((size_t)m->noutputs, sizeof(*outs));
+	memset(&msg, 0, sizeof(msg));
+	if (e->conv_hw == NULL || outs == NULL ||
+	    lr_tensor_create(&x, LR_DT_FLOAT, 4, dims, 0) != 0 ||
+	    run_full(e, &x, 1, outs, 1, &msg) != 0)
+		memset(e->conv_hw, 0, e->conv_hw ? (size_t)m->nnodes * sizeof(*e->conv_hw) : 0);
+	for (int i = 0; outs != NULL && i < m->noutputs; i++)
+		lr_tensor_free(outs[i]);
+	free(outs);
+	lr_tensor_free(x);
 }
 
 static int plan_blocked(lr_engine *e)
@@ -494,6 +548,7 @@ static int plan_blocked(lr_engine *e)
 
 	if (lr__conv_direct_isa() != 2)
 		return 0;
+	plan_shapes(e);
 	e->blk = calloc((size_t)m->nvalues + 1, 1);
 	if (e->blk == NULL)
 		return LR_ENOMEM;
@@ -502,7 +557,7 @@ static int plan_blocked(lr_engine *e)
 		const lr_node *n = &m->nodes[ni];
 		int v = n->nout >= 1 ? n->out[0] : -1;
 
-		if (v >= 0 && !m->values[v].graph_output && (blk_conv(m, n, 1) || blk_layout_free(n)))
+		if (v >= 0 && !m->values[v].graph_output && (blk_conv(e, ni, 1) || blk_layout_free(n)))
 			e->blk[v] = 1;
 	}
 	/* Then drop, until none changes, each value read by a node that
@@ -535,7 +590,7 @@ static int plan_blocked(lr_engine *e)
 			for (int k = 0; k < n->nin; k++) {
 				int u = n->in[k];
 
-				if (u >= 0 && e->blk[u] && !(k == 0 && blk_conv(m, n, 0))) {
+				if (u >= 0 && e->blk[u] && !(k == 0 && blk_conv(e, ni, 0))) {
 					e->blk[u] = 0;
 					changed = 1;
 				}
@@ -717,6 +772,7 @@ void lr_engine_free(lr_engine *e)
 	free(e->konst);
 	free(e->cut);
 	free(e->blk);
+	free(e->conv_hw);
 	free(e);
 }
 
@@ -1325,6 +1381,9 @@ static int run_graph(lr_engine *e, struct lr_run *r, lr_tensor *const *inputs, i
 		} else {
 			rc = node->op->run(&c, inp, nrun, outp, node->nout);
 		}
+		if (rc == 0 && dry && e->conv_hw != NULL && node->op->run == lr_op_conv &&
+		    inp[0] != NULL && inp[0]->ndim == 4)
+			e->conv_hw[ni] = inp[0]->dims[2] * inp[0]->dims[3];
 		if (rc == 0 && res_add >= 0 && c.res_done) {
 			passon[res_add] = (char)(3 + res_k);
 			if (res_act >= 0)

@@ -60,6 +60,12 @@ check_model() { # NAME FILE C HW
 		n_thin=$(blocked_nodes "$f" "1,$c,$hw,$hw" LR_NO_BLK_STRIDED_THIN=1)
 		if [ $avx512 -eq 1 ]; then [ "$n_on" -gt "$n_thin" ]; else [ "$n_thin" -eq 0 ]; fi
 		ok $? "$name: a strided 16-filter Conv keeps its input blocked ($n_on nodes blocked, $n_thin with LR_NO_BLK_STRIDED_THIN)"
+		# c, read by the 16-filter 1x1 e on its 10x10 map, stays
+		# blocked only because such a Conv reads blocks (the map size
+		# comes from a dry run of the declared input).
+		n_small=$(blocked_nodes "$f" "1,$c,$hw,$hw" LR_NO_BLK_SMALL_THIN=1)
+		if [ $avx512 -eq 1 ]; then [ "$n_on" -gt "$n_small" ]; else [ "$n_small" -eq 0 ]; fi
+		ok $? "$name: a 16-filter 1x1 on a 10x10 map keeps its input blocked ($n_on nodes blocked, $n_small with LR_NO_BLK_SMALL_THIN)"
 	fi
 	# A batch run image by image counts one image's part as batch 1 does
 	# (it counted only the part after the images once).

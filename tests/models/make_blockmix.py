@@ -13,12 +13,14 @@ with onnx.checker. The paths, in order:
   c  = conv3x3(b, 64 -> 64, stride 2)          blocked in and out, strided
   d  = conv3x3(b, 64 -> 16, stride 2)          16 filters, strided: reads
                                                blocks, writes C order
+  e  = conv1x1(c, 64 -> 16)                    16 filters, 1x1 on a 10x10 map:
+                                               reads blocks, writes C order
   s  = conv10x10(c, 64 -> 64)                  [N, 64, 1, 1]
   t  = c + s                                   a broadcasting Add: the engine
                                                hands it C-order copies
   u  = relu(conv3x3(t, 64 -> 64, pad 1))
   g  = sigmoid(u) * u                          u read by a Sigmoid: C order
-  k  = conv3x3(u, 64 -> 16) + d                16 filters: the lanes kernel
+  k  = conv3x3(u, 64 -> 16) + d + e            16 filters: the lanes kernel
   y  = maxpool2(cat(g, k))                     Concat and MaxPool: C order
 """
 
@@ -40,6 +42,7 @@ class BlockMix(nn.Module):
         self.u = nn.Conv2d(64, 64, 3, padding=1)
         self.k = nn.Conv2d(64, 16, 3, padding=1)
         self.d = nn.Conv2d(64, 16, 3, stride=2, padding=1)
+        self.e = nn.Conv2d(64, 16, 1)
 
     def forward(self, x):
         a = torch.relu(self.a(x))
@@ -49,7 +52,7 @@ class BlockMix(nn.Module):
         t = c + self.s(c)
         u = torch.relu(self.u(t))
         g = torch.sigmoid(u) * u
-        return nn.functional.max_pool2d(torch.cat([g, self.k(u) + d], 1), 2)
+        return nn.functional.max_pool2d(torch.cat([g, self.k(u) + d + self.e(c)], 1), 2)
 
 
 def main():
