@@ -531,10 +531,12 @@ static void plan_shapes(lr_engine *e)
 	e->conv_hw = calloc((size_t)m->nnodes + 1, sizeof(*e->conv_hw));
 	outs = calloc((size_t)m->noutputs, sizeof(*outs));
 	memset(&msg, 0, sizeof(msg));
-	if (e->conv_hw == NULL || outs == NULL ||
-	    lr_tensor_create(&x, LR_DT_FLOAT, 4, dims, 0) != 0 ||
-	    run_full(e, &x, 1, outs, 1, &msg) != 0)
-		memset(e->conv_hw, 0, e->conv_hw ? (size_t)m->nnodes * sizeof(*e->conv_hw) : 0);
+	if (e->conv_hw != NULL && (outs == NULL ||
+				   lr_tensor_create(&x, LR_DT_FLOAT, 4, dims, 0) != 0 ||
+				   run_full(e, &x, 1, outs, 1, &msg) != 0)) {
+		free(e->conv_hw); /* no map sizes: the plan does without */
+		e->conv_hw = NULL;
+	}
 	for (int i = 0; outs != NULL && i < m->noutputs; i++)
 		lr_tensor_free(outs[i]);
 	free(outs);
