@@ -68,7 +68,8 @@ struct lr_engine {
 	int pricing;                    /* lr_engine_set_pricing */
 	char *blk;                      /* per value: channel-blocked in full runs (plan_blocked) */
 	int64_t *conv_hw;               /* per node: a Conv's input map (H x W) in a dry run
-					 * of the declared input (plan_shapes), 0 unknown */
+					 * of the declared input (plan_shapes), 0 unknown;
+					 * only while plan_blocked runs */
 	struct lr_scratch *iscratch;    /* [nthreads]: each image runner's scratch */
 };
 
@@ -523,7 +524,7 @@ static void plan_shapes(lr_engine *e)
 	if (m->parent != NULL || m->ninputs != 1 || m->noutputs < 1)
 		return;
 	in = &m->values[m->inputs[0]];
-	if (in->ndim != 4 || in->elem_type != 1 || in->dims[1] <= 0 || in->dims[2] <= 0 ||
+	if (in->ndim != 4 || in->elem_type != LR_DT_FLOAT || in->dims[1] <= 0 || in->dims[2] <= 0 ||
 	    in->dims[3] <= 0)
 		return;
 	dims[0] = 1;
@@ -599,6 +600,8 @@ static int plan_blocked(lr_engine *e)
 			}
 		}
 	}
+	free(e->conv_hw); /* later dry runs record nothing */
+	e->conv_hw = NULL;
 	return 0;
 }
 
