@@ -300,10 +300,11 @@ int lr_cmd_bench(int argc, char **argv)
 		if (abcreate) {
 			setenv(abname, abval, 1);
 			rc = lr_engine_create(&eb, m, (int)threads);
+			if (rc == 0) /* its plan is made again for pricing */
+				lr_engine_set_pricing(eb, pricing);
 			unsetenv(abname);
 			if (rc != 0)
 				goto fail;
-			lr_engine_set_pricing(eb, pricing);
 		}
 		rc = ab_rounds(e, eb != NULL ? eb : e, x, abname, abval, warmup, repeat, json, &msg);
 		if (rc != 0)

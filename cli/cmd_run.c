@@ -18,6 +18,7 @@
 
 static const char help[] =
 	"usage: lowrank run MODEL.onnx INPUT.npy -o OUTPUT.npy [--threads N] [--batch N]\n"
+	"                  [--pricing]\n"
 	"\n"
 	"Runs the model on INPUT.npy fed to its first graph input and writes the\n"
 	"first graph output to OUTPUT.npy, each in the type the model declares\n"
@@ -27,7 +28,9 @@ static const char help[] =
 	"  -o, --output F    where to write the output (required)\n"
 	"  --threads N       threads to use (default: all cores)\n"
 	"  --batch N         run N items of the input's first dimension at a time\n"
-	"                    (default: all at once)\n";
+	"                    (default: all at once)\n"
+	"  --pricing         run on the kernels and layouts rank selection times\n"
+	"                    with (as `bench --pricing`), to check their results\n";
 
 int lr_cmd_run(int argc, char **argv)
 {
@@ -35,12 +38,13 @@ int lr_cmd_run(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "batch", required_argument, NULL, 'b' },
+		{ "pricing", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *outpath = NULL;
 	long threads = 0, batch = 0;
-	int opt, rc, status = 1;
+	int opt, rc, status = 1, pricing = 0;
 	lr_model *m = NULL;
 	lr_engine *e = NULL;
 	lr_tensor *x = NULL, *y = NULL, *chunk = NULL, *part = NULL;
@@ -62,6 +66,7 @@ int lr_cmd_run(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'p': pricing = 1; break;
 		case 'h': fputs(help, stdout); return 0;
 		default: fputs(help, stderr); return 2;
 		}
@@ -100,6 +105,7 @@ int lr_cmd_run(int argc, char **argv)
 		rc = lr_engine_create(&e, m, (int)threads);
 	if (rc != 0)
 		goto fail;
+	lr_engine_set_pricing(e, pricing);
 	if (batch <= 0 || batch >= x->dims[0]) {
 		rc = lr_engine_run(e, &x, 1, &y, 1, 0, &msg);
 		if (rc != 0)

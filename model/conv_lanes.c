@@ -52,7 +52,6 @@
 #define CL_MR 8                 /* filters per tile */
 #define CL_KMAX 1152            /* most products per output (running sum) */
 #define CL_TAG 5                /* cache size tag (conv_direct 1, 2; pw 3) */
-#define CL_PRICE_MAP (112 * 112) /* pricing engines: outputs from which it runs */
 
 /*
  * The node cache's layout: the geometry the tables were built for, then
@@ -331,7 +330,7 @@ int lr__conv_lanes_worth(const struct lr_geom *g, int64_t m)
 	 * models came out 20-40% cheaper, relative to their original
 	 * layer, than in ONNX Runtime (in-network, bench/pairs.sh); on the
 	 * direct kernels all but a few within 20%. So engines that price
-	 * (lr_engine_set_pricing) skip it on maps below CL_PRICE_MAP
+	 * (lr_engine_set_pricing) skip it on maps below LR_PRICE_MAP
 	 * outputs, and the others, which run the solver's passes and
 	 * `lowrank run`, take it for speed. On large maps ONNX Runtime's
 	 * one-block kernels run at their full rate and the direct kernels,
@@ -357,7 +356,7 @@ int lr__conv_lanes(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr
 	void *data, *own = NULL;
 	const struct cl_head *h;
 
-	if ((c->pricing && g->oh * g->ow < CL_PRICE_MAP) || lr__conv_direct_isa() != 2 ||
+	if ((c->pricing && g->oh * g->ow < LR_PRICE_MAP) || lr__conv_direct_isa() != 2 ||
 	    getenv("LR_NO_CONV_LANES") != NULL ||
 	    getenv("LR_NO_CONV_DIRECT") != NULL ||
 	    !lr__conv_lanes_worth(g, m) ||

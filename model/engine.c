@@ -449,6 +449,24 @@ static int blk_data_inputs(const lr_node *n)
 	return n->op->run == lr_op_add ? 2 : 1;
 }
 
+/*
+ * 1 if node ni passes its input 0's layout on in plan_blocked: a
+ * layout-free node, or a BatchNormalization folded into the Conv before it
+ * (fold_batchnorms), which passes that Conv's buffer on. A run that does
+ * not fold it (a segment keeping the Conv's output) gives it a C-order
+ * copy, as any node (layout_inputs).
+ */
+static int blk_passes(const lr_engine *e, int ni)
+{
+	const lr_node *n = &e->m->nodes[ni];
+	int p;
+
+	if (blk_layout_free(n))
+		return 1;
+	return n->op->run == lr_op_batchnorm && getenv("LR_NO_BLK_BN") == NULL && n->nin >= 1 && n->in[0] >= 0 &&
+	       (p = e->m->values[n->in[0]].producer) >= 0 && e->fold[p].bn == ni;
+}
+
 #define BLK_THIN_1X1_HW (14 * 14) /* thin 1x1 Convs on maps up to this read blocks */
 
 /* 1 if Conv node ni can read (dir 0) or write (dir 1) blocked values. */
@@ -486,18 +504,31 @@ static int blk_conv(const lr_engine *e, int ni, int dir)
 	 * wins. A compressed ResNet-50's 1024 -> 32 at 14x14: 0.10 -> 0.08 ms
 	 * (ONNX Runtime's 0.078); its 512 -> 16 at 28x28 would go 0.08 ->
 	 * 0.11. LR_NO_BLK_SMALL_THIN (set): C order.
+	 * Engines that price (lr_engine_set_pricing) run the thin layers the
+	 * lanes kernel does not take for them (strided, or on maps below
+	 * LR_PRICE_MAP) on blocks in and out, as ONNX Runtime runs its
+	 * one-block NCHWc layers: in C order, a compressed ResNet-50's
+	 * 3-node and stride-2 pairs cost, relative to their original layer,
+	 * 23-50% more than in ONNX Runtime, on blocks -2..+5% (bench/pairs.sh),
+	 * and the 2x Fashion-MNIST ResNet ran 5% faster, its prediction nearer
+	 * ONNX Runtime's. LR_NO_BLK_PRICE_THIN (set when the engine is made or its
+	 * pricing switched): as other engines.
 	 */
 	if (w->dims[0] <= BLK_LANES_M) {
 		int64_t st[2] = { 1, 1 };
 		int sc = 0, strided;
 
-		if (dir || lr_node_attr_ints(n, "strides", st, 2, &sc) < 0)
+		if (lr_node_attr_ints(n, "strides", st, 2, &sc) < 0)
 			return 0;
 		strided = sc == 2 && (st[0] != 1 || st[1] != 1);
-		if (strided ? getenv("LR_NO_BLK_STRIDED_THIN") != NULL :
-		    w->dims[2] != 1 || w->dims[3] != 1 || e->conv_hw == NULL ||
-		    e->conv_hw[ni] <= 0 || e->conv_hw[ni] > BLK_THIN_1X1_HW ||
-		    getenv("LR_NO_BLK_SMALL_THIN") != NULL)
+		if (e->pricing && (strided || (e->conv_hw != NULL && e->conv_hw[ni] > 0 &&
+					       e->conv_hw[ni] < LR_PRICE_MAP)) &&
+		    getenv("LR_NO_BLK_PRICE_THIN") == NULL)
+			; /* blocks in and out, as below */
+		else if (dir || (strided ? getenv("LR_NO_BLK_STRIDED_THIN") != NULL :
+				 w->dims[2] != 1 || w->dims[3] != 1 || e->conv_hw == NULL ||
+				 e->conv_hw[ni] <= 0 || e->conv_hw[ni] > BLK_THIN_1X1_HW ||
+				 getenv("LR_NO_BLK_SMALL_THIN") != NULL))
 			return 0;
 	}
 	return dir ? w->dims[0] % 16 == 0 : w->dims[1] % 16 == 0;
@@ -560,7 +591,7 @@ static int plan_blocked(lr_engine *e)
 		const lr_node *n = &m->nodes[ni];
 		int v = n->nout >= 1 ? n->out[0] : -1;
 
-		if (v >= 0 && !m->values[v].graph_output && (blk_conv(e, ni, 1) || blk_layout_free(n)))
+		if (v >= 0 && !m->values[v].graph_output && (blk_conv(e, ni, 1) || blk_passes(e, ni)))
 			e->blk[v] = 1;
 	}
 	/* Then drop, until none changes, each value read by a node that
@@ -573,7 +604,7 @@ static int plan_blocked(lr_engine *e)
 			int v = n->nout >= 1 ? n->out[0] : -1;
 			int all = v >= 0 && e->blk[v];
 
-			if (blk_layout_free(n)) {
+			if (blk_passes(e, ni)) {
 				for (int k = 0; k < n->nin && k < blk_data_inputs(n); k++)
 					all &= n->in[k] >= 0 && e->blk[n->in[k]];
 				for (int k = 0; k < n->nin; k++) {
@@ -787,9 +818,15 @@ void lr_engine_set_observer(lr_engine *e, lr_engine_observer fn, void *ud)
 	e->observer_ud = ud;
 }
 
+/* Its plan is made again: pricing engines block more (blk_conv). */
 void lr_engine_set_pricing(lr_engine *e, int on)
 {
+	if (e->pricing == (on != 0))
+		return;
 	e->pricing = on != 0;
+	free(e->blk);
+	e->blk = NULL;
+	(void)plan_blocked(e); /* out of memory: nothing blocked, still correct */
 }
 
 size_t lr_engine_peak_bytes(const lr_engine *e)

@@ -72,7 +72,9 @@ void lr_engine_set_observer(lr_engine *e, lr_engine_observer fn, void *ud);
  * instead of the faster positions-in-lanes kernel (model/conv_lanes.c),
  * which ran them 1.3-1.6x faster than ONNX Runtime does and so priced
  * rank-16 pairs 20-40% too cheap against their original layer
- * (bench/pairs.sh, docs/benchmarks.md).
+ * (bench/pairs.sh, docs/benchmarks.md), and those layers, and strided
+ * thin ones, read and write channel blocks as ONNX Runtime's do (the
+ * layout plan is made again, with a dry run of the declared input).
  * Results are the same either way (within float rounding). Set it before
  * the first run: packed weights are kept per kernel.
  */

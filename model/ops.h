@@ -346,6 +346,10 @@ int lr__conv_lanes(lr_opctx *c, const lr_tensor *x, const lr_tensor *w, const lr
 /* Whether lr__conv_lanes takes geometry g with m filters (CPU aside). */
 int lr__conv_lanes_worth(const struct lr_geom *g, int64_t m);
 
+/* Engines that price (lr_engine_set_pricing) run thin layers whose output
+ * maps are smaller than this as ONNX Runtime does (conv_lanes.c). */
+#define LR_PRICE_MAP (112 * 112)
+
 /*
  * src + i floats as an address, for i possibly < 0 or past the buffer:
  * for masked vector loads whose lanes outside the buffer are masked off
