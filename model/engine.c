@@ -457,7 +457,8 @@ static int blk_data_inputs(const lr_node *n)
  * layout-free node, or a BatchNormalization folded into the Conv before it
  * (fold_batchnorms), which passes that Conv's buffer on. A run that does
  * not fold it (a segment keeping the Conv's output) gives it a C-order
- * copy, as any node (layout_inputs).
+ * copy, as any node (layout_inputs). LR_NO_BLK_BN (set when the engine is
+ * made): only layout-free nodes.
  */
 static int blk_passes(const lr_engine *e, int ni)
 {
@@ -466,8 +467,9 @@ static int blk_passes(const lr_engine *e, int ni)
 
 	if (blk_layout_free(n))
 		return 1;
-	return n->op->run == lr_op_batchnorm && getenv("LR_NO_BLK_BN") == NULL && n->nin >= 1 && n->in[0] >= 0 &&
-	       (p = e->m->values[n->in[0]].producer) >= 0 && e->fold[p].bn == ni;
+	return n->op->run == lr_op_batchnorm && n->nin >= 1 && n->in[0] >= 0 &&
+	       (p = e->m->values[n->in[0]].producer) >= 0 && e->fold[p].bn == ni &&
+	       getenv("LR_NO_BLK_BN") == NULL;
 }
 
 #define BLK_THIN_1X1_HW (14 * 14) /* thin 1x1 Convs on maps up to this read blocks */
@@ -514,7 +516,8 @@ static int blk_conv(const lr_engine *e, int ni, int dir)
 	 * 3-node and stride-2 pairs cost, relative to their original layer,
 	 * 23-50% more than in ONNX Runtime, on blocks -2..+5% (bench/pairs.sh),
 	 * and the 2x Fashion-MNIST ResNet ran 5% faster, its prediction nearer
-	 * ONNX Runtime's. LR_NO_BLK_PRICE_THIN (set when the engine is made or its
+	 * ONNX Runtime's; on 2 threads 6-9 of its 52 pairs beyond 20%, not
+	 * 17-19. LR_NO_BLK_PRICE_THIN (set when the engine is made or its
 	 * pricing switched): as other engines.
 	 */
 	if (w->dims[0] <= BLK_LANES_M) {
