@@ -425,10 +425,11 @@ extern int blas_thread_shutdown_(void) __attribute__((weak));
  * the direct kernels' Convs (group 1, undilated, constant 4-D weights,
  * channels in 16s, more than BLK_LANES_M filters, which the lanes kernel
  * takes in C order; strided ones of fewer filters, and 1x1s on small
- * maps, read blocks too, see blk_conv), the 16-channel depthwise kernel's (3x3 and 5x5, which
- * then skips its transposes), and Add, Relu and Clip, which do not care where a
- * channel is as long as all their tensor inputs agree (the engine checks
- * that at run time, as any node it does not plan for gets a C-order copy),
+ * maps, read blocks too, see blk_conv), the 16-channel depthwise kernel's
+ * (3x3 and 5x5, which then skips its transposes), and Add, Relu and Clip,
+ * which do not care where a channel is as long as all their tensor inputs
+ * agree (the engine checks that at run time, as any node it does not plan
+ * for gets a C-order copy),
  * and a BatchNormalization folded into its Conv (blk_passes): with it in
  * the way, the Fashion-MNIST ResNet, exported with its BatchNormalizations,
  * kept nothing blocked (now 12 nodes; 3-6% faster, 1 thread).
@@ -521,20 +522,18 @@ static int blk_conv(const lr_engine *e, int ni, int dir)
 	 * pricing switched): as other engines.
 	 */
 	if (w->dims[0] <= BLK_LANES_M) {
-		int64_t st[2] = { 1, 1 };
-		int sc = 0, strided;
+		int64_t st[2] = { 1, 1 }, hw = e->conv_hw != NULL ? e->conv_hw[ni] : 0;
+		int sc = 0, strided, priced;
 
 		if (lr_node_attr_ints(n, "strides", st, 2, &sc) < 0)
 			return 0;
 		strided = sc == 2 && (st[0] != 1 || st[1] != 1);
-		if (e->pricing && (strided || (e->conv_hw != NULL && e->conv_hw[ni] > 0 &&
-					       e->conv_hw[ni] < LR_PRICE_MAP)) &&
-		    getenv("LR_NO_BLK_PRICE_THIN") == NULL)
-			; /* blocks in and out, as below */
-		else if (dir || (strided ? getenv("LR_NO_BLK_STRIDED_THIN") != NULL :
-				 w->dims[2] != 1 || w->dims[3] != 1 || e->conv_hw == NULL ||
-				 e->conv_hw[ni] <= 0 || e->conv_hw[ni] > BLK_THIN_1X1_HW ||
-				 getenv("LR_NO_BLK_SMALL_THIN") != NULL))
+		priced = e->pricing && (strided || (hw > 0 && hw < LR_PRICE_MAP)) &&
+			 getenv("LR_NO_BLK_PRICE_THIN") == NULL; /* blocks in and out */
+		if (!priced && (dir || (strided ? getenv("LR_NO_BLK_STRIDED_THIN") != NULL :
+					w->dims[2] != 1 || w->dims[3] != 1 || hw <= 0 ||
+					hw > BLK_THIN_1X1_HW ||
+					getenv("LR_NO_BLK_SMALL_THIN") != NULL)))
 			return 0;
 	}
 	return dir ? w->dims[0] % 16 == 0 : w->dims[1] % 16 == 0;
