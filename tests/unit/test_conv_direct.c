@@ -483,6 +483,121 @@ static void run_gemm_case(const struct gcase *g)
 	lr_tensor_free(yb);
 }
 
+/*
+ * Channel-blocked X (NCHW16c, as the engine keeps activations between
+ * the direct convolutions), read in place: every output sums only its
+ * taps inside the image (model/conv_direct.c, output classes). lr_op_conv
+ * is called directly, X blocked, asking for blocked Y (C-order Y when M
+ * is not a multiple of 16), Relu fused on odd cases; against the
+ * double-precision reference. Shapes: 3x3 at 8x8 and 7x7, the pairs' 1x3
+ * and 3x1, asymmetric pads above k / 2, stride 2, 5x5, a 7x7 window at
+ * stride 2, a map smaller than the window whose corner outputs read no
+ * tap at all (bias only), reductions over CD_KC taps split inside a row,
+ * on 1 and 2 threads; and the padded copy (LR_BLK_PAD_COPY) on two.
+ */
+static void blocked_in_place(void)
+{
+	static const struct dcase bc[] = {
+		/* n, c, h, w, m, kh, kw, pads{t,l,b,r}, oned, bias, threads, sh, sw, dw */
+		{ 1, 16, 8, 8, 16, 3, 3, { 1, 1, 1, 1 }, 0, 1, 1, 0, 0, 0 },
+		{ 2, 32, 7, 7, 48, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 0, 0, 0 },
+		{ 1, 16, 10, 12, 32, 1, 3, { 0, 1, 0, 1 }, 0, 1, 1, 0, 0, 0 },
+		{ 1, 32, 9, 7, 16, 3, 1, { 1, 0, 1, 0 }, 0, 0, 2, 0, 0, 0 },
+		{ 1, 16, 9, 11, 16, 3, 3, { 2, 0, 0, 1 }, 0, 1, 1, 0, 0, 0 },
+		{ 1, 16, 11, 10, 32, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 2, 2, 0 },
+		{ 1, 32, 5, 6, 16, 5, 5, { 2, 2, 2, 2 }, 0, 1, 1, 0, 0, 0 },
+		{ 1, 16, 15, 13, 16, 7, 7, { 3, 3, 3, 3 }, 0, 1, 2, 2, 2, 0 },
+		{ 1, 16, 1, 2, 16, 3, 3, { 3, 3, 3, 3 }, 0, 1, 1, 0, 0, 0 },
+		{ 1, 64, 28, 28, 64, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 0, 0, 0 },
+		{ 3, 48, 14, 14, 13, 3, 3, { 1, 1, 1, 1 }, 0, 1, 2, 0, 0, 0 },
+		{ 1, 16, 7, 9, 40, 3, 3, { 0, 2, 1, 0 }, 0, 0, 1, 1, 2, 0 },
+	};
+	lr_pool *pools[3] = { NULL, lr_pool_create(1), lr_pool_create(2) };
+
+	clear_env();
+	setenv("LR_CONV_DIRECT_FORCE", "1", 1);
+	for (size_t i = 0; i < sizeof(bc) / sizeof(bc[0]) + 2; i++) {
+		const struct dcase *k = &bc[i < sizeof(bc) / sizeof(bc[0]) ? i : i - 2];
+		int copy = i >= sizeof(bc) / sizeof(bc[0]), relu = (int)(i % 2);
+		int64_t sh = k->sh > 0 ? k->sh : 1, sw = k->sw > 0 ? k->sw : 1;
+		int64_t oh = (k->h + k->pads[0] + k->pads[2] - k->kh) / sh + 1;
+		int64_t ow = (k->w + k->pads[1] + k->pads[3] - k->kw) / sw + 1, ny = k->n * k->m * oh * ow;
+		lr_tensor *x = rand_tensor(4, (int64_t[]){ k->n, k->c, k->h, k->w });
+		lr_tensor *w = rand_tensor(4, (int64_t[]){ k->m, k->c, k->kh, k->kw });
+		lr_tensor *b = rand_tensor(1, (int64_t[]){ k->m });
+		lr_tensor *xb = NULL, *in[3], *out[1] = { NULL }, *y = NULL;
+		double *ref = ref_conv(k, x, w, b), err = -1, tol = tol_for(k->c * k->kh * k->kw);
+		lrt_node nd;
+		lr_model *mod = NULL;
+		lr_msg msg = { { 0 } };
+		int rc, yblk = -1;
+
+		if (copy)
+			setenv("LR_BLK_PAD_COPY", "1", 1);
+		lrt_init(&nd, "Conv", 13);
+		lrt_input(&nd, x);
+		lrt_const(&nd, w);
+		if (k->bias)
+			lrt_const(&nd, b);
+		lrt_attr_ints(&nd, "kernel_shape", 2, (int64_t[]){ k->kh, k->kw });
+		lrt_attr_ints(&nd, "pads", 4, k->pads);
+		lrt_attr_ints(&nd, "strides", 2, (int64_t[]){ sh, sw });
+		rc = lrt_load(&nd, 1, &mod, &msg);
+		if (rc == 0)
+			rc = lr_tensor_block(&xb, x, 16);
+		if (rc == 0) {
+			lr_opctx c;
+
+			memset(&c, 0, sizeof(c));
+			c.node = &mod->nodes[0];
+			c.opset = 13;
+			c.pool = pools[k->threads];
+			c.msg = &msg;
+			c.out_blocked = 1;
+			c.act = relu ? LR_ACT_RELU : LR_ACT_NONE;
+			in[0] = xb;
+			in[1] = w;
+			in[2] = b;
+			rc = lr_op_conv(&c, in, k->bias ? 3 : 2, out, 1);
+			yblk = rc == 0 && out[0] != NULL ? out[0]->blocked : -1;
+			if (rc == 0 && out[0] != NULL && out[0]->blocked)
+				rc = lr_tensor_unblock(&y, out[0]);
+			else if (rc == 0) {
+				y = out[0];
+				out[0] = NULL;
+			}
+		}
+		if (rc == 0 && y != NULL && y->dims[1] == k->m && y->dims[3] == ow) {
+			if (relu)
+				for (int64_t t = 0; t < ny; t++)
+					ref[t] = ref[t] > 0 ? ref[t] : 0;
+			err = worst_err(y, ref, ny);
+		}
+		tap_ok(rc == 0 && err >= 0 && err <= tol && yblk == (k->m % 16 == 0 ? 16 : 0),
+		       "blocked X %s: N=%lld C=%lld M=%lld %lldx%lld k%lldx%lld s%lldx%lld pads %lld,%lld,%lld,%lld%s t%d: worst %.3g (tol %.2g), Y %s",
+		       copy ? "through a padded copy" : "in place", (long long)k->n, (long long)k->c,
+		       (long long)k->m, (long long)k->h, (long long)k->w, (long long)k->kh,
+		       (long long)k->kw, (long long)sh, (long long)sw, (long long)k->pads[0],
+		       (long long)k->pads[1], (long long)k->pads[2], (long long)k->pads[3],
+		       relu ? " relu" : "", k->threads, err, tol, yblk == 16 ? "blocked" : "C order");
+		if (rc != 0)
+			tap_diag("rc %d: %s", rc, msg.text);
+		unsetenv("LR_BLK_PAD_COPY");
+		lrt_fini(&nd);
+		lr_model_free(mod);
+		free(ref);
+		lr_tensor_free(x);
+		lr_tensor_free(w);
+		lr_tensor_free(b);
+		lr_tensor_free(xb);
+		lr_tensor_free(out[0]);
+		lr_tensor_free(y);
+	}
+	clear_env();
+	lr_pool_free(pools[1]);
+	lr_pool_free(pools[2]);
+}
+
 int main(void)
 {
 	const char *s = getenv("LR_TEST_SEED");
@@ -640,6 +755,8 @@ int main(void)
 	tap_diag("worst relative error of the direct kernels: %.3g", worst_overall);
 	cache_across_sizes();
 	pricing_skips_lanes();
+	if (isa == 2)
+		blocked_in_place();
 	{
 		/* lr__phase_plane (the padded / stride-phase copies of every
 		 * direct and few-channel conv) against the definition, on
