@@ -746,6 +746,69 @@ static void global_planes(void *arg, int64_t begin, int64_t end)
 	}
 }
 
+#if defined(MP_X86)
+/*
+ * GlobalAveragePool and GlobalMaxPool of a channel-blocked X (NCHW16c,
+ * engine.c plan_blocked): task t is image t / nb's channel block t % nb,
+ * 16 channels a vector at a time. Y is [N][C] in C order. The Conv before
+ * it then writes blocks rather than transposing its output into planes;
+ * ONNX Runtime pools its NCHWc blocks the same way. Each lane sums and
+ * divides exactly as global_planes does (GP_SUMS running sums in double,
+ * the tail into the first, then added in order; max as `>`), so blocked
+ * and C-order runs stay bit-identical.
+ */
+struct global_blk_job {
+	const float *x;
+	float *y;
+	int64_t plane, nb;
+	int is_max;
+};
+
+__attribute__((target("avx512f")))
+static void global_blocks(void *arg, int64_t begin, int64_t end)
+{
+	const struct global_blk_job *j = arg;
+
+	for (int64_t t = begin; t < end; t++) {
+		const float *xp = j->x + t * j->plane * 16;
+		float *yp = j->y + t * 16;
+
+		if (j->is_max) {
+			__m512 best = j->plane > 0 ? _mm512_loadu_ps(xp) : _mm512_set1_ps(-FLT_MAX);
+
+			for (int64_t i = 1; i < j->plane; i++) /* x > best ? x : best */
+				best = _mm512_max_ps(_mm512_loadu_ps(xp + i * 16), best);
+			_mm512_storeu_ps(yp, best);
+		} else {
+			__m512d acc[GP_SUMS][2], lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+
+			for (int k = 0; k < GP_SUMS; k++)
+				acc[k][0] = acc[k][1] = _mm512_setzero_pd();
+			for (int64_t i = 0; i < j->plane; i++) {
+				int k = i - i % GP_SUMS + GP_SUMS <= j->plane ? (int)(i % GP_SUMS) : 0;
+				__m512 v = _mm512_loadu_ps(xp + i * 16);
+
+				acc[k][0] = _mm512_add_pd(acc[k][0], _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+				acc[k][1] = _mm512_add_pd(acc[k][1], _mm512_cvtps_pd(_mm256_castpd_ps(
+					_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+			}
+			for (int k = 0; k < GP_SUMS; k++) {
+				lo = _mm512_add_pd(lo, acc[k][0]);
+				hi = _mm512_add_pd(hi, acc[k][1]);
+			}
+			if (j->plane > 0) {
+				const __m512d n = _mm512_set1_pd((double)j->plane);
+
+				lo = _mm512_div_pd(lo, n);
+				hi = _mm512_div_pd(hi, n);
+			}
+			_mm256_storeu_ps(yp, _mm512_cvtpd_ps(lo));
+			_mm256_storeu_ps(yp + 8, _mm512_cvtpd_ps(hi));
+		}
+	}
+}
+#endif
+
 static int global_common(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 			 int is_max, double lp)
 {
@@ -768,6 +831,19 @@ static int global_common(lr_opctx *c, lr_tensor **in, int nin, lr_tensor **out,
 	rc = lr_op_output(c, &y, LR_DT_FLOAT, x->ndim, odims);
 	if (rc != 0)
 		return rc;
+	if (y->data != NULL && x->blocked) { /* only where plan_blocked gives it */
+#if defined(MP_X86)
+		struct global_blk_job j = { x->data, y->data, plane, x->dims[1] / 16, is_max };
+
+		if (x->blocked == 16 && x->ndim == 4 && x->dims[1] % 16 == 0 && lp == 0) {
+			lr_pool_run(c->pool, x->dims[0] * j.nb, 4, global_blocks, &j);
+			out[0] = y;
+			return 0;
+		}
+#endif
+		lr_tensor_free(y);
+		return lr_op_fail(c, LR_EUNSUPPORTED, "input 0 (X) is channel-blocked");
+	}
 	if (y->data != NULL) {
 		struct global_job j = { x->data, y->data, plane, is_max, lp };
 

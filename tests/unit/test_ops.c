@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/ops.h"
 #include "tests/unit/opcheck.h"
 #include "tests/unit/tap.h"
 
@@ -238,6 +239,54 @@ static void gap_case(int64_t h, int64_t w)
 	lr_tensor_free(y);
 }
 
+/*
+ * GlobalAveragePool and GlobalMaxPool of a channel-blocked X (NCHW16c, as
+ * the engine hands them the output of a Conv that writes blocks;
+ * ops_pool.c global_blocks): called directly with the blocked tensor, the
+ * result must be bit-identical to the C-order run (the same sums in the
+ * same order), for planes below, at and past 32 positions (the running
+ * sums' tail) and 1x1. AVX-512 only (nothing is blocked otherwise).
+ */
+static void global_blocked_case(const char *op, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+	int64_t xd[4] = { n, c, h, w };
+	lr_tensor *x = rand_tensor(4, xd), *xb = NULL, *yc = NULL, *out[1] = { NULL };
+	lr_model *mod = NULL;
+	lr_msg msg = { { 0 } };
+	lrt_node nd;
+	int rc, same = 0;
+
+	lrt_init(&nd, op, 1);
+	lrt_input(&nd, x);
+	rc = lrt_run(&nd, 1, &yc, &msg);
+	if (rc == 0)
+		rc = lrt_load(&nd, 1, &mod, &msg);
+	if (rc == 0)
+		rc = lr_tensor_block(&xb, x, 16);
+	if (rc == 0) {
+		lr_opctx ctx;
+		lr_tensor *in[1] = { xb };
+
+		memset(&ctx, 0, sizeof(ctx));
+		ctx.node = &mod->nodes[0];
+		ctx.opset = 1;
+		ctx.msg = &msg;
+		rc = strcmp(op, "GlobalMaxPool") == 0 ? lr_op_globalmaxpool(&ctx, in, 1, out, 1)
+						      : lr_op_globalaveragepool(&ctx, in, 1, out, 1);
+	}
+	if (rc == 0 && out[0] != NULL && !out[0]->blocked && out[0]->ndim == 4 &&
+	    lr_tensor_bytes(out[0]) == (size_t)(n * c) * sizeof(float))
+		same = memcmp(out[0]->data, yc->data, (size_t)(n * c) * sizeof(float)) == 0;
+	tap_ok(rc == 0 && same, "%s of a blocked [%lld, %lld, %lld, %lld]: bit-identical to C order %s",
+	       op, (long long)n, (long long)c, (long long)h, (long long)w, msg.text);
+	lrt_fini(&nd);
+	lr_model_free(mod);
+	lr_tensor_free(x);
+	lr_tensor_free(xb);
+	lr_tensor_free(yc);
+	lr_tensor_free(out[0]);
+}
+
 static void gemm_case(int64_t m, int64_t k, int64_t n, int ta, int tb, float alpha,
 		      float beta, int cshape)
 {
@@ -443,6 +492,16 @@ int main(void)
 	gap_case(3, 11);
 	gap_case(7, 7);
 	gap_case(112, 112);
+	if (lr__conv_direct_isa() == 2) {
+		global_blocked_case("GlobalAveragePool", 2, 32, 7, 7);
+		global_blocked_case("GlobalAveragePool", 1, 48, 9, 9);
+		global_blocked_case("GlobalAveragePool", 3, 16, 1, 1);
+		global_blocked_case("GlobalAveragePool", 1, 16, 4, 8);
+		global_blocked_case("GlobalMaxPool", 2, 32, 7, 7);
+		global_blocked_case("GlobalMaxPool", 1, 16, 3, 5);
+	} else {
+		tap_diag("blocked global pools: no AVX-512, nothing is blocked (not checked)");
+	}
 	gemm_case(5, 7, 3, 0, 1, 1.0f, 1.0f, 1);
 	gemm_case(4, 6, 9, 1, 0, 0.5f, 2.0f, 2);
 	gemm_case(3, 5, 4, 1, 1, 1.5f, 0.0f, 0);
