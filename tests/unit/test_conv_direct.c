@@ -493,7 +493,9 @@ static void run_gemm_case(const struct gcase *g)
  * and 3x1, asymmetric pads above k / 2, stride 2, 5x5, a 7x7 window at
  * stride 2, a map smaller than the window whose corner outputs read no
  * tap at all (bias only), reductions over CD_KC taps split inside a row,
- * on 1 and 2 threads; and the padded copy (LR_BLK_PAD_COPY) on two.
+ * on 1 and 2 threads; again as engines that price run them (outputs in
+ * row order, runs of one class); and the padded copy (LR_BLK_PAD_COPY) on
+ * two.
  */
 static void blocked_in_place(void)
 {
@@ -516,9 +518,11 @@ static void blocked_in_place(void)
 
 	clear_env();
 	setenv("LR_CONV_DIRECT_FORCE", "1", 1);
-	for (size_t i = 0; i < sizeof(bc) / sizeof(bc[0]) + 2; i++) {
-		const struct dcase *k = &bc[i < sizeof(bc) / sizeof(bc[0]) ? i : i - 2];
-		int copy = i >= sizeof(bc) / sizeof(bc[0]), relu = (int)(i % 2);
+	const size_t nbc = sizeof(bc) / sizeof(bc[0]);
+
+	for (size_t i = 0; i < 2 * nbc + 2; i++) {
+		const struct dcase *k = &bc[i < 2 * nbc ? i % nbc : nbc - (2 * nbc + 2 - i)];
+		int copy = i >= 2 * nbc, pricing = i >= nbc && !copy, relu = (int)(i % 2);
 		int64_t sh = k->sh > 0 ? k->sh : 1, sw = k->sw > 0 ? k->sw : 1;
 		int64_t oh = (k->h + k->pads[0] + k->pads[2] - k->kh) / sh + 1;
 		int64_t ow = (k->w + k->pads[1] + k->pads[3] - k->kw) / sw + 1, ny = k->n * k->m * oh * ow;
@@ -554,6 +558,7 @@ static void blocked_in_place(void)
 			c.pool = pools[k->threads];
 			c.msg = &msg;
 			c.out_blocked = 1;
+			c.pricing = pricing;
 			c.act = relu ? LR_ACT_RELU : LR_ACT_NONE;
 			in[0] = xb;
 			in[1] = w;
@@ -575,7 +580,8 @@ static void blocked_in_place(void)
 		}
 		tap_ok(rc == 0 && err >= 0 && err <= tol && yblk == (k->m % 16 == 0 ? 16 : 0),
 		       "blocked X %s: N=%lld C=%lld M=%lld %lldx%lld k%lldx%lld s%lldx%lld pads %lld,%lld,%lld,%lld%s t%d: worst %.3g (tol %.2g), Y %s",
-		       copy ? "through a padded copy" : "in place", (long long)k->n, (long long)k->c,
+		       copy ? "through a padded copy" : pricing ? "in place, in row order (pricing)" :
+		       "in place", (long long)k->n, (long long)k->c,
 		       (long long)k->m, (long long)k->h, (long long)k->w, (long long)k->kh,
 		       (long long)k->kw, (long long)sh, (long long)sw, (long long)k->pads[0],
 		       (long long)k->pads[1], (long long)k->pads[2], (long long)k->pads[3],
