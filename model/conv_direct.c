@@ -59,7 +59,9 @@
  * or one run per kernel row (cd_pieces), and each output sums only
  * those: a 3x3 at 7x7 does 18% fewer products. Each strip's outputs are
  * listed grouped by class (struct cd_job lpos / ldst: where each reads,
- * where it is stored), so that a call's positions share their taps. The
+ * where it is stored), so that a call's positions share their taps;
+ * engines that price keep them in row order and group runs of one class
+ * only, as ONNX Runtime goes row by row, an edge output on its own. The
  * sums differ from the padded copy's by roundings (other order); with
  * LR_BLK_PAD_COPY the copy is made and blocked runs are bit-identical
  * to C-order ones (tests/blocked.sh checks both).
@@ -159,7 +161,8 @@ struct cd_out {
 	float lo, hi;           /* Clip bounds */
 };
 
-/* A strip's outputs of one class (struct cd_job), slots start.. of it. */
+/* Outputs of one class in a strip: its list slots [start, start + n),
+ * counted from the strip's first (struct cd_job lpos / ldst). */
 struct cd_grp {
 	int32_t cls, start, n;
 };
