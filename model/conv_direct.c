@@ -1230,8 +1230,15 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 				continue;
 			}
 			memset(cnt, 0, (size_t)(ncls + 1) * sizeof(*cnt));
-			for (int64_t q = q0; q < q0 + n; q++)
-				cnt[rid[q / g->ow] * ncw + cid[q % g->ow] + 1]++;
+			if (ncls == 1) /* one class (unpadded, or read padded) */
+				cnt[1] = (int32_t)n;
+			for (int64_t q = q0, oy = q0 / g->ow, ox = q0 % g->ow; ncls > 1 && q < q0 + n; q++) {
+				cnt[rid[oy] * ncw + cid[ox] + 1]++;
+				if (++ox == g->ow) {
+					ox = 0;
+					oy++;
+				}
+			}
 			for (int64_t k = 0; k < ncls; k++) {
 				if (cnt[k + 1] > 0)
 					grp[ng++] = (struct cd_grp){ (int32_t)k, cnt[k], cnt[k + 1] };
