@@ -1131,7 +1131,7 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 	 */
 	rows = skip && c->pricing && getenv("LR_NO_PRICE_ROWS") == NULL;
 	ngrp = rows ? j.q : j.nstrips * (ncls < j.strip ? ncls : j.strip);
-	cnt = malloc((size_t)(ncls + 1) * sizeof(*cnt));
+	cnt = malloc((size_t)(ncls + 1 + 2 * j.q) * sizeof(*cnt));
 	if (cnt == NULL) {
 		rc = LR_ENOMEM;
 		goto out;
@@ -1208,52 +1208,46 @@ int lr__conv_direct(lr_opctx *c, const lr_tensor *x, const lr_tensor *w,
 			for (int64_t cl = 0; cl < ncw; cl++, k++)
 				cofs[k + 1] = cofs[k] + (int32_t)cd_pieces(rw[r], cw[cl], g->kw, g->c, kk,
 									   skip, piece + cofs[k]);
+		/* Output q's class and where it reads, walked once in row order. */
+		int32_t *qc = cnt + ncls + 1, *qp = qc + j.q;
+
+		for (int64_t q = 0, oy = 0, ox = 0; q < j.q; q++) {
+			qc[q] = rid[oy] * (int32_t)ncw + cid[ox];
+			qp[q] = (int32_t)(org + oy * down + ox * step);
+			if (++ox == g->ow) {
+				ox = 0;
+				oy++;
+			}
+		}
 		gofs[0] = 0;
 		for (int64_t st = 0; st < j.nstrips; st++) {
 			int64_t q0 = st * j.strip, n = j.q - q0 < j.strip ? j.q - q0 : j.strip;
 
 			if (rows) { /* runs of one class, in row order */
-				for (int64_t q = q0, oy = q0 / g->ow, ox = q0 % g->ow; q < q0 + n; q++) {
-					int32_t k = rid[oy] * (int32_t)ncw + cid[ox];
-
-					if (q == q0 || grp[ng - 1].cls != k)
-						grp[ng++] = (struct cd_grp){ k, (int32_t)(q - q0), 0 };
+				for (int64_t q = q0; q < q0 + n; q++) {
+					if (q == q0 || grp[ng - 1].cls != qc[q])
+						grp[ng++] = (struct cd_grp){ qc[q], (int32_t)(q - q0), 0 };
 					grp[ng - 1].n++;
-					lpos[q] = (int32_t)(org + oy * down + ox * step);
+					lpos[q] = qp[q];
 					ldst[q] = (int32_t)q;
-					if (++ox == g->ow) {
-						ox = 0;
-						oy++;
-					}
 				}
 				gofs[st + 1] = (int32_t)ng;
 				continue;
 			}
 			memset(cnt, 0, (size_t)(ncls + 1) * sizeof(*cnt));
-			if (ncls == 1) /* one class (unpadded, or read padded) */
-				cnt[1] = (int32_t)n;
-			for (int64_t q = q0, oy = q0 / g->ow, ox = q0 % g->ow; ncls > 1 && q < q0 + n; q++) {
-				cnt[rid[oy] * ncw + cid[ox] + 1]++;
-				if (++ox == g->ow) {
-					ox = 0;
-					oy++;
-				}
-			}
+			for (int64_t q = q0; q < q0 + n; q++)
+				cnt[qc[q] + 1]++;
 			for (int64_t k = 0; k < ncls; k++) {
 				if (cnt[k + 1] > 0)
 					grp[ng++] = (struct cd_grp){ (int32_t)k, cnt[k], cnt[k + 1] };
 				cnt[k + 1] += cnt[k]; /* now: class k + 1's first slot */
 			}
 			gofs[st + 1] = (int32_t)ng;
-			for (int64_t q = q0, oy = q0 / g->ow, ox = q0 % g->ow; q < q0 + n; q++) {
-				int64_t sl = q0 + cnt[rid[oy] * ncw + cid[ox]]++;
+			for (int64_t q = q0; q < q0 + n; q++) {
+				int64_t sl = q0 + cnt[qc[q]]++;
 
-				lpos[sl] = (int32_t)(org + oy * down + ox * step);
+				lpos[sl] = qp[q];
 				ldst[sl] = (int32_t)q;
-				if (++ox == g->ow) {
-					ox = 0;
-					oy++;
-				}
 			}
 		}
 		j.lpos = lpos;
